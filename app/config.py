@@ -1,0 +1,66 @@
+"""Configuration: defaults in Config, overridden by environment variables, then by create_app's mapping."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+class Config:
+    """Defaults that suit a single machine; every value can be set from the environment."""
+
+    SECRET_KEY: str | None = None
+    DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
+    MODELS_DIR = str(PROJECT_ROOT / "models")
+    STORECAST_DATA: str | None = None  # directory with the Kaggle CSVs; None: synthetic default
+    STORECAST_ADMIN_TOKEN: str | None = None
+    MODEL_NAME = "storecast"
+    MODEL_REFRESH_SECONDS = 5.0
+    MAX_BATCH_ROWS = 1000
+    MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+    PREDICTION_LOGGING = True
+    PROXY_COUNT = 0
+    SCHEDULER_ENABLED = False  # the scheduler runs as its own process: `flask scheduler`
+    DRIFT_INTERVAL_MINUTES = 60
+    PERFORMANCE_INTERVAL_MINUTES = 15
+    ALERT_INTERVAL_MINUTES = 5
+    DRIFT_WINDOW_HOURS = 24
+    DRIFT_P_VALUE = 0.01
+    DRIFT_DISTANCE_THRESHOLD = 0.1
+    DRIFT_SHARE_FOR_DATASET = 0.5
+    DEGRADATION_FACTOR = 1.5
+    ERROR_RATE_THRESHOLD = 0.05
+    PROMOTION_MARGIN = 0.01
+    RETRAIN_ENABLED = False
+    RETRAIN_INTERVAL_HOURS = 168
+
+    @classmethod
+    def from_environment(cls) -> dict[str, object]:
+        """Every upper-case setting, with the environment's value where one is set."""
+        settings: dict[str, object] = {}
+        for name in dir(cls):
+            if not name.isupper():
+                continue
+            default = getattr(cls, name)
+            raw = os.environ.get(name)
+            if raw is None:
+                settings[name] = default
+            elif isinstance(default, bool):
+                settings[name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif isinstance(default, int):
+                settings[name] = int(raw)
+            elif isinstance(default, float):
+                settings[name] = float(raw)
+            else:
+                settings[name] = raw
+        return settings

@@ -1,0 +1,404 @@
+"""Load the Walmart CSVs into a Dataset, or fail with a DataError that says where and why."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+SALES_COLUMNS = ["store", "dept", "date", "weekly_sales", "is_holiday"]
+COVARIATE_COLUMNS = [
+    "temperature",
+    "fuel_price",
+    "markdown1",
+    "markdown2",
+    "markdown3",
+    "markdown4",
+    "markdown5",
+    "cpi",
+    "unemployment",
+]
+FEATURE_COLUMNS = ["store", "date", *COVARIATE_COLUMNS, "is_holiday"]
+STORE_COLUMNS = ["store", "type", "size"]
+
+
+class DataError(ValueError):
+    """Input data that cannot be used as it is; names the file, line and column."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, column: str | None = None
+    ) -> None:
+        self.file, self.line, self.column = file, line, column
+        where = ", ".join(
+            part
+            for part in (
+                file,
+                f"line {line}" if line is not None else None,
+                f"column {column}" if column is not None else None,
+            )
+            if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The three Walmart tables, cleaned and typed, with snake_case column names.
+
+    sales:    store:int, dept:int, date:datetime64[ns] (a Friday, the week's end),
+              weekly_sales:float, is_holiday:bool; sorted by store, dept, date; keys unique.
+    features: store:int, date, temperature, fuel_price, markdown1..5, cpi, unemployment
+              (floats, NaN where unknown), is_holiday:bool; may run past the last sales week.
+    stores:   store:int, type:str (A/B/C), size:int.
+    report:   what loading coerced, counted (for example {"features.csv MarkDown1 NA": 270889}).
+    """
+
+    sales: pd.DataFrame
+    features: pd.DataFrame
+    stores: pd.DataFrame
+    source: str
+    report: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def last_week(self) -> pd.Timestamp:
+        return pd.Timestamp(self.sales["date"].max())
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the cleaned tables: the same data gives the same fingerprint."""
+        digest = hashlib.sha256()
+        for frame in (self.sales, self.features, self.stores):
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        return digest.hexdigest()
+
+    def through(self, last_date: str | pd.Timestamp) -> Dataset:
+        """The same data with sales up to and including last_date (covariates kept whole)."""
+        cutoff = pd.Timestamp(last_date)
+        return Dataset(
+            sales=self.sales[self.sales["date"] <= cutoff].reset_index(drop=True),
+            features=self.features,
+            stores=self.stores,
+            source=f"{self.source} through {cutoff.date()}",
+            report=self.report,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Loading: every file is read as text first, then parsed column by column with vectorised pandas.
+# A value that does not parse is located afterwards (first bad row) so the error can name the line.
+# --------------------------------------------------------------------------------------------
+
+TRAIN_FILE, FEATURES_FILE, STORES_FILE, TEST_FILE = "train.csv", "features.csv", "stores.csv", "test.csv"
+KAGGLE_COVARIATES = {
+    "temperature": "Temperature",
+    "fuel_price": "Fuel_Price",
+    "markdown1": "MarkDown1",
+    "markdown2": "MarkDown2",
+    "markdown3": "MarkDown3",
+    "markdown4": "MarkDown4",
+    "markdown5": "MarkDown5",
+    "cpi": "CPI",
+    "unemployment": "Unemployment",
+}
+TRAIN_HEADER = ["Store", "Dept", "Date", "Weekly_Sales", "IsHoliday"]
+FEATURES_HEADER = ["Store", "Date", *KAGGLE_COVARIATES.values(), "IsHoliday"]
+STORES_HEADER = ["Store", "Type", "Size"]
+TEST_HEADER = ["Store", "Dept", "Date", "IsHoliday"]
+STORE_TYPES = ("A", "B", "C")
+
+_NA_TOKENS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL"]
+_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_FRIDAY = 4
+
+
+@dataclass
+class _Table:
+    """One CSV read as stripped text, with the 1-based file line number of every row."""
+
+    name: str
+    frame: pd.DataFrame
+    lines: np.ndarray
+    blank_lines: int
+
+    def fail(self, position: int, column: str | None, message: str) -> DataError:
+        return DataError(message, file=self.name, line=int(self.lines[position]), column=column)
+
+
+def _read_table(directory: Path, name: str, header: list[str]) -> _Table:
+    """Read a CSV as strings, whatever its line endings (Kaggle's stores.csv uses bare CR)."""
+    path = directory / name
+    if not path.is_file():
+        raise DataError(f"file not found in {directory}", file=name)
+    raw = path.read_bytes()
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if not raw.strip():
+        raise DataError("file is empty (expected a header line)", file=name, line=1)
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(raw),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
+    except pd.errors.ParserError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise DataError(
+            f"malformed CSV: {exc}", file=name, line=int(match.group(1)) if match else None
+        ) from exc
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError("not UTF-8 text", file=name, line=line) from exc
+    frame.columns = [str(column).strip() for column in frame.columns]
+    missing = [column for column in header if column not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing column(s) {', '.join(missing)}; expected header {','.join(header)}",
+            file=name,
+            line=1,
+            column=missing[0],
+        )
+    frame = frame[header]
+    # With skip_blank_lines=False every physical line after the header is one row: row i is line i + 2.
+    lines = np.arange(2, len(frame) + 2)
+    blank = frame.isna().all(axis=1) | (frame.fillna("") == "").all(axis=1)
+    blank_count = int(blank.sum())
+    if blank_count:
+        frame, lines = frame[~blank.to_numpy()], lines[~blank.to_numpy()]
+    frame = frame.reset_index(drop=True).fillna("")
+    for column in header:
+        frame[column] = frame[column].str.strip()
+    return _Table(name, frame, lines, blank_count)
+
+
+def _first(mask: np.ndarray | pd.Series) -> int:
+    return int(np.argmax(np.asarray(mask)))
+
+
+def _parse_float(table: _Table, column: str, *, required: bool) -> tuple[np.ndarray, int]:
+    """Floats with NaN where missing; returns the values and how many were missing."""
+    text = table.frame[column]
+    missing = text.isin(_NA_TOKENS).to_numpy()
+    values = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype="float64")
+    bad = ~missing & ~np.isfinite(values)
+    if bad.any():
+        i = _first(bad)
+        raise table.fail(i, column, f"not a number: {text.iat[i]!r}")
+    if required and missing.any():
+        i = _first(missing)
+        raise table.fail(i, column, f"missing value {text.iat[i]!r}")
+    return values, int(missing.sum())
+
+
+def _parse_int(table: _Table, column: str) -> np.ndarray:
+    values, _ = _parse_float(table, column, required=True)
+    bad = values != np.round(values)
+    if bad.any():
+        i = _first(bad)
+        raise table.fail(i, column, f"not a whole number: {table.frame[column].iat[i]!r}")
+    return values.astype("int64")
+
+
+def _parse_friday(table: _Table, column: str = "Date") -> np.ndarray:
+    """ISO dates (YYYY-MM-DD) that are Fridays: every week in the data ends on a Friday."""
+    text = table.frame[column]
+    dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    bad = dates.isna().to_numpy()
+    if bad.any():
+        i = _first(bad)
+        raise table.fail(i, column, f"not a date (expected YYYY-MM-DD): {text.iat[i]!r}")
+    weekday = dates.dt.dayofweek.to_numpy()
+    if (weekday != _FRIDAY).any():
+        i = _first(weekday != _FRIDAY)
+        raise table.fail(
+            i, column, f"{text.iat[i]} is a {_WEEKDAYS[weekday[i]]}, not a Friday (weeks end on Friday)"
+        )
+    return dates.to_numpy(dtype="datetime64[ns]")
+
+
+def _parse_bool(table: _Table, column: str = "IsHoliday") -> np.ndarray:
+    upper = table.frame[column].str.upper()
+    true = (upper == "TRUE").to_numpy()
+    bad = ~true & (upper != "FALSE").to_numpy()
+    if bad.any():
+        i = _first(bad)
+        raise table.fail(i, column, f"expected TRUE or FALSE, got {table.frame[column].iat[i]!r}")
+    return true
+
+
+def _check_unique(table: _Table, keys: pd.DataFrame, columns: list[str]) -> None:
+    duplicated = keys.duplicated(keep="first").to_numpy()
+    if not duplicated.any():
+        return
+    i = _first(duplicated)
+    same = np.ones(len(keys), dtype=bool)
+    for key in keys.columns:
+        same &= (keys[key] == keys[key].iat[i]).to_numpy()
+    first_line = int(table.lines[_first(same)])
+    described = ", ".join(f"{column} {table.frame[column].iat[i]}" for column in columns)
+    raise table.fail(i, "/".join(columns), f"duplicate row for {described} (first on line {first_line})")
+
+
+def _check_known_stores(table: _Table, store: np.ndarray, known: np.ndarray) -> None:
+    unknown = ~np.isin(store, known)
+    if unknown.any():
+        i = _first(unknown)
+        raise table.fail(i, "Store", f"store {store[i]} is not in {STORES_FILE}")
+
+
+def _read_stores(directory: Path) -> tuple[pd.DataFrame, _Table]:
+    table = _read_table(directory, STORES_FILE, STORES_HEADER)
+    store = _parse_int(table, "Store")
+    kind = table.frame["Type"]
+    bad_type = ~kind.isin(STORE_TYPES).to_numpy()
+    if bad_type.any():
+        i = _first(bad_type)
+        raise table.fail(i, "Type", f"store type must be one of A, B, C, got {kind.iat[i]!r}")
+    size = _parse_int(table, "Size")
+    if (size <= 0).any():
+        i = _first(size <= 0)
+        raise table.fail(i, "Size", f"store size must be positive, got {size[i]}")
+    _check_unique(table, pd.DataFrame({"store": store}), ["Store"])
+    stores = pd.DataFrame({"store": store, "type": kind.astype(str).to_numpy(), "size": size})
+    stores["type"] = stores["type"].astype(str)
+    return stores.sort_values("store", kind="stable").reset_index(drop=True), table
+
+
+def _read_features(directory: Path, known_stores: np.ndarray) -> tuple[pd.DataFrame, _Table, dict[str, int]]:
+    table = _read_table(directory, FEATURES_FILE, FEATURES_HEADER)
+    store = _parse_int(table, "Store")
+    date = _parse_friday(table)
+    columns: dict[str, np.ndarray] = {"store": store, "date": date}
+    missing: dict[str, int] = {}
+    for name, kaggle in KAGGLE_COVARIATES.items():
+        columns[name], missing[kaggle] = _parse_float(table, kaggle, required=False)
+    columns["is_holiday"] = _parse_bool(table)
+    _check_unique(table, pd.DataFrame({"store": store, "date": date}), ["Store", "Date"])
+    _check_known_stores(table, store, known_stores)
+    features = pd.DataFrame(columns, columns=FEATURE_COLUMNS)
+    features = features.sort_values(["store", "date"], kind="stable").reset_index(drop=True)
+    return features, table, missing
+
+
+def _read_sales(directory: Path, known_stores: np.ndarray) -> tuple[pd.DataFrame, _Table]:
+    table = _read_table(directory, TRAIN_FILE, TRAIN_HEADER)
+    store = _parse_int(table, "Store")
+    dept = _parse_int(table, "Dept")
+    date = _parse_friday(table)
+    sales, _ = _parse_float(table, "Weekly_Sales", required=True)
+    holiday = _parse_bool(table)
+    _check_unique(table, pd.DataFrame({"store": store, "dept": dept, "date": date}), ["Store", "Dept", "Date"])
+    _check_known_stores(table, store, known_stores)
+    frame = pd.DataFrame(
+        {"store": store, "dept": dept, "date": date, "weekly_sales": sales, "is_holiday": holiday},
+        columns=SALES_COLUMNS,
+    )
+    return frame.sort_values(["store", "dept", "date"], kind="stable").reset_index(drop=True), table
+
+
+def _week_keys(store: pd.Series, date: pd.Series) -> np.ndarray:
+    days = date.to_numpy(dtype="datetime64[D]").astype("int64")
+    return store.to_numpy(dtype="int64") * 1_000_000 + days
+
+
+def summarise(sales: pd.DataFrame, features: pd.DataFrame, stores: pd.DataFrame) -> dict[str, int]:
+    """Counts of what the cleaned tables contain that a modeller should know about.
+
+    Shared by the loader and the synthetic generator so that a round trip through CSV gives the same report.
+    """
+    report: dict[str, int] = {
+        f"{TRAIN_FILE} rows": len(sales),
+        f"{FEATURES_FILE} rows": len(features),
+        f"{STORES_FILE} rows": len(stores),
+    }
+    for name, kaggle in KAGGLE_COVARIATES.items():
+        report[f"{FEATURES_FILE} {kaggle} NA"] = int(features[name].isna().sum())
+    report[f"{TRAIN_FILE} negative Weekly_Sales"] = int((sales["weekly_sales"] < 0).sum())
+    if len(sales):
+        spans = sales.groupby(["store", "dept"], sort=False)["date"].agg(["min", "max", "size"])
+        expected = (spans["max"] - spans["min"]).dt.days.to_numpy() // 7 + 1
+        gaps = expected - spans["size"].to_numpy()
+        report[f"{TRAIN_FILE} series"] = len(spans)
+        report[f"{TRAIN_FILE} series with missing weeks"] = int((gaps > 0).sum())
+        report[f"{TRAIN_FILE} missing weeks"] = int(gaps.sum())
+    else:
+        report[f"{TRAIN_FILE} series"] = 0
+        report[f"{TRAIN_FILE} series with missing weeks"] = 0
+        report[f"{TRAIN_FILE} missing weeks"] = 0
+    covered = np.isin(_week_keys(sales["store"], sales["date"]), _week_keys(features["store"], features["date"]))
+    report[f"{TRAIN_FILE} rows without a {FEATURES_FILE} row"] = int((~covered).sum())
+    return report
+
+
+def _resolve_directory(data_dir: str | Path) -> Path:
+    directory = Path(data_dir).expanduser().resolve()
+    if not directory.is_dir():
+        raise DataError(f"data directory not found: {directory}")
+    return directory
+
+
+def load_dataset(data_dir: str | Path) -> Dataset:
+    """Read train.csv, features.csv and stores.csv from data_dir as Kaggle ships them.
+
+    Nothing is dropped: negative sales, gaps and missing covariates are kept and counted in `report`;
+    anything that cannot be used raises DataError naming file, line and column.
+    """
+    started = time.perf_counter()
+    directory = _resolve_directory(data_dir)
+    stores, stores_table = _read_stores(directory)
+    known = stores["store"].to_numpy()
+    features, features_table, _ = _read_features(directory, known)
+    sales, sales_table = _read_sales(directory, known)
+    report = summarise(sales, features, stores)
+    for table in (sales_table, features_table, stores_table):
+        if table.blank_lines:
+            report[f"{table.name} blank lines"] = table.blank_lines
+    logger.info(
+        "loaded %s: %d sales rows, %d features rows, %d stores in %.2fs",
+        directory,
+        len(sales),
+        len(features),
+        len(stores),
+        time.perf_counter() - started,
+    )
+    return Dataset(sales=sales, features=features, stores=stores, source=str(directory), report=report)
+
+
+def load_test_rows(data_dir: str | Path, stores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Read Kaggle's test.csv (the weeks to forecast for a submission): store, dept, date, is_holiday.
+
+    Validated like train.csv; when `stores` is given (or stores.csv is present beside it) an unknown
+    store is a DataError too. Rows keep the file's order so a submission can follow it.
+    """
+    directory = _resolve_directory(data_dir)
+    if stores is None and (directory / STORES_FILE).is_file():
+        stores, _ = _read_stores(directory)
+    table = _read_table(directory, TEST_FILE, TEST_HEADER)
+    store = _parse_int(table, "Store")
+    dept = _parse_int(table, "Dept")
+    date = _parse_friday(table)
+    holiday = _parse_bool(table)
+    _check_unique(table, pd.DataFrame({"store": store, "dept": dept, "date": date}), ["Store", "Dept", "Date"])
+    if stores is not None:
+        _check_known_stores(table, store, stores["store"].to_numpy())
+    return pd.DataFrame({"store": store, "dept": dept, "date": date, "is_holiday": holiday})
+
+
+
+def load_or_generate(data_dir: str | Path | None, seed: int = 0) -> Dataset:
+    """The real files when a directory is given; otherwise the embedded synthetic default."""
+    if data_dir:
+        return load_dataset(data_dir)
+    from app.forecasting.synthetic import generate_dataset
+
+    return generate_dataset(seed=seed)

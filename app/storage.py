@@ -1,0 +1,305 @@
+"""SQLAlchemy tables and session handling: the product's memory of predictions, runs and alerts.
+
+SQLite in the instance folder by default (WAL, busy timeout); any SQLAlchemy URL via DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class PredictionLog(Base):
+    """One row per prediction served: single, batch row or forecast week."""
+
+    __tablename__ = "prediction_log"
+    __table_args__ = (
+        Index("ix_prediction_log_created_at", "created_at"),
+        Index("ix_prediction_log_key", "store", "dept", "week"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    request_id: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # api, page, batch, forecast
+    model_version: Mapped[str] = mapped_column(String(32))
+    store: Mapped[int] = mapped_column(Integer)
+    dept: Mapped[int] = mapped_column(Integer)
+    week: Mapped[dt.date] = mapped_column(Date)
+    horizon: Mapped[int] = mapped_column(Integer)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    assumed: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cold_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    prediction: Mapped[float] = mapped_column(Float)
+    lower_80: Mapped[float] = mapped_column(Float)
+    upper_80: Mapped[float] = mapped_column(Float)
+    lower_95: Mapped[float] = mapped_column(Float)
+    upper_95: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)
+
+
+class RequestLog(Base):
+    """One row per API or page request: volume, status and latency for the performance job."""
+
+    __tablename__ = "request_log"
+    __table_args__ = (Index("ix_request_log_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    endpoint: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(8))
+    status: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+
+
+class ActualSale(Base):
+    """Observed weekly sales, ingested after the fact; one row per (store, dept, week)."""
+
+    __tablename__ = "actual_sales"
+
+    store: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dept: Mapped[int] = mapped_column(Integer, primary_key=True)
+    week: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    weekly_sales: Mapped[float] = mapped_column(Float)
+    is_holiday: Mapped[bool] = mapped_column(Boolean, default=False)
+    ingested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DriftReport(Base):
+    """One drift check of a window of logged inputs against the model's reference."""
+
+    __tablename__ = "drift_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    model_version: Mapped[str] = mapped_column(String(32))
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime)
+    window_end: Mapped[dt.datetime] = mapped_column(DateTime)
+    rows: Mapped[int] = mapped_column(Integer)
+    features_drifted: Mapped[int] = mapped_column(Integer)
+    features_tested: Mapped[int] = mapped_column(Integer)
+    dataset_drift: Mapped[bool] = mapped_column(Boolean)
+
+
+class DriftResult(Base):
+    """The test of one feature (or of the predictions) within a drift report."""
+
+    __tablename__ = "drift_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("drift_reports.id", ondelete="CASCADE"), index=True)
+    feature: Mapped[str] = mapped_column(String(64))
+    test: Mapped[str] = mapped_column(String(32))
+    statistic: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    psi: Mapped[float | None] = mapped_column(Float, nullable=True)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    sample_size: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # histograms for the page
+
+
+class PerformanceSnapshot(Base):
+    """Service and accuracy figures for one window of time."""
+
+    __tablename__ = "performance_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime)
+    window_end: Mapped[dt.datetime] = mapped_column(DateTime)
+    model_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    errors_4xx: Mapped[int] = mapped_column(Integer)
+    errors_5xx: Mapped[int] = mapped_column(Integer)
+    latency_p50: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_p95: Mapped[float | None] = mapped_column(Float, nullable=True)
+    latency_p99: Mapped[float | None] = mapped_column(Float, nullable=True)
+    predictions: Mapped[int] = mapped_column(Integer)
+    matched_actuals: Mapped[int] = mapped_column(Integer)
+    live_wmae: Mapped[float | None] = mapped_column(Float, nullable=True)
+    live_mae: Mapped[float | None] = mapped_column(Float, nullable=True)
+    bias: Mapped[float | None] = mapped_column(Float, nullable=True)
+    coverage_80: Mapped[float | None] = mapped_column(Float, nullable=True)
+    coverage_95: Mapped[float | None] = mapped_column(Float, nullable=True)
+    backtest_wmae: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Alert(Base):
+    """A condition an operator should see: opened, acknowledged, resolved."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # drift, degradation, error_rate, artifact
+    severity: Mapped[str] = mapped_column(String(16))  # info, warning, critical
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class JobRun(Base):
+    """A scheduled job's claim on one interval: the unique key makes it run once however many claim it."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "slot", name="uq_job_runs_job_slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(32))
+    slot: Mapped[dt.datetime] = mapped_column(DateTime)  # start of the interval this run covers
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, finished, failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str] = mapped_column(String(64))
+
+
+class Run(Base):
+    """One training, backtest or experiment run with its parameters, metrics and artifact."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_type: Mapped[str] = mapped_column(String(16))  # train, backtest, experiment
+    model_kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, finished, failed
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data_source: Mapped[str] = mapped_column(String(256))
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    data_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    data_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    artifact_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    code_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ModelVersion(Base):
+    """A registered artifact: numbered per model name, in exactly one stage."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_model_versions_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    stage: Mapped[str] = mapped_column(String(16))  # staging, production, archived
+    artifact_path: Mapped[str] = mapped_column(String(512))
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    model_kind: Mapped[str] = mapped_column(String(16))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StageChange(Base):
+    """Append-only history: which version went from what stage to what, when, by whom and why."""
+
+    __tablename__ = "stage_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    from_stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_stage: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    changed_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping elsewhere."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Storage:
+    """The engine and session factory that a Flask app, a job or a test shares."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any error."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def create_all(self) -> None:
+        """The schema straight from the models (tests); deployments use the Alembic migrations."""
+        Base.metadata.create_all(self.engine)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not reachable"
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
