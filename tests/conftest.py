@@ -13,7 +13,9 @@ from app.storage import ModelVersion, StageChange
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = Path(os.environ.get("STORECAST_DATA") or REPO_ROOT.parent / "shared" / "data" / "walmart")
 HAS_REAL_DATA = (REAL_DATA_DIR / "train.csv").exists()
-requires_real_data = pytest.mark.skipif(not HAS_REAL_DATA, reason=f"real Walmart files absent ({REAL_DATA_DIR})")
+requires_real_data = pytest.mark.skipif(
+    not HAS_REAL_DATA, reason=f"real Walmart files absent ({REAL_DATA_DIR})"
+)
 
 SMALL_TRAIN_PARAMS = {"max_iter": 60}
 
