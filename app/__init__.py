@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
 from app.config import PROJECT_ROOT, Config
 from app.storage import Storage
 
 log = logging.getLogger(__name__)
+
+# Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
+csrf = CSRFProtect()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -41,6 +45,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         count = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
+
+    csrf.init_app(app)
 
     from app import serving
 
