@@ -60,9 +60,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_registry(app)
     init_monitoring(app)
 
-    from app import cli
+    from app import cli, migrate
 
     cli.register_cli(app)
+    migrate.register_cli(app)
     return app
 
 
