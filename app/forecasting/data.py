@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,11 @@ _FRIDAY = 4
 
 @dataclass
 class _Table:
-    """One CSV read as stripped text, with the 1-based file line number of every row."""
+    """One CSV as parsed columns, with the 1-based file line number of every row.
+
+    Numeric columns are float64 (or text when the fast parse failed, so the bad value can be located);
+    all other columns are categoricals, so each distinct text (143 dates, 2 booleans) is parsed once.
+    """
 
     name: str
     frame: pd.DataFrame
@@ -132,8 +137,8 @@ class _Table:
         return DataError(message, file=self.name, line=int(self.lines[position]), column=column)
 
 
-def _read_table(directory: Path, name: str, header: list[str]) -> _Table:
-    """Read a CSV as strings, whatever its line endings (Kaggle's stores.csv uses bare CR)."""
+def _read_table(directory: Path, name: str, header: list[str], numeric: list[str]) -> _Table:
+    """Read a CSV whatever its line endings (Kaggle's stores.csv uses bare CR), keeping line numbers."""
     path = directory / name
     if not path.is_file():
         raise DataError(f"file not found in {directory}", file=name)
@@ -142,61 +147,62 @@ def _read_table(directory: Path, name: str, header: list[str]) -> _Table:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if not raw.strip():
         raise DataError("file is empty (expected a header line)", file=name, line=1)
+    options = {"keep_default_na": False, "na_values": _NA_TOKENS, "encoding": "utf-8-sig"}
     try:
-        frame = pd.read_csv(
-            io.BytesIO(raw),
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-        )
+        names = pd.read_csv(io.BytesIO(raw), nrows=0, **options).columns
+        original = {str(column).strip(): column for column in names}
+        missing = [column for column in header if column not in original]
+        if missing:
+            raise DataError(
+                f"missing column(s) {', '.join(missing)}; expected header {','.join(header)}",
+                file=name,
+                line=1,
+                column=missing[0],
+            )
+        usecols = [original[column] for column in header]
+        dtypes = {original[c]: ("float64" if c in numeric else "category") for c in header}
+        # skip_blank_lines=False keeps one row per physical line, so row i is on line i + 2.
+        read = partial(pd.read_csv, io.BytesIO(raw), usecols=usecols, skip_blank_lines=False, **options)
+        try:
+            frame = read(dtype=dtypes)
+        except (ValueError, TypeError, OverflowError) as exc:
+            if isinstance(exc, pd.errors.ParserError):
+                raise
+            # A number did not parse: read those columns as text so the bad row can be found and named.
+            frame = read(dtype={**dtypes, **{original[c]: "str" for c in numeric}})
     except pd.errors.ParserError as exc:
         match = re.search(r"line (\d+)", str(exc))
-        raise DataError(
-            f"malformed CSV: {exc}", file=name, line=int(match.group(1)) if match else None
-        ) from exc
+        line = int(match.group(1)) if match else None
+        raise DataError(f"malformed CSV: {exc}", file=name, line=line) from exc
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError("not UTF-8 text", file=name, line=line) from exc
-    frame.columns = [str(column).strip() for column in frame.columns]
-    missing = [column for column in header if column not in frame.columns]
-    if missing:
-        raise DataError(
-            f"missing column(s) {', '.join(missing)}; expected header {','.join(header)}",
-            file=name,
-            line=1,
-            column=missing[0],
-        )
-    frame = frame[header]
-    # With skip_blank_lines=False every physical line after the header is one row: row i is line i + 2.
+    frame = frame.rename(columns={v: k for k, v in original.items()})[header]
     lines = np.arange(2, len(frame) + 2)
-    blank = frame.isna().all(axis=1) | (frame.fillna("") == "").all(axis=1)
-    blank_count = int(blank.sum())
-    if blank_count:
-        frame, lines = frame[~blank.to_numpy()], lines[~blank.to_numpy()]
-    frame = frame.reset_index(drop=True).fillna("")
-    for column in header:
-        frame[column] = frame[column].str.strip()
-    return _Table(name, frame, lines, blank_count)
+    blank = frame.isna().all(axis=1).to_numpy()
+    if blank.any():
+        frame, lines = frame[~blank].reset_index(drop=True), lines[~blank]
+    return _Table(name, frame, lines, int(blank.sum()))
 
 
-def _first(mask: np.ndarray | pd.Series) -> int:
-    return int(np.argmax(np.asarray(mask)))
+def _first(mask: np.ndarray) -> int:
+    return int(np.argmax(mask))
 
 
 def _parse_float(table: _Table, column: str, *, required: bool) -> tuple[np.ndarray, int]:
     """Floats with NaN where missing; returns the values and how many were missing."""
-    text = table.frame[column]
-    missing = text.isin(_NA_TOKENS).to_numpy()
-    values = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype="float64")
+    series = table.frame[column]
+    missing = series.isna().to_numpy()
+    if series.dtype == "float64":
+        values = series.to_numpy()
+    else:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
     bad = ~missing & ~np.isfinite(values)
     if bad.any():
         i = _first(bad)
-        raise table.fail(i, column, f"not a number: {text.iat[i]!r}")
+        raise table.fail(i, column, f"not a number: {series.iat[i]!r}")
     if required and missing.any():
-        i = _first(missing)
-        raise table.fail(i, column, f"missing value {text.iat[i]!r}")
+        raise table.fail(_first(missing), column, "missing value")
     return values, int(missing.sum())
 
 
@@ -209,31 +215,54 @@ def _parse_int(table: _Table, column: str) -> np.ndarray:
     return values.astype("int64")
 
 
+def _categories(table: _Table, column: str) -> tuple[pd.Index, np.ndarray]:
+    """The distinct stripped texts of a categorical column and each row's code (-1 where missing)."""
+    series = table.frame[column]
+    return series.cat.categories.astype(str).str.strip(), series.cat.codes.to_numpy()
+
+
+def _text(table: _Table, column: str, position: int) -> str:
+    value = table.frame[column].iat[position]
+    return "" if pd.isna(value) else str(value)
+
+
 def _parse_friday(table: _Table, column: str = "Date") -> np.ndarray:
     """ISO dates (YYYY-MM-DD) that are Fridays: every week in the data ends on a Friday."""
-    text = table.frame[column]
-    dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    bad = dates.isna().to_numpy()
-    if bad.any():
-        i = _first(bad)
-        raise table.fail(i, column, f"not a date (expected YYYY-MM-DD): {text.iat[i]!r}")
-    weekday = dates.dt.dayofweek.to_numpy()
+    categories, codes = _categories(table, column)
+    if (codes < 0).any():
+        raise table.fail(_first(codes < 0), column, "missing date")
+    parsed = pd.to_datetime(categories, format="%Y-%m-%d", errors="coerce")
+    bad_categories = parsed.isna()
+    if bad_categories.any():
+        i = _first(bad_categories[codes])
+        raise table.fail(i, column, f"not a date (expected YYYY-MM-DD): {_text(table, column, i)!r}")
+    weekday = parsed.dayofweek.to_numpy()[codes]
     if (weekday != _FRIDAY).any():
         i = _first(weekday != _FRIDAY)
         raise table.fail(
-            i, column, f"{text.iat[i]} is a {_WEEKDAYS[weekday[i]]}, not a Friday (weeks end on Friday)"
+            i,
+            column,
+            f"{_text(table, column, i).strip()} is a {_WEEKDAYS[weekday[i]]}, not a Friday"
+            " (weeks end on Friday)",
         )
-    return dates.to_numpy(dtype="datetime64[ns]")
+    return parsed.to_numpy(dtype="datetime64[ns]")[codes]
 
 
 def _parse_bool(table: _Table, column: str = "IsHoliday") -> np.ndarray:
-    upper = table.frame[column].str.upper()
-    true = (upper == "TRUE").to_numpy()
-    bad = ~true & (upper != "FALSE").to_numpy()
-    if bad.any():
-        i = _first(bad)
-        raise table.fail(i, column, f"expected TRUE or FALSE, got {table.frame[column].iat[i]!r}")
-    return true
+    categories, codes = _categories(table, column)
+    upper = categories.str.upper()
+    known = np.append(upper.isin(["TRUE", "FALSE"]), False)  # code -1 (missing) indexes the last slot
+    if not known[codes].all():
+        i = _first(~known[codes])
+        raise table.fail(i, column, f"expected TRUE or FALSE, got {_text(table, column, i)!r}")
+    return np.append(upper == "TRUE", False)[codes]
+
+
+def _parse_text(table: _Table, column: str) -> np.ndarray:
+    categories, codes = _categories(table, column)
+    if (codes < 0).any():
+        raise table.fail(_first(codes < 0), column, "missing value")
+    return categories.to_numpy(dtype=object)[codes]
 
 
 def _check_unique(table: _Table, keys: pd.DataFrame, columns: list[str]) -> None:
@@ -245,7 +274,9 @@ def _check_unique(table: _Table, keys: pd.DataFrame, columns: list[str]) -> None
     for key in keys.columns:
         same &= (keys[key] == keys[key].iat[i]).to_numpy()
     first_line = int(table.lines[_first(same)])
-    described = ", ".join(f"{column} {table.frame[column].iat[i]}" for column in columns)
+    shown = [keys[key].iat[i] for key in keys.columns]
+    shown = [value.date() if isinstance(value, pd.Timestamp) else value for value in shown]
+    described = ", ".join(f"{column} {value}" for column, value in zip(columns, shown, strict=True))
     raise table.fail(i, "/".join(columns), f"duplicate row for {described} (first on line {first_line})")
 
 
@@ -257,25 +288,24 @@ def _check_known_stores(table: _Table, store: np.ndarray, known: np.ndarray) -> 
 
 
 def _read_stores(directory: Path) -> tuple[pd.DataFrame, _Table]:
-    table = _read_table(directory, STORES_FILE, STORES_HEADER)
+    table = _read_table(directory, STORES_FILE, STORES_HEADER, ["Store", "Size"])
     store = _parse_int(table, "Store")
-    kind = table.frame["Type"]
-    bad_type = ~kind.isin(STORE_TYPES).to_numpy()
+    kind = _parse_text(table, "Type")
+    bad_type = ~np.isin(kind, STORE_TYPES)
     if bad_type.any():
         i = _first(bad_type)
-        raise table.fail(i, "Type", f"store type must be one of A, B, C, got {kind.iat[i]!r}")
+        raise table.fail(i, "Type", f"store type must be one of A, B, C, got {kind[i]!r}")
     size = _parse_int(table, "Size")
     if (size <= 0).any():
         i = _first(size <= 0)
         raise table.fail(i, "Size", f"store size must be positive, got {size[i]}")
     _check_unique(table, pd.DataFrame({"store": store}), ["Store"])
-    stores = pd.DataFrame({"store": store, "type": kind.astype(str).to_numpy(), "size": size})
-    stores["type"] = stores["type"].astype(str)
+    stores = pd.DataFrame({"store": store, "type": pd.Series(kind, dtype=str), "size": size})
     return stores.sort_values("store", kind="stable").reset_index(drop=True), table
 
 
 def _read_features(directory: Path, known_stores: np.ndarray) -> tuple[pd.DataFrame, _Table, dict[str, int]]:
-    table = _read_table(directory, FEATURES_FILE, FEATURES_HEADER)
+    table = _read_table(directory, FEATURES_FILE, FEATURES_HEADER, ["Store", *KAGGLE_COVARIATES.values()])
     store = _parse_int(table, "Store")
     date = _parse_friday(table)
     columns: dict[str, np.ndarray] = {"store": store, "date": date}
@@ -291,13 +321,15 @@ def _read_features(directory: Path, known_stores: np.ndarray) -> tuple[pd.DataFr
 
 
 def _read_sales(directory: Path, known_stores: np.ndarray) -> tuple[pd.DataFrame, _Table]:
-    table = _read_table(directory, TRAIN_FILE, TRAIN_HEADER)
+    table = _read_table(directory, TRAIN_FILE, TRAIN_HEADER, ["Store", "Dept", "Weekly_Sales"])
     store = _parse_int(table, "Store")
     dept = _parse_int(table, "Dept")
     date = _parse_friday(table)
     sales, _ = _parse_float(table, "Weekly_Sales", required=True)
     holiday = _parse_bool(table)
-    _check_unique(table, pd.DataFrame({"store": store, "dept": dept, "date": date}), ["Store", "Dept", "Date"])
+    _check_unique(
+        table, pd.DataFrame({"store": store, "dept": dept, "date": date}), ["Store", "Dept", "Date"]
+    )
     _check_known_stores(table, store, known_stores)
     frame = pd.DataFrame(
         {"store": store, "dept": dept, "date": date, "weekly_sales": sales, "is_holiday": holiday},
@@ -328,14 +360,19 @@ def summarise(sales: pd.DataFrame, features: pd.DataFrame, stores: pd.DataFrame)
         spans = sales.groupby(["store", "dept"], sort=False)["date"].agg(["min", "max", "size"])
         expected = (spans["max"] - spans["min"]).dt.days.to_numpy() // 7 + 1
         gaps = expected - spans["size"].to_numpy()
+        all_weeks = (sales["date"].max() - sales["date"].min()).days // 7 + 1
         report[f"{TRAIN_FILE} series"] = len(spans)
-        report[f"{TRAIN_FILE} series with missing weeks"] = int((gaps > 0).sum())
-        report[f"{TRAIN_FILE} missing weeks"] = int(gaps.sum())
+        # Missing any week of the whole sales range (late starts and early ends count too).
+        report[f"{TRAIN_FILE} series with missing weeks"] = int((spans["size"].to_numpy() < all_weeks).sum())
+        report[f"{TRAIN_FILE} series with gaps inside their span"] = int((gaps > 0).sum())
+        report[f"{TRAIN_FILE} missing weeks inside series spans"] = int(gaps.sum())
     else:
-        report[f"{TRAIN_FILE} series"] = 0
-        report[f"{TRAIN_FILE} series with missing weeks"] = 0
-        report[f"{TRAIN_FILE} missing weeks"] = 0
-    covered = np.isin(_week_keys(sales["store"], sales["date"]), _week_keys(features["store"], features["date"]))
+        for key in ("series", "series with missing weeks", "series with gaps inside their span"):
+            report[f"{TRAIN_FILE} {key}"] = 0
+        report[f"{TRAIN_FILE} missing weeks inside series spans"] = 0
+    covered = np.isin(
+        _week_keys(sales["store"], sales["date"]), _week_keys(features["store"], features["date"])
+    )
     report[f"{TRAIN_FILE} rows without a {FEATURES_FILE} row"] = int((~covered).sum())
     return report
 
@@ -383,16 +420,17 @@ def load_test_rows(data_dir: str | Path, stores: pd.DataFrame | None = None) -> 
     directory = _resolve_directory(data_dir)
     if stores is None and (directory / STORES_FILE).is_file():
         stores, _ = _read_stores(directory)
-    table = _read_table(directory, TEST_FILE, TEST_HEADER)
+    table = _read_table(directory, TEST_FILE, TEST_HEADER, ["Store", "Dept"])
     store = _parse_int(table, "Store")
     dept = _parse_int(table, "Dept")
     date = _parse_friday(table)
     holiday = _parse_bool(table)
-    _check_unique(table, pd.DataFrame({"store": store, "dept": dept, "date": date}), ["Store", "Dept", "Date"])
+    _check_unique(
+        table, pd.DataFrame({"store": store, "dept": dept, "date": date}), ["Store", "Dept", "Date"]
+    )
     if stores is not None:
         _check_known_stores(table, store, stores["store"].to_numpy())
     return pd.DataFrame({"store": store, "dept": dept, "date": date, "is_holiday": holiday})
-
 
 
 def load_or_generate(data_dir: str | Path | None, seed: int = 0) -> Dataset:
