@@ -15,3 +15,17 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_fork(server, worker):
+    """Give each worker its own database connections.
+
+    With preload_app the engine (and any connection the master opened while loading the app) is
+    inherited through fork; two processes sharing one socket corrupt each other's conversations.
+    dispose(close=False) forgets the inherited pool without closing the master's connections.
+    """
+    app = getattr(server.app, "callable", None)
+    storage = getattr(app, "extensions", {}).get("storage")
+    if storage is not None:
+        storage.engine.dispose(close=False)
+        server.log.debug("worker %s: inherited database pool disposed", worker.pid)

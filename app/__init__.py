@@ -47,6 +47,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
 
     csrf.init_app(app)
+    from app import security
+
+    security.init_app(app)  # response headers; a locked database answers 503
 
     from app import serving
 

@@ -1,0 +1,93 @@
+"""Response hardening and database-contention errors, applied to every response of the app.
+
+Why here and not in a blueprint: the headers must cover every page, every API answer and every
+error page alike, and a locked or unreachable database must surface as a clear 503 rather than
+as a bare 500 (or, worse, as a success whose log row was never written).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
+
+log = logging.getLogger(__name__)
+
+# No inline script and no eval: every script is a file under /static. Inline style attributes are
+# allowed because the server-rendered SVG charts carry them.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+# Messages from SQLite and PostgreSQL that mean "busy or unreachable now, retry later", as opposed
+# to a programming error (a bad column, a missing table) that must stay a loud 500.
+_TRANSIENT_MARKERS = (
+    "database is locked",
+    "database table is locked",
+    "could not connect",
+    "connection refused",
+    "server closed the connection",
+    "terminating connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "too many clients",
+    "lock timeout",
+    "canceling statement due to lock timeout",
+)
+
+RETRY_AFTER_SECONDS = 2
+
+
+def is_transient_database_error(error: BaseException) -> bool:
+    """True for a database that is busy (locked) or unreachable, which a retry may cure."""
+    text = str(getattr(error, "orig", None) or error).lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def _add_security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _database_unavailable(error: OperationalError):
+    """A locked or unreachable database: 503 with Retry-After, JSON for the API, text elsewhere."""
+    if not is_transient_database_error(error):
+        raise error
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, error.orig or error)
+    message = "the database is busy or unreachable; nothing was recorded, retry shortly"
+    wants_json = request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    if wants_json:
+        response = jsonify({"error": message, "details": [{"field": "database", "message": str(error.orig)}]})
+    else:
+        response = Response(f"Service unavailable: {message}.\n", mimetype="text/plain")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Security headers on every response; transient database errors become 503."""
+    app.after_request(_add_security_headers)
+    app.register_error_handler(OperationalError, _database_unavailable)
