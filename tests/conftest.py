@@ -36,18 +36,66 @@ def small_artifact(small_dataset, tmp_path_factory):
     return save_model(trained, tmp_path_factory.mktemp("models"))
 
 
+# Set (scripts/test.sh's PostgreSQL leg) to run the suite on PostgreSQL: a server URL whose user may
+# CREATE DATABASE. Each tmp_path then gets its own database, dropped at the end of the session.
+TEST_DATABASE_URL = os.environ.get("STORECAST_TEST_DATABASE_URL")
+_created_databases: set[str] = set()
+_open_apps: list = []
+
+
+def _test_database_url(tmp_path: Path) -> str:
+    """SQLite in tmp_path, or a fresh PostgreSQL database named after tmp_path (same path, same database)."""
+    if not TEST_DATABASE_URL:
+        return f"sqlite:///{tmp_path / 'storecast.db'}"
+    import hashlib
+
+    from sqlalchemy import create_engine, make_url
+
+    name = "t_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:20]
+    if name not in _created_databases:
+        admin = create_engine(make_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        _created_databases.add(name)
+    return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(autouse=True)
+def _dispose_test_apps():
+    """Close every test app's connections after each test, so PostgreSQL never runs out of them."""
+    yield
+    while _open_apps:
+        _open_apps.pop().extensions["storage"].dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases():
+    yield
+    if TEST_DATABASE_URL and _created_databases:
+        from sqlalchemy import create_engine
+
+        admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            for name in sorted(_created_databases):
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
 def make_test_app(tmp_path: Path, **overrides):
-    """A real app on a real SQLite file in tmp_path, schema created from the models."""
+    """A real app on a fresh database (SQLite file in tmp_path, or PostgreSQL), schema from the models."""
     config = {
         "TESTING": True,
         "SECRET_KEY": "test",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'storecast.db'}",
+        "DATABASE_URL": overrides.get("DATABASE_URL") or _test_database_url(tmp_path),
         "MODELS_DIR": str(tmp_path / "models"),
         "MODEL_REFRESH_SECONDS": 0.0,
         **overrides,
     }
     app = create_app(config)
     app.extensions["storage"].create_all()
+    _open_apps.append(app)
     return app
 
 
