@@ -1,11 +1,18 @@
-"""Keep the production Forecaster in memory and follow the registry without reloading per request."""
+"""Keep the production Forecaster in memory and follow the registry without reloading per request.
+
+Every worker (gunicorn process, thread pool) has one ModelHolder. At most every MODEL_REFRESH_SECONDS
+a request pays for one indexed SELECT of the production version's id; only when that id changes is
+the artifact loaded (hash checked) and swapped in. So a promotion or rollback reaches every worker
+within a few seconds, with no restart and no per-request reload.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 from sqlalchemy import select
@@ -17,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A refused version is tried again this often, in case the file was put back; the callback dedupes alerts.
+REFUSED_RETRY_SECONDS = 60.0
+
 
 class ModelUnavailable(RuntimeError):
     """No production model can be served (none registered yet, or its artifact cannot be loaded)."""
@@ -26,60 +36,109 @@ class ModelHolder:
     """The worker's production Forecaster: a cheap registry check every few seconds, a swap on change.
 
     A production version whose artifact fails to load (missing, tampered, wrong library versions)
-    is refused; the version already in memory keeps serving and `on_load_failure` is told.
+    is refused; the version already in memory keeps serving and `on_load_failure(version_row, error)`
+    is told (the registry opens an alert).
     """
 
     def __init__(self, storage: Storage, model_name: str, refresh_seconds: float) -> None:
         self.storage = storage
         self.model_name = model_name
         self.refresh_seconds = refresh_seconds
-        self.on_load_failure = None  # callable(version_row, error) set by the registry
+        self.on_load_failure: Callable[[Any, BaseException], None] | None = None
         self._forecaster: Forecaster | None = None
         self._loaded_id: int | None = None
+        self._loaded_version: int | None = None
         self._refused_id: int | None = None
+        self._refused_at = 0.0
+        self._refused_error: str | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
 
     def get(self) -> Forecaster:
         if time.monotonic() - self._checked_at >= self.refresh_seconds:
-            self.refresh()
-        if self._forecaster is None:
+            # With a model in memory, a thread that finds another one already refreshing serves the
+            # current model instead of waiting for the load; with none, it waits for the first load.
+            self.refresh(wait=self._forecaster is None)
+        forecaster = self._forecaster
+        if forecaster is None:
+            if self._refused_error:
+                raise ModelUnavailable(f"the production model cannot be loaded: {self._refused_error}")
             raise ModelUnavailable("no production model is registered yet: run `flask --app wsgi train`")
-        return self._forecaster
+        return forecaster
 
-    def refresh(self) -> None:
+    def _production_row(self) -> ModelVersion | None:
+        with self.storage.session() as session:
+            return session.scalars(
+                select(ModelVersion).where(
+                    ModelVersion.name == self.model_name, ModelVersion.stage == "production"
+                )
+            ).first()
+
+    def refresh(self, wait: bool = True) -> None:
         """Load the registry's production version if it differs from the one in memory."""
-        with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
             self._checked_at = time.monotonic()
             try:
-                with self.storage.session() as session:
-                    row = session.scalars(
-                        select(ModelVersion).where(
-                            ModelVersion.name == self.model_name, ModelVersion.stage == "production"
-                        )
-                    ).first()
+                row = self._production_row()
             except Exception:  # database unreachable: keep serving what we have
                 log.exception("registry check failed")
                 return
-            if row is None or row.id in (self._loaded_id, self._refused_id):
+            if row is None or row.id == self._loaded_id:
                 return
-            from app.forecasting.artifacts import ArtifactError, load_forecaster
+            if row.id == self._refused_id and time.monotonic() - self._refused_at < REFUSED_RETRY_SECONDS:
+                return
+            self._load(row)
+        finally:
+            self._lock.release()
 
-            try:
-                forecaster = load_forecaster(row.artifact_path, expected_sha256=row.artifact_sha256)
-            except (ArtifactError, OSError) as error:
-                log.error("refusing production version %s: %s", row.version, error)
-                self._refused_id = row.id
-                if self.on_load_failure is not None:
+    def _load(self, row: ModelVersion) -> None:
+        from app.forecasting.artifacts import ArtifactError, load_forecaster
+
+        try:
+            forecaster = load_forecaster(row.artifact_path, expected_sha256=row.artifact_sha256)
+        except (ArtifactError, OSError, EOFError, ValueError) as error:
+            log.error(
+                "refusing %s v%s (%s): %s; still serving %s",
+                self.model_name,
+                row.version,
+                row.artifact_path,
+                error,
+                f"v{self._loaded_version}" if self._loaded_version else "nothing",
+            )
+            self._refused_id, self._refused_at, self._refused_error = row.id, time.monotonic(), str(error)
+            if self.on_load_failure is not None:
+                try:
                     self.on_load_failure(row, error)
-                return
-            forecaster.version = f"v{row.version}"
-            self._forecaster, self._loaded_id = forecaster, row.id
-            log.info("serving %s version v%s", self.model_name, row.version)
+                except Exception:  # an alert that cannot be written must not stop serving
+                    log.exception("on_load_failure callback failed")
+            return
+        forecaster.version = f"v{row.version}"
+        self._forecaster, self._loaded_id, self._loaded_version = forecaster, row.id, row.version
+        self._refused_id, self._refused_error = None, None
+        log.info("serving %s v%s", self.model_name, row.version)
 
     @property
     def loaded(self) -> bool:
         return self._forecaster is not None
+
+    @property
+    def version(self) -> str | None:
+        """The version this worker serves ("v3"), or None."""
+        return f"v{self._loaded_version}" if self._loaded_version is not None else None
+
+    def status(self) -> dict[str, Any]:
+        """What this worker serves and whether it refused something (for pages and health checks)."""
+        return {
+            "serving": self.version,
+            "refused": self._refused_error is not None,
+            "refused_error": self._refused_error,
+            "seconds_since_check": round(time.monotonic() - self._checked_at, 1)
+            if self._checked_at
+            else None,
+            "refresh_seconds": self.refresh_seconds,
+        }
 
 
 def init_app(app: Flask) -> None:

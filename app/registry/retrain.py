@@ -1,0 +1,111 @@
+"""Base data plus the actual sales ingested since: for `train --with-actuals` and the retrain job."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from app.storage import ActualSale, Storage
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from app.forecasting.data import Dataset
+    from app.registry.experiment import ExperimentResult
+
+log = logging.getLogger(__name__)
+
+
+def actuals_frame(storage: Storage) -> pd.DataFrame:
+    """The actual_sales table as a sales frame (store, dept, date, weekly_sales, is_holiday)."""
+    with storage.session() as session:
+        rows = session.execute(
+            select(
+                ActualSale.store,
+                ActualSale.dept,
+                ActualSale.week,
+                ActualSale.weekly_sales,
+                ActualSale.is_holiday,
+            )
+        ).all()
+    frame = pd.DataFrame(rows, columns=["store", "dept", "date", "weekly_sales", "is_holiday"])
+    if frame.empty:
+        return frame
+    dates = pd.to_datetime(frame["date"])
+    # Weeks end on Friday: a date inside a week is that week's Friday (as the loader and forecaster do).
+    frame["date"] = (dates + pd.to_timedelta((4 - dates.dt.dayofweek) % 7, unit="D")).astype("datetime64[ns]")
+    frame["store"] = frame["store"].astype("int64")
+    frame["dept"] = frame["dept"].astype("int64")
+    frame["weekly_sales"] = frame["weekly_sales"].astype("float64")
+    frame["is_holiday"] = frame["is_holiday"].astype(bool)
+    return frame.drop_duplicates(["store", "dept", "date"], keep="last")
+
+
+def dataset_with_actuals(dataset: Dataset, storage: Storage) -> Dataset:
+    """`dataset` with the ingested actual sales added; an actual replaces a base row for the same week.
+
+    Actuals for stores the dataset does not know are left out (there are no covariates for them).
+    """
+    from app.forecasting.data import Dataset
+
+    actuals = actuals_frame(storage)
+    if actuals.empty:
+        log.info("no actual sales ingested: training on the base data only")
+        return dataset
+    known = actuals["store"].isin(dataset.stores["store"])
+    if not known.all():
+        log.warning("ignoring %d actual sales rows for stores not in the data", int((~known).sum()))
+        actuals = actuals[known]
+    base = dataset.sales
+    keys = ["store", "dept", "date"]
+    replaced = base.merge(actuals[keys], on=keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+    merged = pd.concat([base[~replaced], actuals[base.columns.tolist()]], ignore_index=True)
+    merged = merged.astype(base.dtypes.to_dict())
+    merged = merged.sort_values(keys, kind="stable").reset_index(drop=True)
+    added = len(actuals) - int(replaced.sum())
+    log.info("with actuals: %d rows added, %d replaced", added, int(replaced.sum()))
+    report = {
+        **dataset.report,
+        "actual_sales rows added": added,
+        "actual_sales rows replacing base": int(replaced.sum()),
+    }
+    return Dataset(
+        sales=merged,
+        features=dataset.features,
+        stores=dataset.stores,
+        source=f"{dataset.source} + {len(actuals)} actual_sales rows",
+        report=report,
+    )
+
+
+def scheduled_retrain(app: Flask, *, kinds: list[str] | None = None) -> ExperimentResult | None:
+    """The optional retrain job (RETRAIN_ENABLED): base data + actuals through the experiment's gate.
+
+    The candidates are production's kind (or `kinds`); the best is registered as staging and promoted
+    only when it beats production under the same backtest by PROMOTION_MARGIN.
+    """
+    from app.forecasting.data import load_or_generate
+    from app.registry.experiment import run_experiment
+    from app.registry.versions import production_version
+
+    if not app.config.get("RETRAIN_ENABLED"):
+        return None
+    storage = app.extensions["storage"]
+    name = app.config["MODEL_NAME"]
+    production = production_version(storage, name)
+    dataset = dataset_with_actuals(load_or_generate(app.config.get("STORECAST_DATA")), storage)
+    chosen: list[str] = kinds or [production["model_kind"] if production else "hgb"]
+    settings: dict[str, Any] = {"folds": int(app.config.get("RETRAIN_FOLDS", 1))}
+    return run_experiment(
+        storage,
+        dataset,
+        model_name=name,
+        models_dir=app.config["MODELS_DIR"],
+        kinds=chosen,
+        margin=float(app.config["PROMOTION_MARGIN"]),
+        by="scheduler:retrain",
+        **settings,
+    )

@@ -1,0 +1,365 @@
+"""Versions and stages: register, promote, roll back and archive, with an append-only history.
+
+Invariants, each kept inside one transaction:
+- versions are numbered 1, 2, 3... per model name;
+- a version is in exactly one stage: staging, production or archived;
+- at most one production version per name at any time (and exactly one once the first is registered:
+  production can only be replaced, never archived away);
+- every stage change appends a StageChange row (when, from, to, by whom, why); nothing rewrites it.
+
+Concurrent writers (two gunicorn workers, a CLI and the API) are serialised by taking a write lock on the
+name's rows before reading them (`_lock`): SQLite's RESERVED lock, PostgreSQL's row locks.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.registry import events
+from app.registry.runs import clean_metrics
+from app.storage import ModelVersion, StageChange, Storage
+
+log = logging.getLogger(__name__)
+
+STAGES = ("staging", "production", "archived")
+
+
+class RegistryError(ValueError):
+    """A registry action that cannot be done as asked; `status` is the HTTP status it maps to."""
+
+    status = 409
+
+
+class VersionNotFound(RegistryError):
+    status = 404
+
+
+class ArtifactIntegrityError(RegistryError):
+    """The artifact file is missing or its SHA-256 is not the one registered."""
+
+    status = 409
+
+
+def default_actor() -> str:
+    """The OS user running the CLI: who a stage change is attributed to when nobody says otherwise."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return f"cli:uid{os.getuid()}" if hasattr(os, "getuid") else "cli"
+
+
+def parse_version(value: str | int) -> int:
+    """3, "3" or "v3" -> 3."""
+    text = str(value).strip().lower().removeprefix("v")
+    if not text.isdigit() or int(text) < 1:
+        raise VersionNotFound(f"not a version number: {value!r} (expected e.g. 3 or v3)")
+    return int(text)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_artifact(path: str | Path, expected_sha256: str) -> None:
+    """Raise ArtifactIntegrityError unless the file exists and hashes to what was registered."""
+    try:
+        actual = file_sha256(path)
+    except OSError as error:
+        raise ArtifactIntegrityError(f"artifact {path} cannot be read: {error.strerror or error}") from error
+    if actual != expected_sha256:
+        raise ArtifactIntegrityError(
+            f"artifact {path} has SHA-256 {actual[:12]}..., registered {expected_sha256[:12]}...: "
+            "it was modified or corrupted"
+        )
+
+
+def version_to_dict(row: ModelVersion) -> dict[str, Any]:
+    metrics = row.metrics or {}
+    return {
+        "name": row.name,
+        "version": row.version,
+        "label": f"v{row.version}",
+        "stage": row.stage,
+        "model_kind": row.model_kind,
+        "run_id": row.run_id,
+        "artifact_path": row.artifact_path,
+        "artifact_sha256": row.artifact_sha256,
+        "created_at": row.created_at.isoformat(timespec="seconds") if row.created_at else None,
+        "metrics": metrics,
+        "wmae": metrics.get("wmae"),
+    }
+
+
+def change_to_dict(change: StageChange, version: int) -> dict[str, Any]:
+    return {
+        "id": change.id,
+        "version": version,
+        "label": f"v{version}",
+        "from_stage": change.from_stage,
+        "to_stage": change.to_stage,
+        "changed_at": change.changed_at.isoformat(timespec="seconds") if change.changed_at else None,
+        "changed_by": change.changed_by,
+        "reason": change.reason or "",
+    }
+
+
+def _lock(session: Session, name: str) -> None:
+    """Take the write lock before reading, so that two promotions cannot both see the old production."""
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.name == name)
+        .values(name=ModelVersion.name)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _get(session: Session, name: str, version: int) -> ModelVersion:
+    row = session.scalars(
+        select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
+    ).first()
+    if row is None:
+        raise VersionNotFound(f"{name} v{version} does not exist")
+    return row
+
+
+def _production(session: Session, name: str) -> ModelVersion | None:
+    rows = session.scalars(
+        select(ModelVersion).where(ModelVersion.name == name, ModelVersion.stage == "production")
+    ).all()
+    if len(rows) > 1:  # cannot happen through this module; say so loudly if someone wrote the table by hand
+        log.error("%s has %d production versions: %s", name, len(rows), [row.version for row in rows])
+    return rows[0] if rows else None
+
+
+def _move(session: Session, row: ModelVersion, to_stage: str, by: str, reason: str) -> None:
+    if to_stage not in STAGES:
+        raise RegistryError(f"unknown stage {to_stage!r}")
+    session.add(
+        StageChange(
+            version_id=row.id, from_stage=row.stage, to_stage=to_stage, changed_by=by[:64], reason=reason
+        )
+    )
+    session.info.setdefault("stage_changes", []).append(
+        {
+            "name": row.name,
+            "version": row.version,
+            "from_stage": row.stage,
+            "to_stage": to_stage,
+            "by": by,
+            "reason": reason,
+        }
+    )
+    row.stage = to_stage
+    session.flush()
+
+
+def _emit_changes(storage: Storage, changes: list[dict[str, Any]]) -> None:
+    for change in changes:
+        events.emit(storage, "stage_changed", change)
+
+
+def register_version(
+    storage: Storage,
+    name: str,
+    *,
+    artifact_path: str | Path,
+    artifact_sha256: str,
+    model_kind: str,
+    metrics: dict[str, Any] | None = None,
+    run_id: int | None = None,
+    stage: str | None = None,
+    by: str | None = None,
+    reason: str = "",
+) -> dict[str, Any]:
+    """Create the next version of `name`. stage=None: production when there is none yet, else staging.
+
+    Registering straight into production (stage="production") archives the current production version.
+    """
+    if stage is not None and stage not in ("staging", "production"):
+        raise RegistryError("a new version starts in staging or production")
+    by = by or default_actor()
+    for attempt in range(3):
+        try:
+            with storage.session() as session:
+                _lock(session, name)
+                current = _production(session, name)
+                number = (
+                    session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
+                    or 0
+                ) + 1
+                target = stage or ("production" if current is None else "staging")
+                row = ModelVersion(
+                    name=name,
+                    version=number,
+                    run_id=run_id,
+                    stage=target,
+                    artifact_path=str(artifact_path),
+                    artifact_sha256=artifact_sha256,
+                    model_kind=model_kind,
+                    metrics=clean_metrics(metrics),
+                )
+                if target == "production" and current is not None:
+                    _move(session, current, "archived", by, f"replaced by v{number}")
+                session.add(row)
+                session.flush()
+                first_reason = reason or ("first model" if current is None and target == "production" else "")
+                session.add(
+                    StageChange(
+                        version_id=row.id,
+                        from_stage=None,
+                        to_stage=target,
+                        changed_by=by[:64],
+                        reason=first_reason,
+                    )
+                )
+                result = version_to_dict(row)
+                changes = session.info.get("stage_changes", [])
+            log.info("registered %s v%d as %s", name, number, target)
+            events.emit(storage, "version_registered", {**result, "by": by, "reason": first_reason})
+            _emit_changes(storage, changes)
+            return result
+        except IntegrityError:  # another writer took the same number first (no rows to lock yet)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def promote(
+    storage: Storage,
+    name: str,
+    version: int | str,
+    *,
+    by: str | None = None,
+    reason: str = "",
+    verify: bool = True,
+) -> dict[str, Any]:
+    """Make `version` production; the previous production version is archived. Both steps or neither.
+
+    With verify (the default) the artifact's hash is checked first: a tampered file is never promoted.
+    """
+    number = parse_version(version)
+    by = by or default_actor()
+    with storage.session() as session:
+        _lock(session, name)
+        row = _get(session, name, number)
+        if row.stage == "production":
+            raise RegistryError(f"{name} v{number} is already in production")
+        if verify:
+            verify_artifact(row.artifact_path, row.artifact_sha256)
+        current = _production(session, name)
+        if current is not None:
+            _move(session, current, "archived", by, reason or f"replaced by v{number}")
+        _move(session, row, "production", by, reason)
+        result = version_to_dict(row)
+        changes = session.info.get("stage_changes", [])
+    _emit_changes(storage, changes)
+    log.info("%s promoted %s v%d to production (%s)", by, name, number, reason or "no reason given")
+    return result
+
+
+def previous_production(session: Session, name: str, current_id: int | None) -> ModelVersion | None:
+    """The version that was production most recently before the current one (from the history)."""
+    query = (
+        select(StageChange.version_id)
+        .join(ModelVersion, ModelVersion.id == StageChange.version_id)
+        .where(ModelVersion.name == name, StageChange.to_stage == "production")
+        .order_by(StageChange.id.desc())
+    )
+    for version_id in session.scalars(query):
+        if version_id != current_id:
+            return session.get(ModelVersion, version_id)
+    return None
+
+
+def rollback(storage: Storage, name: str, *, by: str | None = None, reason: str = "") -> dict[str, Any]:
+    """Put back the version that was production before the current one; the current one is archived.
+
+    Rolling back twice returns to where you started (it undoes the rollback), like switching back.
+    """
+    by = by or default_actor()
+    with storage.session() as session:
+        _lock(session, name)
+        current = _production(session, name)
+        target = previous_production(session, name, current.id if current else None)
+        if target is None:
+            raise RegistryError(f"{name} has no earlier production version to roll back to")
+        verify_artifact(target.artifact_path, target.artifact_sha256)
+        rollback_reason = reason or (f"rollback from v{current.version}" if current else "rollback")
+        if current is not None:
+            _move(session, current, "archived", by, rollback_reason)
+        _move(session, target, "production", by, rollback_reason)
+        result = version_to_dict(target)
+        changes = session.info.get("stage_changes", [])
+    _emit_changes(storage, changes)
+    log.info("%s rolled %s back to v%d", by, name, result["version"])
+    return result
+
+
+def archive(
+    storage: Storage, name: str, version: int | str, *, by: str | None = None, reason: str = ""
+) -> dict[str, Any]:
+    """Retire a staging version. Production cannot be archived: promote or roll back to replace it."""
+    number = parse_version(version)
+    by = by or default_actor()
+    with storage.session() as session:
+        _lock(session, name)
+        row = _get(session, name, number)
+        if row.stage == "production":
+            raise RegistryError(
+                f"{name} v{number} is in production: "
+                "promote another version or roll back instead of archiving it"
+            )
+        if row.stage == "archived":
+            raise RegistryError(f"{name} v{number} is already archived")
+        _move(session, row, "archived", by, reason)
+        result = version_to_dict(row)
+        changes = session.info.get("stage_changes", [])
+    _emit_changes(storage, changes)
+    return result
+
+
+def list_versions(storage: Storage, name: str) -> list[dict[str, Any]]:
+    """Newest first."""
+    with storage.session() as session:
+        rows = session.scalars(
+            select(ModelVersion).where(ModelVersion.name == name).order_by(ModelVersion.version.desc())
+        )
+        return [version_to_dict(row) for row in rows]
+
+
+def get_version(storage: Storage, name: str, version: int | str) -> dict[str, Any]:
+    with storage.session() as session:
+        return version_to_dict(_get(session, name, parse_version(version)))
+
+
+def production_version(storage: Storage, name: str) -> dict[str, Any] | None:
+    with storage.session() as session:
+        row = _production(session, name)
+        return version_to_dict(row) if row else None
+
+
+def stage_history(storage: Storage, name: str, version: int | str | None = None) -> list[dict[str, Any]]:
+    """Every stage change of `name` (or of one version), newest first."""
+    query = (
+        select(StageChange, ModelVersion.version)
+        .join(ModelVersion, ModelVersion.id == StageChange.version_id)
+        .where(ModelVersion.name == name)
+        .order_by(StageChange.id.desc())
+    )
+    if version is not None:
+        query = query.where(ModelVersion.version == parse_version(version))
+    with storage.session() as session:
+        return [change_to_dict(change, number) for change, number in session.execute(query)]

@@ -1,0 +1,350 @@
+"""The registry over HTTP: JSON under /api/v1 (reads open, admin actions behind a bearer token) and pages.
+
+Admin authentication (API and forms alike): the server's STORECAST_ADMIN_TOKEN, compared with
+hmac.compare_digest.
+- no token presented                 -> 401 (with `WWW-Authenticate: Bearer`)
+- a token presented, but wrong       -> 403
+- a token presented, none configured -> 403 "admin actions are disabled" (nothing can be right)
+Reading the registry (GET) needs no token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from typing import Any
+
+import pandas as pd
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from app.registry import versions
+from app.registry.runs import get_run, list_runs
+
+log = logging.getLogger(__name__)
+
+api_bp = Blueprint("registry_api", __name__)
+pages_bp = Blueprint("registry", __name__)
+
+ADMIN_ACTOR = "admin-token"
+BUCKET_ORDER = ["1-4", "5-8", "9-13", "14-26", "27-39", "40-52"]
+
+
+class AdminDenied(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def check_admin_token(presented: str | None) -> None:
+    """Raise AdminDenied (401 or 403) unless `presented` is the configured admin token."""
+    if not presented:
+        raise AdminDenied(401, "admin token required: send Authorization: Bearer <STORECAST_ADMIN_TOKEN>")
+    configured = current_app.config.get("STORECAST_ADMIN_TOKEN")
+    if not configured:
+        raise AdminDenied(403, "admin actions are disabled: STORECAST_ADMIN_TOKEN is not set on the server")
+    if not hmac.compare_digest(presented.encode("utf-8"), str(configured).encode("utf-8")):
+        raise AdminDenied(403, "wrong admin token")
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _api_error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> Response:
+    from app.web.errors import api_error
+
+    return api_error(status, message, details)
+
+
+def _storage():
+    return current_app.extensions["storage"]
+
+
+def _name() -> str:
+    return current_app.config["MODEL_NAME"]
+
+
+def _actor(declared: Any) -> str:
+    """Who to record: the token's name, plus the name the caller gave (unverified, so kept in brackets)."""
+    declared = str(declared or "").strip()
+    return f"{ADMIN_ACTOR} ({declared[:40]})" if declared else ADMIN_ACTOR
+
+
+def _refresh_holder() -> None:
+    """This worker switches at once; the others within MODEL_REFRESH_SECONDS."""
+    holder = current_app.extensions.get("model_holder")
+    if holder is not None:
+        holder.refresh()
+
+
+def _serving() -> dict[str, Any]:
+    holder = current_app.extensions.get("model_holder")
+    if holder is None:
+        return {"serving": None}
+    with contextlib.suppress(Exception):  # ModelUnavailable: nothing to serve yet; status() says why
+        holder.get()
+    return holder.status()
+
+
+# ---------------------------------------------------------------------------------------------- API
+
+
+@api_bp.get("/models")
+def api_models() -> Any:
+    """Every version with its stage, the stage history (newest first) and what this worker serves."""
+    storage, name = _storage(), _name()
+    rows = versions.list_versions(storage, name)
+    production = next((row["label"] for row in rows if row["stage"] == "production"), None)
+    return {
+        "name": name,
+        "production": production,
+        "serving": _serving().get("serving"),
+        "versions": rows,
+        "history": versions.stage_history(storage, name),
+    }
+
+
+@api_bp.get("/models/<version>")
+def api_model(version: str) -> Any:
+    try:
+        row = versions.get_version(_storage(), _name(), version)
+    except versions.RegistryError as error:
+        return _api_error(error.status, str(error), [{"field": "version", "message": str(error)}])
+    return {**row, "history": versions.stage_history(_storage(), _name(), version)}
+
+
+def _admin_action(action, *args: Any) -> Any:
+    try:
+        check_admin_token(_bearer())
+    except AdminDenied as denied:
+        response = _api_error(denied.status, denied.message)
+        if denied.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="storecast admin"'
+        return response
+    body = request.get_json(silent=True) if request.data else {}
+    if not isinstance(body, dict):
+        return _api_error(
+            400, "the body must be a JSON object", [{"field": "body", "message": "expected an object"}]
+        )
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 500:
+        return _api_error(
+            422, "invalid request", [{"field": "reason", "message": "a string of at most 500 characters"}]
+        )
+    try:
+        row = action(_storage(), _name(), *args, by=_actor(body.get("by")), reason=reason)
+    except versions.RegistryError as error:
+        field = "version" if args else "body"
+        return _api_error(error.status, str(error), [{"field": field, "message": str(error)}])
+    _refresh_holder()
+    return {**row, "history": versions.stage_history(_storage(), _name())[:10]}
+
+
+@api_bp.post("/models/<version>/promote")
+def api_promote(version: str) -> Any:
+    return _admin_action(versions.promote, version)
+
+
+@api_bp.post("/models/rollback")
+def api_rollback() -> Any:
+    return _admin_action(versions.rollback)
+
+
+@api_bp.post("/models/<version>/archive")
+def api_archive(version: str) -> Any:
+    return _admin_action(versions.archive, version)
+
+
+@api_bp.get("/runs")
+def api_runs() -> Any:
+    limit = request.args.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+        return _api_error(
+            422, "invalid request", [{"field": "limit", "message": "a whole number from 1 to 500"}]
+        )
+    return {"runs": list_runs(_storage(), limit=int(limit), run_type=request.args.get("type") or None)}
+
+
+@api_bp.get("/runs/<int:run_id>")
+def api_run(run_id: int) -> Any:
+    run = get_run(_storage(), run_id)
+    if run is None:
+        return _api_error(
+            404, f"run {run_id} does not exist", [{"field": "run_id", "message": "no such run"}]
+        )
+    return run
+
+
+# -------------------------------------------------------------------------------------------- pages
+
+ACTIONS = {"promote": versions.promote, "rollback": versions.rollback, "archive": versions.archive}
+
+
+def _models_context() -> dict[str, Any]:
+    storage, name = _storage(), _name()
+    rows = versions.list_versions(storage, name)
+    return {
+        "name": name,
+        "versions": rows,
+        "production": next((row for row in rows if row["stage"] == "production"), None),
+        "history": versions.stage_history(storage, name),
+        "serving": _serving(),
+        "admin_enabled": bool(current_app.config.get("STORECAST_ADMIN_TOKEN")),
+        "refresh_seconds": current_app.config["MODEL_REFRESH_SECONDS"],
+    }
+
+
+@pages_bp.get("/models")
+def models_page() -> Any:
+    selected = request.args.get("version", "")
+    action = request.args.get("action", "promote")
+    return render_template(
+        "registry/models.html", **_models_context(), selected=selected, action=action, error=None, reason=""
+    )
+
+
+@pages_bp.post("/models/action")
+def models_action() -> Any:
+    """Promote, roll back or archive from the page: CSRF-checked (Flask-WTF) and token-gated."""
+    form = request.form
+    action = form.get("action", "")
+    version = form.get("version", "").strip()
+    reason = form.get("reason", "").strip()[:500]
+
+    def fail(status: int, message: str) -> tuple[str, int]:
+        page = render_template(
+            "registry/models.html",
+            **_models_context(),
+            selected=version,
+            action=action,
+            error=message,
+            reason=reason,
+        )
+        return page, status
+
+    try:
+        check_admin_token(form.get("token", ""))
+    except AdminDenied as denied:
+        return fail(denied.status, denied.message)
+    if action not in ACTIONS:
+        return fail(422, "choose promote, rollback or archive")
+    if action != "rollback" and not version:
+        return fail(422, f"choose the version to {action}")
+    args = () if action == "rollback" else (version,)
+    try:
+        row = ACTIONS[action](_storage(), _name(), *args, by=_actor(form.get("by")), reason=reason)
+    except versions.RegistryError as error:
+        return fail(error.status, str(error))
+    _refresh_holder()
+    verb = {"promote": "promoted to production", "rollback": "back in production", "archive": "archived"}[
+        action
+    ]
+    flash(f"{row['label']} {verb}", "success")
+    return redirect(url_for("registry.models_page"), code=303)
+
+
+def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
+    """The same card as /model, when the web package offers its card context (else None: our own card)."""
+    try:
+        from app.web import pages
+    except ImportError:
+        return None
+    build = getattr(pages, "model_card_context", None)
+    if build is None:
+        return None
+    try:
+        from app.forecasting.artifacts import load_forecaster
+
+        forecaster = load_forecaster(version["artifact_path"], expected_sha256=version["artifact_sha256"])
+        forecaster.version = version["label"]
+        return build(forecaster)
+    except Exception as error:  # noqa: BLE001 - a card that cannot be built is reported on the page
+        log.warning("model card of %s unavailable: %s", version["label"], error)
+        return {"card_error": str(error)}
+
+
+@pages_bp.get("/models/<version>")
+def model_card_page(version: str) -> Any:
+    try:
+        row = versions.get_version(_storage(), _name(), version)
+    except versions.RegistryError as error:
+        return render_template("error.html", status=404, title="No such version", message=str(error)), 404
+    run = get_run(_storage(), row["run_id"]) if row["run_id"] else None
+    return render_template(
+        "registry/model_card.html",
+        version=row,
+        run=run,
+        history=versions.stage_history(_storage(), _name(), row["version"]),
+        card=_model_card(row),
+    )
+
+
+def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
+    """Grouped bars: WMAE per horizon bucket (weeks ahead), one colour per run."""
+    records = []
+    for run in runs:
+        for bucket, figures in (run["metrics"].get("by_bucket") or {}).items():
+            wmae = figures.get("wmae") if isinstance(figures, dict) else figures
+            if wmae is not None:
+                records.append(
+                    {"bucket": bucket, "run": f"#{run['id']} {run['model_kind']}", "wmae": float(wmae)}
+                )
+    if not records:
+        return None
+    from app.web.charts import grouped_bar_chart
+
+    frame = pd.DataFrame(records)
+    buckets = list(pd.unique(frame["bucket"]))
+    order = sorted(buckets, key=lambda b: BUCKET_ORDER.index(b) if b in BUCKET_ORDER else len(BUCKET_ORDER))
+    return grouped_bar_chart(
+        frame,
+        group="bucket",
+        series="run",
+        value="wmae",
+        value_title="WMAE",
+        series_order=list(pd.unique(frame["run"])),
+        group_order=order,
+    )
+
+
+@pages_bp.get("/runs")
+def runs_page() -> Any:
+    """Runs side by side: a table of all, a chart of the chosen ones (default: the newest with metrics)."""
+    storage = _storage()
+    runs = list_runs(storage, limit=100)
+    chosen_ids = [int(value) for value in request.args.getlist("run") if value.isdigit()]
+    if chosen_ids:
+        chosen = [run for run in runs if run["id"] in chosen_ids] or list_runs(storage, ids=chosen_ids)
+    else:
+        chosen = [run for run in runs if run["metrics"].get("by_bucket")][:6]
+    chosen = chosen[:6]  # a chart with more colours than that is unreadable
+    try:
+        chart = wmae_by_bucket_chart(chosen)
+    except Exception:  # noqa: BLE001 - the table is still useful without the chart
+        log.exception("runs chart failed")
+        chart = None
+    return render_template(
+        "registry/runs.html", runs=runs, chosen=chosen, chosen_ids={run["id"] for run in chosen}, chart=chart
+    )
+
+
+@pages_bp.get("/runs/<int:run_id>")
+def run_page(run_id: int) -> Any:
+    run = get_run(_storage(), run_id)
+    if run is None:
+        return render_template(
+            "error.html", status=404, title="No such run", message=f"run {run_id} does not exist"
+        ), 404
+    return render_template("registry/run.html", run=run)
