@@ -8,7 +8,6 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -159,21 +158,27 @@ def _read_table(directory: Path, name: str, header: list[str], numeric: list[str
                 line=1,
                 column=missing[0],
             )
-        usecols = [original[column] for column in header]
         dtypes = {original[c]: ("float64" if c in numeric else "category") for c in header}
+
         # skip_blank_lines=False keeps one row per physical line, so row i is on line i + 2.
-        read = partial(pd.read_csv, io.BytesIO(raw), usecols=usecols, skip_blank_lines=False, **options)
+        def read(dtype: dict[str, str]) -> pd.DataFrame:
+            return pd.read_csv(io.BytesIO(raw), skip_blank_lines=False, dtype=dtype, **options)
+
         try:
-            frame = read(dtype=dtypes)
+            frame = read(dtypes)
         except (ValueError, TypeError, OverflowError) as exc:
             if isinstance(exc, pd.errors.ParserError):
                 raise
             # A number did not parse: read those columns as text so the bad row can be found and named.
-            frame = read(dtype={**dtypes, **{original[c]: "str" for c in numeric}})
+            frame = read({**dtypes, **{original[c]: "str" for c in numeric}})
     except pd.errors.ParserError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        line = int(match.group(1)) if match else None
-        raise DataError(f"malformed CSV: {exc}", file=name, line=line) from exc
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if match:
+            expected, line, saw = (int(group) for group in match.groups())
+            raise DataError(
+                f"malformed CSV: expected {expected} fields, saw {saw}", file=name, line=line
+            ) from exc
+        raise DataError(f"malformed CSV: {exc}", file=name) from exc
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError("not UTF-8 text", file=name, line=line) from exc
@@ -236,7 +241,7 @@ def _parse_friday(table: _Table, column: str = "Date") -> np.ndarray:
     if bad_categories.any():
         i = _first(bad_categories[codes])
         raise table.fail(i, column, f"not a date (expected YYYY-MM-DD): {_text(table, column, i)!r}")
-    weekday = parsed.dayofweek.to_numpy()[codes]
+    weekday = parsed.day_of_week.to_numpy()[codes]
     if (weekday != _FRIDAY).any():
         i = _first(weekday != _FRIDAY)
         raise table.fail(

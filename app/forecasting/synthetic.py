@@ -39,12 +39,12 @@ _MARKDOWN_SCALE = np.array([7000.0, 2500.0, 600.0, 3000.0, 4500.0])
 
 def _week_ending(day: pd.Timestamp) -> pd.Timestamp:
     """The Friday that ends the (Saturday..Friday) week containing day."""
-    return day + pd.Timedelta(days=(4 - day.dayofweek) % 7)
+    return day + pd.Timedelta(days=(4 - day.day_of_week) % 7)
 
 
 def _nth_weekday(year: int, month: int, weekday: int, n: int) -> pd.Timestamp:
     first = pd.Timestamp(year=year, month=month, day=1)
-    return first + pd.Timedelta(days=(weekday - first.dayofweek) % 7 + 7 * (n - 1))
+    return first + pd.Timedelta(days=(weekday - first.day_of_week) % 7 + 7 * (n - 1))
 
 
 def _holiday_week_ends(year: int) -> dict[str, pd.Timestamp]:
@@ -82,7 +82,7 @@ def _calendar_effects(weeks: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, 
             0.0,
         )
         weight = np.maximum(weight, peak)
-    phase = 2 * np.pi * (weeks.dayofyear.to_numpy() - 1) / 365.25
+    phase = 2 * np.pi * (weeks.day_of_year.to_numpy() - 1) / 365.25
     return flags, weight, phase
 
 
