@@ -1,0 +1,337 @@
+"""Actual weekly sales, ingested after the fact, so the performance job can score logged predictions.
+
+Input is a CSV in train.csv's format (Store,Dept,Date,Weekly_Sales,IsHoliday) or JSON rows
+({"store", "dept", "date" or "week", "weekly_sales", optional "is_holiday"}). Both go through the
+loader's own column parsers (app/forecasting/data.py), so the same mistakes get the same messages,
+by line and column. The upsert is idempotent: a row equal to the stored one is left untouched,
+so re-importing a file changes nothing (not even `ingested_at`).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.forecasting import data as loader
+from app.forecasting.calendar import is_holiday_week
+from app.storage import ActualSale, utcnow
+
+log = logging.getLogger(__name__)
+
+CSV_NAME = "actuals.csv"
+HEADER = loader.TRAIN_HEADER  # Store, Dept, Date, Weekly_Sales, IsHoliday
+JSON_KEYS = {
+    "Store": ("store", "Store"),
+    "Dept": ("dept", "Dept"),
+    "Date": ("date", "week", "Date"),
+    "Weekly_Sales": ("weekly_sales", "sales", "Weekly_Sales"),
+    "IsHoliday": ("is_holiday", "IsHoliday"),
+}
+NUMERIC = ("Store", "Dept", "Weekly_Sales")
+MAX_ERRORS = 20
+_TABLE = ActualSale.__table__
+
+
+@dataclass
+class ActualsError(ValueError):
+    """Input that cannot be imported; `errors` are {"field", "line", "message"} dicts, in line order."""
+
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "; ".join(
+            e["message"] if not e.get("field") else f"{e['field']}: {e['message']}" for e in self.errors
+        )
+
+
+@dataclass
+class ImportResult:
+    received: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------
+
+
+def _table_from_text(raw: bytes, name: str) -> loader._Table:
+    """Like the loader's _read_table, from bytes instead of a file in a directory."""
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if not raw.strip():
+        raise ActualsError(
+            [
+                {
+                    "field": "",
+                    "line": 1,
+                    "message": "empty file (expected the header Store,Dept,Date,Weekly_Sales,IsHoliday)",
+                }
+            ]
+        )
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(raw),
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
+    except pd.errors.ParserError as exc:
+        raise ActualsError([{"field": "", "line": None, "message": f"malformed CSV: {exc}"}]) from exc
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ActualsError([{"field": "", "line": line, "message": "not UTF-8 text"}]) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in HEADER if c not in frame.columns]
+    if missing:
+        raise ActualsError(
+            [
+                {"field": c, "line": 1, "message": f"missing column {c}; expected header {','.join(HEADER)}"}
+                for c in missing
+            ]
+        )
+    frame = frame[HEADER]
+    lines = np.arange(2, len(frame) + 2)
+    blank = (frame.fillna("") == "").all(axis=1).to_numpy()
+    frame, lines = frame[~blank].reset_index(drop=True), lines[~blank]
+    return loader._Table(name, _loader_frame(frame), lines, int(blank.sum()))
+
+
+def _loader_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as the loader holds them: NA tokens as NaN, numbers as text, the rest categorical."""
+    out = pd.DataFrame(index=frame.index)
+    for column in HEADER:
+        text = frame[column].fillna("").astype(str).str.strip()
+        text = text.where(~text.isin(loader._NA_TOKENS))
+        out[column] = text if column in NUMERIC else text.astype("category")
+    return out
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value)
+
+
+def _table_from_rows(rows: Sequence[Any]) -> tuple[loader._Table, np.ndarray]:
+    """JSON rows as the loader's table (the 'line' of row i is i + 1), and which rows gave no is_holiday."""
+    records, errors, no_holiday = [], [], []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            errors.append({"field": f"rows[{i}]", "line": i + 1, "message": "each row must be a JSON object"})
+            continue
+        record = {}
+        for column, keys in JSON_KEYS.items():
+            value = next((row[k] for k in keys if k in row), None)
+            if column == "IsHoliday" and value is None:
+                value = False  # replaced by the holiday calendar after parsing
+            record[column] = _text(value)
+        no_holiday.append(not any(k in row for k in JSON_KEYS["IsHoliday"]))
+        records.append(record)
+    if errors:
+        raise ActualsError(errors[:MAX_ERRORS])
+    frame = _loader_frame(pd.DataFrame.from_records(records, columns=HEADER))
+    return loader._Table("rows", frame, np.arange(1, len(frame) + 1), 0), np.array(no_holiday, dtype=bool)
+
+
+def _json_field(column: str | None) -> str:
+    names = {
+        "Store": "store",
+        "Dept": "dept",
+        "Date": "date",
+        "Weekly_Sales": "weekly_sales",
+        "IsHoliday": "is_holiday",
+    }
+    return names.get(column or "", column or "")
+
+
+def _parse(
+    table: loader._Table, *, no_holiday: np.ndarray | None = None, json_rows: bool = False
+) -> pd.DataFrame:
+    """Every column parsed by the loader's helpers; collects errors of all columns."""
+    errors: list[dict[str, Any]] = []
+    parsed: dict[str, Any] = {}
+
+    def add(error: loader.DataError) -> None:
+        message = str(error).split(": ", 1)[-1] if error.line is not None or error.column else str(error)
+        if json_rows:
+            where = f"rows[{error.line - 1}].{_json_field(error.column)}" if error.line else "rows"
+            errors.append({"field": where, "line": error.line, "message": message})
+        else:
+            errors.append({"field": error.column or "", "line": error.line, "message": message})
+
+    def attempt(column: str, parse: Any) -> None:
+        try:
+            parsed[column] = parse()
+        except loader.DataError as error:
+            add(error)
+
+    attempt("Store", lambda: loader._parse_int(table, "Store"))
+    attempt("Dept", lambda: loader._parse_int(table, "Dept"))
+    attempt("Date", lambda: loader._parse_friday(table, "Date"))
+    attempt("Weekly_Sales", lambda: loader._parse_float(table, "Weekly_Sales", required=True)[0])
+    attempt("IsHoliday", lambda: loader._parse_bool(table, "IsHoliday"))
+    for column in ("Store", "Dept"):
+        if column in parsed and (parsed[column] < 1).any():
+            i = int(np.argmax(parsed[column] < 1))
+            add(table.fail(i, column, f"must be a positive whole number, got {parsed[column][i]}"))
+    if not errors:
+        keys = pd.DataFrame({"store": parsed["Store"], "dept": parsed["Dept"], "date": parsed["Date"]})
+        attempt("keys", lambda: loader._check_unique(table, keys, ["Store", "Dept", "Date"]))
+    if errors:
+        errors.sort(key=lambda e: (e["line"] or 0, e["field"]))
+        raise ActualsError(errors[:MAX_ERRORS])
+    weeks = pd.to_datetime(parsed["Date"])
+    holiday = np.asarray(parsed["IsHoliday"], dtype=bool).copy()
+    if no_holiday is not None and no_holiday.any():
+        holiday[no_holiday] = np.asarray(is_holiday_week(weeks[no_holiday]), dtype=bool)
+    return pd.DataFrame(
+        {
+            "store": parsed["Store"].astype("int64"),
+            "dept": parsed["Dept"].astype("int64"),
+            "week": weeks.date if hasattr(weeks, "date") else weeks,
+            "weekly_sales": parsed["Weekly_Sales"].astype("float64"),
+            "is_holiday": np.asarray(holiday, dtype=bool),
+        }
+    )
+
+
+def parse_csv(raw: bytes | str, name: str = CSV_NAME) -> pd.DataFrame:
+    """A train.csv-format file as a frame of store, dept, week (date), weekly_sales, is_holiday."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    return _parse(_table_from_text(raw, name))
+
+
+def parse_rows(rows: Any) -> pd.DataFrame:
+    """JSON rows (a list, or {"rows": [...]}) as the same frame; errors name rows[i].field."""
+    if isinstance(rows, Mapping) and "rows" in rows:
+        rows = rows["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise ActualsError([{"field": "rows", "line": None, "message": "expected a non-empty list of rows"}])
+    table, no_holiday = _table_from_rows(rows)
+    return _parse(table, no_holiday=no_holiday, json_rows=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Upsert
+# ---------------------------------------------------------------------------------------------
+
+
+def _insert_statement(session: Session) -> Any:
+    """INSERT that tolerates a concurrent import of the same keys (upsert on SQLite and PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    if dialect in {"sqlite", "postgresql"}:
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        statement = dialect_insert(_TABLE)
+        return statement.on_conflict_do_update(
+            index_elements=["store", "dept", "week"],
+            set_={
+                "weekly_sales": statement.excluded.weekly_sales,
+                "is_holiday": statement.excluded.is_holiday,
+            },
+        )
+    return insert(_TABLE)
+
+
+def upsert_actuals(session: Session, frame: pd.DataFrame) -> ImportResult:
+    """Insert new keys, update changed ones, leave equal ones alone; the caller's session commits."""
+    if frame.empty:
+        return ImportResult(0, 0, 0, 0)
+    stores = sorted({int(s) for s in frame["store"]})
+    first, last = min(frame["week"]), max(frame["week"])
+    existing = pd.DataFrame(
+        session.execute(
+            select(
+                _TABLE.c.store, _TABLE.c.dept, _TABLE.c.week, _TABLE.c.weekly_sales, _TABLE.c.is_holiday
+            ).where(and_(_TABLE.c.store.in_(stores), _TABLE.c.week >= first, _TABLE.c.week <= last))
+        ).all(),
+        columns=["store", "dept", "week", "old_sales", "old_holiday"],
+    )
+    merged = frame.merge(existing, on=["store", "dept", "week"], how="left", indicator=True)
+    new = merged[merged["_merge"] == "left_only"]
+    known = merged[merged["_merge"] == "both"]
+    changed = known[
+        ~np.isclose(known["weekly_sales"], known["old_sales"].astype("float64"), rtol=0, atol=1e-9)
+        | (known["is_holiday"].astype(bool) != known["old_holiday"].astype(bool))
+    ]
+    now = utcnow()
+    if len(new):
+        rows = [
+            {
+                "store": int(s),
+                "dept": int(d),
+                "week": w,
+                "weekly_sales": float(v),
+                "is_holiday": bool(h),
+                "ingested_at": now,
+            }
+            for s, d, w, v, h in new[["store", "dept", "week", "weekly_sales", "is_holiday"]].itertuples(
+                index=False
+            )
+        ]
+        session.execute(_insert_statement(session), rows)
+    if len(changed):
+        statement = (
+            update(_TABLE)
+            .where(
+                _TABLE.c.store == bindparam("k_store"),
+                _TABLE.c.dept == bindparam("k_dept"),
+                _TABLE.c.week == bindparam("k_week"),
+            )
+            .values(
+                weekly_sales=bindparam("v_sales"),
+                is_holiday=bindparam("v_holiday"),
+                ingested_at=bindparam("v_at"),
+            )
+        )
+        rows = [
+            {
+                "k_store": int(s),
+                "k_dept": int(d),
+                "k_week": w,
+                "v_sales": float(v),
+                "v_holiday": bool(h),
+                "v_at": now,
+            }
+            for s, d, w, v, h in changed[["store", "dept", "week", "weekly_sales", "is_holiday"]].itertuples(
+                index=False
+            )
+        ]
+        session.connection().execute(statement, rows)
+    result = ImportResult(len(frame), len(new), len(changed), len(known) - len(changed))
+    log.info("actuals: %s", result.to_dict())
+    return result
+
+
+def import_csv(session: Session, raw: bytes | str, name: str = CSV_NAME) -> ImportResult:
+    return upsert_actuals(session, parse_csv(raw, name))
+
+
+def import_rows(session: Session, rows: Any) -> ImportResult:
+    return upsert_actuals(session, parse_rows(rows))

@@ -1,0 +1,172 @@
+"""Alerts: open (deduplicated), acknowledge, resolve; and the rules that open them from the jobs' results.
+
+One open alert per (kind, key): while the condition lasts, a new occurrence refreshes the open
+alert's message and details instead of piling up rows. When the condition clears, the alert is
+resolved. An acknowledged alert stays open until resolved: acknowledging means "someone is on it".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.storage import Alert, DriftReport, PerformanceSnapshot, utcnow
+
+log = logging.getLogger(__name__)
+
+KINDS = ("drift", "degradation", "error_rate", "artifact")
+SEVERITIES = ("info", "warning", "critical")
+MIN_REQUESTS_FOR_ERROR_RATE = 20  # fewer requests in a window: one failure is not a rate
+
+
+def _key_of(alert: Alert) -> str:
+    return str((alert.details or {}).get("key", ""))
+
+
+def open_alerts(session: Session, kind: str | None = None) -> list[Alert]:
+    query = select(Alert).where(Alert.resolved_at.is_(None)).order_by(Alert.opened_at.desc(), Alert.id.desc())
+    if kind:
+        query = query.where(Alert.kind == kind)
+    return list(session.scalars(query))
+
+
+def past_alerts(session: Session, limit: int = 20) -> list[Alert]:
+    query = (
+        select(Alert)
+        .where(Alert.resolved_at.is_not(None))
+        .order_by(Alert.resolved_at.desc(), Alert.id.desc())
+    )
+    return list(session.scalars(query.limit(limit)))
+
+
+def open_alert(
+    session: Session,
+    kind: str,
+    severity: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    *,
+    key: str = "",
+) -> Alert:
+    """Open an alert, or refresh the open one of the same kind and key; returns it (flushed, with an id).
+
+    `key` tells apart alerts of one kind that are separate problems (for example the artifact of
+    version v3 and that of v4); it is kept in details["key"].
+    """
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+    payload = {**(details or {}), "key": key}
+    for alert in open_alerts(session, kind):
+        if _key_of(alert) == key:
+            alert.message, alert.details = message, payload
+            if SEVERITIES.index(severity) > SEVERITIES.index(alert.severity):
+                alert.severity = severity
+            session.flush()
+            return alert
+    alert = Alert(kind=kind, severity=severity, message=message, details=payload, opened_at=utcnow())
+    session.add(alert)
+    session.flush()
+    log.warning("alert opened: %s (%s) %s", kind, severity, message)
+    return alert
+
+
+def acknowledge(session: Session, alert_id: int, by: str = "operator") -> Alert | None:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return None
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at, alert.acknowledged_by = utcnow(), by[:64]
+    session.flush()
+    return alert
+
+
+def resolve(session: Session, alert_id: int) -> Alert | None:
+    alert = session.get(Alert, alert_id)
+    if alert is not None and alert.resolved_at is None:
+        alert.resolved_at = utcnow()
+        session.flush()
+        log.info("alert resolved: %s %s", alert.kind, alert.message)
+    return alert
+
+
+def resolve_kind(session: Session, kind: str, key: str | None = None) -> int:
+    """Resolve the open alerts of a kind (and key, when given) whose condition has cleared."""
+    count = 0
+    for alert in open_alerts(session, kind):
+        if key is None or _key_of(alert) == key:
+            alert.resolved_at = utcnow()
+            count += 1
+    session.flush()
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules
+# ---------------------------------------------------------------------------------------------
+
+
+def check_drift(session: Session, report: DriftReport | None) -> Alert | None:
+    if report is None:
+        return None
+    if report.dataset_drift:
+        message = (
+            f"dataset drift: {report.features_drifted} of {report.features_tested} features drifted "
+            f"in the last window ({report.rows} predictions, model {report.model_version})"
+        )
+        details = {"report_id": report.id, "features_drifted": report.features_drifted}
+        return open_alert(session, "drift", "warning", message, details)
+    resolve_kind(session, "drift")
+    return None
+
+
+def check_degradation(session: Session, snapshot: PerformanceSnapshot | None, factor: float) -> Alert | None:
+    if snapshot is None or snapshot.live_wmae is None or not snapshot.backtest_wmae:
+        return None
+    ratio = snapshot.live_wmae / snapshot.backtest_wmae
+    if ratio > factor:
+        message = (
+            f"live WMAE {snapshot.live_wmae:,.0f} is {ratio:.2f}x the backtest WMAE "
+            f"{snapshot.backtest_wmae:,.0f} (limit {factor:g}x) "
+            f"over {snapshot.matched_actuals} predictions with actuals"
+        )
+        severity = "critical" if ratio > 2 * factor else "warning"
+        details = {"snapshot_id": snapshot.id, "ratio": ratio, "model_version": snapshot.model_version}
+        return open_alert(session, "degradation", severity, message, details)
+    resolve_kind(session, "degradation")
+    return None
+
+
+def check_error_rate(
+    session: Session, snapshot: PerformanceSnapshot | None, threshold: float
+) -> Alert | None:
+    """Server errors (5xx) over requests; 4xx are the clients' mistakes and are reported, not alerted."""
+    if snapshot is None or snapshot.requests < MIN_REQUESTS_FOR_ERROR_RATE:
+        return None
+    rate = snapshot.errors_5xx / snapshot.requests
+    if rate > threshold:
+        message = (
+            f"error rate {rate:.1%} ({snapshot.errors_5xx} server errors in {snapshot.requests} requests) "
+            f"is above {threshold:.1%}"
+        )
+        details = {"snapshot_id": snapshot.id, "rate": rate, "errors_4xx": snapshot.errors_4xx}
+        return open_alert(session, "error_rate", "critical", message, details)
+    resolve_kind(session, "error_rate")
+    return None
+
+
+def evaluate(session: Session, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert job: apply every rule to the latest drift report and performance snapshot."""
+    report = session.scalars(select(DriftReport).order_by(DriftReport.id.desc()).limit(1)).first()
+    snapshot = session.scalars(
+        select(PerformanceSnapshot).order_by(PerformanceSnapshot.id.desc()).limit(1)
+    ).first()
+    opened = {
+        "drift": check_drift(session, report),
+        "degradation": check_degradation(session, snapshot, float(config.get("DEGRADATION_FACTOR", 1.5))),
+        "error_rate": check_error_rate(session, snapshot, float(config.get("ERROR_RATE_THRESHOLD", 0.05))),
+    }
+    return {kind: alert.id for kind, alert in opened.items() if alert is not None}

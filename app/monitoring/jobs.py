@@ -1,0 +1,353 @@
+"""The scheduled jobs (drift, performance, alerts) and the APScheduler that runs them.
+
+Each job first claims its interval slot by inserting a JobRun row with the unique (job, slot)
+key; whoever loses the race skips. So a job runs exactly once per interval however many
+processes run a scheduler: `flask scheduler` (one process of its own, the recommended set-up),
+or a background scheduler in every gunicorn worker when SCHEDULER_ENABLED is on.
+Slots are aligned on the epoch (a 15-minute job owns 10:00, 10:15, ...), not on start-up time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from flask import Flask
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.monitoring import alerts, drift, performance
+from app.monitoring.request_metrics import flush_request_log
+from app.storage import DriftReport, DriftResult, JobRun, ModelVersion, PredictionLog, Storage, utcnow
+
+log = logging.getLogger(__name__)
+
+JOB_ORDER = ("drift", "performance", "alerts")  # alerts last: it reads what the others just wrote
+INTERVAL_SETTINGS = {
+    "drift": "DRIFT_INTERVAL_MINUTES",
+    "performance": "PERFORMANCE_INTERVAL_MINUTES",
+    "alerts": "ALERT_INTERVAL_MINUTES",
+}
+DRIFT_SAMPLE_SIZE = 5000  # logged rows drawn at random from the window for the drift tests
+START_DELAY_SECONDS = 5  # scheduled runs fire this long after their slot begins
+_ID_CHUNK = 2000
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+def interval_minutes(app: Flask, job: str) -> float:
+    return float(app.config[INTERVAL_SETTINGS[job]])
+
+
+def slot_for(now: dt.datetime, minutes: float) -> dt.datetime:
+    """The start of the interval containing `now`, intervals aligned on the Unix epoch."""
+    seconds = int(minutes * 60)
+    elapsed = int((now - _EPOCH).total_seconds())
+    return _EPOCH + dt.timedelta(seconds=elapsed - elapsed % seconds)
+
+
+def claim(storage: Storage, job: str, slot: dt.datetime, worker: str) -> int | None:
+    """Insert the (job, slot) row; its id when this process won the slot, None when another did."""
+    try:
+        with storage.session() as session:
+            run = JobRun(job=job, slot=slot, started_at=utcnow(), status="running", worker=worker[:64])
+            session.add(run)
+            session.flush()
+            return run.id
+    except IntegrityError:
+        return None
+
+
+def _finish(storage: Storage, run_id: int, status: str, error: str | None = None) -> None:
+    with storage.session() as session:
+        session.execute(
+            update(JobRun)
+            .where(JobRun.id == run_id)
+            .values(status=status, finished_at=utcnow(), error=error[-4000:] if error else None)
+        )
+
+
+@dataclass
+class JobOutcome:
+    job: str
+    slot: dt.datetime
+    ran: bool
+    run_id: int | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The model the jobs judge: the registry's production version, read without loading the artifact
+# (the drift job loads it through the app's ModelHolder for the reference distributions).
+# ---------------------------------------------------------------------------------------------
+
+
+def production_model(storage: Storage, name: str) -> ModelVersion | None:
+    with storage.session() as session:
+        return session.scalars(
+            select(ModelVersion).where(ModelVersion.name == name, ModelVersion.stage == "production")
+        ).first()
+
+
+_reference_cache: dict[str, dict[str, Any]] = {}
+_reference_lock = threading.Lock()
+
+
+def model_reference(app: Flask) -> tuple[str | None, dict[str, Any] | None]:
+    """(version, reference distributions) of the production model.
+
+    The reference saved at training (metadata["reference"]) is used when present; otherwise one is
+    computed once per version from the configured data (real files or the synthetic default) up to
+    the model's last training week, and cached for the life of the process.
+    """
+    from app.serving import ModelUnavailable
+
+    with app.app_context():
+        try:
+            forecaster = app.extensions["model_holder"].get()
+        except ModelUnavailable:
+            return None, None
+    version = str(getattr(forecaster, "version", "") or "")
+    metadata = getattr(forecaster, "metadata", {}) or {}
+    reference = metadata.get("reference") or metadata.get("reference_distributions")
+    if reference:
+        return version, reference
+    key = f"{version}:{metadata.get('data_fingerprint', '')}"
+    with _reference_lock:
+        if key not in _reference_cache:
+            from app.forecasting.data import load_or_generate
+
+            dataset = load_or_generate(app.config.get("STORECAST_DATA"))
+            origin = getattr(forecaster, "origin", None)
+            if origin is not None:
+                dataset = dataset.through(origin)
+            log.info("model %s has no stored reference: computed one from %s", version, dataset.source)
+            _reference_cache[key] = drift.reference_from_dataset(dataset)
+        return version, _reference_cache[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_window(
+    storage: Storage,
+    start: dt.datetime,
+    end: dt.datetime,
+    size: int = DRIFT_SAMPLE_SIZE,
+    seed: int | None = None,
+) -> tuple[int, pd.DataFrame]:
+    """(rows in the window, a random sample of at most `size` of their inputs and predictions).
+
+    The window's id range comes from the created_at index; ids are then drawn at random and read
+    by primary key, so the cost follows the sample size, not the window's.
+    """
+    table = PredictionLog.__table__
+    in_window = (table.c.created_at >= start, table.c.created_at < end)
+    columns = (table.c.inputs, table.c.prediction)
+    with storage.engine.connect() as connection:
+        low, high, count = connection.execute(
+            select(func.min(table.c.id), func.max(table.c.id), func.count()).where(*in_window)
+        ).one()
+        if not count:
+            return 0, pd.DataFrame()
+        if count <= size:
+            rows = connection.execute(select(*columns).where(*in_window)).all()
+        else:
+            rng = np.random.default_rng(seed)
+            span = high - low + 1
+            ids = rng.choice(span, size=min(span, int(size * 1.1)), replace=False) + low
+            rows = []
+            for chunk in np.array_split(np.sort(ids), max(1, len(ids) // _ID_CHUNK)):
+                rows += connection.execute(
+                    select(*columns).where(table.c.id.in_([int(i) for i in chunk]), *in_window)
+                ).all()
+            rows = rows[:size]
+    frame = drift.inputs_frame(row[0] for row in rows)
+    frame["__prediction__"] = [row[1] for row in rows]
+    return int(count), frame
+
+
+def run_drift(app: Flask, now: dt.datetime) -> dict[str, Any]:
+    """Test the window's logged inputs and predictions against the production model's reference."""
+    storage: Storage = app.extensions["storage"]
+    version, reference = model_reference(app)
+    if reference is None:
+        return {"skipped": "no production model"}
+    start = now - dt.timedelta(hours=float(app.config["DRIFT_WINDOW_HOURS"]))
+    size = int(app.config.get("DRIFT_SAMPLE_SIZE", DRIFT_SAMPLE_SIZE))
+    rows, sample = sample_window(storage, start, now, size)
+    if not rows:
+        return {"skipped": "no predictions logged in the window", "rows": 0}
+    predictions = sample.pop("__prediction__")
+    outcome = drift.compute_drift(reference, sample, drift.DriftSettings.from_config(app.config), predictions)
+    with storage.session() as session:
+        report = DriftReport(
+            computed_at=utcnow(),
+            model_version=version or "",
+            window_start=start,
+            window_end=now,
+            rows=rows,
+            features_drifted=outcome.features_drifted,
+            features_tested=outcome.features_tested,
+            dataset_drift=outcome.dataset_drift,
+        )
+        session.add(report)
+        session.flush()
+        results = [*outcome.features, *([outcome.prediction] if outcome.prediction else [])]
+        session.add_all(
+            DriftResult(
+                report_id=report.id,
+                feature=r.feature,
+                test=r.test,
+                statistic=float(r.statistic) if np.isfinite(r.statistic) else 1e9,
+                p_value=r.p_value,
+                threshold=r.threshold,
+                psi=r.psi,
+                drifted=r.drifted,
+                sample_size=r.sample_size,
+                details=r.details,
+            )
+            for r in results
+        )
+        report_id = report.id
+    return {
+        "report_id": report_id,
+        "rows": rows,
+        "sampled": len(sample),
+        "features_drifted": outcome.features_drifted,
+        "features_tested": outcome.features_tested,
+        "dataset_drift": outcome.dataset_drift,
+    }
+
+
+def run_performance(app: Flask, now: dt.datetime) -> dict[str, Any]:
+    """One performance snapshot for the interval that ends now."""
+    storage: Storage = app.extensions["storage"]
+    flush_request_log(app)  # this process' buffered request rows belong to the window
+    model = production_model(storage, app.config["MODEL_NAME"])
+    version = f"v{model.version}" if model is not None else None
+    start = now - dt.timedelta(minutes=interval_minutes(app, "performance"))
+    with storage.engine.connect() as connection:
+        figures = performance.compute_performance(
+            connection,
+            start,
+            now,
+            model_version=version,
+            backtest_wmae=performance.backtest_wmae_of(model.metrics if model is not None else None),
+            accuracy_days=float(
+                app.config.get("PERFORMANCE_ACCURACY_DAYS", performance.ACCURACY_LOOKBACK_DAYS)
+            ),
+        )
+    with storage.session() as session:
+        snapshot = figures.snapshot()
+        snapshot.computed_at = utcnow()
+        session.add(snapshot)
+        session.flush()
+        snapshot_id = snapshot.id
+    return {"snapshot_id": snapshot_id, **{k: v for k, v in figures.to_dict().items() if "window" not in k}}
+
+
+def run_alerts(app: Flask, now: dt.datetime) -> dict[str, Any]:
+    with app.extensions["storage"].session() as session:
+        return {"open": alerts.evaluate(session, app.config)}
+
+
+JOBS: dict[str, Callable[[Flask, dt.datetime], dict[str, Any]]] = {
+    "drift": run_drift,
+    "performance": run_performance,
+    "alerts": run_alerts,
+}
+
+
+def run_job(app: Flask, job: str, *, now: dt.datetime | None = None, manual: bool = False) -> JobOutcome:
+    """Claim the job's slot and run it; a manual run claims a slot of its own (the exact time)."""
+    now = now or utcnow()
+    slot = now if manual else slot_for(now, interval_minutes(app, job))
+    storage: Storage = app.extensions["storage"]
+    run_id = claim(storage, job, slot, ("manual " if manual else "") + worker_name())
+    if run_id is None:
+        log.debug("%s for %s already claimed elsewhere: skipped", job, slot)
+        return JobOutcome(job, slot, ran=False)
+    try:
+        result = JOBS[job](app, now)
+    except Exception:
+        error = traceback.format_exc()
+        log.exception("job %s failed", job)
+        _finish(storage, run_id, "failed", error)
+        return JobOutcome(job, slot, ran=True, run_id=run_id, error=error.strip().splitlines()[-1])
+    _finish(storage, run_id, "finished")
+    log.info("job %s (%s): %s", job, slot, result)
+    return JobOutcome(job, slot, ran=True, run_id=run_id, result=result)
+
+
+def run_all(app: Flask, *, now: dt.datetime | None = None, manual: bool = True) -> list[JobOutcome]:
+    """Every job once: `flask monitor run` (manual) or a catch-up of the current slots (scheduled)."""
+    return [run_job(app, job, now=now, manual=manual) for job in JOB_ORDER]
+
+
+def last_runs(storage: Storage) -> dict[str, JobRun | None]:
+    """The latest run of each job, for the health panel."""
+    with storage.session() as session:
+        return {
+            job: session.scalars(
+                select(JobRun).where(JobRun.job == job).order_by(JobRun.id.desc()).limit(1)
+            ).first()
+            for job in JOB_ORDER
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# APScheduler
+# ---------------------------------------------------------------------------------------------
+
+
+def make_scheduler(app: Flask, *, blocking: bool) -> Any:
+    """A scheduler with one interval job per monitoring job, ticking just after each slot starts."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone="UTC")
+    now = utcnow()
+    for job in JOB_ORDER:
+        minutes = interval_minutes(app, job)
+        first = slot_for(now, minutes) + dt.timedelta(seconds=START_DELAY_SECONDS)
+        scheduler.add_job(
+            run_job,
+            IntervalTrigger(minutes=minutes, start_date=first.replace(tzinfo=dt.UTC), timezone="UTC"),
+            args=(app, job),
+            id=job,
+            name=f"monitoring {job}",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=int(minutes * 30),
+            next_run_time=dt.datetime.now(dt.UTC),  # catch up on the current slot at start
+        )
+    return scheduler
+
+
+def start_background_scheduler(app: Flask) -> Any:
+    """Start an in-process scheduler (SCHEDULER_ENABLED); the slot claims keep runs unique across workers."""
+    existing = app.extensions.get("monitoring_scheduler")
+    if existing is not None:
+        return existing
+    scheduler = make_scheduler(app, blocking=False)
+    scheduler.start()
+    app.extensions["monitoring_scheduler"] = scheduler
+    log.info("background monitoring scheduler started in %s", worker_name())
+    return scheduler

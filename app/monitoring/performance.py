@@ -1,0 +1,174 @@
+"""Service and accuracy figures per window, computed in SQL so a million logged rows stay cheap.
+
+Service (volume, 4xx/5xx, latency percentiles) covers the requests of the window. Accuracy
+covers the predictions logged over a longer look-back (actual sales arrive weeks after the
+forecast) that have an actual sale for their (store, dept, week): live WMAE with Kaggle's weights
+(holiday weeks, per actual_sales.is_holiday, weigh 5), MAE, bias (mean of prediction - actual) and
+the share of actuals inside the 80% and 95% intervals. Each logged prediction counts once: a week
+forecast twice was served twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.engine import Connection
+
+from app.storage import ActualSale, PerformanceSnapshot, PredictionLog, RequestLog
+
+HOLIDAY_WEIGHT = 5.0
+ACCURACY_LOOKBACK_DAYS = 90
+
+
+@dataclass
+class Performance:
+    window_start: dt.datetime
+    window_end: dt.datetime
+    model_version: str | None
+    requests: int
+    errors_4xx: int
+    errors_5xx: int
+    latency_p50: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+    predictions: int
+    matched_actuals: int
+    live_wmae: float | None
+    live_mae: float | None
+    bias: float | None
+    coverage_80: float | None
+    coverage_95: float | None
+    backtest_wmae: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def snapshot(self) -> PerformanceSnapshot:
+        return PerformanceSnapshot(**self.to_dict())
+
+
+def service_stats(connection: Connection, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """Requests, client and server errors, and latency percentiles (ms) of the window."""
+    table = RequestLog.__table__
+    in_window = and_(table.c.created_at >= start, table.c.created_at < end)
+    count, e4, e5 = connection.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((and_(table.c.status >= 400, table.c.status < 500), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((table.c.status >= 500, 1), else_=0)), 0),
+        ).where(in_window)
+    ).one()
+    p50 = p95 = p99 = None
+    if count:
+        latencies = np.fromiter(
+            (row[0] for row in connection.execute(select(table.c.latency_ms).where(in_window))),
+            dtype="float64",
+        )
+        p50, p95, p99 = (float(v) for v in np.percentile(latencies, [50, 95, 99]))
+    return {
+        "requests": int(count),
+        "errors_4xx": int(e4),
+        "errors_5xx": int(e5),
+        "latency_p50": p50,
+        "latency_p95": p95,
+        "latency_p99": p99,
+    }
+
+
+def prediction_count(connection: Connection, start: dt.datetime, end: dt.datetime) -> int:
+    table = PredictionLog.__table__
+    query = select(func.count()).where(table.c.created_at >= start, table.c.created_at < end)
+    return int(connection.execute(query).scalar_one())
+
+
+def accuracy_stats(
+    connection: Connection, start: dt.datetime, end: dt.datetime, model_version: str | None = None
+) -> dict[str, Any]:
+    """Live accuracy of the predictions logged in [start, end) that have actual sales, in one SQL pass."""
+    log, actual = PredictionLog.__table__, ActualSale.__table__
+    error = log.c.prediction - actual.c.weekly_sales
+    absolute = case((error < 0, -error), else_=error)
+    weight = case((actual.c.is_holiday, HOLIDAY_WEIGHT), else_=1.0)
+    inside_80 = case(
+        (and_(actual.c.weekly_sales >= log.c.lower_80, actual.c.weekly_sales <= log.c.upper_80), 1), else_=0
+    )
+    inside_95 = case(
+        (and_(actual.c.weekly_sales >= log.c.lower_95, actual.c.weekly_sales <= log.c.upper_95), 1), else_=0
+    )
+    query = (
+        select(
+            func.count(),
+            func.sum(weight * absolute),
+            func.sum(weight),
+            func.sum(absolute),
+            func.sum(error),
+            func.sum(inside_80),
+            func.sum(inside_95),
+        )
+        .select_from(
+            log.join(
+                actual,
+                and_(actual.c.store == log.c.store, actual.c.dept == log.c.dept, actual.c.week == log.c.week),
+            )
+        )
+        .where(log.c.created_at >= start, log.c.created_at < end)
+    )
+    if model_version:
+        query = query.where(log.c.model_version == model_version)
+    n, weighted, weights, absolute_sum, error_sum, in80, in95 = connection.execute(query).one()
+    if not n:
+        return {
+            "matched_actuals": 0,
+            "live_wmae": None,
+            "live_mae": None,
+            "bias": None,
+            "coverage_80": None,
+            "coverage_95": None,
+        }
+    return {
+        "matched_actuals": int(n),
+        "live_wmae": float(weighted) / float(weights),
+        "live_mae": float(absolute_sum) / n,
+        "bias": float(error_sum) / n,
+        "coverage_80": float(in80) / n,
+        "coverage_95": float(in95) / n,
+    }
+
+
+def compute_performance(
+    connection: Connection,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    *,
+    model_version: str | None = None,
+    backtest_wmae: float | None = None,
+    accuracy_days: float = ACCURACY_LOOKBACK_DAYS,
+) -> Performance:
+    """All figures for one window; accuracy looks back `accuracy_days` from the window's end."""
+    service = service_stats(connection, window_start, window_end)
+    accuracy = accuracy_stats(
+        connection, window_end - dt.timedelta(days=accuracy_days), window_end, model_version=model_version
+    )
+    return Performance(
+        window_start=window_start,
+        window_end=window_end,
+        model_version=model_version,
+        predictions=prediction_count(connection, window_start, window_end),
+        backtest_wmae=backtest_wmae,
+        **service,
+        **accuracy,
+    )
+
+
+def backtest_wmae_of(metrics: dict[str, Any] | None) -> float | None:
+    """The backtest WMAE from a model's metrics or metadata, wherever the core nests it."""
+    if not metrics:
+        return None
+    for candidate in (metrics, metrics.get("backtest"), metrics.get("metrics")):
+        if isinstance(candidate, dict) and isinstance(candidate.get("wmae"), (int, float)):
+            return float(candidate["wmae"])
+    return None
