@@ -11,4 +11,14 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "==> the suite on SQLite"
 .venv/bin/pytest "$@"
+
+# The same code on PostgreSQL: a private server on 127.0.0.1:5433, stopped on exit. Set
+# SKIP_POSTGRES=1 to skip this leg (a developer's quick run); CI runs it.
+if [ "${SKIP_POSTGRES:-0}" != 1 ]; then
+  echo "==> the suite again on PostgreSQL"
+  scripts/postgres.sh start
+  trap 'scripts/postgres.sh stop' EXIT
+  STORECAST_TEST_DATABASE_URL="$(scripts/postgres.sh url)" .venv/bin/pytest -m "not browser" "$@"
+fi
