@@ -229,6 +229,7 @@ def generate_dataset(
     keep = np.ones((n_series, n_weeks), dtype=bool)
     late = rng.random(n_series) < 0.05
     first_week = np.where(late, rng.integers(8, max(9, int(n_weeks * 0.7)), n_series), 0)
+    first_week = np.minimum(first_week, n_weeks // 2)  # short ranges: every series keeps some weeks
     keep &= np.arange(n_weeks)[None, :] >= first_week[:, None]
     gappy = rng.random(n_series) < 0.15
     drop_rate = rng.uniform(0.03, 0.3, n_series)[:, None]

@@ -226,6 +226,32 @@ def test_surrounding_spaces_and_lowercase_booleans_are_accepted(kaggle_dir: Path
     assert load_dataset(kaggle_dir).fingerprint() == expected.fingerprint()
 
 
+def test_extra_columns_bom_and_header_spaces_are_tolerated(kaggle_dir: Path) -> None:
+    expected = load_dataset(kaggle_dir)
+    path = kaggle_dir / "train.csv"
+    lines, terminator = _lines(path)
+    lines = [lines[0].replace("Dept,", " Dept ,") + ",Comment", *(line + ",x" for line in lines[1:])]
+    path.write_bytes(b"\xef\xbb\xbf" + (terminator.join(lines) + terminator).encode())
+    assert load_dataset(kaggle_dir).fingerprint() == expected.fingerprint()
+
+
+def test_header_only_features_is_allowed_and_counted(kaggle_dir: Path) -> None:
+    path = kaggle_dir / "features.csv"
+    lines, terminator = _lines(path)
+    _save(path, lines[:1], terminator)
+    dataset = load_dataset(kaggle_dir)
+    assert dataset.features.empty and list(dataset.features.columns) == FEATURE_COLUMNS
+    assert dataset.report["train.csv rows without a features.csv row"] == len(dataset.sales)
+
+
+def test_holiday_flag_disagreement_is_counted(kaggle_dir: Path) -> None:
+    assert load_dataset(kaggle_dir).report["train.csv IsHoliday differs from features.csv"] == 0
+    path = kaggle_dir / "train.csv"
+    flag = _lines(path)[0][1].split(",")[-1]
+    _set_field(path, 2, "IsHoliday", "FALSE" if flag == "TRUE" else "TRUE")
+    assert load_dataset(kaggle_dir).report["train.csv IsHoliday differs from features.csv"] == 1
+
+
 def test_load_or_generate_without_directory_is_synthetic() -> None:
     assert load_or_generate(None, seed=1).source.startswith("synthetic")
 
@@ -366,6 +392,25 @@ def test_first_bad_row_is_reported_not_a_later_one(kaggle_dir: Path) -> None:
     _set_field(kaggle_dir / "train.csv", 30, "Weekly_Sales", "bad2")
     _set_field(kaggle_dir / "train.csv", 20, "Weekly_Sales", "bad1")
     _expect_error(kaggle_dir, "train.csv", 20, "Weekly_Sales", "bad1")
+
+
+def test_file_with_header_only(kaggle_dir: Path) -> None:
+    path = kaggle_dir / "train.csv"
+    lines, terminator = _lines(path)
+    _save(path, lines[:1], terminator)
+    _expect_error(kaggle_dir, "train.csv", 2, None, "no data rows")
+
+
+def test_not_utf8(kaggle_dir: Path) -> None:
+    path = kaggle_dir / "stores.csv"
+    path.write_bytes(path.read_bytes() + b"9,\xe9,40000\r")
+    _expect_error(kaggle_dir, "stores.csv", 5, None, "not UTF-8")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1e12"])
+def test_store_number_out_of_range(kaggle_dir: Path, value: str) -> None:
+    _set_field(kaggle_dir / "train.csv", 4, "Store", value)
+    _expect_error(kaggle_dir, "train.csv", 4, "Store", "positive whole number")
 
 
 def test_error_is_a_value_error_with_fields(kaggle_dir: Path) -> None:
