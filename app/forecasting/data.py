@@ -289,6 +289,19 @@ def _parse_text(table: _Table, column: str) -> np.ndarray:
     return categories.to_numpy(dtype=object)[codes]
 
 
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Sort by keys, skipping the sort when the file is already in order (Kaggle's are)."""
+    ascending = np.zeros(max(len(frame) - 1, 0), dtype=bool)
+    tied = np.ones_like(ascending)
+    for key in keys:
+        values = frame[key].to_numpy()
+        ascending |= tied & (values[1:] > values[:-1])
+        tied &= values[1:] == values[:-1]
+    if ascending.all():
+        return frame
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
 def _check_unique(table: _Table, keys: pd.DataFrame, columns: list[str]) -> None:
     duplicated = keys.duplicated(keep="first").to_numpy()
     if not duplicated.any():
@@ -341,7 +354,7 @@ def _read_features(directory: Path, known_stores: np.ndarray) -> tuple[pd.DataFr
     _check_unique(table, pd.DataFrame({"store": store, "date": date}), ["Store", "Date"])
     _check_known_stores(table, store, known_stores)
     features = pd.DataFrame(columns, columns=FEATURE_COLUMNS)
-    features = features.sort_values(["store", "date"], kind="stable").reset_index(drop=True)
+    features = _sorted(features, ["store", "date"])
     return features, table, missing
 
 
@@ -360,7 +373,7 @@ def _read_sales(directory: Path, known_stores: np.ndarray) -> tuple[pd.DataFrame
         {"store": store, "dept": dept, "date": date, "weekly_sales": sales, "is_holiday": holiday},
         columns=SALES_COLUMNS,
     )
-    return frame.sort_values(["store", "dept", "date"], kind="stable").reset_index(drop=True), table
+    return _sorted(frame, ["store", "dept", "date"]), table
 
 
 def _week_keys(store: pd.Series, date: pd.Series) -> np.ndarray:

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -200,6 +201,18 @@ def test_any_line_ending_loads_the_same(tmp_path: Path, terminator: str) -> None
         _save(tmp_path / name, lines, terminator)
     loaded = load_dataset(tmp_path)
     assert loaded.fingerprint() == dataset.fingerprint()
+
+
+def test_rows_in_any_order_load_sorted(tmp_path: Path) -> None:
+    dataset = _write_small(tmp_path)
+    for name in ("train.csv", "features.csv", "stores.csv"):
+        lines, terminator = _lines(tmp_path / name)
+        body = lines[1:]
+        order = np.random.default_rng(0).permutation(len(body))
+        _save(tmp_path / name, [lines[0], *(body[i] for i in order)], terminator)
+    loaded = load_dataset(tmp_path)
+    assert loaded.fingerprint() == dataset.fingerprint()
+    assert loaded.sales.index.equals(pd.RangeIndex(len(dataset.sales)))
 
 
 def test_error_line_numbers_are_right_with_cr_endings(kaggle_dir: Path) -> None:
