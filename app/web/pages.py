@@ -1,5 +1,466 @@
-"""The HTML pages for store planners (Jinja2 with HTMX partial swaps)."""
+"""The HTML pages for store planners (Jinja2, HTMX partial swaps; every form also works as a plain post).
 
-from flask import Blueprint
+An HTMX request (HX-Request header) gets the panel partial; a plain request gets the whole page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from pydantic import ValidationError
+
+from app.web import charts, service
+from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
+from app.web.errors import ApiError, form_errors
+from app.web.model_card import model_card_context
+from app.web.schemas import (
+    COVARIATES,
+    DEFAULT_WEEKS,
+    MAX_WEEKS,
+    ForecastForm,
+    ForecastRequest,
+    StoreForecastQuery,
+    clean_form,
+)
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
+
+FORM_FIELDS = ("store", "dept", "date", "weeks", "is_holiday", *COVARIATES)
+BATCH_PREVIEW_ROWS = 10
+BATCH_RESULT_ROWS = 50
+BATCH_KEEP_SECONDS = 3600
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+
+__all__ = ["bp", "model_card_context"]
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+
+
+def _model_or_none() -> Any:
+    try:
+        return service.forecaster()
+    except ApiError:
+        return None
+
+
+def _no_model() -> tuple[str, int]:
+    return render_template("pages/no_model.html"), 503
+
+
+def _store_options(model: Any) -> list[int]:
+    return [int(s) for s in model.stores()]
+
+
+def _dept_options(model: Any, store: Any) -> list[int]:
+    try:
+        return [int(d) for d in model.departments(int(store))]
+    except (TypeError, ValueError, LookupError):
+        return []
+    except Exception as error:  # noqa: BLE001 - ForecastError (unknown store): an empty list, the form says why
+        log.debug("no departments for store %r: %s", store, error)
+        return []
+
+
+def _covariate_fields() -> list[dict[str, Any]]:
+    return [
+        {"name": name, "label": label, "unit": unit, "min": low, "max": high, "description": description}
+        for name, (label, unit, low, high, description) in COVARIATES.items()
+    ]
+
+
+def _frame(predictions: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(predictions)
+
+
+def _history(model: Any, store: int, dept: int, weeks: int = 104) -> pd.DataFrame:
+    try:
+        return model.history(store, dept, weeks=weeks)
+    except Exception as error:  # noqa: BLE001 - a chart without history is still useful
+        log.debug("no history for %s/%s: %s", store, dept, error)
+        return pd.DataFrame(columns=["date", "weekly_sales"])
+
+
+# ------------------------------------------------------------------------------------------ forecast
+@bp.route("/", methods=["GET", "POST"])
+def forecast() -> Any:
+    """The forecast form: one week (a result card) or 2-52 weeks (chart, table, CSV download)."""
+    model = _model_or_none()
+    if model is None:
+        return _no_model()
+    stores = _store_options(model)
+    default_start = service.default_start(model)
+    if request.method == "GET":
+        store = request.args.get("store") or (str(stores[0]) if stores else "")
+        form = {
+            "store": store,
+            "dept": "",
+            "date": default_start.isoformat(),
+            "weeks": "1",
+            "is_holiday": "auto",
+        }
+        departments = _dept_options(model, store)
+        form["dept"] = request.args.get("dept") or (str(departments[0]) if departments else "")
+        context = _forecast_context(model, stores, departments, form, {}, None)
+        return render_template("pages/forecast.html", **context)
+
+    form = {name: (request.form.get(name) or "").strip() for name in FORM_FIELDS}
+    form["is_holiday"] = form["is_holiday"] or "auto"
+    departments = _dept_options(model, form["store"])
+    errors: dict[str, str] = {}
+    result = None
+    status = 200
+    if request.form.get("action") == "refresh":  # no-JS: reload the department list for the store
+        if departments and form["dept"] not in {str(d) for d in departments}:
+            form["dept"] = str(departments[0])
+    else:
+        try:
+            data = ForecastForm.model_validate(clean_form(request.form, FORM_FIELDS))
+        except ValidationError as error:
+            errors = form_errors(error)
+        else:
+            try:
+                result = _run_forecast(model, data)
+            except ApiError as error:
+                errors = {d.get("field", "form"): d["message"] for d in error.details} or {
+                    "form": error.message
+                }
+                if error.status == 503:
+                    return _no_model()
+        if errors:
+            status = 422
+    context = _forecast_context(model, stores, departments, form, errors, result)
+    template = "partials/forecast_panel.html" if _is_htmx() else "pages/forecast.html"
+    return render_template(template, **context), status
+
+
+def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
+    if data.weeks == 1:
+        served = service.predict([data], source="page")
+        return {"mode": "single", "prediction": served.predictions[0], "model_version": served.model_version}
+    covariates = data.given()
+    req = ForecastRequest(
+        store=data.store,
+        dept=data.dept,
+        start=data.date,
+        weeks=data.weeks,
+        covariates=[covariates] * data.weeks if covariates else None,
+    )
+    served = service.forecast(req, source="page")
+    predictions = served.predictions
+    history = _history(model, data.store, data.dept)
+    svg = charts.forecast_chart(history, _frame(predictions)) if predictions else None
+    query = {
+        "store": data.store,
+        "dept": data.dept,
+        "start": data.date.isoformat(),
+        "weeks": data.weeks,
+        **covariates,
+    }
+    return {
+        "mode": "multi",
+        "predictions": predictions,
+        "chart": svg,
+        "total": sum(p["prediction"] for p in predictions),
+        "csv_url": url_for("pages.forecast_csv", **query),
+        "model_version": served.model_version,
+    }
+
+
+def _forecast_context(
+    model: Any,
+    stores: list[int],
+    departments: list[int],
+    form: dict[str, str],
+    errors: dict[str, str],
+    result: dict[str, Any] | None,
+) -> dict[str, Any]:
+    placeholders = {}
+    if result and result["mode"] == "single":
+        placeholders = result["prediction"]["inputs"]
+    elif result and result.get("predictions"):
+        placeholders = result["predictions"][0]["inputs"]
+    return {
+        "stores": stores,
+        "departments": departments,
+        "form": form,
+        "errors": errors,
+        "result": result,
+        "covariates": _covariate_fields(),
+        "covariates_open": any(form.get(name) or name in errors for name in COVARIATES),
+        "placeholders": placeholders,
+        "max_weeks": MAX_WEEKS,
+        "origin": getattr(model, "origin", None),
+        "first_week": service.default_start(model),
+        "legend_items": charts.legend_items(),
+    }
+
+
+@bp.get("/partials/departments")
+def departments_partial() -> Any:
+    """The department <select> for a store (HTMX swaps it in when the store changes)."""
+    model = _model_or_none()
+    store = request.args.get("store", "")
+    departments = _dept_options(model, store) if model is not None else []
+    form = {"dept": str(departments[0]) if departments else ""}
+    return render_template("partials/dept_field.html", departments=departments, form=form, errors={})
+
+
+@bp.get("/forecast.csv")
+def forecast_csv() -> Any:
+    """The multi-week forecast as a CSV download (a GET link, so it also works without JS)."""
+    args = {k: v for k, v in request.args.items() if v != ""}
+    covariates = {k: args.pop(k) for k in list(args) if k in COVARIATES or k == "is_holiday"}
+    try:
+        weeks = int(args.get("weeks", DEFAULT_WEEKS))
+    except ValueError:
+        weeks = -1
+    try:
+        req = ForecastRequest.model_validate(
+            {**args, "covariates": [covariates] * weeks if covariates and 0 < weeks <= MAX_WEEKS else None}
+        )
+    except ValidationError as error:
+        message = "; ".join(f"{k}: {v}" for k, v in form_errors(error).items())
+        return render_template("error.html", status=422, title="Invalid forecast", message=message), 422
+    served = service.forecast(req, source="page")
+    response = Response(predictions_csv(served.predictions), mimetype="text/csv")
+    name = f"storecast_store{req.store}_dept{req.dept}_{served.predictions[0]['week']}_{req.weeks}w.csv"
+    response.headers["Content-Disposition"] = f"attachment; filename={name}"
+    return response
+
+
+# ------------------------------------------------------------------------------------------- store
+@bp.get("/store")
+def store_page() -> Any:
+    """A whole store: departments ranked by forecast, the store total chart."""
+    model = _model_or_none()
+    if model is None:
+        return _no_model()
+    stores = _store_options(model)
+    form = {
+        "store": request.args.get("store", "").strip(),
+        "start": request.args.get("start", "").strip() or service.default_start(model).isoformat(),
+        "weeks": request.args.get("weeks", "").strip() or str(DEFAULT_WEEKS),
+    }
+    errors: dict[str, str] = {}
+    result = None
+    status = 200
+    if form["store"]:
+        try:
+            query = StoreForecastQuery.model_validate({k: v for k, v in form.items() if v})
+        except ValidationError as error:
+            errors = form_errors(error)
+        else:
+            try:
+                result = _run_store(model, query)
+            except ApiError as error:
+                errors = {d.get("field", "form"): d["message"] for d in error.details} or {
+                    "form": error.message
+                }
+        if errors:
+            status = 422
+    context = {
+        "stores": stores,
+        "form": form,
+        "errors": errors,
+        "result": result,
+        "max_weeks": MAX_WEEKS,
+        "legend_items": charts.legend_items(),
+    }
+    template = "partials/store_panel.html" if _is_htmx() else "pages/store.html"
+    return render_template(template, **context), status
+
+
+def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
+    served = service.forecast_store(query, source="page")
+    total = served.extra["total"]
+    departments = served.extra["departments"]
+    grand = sum(d["total"] for d in departments) or 1.0
+    rows = [
+        {
+            "dept": d["dept"],
+            "rank": d["rank"],
+            "total": d["total"],
+            "share": d["total"] / grand,
+            "first": d["predictions"][0]["prediction"] if d["predictions"] else None,
+            "cold_start": any(p["cold_start"] for p in d["predictions"]),
+        }
+        for d in departments
+    ]
+    history = _store_history(model, query.store, [d["dept"] for d in departments])
+    chart = charts.forecast_chart(history, pd.DataFrame(total)) if total else None
+    top = pd.DataFrame(rows[:15]).rename(columns={"dept": "Dept"}) if rows else None
+    bars = (
+        charts.bar_chart(
+            top.assign(Dept=top["Dept"].map(lambda d: f"Dept {d}")),
+            category="Dept",
+            value="total",
+            value_title=f"Forecast total over {query.weeks} weeks ($)",
+        )
+        if top is not None
+        else None
+    )
+    return {
+        "store": query.store,
+        "weeks": len(total),
+        "start": total[0]["week"] if total else None,
+        "total": total,
+        "grand_total": sum(t["prediction"] for t in total),
+        "departments": rows,
+        "chart": chart,
+        "bars": bars,
+        "model_version": served.model_version,
+    }
+
+
+def _store_history(model: Any, store: int, departments: list[int]) -> pd.DataFrame:
+    """The store's past weekly total for the chart (presentation: the sum of each department's history)."""
+    history = getattr(model, "store_history", None)
+    if callable(history):
+        try:
+            return history(store)
+        except Exception as error:  # noqa: BLE001 - a chart without history is still useful
+            log.debug("no store history for %s: %s", store, error)
+    frames = [_history(model, store, dept, weeks=104) for dept in departments]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["date", "weekly_sales"])
+    return pd.concat(frames).groupby("date", as_index=False)["weekly_sales"].sum()
+
+
+# ------------------------------------------------------------------------------------------- batch
+def _batch_dir() -> Path:
+    path = Path(current_app.instance_path) / "batch_results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _prune(directory: Path) -> None:
+    cutoff = time.time() - BATCH_KEEP_SECONDS
+    for old in directory.glob("*.csv"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass
+
+
+@bp.route("/batch", methods=["GET", "POST"])
+def batch() -> Any:
+    """Upload a CSV (train.csv / test.csv columns): preview, errors by line, results to download."""
+    model = _model_or_none()
+    if model is None:
+        return _no_model()
+    context: dict[str, Any] = {
+        "limit": int(current_app.config["MAX_BATCH_ROWS"]),
+        "errors": [],
+        "message": None,
+        "preview": None,
+        "result": None,
+        "filename": None,
+    }
+    status = 200
+    if request.method == "POST":
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            context["message"] = "Choose a CSV file to upload."
+            status = 422
+        else:
+            context["filename"] = upload.filename
+            status = _run_batch(upload.read(), context)
+    template = "partials/batch_panel.html" if _is_htmx() else "pages/batch.html"
+    return render_template(template, **context), status
+
+
+def _run_batch(data: bytes, context: dict[str, Any]) -> int:
+    try:
+        parsed = parse_csv(decode(data), int(context["limit"]))
+    except ApiError as error:
+        context["message"] = error.message
+        context["errors"] = error.details
+        return error.status if error.status in (413, 422) else 422
+    context["preview"] = {
+        "columns": parsed.columns,
+        "rows": [
+            {"line": line, **row, **extra}
+            for line, row, extra in zip(
+                parsed.lines[:BATCH_PREVIEW_ROWS],
+                parsed.rows[:BATCH_PREVIEW_ROWS],
+                parsed.passthrough[:BATCH_PREVIEW_ROWS],
+                strict=True,
+            )
+        ],
+        "count": len(parsed.rows),
+    }
+    valid, errors = validate_rows(parsed.rows, parsed.lines)
+    if errors:
+        context["errors"] = errors
+        bad = len({e.get("row") for e in errors})
+        context["message"] = (
+            f"{bad} of {len(parsed.rows)} rows are invalid; nothing was predicted. Fix them and upload again."
+        )
+        return 422
+    try:
+        served = service.predict(valid, source="batch")
+    except ApiError as error:
+        context["message"] = error.message
+        context["errors"] = error.details
+        return error.status
+    extra = parsed.passthrough if parsed.passthrough and parsed.passthrough[0] else None
+    directory = _batch_dir()
+    _prune(directory)
+    token = uuid.uuid4().hex
+    (directory / f"{token}.csv").write_text(predictions_csv(served.predictions, extra), encoding="utf-8")
+    predictions = served.predictions
+    context["result"] = {
+        "count": len(predictions),
+        "rows": predictions[:BATCH_RESULT_ROWS],
+        "total": sum(p["prediction"] for p in predictions),
+        "cold_starts": sum(1 for p in predictions if p["cold_start"]),
+        "download": url_for("pages.batch_download", token=token),
+        "model_version": served.model_version,
+    }
+    return 200
+
+
+@bp.get("/batch/<token>.csv")
+def batch_download(token: str) -> Any:
+    """The results of an uploaded batch (kept for an hour)."""
+    if not _TOKEN.match(token):
+        abort(404)
+    path = _batch_dir() / f"{token}.csv"
+    if not path.exists():
+        abort(404, description="These results have expired; upload the file again.")
+    response = Response(path.read_text(encoding="utf-8"), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f"attachment; filename=storecast_batch_{dt.date.today()}.csv"
+    return response
+
+
+# ------------------------------------------------------------------------------------------- model
+@bp.get("/model")
+def model_page() -> Any:
+    """The production model's card."""
+    model = _model_or_none()
+    if model is None:
+        return _no_model()
+    return render_template("pages/model.html", card=model_card_context(model))
+
+
+@bp.get("/api/docs")
+def api_docs() -> Any:
+    """A readable page for the OpenAPI document, rendered here (no Swagger UI, no CDN)."""
+    from app.web.docs import docs_context
+    from app.web.openapi import openapi_document
+
+    return render_template("pages/api_docs.html", **docs_context(openapi_document()))

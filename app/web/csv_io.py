@@ -1,0 +1,178 @@
+"""CSV in and out: Kaggle-style batch files (train.csv / test.csv columns) and prediction downloads.
+
+Parsing only maps headers and blanks; the values are validated by the same PredictRequest schema as
+the JSON API, so a CSV row and a JSON row fail in the same way with the same messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.web.errors import ApiError, detail
+from app.web.schemas import CSV_COLUMNS, CSV_NULLS, CSV_PASSTHROUGH, ROWS, PredictRequest
+
+REQUIRED = ("store", "dept", "date")
+
+PREDICTION_COLUMNS = (
+    "store",
+    "dept",
+    "week",
+    "horizon",
+    "prediction",
+    "lower_80",
+    "upper_80",
+    "lower_95",
+    "upper_95",
+    "cold_start",
+    "assumed",
+    "model_version",
+    "prediction_id",
+)
+
+
+@dataclass
+class ParsedBatch:
+    """Rows as schema input dicts, each with its file line number (header = line 1)."""
+
+    rows: list[dict[str, Any]]
+    lines: list[int]
+    columns: list[str]
+    passthrough: list[dict[str, str]] = field(default_factory=list)
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lstrip("\ufeff").lower().replace("_", "").replace(" ", "")
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), falling back to Latin-1 so that any byte string parses."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def parse_csv(text: str, max_rows: int) -> ParsedBatch:
+    """Rows of a CSV with a header; ApiError 422 for bad headers, 413 for too many rows."""
+    # Bare CR line endings (as in Kaggle's stores.csv) are normalised by splitlines.
+    reader = csv.reader(io.StringIO("\n".join(text.splitlines())))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ApiError(422, "the CSV file is empty", [detail("file", "no header line")]) from None
+    except csv.Error as error:
+        raise ApiError(422, "the CSV file cannot be read", [detail("file", str(error))]) from None
+    mapping: list[tuple[int, str, bool]] = []  # (column index, field, is_passthrough)
+    errors = []
+    seen: set[str] = set()
+    for index, name in enumerate(header):
+        key = _normalise(name)
+        if key in CSV_COLUMNS:
+            target, passthrough = CSV_COLUMNS[key], False
+        elif key in CSV_PASSTHROUGH:
+            target, passthrough = CSV_PASSTHROUGH[key], True
+        elif key == "":
+            continue
+        else:
+            errors.append(detail(name.strip() or f"column {index + 1}", "unknown column"))
+            continue
+        if target in seen:
+            errors.append(detail(target, "duplicate column"))
+            continue
+        seen.add(target)
+        mapping.append((index, target, passthrough))
+    for required in REQUIRED:
+        if required not in seen:
+            errors.append(detail(required, "missing column"))
+    if errors:
+        expected = (
+            "Store, Dept, Date and optionally IsHoliday, Temperature, Fuel_Price, MarkDown1-5, CPI, ..."
+        )
+        raise ApiError(422, f"the CSV header is not usable: expected {expected}", errors)
+
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    passthrough: list[dict[str, str]] = []
+    try:
+        for record in reader:
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if len(rows) >= max_rows:
+                raise ApiError(
+                    413,
+                    f"too many rows: at most {max_rows} rows per batch",
+                    [detail("rows", f"the limit is {max_rows} rows; split the file")],
+                )
+            row: dict[str, Any] = {}
+            extra: dict[str, str] = {}
+            for index, target, is_passthrough in mapping:
+                cell = record[index].strip() if index < len(record) else ""
+                if is_passthrough:
+                    extra[target] = cell
+                elif cell.lower() not in CSV_NULLS:
+                    row[target] = cell
+            rows.append(row)
+            lines.append(reader.line_num)
+            passthrough.append(extra)
+    except csv.Error as error:
+        raise ApiError(
+            422, "the CSV file cannot be read", [detail("file", f"line {reader.line_num}: {error}")]
+        ) from None
+    if not rows:
+        raise ApiError(422, "the CSV file has no data rows", [detail("rows", "no rows after the header")])
+    return ParsedBatch(rows=rows, lines=lines, columns=[m[1] for m in mapping], passthrough=passthrough)
+
+
+def validate_rows(
+    rows: list[Any], lines: list[int] | None = None
+) -> tuple[list[PredictRequest], list[dict[str, Any]]]:
+    """All rows through the one schema; every error with its row index (and CSV line)."""
+    try:
+        return ROWS.validate_python(rows), []
+    except ValidationError as error:
+        errors = []
+        for e in error.errors(include_url=False):
+            loc = e["loc"]
+            if not loc or not isinstance(loc[0], int):
+                errors.append(detail("rows", e["msg"]))
+                continue
+            index = loc[0]
+            name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+            message = (
+                "unknown field"
+                if e["type"] == "extra_forbidden"
+                else str(e["msg"]).removeprefix("Value error, ")
+            )
+            item = detail(f"rows[{index}]{name}", message, row=index)
+            if lines is not None:
+                item["line"] = lines[index]
+            errors.append(item)
+        return [], errors
+
+
+def predictions_csv(
+    predictions: Iterable[Mapping[str, Any]], extra: list[dict[str, str]] | None = None
+) -> str:
+    """Predictions (their API dicts) as CSV, with any passthrough columns (Weekly_Sales, Id) first."""
+    out = io.StringIO()
+    predictions = list(predictions)
+    extra_columns = list(extra[0]) if extra else []
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*extra_columns, *PREDICTION_COLUMNS])
+    for i, item in enumerate(predictions):
+        values = []
+        for column in PREDICTION_COLUMNS:
+            value = item.get(column, "")
+            if column == "assumed" and isinstance(value, Mapping):
+                value = ";".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, float):
+                value = f"{value:.2f}"
+            values.append(value)
+        writer.writerow([*(extra[i].get(c, "") for c in extra_columns), *values] if extra else values)
+    return out.getvalue()

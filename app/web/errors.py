@@ -1,0 +1,126 @@
+"""Error responses: JSON {"error", "details": [{"field", "message"}]} under /api, HTML pages elsewhere.
+
+Every package's blueprints use api_error() so that a script sees one error shape, and bad input
+never surfaces as a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+
+
+class ApiError(Exception):
+    """Raise anywhere in a request to answer with an error JSON (API) or an error page (HTML)."""
+
+    def __init__(self, status: int, message: str, details: Sequence[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = list(details or [])
+
+
+def detail(field: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"field": field, "message": message, **extra}
+
+
+def api_error(status: int, message: str, details: Iterable[dict[str, Any]] | None = None) -> Response:
+    """The one JSON error shape: {"error": message, "details": [{"field", "message"}, ...]}."""
+    response = jsonify({"error": message, "details": list(details or [])})
+    response.status_code = status
+    return response
+
+
+def _loc_to_field(loc: Sequence[Any], prefix: str = "") -> str:
+    field = prefix
+    for part in loc:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        else:
+            field += f".{part}" if field else str(part)
+    return field or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = str(error.get("msg", "invalid value"))
+    for noise in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(noise)
+    if error.get("type") == "extra_forbidden":
+        return "unknown field"
+    return message
+
+
+def validation_details(error: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    """Pydantic errors as [{"field": "rows[3].date", "message": ...}], in input order."""
+    return [detail(_loc_to_field(e["loc"], prefix), _message(e)) for e in error.errors(include_url=False)]
+
+
+def form_errors(error: ValidationError) -> dict[str, str]:
+    """Pydantic errors keyed by top-level form field, for inline messages next to each input."""
+    errors: dict[str, str] = {}
+    for e in error.errors(include_url=False):
+        name = str(e["loc"][0]) if e["loc"] else "form"
+        errors.setdefault(name, _message(e))
+    return errors
+
+
+def forecast_error_detail(error: Exception) -> dict[str, Any]:
+    """A core ForecastError (unknown store, week out of range...) as a field error."""
+    field = getattr(error, "field", None) or "body"
+    message = getattr(error, "message", None) or str(error)
+    return detail(str(field), str(message))
+
+
+def wants_json() -> bool:
+    return request.path.startswith(API_PREFIX) and not request.path.startswith("/api/docs")
+
+
+def _html_error(status: int, title: str, message: str) -> tuple[str, int]:
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON errors under /api, a styled HTML page elsewhere; a 500 never leaks a traceback."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Any:
+        if wants_json():
+            return api_error(error.status, error.message, error.details)
+        return _html_error(error.status, "Request failed", error.message)
+
+    @app.errorhandler(ValidationError)
+    def _validation(error: ValidationError) -> Any:
+        if wants_json():
+            return api_error(422, "invalid request", validation_details(error))
+        return _html_error(422, "Invalid input", "; ".join(e["message"] for e in validation_details(error)))
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Any:
+        status = error.code or 500
+        if wants_json():
+            message = {
+                404: "not found: no such endpoint",
+                405: f"method {request.method} not allowed",
+                413: "request body too large",
+            }.get(status, (error.description or error.name).rstrip("."))
+            response = api_error(status, message)
+            if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+                response.headers["Allow"] = ", ".join(error.valid_methods)
+            return response
+        return _html_error(status, error.name, error.description or "")
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return api_error(500, "internal error")
+        return _html_error(500, "Something went wrong", "The error was logged; please try again.")

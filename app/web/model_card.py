@@ -1,0 +1,329 @@
+"""The model card: what a model is, how it was trained and how well it backtested, from its metadata.
+
+`model_card_context(forecaster_or_metadata)` is reused by the registry for every version
+(/models/<version>): render it with `{% include card.card_template %}` and the dict as `card`.
+Everything shown comes from the artifact's metadata; nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from app.web import charts
+
+log = logging.getLogger(__name__)
+
+CARD_TEMPLATE = "partials/model_card.html"
+BASELINE_LABEL = "Seasonal naive"
+KIND_LABELS = {
+    "hgb": "Gradient-boosted trees",
+    "rf": "Random forest",
+    "linear": "Linear (ridge)",
+    "naive": "Seasonal naive",
+}
+
+
+def _metadata(source: Any) -> dict[str, Any]:
+    if isinstance(source, Mapping):
+        return dict(source)
+    return dict(getattr(source, "metadata", None) or {})
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _first(mapping: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if key in mapping and mapping[key] is not None:
+            return mapping[key]
+    return default
+
+
+def _bucket_sort_key(bucket: str) -> tuple[float, str]:
+    head = str(bucket).split("-")[0].strip().rstrip("+")
+    try:
+        return float(head), str(bucket)
+    except ValueError:
+        return math.inf, str(bucket)
+
+
+def feature_importances(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """[{feature, importance}] largest first, from a dict or a list in the metadata."""
+    raw = _first(meta, "feature_importances", "feature_importance", "importances", default={})
+    items: list[tuple[str, float]] = []
+    if isinstance(raw, Mapping):
+        items = [(str(k), _num(v)) for k, v in raw.items()]
+    elif isinstance(raw, list):
+        for entry in raw:
+            if isinstance(entry, Mapping):
+                items.append(
+                    (
+                        str(_first(entry, "feature", "name", default="?")),
+                        _num(_first(entry, "importance", "value")),
+                    )
+                )
+            elif isinstance(entry, (list, tuple)) and len(entry) == 2:
+                items.append((str(entry[0]), _num(entry[1])))
+    items = [(name, value) for name, value in items if value is not None]
+    items.sort(key=lambda kv: -kv[1])
+    return [{"feature": name, "importance": value} for name, value in items]
+
+
+def backtest_table(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """WMAE overall and by horizon bucket for the model, the seasonal-naive baseline and any comparators."""
+    backtest = meta.get("backtest") or {}
+    if not isinstance(backtest, Mapping):
+        backtest = {}
+    model_label = KIND_LABELS.get(str(meta.get("kind", "")), str(meta.get("kind", "model")))
+    series: dict[str, dict[str, float | None]] = {}  # label -> {"overall": x, bucket: x}
+    order = [model_label, BASELINE_LABEL]
+
+    def put(label: str, key: str, value: Any) -> None:
+        number = _num(value)
+        if number is not None:
+            series.setdefault(label, {})[key] = number
+
+    put(model_label, "overall", backtest.get("wmae"))
+    put(BASELINE_LABEL, "overall", _first(backtest, "baseline_wmae", "naive_wmae"))
+    buckets: list[str] = []
+    for bucket, figures in (backtest.get("by_bucket") or {}).items():
+        buckets.append(str(bucket))
+        if isinstance(figures, Mapping):
+            put(model_label, str(bucket), figures.get("wmae"))
+            put(BASELINE_LABEL, str(bucket), _first(figures, "baseline_wmae", "naive_wmae"))
+        else:
+            put(model_label, str(bucket), figures)
+    comparators = (
+        _first(backtest, "comparators", default=None) or _first(meta, "comparators", default={}) or {}
+    )
+    if isinstance(comparators, Mapping):
+        for kind, figures in comparators.items():
+            label = KIND_LABELS.get(str(kind), str(kind))
+            if label in (model_label,):
+                continue
+            if label not in order:
+                order.append(label)
+            if isinstance(figures, Mapping):
+                put(label, "overall", figures.get("wmae"))
+                for bucket, value in (figures.get("by_bucket") or {}).items():
+                    put(label, str(bucket), value.get("wmae") if isinstance(value, Mapping) else value)
+                    if str(bucket) not in buckets:
+                        buckets.append(str(bucket))
+            else:
+                put(label, "overall", figures)
+    buckets.sort(key=_bucket_sort_key)
+    order = [label for label in order if label in series]
+    rows = [
+        {
+            "model": label,
+            "overall": series[label].get("overall"),
+            "buckets": [series[label].get(b) for b in buckets],
+        }
+        for label in order
+    ]
+    model_wmae = series.get(model_label, {}).get("overall")
+    base_wmae = series.get(BASELINE_LABEL, {}).get("overall")
+    improvement = (1 - model_wmae / base_wmae) if model_wmae is not None and base_wmae else None
+    extras = {
+        "mae": _num(backtest.get("mae")),
+        "coverage_80": _num(backtest.get("coverage_80")),
+        "coverage_95": _num(backtest.get("coverage_95")),
+        "rows_count": _first(backtest, "rows"),
+        "origin": _first(backtest, "origin", "origins"),
+        "horizon": _first(backtest, "horizon"),
+        "folds": len(backtest.get("folds") or []) or None,
+        "holiday_wmae": _num((backtest.get("holiday") or {}).get("wmae"))
+        if isinstance(backtest.get("holiday"), Mapping)
+        else None,
+        "other_wmae": _num((backtest.get("other") or {}).get("wmae"))
+        if isinstance(backtest.get("other"), Mapping)
+        else None,
+    }
+    return {
+        "buckets": buckets,
+        "rows": rows,
+        "model_label": model_label,
+        "model_wmae": model_wmae,
+        "baseline_wmae": base_wmae,
+        "improvement": improvement,
+        **extras,
+    }
+
+
+def _backtest_chart(table: dict[str, Any]) -> str | None:
+    records = []
+    for row in table["rows"]:
+        for bucket, value in zip(table["buckets"], row["buckets"], strict=True):
+            if value is not None:
+                records.append({"bucket": f"{bucket} wk", "model": row["model"], "wmae": value})
+    if not records:
+        return None
+    return charts.grouped_bar_chart(
+        pd.DataFrame(records),
+        group="bucket",
+        series="model",
+        value="wmae",
+        value_title="WMAE ($, lower is better)",
+        series_order=[row["model"] for row in table["rows"]],
+        group_order=[f"{b} wk" for b in table["buckets"]],
+    )
+
+
+def _importance_chart(importances: list[dict[str, Any]], top: int = 15) -> str | None:
+    if not importances:
+        return None
+    frame = pd.DataFrame(importances[:top])
+    return charts.bar_chart(
+        frame,
+        category="feature",
+        value="importance",
+        value_title="Importance",
+        value_format=".2~f",
+        color="#10b981",
+    )
+
+
+def feature_descriptions(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The model's features with type, description and importance (metadata, else the pipeline's table)."""
+    importances = {item["feature"]: item["importance"] for item in feature_importances(meta)}
+    listed = meta.get("features")
+    table: list[tuple[str, str, str]] = []
+    if isinstance(listed, list) and listed and isinstance(listed[0], Mapping):
+        table = [
+            (str(f.get("name")), str(f.get("type", "")), str(f.get("description", "")))
+            for f in listed
+            if f.get("name")
+        ]
+    else:
+        try:
+            from app.forecasting.features import FEATURES
+        except ImportError:
+            FEATURES = []  # noqa: N806
+        known = {name: (name, kind, text) for name, kind, text in FEATURES}
+        names = [str(n) for n in listed] if isinstance(listed, list) and listed else list(known)
+        table = [known.get(name, (name, "", "")) for name in names]
+    return [
+        {"name": name, "type": kind, "description": text, "importance": importances.get(name)}
+        for name, kind, text in table
+    ]
+
+
+def training_stats(meta: Mapping[str, Any]) -> dict[str, Any]:
+    training = meta.get("training") or meta.get("data") or {}
+    if not isinstance(training, Mapping):
+        training = {}
+    window = {
+        "start": _first(training, "start", "data_start", "first_week", default=meta.get("data_start")),
+        "end": _first(training, "end", "data_end", "last_week", "through", default=meta.get("data_end")),
+    }
+    stats = {
+        "rows": _first(training, "rows", "sales_rows", "n_rows"),
+        "training_rows": _first(training, "training_rows", "feature_rows"),
+        "stores": _first(training, "stores", "n_stores"),
+        "departments": _first(training, "departments", "depts", "n_depts"),
+        "series": _first(training, "series", "n_series"),
+        "source": _first(training, "source", default=meta.get("data_source")),
+        "fingerprint": _first(training, "fingerprint", default=meta.get("data_fingerprint")),
+    }
+    distribution = _first(training, "sales_distribution", "weekly_sales", "sales", default={}) or {}
+    if not isinstance(distribution, Mapping):
+        distribution = {}
+    return {
+        "window": window,
+        "stats": stats,
+        "distribution": {str(k): _num(v) for k, v in distribution.items()},
+    }
+
+
+def model_summary(source: Any) -> dict[str, Any]:
+    """GET /api/v1/model: the production model's key facts, JSON-ready."""
+    meta = _metadata(source)
+    origin = getattr(source, "origin", None) or meta.get("origin")
+    training = training_stats(meta)
+    return {
+        "model_version": str(getattr(source, "version", None) or meta.get("version") or ""),
+        "kind": str(meta.get("kind", "")),
+        "params": _jsonable(meta.get("params") or {}),
+        "origin": str(origin)[:10] if origin is not None else None,
+        "training": _jsonable(
+            {**training["window"], **training["stats"], "sales_distribution": training["distribution"]}
+        ),
+        "backtest": _jsonable(meta.get("backtest") or {}),
+        "feature_importances": feature_importances(meta),
+    }
+
+
+def model_features(source: Any) -> list[dict[str, Any]]:
+    """GET /api/v1/model/features: the model's computed features."""
+    return [
+        {**item, "kind": "model", "minimum": None, "maximum": None, "required": False}
+        for item in feature_descriptions(_metadata(source))
+    ]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _flat_params(params: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if not isinstance(params, Mapping):
+        return []
+    out: list[tuple[str, Any]] = []
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.extend(_flat_params(value, f"{name}."))
+        else:
+            out.append((name, value))
+    return out
+
+
+def model_card_context(source: Any, *, with_charts: bool = True) -> dict[str, Any]:
+    """Everything the model card partial shows, from a Forecaster or its metadata dict."""
+    meta = _metadata(source)
+    table = backtest_table(meta)
+    importances = feature_importances(meta)
+    card: dict[str, Any] = {
+        "card_template": CARD_TEMPLATE,
+        "version": str(getattr(source, "version", None) or meta.get("version") or ""),
+        "kind": str(meta.get("kind", "")),
+        "kind_label": KIND_LABELS.get(str(meta.get("kind", "")), str(meta.get("kind", "unknown"))),
+        "origin": str(getattr(source, "origin", None) or meta.get("origin") or "")[:10] or None,
+        "created_at": _first(meta, "created_at", "trained_at"),
+        "library_versions": meta.get("library_versions") or meta.get("versions") or {},
+        "params": _flat_params(meta.get("params") or {}),
+        "backtest": table,
+        "importances": importances[:20],
+        "features": feature_descriptions(meta),
+        "training": training_stats(meta),
+        "intervals": meta.get("intervals") if isinstance(meta.get("intervals"), Mapping) else {},
+        "backtest_chart": None,
+        "importance_chart": None,
+    }
+    if with_charts:
+        try:
+            card["backtest_chart"] = _backtest_chart(table)
+            card["importance_chart"] = _importance_chart(importances)
+        except Exception:  # noqa: BLE001 - the card's tables still stand without the charts
+            log.exception("model card charts failed")
+    return card

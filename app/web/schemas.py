@@ -1,0 +1,350 @@
+"""Request and response schemas: ONE definition validates the API, the HTML forms and batch CSV rows,
+and generates the OpenAPI document (so the docs cannot drift from what is enforced).
+
+Responses are built as plain dicts on the hot path (speed); their models here document them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+DEFAULT_WEEKS = 8
+MAX_WEEKS = 52
+
+# name -> (label, unit, minimum, maximum, description); the ranges reject typos, not unusual weeks.
+COVARIATES: dict[str, tuple[str, str, float, float, str]] = {
+    "temperature": ("Temperature", "°F", -80.0, 150.0, "average temperature in the store's region"),
+    "fuel_price": ("Fuel price", "$/gal", 0.0, 20.0, "cost of fuel in the store's region"),
+    "markdown1": ("MarkDown 1", "$", -100_000.0, 10_000_000.0, "promotional markdown 1"),
+    "markdown2": ("MarkDown 2", "$", -100_000.0, 10_000_000.0, "promotional markdown 2"),
+    "markdown3": ("MarkDown 3", "$", -100_000.0, 10_000_000.0, "promotional markdown 3"),
+    "markdown4": ("MarkDown 4", "$", -100_000.0, 10_000_000.0, "promotional markdown 4"),
+    "markdown5": ("MarkDown 5", "$", -100_000.0, 10_000_000.0, "promotional markdown 5"),
+    "cpi": ("CPI", "index", 0.0, 1000.0, "consumer price index"),
+    "unemployment": ("Unemployment", "%", 0.0, 100.0, "unemployment rate"),
+}
+COVARIATE_NAMES = tuple(COVARIATES)
+
+# Kaggle train.csv / test.csv / features.csv headers (normalised: lower case, no "_") -> schema field.
+CSV_COLUMNS: dict[str, str] = {
+    "store": "store",
+    "dept": "dept",
+    "date": "date",
+    "isholiday": "is_holiday",
+    "temperature": "temperature",
+    "fuelprice": "fuel_price",
+    **{f"markdown{i}": f"markdown{i}" for i in range(1, 6)},
+    "cpi": "cpi",
+    "unemployment": "unemployment",
+}
+CSV_PASSTHROUGH = {"weeklysales": "weekly_sales", "id": "id"}  # kept for the results file, not predicted on
+CSV_NULLS = {"", "na", "nan", "null", "none"}
+
+
+def _covariate(name: str) -> Any:
+    label, unit, low, high, description = COVARIATES[name]
+    return Field(
+        None,
+        ge=low,
+        le=high,
+        description=f"{description} ({unit}); omitted: the model's known or assumed value",
+        title=label,
+    )
+
+
+def _reject_bool(value: Any) -> Any:
+    # JSON true is not store 1; pydantic's lax int would accept it.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+def _plain_date(value: Any) -> Any:
+    # A bare number is not a date (pydantic would read it as a Unix timestamp).
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+class Covariates(BaseModel):
+    """The optional per-week inputs; anything omitted is filled by the model and reported in `assumed`."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    is_holiday: bool | None = Field(
+        None, description="the week is a holiday week; omitted: from the holiday calendar"
+    )
+    temperature: float | None = _covariate("temperature")
+    fuel_price: float | None = _covariate("fuel_price")
+    markdown1: float | None = _covariate("markdown1")
+    markdown2: float | None = _covariate("markdown2")
+    markdown3: float | None = _covariate("markdown3")
+    markdown4: float | None = _covariate("markdown4")
+    markdown5: float | None = _covariate("markdown5")
+    cpi: float | None = _covariate("cpi")
+    unemployment: float | None = _covariate("unemployment")
+
+    def given(self) -> dict[str, Any]:
+        """Only the values the caller set (None means: let the model fill it)."""
+        return {name: value for name, value in self.__dict__.items() if value is not None}
+
+
+StoreNumber = Annotated[int, Field(ge=1, le=9999, description="store number")]
+DeptNumber = Annotated[int, Field(ge=1, le=999, description="department number")]
+
+
+class _StoreDept(BaseModel):
+    store: StoreNumber
+    dept: DeptNumber
+
+    _no_bool = field_validator("store", "dept", mode="before")(_reject_bool)
+
+
+class _Week(_StoreDept):
+    date: dt.date = Field(
+        description="the week, as YYYY-MM-DD; weeks end on Friday (another day means its week's Friday)"
+    )
+
+    _date = field_validator("date", mode="before")(_plain_date)
+
+
+class PredictRequest(Covariates, _Week):
+    """One week of one store-department: the body of POST /predict and each row of a batch."""
+
+    def to_row(self) -> dict[str, Any]:
+        """The row handed to Forecaster.predict_rows."""
+        return {"store": self.store, "dept": self.dept, "date": self.date, **self.given()}
+
+
+class BatchRequest(BaseModel):
+    """The JSON body of POST /predict/batch (a text/csv body with the Kaggle columns works too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[PredictRequest] = Field(description="at most MAX_BATCH_ROWS rows (1,000 by default)")
+
+
+class ForecastRequest(_StoreDept):
+    """The body of POST /forecast: consecutive weeks of one store-department."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: dt.date | None = Field(
+        None, description="first week (YYYY-MM-DD); omitted: the week after the model's history"
+    )
+    weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_WEEKS, description="number of weeks, 1-52")
+    covariates: list[Covariates] | None = Field(
+        None,
+        description="per-week inputs: item i applies to week i; shorter lists leave later weeks to the model",
+    )
+
+    _start = field_validator("start", mode="before")(_plain_date)
+
+    @field_validator("covariates")
+    @classmethod
+    def _at_most_weeks(cls, value: list[Covariates] | None, info: Any) -> list[Covariates] | None:
+        weeks = info.data.get("weeks")
+        if value is not None and weeks is not None and len(value) > weeks:
+            raise ValueError(f"{len(value)} entries for {weeks} weeks")
+        return value
+
+    def covariate_dicts(self) -> list[dict[str, Any]] | None:
+        return None if self.covariates is None else [c.given() for c in self.covariates]
+
+
+class StoreForecastQuery(BaseModel):
+    """GET /stores/<store>/forecast: path store, query start and weeks."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    store: StoreNumber
+    start: dt.date | None = Field(None, description="first week; omitted: the week after the model's history")
+    weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_WEEKS)
+
+    _no_bool = field_validator("store", mode="before")(_reject_bool)
+    _start = field_validator("start", mode="before")(_plain_date)
+
+
+class ForecastForm(PredictRequest):
+    """The forecast page's form: a single week (weeks=1) or a multi-week forecast from `date`."""
+
+    weeks: int = Field(1, ge=1, le=MAX_WEEKS, description="1: a single week; more: a multi-week forecast")
+
+
+ROWS = TypeAdapter(list[PredictRequest])
+
+
+def clean_form(form: Any, fields: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """HTML form values as schema input: blank means "not given" (so the model fills it)."""
+    data: dict[str, Any] = {}
+    for name in fields:
+        value = form.get(name)
+        if value is None:
+            continue
+        value = value.strip()
+        if value == "" or (name == "is_holiday" and value == "auto"):
+            continue
+        data[name] = value
+    return data
+
+
+# ------------------------------------------------------------------------------------------- responses
+class ErrorDetail(BaseModel):
+    field: str = Field(
+        description="the offending field: `date`, `rows[3].store`, `covariates[0].cpi`, `body`"
+    )
+    message: str
+    row: int | None = Field(None, description="batch only: 0-based index of the bad row")
+    line: int | None = Field(None, description="CSV batch only: line number in the file (header is line 1)")
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    details: list[ErrorDetail]
+
+
+class PredictionOut(BaseModel):
+    store: int
+    dept: int
+    week: dt.date = Field(description="the week's Friday")
+    horizon: int = Field(description="weeks after the last week the model has seen (1-52)")
+    prediction: float = Field(description="point forecast of weekly sales ($)")
+    lower_80: float
+    upper_80: float
+    lower_95: float
+    upper_95: float
+    inputs: dict[str, Any] = Field(description="the covariates the model used")
+    assumed: dict[str, str] = Field(description="covariate -> where its value came from when not given")
+    cold_start: bool = Field(description="no sales history for this store-department: a fallback estimate")
+    model_version: str
+    prediction_id: str = Field(description="id of this prediction in the prediction log")
+
+
+class PredictResponse(PredictionOut):
+    request_id: str
+
+
+class BatchResponse(BaseModel):
+    model_version: str
+    request_id: str
+    count: int
+    predictions: list[PredictionOut]
+
+
+class ForecastResponse(BaseModel):
+    model_version: str
+    request_id: str
+    store: int
+    dept: int
+    start: dt.date
+    weeks: int
+    predictions: list[PredictionOut]
+
+
+class WeekTotal(BaseModel):
+    week: dt.date
+    horizon: int
+    prediction: float
+    lower_80: float
+    upper_80: float
+    lower_95: float
+    upper_95: float
+
+
+class DepartmentForecast(BaseModel):
+    dept: int
+    rank: int = Field(description="1 = the largest forecast total over the weeks")
+    total: float = Field(description="sum of the weekly forecasts")
+    predictions: list[PredictionOut]
+
+
+class StoreForecastResponse(BaseModel):
+    model_version: str
+    request_id: str
+    store: int
+    start: dt.date
+    weeks: int
+    total: list[WeekTotal] = Field(description="the store total per week")
+    departments: list[DepartmentForecast] = Field(description="ranked by forecast total, largest first")
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    status: str = Field(description="`ready` or `unavailable`")
+    model_loaded: bool
+    database: bool
+    model_version: str | None = None
+    detail: str | None = None
+
+
+class FeatureImportance(BaseModel):
+    feature: str
+    importance: float
+
+
+class ModelResponse(BaseModel):
+    model_version: str
+    kind: str
+    params: dict[str, Any]
+    origin: dt.date | None = Field(description="the last week of history the model knows")
+    training: dict[str, Any] = Field(description="training window and data statistics")
+    backtest: dict[str, Any] = Field(description="WMAE and coverage vs the seasonal-naive baseline")
+    feature_importances: list[FeatureImportance]
+
+
+class FeatureDescription(BaseModel):
+    name: str
+    kind: str = Field(description="`input`: a request field; `model`: a feature the model computes")
+    type: str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    required: bool = False
+    importance: float | None = None
+
+
+class FeaturesResponse(BaseModel):
+    model_version: str
+    inputs: list[FeatureDescription]
+    features: list[FeatureDescription]
+
+
+def input_features() -> list[dict[str, Any]]:
+    """The request fields with types and valid ranges, straight from PredictRequest's JSON schema."""
+    schema = PredictRequest.model_json_schema()
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema["properties"].items():
+        options = prop.get("anyOf", [prop])
+        typed = next((o for o in options if o.get("type") != "null"), prop)
+        type_name = typed.get("format") or typed.get("type", "any")
+        out.append(
+            {
+                "name": name,
+                "kind": "input",
+                "type": type_name,
+                "description": prop.get("description", ""),
+                "minimum": typed.get("minimum"),
+                "maximum": typed.get("maximum"),
+                "required": name in required,
+                "importance": None,
+            }
+        )
+    return out
+
+
+def finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,90 @@
+// Storecast page behaviour: theme toggle, a loading bar for every htmx request, small form helpers.
+// No inline scripts anywhere (CSP script-src 'self'); htmx itself comes from static/vendor/.
+(function () {
+  "use strict";
+  var root = document.documentElement;
+
+  function currentTheme() {
+    var explicit = root.getAttribute("data-theme");
+    if (explicit) return explicit;
+    return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+
+  function setupThemeToggle() {
+    var button = document.getElementById("theme-toggle");
+    if (!button) return;
+    button.setAttribute("aria-pressed", currentTheme() === "dark" ? "true" : "false");
+    button.addEventListener("click", function () {
+      var next = currentTheme() === "dark" ? "light" : "dark";
+      root.setAttribute("data-theme", next);
+      button.setAttribute("aria-pressed", next === "dark" ? "true" : "false");
+      try {
+        window.localStorage.setItem("storecast-theme", next);
+      } catch (e) {
+        /* storage disabled: the choice lasts for this page */
+      }
+    });
+  }
+
+  // A thin bar at the top while any htmx request is in flight (forms add their own spinner too).
+  var inFlight = 0;
+  function loading(delta) {
+    inFlight = Math.max(0, inFlight + delta);
+    root.classList.toggle("is-loading", inFlight > 0);
+  }
+
+  // Show or hide the fields that only make sense for one week (or for several).
+  function syncWeeksMode(scope) {
+    var forms = (scope || document).querySelectorAll("[data-weeks-form]");
+    forms.forEach(function (form) {
+      var input = form.querySelector("input[name=weeks]");
+      if (!input) return;
+      var multi = parseInt(input.value, 10) > 1;
+      form.classList.toggle("is-multi", multi);
+    });
+  }
+
+  // Show the chosen file's name next to the custom upload button.
+  function syncFileNames(scope) {
+    (scope || document).querySelectorAll("input[type=file][data-file-label]").forEach(function (input) {
+      var label = document.getElementById(input.getAttribute("data-file-label"));
+      if (label) label.textContent = input.files && input.files.length ? input.files[0].name : "No file chosen";
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setupThemeToggle();
+    syncWeeksMode(document);
+    syncFileNames(document);
+  });
+  document.addEventListener("input", function (event) {
+    if (event.target && event.target.name === "weeks") syncWeeksMode(document);
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.type === "file") syncFileNames(document);
+  });
+  document.addEventListener("click", function (event) {
+    var preset = event.target.closest && event.target.closest("[data-set-weeks]");
+    if (!preset) return;
+    var form = preset.closest("form");
+    var input = form && form.querySelector("input[name=weeks]");
+    if (input) {
+      input.value = preset.getAttribute("data-set-weeks");
+      syncWeeksMode(document);
+    }
+  });
+  document.addEventListener("htmx:beforeRequest", function () { loading(1); });
+  document.addEventListener("htmx:afterRequest", function () { loading(-1); });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    syncWeeksMode(document);
+    syncFileNames(document);
+  });
+  // A failed htmx request (server error, network) must not fail silently.
+  document.addEventListener("htmx:responseError", function (event) {
+    var target = document.getElementById("flash");
+    if (target) {
+      target.textContent = "The request failed (" + event.detail.xhr.status + "). Please try again.";
+      target.hidden = false;
+    }
+  });
+})();
