@@ -85,7 +85,10 @@ class ModelHolder:
             except Exception:  # database unreachable: keep serving what we have
                 log.exception("registry check failed")
                 return
-            if row is None or row.id == self._loaded_id:
+            if row is None:
+                return
+            if row.id == self._loaded_id:  # e.g. rolled back to what we serve: any refusal is over
+                self._refused_id, self._refused_error = None, None
                 return
             if row.id == self._refused_id and time.monotonic() - self._refused_at < REFUSED_RETRY_SECONDS:
                 return

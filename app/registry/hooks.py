@@ -7,47 +7,37 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
 
 from app.registry import versions
 from app.registry.runs import record_trained_artifact
-from app.storage import Alert, Storage
+from app.storage import Storage
 
 log = logging.getLogger(__name__)
 
 
-def open_artifact_alert(storage: Storage, row: Any, error: BaseException | str) -> bool:
-    """Open a critical "artifact" alert for a refused version, unless one is already open for it.
+def open_artifact_alert(storage: Storage, row: Any, error: BaseException | str) -> None:
+    """Open (or refresh) the critical "artifact" alert of a refused version: one per version, however
+    many workers refuse the same file (the monitoring package dedupes by kind and key)."""
+    from app.monitoring.alerts import open_alert
 
-    Every worker refuses the same file; the alert is opened once (per unresolved version). Returns
-    whether a new alert was opened.
-    """
     version = int(row.version)
     with storage.session() as session:
-        open_alerts = session.scalars(
-            select(Alert).where(Alert.kind == "artifact", Alert.resolved_at.is_(None))
-        ).all()
-        if any((alert.details or {}).get("version") == version for alert in open_alerts):
-            return False
-        session.add(
-            Alert(
-                kind="artifact",
-                severity="critical",
-                message=(
-                    f"production version v{version} was refused: its artifact failed to load ({error}). "
-                    "The previous version keeps serving; roll back or promote another version."
-                ),
-                details={
-                    "version": version,
-                    "name": row.name,
-                    "artifact_path": row.artifact_path,
-                    "expected_sha256": row.artifact_sha256,
-                    "error": str(error)[:1000],
-                },
-            )
+        open_alert(
+            session,
+            "artifact",
+            "critical",
+            f"production version v{version} was refused: its artifact failed to load ({error}). "
+            "The previous version keeps serving; roll back or promote another version.",
+            {
+                "version": version,
+                "name": row.name,
+                "artifact_path": row.artifact_path,
+                "expected_sha256": row.artifact_sha256,
+                "error": str(error)[:1000],
+            },
+            key=f"{row.name}:v{version}",
         )
-    log.critical("alert opened: artifact of v%s refused: %s", version, error)
-    return True
+    log.critical("artifact of %s v%s refused: %s", row.name, version, error)
 
 
 def make_on_model_trained(app: Flask) -> Callable[..., dict[str, Any]]:

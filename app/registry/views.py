@@ -36,6 +36,7 @@ api_bp = Blueprint("registry_api", __name__)
 pages_bp = Blueprint("registry", __name__)
 
 ADMIN_ACTOR = "admin-token"
+HISTORY_ON_PAGE = 12
 BUCKET_ORDER = ["1-4", "5-8", "9-13", "14-26", "27-39", "40-52"]
 
 
@@ -85,8 +86,12 @@ def _actor(declared: Any) -> str:
 def _refresh_holder() -> None:
     """This worker switches at once; the others within MODEL_REFRESH_SECONDS."""
     holder = current_app.extensions.get("model_holder")
-    if holder is not None:
+    if holder is None:
+        return
+    try:
         holder.refresh()
+    except Exception:  # the stage change is committed; a load problem is the holder's to report
+        log.exception("refresh after a stage change failed")
 
 
 def _serving() -> dict[str, Any]:
@@ -192,14 +197,16 @@ def api_run(run_id: int) -> Any:
 ACTIONS = {"promote": versions.promote, "rollback": versions.rollback, "archive": versions.archive}
 
 
-def _models_context() -> dict[str, Any]:
+def _models_context(full_history: bool = False) -> dict[str, Any]:
     storage, name = _storage(), _name()
     rows = versions.list_versions(storage, name)
+    history = versions.stage_history(storage, name)
     return {
         "name": name,
         "versions": rows,
         "production": next((row for row in rows if row["stage"] == "production"), None),
-        "history": versions.stage_history(storage, name),
+        "history": history if full_history else history[:HISTORY_ON_PAGE],
+        "history_total": len(history),
         "serving": _serving(),
         "admin_enabled": bool(current_app.config.get("STORECAST_ADMIN_TOKEN")),
         "refresh_seconds": current_app.config["MODEL_REFRESH_SECONDS"],
@@ -211,7 +218,12 @@ def models_page() -> Any:
     selected = request.args.get("version", "")
     action = request.args.get("action", "promote")
     return render_template(
-        "registry/models.html", **_models_context(), selected=selected, action=action, error=None, reason=""
+        "registry/models.html",
+        **_models_context(full_history=request.args.get("history") == "all"),
+        selected=selected,
+        action=action,
+        error=None,
+        reason="",
     )
 
 
@@ -255,24 +267,37 @@ def models_action() -> Any:
     return redirect(url_for("registry.models_page"), code=303)
 
 
+_CARD_METADATA: dict[str, dict[str, Any]] = {}  # artifact sha256 -> metadata (small; versions are immutable)
+
+
+def _version_metadata(version: dict[str, Any]) -> dict[str, Any]:
+    """The artifact's metadata: from the forecaster this worker serves, else loaded (hash-checked) once."""
+    sha = version["artifact_sha256"]
+    if sha not in _CARD_METADATA:
+        holder = current_app.extensions.get("model_holder")
+        if holder is not None and holder.version == version["label"]:
+            metadata = dict(holder.get().metadata or {})
+        else:
+            from app.forecasting.artifacts import load_forecaster
+
+            metadata = dict(load_forecaster(version["artifact_path"], expected_sha256=sha).metadata or {})
+        _CARD_METADATA[sha] = metadata
+    return _CARD_METADATA[sha]
+
+
 def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
-    """The same card as /model, when the web package offers its card context (else None: our own card)."""
+    """The same card as /model (the web package's card context), or {"card_error": why}."""
     try:
-        from app.web import pages
+        from app.web.model_card import model_card_context
     except ImportError:
         return None
-    build = getattr(pages, "model_card_context", None)
-    if build is None:
-        return None
     try:
-        from app.forecasting.artifacts import load_forecaster
-
-        forecaster = load_forecaster(version["artifact_path"], expected_sha256=version["artifact_sha256"])
-        forecaster.version = version["label"]
-        return build(forecaster)
+        card = model_card_context(_version_metadata(version))
     except Exception as error:  # noqa: BLE001 - a card that cannot be built is reported on the page
         log.warning("model card of %s unavailable: %s", version["label"], error)
         return {"card_error": str(error)}
+    card["version"] = version["label"]
+    return card
 
 
 @pages_bp.get("/models/<version>")
