@@ -210,10 +210,15 @@ def experiment_command(
 ) -> None:
     """Backtest every model the same way, register the best as staging, promote it if it beats production."""
     from app.forecasting.data import DataError, load_or_generate
-    from app.registry.experiment import run_experiment
+    from app.registry.experiment import KINDS, run_experiment
     from app.registry.retrain import dataset_with_actuals
 
     kinds = [kind.strip() for kind in models.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise click.ClickException(
+            f"unknown model kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}"
+        )
     app = current_app
     try:
         dataset = load_or_generate(data_dir or app.config.get("STORECAST_DATA"))
