@@ -36,7 +36,8 @@ def actuals_frame(storage: Storage) -> pd.DataFrame:
         return frame
     dates = pd.to_datetime(frame["date"])
     # Weeks end on Friday: a date inside a week is that week's Friday (as the loader and forecaster do).
-    frame["date"] = (dates + pd.to_timedelta((4 - dates.dt.day_of_week) % 7, unit="D")).astype("datetime64[ns]")
+    friday = dates + pd.to_timedelta((4 - dates.dt.day_of_week) % 7, unit="D")
+    frame["date"] = friday.astype("datetime64[ns]")
     frame["store"] = frame["store"].astype("int64")
     frame["dept"] = frame["dept"].astype("int64")
     frame["weekly_sales"] = frame["weekly_sales"].astype("float64")
