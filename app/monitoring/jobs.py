@@ -182,25 +182,29 @@ def sample_window(
     return int(count), frame
 
 
-def run_drift(app: Flask, now: dt.datetime) -> dict[str, Any]:
-    """Test the window's logged inputs and predictions against the production model's reference."""
-    storage: Storage = app.extensions["storage"]
-    version, reference = model_reference(app)
-    if reference is None:
-        return {"skipped": "no production model"}
-    start = now - dt.timedelta(hours=float(app.config["DRIFT_WINDOW_HOURS"]))
-    size = int(app.config.get("DRIFT_SAMPLE_SIZE", DRIFT_SAMPLE_SIZE))
-    rows, sample = sample_window(storage, start, now, size)
+def drift_check(
+    storage: Storage,
+    reference: dict[str, Any],
+    *,
+    version: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    settings: drift.DriftSettings | None = None,
+    sample_size: int = DRIFT_SAMPLE_SIZE,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Test the logged inputs and predictions of [start, end) against `reference`; store the report."""
+    rows, sample = sample_window(storage, start, end, sample_size, seed=seed)
     if not rows:
         return {"skipped": "no predictions logged in the window", "rows": 0}
     predictions = sample.pop("__prediction__")
-    outcome = drift.compute_drift(reference, sample, drift.DriftSettings.from_config(app.config), predictions)
+    outcome = drift.compute_drift(reference, sample, settings or drift.DriftSettings(), predictions)
     with storage.session() as session:
         report = DriftReport(
             computed_at=utcnow(),
             model_version=version or "",
             window_start=start,
-            window_end=now,
+            window_end=end,
             rows=rows,
             features_drifted=outcome.features_drifted,
             features_tested=outcome.features_tested,
@@ -232,7 +236,24 @@ def run_drift(app: Flask, now: dt.datetime) -> dict[str, Any]:
         "features_drifted": outcome.features_drifted,
         "features_tested": outcome.features_tested,
         "dataset_drift": outcome.dataset_drift,
+        "prediction_drift": bool(outcome.prediction and outcome.prediction.drifted),
     }
+
+
+def run_drift(app: Flask, now: dt.datetime) -> dict[str, Any]:
+    """The drift job: the last DRIFT_WINDOW_HOURS of the log against the production model's reference."""
+    version, reference = model_reference(app)
+    if reference is None:
+        return {"skipped": "no production model"}
+    return drift_check(
+        app.extensions["storage"],
+        reference,
+        version=version or "",
+        start=now - dt.timedelta(hours=float(app.config["DRIFT_WINDOW_HOURS"])),
+        end=now,
+        settings=drift.DriftSettings.from_config(app.config),
+        sample_size=int(app.config.get("DRIFT_SAMPLE_SIZE", DRIFT_SAMPLE_SIZE)),
+    )
 
 
 def run_performance(app: Flask, now: dt.datetime) -> dict[str, Any]:

@@ -1,0 +1,95 @@
+"""The monitoring commands: `flask monitor run`, `flask scheduler`, `flask actuals import FILE`.
+
+Thin wrappers: the work is in jobs.run_all, jobs.make_scheduler and actuals.import_csv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+
+from app.monitoring import actuals, jobs
+
+log = logging.getLogger(__name__)
+
+monitor_cli = AppGroup("monitor", help="Monitoring jobs: drift, performance, alerts.")
+actuals_cli = AppGroup("actuals", help="Actual weekly sales for live accuracy.")
+
+
+@monitor_cli.command("run")
+@click.option("--job", "only", type=click.Choice(jobs.JOB_ORDER), default=None, help="Run one job only.")
+@with_appcontext
+def monitor_run(only: str | None) -> None:
+    """Run every monitoring job once, now (whatever the schedule says)."""
+    app = current_app._get_current_object()
+    outcomes = [jobs.run_job(app, only, manual=True)] if only else jobs.run_all(app, manual=True)
+    failed = False
+    for outcome in outcomes:
+        if outcome.error:
+            failed = True
+            click.echo(f"{outcome.job:<12} FAILED  {outcome.error}", err=True)
+        else:
+            click.echo(f"{outcome.job:<12} ok      {json.dumps(outcome.result, default=str)}")
+    if failed:
+        raise SystemExit(1)
+
+
+@actuals_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def actuals_import(file: Path) -> None:
+    """Import actual sales from a CSV in train.csv's format (Store,Dept,Date,Weekly_Sales,IsHoliday)."""
+    storage = current_app.extensions["storage"]
+    try:
+        with storage.session() as session:
+            result = actuals.import_csv(session, file.read_bytes(), name=file.name)
+    except actuals.ActualsError as error:
+        for problem in error.errors:
+            where = ", ".join(
+                part
+                for part in (
+                    file.name,
+                    f"line {problem['line']}" if problem.get("line") else "",
+                    f"column {problem['field']}" if problem.get("field") else "",
+                )
+                if part
+            )
+            click.echo(f"{where}: {problem['message']}", err=True)
+        raise SystemExit(1) from None
+    r = result.to_dict()
+    click.echo(
+        f"{file.name}: {r['received']} rows, {r['inserted']} inserted, {r['updated']} updated, "
+        f"{r['unchanged']} unchanged"
+    )
+
+
+def scheduler_command(app: Flask) -> click.Command:
+    @click.command("scheduler", help="Run the monitoring scheduler in the foreground (one process).")
+    @with_appcontext
+    def scheduler() -> None:
+        flask_app = current_app._get_current_object()
+        blocking = jobs.make_scheduler(flask_app, blocking=True)
+        for job in blocking.get_jobs():
+            click.echo(f"scheduled {job.name}: {job.trigger}")
+
+        def stop(*_args: object) -> None:
+            blocking.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
+            blocking.start()
+
+    return scheduler
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(monitor_cli)
+    app.cli.add_command(actuals_cli)
+    app.cli.add_command(scheduler_command(app))

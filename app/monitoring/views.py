@@ -1,0 +1,333 @@
+"""Monitoring over HTTP: the /monitoring page and its HTMX partials, /metrics, and POST /api/v1/actuals.
+
+The page is server-rendered; each panel is a partial that HTMX re-fetches every 30 s. The web
+layer computes nothing here either: every figure comes from the jobs' tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from app.monitoring import actuals, alerts, charts, jobs
+from app.monitoring.metrics import REGISTRY
+from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, utcnow
+
+log = logging.getLogger(__name__)
+
+pages_bp = Blueprint("monitoring", __name__)
+api_bp = Blueprint("monitoring_api", __name__)
+
+STARTED = time.time()
+CHART_SNAPSHOTS = 96  # a day of 15-minute windows
+
+
+def _storage():
+    return current_app.extensions["storage"]
+
+
+def _authorised(presented: str | None) -> str | None:
+    """None when actuals may be written; otherwise why not. Open unless STORECAST_ADMIN_TOKEN is set."""
+    if not current_app.config.get("STORECAST_ADMIN_TOKEN"):
+        return None
+    from app.registry.views import AdminDenied, check_admin_token
+
+    try:
+        check_admin_token(presented)
+    except AdminDenied as denied:
+        return denied.message
+    return None
+
+
+def _bearer() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+# ------------------------------------------------------------------------------------ data for panels
+
+
+def _latest_drift(session: Any) -> tuple[DriftReport | None, list[DriftResult]]:
+    report = session.scalars(select(DriftReport).order_by(DriftReport.id.desc()).limit(1)).first()
+    if report is None:
+        return None, []
+    results = session.scalars(
+        select(DriftResult).where(DriftResult.report_id == report.id).order_by(DriftResult.id)
+    ).all()
+    return report, list(results)
+
+
+def _health() -> dict[str, Any]:
+    holder = current_app.extensions.get("model_holder")
+    status: dict[str, Any] = {}
+    if holder is not None:
+        with contextlib.suppress(Exception):  # no model yet: the panel says so
+            holder.get()
+        status = (
+            holder.status() if hasattr(holder, "status") else {"serving": getattr(holder, "version", None)}
+        )
+    database = _storage().ping()
+    runs = jobs.last_runs(_storage()) if database else {}
+    now = utcnow()
+    job_rows = []
+    for job in jobs.JOB_ORDER:
+        run = runs.get(job)
+        minutes = jobs.interval_minutes(current_app, job)
+        late = run is None or (now - run.started_at) > dt.timedelta(minutes=2 * minutes)
+        job_rows.append({"job": job, "run": run, "interval": minutes, "late": late})
+    return {
+        "model_version": status.get("serving"),
+        "refused": status.get("refused_error"),
+        "uptime": _duration(time.time() - STARTED),
+        "database": database,
+        "database_backend": _storage().engine.dialect.name,
+        "jobs": job_rows,
+        "scheduler_enabled": bool(current_app.config.get("SCHEDULER_ENABLED")),
+    }
+
+
+def _duration(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def _context_charts() -> dict[str, Any]:
+    with _storage().session() as session:
+        snapshots = list(
+            session.scalars(
+                select(PerformanceSnapshot).order_by(PerformanceSnapshot.id.desc()).limit(CHART_SNAPSHOTS)
+            )
+        )[::-1]
+    latest = snapshots[-1] if snapshots else None
+    return {"charts": charts.snapshot_charts(snapshots), "latest": latest}
+
+
+def _context_drift() -> dict[str, Any]:
+    with _storage().session() as session:
+        report, results = _latest_drift(session)
+    return {"report": report, "results": results}
+
+
+def _context_alerts() -> dict[str, Any]:
+    with _storage().session() as session:
+        return {"open_alerts": alerts.open_alerts(session), "past_alerts": alerts.past_alerts(session)}
+
+
+# ------------------------------------------------------------------------------------------- pages
+
+
+@pages_bp.get("/monitoring")
+def page() -> str:
+    return render_template(
+        "monitoring/page.html",
+        health=_health(),
+        **_context_charts(),
+        **_context_drift(),
+        **_context_alerts(),
+        upload=None,
+    )
+
+
+@pages_bp.get("/monitoring/partials/health")
+def partial_health() -> str:
+    return render_template("monitoring/_health.html", health=_health())
+
+
+@pages_bp.get("/monitoring/partials/charts")
+def partial_charts() -> str:
+    return render_template("monitoring/_charts.html", **_context_charts())
+
+
+@pages_bp.get("/monitoring/partials/drift")
+def partial_drift() -> str:
+    return render_template("monitoring/_drift.html", **_context_drift())
+
+
+@pages_bp.get("/monitoring/partials/alerts")
+def partial_alerts() -> str:
+    return render_template("monitoring/_alerts.html", **_context_alerts())
+
+
+@pages_bp.get("/monitoring/drift/<int:result_id>")
+def partial_feature(result_id: int) -> Any:
+    with _storage().session() as session:
+        result = session.get(DriftResult, result_id)
+    if result is None:
+        return Response("<p class='muted'>That drift result no longer exists.</p>", status=404)
+    chart = charts.distribution_chart(result.feature, result.details or {})
+    return render_template("monitoring/_feature.html", result=result, chart=chart)
+
+
+def _alert_action(alert_id: int, action: str) -> Any:
+    with _storage().session() as session:
+        if action == "acknowledge":
+            alert = alerts.acknowledge(session, alert_id, by="operator (monitoring page)")
+        else:
+            alert = alerts.resolve(session, alert_id)
+    if alert is None:
+        return Response("no such alert", status=404)
+    if request.headers.get("HX-Request"):
+        return render_template("monitoring/_alerts.html", **_context_alerts())
+    return redirect(url_for("monitoring.page") + "#alerts", code=303)
+
+
+@pages_bp.post("/monitoring/alerts/<int:alert_id>/acknowledge")
+def acknowledge_alert(alert_id: int) -> Any:
+    return _alert_action(alert_id, "acknowledge")
+
+
+@pages_bp.post("/monitoring/alerts/<int:alert_id>/resolve")
+def resolve_alert(alert_id: int) -> Any:
+    return _alert_action(alert_id, "resolve")
+
+
+@pages_bp.post("/monitoring/actuals")
+def upload_actuals() -> Any:
+    """The page's CSV upload (CSRF-protected form post); answers with the upload panel."""
+    upload: dict[str, Any] = {}
+    denied = _authorised(request.form.get("admin_token") or None)
+    file = request.files.get("file")
+    status = 200
+    if denied:
+        upload, status = {"error": denied, "details": []}, 403
+    elif file is None or not file.filename:
+        upload, status = {"error": "choose a CSV file in train.csv's format", "details": []}, 400
+    else:
+        try:
+            with _storage().session() as session:
+                result = actuals.import_csv(session, file.read(), name=file.filename)
+            upload = {"result": result.to_dict(), "filename": file.filename}
+        except actuals.ActualsError as error:
+            upload, status = {"error": f"{file.filename} was not imported", "details": error.errors}, 400
+    if request.headers.get("HX-Request"):
+        return render_template("monitoring/_upload.html", upload=upload), status
+    return (
+        render_template(
+            "monitoring/page.html",
+            health=_health(),
+            **_context_charts(),
+            **_context_drift(),
+            **_context_alerts(),
+            upload=upload,
+        ),
+        status,
+    )
+
+
+# ----------------------------------------------------------------------------------------- metrics
+
+
+@pages_bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format: this worker's counters, plus drift and accuracy from the jobs' tables."""
+    gauges: list[tuple[str, str, dict[str, object], float | None]] = []
+    with _storage().session() as session:
+        report = session.scalars(select(DriftReport).order_by(DriftReport.id.desc()).limit(1)).first()
+        snapshot = session.scalars(
+            select(PerformanceSnapshot).order_by(PerformanceSnapshot.id.desc()).limit(1)
+        ).first()
+        logged = session.execute(select(func.max(PredictionLog.id))).scalar()
+        open_count = len(alerts.open_alerts(session))
+    if report is not None:
+        labels = {"model_version": report.model_version}
+        gauges += [
+            (
+                "storecast_dataset_drift",
+                "1 when the last drift check flagged the dataset.",
+                labels,
+                float(report.dataset_drift),
+            ),
+            (
+                "storecast_drifted_features",
+                "Features drifted in the last drift check.",
+                labels,
+                float(report.features_drifted),
+            ),
+        ]
+    else:
+        gauges.append(
+            ("storecast_dataset_drift", "1 when the last drift check flagged the dataset.", {}, None)
+        )
+    version = {"model_version": (snapshot.model_version or "") if snapshot else ""}
+    gauges += [
+        (
+            "storecast_live_wmae",
+            "WMAE of logged predictions that have actual sales (last snapshot).",
+            version,
+            snapshot.live_wmae if snapshot else None,
+        ),
+        (
+            "storecast_backtest_wmae",
+            "The production model's backtest WMAE.",
+            version,
+            snapshot.backtest_wmae if snapshot else None,
+        ),
+        ("storecast_prediction_log_rows", "Rows in the prediction log (highest id).", {}, float(logged or 0)),
+        ("storecast_open_alerts", "Alerts open now.", {}, float(open_count)),
+    ]
+    return Response(REGISTRY.render(gauges), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+
+# -------------------------------------------------------------------------------------------- API
+
+
+def _api_error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> Response:
+    from app.web.errors import api_error
+
+    return api_error(status, message, details)
+
+
+def _detail(error: dict[str, Any]) -> dict[str, Any]:
+    """{"field", "message", "line"}; CSV messages start with their line, JSON fields name rows[i]."""
+    field, line, message = error.get("field") or "body", error.get("line"), error["message"]
+    if line and not field.startswith("rows"):
+        message = f"line {line}: {message}"
+    return {"field": field, "message": message, **({"line": line} if line else {})}
+
+
+@api_bp.post("/actuals")
+def api_actuals() -> Any:
+    """Actual weekly sales as JSON rows ({"rows": [...]} or a list) or a CSV body (text/csv)."""
+    denied = _authorised(_bearer())
+    if denied:
+        response = _api_error(401 if not _bearer() else 403, denied)
+        if not _bearer():
+            response.headers["WWW-Authenticate"] = 'Bearer realm="storecast admin"'
+        return response
+    content_type = (request.mimetype or "").lower()
+    try:
+        if content_type in {"text/csv", "application/csv", "text/plain"}:
+            parsed = actuals.parse_csv(request.get_data())
+        elif content_type == "multipart/form-data" and "file" in request.files:
+            parsed = actuals.parse_csv(
+                request.files["file"].read(), name=request.files["file"].filename or "file"
+            )
+        else:
+            body = request.get_json(silent=True)
+            if body is None:
+                return _api_error(
+                    415 if content_type != "application/json" else 400,
+                    "send JSON rows (application/json) or a CSV in train.csv's format (text/csv)",
+                    [{"field": "body", "message": "expected a JSON list of rows or text/csv"}],
+                )
+            parsed = actuals.parse_rows(body)
+    except actuals.ActualsError as error:
+        details = [_detail(e) for e in error.errors]
+        return _api_error(
+            400, f"{len(details)} problem(s) in the actual sales; nothing was imported", details
+        )
+    with _storage().session() as session:
+        result = actuals.upsert_actuals(session, parsed)
+    return jsonify(result.to_dict()), 200

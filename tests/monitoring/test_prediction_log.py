@@ -1,0 +1,90 @@
+"""The prediction log: one row per prediction, ids in order, nothing lost with concurrent writers."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from app.monitoring.metrics import REGISTRY
+from app.monitoring.prediction_log import log_predictions
+from app.storage import PredictionLog, Storage
+from tests.monitoring.conftest import simple_predictions
+
+
+def _count(storage: Storage) -> int:
+    with storage.session() as session:
+        return session.execute(select(func.count()).select_from(PredictionLog)).scalar_one()
+
+
+def test_logs_every_prediction_with_ids_in_order(mon_app):
+    predictions = simple_predictions(5)
+    predictions[2]["inputs"]["markdown1"] = math.nan
+    with mon_app.app_context():
+        ids = log_predictions(predictions, source="forecast", request_id="req-1", latency_ms=12.5)
+    assert len(ids) == 5 and ids == sorted(ids)
+    with mon_app.extensions["storage"].session() as session:
+        rows = session.scalars(select(PredictionLog).order_by(PredictionLog.id)).all()
+        assert [r.id for r in rows] == ids
+        assert [r.week for r in rows] == [p["week"] for p in predictions]
+        assert rows[0].source == "forecast" and rows[0].request_id == "req-1" and rows[0].latency_ms == 12.5
+        assert rows[2].inputs["markdown1"] is None  # NaN is stored as JSON null
+        assert rows[0].assumed == {"temperature": "features.csv"}
+        assert rows[0].upper_95 == pytest.approx(predictions[0]["upper_95"])
+    assert REGISTRY.predictions["forecast"] == 5
+
+
+def test_switched_off_logs_nothing(tmp_path):
+    from tests.conftest import make_test_app
+
+    app = make_test_app(tmp_path, PREDICTION_LOGGING=False)
+    with app.app_context():
+        assert log_predictions(simple_predictions(3), source="api", request_id="r", latency_ms=1) == []
+    assert _count(app.extensions["storage"]) == 0
+
+
+def test_unknown_source_is_refused(mon_app):
+    with mon_app.app_context(), pytest.raises(ValueError, match="source"):
+        log_predictions(simple_predictions(1), source="elsewhere", request_id="r", latency_ms=1)
+
+
+def test_concurrent_threads_lose_nothing(mon_app):
+    storage = mon_app.extensions["storage"]
+
+    def serve(worker: int) -> None:
+        for i in range(40):
+            log_predictions(
+                simple_predictions(3), source="api", request_id=f"{worker}-{i}", latency_ms=1, storage=storage
+            )
+
+    threads = [threading.Thread(target=serve, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _count(storage) == 6 * 40 * 3
+
+
+def _process_writer(url: str, worker: int, requests: int) -> None:
+    storage = Storage(url)
+    for i in range(requests):
+        log_predictions(
+            simple_predictions(4), source="batch", request_id=f"p{worker}-{i}", latency_ms=2, storage=storage
+        )
+    storage.dispose()
+
+
+def test_concurrent_processes_on_one_sqlite_file_lose_nothing(mon_app):
+    """Like gunicorn workers: separate processes, separate connections, one SQLite file in WAL mode."""
+    url = mon_app.config["DATABASE_URL"]
+    context = multiprocessing.get_context("fork")  # fresh engine per child; nothing inherited is used
+    processes = [context.Process(target=_process_writer, args=(url, w, 150)) for w in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    assert _count(mon_app.extensions["storage"]) == 4 * 150 * 4
