@@ -92,8 +92,11 @@ class Covariates(BaseModel):
 
     def given(self) -> dict[str, Any]:
         """Only the values the caller set (None means: let the model fill it)."""
-        return {name: value for name, value in self.__dict__.items() if value is not None}
+        values = self.__dict__
+        return {name: values[name] for name in COVARIATE_FIELDS if values.get(name) is not None}
 
+
+COVARIATE_FIELDS = ("is_holiday", *COVARIATE_NAMES)
 
 StoreNumber = Annotated[int, Field(ge=1, le=9999, description="store number")]
 DeptNumber = Annotated[int, Field(ge=1, le=999, description="department number")]

@@ -1,0 +1,78 @@
+"""Charts render to self-contained SVG from plain DataFrames (no CDN, no JavaScript)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.web import charts
+
+
+@pytest.fixture(scope="module")
+def frames():
+    history = pd.DataFrame(
+        {
+            "date": pd.date_range("2011-01-07", periods=60, freq="7D"),
+            "weekly_sales": np.linspace(2e4, 3e4, 60),
+        }
+    )
+    forecast = pd.DataFrame(
+        {"week": pd.date_range("2012-03-02", periods=8, freq="7D"), "prediction": 25000.0}
+    )
+    for name, delta in (("80", 2000), ("95", 4000)):
+        forecast[f"lower_{name}"] = forecast["prediction"] - delta
+        forecast[f"upper_{name}"] = forecast["prediction"] + delta
+    return history, forecast
+
+
+def assert_clean_svg(svg: str) -> None:
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert "http://" not in svg.replace("http://www.w3.org", "") and "https://" not in svg
+    assert "<script" not in svg
+
+
+def test_forecast_chart_draws_history_forecast_and_bands(frames):
+    history, forecast = frames
+    svg = charts.forecast_chart(history, forecast)
+    assert_clean_svg(svg)
+    assert "currentColor" in svg  # text follows the page theme
+    assert charts.FORECAST_COLOR in svg and charts.HISTORY_COLOR in svg
+    assert svg.count("<path") >= 4  # two bands, history line, forecast line
+
+
+def test_forecast_chart_without_history(frames):
+    _, forecast = frames
+    assert_clean_svg(charts.forecast_chart(pd.DataFrame(columns=["date", "weekly_sales"]), forecast))
+
+
+def test_cache_returns_the_same_svg(frames):
+    history, forecast = frames
+    first = charts.forecast_chart(history, forecast, title="cache")
+    assert charts.forecast_chart(history, forecast, title="cache") is first
+
+
+def test_bar_and_grouped_bar_charts():
+    bars = charts.bar_chart(
+        pd.DataFrame({"dept": [1, 2, 3], "total": [5.0, 3.0, 9.0]}),
+        category="dept",
+        value="total",
+        value_title="$",
+    )
+    assert_clean_svg(bars)
+    grouped = charts.grouped_bar_chart(
+        pd.DataFrame(
+            {"bucket": ["1-4", "1-4", "5-13", "5-13"], "model": ["hgb", "naive"] * 2, "wmae": [1, 2, 3, 4]}
+        ),
+        group="bucket",
+        series="model",
+        value="wmae",
+        value_title="WMAE",
+    )
+    assert_clean_svg(grouped)
+    assert "naive" in grouped and "hgb" in grouped
+
+
+def test_warm_runs_in_the_foreground():
+    charts.warm(background=False)
+    assert charts._warmed.is_set()
