@@ -96,7 +96,10 @@ def test_input_features_expose_types_and_ranges():
 
 # ----------------------------------------------------------------------------------------------- CSV
 def test_kaggle_test_csv_columns_with_bare_cr_and_na():
-    text = "Store,Dept,Date,IsHoliday,MarkDown1,Weekly_Sales\r1,1,2012-11-02,FALSE,NA,24924.5\r2,3,2012-11-09,TRUE,,1\r"
+    text = (
+        "Store,Dept,Date,IsHoliday,MarkDown1,Weekly_Sales\r"
+        "1,1,2012-11-02,FALSE,NA,24924.5\r2,3,2012-11-09,TRUE,,1\r"
+    )
     parsed = parse_csv(text, 1000)
     assert parsed.rows == [
         {"store": "1", "dept": "1", "date": "2012-11-02", "is_holiday": "FALSE"},
