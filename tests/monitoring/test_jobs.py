@@ -1,0 +1,95 @@
+"""Jobs: each runs once per interval however many app instances share the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+from sqlalchemy import func, select
+
+from app.monitoring import jobs
+from app.storage import JobRun, PerformanceSnapshot
+from tests.conftest import make_test_app
+
+
+def _runs(storage) -> dict[str, int]:
+    with storage.session() as session:
+        return dict(session.execute(select(JobRun.job, func.count()).group_by(JobRun.job)).all())
+
+
+def test_slots_are_aligned_on_the_epoch():
+    assert jobs.slot_for(dt.datetime(2024, 5, 1, 10, 14, 59), 15) == dt.datetime(2024, 5, 1, 10, 0)
+    assert jobs.slot_for(dt.datetime(2024, 5, 1, 10, 15, 0), 15) == dt.datetime(2024, 5, 1, 10, 15)
+    assert jobs.slot_for(dt.datetime(2024, 5, 1, 10, 59), 60) == dt.datetime(2024, 5, 1, 10, 0)
+
+
+def test_two_app_instances_on_one_database_run_each_job_once_per_interval(tmp_path):
+    first, second = make_test_app(tmp_path), make_test_app(tmp_path)
+    storage = first.extensions["storage"]
+    now = dt.datetime(2030, 1, 1, 12, 3)
+    outcomes: list[jobs.JobOutcome] = []
+
+    def run(app, at):
+        outcomes.extend(jobs.run_all(app, now=at, manual=False))
+
+    threads = [threading.Thread(target=run, args=(app, now)) for app in (first, second, first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 1}
+    assert sum(o.ran for o in outcomes) == 3 and all(o.error is None for o in outcomes if o.ran)
+    with storage.session() as session:
+        assert session.execute(select(func.count()).select_from(PerformanceSnapshot)).scalar_one() == 1
+
+    # Later in the same slots: nothing runs again. In the next alerts slot (5 min) only alerts runs.
+    run(second, now + dt.timedelta(minutes=1))
+    assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 1}
+    run(first, now + dt.timedelta(minutes=5))
+    assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 2}
+    run(second, now + dt.timedelta(minutes=15))
+    assert _runs(storage) == {"drift": 1, "performance": 2, "alerts": 3}
+    for app in (first, second):
+        app.extensions["storage"].dispose()
+
+
+def test_background_schedulers_in_two_instances_run_each_job_once(tmp_path):
+    """The real APScheduler in two app instances: both fire at start-up, the slot claims keep one run each."""
+    apps = [make_test_app(tmp_path) for _ in range(2)]
+    schedulers = [jobs.make_scheduler(app, blocking=False) for app in apps]
+    for scheduler in schedulers:
+        scheduler.start()
+    deadline = time.monotonic() + 20
+    storage = apps[0].extensions["storage"]
+    while time.monotonic() < deadline and sum(_runs(storage).values()) < 3:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the losers' attempts have happened by now
+    for scheduler in schedulers:
+        scheduler.shutdown(wait=True)
+    assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 1}
+    with storage.session() as session:
+        statuses = set(session.scalars(select(JobRun.status)))
+    assert statuses == {"finished"}
+    for app in apps:
+        app.extensions["storage"].dispose()
+
+
+def test_manual_runs_always_run_and_failures_are_recorded(mon_app, monkeypatch):
+    runner = mon_app.test_cli_runner()
+    result = runner.invoke(args=["monitor", "run"])
+    assert result.exit_code == 0, result.output
+    assert "drift" in result.output and "no production model" in result.output
+    result = runner.invoke(args=["monitor", "run", "--job", "performance"])
+    assert result.exit_code == 0
+    assert _runs(mon_app.extensions["storage"]) == {"drift": 1, "performance": 2, "alerts": 1}
+
+    def broken(app, now):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(jobs.JOBS, "alerts", broken)
+    outcome = jobs.run_job(mon_app, "alerts", manual=True)
+    assert outcome.ran and "disk on fire" in outcome.error
+    with mon_app.extensions["storage"].session() as session:
+        run = session.get(JobRun, outcome.run_id)
+    assert run.status == "failed" and "disk on fire" in run.error and run.finished_at is not None

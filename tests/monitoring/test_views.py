@@ -1,0 +1,141 @@
+"""The monitoring page and its partials, acknowledge with CSRF, the upload form, and /metrics."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from app.monitoring import alerts
+from app.monitoring.jobs import drift_check
+from app.monitoring.prediction_log import log_predictions
+from app.storage import DriftResult, PerformanceSnapshot
+from tests.monitoring.conftest import at, simple_predictions
+
+
+@pytest.fixture
+def busy_app(mon_app, small_dataset, covariate_frame):
+    """Requests, predictions, a drift report, performance snapshots and an open alert."""
+    from app.monitoring.drift import reference_from_dataset
+    from tests.monitoring.conftest import prediction_rows
+    from tests.monitoring.test_drift import shifted
+
+    client = mon_app.test_client()
+    for _ in range(5):
+        client.get("/api/v1/health")
+    with mon_app.app_context():
+        window = shifted(covariate_frame.sample(300, random_state=2))
+        log_predictions(prediction_rows(window.assign(prediction=window["weekly_sales"])), source="api",
+                        request_id="r", latency_ms=3)  # fmt: skip
+    storage = mon_app.extensions["storage"]
+    drift_check(storage, reference_from_dataset(small_dataset), version="v1", start=at(1), end=at(-1))
+    with storage.session() as session:
+        for i in range(6):
+            session.add(PerformanceSnapshot(
+                window_start=at(1.5 - i * 0.25), window_end=at(1.25 - i * 0.25), model_version="v1",
+                requests=100 + i, errors_4xx=i, errors_5xx=i % 2, latency_p50=5.0, latency_p95=20.0 + i,
+                latency_p99=40.0, predictions=300, matched_actuals=20, live_wmae=1500.0 + 50 * i,
+                backtest_wmae=1400.0, coverage_80=0.78, coverage_95=0.93,
+            ))  # fmt: skip
+        alerts.evaluate(session, mon_app.config)
+    return mon_app
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_page_renders_every_panel(busy_app):
+    response = busy_app.test_client().get("/monitoring")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    for text in ("Health", "Alerts", "dataset drift", "temperature", "Kolmogorov-Smirnov", "Import actuals"):
+        assert text in html
+    assert html.count("<svg") >= 5  # volume, latency, errors, accuracy, coverage
+    assert 'hx-trigger="every 30s"' in html
+    assert "<script>" not in html.replace('<script src="', "")  # no inline scripts (CSP)
+
+
+def test_empty_page_renders(mon_app):
+    html = mon_app.test_client().get("/monitoring").get_data(as_text=True)
+    assert "No performance snapshot yet" in html and "No drift check yet" in html and "never" in html
+
+
+@pytest.mark.parametrize("partial", ["health", "charts", "drift", "alerts"])
+def test_partials(busy_app, partial):
+    response = busy_app.test_client().get(f"/monitoring/partials/{partial}")
+    assert response.status_code == 200 and "<html" not in response.get_data(as_text=True)
+
+
+def test_feature_partial_draws_reference_and_current(busy_app):
+    with busy_app.extensions["storage"].session() as session:
+        numeric = session.query(DriftResult).filter_by(feature="temperature").one().id
+        categorical = session.query(DriftResult).filter_by(feature="is_holiday").one().id
+    client = busy_app.test_client()
+    for result_id in (numeric, categorical):
+        html = client.get(f"/monitoring/drift/{result_id}").get_data(as_text=True)
+        assert "<svg" in html and "reference" in html and "current" in html
+    assert client.get("/monitoring/drift/999999").status_code == 404
+
+
+def test_acknowledge_needs_the_csrf_token(busy_app):
+    client = busy_app.test_client()
+    with busy_app.extensions["storage"].session() as session:
+        alert_id = alerts.open_alerts(session, "drift")[0].id
+    assert client.post(f"/monitoring/alerts/{alert_id}/acknowledge").status_code == 400
+    token = _csrf(client.get("/monitoring").get_data(as_text=True))
+    response = client.post(f"/monitoring/alerts/{alert_id}/acknowledge", data={"csrf_token": token})
+    assert response.status_code == 303
+    response = client.post(
+        f"/monitoring/alerts/{alert_id}/resolve", data={"csrf_token": token}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200 and "Past alerts" in response.get_data(as_text=True)
+    with busy_app.extensions["storage"].session() as session:
+        assert alert_id not in [a.id for a in alerts.open_alerts(session)]
+
+
+def test_upload_form_imports_and_shows_errors(mon_app):
+    client = mon_app.test_client()
+    token = _csrf(client.get("/monitoring").get_data(as_text=True))
+    good = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,10,FALSE\n"
+    response = client.post(
+        "/monitoring/actuals",
+        data={"csrf_token": token, "file": (io.BytesIO(good), "week.csv")},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200 and "1 inserted" in response.get_data(as_text=True)
+    bad = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,ten,FALSE\n"
+    response = client.post(
+        "/monitoring/actuals", data={"csrf_token": token, "file": (io.BytesIO(bad), "bad.csv")}
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "line 2, column Weekly_Sales" in html and "<html" in html
+
+
+def test_metrics_in_prometheus_text_format(busy_app):
+    client = busy_app.test_client()
+    with busy_app.app_context():
+        log_predictions(simple_predictions(2), source="page", request_id="m", latency_ms=1)
+    response = client.get("/metrics")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert "# TYPE storecast_http_requests_total counter" in text
+    assert re.search(
+        r'storecast_http_requests_total\{endpoint="/api/v1/health",method="GET",status="200",pid="\d+"\} 5',
+        text,
+    )
+    assert re.search(
+        r"storecast_http_request_duration_seconds_bucket"
+        r'\{endpoint="/api/v1/health",method="GET",pid="\d+",le="\+Inf"\} 5',
+        text,
+    )
+    assert "# TYPE storecast_http_request_duration_seconds histogram" in text
+    assert re.search(r'storecast_predictions_served_total\{source="page",pid="\d+"\} 2', text)
+    assert 'storecast_dataset_drift{model_version="v1"} 1' in text
+    assert 'storecast_live_wmae{model_version="v1"} 1750' in text
+    sample = re.compile(
+        r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})? -?([0-9.e+-]+|NaN|\+Inf)$'
+    )
+    for line in text.strip().splitlines():
+        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
