@@ -6,6 +6,7 @@ silently (an inline script, a new form without a token, an f-string in a query).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 import threading
@@ -222,7 +223,7 @@ def test_an_artifact_whose_hash_differs_from_the_registry_is_never_loaded(tmp_pa
         handle.write(b"\0 appended by an attacker")
     shutil.copy(small_artifact.metadata_path, tmp_path / "tampered.json")
     app = make_test_app(tmp_path)
-    register_production(app, small_artifact.__class__(**{**vars(small_artifact), "path": tampered}))
+    register_production(app, dataclasses.replace(small_artifact, path=tampered))
     with app.app_context(), pytest.raises(ModelUnavailable):
         current_forecaster()
     response = app.test_client().post("/api/v1/predict", json={"store": 1, "dept": 1, "date": "2012-11-02"})
