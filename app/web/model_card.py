@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from app.web import charts
@@ -194,16 +195,18 @@ def _importance_chart(importances: list[dict[str, Any]], top: int = 15) -> str |
 
 
 def feature_descriptions(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The model's features with type, description and importance (metadata, else the pipeline's table)."""
+    """The model's features with type, description, range and importance (metadata, else the pipeline's)."""
     importances = {item["feature"]: item["importance"] for item in feature_importances(meta)}
     listed = meta.get("features")
     table: list[tuple[str, str, str]] = []
+    ranges: dict[str, tuple[float | None, float | None]] = {}
     if isinstance(listed, list) and listed and isinstance(listed[0], Mapping):
         table = [
             (str(f.get("name")), str(f.get("type", "")), str(f.get("description", "")))
             for f in listed
             if f.get("name")
         ]
+        ranges = {str(f.get("name")): (_num(f.get("min")), _num(f.get("max"))) for f in listed}
     else:
         try:
             from app.forecasting.features import FEATURES
@@ -213,13 +216,20 @@ def feature_descriptions(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
         names = [str(n) for n in listed] if isinstance(listed, list) and listed else list(known)
         table = [known.get(name, (name, "", "")) for name in names]
     return [
-        {"name": name, "type": kind, "description": text, "importance": importances.get(name)}
+        {
+            "name": name,
+            "type": kind,
+            "description": text,
+            "importance": importances.get(name),
+            "minimum": ranges.get(name, (None, None))[0],
+            "maximum": ranges.get(name, (None, None))[1],
+        }
         for name, kind, text in table
     ]
 
 
-def training_stats(meta: Mapping[str, Any]) -> dict[str, Any]:
-    training = meta.get("training") or meta.get("data") or {}
+def training_stats(meta: Mapping[str, Any], source: Any = None) -> dict[str, Any]:
+    training = meta.get("training_window") or meta.get("training") or meta.get("data") or {}
     if not isinstance(training, Mapping):
         training = {}
     window = {
@@ -238,6 +248,13 @@ def training_stats(meta: Mapping[str, Any]) -> dict[str, Any]:
     distribution = _first(training, "sales_distribution", "weekly_sales", "sales", default={}) or {}
     if not isinstance(distribution, Mapping):
         distribution = {}
+    panel = getattr(source, "panel", None)
+    if panel is not None:  # a loaded Forecaster: fill what the metadata does not record from its history
+        stats["stores"] = stats["stores"] or len(np.unique(panel.store))
+        stats["departments"] = stats["departments"] or len(np.unique(panel.dept))
+        stats["series"] = stats["series"] or len(panel.store)
+        if not distribution:
+            distribution = _distribution(panel.values)
     return {
         "window": window,
         "stats": stats,
@@ -245,11 +262,21 @@ def training_stats(meta: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _distribution(values: Any) -> dict[str, float]:
+    """Weekly sales quantiles of the training history (for the card's table)."""
+    flat = np.asarray(values, dtype=float).ravel()
+    flat = flat[np.isfinite(flat)]
+    if not len(flat):
+        return {}
+    q = np.quantile(flat, [0.05, 0.25, 0.5, 0.75, 0.95])
+    return {"mean": float(flat.mean()), "p5": q[0], "p25": q[1], "median": q[2], "p75": q[3], "p95": q[4]}
+
+
 def model_summary(source: Any) -> dict[str, Any]:
     """GET /api/v1/model: the production model's key facts, JSON-ready."""
     meta = _metadata(source)
     origin = getattr(source, "origin", None) or meta.get("origin")
-    training = training_stats(meta)
+    training = training_stats(meta, source)
     return {
         "model_version": str(getattr(source, "version", None) or meta.get("version") or ""),
         "kind": str(meta.get("kind", "")),
@@ -265,10 +292,7 @@ def model_summary(source: Any) -> dict[str, Any]:
 
 def model_features(source: Any) -> list[dict[str, Any]]:
     """GET /api/v1/model/features: the model's computed features."""
-    return [
-        {**item, "kind": "model", "minimum": None, "maximum": None, "required": False}
-        for item in feature_descriptions(_metadata(source))
-    ]
+    return [{**item, "kind": "model", "required": False} for item in feature_descriptions(_metadata(source))]
 
 
 def _jsonable(value: Any) -> Any:
@@ -309,13 +333,14 @@ def model_card_context(source: Any, *, with_charts: bool = True) -> dict[str, An
         "kind": str(meta.get("kind", "")),
         "kind_label": KIND_LABELS.get(str(meta.get("kind", "")), str(meta.get("kind", "unknown"))),
         "origin": str(getattr(source, "origin", None) or meta.get("origin") or "")[:10] or None,
-        "created_at": _first(meta, "created_at", "trained_at"),
+        "created_at": _first(meta, "created", "created_at", "trained_at"),
+        "train_seconds": meta.get("train_seconds"),
         "library_versions": meta.get("library_versions") or meta.get("versions") or {},
         "params": _flat_params(meta.get("params") or {}),
         "backtest": table,
         "importances": importances[:20],
         "features": feature_descriptions(meta),
-        "training": training_stats(meta),
+        "training": training_stats(meta, source),
         "intervals": meta.get("intervals") if isinstance(meta.get("intervals"), Mapping) else {},
         "backtest_chart": None,
         "importance_chart": None,
