@@ -1,6 +1,14 @@
-"""Monitoring: the prediction log, drift, performance, alerts and the scheduled jobs."""
+"""Monitoring: the prediction log, drift, performance, alerts and the scheduled jobs.
 
-from flask import Flask
+drift.py and performance.py are plain Python (no Flask), so the core may import them at training time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def init_app(app: Flask) -> None:
