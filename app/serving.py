@@ -51,11 +51,11 @@ class ModelHolder:
         self._refused_id: int | None = None
         self._refused_at = 0.0
         self._refused_error: str | None = None
-        self._checked_at = 0.0
+        self._checked_at: float | None = None  # never checked yet
         self._lock = threading.Lock()
 
     def get(self) -> Forecaster:
-        if time.monotonic() - self._checked_at >= self.refresh_seconds:
+        if self._checked_at is None or time.monotonic() - self._checked_at >= self.refresh_seconds:
             # With a model in memory, a thread that finds another one already refreshing serves the
             # current model instead of waiting for the load; with none, it waits for the first load.
             self.refresh(wait=self._forecaster is None)

@@ -229,7 +229,7 @@ def record_trained_artifact(storage: Storage, artifact: Any, *, run_type: str = 
     metadata = dict(getattr(artifact, "metadata", None) or {})
     training = metadata.get("training") if isinstance(metadata.get("training"), dict) else {}
     window = metadata.get("training_window") if isinstance(metadata.get("training_window"), dict) else {}
-    duration = metadata.get("training_seconds", training.get("seconds", metadata.get("duration_s")))
+    duration = metadata.get("train_seconds", metadata.get("training_seconds", training.get("seconds")))
     now = utcnow()
     try:
         duration_s = float(duration) if duration is not None else None

@@ -271,16 +271,16 @@ _CARD_METADATA: dict[str, dict[str, Any]] = {}  # artifact sha256 -> metadata (s
 
 
 def _version_metadata(version: dict[str, Any]) -> dict[str, Any]:
-    """The artifact's metadata: from the forecaster this worker serves, else loaded (hash-checked) once."""
+    """The artifact's metadata: from the forecaster this worker serves, else from its JSON sidecar."""
     sha = version["artifact_sha256"]
     if sha not in _CARD_METADATA:
         holder = current_app.extensions.get("model_holder")
         if holder is not None and holder.version == version["label"]:
             metadata = dict(holder.get().metadata or {})
-        else:
-            from app.forecasting.artifacts import load_forecaster
+        else:  # the metadata sidecar: display only, nothing from it is executed
+            from app.forecasting.artifacts import read_metadata
 
-            metadata = dict(load_forecaster(version["artifact_path"], expected_sha256=sha).metadata or {})
+            metadata = dict(read_metadata(version["artifact_path"]))
         _CARD_METADATA[sha] = metadata
     return _CARD_METADATA[sha]
 
