@@ -356,20 +356,26 @@ def _fill(path: Path, rows: int, requests: int, seed: int = 0) -> None:
     connection.close()
 
 
-def bench_jobs(rows: int, requests: int) -> dict:
+def bench_jobs(rows: int, requests: int, keep_db: str | None = None) -> dict:
     from app.forecasting.synthetic import generate_dataset
     from app.monitoring import drift, jobs, performance
     from app.storage import Storage
 
-    directory = Path(tempfile.mkdtemp(prefix="bench-mon-jobs-"))
-    path = directory / "jobs.db"
+    directory = Path(keep_db).parent if keep_db else Path(tempfile.mkdtemp(prefix="bench-mon-jobs-"))
+    path = Path(keep_db) if keep_db else directory / "jobs.db"
+    reuse = path.exists()
     storage = Storage(f"sqlite:///{path}")
     storage.create_all()
     started = time.perf_counter()
-    _fill(path, rows, requests)
+    if not reuse:
+        _fill(path, rows, requests)
     fill_s = time.perf_counter() - started
+    with storage.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT count(*) FROM prediction_log").scalar_one()
+        last = connection.exec_driver_sql("SELECT max(created_at) FROM prediction_log").scalar_one()
     reference = drift.reference_from_dataset(generate_dataset(seed=3, n_stores=10, n_depts=20))
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=1)
+    # The window ends just after the newest row: a reused database is judged as it was when filled.
+    now = dt.datetime.fromisoformat(last) + dt.timedelta(seconds=1)
     timings = {}
     started = time.perf_counter()
     drift_result = jobs.drift_check(
@@ -384,7 +390,8 @@ def bench_jobs(rows: int, requests: int) -> dict:
     timings["performance_s"] = time.perf_counter() - started
     storage.dispose()
     size_mb = path.stat().st_size / 1e6
-    shutil.rmtree(directory, ignore_errors=True)
+    if not keep_db:
+        shutil.rmtree(directory, ignore_errors=True)
     return {
         "logged_predictions": rows,
         "requests_in_window": requests,
@@ -416,6 +423,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=8, help="wrk duration per gunicorn run")
     parser.add_argument("--skip-gunicorn", action="store_true")
+    parser.add_argument("--db", help="keep the jobs database at this path (reused when it exists)")
     parser.add_argument("--skip-jobs", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -423,7 +431,7 @@ def main() -> None:
     if not args.skip_gunicorn:
         report["gunicorn_2_workers"] = bench_gunicorn(args.seconds)
     if not args.skip_jobs:
-        report["jobs"] = bench_jobs(args.rows, args.requests)
+        report["jobs"] = bench_jobs(args.rows, args.requests, args.db)
     print(json.dumps(report, indent=2))  # noqa: T201 - the benchmark's output
     gunicorn = report.get("gunicorn_2_workers", {})
     if "with_logging" in gunicorn:

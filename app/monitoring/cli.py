@@ -75,6 +75,8 @@ def scheduler_command(app: Flask) -> click.Command:
     @with_appcontext
     def scheduler() -> None:
         flask_app = current_app._get_current_object()
+        if not logging.getLogger().handlers:  # a foreground service: say what each run did
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         blocking = jobs.make_scheduler(flask_app, blocking=True)
         for job in blocking.get_jobs():
             click.echo(f"scheduled {job.name}: {job.trigger}")

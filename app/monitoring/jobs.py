@@ -160,6 +160,7 @@ def sample_window(
     in_window = (table.c.created_at >= start, table.c.created_at < end)
     columns = (table.c.inputs, table.c.prediction)
     with storage.engine.connect() as connection:
+        performance.tune_for_scans(connection)
         low, high, count = connection.execute(
             select(func.min(table.c.id), func.max(table.c.id), func.count()).where(*in_window)
         ).one()
