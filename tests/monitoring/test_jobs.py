@@ -93,3 +93,19 @@ def test_manual_runs_always_run_and_failures_are_recorded(mon_app, monkeypatch):
     with mon_app.extensions["storage"].session() as session:
         run = session.get(JobRun, outcome.run_id)
     assert run.status == "failed" and "disk on fire" in run.error and run.finished_at is not None
+
+
+def test_scheduler_enabled_starts_in_the_worker_on_its_first_request(tmp_path):
+    app = make_test_app(tmp_path, TESTING=False, SCHEDULER_ENABLED=True, REQUEST_LOG_FLUSH_SECONDS=0)
+    assert "monitoring_scheduler" not in app.extensions  # not at import: gunicorn's master must not own it
+    app.test_client().get("/api/v1/health")
+    scheduler = app.extensions["monitoring_scheduler"]
+    try:
+        storage = app.extensions["storage"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum(_runs(storage).values()) < 3:
+            time.sleep(0.1)
+        assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 1}
+    finally:
+        scheduler.shutdown(wait=True)
+        app.extensions["storage"].dispose()
