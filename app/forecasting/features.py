@@ -1,0 +1,440 @@
+"""THE feature pipeline, shared by training and serving (never two copies).
+
+Direct multi-origin design. For an origin week T and a target week T+h (h = 1..52), every
+sales-derived feature comes from sales at weeks <= T only:
+
+1. `origin_state(panel, T)` computes, once per origin, the per-series state: levels over the last
+   4/8/13/52 weeks, the level a year before, the last observed value, the series scale and a
+   window of raw and SVD-denoised (low rank per department across stores) history.
+2. `assemble(...)` builds rows cheaply from that state plus the covariates of the target week.
+
+Training calls both for many past origins; the Forecaster calls them for its one origin. The
+model's target is the residual to last year's (aligned, denoised) value divided by the series
+scale; `base` and `scale` are returned so that predictions can be mapped back to dollars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from app.forecasting import calendar
+from app.forecasting.data import COVARIATE_COLUMNS, Dataset
+
+WINDOW = 60  # weeks of raw and denoised history kept in an origin state (covers lags 51..53 + alignment)
+STORE_TYPES = {"A": 0, "B": 1, "C": 2}
+COV_SOURCES = ("features", "last_year", "last_known", "missing", "caller", "calendar")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Settings of the pipeline; part of a model's params (the backtest chose the defaults)."""
+
+    align: bool = True  # aligned yearly lag (Thanksgiving/Christmas/Easter) instead of a plain 52-week lag
+    svd_rank: int = 8  # rank of the per-department store x week denoising
+    svd_weeks: int = 104  # history used by the denoising
+    origin_step: int = 4  # weeks between training origins
+    min_origin_week: int = 13  # earliest training origin (week index since the start of the data)
+    max_rows: int = 700_000  # training rows kept (uniform subsample, deterministic)
+    holiday_weight: float = 5.0
+    weight_power: float = 1.0  # sample weight = scale**power (1: the loss is in dollars, like WMAE)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FEATURES: list[tuple[str, str, str]] = [
+    # name, type, description
+    ("store", "code", "store number (numeric code)"),
+    ("dept", "code", "department number (numeric code)"),
+    ("store_size", "numeric", "store size (square feet)"),
+    ("store_type", "code", "store type A=0, B=1, C=2"),
+    ("log_scale", "numeric", "log10 of the series scale (mean |sales| over the 52 weeks to the origin)"),
+    ("base", "numeric", "last year's value the model corrects (denoised aligned lag), / scale"),
+    ("lag52", "numeric", "sales 52 weeks before the target, / scale"),
+    ("lag51", "numeric", "sales 51 weeks before the target if <= origin, / scale"),
+    ("lag53", "numeric", "sales 53 weeks before the target, / scale"),
+    ("lag_aligned", "numeric", "sales of the holiday-aligned week a year before, / scale"),
+    ("svd_lag_aligned", "numeric", "denoised (low rank per dept) aligned yearly lag, / scale"),
+    ("svd_lag_prev", "numeric", "denoised value the week before the aligned lag, / scale"),
+    ("svd_lag_next", "numeric", "denoised value the week after the aligned lag (if <= origin), / scale"),
+    ("last", "numeric", "last observed sales at or before the origin, / scale"),
+    ("level4", "numeric", "mean sales over the 4 weeks to the origin, / scale"),
+    ("level8", "numeric", "mean sales over the 8 weeks to the origin, / scale"),
+    ("level13", "numeric", "mean sales over the 13 weeks to the origin, / scale"),
+    ("level52", "numeric", "mean sales over the 52 weeks to the origin, / scale"),
+    ("level13_year_ago", "numeric", "mean sales over the 13 weeks to the origin a year before, / scale"),
+    ("growth", "numeric", "(level13 - level13_year_ago) / scale"),
+    ("is_holiday", "bool", "target week is a flagged holiday week"),
+    ("week_of_year", "numeric", "ISO week of the target week"),
+    ("weeks_to_thanksgiving", "numeric", "signed weeks from the target week to the nearest Thanksgiving"),
+    ("weeks_to_christmas", "numeric", "signed weeks from the target week to the nearest Christmas"),
+    *[(c, "numeric", f"{c} of the store in the target week") for c in COVARIATE_COLUMNS],
+]
+FEATURE_NAMES = [f[0] for f in FEATURES]
+IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+# --------------------------------------------------------------------------------------------- panel
+@dataclass
+class Panel:
+    """Sales as a dense series x week matrix (NaN = no row), weeks as absolute week indices."""
+
+    store: np.ndarray  # [S] int
+    dept: np.ndarray  # [S] int
+    first_week: int
+    values: np.ndarray  # [S, W] float64
+
+    @property
+    def last_week(self) -> int:
+        return self.first_week + self.values.shape[1] - 1
+
+    def keys(self) -> dict[tuple[int, int], int]:
+        return {(int(s), int(d)): i for i, (s, d) in enumerate(zip(self.store, self.dept, strict=True))}
+
+    @classmethod
+    def from_sales(cls, sales: pd.DataFrame) -> Panel:
+        weeks = calendar.week_index(sales["date"])
+        key = sales["store"].to_numpy(np.int64) * 1000 + sales["dept"].to_numpy(np.int64)
+        uniq, inv = np.unique(key, return_inverse=True)
+        first = int(weeks.min()) if len(weeks) else 0
+        n_weeks = int(weeks.max()) - first + 1 if len(weeks) else 1
+        values = np.full((len(uniq), n_weeks), np.nan)
+        values[inv, weeks - first] = sales["weekly_sales"].to_numpy(float)
+        return cls(store=uniq // 1000, dept=uniq % 1000, first_week=first, values=values)
+
+    def column(self, week: np.ndarray | int) -> np.ndarray | int:
+        return np.asarray(week) - self.first_week
+
+
+# --------------------------------------------------------------------------------------- covariates
+@dataclass
+class Covariates:
+    """Store x week covariates resolved once: the features table where known, else the store's
+    value the same week a year before, else its last known value; with the source of each cell."""
+
+    stores: np.ndarray  # [N] store numbers
+    first_week: int
+    values: np.ndarray  # [N, W, C] float32 in COVARIATE_COLUMNS order
+    source: np.ndarray  # [N, W, C] int8 index into COV_SOURCES
+    holiday: np.ndarray  # [N, W] bool
+    holiday_source: np.ndarray  # [N, W] int8
+    calendar: dict[
+        str, np.ndarray
+    ]  # per week: weeks_to_thanksgiving, weeks_to_christmas, week_of_year, aligned_lag
+    store_size: np.ndarray  # [N]
+    store_type: np.ndarray  # [N]
+
+    @property
+    def last_week(self) -> int:
+        return self.first_week + self.values.shape[1] - 1
+
+    def store_pos(self, stores: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self.stores, stores)
+        pos = np.clip(pos, 0, len(self.stores) - 1)
+        return np.where(self.stores[pos] == stores, pos, -1)
+
+    @classmethod
+    def build(cls, dataset: Dataset, first_week: int, last_week: int) -> Covariates:
+        stores = np.array(sorted(set(dataset.stores["store"].astype(int))), dtype=np.int64)
+        n_w = last_week - first_week + 1
+        feats = dataset.features
+        raw = np.full((len(stores), n_w, len(COVARIATE_COLUMNS)), np.nan)
+        hol = np.zeros((len(stores), n_w), dtype=bool)
+        hol_known = np.zeros((len(stores), n_w), dtype=bool)
+        if len(feats):
+            w = calendar.week_index(feats["date"]) - first_week
+            s = np.searchsorted(stores, feats["store"].to_numpy(np.int64))
+            s = np.clip(s, 0, len(stores) - 1)
+            ok = (w >= 0) & (w < n_w) & (stores[s] == feats["store"].to_numpy(np.int64))
+            raw[s[ok], w[ok]] = feats[COVARIATE_COLUMNS].to_numpy(float)[ok]
+            hol[s[ok], w[ok]] = feats["is_holiday"].to_numpy(bool)[ok]
+            hol_known[s[ok], w[ok]] = True
+        values = raw.copy()
+        source = np.where(np.isnan(raw), 3, 0).astype(np.int8)
+        # same week a year before (from the table itself, not from an earlier fallback)
+        year_before = np.full_like(raw, np.nan)
+        year_before[:, 52:] = raw[:, :-52] if n_w > 52 else year_before[:, 52:]
+        use = np.isnan(values) & ~np.isnan(year_before)
+        values[use] = year_before[use]
+        source[use] = 1
+        # last known value of the table
+        last_known = raw.copy()
+        for j in range(1, n_w):
+            cur, prev = last_known[:, j], last_known[:, j - 1]
+            gap = np.isnan(cur)
+            cur[gap] = prev[gap]
+        use = np.isnan(values) & ~np.isnan(last_known)
+        values[use] = last_known[use]
+        source[use] = 2
+        weeks = np.arange(first_week, last_week + 1)
+        cal = calendar.calendar_table(weeks)
+        holiday = np.where(hol_known, hol, cal["is_holiday"][None, :])
+        holiday_source = np.where(hol_known, 0, 5).astype(np.int8)
+        st = dataset.stores.set_index("store").reindex(stores)
+        return cls(
+            stores=stores,
+            first_week=first_week,
+            values=values,
+            source=source,
+            holiday=holiday,
+            holiday_source=holiday_source,
+            calendar={k: v for k, v in cal.items() if k != "is_holiday"},
+            store_size=st["size"].to_numpy(float),
+            store_type=st["type"].map(STORE_TYPES).to_numpy(float),
+        )
+
+
+# ------------------------------------------------------------------------------------- origin state
+@dataclass
+class OriginState:
+    """Everything a forecast from `origin` needs from past sales, per series."""
+
+    origin: int  # absolute week index
+    scale: np.ndarray  # [S]
+    stats: dict[str, np.ndarray]  # last, level4, level8, level13, level52, level13_year_ago: [S]
+    raw: np.ndarray  # [S, WINDOW] sales at weeks origin-WINDOW+1 .. origin
+    svd: np.ndarray  # [S, WINDOW] denoised sales, same weeks
+    has_history: np.ndarray  # [S] bool: any sales at or before the origin
+    dept: np.ndarray  # [S] department of each series
+
+    def take(self, rows: np.ndarray) -> OriginState:
+        return OriginState(
+            self.origin,
+            self.scale[rows],
+            {k: v[rows] for k, v in self.stats.items()},
+            self.raw[rows],
+            self.svd[rows],
+            self.has_history[rows],
+            self.dept[rows],
+        )
+
+
+def _window(values: np.ndarray, first_week: int, start: int, stop: int) -> np.ndarray:
+    """values[:, start..stop] (absolute weeks, inclusive), NaN-padded outside the panel."""
+    out = np.full((values.shape[0], stop - start + 1), np.nan)
+    lo, hi = max(start, first_week), min(stop, first_week + values.shape[1] - 1)
+    if hi >= lo:
+        out[:, lo - start : hi - start + 1] = values[:, lo - first_week : hi - first_week + 1]
+    return out
+
+
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    count = np.sum(~np.isnan(a), axis=1)
+    total = np.nansum(a, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _denoise(hist: np.ndarray, dept: np.ndarray, rank: int) -> np.ndarray:
+    """Rank-k reconstruction of each department's store x week matrix (missing = 0).
+
+    Projects on the top-k eigenvectors of M M^T (stores x stores): the same result as a
+    truncated SVD, an order of magnitude faster for these small matrices.
+    """
+    out = np.full_like(hist, np.nan)
+    filled = np.nan_to_num(hist, nan=0.0)
+    with threadpool_limits(1, user_api="blas"):  # tiny matrices: BLAS threads only add overhead
+        _denoise_into(out, filled, dept, rank)
+    return out
+
+
+def _denoise_into(out: np.ndarray, filled: np.ndarray, dept: np.ndarray, rank: int) -> None:
+    for d in np.unique(dept):
+        rows = np.flatnonzero(dept == d)
+        m = filled[rows]
+        k = min(rank, max(1, len(rows) // 3), m.shape[1])
+        if len(rows) <= 1 or k >= min(m.shape):
+            out[rows] = m
+            continue
+        _, vecs = np.linalg.eigh(m @ m.T)
+        u = vecs[:, -k:]
+        out[rows] = u @ (u.T @ m)
+
+
+def origin_state(panel: Panel, origin: int, config: FeatureConfig) -> OriginState:
+    """Per-series state at `origin` from sales at weeks <= origin only."""
+    hist = _window(panel.values, panel.first_week, origin - max(config.svd_weeks, WINDOW) + 1, origin)
+    has = np.any(~np.isnan(hist), axis=1) | np.any(
+        ~np.isnan(_window(panel.values, panel.first_week, panel.first_week, origin)), axis=1
+    )
+    tail = hist[:, -52:]
+    scale = _nanmean(np.abs(tail))
+    fallback = _nanmean(np.abs(hist))
+    scale = np.where(np.isnan(scale), fallback, scale)
+    scale = np.maximum(np.nan_to_num(scale, nan=1.0), 10.0)
+    observed = ~np.isnan(hist)
+    last_pos = hist.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
+    last = np.where(observed.any(axis=1), hist[np.arange(len(hist)), last_pos], np.nan)
+    year_ago = _window(panel.values, panel.first_week, origin - 52 - 12, origin - 52)
+    stats = {
+        "last": last,
+        "level4": _nanmean(hist[:, -4:]),
+        "level8": _nanmean(hist[:, -8:]),
+        "level13": _nanmean(hist[:, -13:]),
+        "level52": _nanmean(hist[:, -52:]),
+        "level13_year_ago": _nanmean(year_ago),
+    }
+    svd_hist = hist[:, -config.svd_weeks :] if config.svd_weeks <= hist.shape[1] else hist
+    svd = _denoise(svd_hist, panel.dept, config.svd_rank)[:, -WINDOW:]
+    return OriginState(origin, scale, stats, hist[:, -WINDOW:], svd, has, panel.dept)
+
+
+# ----------------------------------------------------------------------------------------- assembly
+def resolve_covariates(
+    cov: Covariates, store_pos: np.ndarray, week: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Covariate values and sources of (store, target week) rows from the resolved grid."""
+    col = week - cov.first_week
+    ok = (store_pos >= 0) & (col >= 0) & (col <= cov.values.shape[1] - 1)
+    sp, cc = np.where(ok, store_pos, 0), np.clip(col, 0, cov.values.shape[1] - 1)
+    values = cov.values[sp, cc].astype(float)
+    source = cov.source[sp, cc].copy()
+    values[~ok] = np.nan
+    source[~ok] = 3
+    holiday = cov.holiday[sp, cc].copy()
+    holiday_source = cov.holiday_source[sp, cc].copy()
+    if (~ok).any():
+        holiday[~ok] = np.asarray(calendar.calendar_table(week[~ok])["is_holiday"])
+        holiday_source[~ok] = 5
+    return values, source, holiday, holiday_source
+
+
+def assemble(
+    state: OriginState,
+    rows: np.ndarray,
+    week: np.ndarray,
+    cov: Covariates,
+    store_pos: np.ndarray,
+    covariate_values: np.ndarray,
+    holiday: np.ndarray,
+    config: FeatureConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature matrix X [n, F] for series `rows` at target weeks `week` (> origin), plus the
+    base (last year's value) and scale that map the model's output back to sales."""
+    n = len(rows)
+    origin = state.origin
+    w0 = origin - WINDOW + 1  # absolute week of window column 0
+    raw, svd = state.raw, state.svd
+
+    def lag(matrix: np.ndarray, src_week: np.ndarray) -> np.ndarray:
+        c = src_week - w0
+        ok = (c >= 0) & (src_week <= origin)
+        out = matrix[rows, np.clip(c, 0, WINDOW - 1)]
+        return np.where(ok, out, np.nan)
+
+    cal_col = np.clip(week - cov.first_week, 0, len(cov.calendar["aligned_lag"]) - 1)
+    aligned = cov.calendar["aligned_lag"][cal_col] if config.align else week - 52
+    aligned = np.where(aligned > origin, week - 52, aligned)
+    scale = state.scale[rows]
+    lag52, lag51, lag53 = lag(raw, week - 52), lag(raw, week - 51), lag(raw, week - 53)
+    lag_al = lag(raw, aligned)
+    svd_al, svd_prev, svd_next = lag(svd, aligned), lag(svd, aligned - 1), lag(svd, aligned + 1)
+    st = {k: v[rows] for k, v in state.stats.items()}
+    base = svd_al.copy()
+    for alt in (lag_al, lag52, st["level8"], st["last"]):
+        base = np.where(np.isnan(base), alt, base)
+    base = np.nan_to_num(base, nan=0.0)
+
+    X = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
+    sp = np.where(store_pos >= 0, store_pos, 0)
+    X[:, IDX["store"]] = cov.stores[sp] if len(cov.stores) else np.nan
+    X[:, IDX["dept"]] = state.dept[rows]
+    X[:, IDX["store_size"]] = cov.store_size[sp]
+    X[:, IDX["store_type"]] = cov.store_type[sp]
+    X[:, IDX["log_scale"]] = np.log10(scale)
+    for name, val in (
+        ("base", base),
+        ("lag52", lag52),
+        ("lag51", lag51),
+        ("lag53", lag53),
+        ("lag_aligned", lag_al),
+        ("svd_lag_aligned", svd_al),
+        ("svd_lag_prev", svd_prev),
+        ("svd_lag_next", svd_next),
+        ("last", st["last"]),
+        ("level4", st["level4"]),
+        ("level8", st["level8"]),
+        ("level13", st["level13"]),
+        ("level52", st["level52"]),
+        ("level13_year_ago", st["level13_year_ago"]),
+        ("growth", st["level13"] - st["level13_year_ago"]),
+    ):
+        X[:, IDX[name]] = val / scale
+    X[:, IDX["is_holiday"]] = holiday
+    X[:, IDX["week_of_year"]] = cov.calendar["week_of_year"][cal_col]
+    X[:, IDX["weeks_to_thanksgiving"]] = cov.calendar["weeks_to_thanksgiving"][cal_col]
+    X[:, IDX["weeks_to_christmas"]] = cov.calendar["weeks_to_christmas"][cal_col]
+    for j, c in enumerate(COVARIATE_COLUMNS):
+        X[:, IDX[c]] = covariate_values[:, j]
+    return X, base, scale
+
+
+# ------------------------------------------------------------------------------------ training rows
+@dataclass
+class TrainingSet:
+    X: np.ndarray
+    y: np.ndarray  # scaled residual target
+    weight: np.ndarray
+    base: np.ndarray
+    scale: np.ndarray
+    sales: np.ndarray
+    week: np.ndarray
+    origin: np.ndarray
+    series: np.ndarray
+    is_holiday: np.ndarray
+
+
+def training_origins(panel: Panel, through: int, config: FeatureConfig) -> list[int]:
+    first = panel.first_week + config.min_origin_week
+    return list(range(through - 1, first - 1, -config.origin_step))[::-1]
+
+
+def build_training_set(
+    panel: Panel,
+    cov: Covariates,
+    through: int,
+    config: FeatureConfig,
+    horizons: int = 52,
+    origins: list[int] | None = None,
+    max_rows: int | None = None,
+) -> TrainingSet:
+    """Rows (origin o, target o+h <= through) built with the serving functions, subsampled."""
+    origins = training_origins(panel, through, config) if origins is None else origins
+    max_rows = config.max_rows if max_rows is None else max_rows
+    rng = np.random.default_rng(config.seed)
+    store_pos_all = cov.store_pos(panel.store)
+    candidates = []
+    for o in origins:
+        last_t = min(o + horizons, through)
+        if last_t <= o:
+            continue
+        block = panel.values[:, panel.column(o + 1) : panel.column(last_t) + 1]
+        has = np.any(~np.isnan(_window(panel.values, panel.first_week, panel.first_week, o)), axis=1)
+        r, c = np.nonzero(~np.isnan(block) & has[:, None])
+        candidates.append((o, r, c + o + 1))
+    total = sum(len(r) for _, r, _ in candidates)
+    keep_p = min(1.0, max_rows / max(total, 1))
+    parts = []
+    for o, r, t in candidates:
+        if keep_p < 1.0:
+            sel = rng.random(len(r)) < keep_p
+            r, t = r[sel], t[sel]
+        if not len(r):
+            continue
+        state = origin_state(panel, o, config)
+        sp = store_pos_all[r]
+        values, _, holiday, _ = resolve_covariates(cov, sp, t)
+        X, base, scale = assemble(state, r, t, cov, sp, values, holiday, config)
+        sales = panel.values[r, panel.column(t)]
+        parts.append((X, base, scale, sales, t, np.full(len(r), o), r, holiday))
+    if not parts:
+        raise ValueError("no training rows: the history is too short for the chosen origins")
+    X, base, scale, sales, t, o, r, hol = (np.concatenate(p) for p in zip(*parts, strict=True))
+    y = (sales - base) / scale
+    weight = np.where(hol, config.holiday_weight, 1.0) * scale**config.weight_power
+    return TrainingSet(X, y, weight, base, scale, sales, t, o, r, hol)

@@ -1,0 +1,434 @@
+"""The Forecaster: what the CLI, the API, the pages and the jobs call.
+
+It holds one origin's state (features.origin_state, computed once when the model is built), the
+resolved covariate grid, the fitted estimator and the interval calibrator. Every predict path
+goes through `_predict_arrays`, vectorised over rows, which calls the same feature assembly as
+training.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.forecasting import calendar
+from app.forecasting.data import COVARIATE_COLUMNS
+from app.forecasting.estimators import Estimator
+from app.forecasting.features import (
+    WINDOW,
+    Covariates,
+    FeatureConfig,
+    OriginState,
+    Panel,
+    assemble,
+    origin_state,
+    resolve_covariates,
+)
+from app.forecasting.intervals import IntervalCalibrator, interval_denominator
+
+MAX_HORIZON = 52
+SOURCE_NAMES = {
+    0: "features table",
+    1: "same week last year",
+    2: "last known value",
+    3: "missing",
+    4: "caller",
+    5: "holiday calendar",
+}
+
+
+class ForecastError(ValueError):
+    """A request the model cannot answer; `field` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class Prediction:
+    store: int
+    dept: int
+    week: dt.date
+    horizon: int
+    prediction: float
+    lower_80: float
+    upper_80: float
+    lower_95: float
+    upper_95: float
+    inputs: dict[str, Any] = field(default_factory=dict)
+    assumed: dict[str, str] = field(default_factory=dict)
+    cold_start: bool = False
+    model_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["week"] = self.week.isoformat()
+        return d
+
+
+@dataclass
+class StoreForecast:
+    store: int
+    departments: dict[int, list[Prediction]]
+    total: list[Prediction]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.store,
+            "departments": {str(k): [p.to_dict() for p in v] for k, v in self.departments.items()},
+            "total": [p.to_dict() for p in self.total],
+        }
+
+
+class Forecaster:
+    """Forecasts 1..52 weeks after `origin` for any store-department of known stores."""
+
+    def __init__(
+        self,
+        *,
+        estimator: Estimator,
+        config: FeatureConfig,
+        panel: Panel,
+        covariates: Covariates,
+        calibrator: IntervalCalibrator,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.config = config
+        self.panel = panel
+        self.covariates = covariates
+        self.calibrator = calibrator
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.origin_week = panel.last_week
+        self.state: OriginState = origin_state(panel, self.origin_week, config)
+        self._keys = panel.keys()
+        self._build_profiles()
+        self.version: str = str(self.metadata.get("version", f"{estimator.kind}-{self.origin.date()}"))
+
+    # ------------------------------------------------------------------------------------- info
+    @property
+    def origin(self) -> pd.Timestamp:
+        return calendar.week_date(self.origin_week)[0]
+
+    def stores(self) -> list[int]:
+        return sorted(int(s) for s in np.unique(self.panel.store[self.state.has_history]))
+
+    def departments(self, store: int) -> list[int]:
+        self._check_store(store)
+        mask = (self.panel.store == int(store)) & self.state.has_history
+        return sorted(int(d) for d in self.panel.dept[mask])
+
+    def history(self, store: int, dept: int, weeks: int = 104) -> pd.DataFrame:
+        """Observed weekly sales up to the origin (for charts)."""
+        self._check_store(store)
+        i = self._keys.get((int(store), int(dept)))
+        if i is None:
+            return pd.DataFrame(
+                {"date": pd.Series(dtype="datetime64[ns]"), "weekly_sales": pd.Series(dtype=float)}
+            )
+        values = self.panel.values[i, -weeks:]
+        first = self.panel.last_week - len(values) + 1
+        dates = calendar.week_date(np.arange(first, self.panel.last_week + 1))
+        frame = pd.DataFrame({"date": dates, "weekly_sales": values})
+        return frame[~np.isnan(values)].reset_index(drop=True)
+
+    def valid_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return (
+            calendar.week_date(self.origin_week + 1)[0],
+            calendar.week_date(self.origin_week + MAX_HORIZON)[0],
+        )
+
+    # ---------------------------------------------------------------------------------- predict
+    def predict_rows(self, rows: list[dict[str, Any]]) -> list[Prediction]:
+        """Predictions for rows of store, dept, date and optional covariates."""
+        if not rows:
+            return []
+        try:
+            store = np.array([int(r["store"]) for r in rows], dtype=np.int64)
+            dept = np.array([int(r["dept"]) for r in rows], dtype=np.int64)
+        except KeyError as exc:
+            raise ForecastError(str(exc.args[0]), "is required") from None
+        except (TypeError, ValueError):
+            raise ForecastError("store", "store and dept must be integers") from None
+        week = self._weeks([r.get("date") for r in rows])
+        overrides = self._overrides(rows)
+        return self._predictions(store, dept, week, overrides)
+
+    def forecast(
+        self,
+        store: int,
+        dept: int,
+        start: object,
+        weeks: int,
+        covariates: list[dict[str, Any]] | None = None,
+    ) -> list[Prediction]:
+        """`weeks` consecutive weekly forecasts for one store-department from `start`."""
+        first = int(self._weeks([start])[0])
+        weeks = int(weeks)
+        if weeks < 1 or first + weeks - 1 > self.origin_week + MAX_HORIZON:
+            lo, hi = self.valid_range()
+            raise ForecastError("weeks", f"the forecast must stay within {lo.date()}..{hi.date()}")
+        week = np.arange(first, first + weeks)
+        n = len(week)
+        overrides = self._overrides(covariates or [], n) if covariates else None
+        return self._predictions(np.full(n, int(store)), np.full(n, int(dept)), week, overrides)
+
+    def forecast_store(self, store: int, start: object, weeks: int) -> StoreForecast:
+        """Every department of a store, plus the store total (intervals added in quadrature)."""
+        depts = self.departments(store)
+        first = int(self._weeks([start])[0])
+        weeks = int(weeks)
+        if weeks < 1 or first + weeks - 1 > self.origin_week + MAX_HORIZON:
+            lo, hi = self.valid_range()
+            raise ForecastError("weeks", f"the forecast must stay within {lo.date()}..{hi.date()}")
+        week = np.tile(np.arange(first, first + weeks), len(depts))
+        dept_arr = np.repeat(np.array(depts, dtype=np.int64), weeks)
+        res = self._predict_arrays(np.full(len(week), int(store)), dept_arr, week, None)
+        preds = self._to_predictions(res)
+        departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
+        total = []
+        for j in range(weeks):
+            idx = np.arange(j, len(week), weeks)
+            p = float(res["prediction"][idx].sum())
+            h80 = float(np.sqrt(np.sum(((res["upper_80"] - res["lower_80"])[idx] / 2) ** 2)))
+            h95 = float(np.sqrt(np.sum(((res["upper_95"] - res["lower_95"])[idx] / 2) ** 2)))
+            first_pred = preds[idx[0]]
+            total.append(
+                Prediction(
+                    store=int(store),
+                    dept=0,
+                    week=first_pred.week,
+                    horizon=first_pred.horizon,
+                    prediction=p,
+                    lower_80=p - h80,
+                    upper_80=p + h80,
+                    lower_95=p - h95,
+                    upper_95=p + h95,
+                    inputs=first_pred.inputs,
+                    assumed=first_pred.assumed,
+                    cold_start=False,
+                    model_version=self.version,
+                )
+            )
+        return StoreForecast(store=int(store), departments=departments, total=total)
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Vectorised predictions for a DataFrame with store, dept, date (+ optional covariates);
+        used by the backtest and the submission. Returns prediction and interval columns."""
+        week = self._weeks(list(frame["date"]))
+        overrides = {c: frame[c].to_numpy(float) for c in (*COVARIATE_COLUMNS, "is_holiday") if c in frame}
+        res = self._predict_arrays(
+            frame["store"].to_numpy(np.int64), frame["dept"].to_numpy(np.int64), week, overrides
+        )
+        out = pd.DataFrame(
+            {k: res[k] for k in ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")},
+            index=frame.index,
+        )
+        out["horizon"] = res["horizon"]
+        out["cold_start"] = res["cold"]
+        return out
+
+    # -------------------------------------------------------------------------------- internals
+    def _check_store(self, store: object) -> None:
+        try:
+            s = int(store)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ForecastError("store", f"not a store number: {store!r}") from None
+        if s not in self._store_set:
+            raise ForecastError(
+                "store", f"unknown store {s}; known stores: {min(self._store_set)}..{max(self._store_set)}"
+            )
+
+    def _weeks(self, dates: list[object]) -> np.ndarray:
+        try:
+            if any(d is None for d in dates):
+                raise ValueError
+            parsed = pd.to_datetime(pd.Index(dates))
+        except (ValueError, TypeError):
+            raise ForecastError("date", "dates must be ISO dates (YYYY-MM-DD)") from None
+        days = parsed.values.astype("datetime64[D]")
+        weekday = (days.astype(np.int64) - 4) % 7  # 1970-01-01 was a Thursday: 0 = Friday
+        fridays = days + ((7 - weekday) % 7).astype("timedelta64[D]")
+        week = ((fridays - calendar.EPOCH).astype(np.int64) // 7).astype(np.int64)
+        h = week - self.origin_week
+        if h.min() < 1 or h.max() > MAX_HORIZON:
+            lo, hi = self.valid_range()
+            raise ForecastError(
+                "date",
+                f"dates must be weeks 1..{MAX_HORIZON} after the model's origin {self.origin.date()}: "
+                f"{lo.date()}..{hi.date()}",
+            )
+        return week
+
+    @staticmethod
+    def _overrides(rows: list[dict[str, Any]], n: int | None = None) -> dict[str, np.ndarray] | None:
+        names = [c for c in (*COVARIATE_COLUMNS, "is_holiday") if any(r.get(c) is not None for r in rows)]
+        if not names:
+            return None
+        n = len(rows) if n is None else n
+        out = {}
+        for c in names:
+            arr = np.full(n, np.nan)
+            for j, r in enumerate(rows[:n]):
+                v = r.get(c)
+                if v is not None:
+                    try:
+                        arr[j] = float(v)
+                    except (TypeError, ValueError):
+                        raise ForecastError(c, f"not a number: {v!r}") from None
+            out[c] = arr
+        return out
+
+    def _build_profiles(self) -> None:
+        """Store levels, department shares and seasonal profiles for cold starts."""
+        st = self.state
+        self._store_set = {int(s) for s in np.unique(self.panel.store[st.has_history])}
+        level = st.stats["level52"]
+        window = st.raw[:, -52:]
+        stores = np.array(sorted(self._store_set), dtype=np.int64)
+        self._cold_stores = stores
+        store_level = np.zeros(len(stores))
+        for k, s in enumerate(stores):
+            rows = self.panel.store == s
+            store_level[k] = float(np.nanmean(np.nansum(window[rows], axis=0))) if rows.any() else np.nan
+        self._store_level = store_level
+        spos = np.searchsorted(stores, self.panel.store)
+        spos = np.clip(spos, 0, len(stores) - 1)
+        share = level / store_level[spos]
+        depts = np.unique(self.panel.dept)
+        self._cold_depts = depts
+        self._dept_share = np.array(
+            [
+                np.nanmedian(share[self.panel.dept == d])
+                if np.isfinite(share[self.panel.dept == d]).any()
+                else np.nan
+                for d in depts
+            ]
+        )
+        self._default_share = float(np.nanmedian(share)) if np.isfinite(share).any() else 0.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = st.raw / level[:, None]
+        prof = np.ones((len(depts), WINDOW))
+        for k, d in enumerate(depts):
+            r = ratio[self.panel.dept == d]
+            if np.isfinite(r).any():
+                with np.errstate(all="ignore"):
+                    med = np.nanmedian(np.where(np.isfinite(r), r, np.nan), axis=0)
+                prof[k] = np.where(np.isfinite(med), med, 1.0)
+        self._dept_profile = prof
+
+    def _cold(self, store: np.ndarray, dept: np.ndarray, week: np.ndarray) -> np.ndarray:
+        sp = np.searchsorted(self._cold_stores, store)
+        level = self._store_level[np.clip(sp, 0, len(self._cold_stores) - 1)]
+        dp = np.searchsorted(self._cold_depts, dept)
+        dpc = np.clip(dp, 0, len(self._cold_depts) - 1)
+        known = self._cold_depts[dpc] == dept
+        share = np.where(known, self._dept_share[dpc], self._default_share)
+        share = np.where(np.isfinite(share), share, self._default_share)
+        col = np.clip(week - 52 - (self.origin_week - WINDOW + 1), 0, WINDOW - 1)
+        season = np.where(known, self._dept_profile[dpc, col], 1.0)
+        return np.nan_to_num(share * level * season, nan=0.0)
+
+    def _predict_arrays(
+        self, store: np.ndarray, dept: np.ndarray, week: np.ndarray, overrides: dict[str, np.ndarray] | None
+    ) -> dict[str, np.ndarray]:
+        bad = ~np.isin(store, list(self._store_set))
+        if bad.any():
+            self._check_store(int(store[np.argmax(bad)]))
+        cov = self.covariates
+        store_pos = cov.store_pos(store)
+        values, source, holiday, holiday_source = resolve_covariates(cov, store_pos, week)
+        holiday = holiday.astype(float)
+        if overrides:
+            for j, c in enumerate(COVARIATE_COLUMNS):
+                if c in overrides:
+                    given = ~np.isnan(overrides[c])
+                    values[given, j] = overrides[c][given]
+                    source[given, j] = 4
+            if "is_holiday" in overrides:
+                given = ~np.isnan(overrides["is_holiday"])
+                holiday[given] = overrides["is_holiday"][given]
+                holiday_source[given] = 4
+        key = store * 1000 + dept
+        series = np.array([self._keys.get((int(k // 1000), int(k % 1000)), -1) for k in key], dtype=np.int64)
+        has = series >= 0
+        has[has] = self.state.has_history[series[has]]
+        n = len(store)
+        pred, base, scale = np.zeros(n), np.zeros(n), np.ones(n)
+        if has.any():
+            r = series[has]
+            X, b, s = assemble(
+                self.state, r, week[has], cov, store_pos[has], values[has], holiday[has], self.config
+            )
+            pred[has] = b + s * self.estimator.predict(X)
+            base[has], scale[has] = b, s
+        cold = ~has
+        if cold.any():
+            pred[cold] = self._cold(store[cold], dept[cold], week[cold])
+            base[cold] = pred[cold]
+            scale[cold] = np.maximum(np.abs(pred[cold]), 10.0)
+        horizon = week - self.origin_week
+        denom = interval_denominator(scale, base, self.calibrator.mix)
+        bounds = self.calibrator.bounds(horizon, pred, denom, cold)
+        return {
+            "store": store,
+            "dept": dept,
+            "week": week,
+            "horizon": horizon,
+            "prediction": pred,
+            **bounds,
+            "cold": cold,
+            "denominator": denom,
+            "values": values,
+            "source": source,
+            "holiday": holiday,
+            "holiday_source": holiday_source,
+        }
+
+    def _predictions(
+        self, store: np.ndarray, dept: np.ndarray, week: np.ndarray, overrides: dict[str, np.ndarray] | None
+    ) -> list[Prediction]:
+        return self._to_predictions(self._predict_arrays(store, dept, week, overrides))
+
+    def _to_predictions(self, res: dict[str, np.ndarray]) -> list[Prediction]:
+        dates = [d.date() for d in calendar.week_date(res["week"])]
+        values, source = res["values"].tolist(), res["source"].tolist()
+        holiday, hsrc = res["holiday"].tolist(), res["holiday_source"].tolist()
+        cols = list(
+            zip(
+                *(
+                    res[k].tolist()
+                    for k in (
+                        "store",
+                        "dept",
+                        "horizon",
+                        "prediction",
+                        "lower_80",
+                        "upper_80",
+                        "lower_95",
+                        "upper_95",
+                        "cold",
+                    )
+                ),
+                strict=True,
+            )
+        )
+        out = []
+        version = self.version
+        for j, (s, d, h, p, l8, u8, l9, u9, c) in enumerate(cols):
+            vals, srcs = values[j], source[j]
+            inputs = {name: (None if v != v else v) for name, v in zip(COVARIATE_COLUMNS, vals, strict=True)}
+            inputs["is_holiday"] = bool(holiday[j])
+            assumed = {
+                name: SOURCE_NAMES[sc] for name, sc in zip(COVARIATE_COLUMNS, srcs, strict=True) if sc != 4
+            }
+            if hsrc[j] != 4:
+                assumed["is_holiday"] = SOURCE_NAMES[hsrc[j]]
+            out.append(Prediction(s, d, dates[j], h, p, l8, u8, l9, u9, inputs, assumed, bool(c), version))
+        return out

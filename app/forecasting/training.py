@@ -1,0 +1,351 @@
+"""Training: fit a model on history up to a date, measure it honestly, calibrate its intervals.
+
+train() does three things with the same feature pipeline:
+1. an internal backtest: a model fitted on targets up to `through - 39 weeks` forecasts from
+   that cutoff and from two later origins (13 and 26 weeks on); the forecasts are out of sample,
+   so their residuals calibrate the intervals and give the metadata's backtest figures;
+2. a refit on everything up to `through`;
+3. the metadata: features, window, fingerprint, reference distributions, importances.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.forecasting import calendar
+from app.forecasting.artifacts import ArtifactInfo, write_artifact
+from app.forecasting.data import COVARIATE_COLUMNS, Dataset
+from app.forecasting.estimators import KINDS, Estimator, make_estimator
+from app.forecasting.features import (
+    FEATURE_NAMES,
+    FEATURES,
+    Covariates,
+    FeatureConfig,
+    Panel,
+    build_training_set,
+)
+from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.intervals import BUCKET_LABELS, IntervalCalibrator, bucket_index, interval_denominator
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+HOLDOUT_WEEKS = 39
+CALIBRATION_OFFSETS = (0, 13, 26)  # origins after the inner cutoff that also feed the calibration
+CATEGORICAL = {"store", "dept", "store_type", "is_holiday"}
+
+
+@dataclass
+class TrainedModel:
+    forecaster: Forecaster
+    metadata: dict[str, Any]
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    log.info(message)
+    if progress:
+        progress(message)
+
+
+def split_params(params: dict[str, Any] | None) -> tuple[FeatureConfig, dict[str, Any]]:
+    """Split one params dict into pipeline settings and estimator settings."""
+    params = dict(params or {})
+    fields = FeatureConfig.__dataclass_fields__
+    cfg = FeatureConfig(**{k: params.pop(k) for k in list(params) if k in fields})
+    return cfg, params
+
+
+def truncate(panel: Panel, last_week: int) -> Panel:
+    """The panel with sales up to last_week only (the leak guard of every origin)."""
+    cols = max(1, last_week - panel.first_week + 1)
+    return Panel(panel.store, panel.dept, panel.first_week, panel.values[:, :cols].copy())
+
+
+def build_covariates(dataset: Dataset, panel: Panel, origin: int) -> Covariates:
+    last_feature = (
+        int(calendar.week_index(dataset.features["date"]).max()) if len(dataset.features) else origin
+    )
+    return Covariates.build(dataset, panel.first_week, max(origin + MAX_HORIZON, last_feature))
+
+
+def fit_forecaster(
+    panel: Panel,
+    covariates: Covariates,
+    kind: str,
+    config: FeatureConfig,
+    est_params: dict[str, Any],
+    through: int,
+    calibrator: IntervalCalibrator | None = None,
+) -> tuple[Forecaster, Estimator, int]:
+    """Fit an estimator on training rows with targets <= through; a Forecaster at `through`."""
+    ts = build_training_set(panel, covariates, through, config)
+    est = make_estimator(kind, est_params).fit(ts.X, ts.y, ts.weight)
+    fc = Forecaster(
+        estimator=est,
+        config=config,
+        panel=truncate(panel, through),
+        covariates=covariates,
+        calibrator=calibrator or IntervalCalibrator(),
+    )
+    return fc, est, len(ts.y)
+
+
+def actual_rows(panel: Panel, origin: int, horizon: int) -> pd.DataFrame:
+    """The store-department-weeks with sales in origin+1..origin+horizon."""
+    lo = origin + 1 - panel.first_week
+    hi = min(origin + horizon, panel.last_week) - panel.first_week
+    if hi < lo:
+        return pd.DataFrame(columns=["store", "dept", "week", "weekly_sales"])
+    block = panel.values[:, lo : hi + 1]
+    r, c = np.nonzero(~np.isnan(block))
+    return pd.DataFrame(
+        {"store": panel.store[r], "dept": panel.dept[r], "week": c + origin + 1, "weekly_sales": block[r, c]}
+    )
+
+
+def forecast_actuals(fc: Forecaster, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Point forecasts and interval denominators of the Forecaster for actual rows."""
+    res = fc._predict_arrays(
+        rows["store"].to_numpy(np.int64),
+        rows["dept"].to_numpy(np.int64),
+        rows["week"].to_numpy(np.int64),
+        None,
+    )
+    return res
+
+
+def wmae(y: np.ndarray, pred: np.ndarray, holiday: np.ndarray) -> float:
+    w = np.where(holiday, 5.0, 1.0)
+    return float(np.sum(w * np.abs(y - pred)) / np.sum(w)) if len(y) else float("nan")
+
+
+def _reference_distributions(X: np.ndarray, predictions: np.ndarray, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    columns = {name: X[:, j] for j, name in enumerate(FEATURE_NAMES)}
+    columns["prediction"] = predictions
+    for name, col in columns.items():
+        col = col[np.isfinite(col)].astype(float)
+        if name in CATEGORICAL:
+            vals, counts = np.unique(col, return_counts=True)
+            out[name] = {
+                "type": "categorical",
+                "counts": {str(int(v)): int(c) for v, c in zip(vals, counts, strict=True)},
+                "missing": int(len(X) - len(col)) if name != "prediction" else 0,
+            }
+            continue
+        if not len(col):
+            out[name] = {"type": "numeric", "count": 0}
+            continue
+        edges = np.unique(np.quantile(col, np.linspace(0, 1, 21)))
+        counts, _ = np.histogram(col, bins=edges) if len(edges) > 1 else (np.array([len(col)]), None)
+        sample = col if len(col) <= 2000 else rng.choice(col, 2000, replace=False)
+        out[name] = {
+            "type": "numeric",
+            "count": int(len(col)),
+            "missing": int(len(predictions) - len(col)) if name == "prediction" else int(len(X) - len(col)),
+            "mean": float(col.mean()),
+            "std": float(col.std()),
+            "quantiles": {
+                str(q): float(np.quantile(col, q)) for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+            },
+            "bin_edges": edges.tolist(),
+            "bin_counts": counts.tolist(),
+            "sample": np.round(sample, 6).tolist(),
+        }
+    return out
+
+
+def _importances(est: Estimator, X: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> dict[str, float]:
+    """Permutation importance (increase of weighted MAE on the scaled target), on a sample."""
+    if est.kind == "naive" or not len(X):
+        return {}
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(X), size=min(3000, len(X)), replace=False)
+    Xs, ys, ws = X[pick], y[pick], w[pick]
+    base_err = float(np.average(np.abs(ys - est.predict(Xs)), weights=ws))
+    out = {}
+    for j, name in enumerate(FEATURE_NAMES):
+        Xp = Xs.copy()
+        Xp[:, j] = Xp[rng.permutation(len(Xp)), j]
+        out[name] = round(float(np.average(np.abs(ys - est.predict(Xp)), weights=ws)) - base_err, 6)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _bucket_metrics(
+    y, pred, holiday, horizon, lower80=None, upper80=None, lower95=None, upper95=None
+) -> dict:
+    out = {}
+    idx = bucket_index(horizon)
+    for b, label in enumerate(BUCKET_LABELS):
+        m = idx == b
+        if not m.any():
+            continue
+        entry = {"rows": int(m.sum()), "wmae": wmae(y[m], pred[m], holiday[m])}
+        if lower80 is not None:
+            entry["coverage_80"] = float(np.mean((y[m] >= lower80[m]) & (y[m] <= upper80[m])))
+            entry["coverage_95"] = float(np.mean((y[m] >= lower95[m]) & (y[m] <= upper95[m])))
+        out[label] = entry
+    return out
+
+
+def train(
+    dataset: Dataset,
+    kind: str = "hgb",
+    through: str | pd.Timestamp | None = None,
+    progress: Progress | None = None,
+    params: dict[str, Any] | None = None,
+) -> TrainedModel:
+    """Fit `kind` on sales up to `through` (default: all); see the module docstring."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(KINDS)}")
+    started = time.perf_counter()
+    ds = dataset.through(through) if through is not None else dataset
+    if ds.sales.empty:
+        raise ValueError("no sales up to the training date")
+    config, est_params = split_params(params)
+    panel = Panel.from_sales(ds.sales)
+    T = panel.last_week
+    covariates = build_covariates(ds, panel, T)
+    est_params = {**make_estimator(kind).params, **est_params}
+
+    # 1. internal backtest and calibration
+    cutoff = T - HOLDOUT_WEEKS
+    calibrator = IntervalCalibrator()
+    backtest: dict[str, Any] = {}
+    importances: dict[str, float] = {}
+    pred_sample = np.array([])
+    if cutoff - panel.first_week >= config.min_origin_week + 4:
+        _say(
+            progress,
+            f"internal backtest: fitting {kind} on sales up to {calendar.week_date(cutoff)[0].date()}",
+        )
+        inner_cfg = replace(config, max_rows=max(50_000, config.max_rows // 2))
+        _, inner_est, _ = fit_forecaster(panel, covariates, kind, inner_cfg, est_params, cutoff)
+        naive = make_estimator("naive")
+        resid, denom, hz = [], [], []
+        for off in CALIBRATION_OFFSETS:
+            o = cutoff + off
+            if o >= T:
+                continue
+            fc = Forecaster(
+                estimator=inner_est,
+                config=inner_cfg,
+                panel=truncate(panel, o),
+                covariates=covariates,
+                calibrator=calibrator,
+            )
+            rows = actual_rows(panel, o, HOLDOUT_WEEKS - off)
+            res = forecast_actuals(fc, rows)
+            y = rows["weekly_sales"].to_numpy()
+            known = ~res["cold"]
+            resid.append((y - res["prediction"])[known])
+            denom.append(res["denominator"][known])
+            hz.append(res["horizon"][known])
+            if off == 0:
+                first = (rows, res, y)
+                fc_naive = Forecaster(
+                    estimator=naive,
+                    config=inner_cfg,
+                    panel=truncate(panel, o),
+                    covariates=covariates,
+                    calibrator=calibrator,
+                )
+                naive_pred = forecast_actuals(fc_naive, rows)["prediction"]
+        calibrator.fit(np.concatenate(hz), np.concatenate(resid), np.concatenate(denom))
+        rows, res, y = first
+        bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
+        hol = res["holiday"].astype(bool)
+        backtest = {
+            "origin": calendar.week_date(cutoff)[0].date().isoformat(),
+            "horizon": HOLDOUT_WEEKS,
+            "rows": int(len(y)),
+            "wmae": wmae(y, res["prediction"], hol),
+            "mae": float(np.mean(np.abs(y - res["prediction"]))),
+            "baseline_wmae": wmae(y, naive_pred, hol),
+            "coverage_80": float(np.mean((y >= bounds["lower_80"]) & (y <= bounds["upper_80"]))),
+            "coverage_95": float(np.mean((y >= bounds["lower_95"]) & (y <= bounds["upper_95"]))),
+            "by_bucket": _bucket_metrics(
+                y,
+                res["prediction"],
+                hol,
+                res["horizon"],
+                bounds["lower_80"],
+                bounds["upper_80"],
+                bounds["lower_95"],
+                bounds["upper_95"],
+            ),
+            "baseline_by_bucket": _bucket_metrics(y, naive_pred, hol, res["horizon"]),
+            "note": "fitted on sales up to the origin; intervals calibrated on these and later origins",
+        }
+        backtest["ratio_to_baseline"] = backtest["wmae"] / backtest["baseline_wmae"]
+        pred_sample = res["prediction"]
+    else:
+        _say(progress, "history too short for an internal backtest: intervals from training residuals")
+
+    # 2. final fit
+    _say(progress, f"fitting {kind} on {len(ds.sales):,} rows up to {calendar.week_date(T)[0].date()}")
+    ts = build_training_set(panel, covariates, T, config)
+    est = make_estimator(kind, est_params).fit(ts.X, ts.y, ts.weight)
+    if not calibrator.quantiles:
+        fitted = ts.base + ts.scale * est.predict(ts.X)
+        h = np.clip(ts.week - ts.origin, 1, MAX_HORIZON)
+        calibrator.fit(h, ts.sales - fitted, interval_denominator(ts.scale, ts.base, calibrator.mix) / 1.5)
+    if not len(pred_sample):
+        pred_sample = ts.base + ts.scale * est.predict(ts.X[:5000])
+    _say(progress, "computing metadata (importances, reference distributions)")
+    importances = _importances(est, ts.X, ts.y, ts.weight, config.seed)
+    fit_seconds = time.perf_counter() - started
+    forecaster = Forecaster(
+        estimator=est, config=config, panel=panel, covariates=covariates, calibrator=calibrator
+    )
+    resid_q = {k: v for k, v in calibrator.quantiles.items()}
+    metadata: dict[str, Any] = {
+        "kind": kind,
+        "params": {**config.to_dict(), **{k: v for k, v in est_params.items()}},
+        "features": [
+            {"name": n, "type": t, "description": d, **_valid_range(ts.X[:, j])}
+            for j, (n, t, d) in enumerate(FEATURES)
+        ],
+        "covariates": list(COVARIATE_COLUMNS) + ["is_holiday"],
+        "training_window": {
+            "start": calendar.week_date(panel.first_week)[0].date().isoformat(),
+            "end": calendar.week_date(T)[0].date().isoformat(),
+            "rows": int(len(ds.sales)),
+            "series": int(len(panel.store)),
+            "training_rows": int(len(ts.y)),
+        },
+        "origin": calendar.week_date(T)[0].date().isoformat(),
+        "valid_range": [d.date().isoformat() for d in forecaster.valid_range()],
+        "data_source": ds.source,
+        "data_fingerprint": dataset.fingerprint(),
+        "backtest": backtest,
+        "intervals": calibrator.to_dict(),
+        "residual_quantiles": resid_q,
+        "feature_importances": importances,
+        "reference_distributions": _reference_distributions(ts.X, pred_sample, config.seed),
+        "train_seconds": round(fit_seconds, 2),
+        "created": pd.Timestamp.now(tz="UTC").isoformat(),
+    }
+    forecaster.metadata = metadata
+    forecaster.version = f"{kind}-{metadata['origin']}"
+    _say(progress, f"done in {fit_seconds:.1f} s")
+    return TrainedModel(forecaster=forecaster, metadata=metadata)
+
+
+def _valid_range(col: np.ndarray) -> dict[str, Any]:
+    finite = col[np.isfinite(col)]
+    if not len(finite):
+        return {"min": None, "max": None, "nullable": True}
+    return {"min": float(finite.min()), "max": float(finite.max()), "nullable": bool(len(finite) < len(col))}
+
+
+def save_model(trained: TrainedModel, models_dir: str, name: str = "storecast") -> ArtifactInfo:
+    """Write the artifact and its metadata under models_dir (see artifacts.write_artifact)."""
+    return write_artifact(trained.forecaster, trained.metadata, models_dir, name)
