@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.selectable import Join
 
 from app.storage import ActualSale, PerformanceSnapshot, PredictionLog, RequestLog
 
@@ -63,27 +65,24 @@ def tune_for_scans(connection: Connection) -> None:
 
 
 def service_stats(connection: Connection, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
-    """Requests, client and server errors, and latency percentiles (ms) of the window."""
+    """Requests, client and server errors, and latency percentiles (ms) of the window, in one read."""
     table = RequestLog.__table__
-    in_window = and_(table.c.created_at >= start, table.c.created_at < end)
-    count, e4, e5 = connection.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((and_(table.c.status >= 400, table.c.status < 500), 1), else_=0)), 0),
-            func.coalesce(func.sum(case((table.c.status >= 500, 1), else_=0)), 0),
-        ).where(in_window)
-    ).one()
-    p50 = p95 = p99 = None
-    if count:
-        latencies = np.fromiter(
-            (row[0] for row in connection.execute(select(table.c.latency_ms).where(in_window))),
-            dtype="float64",
+    result = connection.execute(
+        select(table.c.status, table.c.latency_ms).where(
+            table.c.created_at >= start, table.c.created_at < end
         )
-        p50, p95, p99 = (float(v) for v in np.percentile(latencies, [50, 95, 99]))
+    )
+    rows = result.all()
+    if not rows:
+        return {"requests": 0, "errors_4xx": 0, "errors_5xx": 0, "latency_p50": None, "latency_p95": None,
+                "latency_p99": None}  # fmt: skip
+    status = np.fromiter((row[0] for row in rows), dtype="int64", count=len(rows))
+    latency = np.fromiter((row[1] for row in rows), dtype="float64", count=len(rows))
+    p50, p95, p99 = (float(v) for v in np.percentile(latency, [50, 95, 99]))
     return {
-        "requests": int(count),
-        "errors_4xx": int(e4),
-        "errors_5xx": int(e5),
+        "requests": len(rows),
+        "errors_4xx": int(((status >= 400) & (status < 500)).sum()),
+        "errors_5xx": int((status >= 500).sum()),
         "latency_p50": p50,
         "latency_p95": p95,
         "latency_p99": p99,
@@ -96,11 +95,25 @@ def prediction_count(connection: Connection, start: dt.datetime, end: dt.datetim
     return int(connection.execute(query).scalar_one())
 
 
+class _SqliteCrossJoin(Join):
+    """`a CROSS JOIN b ON ...`: SQLite keeps the written loop order for CROSS JOIN."""
+
+    inherit_cache = True
+
+
+@compiles(_SqliteCrossJoin, "sqlite")
+def _compile_cross_join(element: _SqliteCrossJoin, compiler: Any, **kw: Any) -> str:
+    kw["asfrom"] = True
+    left, right = compiler.process(element.left, **kw), compiler.process(element.right, **kw)
+    return f"{left} CROSS JOIN {right} ON {compiler.process(element.onclause, **kw)}"
+
+
 def accuracy_stats(
     connection: Connection, start: dt.datetime, end: dt.datetime, model_version: str | None = None
 ) -> dict[str, Any]:
     """Live accuracy of the predictions logged in [start, end) that have actual sales, in one SQL pass."""
     log, actual = PredictionLog.__table__, ActualSale.__table__
+    on = and_(actual.c.store == log.c.store, actual.c.dept == log.c.dept, actual.c.week == log.c.week)
     error = log.c.prediction - actual.c.weekly_sales
     absolute = case((error < 0, -error), else_=error)
     weight = case((actual.c.is_holiday, HOLIDAY_WEIGHT), else_=1.0)
@@ -110,6 +123,14 @@ def accuracy_stats(
     inside_95 = case(
         (and_(actual.c.weekly_sales >= log.c.lower_95, actual.c.weekly_sales <= log.c.upper_95), 1), else_=0
     )
+    if connection.dialect.name == "sqlite":
+        # Drive the join from actual_sales (CROSS JOIN fixes SQLite's loop order): only the logged
+        # predictions that have an actual are fetched, through the (store, dept, week) index, instead
+        # of every prediction of the look-back through the created_at index.
+        joined = actual.join(log, on, full=False)
+        joined = _SqliteCrossJoin(joined.left, joined.right, joined.onclause)
+    else:
+        joined = log.join(actual, on)
     query = (
         select(
             func.count(),
@@ -120,12 +141,7 @@ def accuracy_stats(
             func.sum(inside_80),
             func.sum(inside_95),
         )
-        .select_from(
-            log.join(
-                actual,
-                and_(actual.c.store == log.c.store, actual.c.dept == log.c.dept, actual.c.week == log.c.week),
-            )
-        )
+        .select_from(joined)
         .where(log.c.created_at >= start, log.c.created_at < end)
     )
     if model_version:
