@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 
 def init_app(app: Flask) -> None:
@@ -25,4 +25,9 @@ def init_app(app: Flask) -> None:
         return {"model_version": getattr(forecaster, "version", None)}
 
     if not app.testing:
-        charts.warm(background=True)
+        # Warm vl-convert in the worker that will render (after any gunicorn fork), off the request path.
+        # API-only workers never pay for it.
+        @app.before_request
+        def _warm_charts() -> None:
+            if not request.path.startswith(("/api/", "/static/", "/metrics")):
+                charts.warm(background=True)

@@ -122,6 +122,8 @@ def predict_batch() -> Any:
             [detail("Content-Type", f"got {request.mimetype or 'none'}")],
         )
     valid, errors = validate_rows(rows, lines)
+    if not errors:
+        errors = service.check_rows(valid, lines)
     if errors:
         bad = len({e.get("row") for e in errors})
         raise ApiError(422, f"{bad} invalid row{'s' if bad != 1 else ''}: nothing was predicted", errors)

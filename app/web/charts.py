@@ -29,6 +29,7 @@ _CACHE: OrderedDict[str, str] = OrderedDict()
 _CACHE_SIZE = 64
 _LOCK = threading.Lock()
 _warmed = threading.Event()
+_warming = threading.Lock()
 
 
 def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -87,8 +88,8 @@ def _responsive(svg: str) -> str:
 
 def warm(background: bool = True) -> None:
     """Start vl-convert's engine once per process, off the request path."""
-    if _warmed.is_set():
-        return
+    if _warmed.is_set() or not _warming.acquire(blocking=False):
+        return  # done, or being done by another thread (the lock stays held: once per process)
 
     def _run() -> None:
         try:

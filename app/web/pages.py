@@ -404,6 +404,12 @@ def _run_batch(data: bytes, context: dict[str, Any]) -> int:
         "count": len(parsed.rows),
     }
     valid, errors = validate_rows(parsed.rows, parsed.lines)
+    if not errors:
+        try:
+            errors = service.check_rows(valid, parsed.lines)
+        except ApiError as error:
+            context["message"] = error.message
+            return error.status
     if errors:
         context["errors"] = errors
         bad = len({e.get("row") for e in errors})

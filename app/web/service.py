@@ -137,6 +137,27 @@ def _version(model: Any, predictions: list[Any]) -> str:
     return str(version or "")
 
 
+def check_rows(rows: list[PredictRequest], lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """Per-row errors the core would raise for the whole batch at once (unknown store, week out of
+    range), so that a batch answer names every bad row instead of the first problem."""
+    model = forecaster()
+    valid_range = getattr(model, "valid_range", None)
+    lo = hi = None
+    if callable(valid_range):
+        first, last = valid_range()
+        lo, hi = first.date(), last.date()
+    stores = set(model.stores())
+    errors: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        extra = {"row": index} if lines is None else {"row": index, "line": lines[index]}
+        if row.store not in stores:
+            errors.append(detail(f"rows[{index}].store", f"unknown store {row.store}", **extra))
+        friday = row.date + dt.timedelta(days=(4 - row.date.weekday()) % 7)  # weeks end on Friday
+        if lo is not None and not lo <= friday <= hi:
+            errors.append(detail(f"rows[{index}].date", f"the week must be between {lo} and {hi}", **extra))
+    return errors
+
+
 def predict(rows: list[PredictRequest], *, source: str) -> Served:
     """Predict validated rows (single or batch) and log them."""
     model = forecaster()

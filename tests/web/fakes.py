@@ -73,6 +73,9 @@ class FakeForecaster:
         }
         self.calls: list[tuple] = []
 
+    def valid_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.origin + pd.Timedelta(weeks=1), self.origin + pd.Timedelta(weeks=52)
+
     def stores(self) -> list[int]:
         return [1, 2]
 

@@ -190,6 +190,13 @@ def test_batch_lists_every_bad_row_by_index_and_field(fake_app, fake_client):
     assert logged(fake_app) == 0
 
 
+def test_batch_names_rows_the_model_cannot_answer(fake_app, fake_client):
+    rows = [ROW, {**ROW, "store": 42}, ROW, {**ROW, "date": "2016-01-01"}, {**ROW, "date": "2012-10-31"}]
+    body = assert_error(fake_client.post("/api/v1/predict/batch", json={"rows": rows}), 422)
+    assert [(d["row"], d["field"]) for d in body["details"]] == [(1, "rows[1].store"), (3, "rows[3].date")]
+    assert logged(fake_app) == 0
+
+
 def test_batch_shape_errors(fake_client):
     assert_error(fake_client.post("/api/v1/predict/batch", json={"rows": "x"}), 422, "rows")
     assert_error(fake_client.post("/api/v1/predict/batch", json={"rows": []}), 422, "rows")
@@ -403,6 +410,13 @@ def test_real_model_card_api(client):
     body = client.get("/api/v1/model").get_json()
     assert body["model_version"] == "v1" and body["kind"] == "hgb"
     assert client.get("/api/v1/model/features").status_code == 200
+
+
+def test_real_model_batch_row_errors(client):
+    week = _first_week(client)
+    rows = [{"store": 1, "dept": 1, "date": week}, {"store": 1, "dept": 1, "date": "1999-01-01"}]
+    body = assert_error(client.post("/api/v1/predict/batch", json={"rows": rows}), 422, "rows[1].date")
+    assert body["details"][0]["row"] == 1
 
 
 def test_real_model_batch_csv(client):
