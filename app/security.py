@@ -8,6 +8,7 @@ as a bare 500 (or, worse, as a success whose log row was never written).
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import OperationalError
@@ -71,15 +72,28 @@ def _add_security_headers(response: Response) -> Response:
     return response
 
 
-def _database_unavailable(error: OperationalError):
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """Driver-level errors too: a hot path may use the DBAPI connection directly (the prediction log)."""
+    errors: list[type[BaseException]] = [OperationalError, sqlite3.OperationalError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.OperationalError)
+    except ImportError:  # PostgreSQL support not installed
+        pass
+    return tuple(errors)
+
+
+def _database_unavailable(error: Exception):
     """A locked or unreachable database: 503 with Retry-After, JSON for the API, text elsewhere."""
     if not is_transient_database_error(error):
         raise error
-    log.warning("database unavailable on %s %s: %s", request.method, request.path, error.orig or error)
+    reason = str(getattr(error, "orig", None) or error).strip()
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, reason)
     message = "the database is busy or unreachable; nothing was recorded, retry shortly"
     wants_json = request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
     if wants_json:
-        response = jsonify({"error": message, "details": [{"field": "database", "message": str(error.orig)}]})
+        response = jsonify({"error": message, "details": [{"field": "database", "message": reason}]})
     else:
         response = Response(f"Service unavailable: {message}.\n", mimetype="text/plain")
     response.status_code = 503
@@ -90,4 +104,5 @@ def _database_unavailable(error: OperationalError):
 def init_app(app: Flask) -> None:
     """Security headers on every response; transient database errors become 503."""
     app.after_request(_add_security_headers)
-    app.register_error_handler(OperationalError, _database_unavailable)
+    for error_class in _driver_errors():
+        app.register_error_handler(error_class, _database_unavailable)

@@ -282,7 +282,7 @@ def test_a_locked_database_answers_503_and_loses_nothing_silently(
     assert client.post("/api/v1/predict", json=body).status_code == 200  # model loaded, warm
 
     database = str(tmp_path / "storecast.db")
-    locker = sqlite3.connect(database, isolation_level=None)
+    locker = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
     locker.execute("BEGIN EXCLUSIVE")
     try:
         response = client.post("/api/v1/predict", json=body)
