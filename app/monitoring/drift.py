@@ -223,6 +223,8 @@ def _normalize_entry(entry: Any) -> dict[str, Any] | None:
     if "counts" in entry or "shares" in entry:
         counts = entry.get("counts") or {k: round(v * 1000) for k, v in entry["shares"].items()}
         counts = {_category(k) if _category(k) is not None else str(k): int(v) for k, v in counts.items()}
+        if set(counts) <= {"0", "1"}:  # a boolean counted as 0/1 (the core's reference): logged as true/false
+            counts = {"true" if k == "1" else "false": v for k, v in counts.items()}
         return {"kind": "categorical", "counts": counts, "n": int(sum(counts.values()))}
     return None
 
@@ -385,13 +387,13 @@ def compute_drift(
     settings: DriftSettings | None = None,
     predictions: Iterable[Any] | None = None,
 ) -> DriftOutcome:
-    """Test every reference feature present in `current` (one column per feature), then the predictions."""
+    """Test every reference feature that `current` has a column for, then the predictions."""
     settings = settings or DriftSettings()
     reference = normalize_reference(reference)
     results = []
     for name, entry in reference["features"].items():
-        values = current[name] if name in current.columns else []
-        results.append(check_feature(name, entry, values, settings))
+        if name in current.columns:  # the model's engineered features (lags, levels) are not logged inputs
+            results.append(check_feature(name, entry, current[name], settings))
     tested = [r for r in results if r.test != "none"]
     drifted = sum(r.drifted for r in tested)
     prediction = None

@@ -141,3 +141,22 @@ def test_drift_check_on_unshifted_log_is_quiet(mon_app, reference, covariate_fra
     _log(mon_app, covariate_frame.sample(3000, random_state=4, replace=True))
     result = drift_check(mon_app.extensions["storage"], reference, version="v1", start=at(1), end=at(-1))
     assert not result["dataset_drift"] and result["features_drifted"] <= 1
+
+
+def test_the_core_reference_format_is_read(small_artifact, covariate_frame):
+    """The model's metadata["reference_distributions"]: flat, booleans as 0/1, engineered features too."""
+    import json
+
+    metadata = json.loads(small_artifact.metadata_path.read_text()) if small_artifact.metadata_path else {}
+    reference = small_artifact.metadata.get("reference_distributions") or metadata.get(
+        "reference_distributions"
+    )
+    assert reference, "the core stores reference distributions with the model"
+    normalized = drift.normalize_reference(reference)
+    assert normalized["features"]["is_holiday"]["kind"] == "categorical"
+    assert set(normalized["features"]["is_holiday"]["counts"]) <= {"true", "false"}
+    calm = compute_drift(reference, covariate_frame.sample(3000, random_state=5, replace=True))
+    loud = compute_drift(reference, shifted(covariate_frame.sample(3000, random_state=5, replace=True)))
+    tested = {r.feature for r in calm.features}
+    assert "temperature" in tested and "lag52" not in tested  # engineered features are not logged inputs
+    assert not calm.dataset_drift and loud.dataset_drift
