@@ -191,7 +191,7 @@ def bar_chart(
             y=alt.Y(f"{category}:N", sort="-x", title=category_title),
             x=alt.X(f"{value}:Q", title=value_title, axis=alt.Axis(format=value_format)),
         )
-        .properties(width=width - 160, height=max(60, bar_height * len(frame)))
+        .properties(width=width - 130, height=max(60, bar_height * len(frame)))
     )
     return to_svg(chart)
 

@@ -104,6 +104,10 @@ def backtest_table(meta: Mapping[str, Any]) -> dict[str, Any]:
             put(BASELINE_LABEL, str(bucket), _first(figures, "baseline_wmae", "naive_wmae"))
         else:
             put(model_label, str(bucket), figures)
+    for bucket, figures in (backtest.get("baseline_by_bucket") or {}).items():
+        if str(bucket) not in buckets:
+            buckets.append(str(bucket))
+        put(BASELINE_LABEL, str(bucket), figures.get("wmae") if isinstance(figures, Mapping) else figures)
     comparators = (
         _first(backtest, "comparators", default=None) or _first(meta, "comparators", default={}) or {}
     )
@@ -175,6 +179,8 @@ def _backtest_chart(table: dict[str, Any]) -> str | None:
         series="model",
         value="wmae",
         value_title="WMAE ($, lower is better)",
+        width=640,
+        height=220,
         series_order=[row["model"] for row in table["rows"]],
         group_order=[f"{b} wk" for b in table["buckets"]],
     )

@@ -307,6 +307,7 @@ def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
             category="Dept",
             value="total",
             value_title=f"Forecast total over {query.weeks} weeks ($)",
+            width=480,
         )
         if top is not None
         else None

@@ -85,6 +85,10 @@ def iso_week(value: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if type(value) is float:  # the common case first
+        return value if math.isfinite(value) else None
+    if value is None or type(value) in (int, bool, str):
+        return value
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -95,20 +99,28 @@ def _plain(value: Any) -> Any:
 
 
 def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
-    """A core Prediction (or its to_dict()) as the API's JSON-ready dict."""
-    data = item.to_dict() if hasattr(item, "to_dict") else dict(item)
+    """A core Prediction (or its to_dict()) as the API's JSON-ready dict.
+
+    Reads the dataclass's attributes directly: dataclasses.asdict deep-copies and costs ~0.1 ms a
+    prediction, which a 1,000-row batch cannot afford.
+    """
+    data = item if isinstance(item, dict) else getattr(item, "__dict__", None) or item.to_dict()
+    get = data.get
     out: dict[str, Any] = {
         "store": int(data["store"]),
         "dept": int(data["dept"]),
         "week": iso_week(data["week"]),
-        "horizon": int(data.get("horizon") or 0),
+        "horizon": int(get("horizon") or 0),
+        "prediction": round(float(data["prediction"]), 2),
+        "lower_80": round(float(data["lower_80"]), 2),
+        "upper_80": round(float(data["upper_80"]), 2),
+        "lower_95": round(float(data["lower_95"]), 2),
+        "upper_95": round(float(data["upper_95"]), 2),
+        "inputs": {str(k): _plain(v) for k, v in (get("inputs") or {}).items()},
+        "assumed": {str(k): str(v) for k, v in (get("assumed") or {}).items()},
+        "cold_start": bool(get("cold_start", False)),
+        "model_version": str(get("model_version") or ""),
     }
-    for name in BANDS:
-        out[name] = round(float(data[name]), 2)
-    out["inputs"] = {str(k): _plain(v) for k, v in (data.get("inputs") or {}).items()}
-    out["assumed"] = {str(k): str(v) for k, v in (data.get("assumed") or {}).items()}
-    out["cold_start"] = bool(data.get("cold_start", False))
-    out["model_version"] = str(data.get("model_version") or "")
     if prediction_id is not None:
         out["prediction_id"] = str(prediction_id)
     return out

@@ -55,7 +55,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     setupThemeToggle();
     syncWeeksMode(document);
-    syncFileNames(document);
   });
   document.addEventListener("input", function (event) {
     if (event.target && event.target.name === "weeks") syncWeeksMode(document);
@@ -75,9 +74,8 @@
   });
   document.addEventListener("htmx:beforeRequest", function () { loading(1); });
   document.addEventListener("htmx:afterRequest", function () { loading(-1); });
-  document.addEventListener("htmx:afterSwap", function (event) {
+  document.addEventListener("htmx:afterSwap", function () {
     syncWeeksMode(document);
-    syncFileNames(document);
   });
   // A failed htmx request (server error, network) must not fail silently.
   document.addEventListener("htmx:responseError", function (event) {
