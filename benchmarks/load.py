@@ -441,7 +441,11 @@ def phase_lock(service: Service, shape: dict[str, Any], args: argparse.Namespace
     result = summarise(outcomes, seconds)
     result["lock"] = info
     result["log"] = reconcile(outcomes, service.database)
-    during = [o for o in outcomes if info["locked_at_s"] <= o.started <= info["released_at_s"]]
+    during = [  # in flight at some moment while the lock was held
+        o
+        for o in outcomes
+        if o.started <= info["released_at_s"] and o.started + o.latency_ms / 1000 >= info["locked_at_s"]
+    ]
     result["during_lock"] = {
         "requests": len(during),
         "statuses": dict(collections.Counter(o.status for o in during)),
