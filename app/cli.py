@@ -1,7 +1,175 @@
-"""The `flask` commands for the forecasting core: train, backtest, submission."""
+"""The `flask` commands for the forecasting core: train, backtest, submission.
 
-from flask import Flask
+Thin wrappers over app.forecasting: each parses options, calls one core function and prints.
+Input problems (DataError, ForecastError, bad dates) become a one-line click error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+from flask import Flask, current_app
+
+from app.forecasting.data import DataError, load_or_generate
+from app.forecasting.estimators import KINDS
+
+DATA_HELP = "directory with the Kaggle CSVs (default: $STORECAST_DATA, else the synthetic dataset)"
+
+
+def _dataset(data: str | None):
+    try:
+        return load_or_generate(data or os.environ.get("STORECAST_DATA") or None)
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _date(value: str | None, option: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise click.ClickException(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  … {message}", err=True)
 
 
 def register_cli(app: Flask) -> None:
     """Attach the core's commands to app.cli."""
+
+    @app.cli.command("train")
+    @click.option("--data", "data", default=None, help=DATA_HELP)
+    @click.option("--model", "kind", type=click.Choice(KINDS), default="hgb", show_default=True)
+    @click.option("--through", default=None, help="last week of sales to train on (YYYY-MM-DD; default: all)")
+    def train_command(data: str | None, kind: str, through: str | None) -> None:
+        """Train a model and write it under MODELS_DIR with its metadata."""
+        from app.forecasting.forecaster import ForecastError
+        from app.forecasting.training import save_model, train
+
+        dataset = _dataset(data)
+        through_ts = _date(through, "--through")
+        if through_ts is not None and through_ts < dataset.sales["date"].min():
+            raise click.ClickException(f"--through {through} is before the first sales week")
+        click.echo(f"training {kind} on {dataset.source}")
+        try:
+            trained = train(dataset, kind, through=through_ts, progress=_progress)
+        except (ValueError, ForecastError) as exc:
+            raise click.ClickException(str(exc)) from None
+        info = save_model(trained, current_app.config["MODELS_DIR"])
+        bt = trained.metadata.get("backtest") or {}
+        click.echo(f"wrote {info.path} ({info.path.stat().st_size / 1e6:.1f} MB, sha256 {info.sha256[:16]}…)")
+        if bt:
+            click.echo(
+                f"internal backtest from {bt['origin']}: WMAE {bt['wmae']:,.1f} vs seasonal naive "
+                f"{bt['baseline_wmae']:,.1f}; coverage 80% {100 * bt['coverage_80']:.1f}%, "
+                f"95% {100 * bt['coverage_95']:.1f}%"
+            )
+        hook = current_app.extensions.get("on_model_trained")
+        if hook is not None:
+            hook(info)
+
+    @app.cli.command("backtest")
+    @click.option("--data", "data", default=None, help=DATA_HELP)
+    @click.option("--origin", required=True, help="last week of sales the model sees (YYYY-MM-DD)")
+    @click.option("--horizon", required=True, type=click.IntRange(1, 52), help="weeks to forecast (1-52)")
+    @click.option("--model", "kind", type=click.Choice(KINDS), default="hgb", show_default=True)
+    @click.option(
+        "--folds", type=click.IntRange(1, 12), default=1, show_default=True, help="origins, 13 weeks apart"
+    )
+    @click.option(
+        "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the figures"
+    )
+    @click.option(
+        "--predictions", "pred_path", type=click.Path(dir_okay=False), default=None, help="write a CSV"
+    )
+    def backtest_command(
+        data: str | None,
+        origin: str,
+        horizon: int,
+        kind: str,
+        folds: int,
+        json_path: str | None,
+        pred_path: str | None,
+    ) -> None:
+        """Train up to --origin, forecast --horizon weeks, score against the seasonal naive."""
+        from app.forecasting.backtest import run_backtest
+        from app.forecasting.forecaster import ForecastError
+
+        dataset = _dataset(data)
+        origin_ts = _date(origin, "--origin")
+        try:
+            result = run_backtest(dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress)
+        except (ValueError, ForecastError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(result.format_table())
+        if json_path:
+            Path(json_path).write_text(json.dumps(_jsonable(result.to_dict()), indent=1))
+            click.echo(f"wrote {json_path}")
+        if pred_path:
+            result.predictions.to_csv(pred_path, index=False)
+            click.echo(f"wrote {pred_path} ({len(result.predictions):,} rows)")
+
+    @app.cli.command("submission")
+    @click.option("--data", "data", default=None, help=DATA_HELP)
+    @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="CSV to write")
+    @click.option("--model", "kind", type=click.Choice(KINDS), default="hgb", show_default=True)
+    def submission_command(data: str | None, out: str, kind: str) -> None:
+        """Predict test.csv (Id = Store_Dept_Date, Weekly_Sales) with a model trained on all sales."""
+        from app.forecasting.data import load_test_rows
+        from app.forecasting.forecaster import ForecastError
+        from app.forecasting.training import train
+
+        data = data or os.environ.get("STORECAST_DATA") or None
+        dataset = _dataset(data)
+        if data:
+            try:
+                rows = load_test_rows(data, dataset.stores)
+            except DataError as exc:
+                raise click.ClickException(str(exc)) from None
+        else:
+            rows = _synthetic_test_rows(dataset)
+        try:
+            trained = train(dataset, kind, progress=_progress)
+            pred = trained.forecaster.predict_frame(rows[["store", "dept", "date"]])
+        except (ValueError, ForecastError) as exc:
+            raise click.ClickException(str(exc)) from None
+        frame = pd.DataFrame(
+            {
+                "Id": rows["store"].astype(str)
+                + "_"
+                + rows["dept"].astype(str)
+                + "_"
+                + pd.to_datetime(rows["date"]).dt.strftime("%Y-%m-%d"),
+                "Weekly_Sales": np.round(pred["prediction"].to_numpy(), 2),
+            }
+        )
+        frame.to_csv(out, index=False)
+        click.echo(f"wrote {out} ({len(frame):,} rows)")
+
+
+def _synthetic_test_rows(dataset) -> pd.DataFrame:
+    """Without test.csv: every series for each features week after the last sales week (<= 52)."""
+    last = dataset.last_week
+    weeks = sorted(d for d in dataset.features["date"].unique() if last < d <= last + pd.Timedelta(weeks=52))
+    series = dataset.sales[["store", "dept"]].drop_duplicates()
+    rows = series.merge(pd.DataFrame({"date": pd.to_datetime(weeks)}), how="cross")
+    return rows.sort_values(["store", "dept", "date"]).reset_index(drop=True)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj

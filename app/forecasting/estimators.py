@@ -59,11 +59,22 @@ class Estimator:
     def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray) -> Estimator:
         if self.kind == "naive":
             return self
+        empty = ~np.isfinite(X).any(axis=0)
+        if empty.any():  # e.g. markdowns before they existed: constant, never split on
+            X = X.copy()
+            X[:, empty] = 0.0
         if self.kind == "hgb":
-            self.model = HistGradientBoostingRegressor(**self.params)
+            self.model = HistGradientBoostingRegressor(
+                **{k: v for k, v in self.params.items() if k != "use_weights"}
+            )
+            use_weights = self.params.get("use_weights")
+            use_weights = len(X) < SMALL_FIT if use_weights is None else use_weights
             # On small data OpenMP threads cost more than they save (and much more on a busy box).
             with threadpool_limits(1 if len(X) < SMALL_FIT else None, user_api="openmp"):
-                self.model.fit(X, y, sample_weight=weight)
+                # Rows were drawn in proportion to their weight (features.build_training_set):
+                # the residual weights are near 1, and the weighted median of each leaf would cost
+                # more than the rest of the fit.
+                self.model.fit(X, y, sample_weight=weight if use_weights else None)
         elif self.kind == "rf":
             params = dict(self.params)
             max_rows = params.pop("max_rows", None)

@@ -403,7 +403,12 @@ def build_training_set(
     origins: list[int] | None = None,
     max_rows: int | None = None,
 ) -> TrainingSet:
-    """Rows (origin o, target o+h <= through) built with the serving functions, subsampled."""
+    """Rows (origin o, target o+h <= through) built with the serving functions.
+
+    Rows are drawn with probability proportional to their weight (holiday x5, series scale),
+    capped at max_rows, so that an unweighted fit minimises the dollar WMAE; `weight` is what
+    is left to apply (1 for most rows, less than 1 where the probability was capped at 1).
+    """
     origins = training_origins(panel, through, config) if origins is None else origins
     max_rows = config.max_rows if max_rows is None else max_rows
     rng = np.random.default_rng(config.seed)
@@ -414,27 +419,46 @@ def build_training_set(
         if last_t <= o:
             continue
         block = panel.values[:, panel.column(o + 1) : panel.column(last_t) + 1]
-        has = np.any(~np.isnan(_window(panel.values, panel.first_week, panel.first_week, o)), axis=1)
-        r, c = np.nonzero(~np.isnan(block) & has[:, None])
-        candidates.append((o, r, c + o + 1))
-    total = sum(len(r) for _, r, _ in candidates)
-    keep_p = min(1.0, max_rows / max(total, 1))
+        state = origin_state(panel, o, config)
+        r, c = np.nonzero(~np.isnan(block) & state.has_history[:, None])
+        t = c + o + 1
+        hol = cov.holiday[
+            np.maximum(store_pos_all[r], 0), np.clip(t - cov.first_week, 0, cov.holiday.shape[1] - 1)
+        ]
+        w = np.where(hol, config.holiday_weight, 1.0) * state.scale[r] ** config.weight_power
+        candidates.append((state, r, t, w))
+    if not candidates:
+        raise ValueError("no training rows: the history is too short for the chosen origins")
+    all_w = np.concatenate([w for *_, w in candidates])
+    k = _inclusion_factor(all_w, max_rows)
     parts = []
-    for o, r, t in candidates:
-        if keep_p < 1.0:
-            sel = rng.random(len(r)) < keep_p
-            r, t = r[sel], t[sel]
+    for state, r, t, w in candidates:
+        p = np.minimum(1.0, k * w)
+        sel = rng.random(len(r)) < p
+        r, t, rest = r[sel], t[sel], (w[sel] * k / p[sel])
         if not len(r):
             continue
-        state = origin_state(panel, o, config)
         sp = store_pos_all[r]
         values, _, holiday, _ = resolve_covariates(cov, sp, t)
         X, base, scale = assemble(state, r, t, cov, sp, values, holiday, config)
         sales = panel.values[r, panel.column(t)]
-        parts.append((X, base, scale, sales, t, np.full(len(r), o), r, holiday))
-    if not parts:
-        raise ValueError("no training rows: the history is too short for the chosen origins")
-    X, base, scale, sales, t, o, r, hol = (np.concatenate(p) for p in zip(*parts, strict=True))
+        parts.append((X, base, scale, sales, t, np.full(len(r), state.origin), r, holiday, rest))
+    X, base, scale, sales, t, o, r, hol, rest = (np.concatenate(p) for p in zip(*parts, strict=True))
     y = (sales - base) / scale
-    weight = np.where(hol, config.holiday_weight, 1.0) * scale**config.weight_power
-    return TrainingSet(X, y, weight, base, scale, sales, t, o, r, hol)
+    return TrainingSet(X, y, rest, base, scale, sales, t, o, r, hol)
+
+
+def _inclusion_factor(weight: np.ndarray, n: int) -> float:
+    """k such that sum(min(1, k * weight)) is about n (all rows when n >= len)."""
+    if n >= len(weight):
+        return float(1.0 / max(weight.min(), 1e-12))
+    lo, hi = 0.0, n / weight.sum()
+    while np.minimum(1.0, hi * weight).sum() < n:
+        lo, hi = hi, hi * 2
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if np.minimum(1.0, mid * weight).sum() < n:
+            lo = mid
+        else:
+            hi = mid
+    return hi

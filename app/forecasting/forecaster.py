@@ -9,6 +9,7 @@ training.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -318,7 +319,8 @@ class Forecaster:
         for k, d in enumerate(depts):
             r = ratio[self.panel.dept == d]
             if np.isfinite(r).any():
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # weeks where no store sold
                     med = np.nanmedian(np.where(np.isfinite(r), r, np.nan), axis=0)
                 prof[k] = np.where(np.isfinite(med), med, 1.0)
         self._dept_profile = prof

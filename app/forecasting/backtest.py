@@ -1,0 +1,278 @@
+"""Honest backtest: train on sales up to an origin, forecast the next weeks, score against what
+happened, beside the seasonal-naive baseline; optionally for several origins stepped back."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.forecasting import calendar
+from app.forecasting.data import Dataset
+from app.forecasting.estimators import make_estimator
+from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.intervals import BUCKET_LABELS, bucket_index
+from app.forecasting.training import train, wmae
+
+log = logging.getLogger(__name__)
+FOLD_STEP_WEEKS = 13
+PREDICTION_COLUMNS = [
+    "Store",
+    "Dept",
+    "Date",
+    "IsHoliday",
+    "Weekly_Sales",
+    "prediction",
+    "lower_80",
+    "upper_80",
+    "lower_95",
+    "upper_95",
+]
+
+
+def _scores(
+    y: np.ndarray, pred: np.ndarray, hol: np.ndarray, res: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "rows": int(len(y)),
+        "wmae": wmae(y, pred, hol),
+        "mae": float(np.mean(np.abs(y - pred))) if len(y) else float("nan"),
+    }
+    if res is not None:
+        out["coverage_80"] = float(np.mean((y >= res["lower_80"]) & (y <= res["upper_80"])))
+        out["coverage_95"] = float(np.mean((y >= res["lower_95"]) & (y <= res["upper_95"])))
+    return out
+
+
+@dataclass
+class BacktestResult:
+    kind: str
+    origin: pd.Timestamp
+    horizon: int
+    folds: list[dict[str, Any]]
+    predictions: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "origin": self.origin.date().isoformat(),
+            "horizon": self.horizon,
+            **self.summary,
+            "folds": self.folds,
+        }
+
+    def format_table(self) -> str:
+        """One table: model against the seasonal-naive baseline, mean (± spread over folds)."""
+        s = self.summary
+
+        def cell(key: str, sub: str | None = None, base: bool = False, pct: bool = False) -> str:
+            vals = []
+            for f in self.folds:
+                src = f["baseline"] if base else f
+                v = src.get(sub, {}).get(key) if sub else src.get(key)
+                if v is not None and v == v:
+                    vals.append(v)
+            if not vals:
+                return "-"
+            m = float(np.mean(vals))
+            text = f"{100 * m:.1f}%" if pct else f"{m:,.1f}"
+            if len(vals) > 1:
+                sd = float(np.std(vals))
+                text += f" ± {100 * sd:.1f}" if pct else f" ± {sd:,.1f}"
+            return text
+
+        lines = [("metric", self.kind, "seasonal naive", "ratio")]
+
+        def ratio(a: str, b: str) -> str:
+            try:
+                return f"{float(a.split()[0].replace(',', '')) / float(b.split()[0].replace(',', '')):.3f}"
+            except (ValueError, ZeroDivisionError):
+                return "-"
+
+        for label, key, sub in (
+            ("WMAE", "wmae", None),
+            ("MAE", "mae", None),
+            *[(f"WMAE h {b}", "wmae", f"bucket {b}") for b in BUCKET_LABELS],
+            ("WMAE holiday weeks", "wmae", "holiday"),
+            ("WMAE other weeks", "wmae", "other"),
+        ):
+            if sub and sub.startswith("bucket "):
+                b = sub.split()[1]
+                a = cell_bucket(self.folds, b, False)
+                n = cell_bucket(self.folds, b, True)
+                if a == "-":
+                    continue
+                lines.append((label, a, n, ratio(a, n)))
+                continue
+            a, n = cell(key, sub), cell(key, sub, base=True)
+            lines.append((label, a, n, ratio(a, n)))
+        lines.append(("coverage 80%", cell("coverage_80", pct=True), "-", ""))
+        lines.append(("coverage 95%", cell("coverage_95", pct=True), "-", ""))
+        for b in BUCKET_LABELS:
+            c80 = cell_bucket(self.folds, b, False, "coverage_80")
+            if c80 != "-":
+                c95 = cell_bucket(self.folds, b, False, "coverage_95")
+                lines.append((f"coverage h {b}", f"{c80} / {c95}", "-", ""))
+        lines.append(("rows", f"{s.get('rows', 0):,}", "", ""))
+        lines.append(("cold-start rows", f"{s.get('cold_start_rows', 0):,}", "", ""))
+        origins = ", ".join(f["origin"] for f in self.folds)
+        widths = [max(len(r[i]) for r in lines) for i in range(4)]
+        out = [f"backtest {self.kind}: origin(s) {origins}, horizon {self.horizon} weeks"]
+        for k, row in enumerate(lines):
+            out.append(
+                "  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(row))
+            )
+            if k == 0:
+                out.append("  ".join("-" * w for w in widths))
+        return "\n".join(out)
+
+
+def cell_bucket(folds: list[dict], bucket: str, base: bool, key: str = "wmae") -> str:
+    vals = []
+    for f in folds:
+        src = f["baseline"] if base else f
+        v = src.get("by_bucket", {}).get(bucket, {}).get(key)
+        if v is not None and v == v:
+            vals.append(v)
+    if not vals:
+        return "-"
+    m = float(np.mean(vals))
+    if key.startswith("coverage"):
+        return f"{100 * m:.1f}%"
+    return f"{m:,.1f}" + (f" ± {float(np.std(vals)):,.1f}" if len(vals) > 1 else "")
+
+
+def _fold(
+    dataset: Dataset, origin: pd.Timestamp, horizon: int, kind: str, params: dict | None, progress
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    started = time.perf_counter()
+    trained = train(dataset, kind, through=origin, progress=progress, params=params)
+    train_seconds = time.perf_counter() - started
+    fc = trained.forecaster
+    end = origin + pd.Timedelta(weeks=horizon)
+    sales = dataset.sales
+    rows = sales[(sales["date"] > origin) & (sales["date"] <= end)].reset_index(drop=True)
+    res = fc.predict_frame(rows[["store", "dept", "date"]])
+    naive_fc = Forecaster(
+        estimator=make_estimator("naive"),
+        config=fc.config,
+        panel=fc.panel,
+        covariates=fc.covariates,
+        calibrator=fc.calibrator,
+    )
+    naive = naive_fc.predict_frame(rows[["store", "dept", "date"]])["prediction"].to_numpy()
+    y = rows["weekly_sales"].to_numpy(float)
+    hol = rows["is_holiday"].to_numpy(bool)
+    pred = res["prediction"].to_numpy()
+    h = res["horizon"].to_numpy()
+    fold = {"origin": origin.date().isoformat(), **_scores(y, pred, hol, res)}
+    fold["cold_start_rows"] = int(res["cold_start"].sum())
+    fold["train_seconds"] = round(train_seconds, 2)
+    fold["baseline"] = _scores(y, naive, hol)
+    fold["by_bucket"], fold["baseline"]["by_bucket"] = {}, {}
+    idx = bucket_index(h)
+    for b, label in enumerate(BUCKET_LABELS):
+        m = idx == b
+        if m.any():
+            fold["by_bucket"][label] = _scores(y[m], pred[m], hol[m], res[m])
+            fold["baseline"]["by_bucket"][label] = _scores(y[m], naive[m], hol[m])
+    for name, m in (("holiday", hol), ("other", ~hol)):
+        fold[name] = _scores(y[m], pred[m], hol[m], res[m])
+        fold["baseline"][name] = _scores(y[m], naive[m], hol[m])
+    fold["baseline_wmae"] = fold["baseline"]["wmae"]
+    fold["ratio_to_baseline"] = fold["wmae"] / fold["baseline_wmae"] if fold["baseline_wmae"] else None
+    frame = pd.DataFrame(
+        {
+            "Store": rows["store"],
+            "Dept": rows["dept"],
+            "Date": rows["date"].dt.strftime("%Y-%m-%d"),
+            "IsHoliday": rows["is_holiday"],
+            "Weekly_Sales": y,
+            "prediction": pred,
+            "lower_80": res["lower_80"].to_numpy(),
+            "upper_80": res["upper_80"].to_numpy(),
+            "lower_95": res["lower_95"].to_numpy(),
+            "upper_95": res["upper_95"].to_numpy(),
+        }
+    )
+    return fold, frame
+
+
+def run_backtest(
+    dataset: Dataset,
+    origin: str | pd.Timestamp,
+    horizon: int,
+    kind: str = "hgb",
+    folds: int = 1,
+    progress: Callable[[str], None] | None = None,
+    params: dict[str, Any] | None = None,
+    fold_step: int = FOLD_STEP_WEEKS,
+) -> BacktestResult:
+    """Train on sales <= origin, forecast `horizon` weeks for every row that exists in that
+    window, score; `folds` > 1 repeats it for origins stepped back `fold_step` weeks each."""
+    origin = calendar.week_ending(origin)
+    horizon, folds = int(horizon), int(folds)
+    if not 1 <= horizon <= MAX_HORIZON:
+        raise ValueError(f"horizon must be 1..{MAX_HORIZON} weeks, not {horizon}")
+    if folds < 1:
+        raise ValueError("folds must be at least 1")
+    first, last = dataset.sales["date"].min(), dataset.last_week
+    if origin >= last:
+        raise ValueError(f"origin {origin.date()} leaves no weeks to score: the sales end {last.date()}")
+    results, frames = [], []
+    for k in range(folds):
+        o = origin - pd.Timedelta(weeks=fold_step * k)
+        if o - first < pd.Timedelta(weeks=26):
+            raise ValueError(
+                f"fold origin {o.date()} leaves under 26 weeks of history (sales start {first.date()})"
+            )
+        if progress:
+            progress(f"fold {k + 1}/{folds}: origin {o.date()}")
+        fold, frame = _fold(dataset, o, horizon, kind, params, progress)
+        results.append(fold)
+        if folds > 1:
+            frame["Origin"] = o.date().isoformat()
+        frames.append(frame)
+    summary: dict[str, Any] = {}
+    for key in (
+        "wmae",
+        "mae",
+        "baseline_wmae",
+        "coverage_80",
+        "coverage_95",
+        "ratio_to_baseline",
+        "train_seconds",
+    ):
+        vals = [f[key] for f in results if f.get(key) is not None]
+        summary[key] = float(np.mean(vals)) if vals else None
+    summary["rows"] = int(sum(f["rows"] for f in results))
+    summary["cold_start_rows"] = int(sum(f["cold_start_rows"] for f in results))
+    summary["wmae_std"] = float(np.std([f["wmae"] for f in results]))
+    summary["wmae_min"] = float(min(f["wmae"] for f in results))
+    summary["wmae_max"] = float(max(f["wmae"] for f in results))
+    summary["by_bucket"] = {
+        b: {
+            k: float(np.mean([f["by_bucket"][b][k] for f in results if b in f["by_bucket"]]))
+            for k in ("wmae", "coverage_80", "coverage_95")
+        }
+        | {
+            "baseline_wmae": float(
+                np.mean([f["baseline"]["by_bucket"][b]["wmae"] for f in results if b in f["by_bucket"]])
+            )
+        }
+        for b in BUCKET_LABELS
+        if any(b in f["by_bucket"] for f in results)
+    }
+    for name in ("holiday", "other"):
+        summary[name] = {
+            "wmae": float(np.nanmean([f[name]["wmae"] for f in results])),
+            "baseline_wmae": float(np.nanmean([f["baseline"][name]["wmae"] for f in results])),
+        }
+    predictions = pd.concat(frames, ignore_index=True)
+    return BacktestResult(kind, origin, horizon, results, predictions, summary)
