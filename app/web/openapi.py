@@ -131,7 +131,16 @@ def openapi_document() -> dict[str, Any]:
                         "description": "`csv` returns the predictions as a CSV file",
                     }
                 ],
-                "responses": _responses("BatchResponse", "One prediction per row, in order", body_errors),
+                "responses": {
+                    **_responses("BatchResponse", "One prediction per row, in order", body_errors),
+                    "200": {
+                        "description": "One prediction per row, in order (CSV with ?format=csv)",
+                        "content": {
+                            **_json("BatchResponse"),
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                },
             }
         },
         "/forecast": {

@@ -52,9 +52,17 @@
     });
   }
 
+  // On a narrow screen a time-series chart scrolls inside its card: show the forecast end first.
+  function scrollChartsToEnd() {
+    document.querySelectorAll(".chart[data-scroll-end]").forEach(function (chart) {
+      chart.scrollLeft = chart.scrollWidth;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupThemeToggle();
     syncWeeksMode(document);
+    scrollChartsToEnd();
   });
   document.addEventListener("input", function (event) {
     if (event.target && event.target.name === "weeks") syncWeeksMode(document);
@@ -76,6 +84,7 @@
   document.addEventListener("htmx:afterRequest", function () { loading(-1); });
   document.addEventListener("htmx:afterSwap", function () {
     syncWeeksMode(document);
+    scrollChartsToEnd();
   });
   // A failed htmx request (server error, network) must not fail silently.
   document.addEventListener("htmx:responseError", function (event) {
