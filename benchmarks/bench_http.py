@@ -135,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of the throughput run")
     parser.add_argument("--threads", type=int, default=8, help="client threads for the throughput run")
     parser.add_argument("--n", type=int, default=300, help="sequential /predict requests for the latency run")
+    parser.add_argument(
+        "--omp-threads",
+        default="1",
+        help="OMP_NUM_THREADS for the workers (1, recommended: a one-row HGB predict is slower with "
+        "OpenMP threads fighting over 2 cores; 'inherit' keeps the environment's)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -145,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
         env["GUNICORN_ACCESSLOG"] = "/dev/null"
+        if args.omp_threads != "inherit":
+            env["OMP_NUM_THREADS"] = str(args.omp_threads)
         service = Service(workdir=workdir, port=port, env=env)
         service.start()
         try:
