@@ -7,7 +7,7 @@
 # volumes; train the first model with `docker compose run --rm web flask --app wsgi train`.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---- builder: Python packages in a virtualenv, front-end assets from npm and vl-convert ----
+# ---- builder: Python packages in a virtualenv, front-end assets from npm ----
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -19,7 +19,7 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY requirements.txt ./
 RUN /opt/venv/bin/pip install -r requirements.txt
-# htmx (pinned in package.json / package-lock.json) and the vega-embed bundle into static/vendor/.
+# The front-end runtime (htmx, pinned in package.json / package-lock.json) into static/vendor/.
 COPY package.json package-lock.json ./
 COPY scripts/setup_assets.sh scripts/setup_assets.sh
 RUN mkdir -p static && PYTHON=/opt/venv/bin/python scripts/setup_assets.sh

@@ -2,6 +2,7 @@
 # A private PostgreSQL 15 server for the tests, on 127.0.0.1 only; idempotent.
 #   scripts/postgres.sh start    install Debian's postgresql when missing, initdb, start, create the test database
 #   scripts/postgres.sh stop     stop the server (its data directory stays for the next start)
+#   scripts/postgres.sh destroy  stop the server and delete its data directory (a throwaway server)
 #   scripts/postgres.sh status   exit 0 when running
 #   scripts/postgres.sh url      print the SQLAlchemy URL of the test database
 # Settings: PGPORT (5433), PGDATA (/tmp/storecast-pg), PGDATABASE (storecast_test).
@@ -70,13 +71,22 @@ stop() {
     fi
 }
 
+destroy() {
+    stop
+    case "$PGDATA" in
+        /tmp/*) rm -rf "$PGDATA" ;;
+        *) echo "postgres.sh: not deleting $PGDATA (outside /tmp)" >&2 ;;
+    esac
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    destroy) destroy ;;
     status) running ;;
     url) echo "$URL" ;;
     *)
-        echo "usage: $0 start|stop|status|url" >&2
+        echo "usage: $0 start|stop|destroy|status|url" >&2
         exit 2
         ;;
 esac

@@ -37,7 +37,8 @@ def small_artifact(small_dataset, tmp_path_factory):
 
 
 # Set (scripts/test.sh's PostgreSQL leg) to run the suite on PostgreSQL: a server URL whose user may
-# CREATE DATABASE. Each tmp_path then gets its own database, dropped at the end of the session.
+# CREATE DATABASE. Each tmp_path then gets its own database. They are not dropped (each DROP DATABASE
+# forces a checkpoint: 150 s for a session's worth); the leg's server is thrown away afterwards.
 TEST_DATABASE_URL = os.environ.get("STORECAST_TEST_DATABASE_URL")
 _created_databases: set[str] = set()
 _open_apps: list = []
@@ -68,19 +69,6 @@ def _dispose_test_apps():
     yield
     while _open_apps:
         _open_apps.pop().extensions["storage"].dispose()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _drop_test_databases():
-    yield
-    if TEST_DATABASE_URL and _created_databases:
-        from sqlalchemy import create_engine
-
-        admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            for name in sorted(_created_databases):
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def make_test_app(tmp_path: Path, **overrides):
