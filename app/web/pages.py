@@ -27,6 +27,7 @@ from app.web.schemas import (
     MAX_WEEKS,
     ForecastForm,
     ForecastRequest,
+    PredictRequest,
     StoreForecastQuery,
     clean_form,
 )
@@ -178,6 +179,38 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     }
 
 
+def _model_inputs(model: Any, store: Any, dept: Any, date: Any) -> dict[str, Any]:
+    """The covariates the model would use for this store-department-week (the form's placeholders).
+
+    Asks the Forecaster (nothing is computed here); this prediction is not served, so not logged.
+    """
+    try:
+        row = PredictRequest.model_validate({"store": store, "dept": dept, "date": date})
+        return dict(model.predict_rows([row.to_row()])[0].inputs)
+    except Exception as error:  # noqa: BLE001 - no placeholders is fine: the inputs say "auto"
+        log.debug("no placeholder inputs for %s/%s/%s: %s", store, dept, date, error)
+        return {}
+
+
+@bp.get("/partials/covariates")
+def covariates_partial() -> Any:
+    """The covariate inputs with the model's values as placeholders (HTMX, when store/dept/week change)."""
+    model = _model_or_none()
+    args = request.args
+    placeholders = (
+        _model_inputs(model, args.get("store"), args.get("dept"), args.get("date")) if model else {}
+    )
+    form = {name: args.get(name, "") for name in COVARIATES}
+    return render_template(
+        "partials/covariates_body.html",
+        covariates=_covariate_fields(),
+        placeholders=placeholders,
+        placeholder_week=args.get("date") if placeholders else None,
+        form=form,
+        errors={},
+    )
+
+
 def _forecast_context(
     model: Any,
     stores: list[int],
@@ -186,11 +219,12 @@ def _forecast_context(
     errors: dict[str, str],
     result: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    placeholders = {}
     if result and result["mode"] == "single":
         placeholders = result["prediction"]["inputs"]
     elif result and result.get("predictions"):
         placeholders = result["predictions"][0]["inputs"]
+    else:
+        placeholders = _model_inputs(model, form.get("store"), form.get("dept"), form.get("date"))
     return {
         "stores": stores,
         "departments": departments,
@@ -200,6 +234,7 @@ def _forecast_context(
         "covariates": _covariate_fields(),
         "covariates_open": any(form.get(name) or name in errors for name in COVARIATES),
         "placeholders": placeholders,
+        "placeholder_week": form.get("date") if placeholders else None,
         "max_weeks": MAX_WEEKS,
         "origin": getattr(model, "origin", None),
         "first_week": service.default_start(model),

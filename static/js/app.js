@@ -64,11 +64,19 @@
     syncWeeksMode(document);
     scrollChartsToEnd();
   });
+  // The covariate placeholders show the model's values for the chosen store, department and week.
+  function refreshPlaceholders() {
+    var body = document.getElementById("covariates-body");
+    if (body && window.htmx) window.htmx.trigger(body, "refresh-placeholders");
+  }
+
   document.addEventListener("input", function (event) {
     if (event.target && event.target.name === "weeks") syncWeeksMode(document);
   });
   document.addEventListener("change", function (event) {
     if (event.target && event.target.type === "file") syncFileNames(document);
+    var name = event.target && event.target.name;
+    if (name === "dept" || name === "date") refreshPlaceholders();
   });
   document.addEventListener("click", function (event) {
     var preset = event.target.closest && event.target.closest("[data-set-weeks]");
@@ -82,7 +90,8 @@
   });
   document.addEventListener("htmx:beforeRequest", function () { loading(1); });
   document.addEventListener("htmx:afterRequest", function () { loading(-1); });
-  document.addEventListener("htmx:afterSwap", function () {
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target && event.target.id === "dept-field") refreshPlaceholders();  // the store changed
     syncWeeksMode(document);
     scrollChartsToEnd();
   });

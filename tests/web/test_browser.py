@@ -74,10 +74,11 @@ def test_single_week_prediction(live_server, local_page):
     page = local_page
     page.goto(live_server + "/")
     wait_htmx(page)
-    with page.expect_response(lambda r: "/partials/departments" in r.url):
-        page.select_option("#store", index=1)  # HTMX reloads the departments for the store
+    with page.expect_response(lambda r: "/partials/covariates" in r.url):  # after the departments
+        page.select_option("#store", index=1)  # HTMX reloads the departments, then the placeholders
     page.wait_for_selector("#dept option", state="attached")
     assert page.locator("#dept option").count() >= 1
+    assert re.match(r"^-?[\d.]+$", page.get_attribute("#temperature", "placeholder"))  # the model's value
     page.fill("#weeks", "1")
     page.click("button[type=submit]:has-text('Forecast')")
     result = page.wait_for_selector("[data-testid=result-single]")

@@ -268,3 +268,14 @@ def test_real_model_pages(client, model_app):
     assert client.get(f"/store?store={store}&weeks=4").status_code == 200
     model = client.get("/model")
     assert model.status_code == 200 and 'data-testid="model-card"' in model.get_data(as_text=True)
+
+
+def test_covariate_placeholders_show_the_models_values(fake_client):
+    html = fake_client.get("/").get_data(as_text=True)
+    assert 'placeholder="60.00"' in html and 'placeholder="3.50"' in html  # the fake's assumed inputs
+    partial = fake_client.get("/partials/covariates?store=2&dept=5&date=2012-11-09&cpi=200", headers=HTMX)
+    html = partial.get_data(as_text=True)
+    assert "<html" not in html and 'id="covariates-body"' in html
+    assert 'placeholder="60.00"' in html and 'name="cpi" value="200"' in html
+    html = fake_client.get("/partials/covariates?store=x&dept=5&date=2012-11-09").get_data(as_text=True)
+    assert 'placeholder="auto"' in html
