@@ -37,6 +37,11 @@ def _date(value: str | None, option: str) -> pd.Timestamp | None:
         raise click.ClickException(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _params() -> dict | None:
+    """Optional model/pipeline parameter overrides from app.config["TRAIN_PARAMS"] (tests: tiny models)."""
+    return current_app.config.get("TRAIN_PARAMS") or None
+
+
 def _progress(message: str) -> None:
     click.echo(f"  … {message}", err=True)
 
@@ -59,7 +64,7 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(f"--through {through} is before the first sales week")
         click.echo(f"training {kind} on {dataset.source}")
         try:
-            trained = train(dataset, kind, through=through_ts, progress=_progress)
+            trained = train(dataset, kind, through=through_ts, progress=_progress, params=_params())
         except (ValueError, ForecastError) as exc:
             raise click.ClickException(str(exc)) from None
         info = save_model(trained, current_app.config["MODELS_DIR"])
@@ -105,7 +110,9 @@ def register_cli(app: Flask) -> None:
         dataset = _dataset(data)
         origin_ts = _date(origin, "--origin")
         try:
-            result = run_backtest(dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress)
+            result = run_backtest(
+                dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress, params=_params()
+            )
         except (ValueError, ForecastError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(result.format_table())
@@ -136,7 +143,7 @@ def register_cli(app: Flask) -> None:
         else:
             rows = _synthetic_test_rows(dataset)
         try:
-            trained = train(dataset, kind, progress=_progress)
+            trained = train(dataset, kind, progress=_progress, params=_params())
             pred = trained.forecaster.predict_frame(rows[["store", "dept", "date"]])
         except (ValueError, ForecastError) as exc:
             raise click.ClickException(str(exc)) from None

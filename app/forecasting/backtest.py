@@ -57,6 +57,7 @@ class BacktestResult:
     folds: list[dict[str, Any]]
     predictions: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    models: list[Any] = field(default_factory=list, repr=False)  # the Forecaster of each fold
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,7 +151,7 @@ def cell_bucket(folds: list[dict], bucket: str, base: bool, key: str = "wmae") -
 
 def _fold(
     dataset: Dataset, origin: pd.Timestamp, horizon: int, kind: str, params: dict | None, progress
-) -> tuple[dict[str, Any], pd.DataFrame]:
+) -> tuple[dict[str, Any], pd.DataFrame, Forecaster]:
     started = time.perf_counter()
     trained = train(dataset, kind, through=origin, progress=progress, params=params)
     train_seconds = time.perf_counter() - started
@@ -201,7 +202,7 @@ def _fold(
             "upper_95": res["upper_95"].to_numpy(),
         }
     )
-    return fold, frame
+    return fold, frame, fc
 
 
 def run_backtest(
@@ -225,7 +226,7 @@ def run_backtest(
     first, last = dataset.sales["date"].min(), dataset.last_week
     if origin >= last:
         raise ValueError(f"origin {origin.date()} leaves no weeks to score: the sales end {last.date()}")
-    results, frames = [], []
+    results, frames, models = [], [], []
     for k in range(folds):
         o = origin - pd.Timedelta(weeks=fold_step * k)
         if o - first < pd.Timedelta(weeks=26):
@@ -234,8 +235,9 @@ def run_backtest(
             )
         if progress:
             progress(f"fold {k + 1}/{folds}: origin {o.date()}")
-        fold, frame = _fold(dataset, o, horizon, kind, params, progress)
+        fold, frame, model = _fold(dataset, o, horizon, kind, params, progress)
         results.append(fold)
+        models.append(model)
         if folds > 1:
             frame["Origin"] = o.date().isoformat()
         frames.append(frame)
@@ -275,4 +277,4 @@ def run_backtest(
             "baseline_wmae": float(np.nanmean([f["baseline"][name]["wmae"] for f in results])),
         }
     predictions = pd.concat(frames, ignore_index=True)
-    return BacktestResult(kind, origin, horizon, results, predictions, summary)
+    return BacktestResult(kind, origin, horizon, results, predictions, summary, models)

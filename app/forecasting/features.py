@@ -38,7 +38,7 @@ class FeatureConfig:
     svd_weeks: int = 104  # history used by the denoising
     origin_step: int = 4  # weeks between training origins
     min_origin_week: int = 13  # earliest training origin (week index since the start of the data)
-    max_rows: int = 700_000  # training rows kept (uniform subsample, deterministic)
+    max_rows: int = 300_000  # training rows kept (drawn in proportion to their weight, deterministic)
     holiday_weight: float = 5.0
     weight_power: float = 1.0  # sample weight = scale**power (1: the loss is in dollars, like WMAE)
     seed: int = 0

@@ -250,11 +250,13 @@ class Forecaster:
         try:
             if any(d is None for d in dates):
                 raise ValueError
-            parsed = pd.to_datetime(pd.Index(dates))
+            try:  # fast path: ISO strings, dates, datetimes, Timestamps
+                days = np.array([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
+            except (ValueError, TypeError):
+                days = pd.to_datetime(pd.Index(dates)).values.astype("datetime64[D]")
         except (ValueError, TypeError):
             raise ForecastError("date", "dates must be ISO dates (YYYY-MM-DD)") from None
-        days = parsed.values.astype("datetime64[D]")
-        weekday = (days.astype(np.int64) - 4) % 7  # 1970-01-01 was a Thursday: 0 = Friday
+        weekday = (days.astype(np.int64) - 1) % 7  # days since the last Friday (1970-01-02 was one)
         fridays = days + ((7 - weekday) % 7).astype("timedelta64[D]")
         week = ((fridays - calendar.EPOCH).astype(np.int64) // 7).astype(np.int64)
         h = week - self.origin_week
@@ -399,7 +401,7 @@ class Forecaster:
         return self._to_predictions(self._predict_arrays(store, dept, week, overrides))
 
     def _to_predictions(self, res: dict[str, np.ndarray]) -> list[Prediction]:
-        dates = [d.date() for d in calendar.week_date(res["week"])]
+        dates = (calendar.EPOCH + res["week"] * 7).astype("datetime64[D]").tolist()
         values, source = res["values"].tolist(), res["source"].tolist()
         holiday, hsrc = res["holiday"].tolist(), res["holiday_source"].tolist()
         cols = list(

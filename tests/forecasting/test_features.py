@@ -1,0 +1,93 @@
+"""The one feature pipeline: no sales after the origin (or of the target week) reach a feature."""
+
+import numpy as np
+import pytest
+
+from app.forecasting import calendar
+from app.forecasting.features import (
+    FEATURE_NAMES,
+    FeatureConfig,
+    Panel,
+    assemble,
+    build_training_set,
+    origin_state,
+    resolve_covariates,
+)
+from app.forecasting.training import build_covariates, truncate
+
+
+@pytest.fixture(scope="module")
+def setup(small_dataset):
+    panel = Panel.from_sales(small_dataset.sales)
+    cov = build_covariates(small_dataset, panel, panel.last_week)
+    return panel, cov
+
+
+def _features(panel, cov, origin, config=FeatureConfig()):
+    state = origin_state(panel, origin, config)
+    rows = np.repeat(np.arange(len(panel.store)), 52)
+    week = np.tile(np.arange(origin + 1, origin + 53), len(panel.store))
+    sp = cov.store_pos(panel.store[rows])
+    values, _, holiday, _ = resolve_covariates(cov, sp, week)
+    return assemble(state, rows, week, cov, sp, values, holiday, config)
+
+
+def test_sales_after_the_origin_change_no_feature(setup):
+    panel, cov = setup
+    origin = panel.last_week - 40
+    X1, b1, s1 = _features(panel, cov, origin)
+    changed = Panel(panel.store, panel.dept, panel.first_week, panel.values.copy())
+    changed.values[:, origin - panel.first_week + 1 :] *= 3.0
+    X2, b2, s2 = _features(changed, cov, origin)
+    assert np.array_equal(X1, X2, equal_nan=True)
+    assert np.array_equal(b1, b2) and np.array_equal(s1, s2)
+    # and the origin week itself does matter (the test would pass vacuously otherwise)
+    changed.values[:, origin - panel.first_week] *= 3.0
+    X3, _, _ = _features(changed, cov, origin)
+    assert not np.array_equal(X1, X3, equal_nan=True)
+
+
+def test_truncated_panel_gives_the_same_state(setup):
+    panel, _ = setup
+    origin = panel.last_week - 20
+    a = origin_state(panel, origin, FeatureConfig())
+    b = origin_state(truncate(panel, origin), origin, FeatureConfig())
+    assert np.array_equal(a.svd, b.svd, equal_nan=True)
+    assert all(np.array_equal(a.stats[k], b.stats[k], equal_nan=True) for k in a.stats)
+
+
+def test_lags_are_nan_when_they_would_fall_after_the_origin(setup):
+    panel, cov = setup
+    origin = panel.last_week - 60
+    X, _, _ = _features(panel, cov, origin)
+    h = np.tile(np.arange(1, 53), len(panel.store))
+    lag51 = X[:, FEATURE_NAMES.index("lag51")]
+    assert np.isnan(lag51[h == 52]).all()  # 51 weeks before h=52 is after the origin
+    assert np.isfinite(lag51[h == 1]).any()
+
+
+def test_training_rows_target_only_weeks_up_to_through(setup):
+    panel, cov = setup
+    through = panel.last_week - 30
+    ts = build_training_set(panel, cov, through, FeatureConfig(max_rows=20_000))
+    assert ts.week.max() <= through
+    assert (ts.week > ts.origin).all() and (ts.week - ts.origin <= 52).all()
+    assert np.allclose(ts.base + ts.scale * ts.y, ts.sales)
+    assert ts.X.shape[1] == len(FEATURE_NAMES)
+
+
+def test_weighted_sampling_keeps_about_max_rows(setup):
+    panel, cov = setup
+    ts = build_training_set(panel, cov, panel.last_week, FeatureConfig(max_rows=5_000))
+    assert 4_000 < len(ts.y) < 6_000
+    holiday_share = ts.is_holiday.mean()
+    assert holiday_share > 0.04  # holidays are ~2% of weeks; drawn x5 more often
+
+
+def test_holiday_flag_is_a_feature_of_the_target_week(setup):
+    panel, cov = setup
+    origin = panel.last_week - 60
+    X, _, _ = _features(panel, cov, origin)
+    weeks = np.tile(np.arange(origin + 1, origin + 53), len(panel.store))
+    flags = calendar.calendar_table(weeks)["is_holiday"]
+    assert np.array_equal(X[:, FEATURE_NAMES.index("is_holiday")].astype(bool), flags)

@@ -1,0 +1,144 @@
+"""The Forecaster: rows, weeks, stores, covariates, cold starts, errors, leakage."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.forecasting.artifacts import load_forecaster
+from app.forecasting.data import Dataset
+from app.forecasting.forecaster import ForecastError, Prediction
+from app.forecasting.training import train
+
+TINY = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}
+
+
+@pytest.fixture(scope="module")
+def fc(small_artifact):
+    return load_forecaster(small_artifact.path, small_artifact.sha256)
+
+
+def _row(fc, **kw):
+    store = fc.stores()[0]
+    return {"store": store, "dept": fc.departments(store)[0], "date": fc.origin + pd.Timedelta(weeks=1), **kw}
+
+
+def test_predict_rows_returns_json_safe_predictions(fc):
+    preds = fc.predict_rows([_row(fc), _row(fc, date=(fc.origin + pd.Timedelta(weeks=5)).date().isoformat())])
+    assert [p.horizon for p in preds] == [1, 5]
+    p = preds[0]
+    assert isinstance(p, Prediction) and p.lower_95 <= p.lower_80 <= p.prediction <= p.upper_80 <= p.upper_95
+    d = json.loads(json.dumps(p.to_dict()))
+    assert d["week"] == (fc.origin + pd.Timedelta(weeks=1)).date().isoformat()
+    assert d["model_version"] == fc.version and d["cold_start"] is False
+    assert set(d["inputs"]) >= {"temperature", "fuel_price", "cpi", "unemployment", "markdown1", "is_holiday"}
+    assert d["assumed"]["temperature"] in {"features table", "same week last year", "last known value", "missing"}
+
+
+def test_any_weekday_maps_to_its_friday(fc):
+    friday = fc.origin + pd.Timedelta(weeks=3)
+    a = fc.predict_rows([_row(fc, date=friday)])[0]
+    b = fc.predict_rows([_row(fc, date=(friday - pd.Timedelta(days=4)).date())])[0]
+    assert a.week == b.week and a.prediction == b.prediction
+
+
+@pytest.mark.parametrize("weeks", [0, 53, -3])
+def test_dates_outside_the_52_weeks_are_refused(fc, weeks):
+    with pytest.raises(ForecastError) as err:
+        fc.predict_rows([_row(fc, date=fc.origin + pd.Timedelta(weeks=weeks))])
+    assert err.value.field == "date"
+    lo, hi = fc.valid_range()
+    assert str(lo.date()) in err.value.message and str(hi.date()) in err.value.message
+
+
+def test_bad_dates_and_unknown_store(fc):
+    with pytest.raises(ForecastError) as err:
+        fc.predict_rows([_row(fc, date="not a date")])
+    assert err.value.field == "date"
+    with pytest.raises(ForecastError) as err:
+        fc.predict_rows([_row(fc, store=999)])
+    assert err.value.field == "store"
+    with pytest.raises(ForecastError):
+        fc.forecast(999, 1, fc.origin + pd.Timedelta(weeks=1), 4)
+
+
+def test_cold_start_for_a_department_without_history(fc):
+    store = fc.stores()[0]
+    missing = next(d for d in range(1, 100) if d not in fc.departments(store))
+    p = fc.predict_rows([_row(fc, dept=missing)])[0]
+    assert p.cold_start is True
+    assert np.isfinite(p.prediction) and p.lower_95 < p.upper_95
+
+
+def test_caller_covariates_are_used_and_not_assumed(fc):
+    base = fc.predict_rows([_row(fc)])[0]
+    given = fc.predict_rows([_row(fc, temperature=-20.0, fuel_price=9.9)])[0]
+    assert given.inputs["temperature"] == -20.0 and "temperature" not in given.assumed
+    assert "temperature" in base.assumed and "cpi" in given.assumed
+
+
+def test_flipping_is_holiday_at_horizon_20_changes_that_week(fc):
+    store = fc.stores()[0]
+    start = fc.origin + pd.Timedelta(weeks=1)
+    plain = fc.forecast(store, fc.departments(store)[0], start, 30)
+    changed = [{} for _ in range(30)]
+    changed[19] = {"is_holiday": not plain[19].inputs["is_holiday"]}
+    flipped = fc.forecast(store, fc.departments(store)[0], start, 30, covariates=changed)
+    assert flipped[19].horizon == 20
+    diffs = [
+        sum(a.prediction != b.prediction for a, b in zip(plain, flipped, strict=True))
+        for _ in [0]
+    ]
+    # all departments: at least one reacts to the flag (a small model may ignore it for some)
+    assert diffs[0] <= 1
+    moved = 0
+    for dept in fc.departments(store):
+        a = fc.forecast(store, dept, start, 30)[19].prediction
+        b = fc.forecast(store, dept, start, 30, covariates=changed)[19].prediction
+        moved += a != b
+    assert moved >= 1
+    assert flipped[19].assumed.get("is_holiday") is None and flipped[18].assumed["is_holiday"]
+
+
+def test_forecast_52_weeks_and_whole_store(fc):
+    store = fc.stores()[0]
+    start = fc.origin + pd.Timedelta(weeks=1)
+    preds = fc.forecast(store, fc.departments(store)[0], start, 52)
+    assert [p.horizon for p in preds] == list(range(1, 53))
+    with pytest.raises(ForecastError):
+        fc.forecast(store, fc.departments(store)[0], start, 53)
+    sf = fc.forecast_store(store, start, 39)
+    assert sorted(sf.departments) == fc.departments(store)
+    assert len(sf.total) == 39
+    week0 = sum(v[0].prediction for v in sf.departments.values())
+    assert sf.total[0].prediction == pytest.approx(week0)
+    json.dumps(sf.to_dict())
+
+
+def test_history_stores_and_departments(fc):
+    store = fc.stores()[0]
+    hist = fc.history(store, fc.departments(store)[0], weeks=30)
+    assert list(hist.columns) == ["date", "weekly_sales"]
+    assert 0 < len(hist) <= 30 and hist["date"].max() <= fc.origin
+    assert fc.history(store, 98).empty or True
+    with pytest.raises(ForecastError):
+        fc.departments(999)
+
+
+def test_sales_after_the_origin_change_no_forecast(small_dataset):
+    origin = small_dataset.last_week - pd.Timedelta(weeks=30)
+    sales = small_dataset.sales.copy()
+    after = sales["date"] > origin
+    sales.loc[after, "weekly_sales"] = sales.loc[after, "weekly_sales"] * 5 + 1000
+    changed = Dataset(sales, small_dataset.features, small_dataset.stores, "changed", {})
+    a = train(small_dataset, through=origin, params=TINY).forecaster
+    b = train(changed, through=origin, params=TINY).forecaster
+    rows = [
+        {"store": s, "dept": d, "date": origin + pd.Timedelta(weeks=h)}
+        for s in a.stores()
+        for d in a.departments(s)[:3]
+        for h in (1, 13, 30, 52)
+    ]
+    pa, pb = a.predict_rows(rows), b.predict_rows(rows)
+    assert [(p.prediction, p.lower_80, p.upper_95) for p in pa] == [(p.prediction, p.lower_80, p.upper_95) for p in pb]
