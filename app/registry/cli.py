@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
@@ -175,6 +175,7 @@ def models_archive(version: str, by: str | None, reason: str) -> None:
 
 
 @click.command("experiment")
+@with_appcontext
 @click.option(
     "--data",
     "data_dir",

@@ -12,13 +12,14 @@ never taken from an older backtest on other data: the two figures must be compar
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from app.registry import versions
 from app.registry.runs import track_run
@@ -111,9 +112,7 @@ def _pct(value: Any) -> str:
     return f"{100 * float(value):.0f}%" if value is not None else "-"
 
 
-def _accepts(function: Callable[..., Any], name: str) -> bool:
-    parameters = inspect.signature(function).parameters
-    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+DEFAULT_HORIZON = 39
 
 
 def backtest(
@@ -124,21 +123,19 @@ def backtest(
     horizon: int | None = None,
     folds: int = 1,
     params: dict[str, Any] | None = None,
-    progress: Callable[..., None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """The core's rolling-origin backtest, summarised as a dict (what a run stores as metrics)."""
+    """The core's rolling-origin backtest as a dict (what a run stores as metrics).
+
+    Without an origin, the last `horizon` weeks of the data are held out.
+    """
     from app.forecasting.backtest import run_backtest
 
-    kwargs: dict[str, Any] = {"kind": kind, "folds": folds}
-    if origin is not None:
-        kwargs["origin"] = origin
-    if horizon is not None:
-        kwargs["horizon"] = horizon
-    if params and _accepts(run_backtest, "params"):
-        kwargs["params"] = params
-    if progress is not None and _accepts(run_backtest, "progress"):
-        kwargs["progress"] = progress
-    return run_backtest(dataset, **kwargs).to_dict()
+    horizon = horizon or DEFAULT_HORIZON
+    if origin is None:
+        origin = dataset.last_week - pd.Timedelta(weeks=horizon)
+    result = run_backtest(dataset, origin, horizon, kind=kind, folds=folds, params=params, progress=progress)
+    return result.to_dict()
 
 
 def _production_params(storage: Storage, production: dict[str, Any] | None) -> dict[str, Any]:
@@ -284,7 +281,7 @@ def run_experiment(
                 storage,
                 dataset,
                 production_kind,
-                role=f"production-baseline v{production['version']}"[:20],
+                role=f"production-baseline v{production['version']}",
                 protocol=protocol,
                 params=production_params,
                 progress=say,
