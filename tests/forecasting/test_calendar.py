@@ -50,7 +50,9 @@ def test_weeks_to_holidays_and_table():
     assert list(table["weeks_to_thanksgiving"]) == [0, -5, 3]
     assert list(table["weeks_to_christmas"]) == [5, 0, 8]  # positive: the holiday is ahead
     assert list(table["is_holiday"]) == [True, True, False]
-    assert np.array_equal(calendar.week_date(idx), pd.DatetimeIndex(["2012-11-23", "2012-12-28", "2012-11-02"]))
+    assert np.array_equal(
+        calendar.week_date(idx), pd.DatetimeIndex(["2012-11-23", "2012-12-28", "2012-11-02"])
+    )
 
 
 def test_synthetic_flags_agree_with_the_calendar(small_dataset):

@@ -23,7 +23,8 @@ def setup(small_dataset):
     return panel, cov
 
 
-def _features(panel, cov, origin, config=FeatureConfig()):
+def _features(panel, cov, origin, config=None):
+    config = config or FeatureConfig()
     state = origin_state(panel, origin, config)
     rows = np.repeat(np.arange(len(panel.store)), 52)
     week = np.tile(np.arange(origin + 1, origin + 53), len(panel.store))

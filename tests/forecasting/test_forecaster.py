@@ -33,7 +33,12 @@ def test_predict_rows_returns_json_safe_predictions(fc):
     assert d["week"] == (fc.origin + pd.Timedelta(weeks=1)).date().isoformat()
     assert d["model_version"] == fc.version and d["cold_start"] is False
     assert set(d["inputs"]) >= {"temperature", "fuel_price", "cpi", "unemployment", "markdown1", "is_holiday"}
-    assert d["assumed"]["temperature"] in {"features table", "same week last year", "last known value", "missing"}
+    assert d["assumed"]["temperature"] in {
+        "features table",
+        "same week last year",
+        "last known value",
+        "missing",
+    }
 
 
 def test_any_weekday_maps_to_its_friday(fc):
@@ -86,10 +91,7 @@ def test_flipping_is_holiday_at_horizon_20_changes_that_week(fc):
     changed[19] = {"is_holiday": not plain[19].inputs["is_holiday"]}
     flipped = fc.forecast(store, fc.departments(store)[0], start, 30, covariates=changed)
     assert flipped[19].horizon == 20
-    diffs = [
-        sum(a.prediction != b.prediction for a, b in zip(plain, flipped, strict=True))
-        for _ in [0]
-    ]
+    diffs = [sum(a.prediction != b.prediction for a, b in zip(plain, flipped, strict=True)) for _ in [0]]
     # all departments: at least one reacts to the flag (a small model may ignore it for some)
     assert diffs[0] <= 1
     moved = 0
@@ -141,4 +143,6 @@ def test_sales_after_the_origin_change_no_forecast(small_dataset):
         for h in (1, 13, 30, 52)
     ]
     pa, pb = a.predict_rows(rows), b.predict_rows(rows)
-    assert [(p.prediction, p.lower_80, p.upper_95) for p in pa] == [(p.prediction, p.lower_80, p.upper_95) for p in pb]
+    assert [(p.prediction, p.lower_80, p.upper_95) for p in pa] == [
+        (p.prediction, p.lower_80, p.upper_95) for p in pb
+    ]

@@ -1,0 +1,78 @@
+"""The honest backtest: figures, predictions, folds, coverage; the real data when present."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.forecasting.backtest import PREDICTION_COLUMNS, run_backtest
+from tests.conftest import HAS_REAL_DATA, REAL_DATA_DIR
+
+TINY = {"max_iter": 30, "max_leaf_nodes": 15, "origin_step": 8}
+
+
+@pytest.fixture(scope="module")
+def result(small_dataset):
+    origin = small_dataset.last_week - pd.Timedelta(weeks=39)
+    return run_backtest(small_dataset, origin, 39, folds=2, params=TINY)
+
+
+def test_figures_and_predictions(result, small_dataset):
+    d = result.to_dict()
+    for key in (
+        "wmae",
+        "mae",
+        "baseline_wmae",
+        "coverage_80",
+        "coverage_95",
+        "rows",
+        "by_bucket",
+        "holiday",
+        "other",
+    ):
+        assert key in d, key
+    assert len(d["folds"]) == 2 and d["folds"][0]["origin"] > d["folds"][1]["origin"]
+    assert list(result.predictions.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
+    first = result.predictions[result.predictions["Origin"] == d["folds"][0]["origin"]]
+    window = small_dataset.sales[
+        (small_dataset.sales["date"] > result.origin)
+        & (small_dataset.sales["date"] <= result.origin + pd.Timedelta(weeks=39))
+    ]
+    assert len(first) == len(window)  # every store-department row of the window
+    assert set(d["by_bucket"]) == {"1-4", "5-13", "14-26", "27-39"}
+    table = result.format_table()
+    assert "WMAE" in table and "seasonal naive" in table and "coverage 80%" in table
+
+
+def test_model_beats_naive_and_intervals_cover_on_synthetic(result):
+    d = result.to_dict()
+    assert d["wmae"] < d["baseline_wmae"]
+    assert 0.65 <= d["coverage_80"] <= 0.95
+    assert 0.85 <= d["coverage_95"] <= 0.995
+    p = result.predictions
+    assert (p["lower_95"] <= p["lower_80"]).all() and (p["upper_80"] <= p["upper_95"]).all()
+
+
+def test_bad_arguments(small_dataset):
+    with pytest.raises(ValueError, match="horizon"):
+        run_backtest(small_dataset, "2012-01-27", 60)
+    with pytest.raises(ValueError, match="no weeks"):
+        run_backtest(small_dataset, "2013-01-04", 10)
+    with pytest.raises(ValueError, match="history"):
+        run_backtest(small_dataset, "2010-03-05", 10)
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.skipif(not HAS_REAL_DATA, reason=f"real Walmart files absent ({REAL_DATA_DIR})")
+@pytest.mark.skipif(not os.environ.get("STORECAST_SLOW"), reason="set STORECAST_SLOW=1 (minutes on 2 cores)")
+def test_real_data_backtest_beats_seasonal_naive():
+    from app.forecasting.data import load_dataset
+
+    ds = load_dataset(REAL_DATA_DIR)
+    r = run_backtest(ds, "2012-01-27", 39).to_dict()
+    assert 1_700 < r["baseline_wmae"] < 1_950  # the notes: ~1,817
+    assert r["wmae"] <= 0.87 * r["baseline_wmae"]
+    assert 0.72 <= r["coverage_80"] <= 0.88 and 0.88 <= r["coverage_95"] <= 0.985
+    assert r["rows"] == 115_588 and np.isfinite(r["mae"])

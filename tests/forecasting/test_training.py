@@ -1,0 +1,55 @@
+"""train(): metadata for the registry and monitoring, params overrides, the training window."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.forecasting.features import FEATURE_NAMES
+from app.forecasting.training import split_params, train
+
+TINY = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}
+
+
+def test_metadata_has_everything_monitoring_needs(small_artifact):
+    meta = small_artifact.metadata
+    assert meta["kind"] == "hgb"
+    assert [f["name"] for f in meta["features"]] == FEATURE_NAMES
+    assert all({"type", "description", "min", "max"} <= set(f) for f in meta["features"])
+    bt = meta["backtest"]
+    assert {"wmae", "mae", "baseline_wmae", "coverage_80", "coverage_95", "rows", "by_bucket"} <= set(bt)
+    ref = meta["reference_distributions"]
+    assert {"temperature", "prediction", "store", "is_holiday"} <= set(ref)
+    assert len(ref["temperature"]["sample"]) <= 2000 and ref["temperature"]["bin_counts"]
+    assert ref["store"]["type"] == "categorical"
+    assert set(meta["residual_quantiles"]) == {"1-4", "5-13", "14-26", "27-39", "40-52"}
+    assert meta["feature_importances"]
+    json.dumps(meta)
+
+
+def test_through_sets_the_origin_and_params_override(small_dataset):
+    through = small_dataset.last_week - pd.Timedelta(weeks=20)
+    trained = train(small_dataset, "hgb", through=through, params=TINY)
+    assert trained.forecaster.origin == through
+    assert trained.metadata["training_window"]["end"] == through.date().isoformat()
+    assert trained.metadata["params"]["max_iter"] == 15 and trained.metadata["params"]["origin_step"] == 8
+    assert trained.metadata["data_fingerprint"] == small_dataset.fingerprint()
+
+
+@pytest.mark.parametrize("kind", ["naive", "linear", "rf"])
+def test_comparators_train_through_the_same_code(small_dataset, kind):
+    params = {"origin_step": 8, **({"n_estimators": 10, "max_depth": 6} if kind == "rf" else {})}
+    trained = train(small_dataset, kind, params=params)
+    fc = trained.forecaster
+    store = fc.stores()[0]
+    preds = fc.forecast(store, fc.departments(store)[0], fc.origin + pd.Timedelta(weeks=1), 8)
+    assert len(preds) == 8 and all(np.isfinite(p.prediction) for p in preds)
+    assert trained.metadata["kind"] == kind
+
+
+def test_unknown_kind_and_split_params():
+    cfg, est = split_params({"align": False, "max_iter": 5})
+    assert cfg.align is False and est == {"max_iter": 5}
+    with pytest.raises(ValueError, match="unknown model kind"):
+        train(None, "xgboost")

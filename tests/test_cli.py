@@ -1,0 +1,100 @@
+"""The core's flask commands through Flask's CLI runner: train, backtest, submission."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
+from tests.conftest import make_test_app
+
+TINY = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("kaggle")
+    write_kaggle_csvs(generate_dataset(seed=3, n_stores=4, n_depts=6), directory)
+    return directory
+
+
+@pytest.fixture
+def cli_app(tmp_path):
+    return make_test_app(tmp_path, TRAIN_PARAMS=TINY)
+
+
+def test_train_writes_artifact_and_calls_the_hook(cli_app, data_dir):
+    seen = []
+    cli_app.extensions["on_model_trained"] = seen.append
+    result = cli_app.test_cli_runner().invoke(
+        args=["train", "--data", str(data_dir), "--through", "2012-06-29"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "internal backtest" in result.output
+    assert len(seen) == 1 and seen[0].path.exists() and seen[0].metadata_path.exists()
+    assert seen[0].metadata["origin"] == "2012-06-29"
+    assert str(seen[0].path).startswith(cli_app.config["MODELS_DIR"])
+
+
+def test_backtest_prints_a_table_and_writes_json_and_predictions(cli_app, data_dir, tmp_path):
+    out_json, out_csv = tmp_path / "bt.json", tmp_path / "bt.csv"
+    args = [
+        "backtest",
+        "--data",
+        str(data_dir),
+        "--origin",
+        "2012-01-27",
+        "--horizon",
+        "13",
+        "--model",
+        "hgb",
+        "--json",
+        str(out_json),
+        "--predictions",
+        str(out_csv),
+    ]
+    result = cli_app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "WMAE" in result.output and "seasonal naive" in result.output
+    figures = json.loads(out_json.read_text())
+    assert {"wmae", "mae", "baseline_wmae", "coverage_80", "coverage_95", "rows"} <= set(figures)
+    frame = pd.read_csv(out_csv)
+    assert list(frame.columns) == [
+        "Store",
+        "Dept",
+        "Date",
+        "IsHoliday",
+        "Weekly_Sales",
+        "prediction",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
+    ]
+    assert len(frame) == figures["rows"]
+
+
+def test_submission_follows_test_csv(cli_app, data_dir, tmp_path):
+    out = tmp_path / "submission.csv"
+    result = cli_app.test_cli_runner().invoke(args=["submission", "--data", str(data_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    sub = pd.read_csv(out)
+    test = pd.read_csv(data_dir / "test.csv")
+    assert list(sub.columns) == ["Id", "Weekly_Sales"] and len(sub) == len(test)
+    assert sub["Id"].iloc[0] == f"{test['Store'].iloc[0]}_{test['Dept'].iloc[0]}_{test['Date'].iloc[0]}"
+    assert sub["Weekly_Sales"].notna().all()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["backtest", "--origin", "not-a-date", "--horizon", "4"], "not a date"),
+        (["backtest", "--origin", "2013-06-07", "--horizon", "4"], "no weeks"),
+        (["train", "--through", "1999-01-01"], "before the first sales week"),
+        (["train", "--data", "/nonexistent/dir"], "not found"),
+    ],
+)
+def test_errors_are_one_line_messages(cli_app, args, message):
+    result = cli_app.test_cli_runner().invoke(args=args)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
