@@ -100,10 +100,8 @@ def _skipped(endpoint: str | None) -> bool:
 def init_app(app: Flask) -> None:
     """Install the before/after request hooks and the app's request-log buffer."""
     # Tests get no writer thread (it would outlive their temporary database): they call flush_request_log.
-    default = 0.0 if app.testing else FLUSH_SECONDS
-    buffer = RequestLogBuffer(
-        app.extensions["storage"], float(app.config.get("REQUEST_LOG_FLUSH_SECONDS", default))
-    )
+    flush_seconds = 0.0 if app.testing else float(app.config["REQUEST_LOG_FLUSH_SECONDS"])
+    buffer = RequestLogBuffer(app.extensions["storage"], flush_seconds)
     app.extensions["request_log"] = buffer
 
     @app.before_request
