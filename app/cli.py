@@ -53,12 +53,16 @@ def register_cli(app: Flask) -> None:
     @click.option("--data", "data", default=None, help=DATA_HELP)
     @click.option("--model", "kind", type=click.Choice(KINDS), default="hgb", show_default=True)
     @click.option("--through", default=None, help="last week of sales to train on (YYYY-MM-DD; default: all)")
-    def train_command(data: str | None, kind: str, through: str | None) -> None:
+    @click.option("--with-actuals", is_flag=True, help="add the actual sales ingested since to the data")
+    def train_command(data: str | None, kind: str, through: str | None, with_actuals: bool) -> None:
         """Train a model and write it under MODELS_DIR with its metadata."""
         from app.forecasting.forecaster import ForecastError
         from app.forecasting.training import save_model, train
+        from app.registry.retrain import dataset_with_actuals
 
         dataset = _dataset(data)
+        if with_actuals:
+            dataset = dataset_with_actuals(dataset, current_app.extensions["storage"])
         through_ts = _date(through, "--through")
         if through_ts is not None and through_ts < dataset.sales["date"].min():
             raise click.ClickException(f"--through {through} is before the first sales week")
@@ -106,13 +110,19 @@ def register_cli(app: Flask) -> None:
         """Train up to --origin, forecast --horizon weeks, score against the seasonal naive."""
         from app.forecasting.backtest import run_backtest
         from app.forecasting.forecaster import ForecastError
+        from app.registry.runs import track_run
 
         dataset = _dataset(data)
         origin_ts = _date(origin, "--origin")
+        settings = {"origin": str(origin_ts.date()), "horizon": horizon, "folds": folds, "params": _params()}
         try:
-            result = run_backtest(
-                dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress, params=_params()
-            )
+            with track_run(
+                current_app.extensions["storage"], "backtest", kind, params=settings, dataset=dataset
+            ) as run:
+                result = run_backtest(
+                    dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress, params=_params()
+                )
+                run.log_metrics(_jsonable(result.to_dict()))
         except (ValueError, ForecastError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(result.format_table())

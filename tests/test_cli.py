@@ -1,6 +1,7 @@
 """The core's flask commands through Flask's CLI runner: train, backtest, submission."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -98,3 +99,47 @@ def test_errors_are_one_line_messages(cli_app, args, message):
     result = cli_app.test_cli_runner().invoke(args=args)
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_backtest_is_recorded_as_a_run(cli_app, data_dir):
+    from app.registry.runs import list_runs
+
+    args = [
+        "backtest",
+        "--data",
+        str(data_dir),
+        "--origin",
+        "2012-06-29",
+        "--horizon",
+        "8",
+        "--model",
+        "naive",
+    ]
+    result = cli_app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 0, result.output
+    (run,) = list_runs(cli_app.extensions["storage"], run_type="backtest")
+    assert run["status"] == "finished" and run["model_kind"] == "naive"
+    assert run["metrics"]["wmae"] > 0 and run["params"]["horizon"] == 8
+
+
+def test_train_registers_production_then_staging_and_takes_actuals(cli_app, data_dir):
+    from app.monitoring.actuals import parse_rows, upsert_actuals
+    from app.registry.versions import list_versions
+
+    runner = cli_app.test_cli_runner()
+    assert runner.invoke(args=["models", "production"]).exit_code != 0
+    train = ["train", "--data", str(data_dir), "--model", "naive"]
+    assert runner.invoke(args=train).exit_code == 0
+    assert runner.invoke(args=["models", "production"]).output.startswith("v1 naive")
+
+    storage = cli_app.extensions["storage"]
+    actuals = parse_rows([{"store": 1, "dept": 1, "date": "2012-11-02", "weekly_sales": 1234.5}])
+    with storage.session() as session:
+        upsert_actuals(session, actuals)
+    result = runner.invoke(args=[*train, "--with-actuals"])
+    assert result.exit_code == 0, result.output
+    (newest, *_) = list_versions(storage, cli_app.config["MODEL_NAME"])
+    assert newest["version"] == 2 and newest["stage"] == "staging"
+    metadata = json.loads(Path(newest["artifact_path"]).with_suffix(".json").read_text())
+    assert metadata["origin"] == "2012-11-02"  # the ingested week extends the history
+    assert runner.invoke(args=["models", "production"]).output.startswith("v1 naive")

@@ -145,6 +145,15 @@ def _run_action(action, *args, by: str | None, reason: str) -> dict[str, Any]:
         raise click.ClickException(str(error)) from error
 
 
+@models_cli.command("production")
+def models_production() -> None:
+    """Print the production version; exit 1 when there is none (scripts use it)."""
+    production = versions.production_version(_storage(), _name())
+    if production is None:
+        raise click.ClickException("no production version yet")
+    click.echo(f"v{production['version']} {production['model_kind']} {production['artifact_path']}")
+
+
 @models_cli.command("promote")
 @click.argument("version")
 @_actor_options
