@@ -1,37 +1,88 @@
-"""Web fixtures: an app serving a fake Forecaster (fast, deterministic) next to the real model_app."""
+"""Web fixtures: the real small model (tests/conftest.py's model_app) and what it can answer.
+
+Nothing here is a stand-in: stores, departments and weeks are read from the Forecaster that
+model_app serves, so the tests follow the model wherever the synthetic data puts it.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 
-from tests.conftest import make_test_app
-from tests.web.fakes import FakeForecaster
 
+@dataclass(frozen=True)
+class Known:
+    """Valid and invalid inputs for the served model, read from the model itself."""
 
-def install_fake(app, forecaster=None):
-    """Serve `forecaster` from the app's ModelHolder without the registry."""
-    holder = app.extensions["model_holder"]
-    holder._forecaster = forecaster or FakeForecaster()
-    holder.refresh_seconds = 1e9
-    holder._checked_at = float("inf")
-    return holder._forecaster
+    store: int  # the first store
+    dept: int  # its first department
+    dept2: int  # its second department
+    other_store: int  # a store whose departments differ from `store`'s
+    other_depts: tuple[int, ...]
+    missing_dept: int  # a department of `store` that `other_store` has no history for (cold start)
+    unknown_store: int
+    week: str  # the first week the model forecasts (the week after its history)
+    last_week: str  # the last one (52 weeks after its history)
+    after: str  # the week after the last
+    before: str  # the model's origin: history, not forecastable
+
+    def weeks_after(self, n: int) -> str:
+        return (dt.date.fromisoformat(self.week) + dt.timedelta(weeks=n)).isoformat()
+
+    def days_before_week(self, n: int) -> str:
+        return (dt.date.fromisoformat(self.week) - dt.timedelta(days=n)).isoformat()
+
+    def fill(self, value: Any) -> Any:
+        """Replace "<name>" strings (in dicts and lists too) by this object's attribute `name`."""
+        if isinstance(value, dict):
+            return {k: self.fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.fill(v) for v in value]
+        if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
+            return getattr(self, value[1:-1])
+        return value
 
 
 @pytest.fixture
-def fake_app(tmp_path, monkeypatch):
-    from app.web import service
-
-    application = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=1e9)
-    fake = install_fake(application)
-    monkeypatch.setattr(service, "_forecast_error_type", lambda: fake.error_type)
-    application.fake = fake
-    yield application
-    application.extensions["storage"].dispose()
+def forecaster(model_app):
+    """The Forecaster model_app serves (loaded from its registry, as requests get it)."""
+    return model_app.extensions["model_holder"].get()
 
 
 @pytest.fixture
-def fake_client(fake_app):
-    return fake_app.test_client()
+def known(forecaster) -> Known:
+    stores = forecaster.stores()
+    store = stores[0]
+    depts = forecaster.departments(store)
+    other = next(
+        (s for s in stores[1:] if set(depts) - set(forecaster.departments(s))),
+        None,
+    )
+    assert other is not None, "the small dataset should have a store lacking some department"
+    other_depts = forecaster.departments(other)
+    first, last = forecaster.valid_range()
+    return Known(
+        store=store,
+        dept=depts[0],
+        dept2=depts[1],
+        other_store=other,
+        other_depts=tuple(other_depts),
+        missing_dept=min(set(depts) - set(other_depts)),
+        unknown_store=max(stores) + 1,
+        week=first.date().isoformat(),
+        last_week=last.date().isoformat(),
+        after=(last + dt.timedelta(weeks=1)).date().isoformat(),
+        before=forecaster.origin.date().isoformat(),
+    )
+
+
+@pytest.fixture
+def row(known) -> dict[str, Any]:
+    """A valid predict row: the first store and department, the first forecastable week."""
+    return {"store": known.store, "dept": known.dept, "date": known.week}
 
 
 @pytest.fixture(scope="session")

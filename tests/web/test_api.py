@@ -1,19 +1,21 @@
 """The JSON API: every endpoint, every error status, and the prediction log behind it.
 
-`fake_client` serves a deterministic fake Forecaster (shapes and error paths); `client` serves the
-real small model from the registry (integration).
+Everything runs against the real small model (`client` / `model_app` from tests/conftest.py);
+valid stores, departments and weeks come from the served Forecaster (`known`, tests/web/conftest.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
 from sqlalchemy import func, select
 
 from app.storage import PredictionLog
+from tests.conftest import make_test_app, register_production
 
-ROW = {"store": 1, "dept": 2, "date": "2012-11-02"}
+ANY_ROW = {"store": 1, "dept": 1, "date": "2012-11-02"}  # for apps without a model: never predicted
 PREDICTION_KEYS = {
     "store", "dept", "week", "horizon", "prediction", "lower_80", "upper_80", "lower_95", "upper_95",
     "inputs", "assumed", "cold_start", "model_version", "prediction_id",
@@ -40,13 +42,22 @@ def assert_error(response, status: int, *fields: str) -> dict:
     return body
 
 
+def assert_ordered(prediction: dict) -> None:
+    p = prediction
+    assert p["lower_95"] <= p["lower_80"] <= p["prediction"] <= p["upper_80"] <= p["upper_95"], p
+
+
+def friday(day: str) -> bool:
+    return dt.date.fromisoformat(day).weekday() == 4
+
+
 # ------------------------------------------------------------------------------------- health, ready
-def test_health(fake_client):
-    assert fake_client.get("/api/v1/health").get_json() == {"status": "ok"}
+def test_health(client):
+    assert client.get("/api/v1/health").get_json() == {"status": "ok"}
 
 
-def test_ready_with_a_model(fake_client):
-    response = fake_client.get("/api/v1/ready")
+def test_ready_with_a_model(client):
+    response = client.get("/api/v1/ready")
     assert response.status_code == 200
     assert response.get_json()["model_version"] == "v1"
 
@@ -58,97 +69,98 @@ def test_ready_without_a_model_is_503(app):
     assert body["status"] == "unavailable" and body["model_loaded"] is False and body["database"] is True
 
 
-def test_ready_without_database_is_503(fake_app, monkeypatch):
-    monkeypatch.setattr(fake_app.extensions["storage"], "ping", lambda: False)
-    response = fake_app.test_client().get("/api/v1/ready")
+def test_ready_without_database_is_503(model_app, monkeypatch):
+    monkeypatch.setattr(model_app.extensions["storage"], "ping", lambda: False)
+    response = model_app.test_client().get("/api/v1/ready")
     assert response.status_code == 503 and response.get_json()["database"] is False
 
 
 # ------------------------------------------------------------------------------------------ predict
-def test_predict_returns_the_prediction_and_logs_it(fake_app, fake_client):
-    response = fake_client.post("/api/v1/predict", json={**ROW, "temperature": 70})
+def test_predict_returns_the_prediction_and_logs_it(model_app, client, row, known):
+    response = client.post("/api/v1/predict", json={**row, "temperature": 70})
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) >= PREDICTION_KEYS and body["request_id"]
-    assert body["week"] == "2012-11-02" and body["model_version"] == "v1"
-    assert body["lower_95"] <= body["lower_80"] <= body["prediction"] <= body["upper_80"] <= body["upper_95"]
+    assert body["week"] == known.week and body["horizon"] == 1 and body["model_version"] == "v1"
+    assert (body["store"], body["dept"]) == (known.store, known.dept) and body["cold_start"] is False
+    assert_ordered(body)
     assert body["inputs"]["temperature"] == 70 and "temperature" not in body["assumed"]
+    assert "fuel_price" in body["assumed"]  # not given: the model says where its value came from
     assert response.headers["X-Request-ID"] == body["request_id"]
-    assert logged(fake_app, source="api", request_id=body["request_id"]) == 1
+    assert logged(model_app, source="api", request_id=body["request_id"]) == 1
     assert int(body["prediction_id"]) > 0  # the prediction log's row id
 
 
-def test_predict_uses_a_sane_incoming_request_id(fake_client):
-    body = fake_client.post("/api/v1/predict", json=ROW, headers={"X-Request-ID": "abc-123"}).get_json()
+def test_predict_uses_a_sane_incoming_request_id(client, row):
+    body = client.post("/api/v1/predict", json=row, headers={"X-Request-ID": "abc-123"}).get_json()
     assert body["request_id"] == "abc-123"
-    body = fake_client.post("/api/v1/predict", json=ROW, headers={"X-Request-ID": "<script>"}).get_json()
+    body = client.post("/api/v1/predict", json=row, headers={"X-Request-ID": "<script>"}).get_json()
     assert body["request_id"] != "<script>"
 
 
-def test_predict_without_logging_still_gives_ids(tmp_path, monkeypatch):
-    from app.web import service
-    from tests.conftest import make_test_app
-    from tests.web.conftest import install_fake
-
-    app = make_test_app(tmp_path, PREDICTION_LOGGING=False)
-    fake = install_fake(app)
-    monkeypatch.setattr(service, "_forecast_error_type", lambda: fake.error_type)
-    body = app.test_client().post("/api/v1/predict", json=ROW).get_json()
+def test_predict_without_logging_still_gives_ids(tmp_path, small_artifact, row):
+    (tmp_path / "nolog").mkdir()  # model_app (behind `row`) has tmp_path itself
+    app = make_test_app(tmp_path / "nolog", PREDICTION_LOGGING=False)
+    register_production(app, small_artifact)
+    body = app.test_client().post("/api/v1/predict", json=row).get_json()
     assert body["prediction_id"] == f"{body['request_id']}-0"
     assert logged(app) == 0
 
 
 @pytest.mark.parametrize(
-    ("payload", "field"),
+    ("change", "field"),
     [
-        ({**ROW, "date": "2012-02-30"}, "date"),
-        ({**ROW, "store": "1; DROP TABLE"}, "store"),
-        ({**ROW, "store": None}, "store"),
-        ({"dept": 1, "date": "2012-11-02"}, "store"),
-        ({**ROW, "fuel_price": -3}, "fuel_price"),
-        ({**ROW, "markdown9": 1}, "markdown9"),
+        ({"date": "2012-02-30"}, "date"),
+        ({"store": "1; DROP TABLE"}, "store"),
+        ({"store": None}, "store"),
+        ({"store": ...}, "store"),  # ... drops the key
+        ({"fuel_price": -3}, "fuel_price"),
+        ({"markdown9": 1}, "markdown9"),
     ],
 )
-def test_predict_validation_is_422_naming_the_field(fake_app, fake_client, payload, field):
-    body = assert_error(fake_client.post("/api/v1/predict", json=payload), 422, field)
+def test_predict_validation_is_422_naming_the_field(model_app, client, row, change, field):
+    payload = {k: v for k, v in {**row, **change}.items() if v is not ...}
+    body = assert_error(client.post("/api/v1/predict", json=payload), 422, field)
     assert body["error"] == "invalid request"
-    assert logged(fake_app) == 0
+    assert logged(model_app) == 0
 
 
-def test_forecast_error_from_the_core_is_422_naming_its_field(fake_client):
-    assert_error(fake_client.post("/api/v1/predict", json={**ROW, "store": 77}), 422, "store")
-    assert_error(fake_client.post("/api/v1/predict", json={**ROW, "date": "2015-01-02"}), 422, "date")
+def test_forecast_error_from_the_core_is_422_naming_its_field(client, row, known):
+    response = client.post("/api/v1/predict", json={**row, "store": known.unknown_store})
+    body = assert_error(response, 422, "store")
+    assert f"unknown store {known.unknown_store}" in body["error"]
+    for date in (known.after, known.before):
+        body = assert_error(client.post("/api/v1/predict", json={**row, "date": date}), 422, "date")
+        assert known.week in body["error"] and known.last_week in body["error"]
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe", b'{"store": 1,}'])
-def test_malformed_json_is_400(fake_client, body):
-    response = fake_client.post("/api/v1/predict", data=body, content_type="application/json")
+def test_malformed_json_is_400(client, body):
+    response = client.post("/api/v1/predict", data=body, content_type="application/json")
     assert_error(response, 400, "body")
 
 
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42", b"null"])
-def test_json_that_is_not_an_object_is_400(fake_client, body):
-    assert_error(fake_client.post("/api/v1/predict", data=body, content_type="application/json"), 400, "body")
+def test_json_that_is_not_an_object_is_400(client, body):
+    assert_error(client.post("/api/v1/predict", data=body, content_type="application/json"), 400, "body")
 
 
-def test_wrong_content_type_is_415(fake_client):
-    assert_error(fake_client.post("/api/v1/predict", data="store=1"), 415, "Content-Type")
-    assert_error(fake_client.post("/api/v1/forecast", data="x", content_type="text/plain"), 415)
+def test_wrong_content_type_is_415(client):
+    assert_error(client.post("/api/v1/predict", data="store=1"), 415, "Content-Type")
+    assert_error(client.post("/api/v1/forecast", data="x", content_type="text/plain"), 415)
 
 
-def test_unknown_route_and_wrong_method_are_json(fake_client):
-    body = assert_error(fake_client.get("/api/v1/nope"), 404)
+def test_unknown_route_and_wrong_method_are_json(client):
+    body = assert_error(client.get("/api/v1/nope"), 404)
     assert body["details"] == []
-    assert_error(fake_client.get("/api/anything/else"), 404)
-    response = fake_client.get("/api/v1/predict")
+    assert_error(client.get("/api/anything/else"), 404)
+    response = client.get("/api/v1/predict")
     assert_error(response, 405)
     assert "POST" in response.headers["Allow"]
-    assert_error(fake_client.delete("/api/v1/health"), 405)
+    assert_error(client.delete("/api/v1/health"), 405)
 
 
 def test_body_over_max_content_length_is_413(tmp_path):
-    from tests.conftest import make_test_app
-
     app = make_test_app(tmp_path, MAX_CONTENT_LENGTH=100)
     response = app.test_client().post("/api/v1/predict/batch", data="x" * 500, content_type="text/csv")
     assert_error(response, 413)
@@ -157,8 +169,8 @@ def test_body_over_max_content_length_is_413(tmp_path):
 def test_no_model_is_503_everywhere(app):
     client = app.test_client()
     for response in (
-        client.post("/api/v1/predict", json=ROW),
-        client.post("/api/v1/predict/batch", json={"rows": [ROW]}),
+        client.post("/api/v1/predict", json=ANY_ROW),
+        client.post("/api/v1/predict/batch", json={"rows": [ANY_ROW]}),
         client.post("/api/v1/forecast", json={"store": 1, "dept": 1}),
         client.get("/api/v1/stores/1/forecast"),
         client.get("/api/v1/model"),
@@ -168,68 +180,91 @@ def test_no_model_is_503_everywhere(app):
 
 
 # -------------------------------------------------------------------------------------------- batch
-def test_batch_json(fake_app, fake_client):
-    rows = [ROW, {**ROW, "dept": 3, "is_holiday": True}, {**ROW, "store": 2, "dept": 5}]
-    response = fake_client.post("/api/v1/predict/batch", json={"rows": rows})
+def test_batch_json(model_app, client, row, known):
+    rows = [
+        row,
+        {**row, "dept": known.dept2, "is_holiday": True},
+        {**row, "store": known.other_store, "dept": known.missing_dept},
+    ]
+    response = client.post("/api/v1/predict/batch", json={"rows": rows})
     assert response.status_code == 200
     body = response.get_json()
     assert body["count"] == 3 and body["model_version"] == "v1"
-    assert [p["dept"] for p in body["predictions"]] == [2, 3, 5]
-    assert body["predictions"][2]["cold_start"] is True
-    assert len({p["prediction_id"] for p in body["predictions"]}) == 3
-    assert logged(fake_app, source="batch") == 3
-    assert fake_app.fake.calls[-1] == ("predict_rows", 3)  # one call to the core for the whole batch
+    predictions = body["predictions"]
+    assert [(p["store"], p["dept"]) for p in predictions] == [(r["store"], r["dept"]) for r in rows]
+    assert [p["cold_start"] for p in predictions] == [False, False, True]  # no history: cold start
+    assert predictions[1]["inputs"]["is_holiday"] is True
+    for prediction in predictions:
+        assert prediction["week"] == known.week and prediction["model_version"] == "v1"
+        assert_ordered(prediction)
+    assert len({p["prediction_id"] for p in predictions}) == 3
+    assert logged(model_app, source="batch") == 3
+    # one call to the core for the whole batch: one request id, one measured latency for every row
+    with model_app.extensions["storage"].session() as session:
+        logs = session.execute(select(PredictionLog.request_id, PredictionLog.latency_ms)).all()
+    assert len(set(logs)) == 1
 
 
-def test_batch_lists_every_bad_row_by_index_and_field(fake_app, fake_client):
-    rows = [ROW, {**ROW, "store": "x"}, ROW, {**ROW, "date": "2012-02-30", "cpi": "high"}, "not a row"]
-    body = assert_error(fake_client.post("/api/v1/predict/batch", json={"rows": rows}), 422)
+def test_batch_lists_every_bad_row_by_index_and_field(model_app, client, row):
+    rows = [row, {**row, "store": "x"}, row, {**row, "date": "2012-02-30", "cpi": "high"}, "not a row"]
+    body = assert_error(client.post("/api/v1/predict/batch", json={"rows": rows}), 422)
     got = [(d["row"], d["field"]) for d in body["details"]]
     assert got == [(1, "rows[1].store"), (3, "rows[3].date"), (3, "rows[3].cpi"), (4, "rows[4]")]
     assert "3 invalid rows" in body["error"]
-    assert logged(fake_app) == 0
+    assert logged(model_app) == 0
 
 
-def test_batch_names_rows_the_model_cannot_answer(fake_app, fake_client):
-    rows = [ROW, {**ROW, "store": 42}, ROW, {**ROW, "date": "2016-01-01"}, {**ROW, "date": "2012-10-31"}]
-    body = assert_error(fake_client.post("/api/v1/predict/batch", json={"rows": rows}), 422)
+def test_batch_names_rows_the_model_cannot_answer(model_app, client, row, known):
+    rows = [
+        row,
+        {**row, "store": known.unknown_store},
+        row,
+        {**row, "date": known.after},
+        {**row, "date": known.days_before_week(2)},  # a Wednesday: its week ends on the first Friday
+    ]
+    body = assert_error(client.post("/api/v1/predict/batch", json={"rows": rows}), 422)
     assert [(d["row"], d["field"]) for d in body["details"]] == [(1, "rows[1].store"), (3, "rows[3].date")]
-    assert logged(fake_app) == 0
+    assert logged(model_app) == 0
 
 
-def test_batch_shape_errors(fake_client):
-    assert_error(fake_client.post("/api/v1/predict/batch", json={"rows": "x"}), 422, "rows")
-    assert_error(fake_client.post("/api/v1/predict/batch", json={"rows": []}), 422, "rows")
-    assert_error(fake_client.post("/api/v1/predict/batch", json={}), 422, "rows")
-    assert_error(fake_client.post("/api/v1/predict/batch", json={"rows": [ROW], "x": 1}), 422, "x")
-    assert_error(fake_client.post("/api/v1/predict/batch", data="a", content_type="text/plain"), 415)
+def test_batch_shape_errors(client, row):
+    assert_error(client.post("/api/v1/predict/batch", json={"rows": "x"}), 422, "rows")
+    assert_error(client.post("/api/v1/predict/batch", json={"rows": []}), 422, "rows")
+    assert_error(client.post("/api/v1/predict/batch", json={}), 422, "rows")
+    assert_error(client.post("/api/v1/predict/batch", json={"rows": [row], "x": 1}), 422, "x")
+    assert_error(client.post("/api/v1/predict/batch", data="a", content_type="text/plain"), 415)
 
 
-def test_batch_over_the_limit_is_413_naming_it(fake_app, fake_client):
-    limit = fake_app.config["MAX_BATCH_ROWS"]
-    body = assert_error(
-        fake_client.post("/api/v1/predict/batch", json={"rows": [ROW] * (limit + 1)}), 413, "rows"
-    )
+def test_batch_over_the_limit_is_413_naming_it(model_app, client, row, known):
+    limit = model_app.config["MAX_BATCH_ROWS"]
+    body = assert_error(client.post("/api/v1/predict/batch", json={"rows": [row] * (limit + 1)}), 413, "rows")
     assert str(limit) in body["error"]
-    csv_body = "Store,Dept,Date\n" + "1,1,2012-11-02\n" * (limit + 1)
-    body = assert_error(
-        fake_client.post("/api/v1/predict/batch", data=csv_body, content_type="text/csv"), 413
-    )
+    csv_body = "Store,Dept,Date\n" + f"{known.store},{known.dept},{known.week}\n" * (limit + 1)
+    body = assert_error(client.post("/api/v1/predict/batch", data=csv_body, content_type="text/csv"), 413)
     assert str(limit) in body["error"]
-    ok = fake_client.post("/api/v1/predict/batch", json={"rows": [ROW] * limit})
+    ok = client.post("/api/v1/predict/batch", json={"rows": [row] * limit})
     assert ok.status_code == 200 and ok.get_json()["count"] == limit
 
 
-def test_batch_csv_body_in_kaggle_columns(fake_client):
-    text = "Store,Dept,Date,IsHoliday\n1,1,2012-11-02,FALSE\n2,5,2012-11-23,TRUE\n"
-    response = fake_client.post("/api/v1/predict/batch", data=text, content_type="text/csv")
+def test_batch_csv_body_in_kaggle_columns(client, known):
+    text = (
+        "Store,Dept,Date,IsHoliday\n"
+        f"{known.store},{known.dept},{known.week},FALSE\n"
+        f"{known.other_store},{known.missing_dept},{known.weeks_after(3)},TRUE\n"
+    )
+    response = client.post("/api/v1/predict/batch", data=text, content_type="text/csv")
     assert response.status_code == 200
-    assert [p["store"] for p in response.get_json()["predictions"]] == [1, 2]
+    predictions = response.get_json()["predictions"]
+    assert [p["store"] for p in predictions] == [known.store, known.other_store]
+    assert [p["week"] for p in predictions] == [known.week, known.weeks_after(3)]
+    assert [p["horizon"] for p in predictions] == [1, 4]
+    assert [p["inputs"]["is_holiday"] for p in predictions] == [False, True]
 
 
-def test_batch_csv_errors_carry_line_numbers(fake_client):
-    text = "Store,Dept,Date\n1,1,2012-11-02\n1,1,2012-02-30\n"
-    body = assert_error(fake_client.post("/api/v1/predict/batch", data=text, content_type="text/csv"), 422)
+def test_batch_csv_errors_carry_line_numbers(client, known):
+    good, bad = f"{known.store},{known.dept},{known.week}", f"{known.store},{known.dept},2012-02-30"
+    text = f"Store,Dept,Date\n{good}\n{bad}\n"
+    body = assert_error(client.post("/api/v1/predict/batch", data=text, content_type="text/csv"), 422)
     assert body["details"][0] | {} == {
         "field": "rows[1].date",
         "message": body["details"][0]["message"],
@@ -237,65 +272,90 @@ def test_batch_csv_errors_carry_line_numbers(fake_client):
         "line": 3,
     }
     body = assert_error(
-        fake_client.post("/api/v1/predict/batch", data="Shop,Dept\n1,1\n", content_type="text/csv"), 422
+        client.post("/api/v1/predict/batch", data="Shop,Dept\n1,1\n", content_type="text/csv"), 422
     )
     assert {"Shop", "store", "date"} <= {d["field"] for d in body["details"]}
 
 
-def test_batch_csv_out(fake_client):
-    text = "Store,Dept,Date,Weekly_Sales\n1,1,2012-11-02,100.5\n"
-    response = fake_client.post("/api/v1/predict/batch?format=csv", data=text, content_type="text/csv")
+def test_batch_csv_out(client, known):
+    text = f"Store,Dept,Date,Weekly_Sales\n{known.store},{known.dept},{known.week},100.5\n"
+    response = client.post("/api/v1/predict/batch?format=csv", data=text, content_type="text/csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     header, line = response.get_data(as_text=True).strip().splitlines()
     assert header.startswith("weekly_sales,store,dept,week,horizon,prediction")
-    assert line.startswith("100.5,1,1,2012-11-02")
+    assert line.startswith(f"100.5,{known.store},{known.dept},{known.week},1,")
 
 
 # ----------------------------------------------------------------------------------------- forecast
-def test_forecast_weeks_and_covariates(fake_app, fake_client):
-    payload = {"store": 1, "dept": 2, "start": "2012-11-01", "weeks": 4, "covariates": [{"temperature": 80}]}
-    response = fake_client.post("/api/v1/forecast", json=payload)
+def test_forecast_weeks_and_covariates(model_app, client, known):
+    thursday = known.days_before_week(1)
+    payload = {
+        "store": known.store,
+        "dept": known.dept,
+        "start": thursday,
+        "weeks": 4,
+        "covariates": [{"temperature": 80}],
+    }
+    response = client.post("/api/v1/forecast", json=payload)
     assert response.status_code == 200
     body = response.get_json()
-    assert body["weeks"] == 4 and body["start"] == "2012-11-02"  # a Thursday means its week's Friday
-    assert [p["horizon"] for p in body["predictions"]] == [1, 2, 3, 4]
-    assert body["predictions"][0]["inputs"]["temperature"] == 80
-    assert body["predictions"][1]["assumed"]["temperature"] == "last_year"
-    assert logged(fake_app, source="forecast") == 4
+    assert body["weeks"] == 4 and body["start"] == known.week  # a Thursday means its week's Friday
+    predictions = body["predictions"]
+    assert [p["horizon"] for p in predictions] == [1, 2, 3, 4]
+    assert [p["week"] for p in predictions] == [known.weeks_after(i) for i in range(4)]
+    assert all(friday(p["week"]) for p in predictions)
+    for prediction in predictions:
+        assert_ordered(prediction)
+        assert prediction["model_version"] == "v1"
+    assert predictions[0]["inputs"]["temperature"] == 80 and "temperature" not in predictions[0]["assumed"]
+    assert "temperature" in predictions[1]["assumed"]  # not given for week 2: the model's own value
+    assert logged(model_app, source="forecast") == 4
 
 
-def test_forecast_defaults_to_the_week_after_the_history(fake_client):
-    body = fake_client.post("/api/v1/forecast", json={"store": 1, "dept": 1}).get_json()
-    assert body["start"] == "2012-11-02" and body["weeks"] == 8
+def test_forecast_defaults_to_the_week_after_the_history(client, known):
+    body = client.post("/api/v1/forecast", json={"store": known.store, "dept": known.dept}).get_json()
+    assert body["start"] == known.week and body["weeks"] == 8
+    assert [p["horizon"] for p in body["predictions"]] == list(range(1, 9))
 
 
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"store": 1, "dept": 1, "weeks": 53}, "weeks"),
-        ({"store": 1, "dept": 1, "weeks": 0}, "weeks"),
-        ({"store": 1, "dept": 1, "start": "2012-02-30"}, "start"),
-        ({"store": 1, "dept": 1, "weeks": 2, "covariates": [{}, {}, {}]}, "covariates"),
-        ({"store": 1, "dept": 1, "covariates": [{"cpi": "x"}]}, "covariates[0].cpi"),
-        ({"store": 1, "dept": 1, "start": "2016-01-01"}, "date"),  # ForecastError from the core
-        ({"store": 99, "dept": 1}, "store"),
+        ({"store": "<store>", "dept": "<dept>", "weeks": 53}, "weeks"),
+        ({"store": "<store>", "dept": "<dept>", "weeks": 0}, "weeks"),
+        ({"store": "<store>", "dept": "<dept>", "start": "2012-02-30"}, "start"),
+        ({"store": "<store>", "dept": "<dept>", "weeks": 2, "covariates": [{}, {}, {}]}, "covariates"),
+        ({"store": "<store>", "dept": "<dept>", "covariates": [{"cpi": "x"}]}, "covariates[0].cpi"),
+        ({"store": "<store>", "dept": "<dept>", "start": "<after>"}, "date"),  # ForecastError from the core
+        ({"store": "<store>", "dept": "<dept>", "start": "<last_week>", "weeks": 2}, "weeks"),  # runs past it
+        ({"store": "<unknown_store>", "dept": "<dept>"}, "store"),
     ],
 )
-def test_forecast_errors(fake_client, payload, field):
-    assert_error(fake_client.post("/api/v1/forecast", json=payload), 422, field)
+def test_forecast_errors(client, known, payload, field):
+    assert_error(client.post("/api/v1/forecast", json=known.fill(payload)), 422, field)
 
 
 # ------------------------------------------------------------------------------------ store forecast
-def test_store_forecast_ranks_departments_and_totals(fake_app, fake_client):
-    response = fake_client.get("/api/v1/stores/1/forecast?weeks=3&start=2012-11-02")
+def test_store_forecast_ranks_departments_and_totals(model_app, client, forecaster, known):
+    response = client.get(f"/api/v1/stores/{known.store}/forecast?weeks=3&start={known.week}")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["store"] == 1 and body["weeks"] == 3 and len(body["total"]) == 3
-    assert [d["dept"] for d in body["departments"]] == [3, 2, 1]  # largest first
-    assert [d["rank"] for d in body["departments"]] == [1, 2, 3]
-    first_week = sum(d["predictions"][0]["prediction"] for d in body["departments"])
-    assert body["total"][0]["prediction"] == pytest.approx(first_week)
-    assert logged(fake_app, source="forecast") == 9
+    departments = body["departments"]
+    assert body["store"] == known.store and body["weeks"] == 3 and len(body["total"]) == 3
+    assert sorted(d["dept"] for d in departments) == forecaster.departments(known.store)
+    totals = [d["total"] for d in departments]
+    assert totals == sorted(totals, reverse=True)  # largest first
+    assert [d["rank"] for d in departments] == list(range(1, len(departments) + 1))
+    for dept in departments:
+        assert dept["total"] == pytest.approx(sum(p["prediction"] for p in dept["predictions"]), abs=0.05)
+        assert [p["week"] for p in dept["predictions"]] == [known.weeks_after(i) for i in range(3)]
+        for prediction in dept["predictions"]:
+            assert_ordered(prediction)
+    for week in body["total"]:
+        assert_ordered(week)
+    first_week = sum(d["predictions"][0]["prediction"] for d in departments)
+    assert body["total"][0]["prediction"] == pytest.approx(first_week, abs=0.01 * len(departments))
+    assert logged(model_app, source="forecast") == 3 * len(departments)
 
 
 @pytest.mark.parametrize(
@@ -303,37 +363,46 @@ def test_store_forecast_ranks_departments_and_totals(fake_app, fake_client):
     [
         ("/api/v1/stores/abc/forecast", "store"),
         ("/api/v1/stores/1;DROP/forecast", "store"),
-        ("/api/v1/stores/1/forecast?weeks=60", "weeks"),
-        ("/api/v1/stores/1/forecast?start=2012-02-30", "start"),
-        ("/api/v1/stores/1/forecast?colour=red", "colour"),
-        ("/api/v1/stores/42/forecast", "store"),
+        ("/api/v1/stores/<store>/forecast?weeks=60", "weeks"),
+        ("/api/v1/stores/<store>/forecast?start=2012-02-30", "start"),
+        ("/api/v1/stores/<store>/forecast?colour=red", "colour"),
+        ("/api/v1/stores/<unknown_store>/forecast", "store"),
     ],
 )
-def test_store_forecast_errors(fake_client, url, field):
-    assert_error(fake_client.get(url), 422, field)
+def test_store_forecast_errors(client, known, url, field):
+    url = url.replace("<store>", str(known.store)).replace("<unknown_store>", str(known.unknown_store))
+    assert_error(client.get(url), 422, field)
 
 
 # -------------------------------------------------------------------------------------------- model
-def test_model_and_features(fake_client):
-    body = fake_client.get("/api/v1/model").get_json()
+def test_model_and_features(client, forecaster):
+    meta = forecaster.metadata
+    body = client.get("/api/v1/model").get_json()
     assert body["model_version"] == "v1" and body["kind"] == "hgb"
-    assert body["params"]["max_iter"] == 60
-    assert body["backtest"]["baseline_wmae"] == 2100.0
-    assert body["training"]["start"] == "2010-02-05"
-    assert body["feature_importances"][0] == {"feature": "lag52", "importance": 0.4}
-    features = fake_client.get("/api/v1/model/features").get_json()
+    assert body["origin"] == forecaster.origin.date().isoformat()
+    assert body["params"]["max_iter"] == 60  # tests/conftest.py's SMALL_TRAIN_PARAMS
+    assert body["backtest"]["baseline_wmae"] == pytest.approx(meta["backtest"]["baseline_wmae"])
+    assert body["backtest"]["wmae"] == pytest.approx(meta["backtest"]["wmae"])
+    assert body["training"]["start"] == meta["training_window"]["start"]
+    assert body["training"]["end"] == forecaster.origin.date().isoformat()
+    top, weight = max(meta["feature_importances"].items(), key=lambda kv: kv[1])
+    assert body["feature_importances"][0] == {"feature": top, "importance": pytest.approx(weight)}
+    importances = [f["importance"] for f in body["feature_importances"]]
+    assert importances == sorted(importances, reverse=True)
+    features = client.get("/api/v1/model/features").get_json()
     assert features["model_version"] == "v1"
     inputs = {f["name"]: f for f in features["inputs"]}
     assert inputs["temperature"]["minimum"] == -80 and inputs["store"]["required"]
     model = {f["name"]: f for f in features["features"]}
-    assert model["lag52"]["importance"] == 0.4 and model["lag52"]["description"]
+    assert model[top]["importance"] == pytest.approx(weight) and model[top]["description"]
+    assert model["lag52"]["description"]
 
 
 # ------------------------------------------------------------------------------------------ openapi
-def test_openapi_is_generated_from_the_request_schemas(fake_client):
+def test_openapi_is_generated_from_the_request_schemas(client):
     from app.web.schemas import PredictRequest
 
-    doc = fake_client.get("/api/v1/openapi.json").get_json()
+    doc = client.get("/api/v1/openapi.json").get_json()
     assert doc["openapi"].startswith("3.1")
     for path in (
         "/health",
@@ -360,49 +429,57 @@ def test_openapi_is_generated_from_the_request_schemas(fake_client):
         assert target in doc["components"]["schemas"]
 
 
-def test_api_docs_page_is_rendered_locally(fake_client):
-    response = fake_client.get("/api/docs")
+def test_api_docs_page_is_rendered_locally(client):
+    response = client.get("/api/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.get_data(as_text=True)
     assert "/api/v1/predict/batch" in html and "PredictRequest" in html and "is_holiday" in html
     assert "swagger" not in html.lower() and "cdn" not in html.lower()
 
 
-def test_bad_input_never_gives_500(fake_client):
+def test_bad_input_never_gives_500(client, row):
     """A sweep of odd inputs over every POST endpoint: always a 4xx JSON, never a 500."""
-    odd = [None, [], {}, "", "x", 1e308, -1, True, {"a": 1}, [ROW], "2012-11-02", 10**30]
+    odd = [None, [], {}, "", "x", 1e308, -1, True, {"a": 1}, [row], row["date"], 10**30]
     for path in ("/api/v1/predict", "/api/v1/forecast", "/api/v1/predict/batch"):
         for field in ("store", "dept", "date", "start", "weeks", "covariates", "rows", "is_holiday", "cpi"):
             for value in odd:
-                base = {"rows": [ROW]} if path.endswith("batch") else {**ROW, "start": "2012-11-02"}
+                base = {"rows": [row]} if path.endswith("batch") else {**row, "start": row["date"]}
                 if path.endswith("forecast"):
                     base.pop("date")
-                response = fake_client.post(path, json={**base, field: value})
+                response = client.post(path, json={**base, field: value})
                 assert response.status_code < 500, (path, field, value, response.get_data(as_text=True))
 
 
-# ------------------------------------------------------------------------------- the real small model
-def test_real_model_predict_forecast_and_store(client, model_app):
-    week = _first_week(client)
+# ------------------------------------------------------------------------------- end to end, 52 weeks
+def test_real_model_predict_forecast_and_store(client, model_app, known):
     before = logged(model_app)
-    body = client.post("/api/v1/predict", json={"store": 1, "dept": 1, "date": week}).get_json()
+    body = client.post(
+        "/api/v1/predict", json={"store": known.store, "dept": known.dept, "date": known.week}
+    ).get_json()
     assert set(body) >= PREDICTION_KEYS and body["model_version"] == "v1"
     assert body["lower_95"] <= body["prediction"] <= body["upper_95"]
-    forecast = client.post("/api/v1/forecast", json={"store": 1, "dept": 1, "weeks": 52}).get_json()
+    forecast = client.post(
+        "/api/v1/forecast", json={"store": known.store, "dept": known.dept, "weeks": 52}
+    ).get_json()
     assert len(forecast["predictions"]) == 52 and forecast["predictions"][-1]["horizon"] == 52
-    store = client.get("/api/v1/stores/1/forecast?weeks=4").get_json()
+    assert forecast["predictions"][-1]["week"] == known.last_week
+    store = client.get(f"/api/v1/stores/{known.store}/forecast?weeks=4").get_json()
     assert store["departments"] and len(store["total"]) == 4
     assert logged(model_app) - before == 1 + 52 + 4 * len(store["departments"])
 
 
-def test_real_model_errors(client):
+def test_real_model_errors(client, known):
     assert_error(
-        client.post("/api/v1/predict", json={"store": 999, "dept": 1, "date": _first_week(client)}),
+        client.post(
+            "/api/v1/predict", json={"store": known.unknown_store, "dept": known.dept, "date": known.week}
+        ),
         422,
         "store",
     )
     assert_error(
-        client.post("/api/v1/predict", json={"store": 1, "dept": 1, "date": "1999-01-01"}), 422, "date"
+        client.post("/api/v1/predict", json={"store": known.store, "dept": known.dept, "date": "1999-01-01"}),
+        422,
+        "date",
     )
 
 
@@ -412,19 +489,17 @@ def test_real_model_card_api(client):
     assert client.get("/api/v1/model/features").status_code == 200
 
 
-def test_real_model_batch_row_errors(client):
-    week = _first_week(client)
-    rows = [{"store": 1, "dept": 1, "date": week}, {"store": 1, "dept": 1, "date": "1999-01-01"}]
+def test_real_model_batch_row_errors(client, known):
+    rows = [
+        {"store": known.store, "dept": known.dept, "date": known.week},
+        {"store": known.store, "dept": known.dept, "date": "1999-01-01"},
+    ]
     body = assert_error(client.post("/api/v1/predict/batch", json={"rows": rows}), 422, "rows[1].date")
     assert body["details"][0]["row"] == 1
 
 
-def test_real_model_batch_csv(client):
-    week = _first_week(client)
-    text = "Store,Dept,Date,IsHoliday\n" + "".join(f"1,{d},{week},FALSE\n" for d in range(1, 4))
+def test_real_model_batch_csv(client, forecaster, known):
+    depts = forecaster.departments(known.store)[:3]
+    text = "Store,Dept,Date,IsHoliday\n" + "".join(f"{known.store},{d},{known.week},FALSE\n" for d in depts)
     response = client.post("/api/v1/predict/batch", data=io.BytesIO(text.encode()), content_type="text/csv")
-    assert response.status_code == 200 and response.get_json()["count"] == 3
-
-
-def _first_week(client) -> str:
-    return client.post("/api/v1/forecast", json={"store": 1, "dept": 1, "weeks": 1}).get_json()["start"]
+    assert response.status_code == 200 and response.get_json()["count"] == len(depts) == 3

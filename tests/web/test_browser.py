@@ -27,12 +27,10 @@ VENDOR_HTMX = Path(__file__).resolve().parents[2] / "static" / "vendor" / "htmx.
 
 
 @pytest.fixture
-def live_server(request):
-    """The app with the small real model (STORECAST_BROWSER_APP=fake_app: the fake one), served by
-    werkzeug in a thread on a free loopback port."""
+def live_server(model_app):
+    """The app with the small real model, served by werkzeug in a thread on a free loopback port."""
     from werkzeug.serving import make_server
 
-    model_app = request.getfixturevalue(os.environ.get("STORECAST_BROWSER_APP", "model_app"))
     if not VENDOR_HTMX.exists():
         pytest.skip("static/vendor/htmx.min.js missing: run scripts/setup_assets.sh")
     server = make_server("127.0.0.1", 0, model_app, threaded=True)

@@ -1,4 +1,8 @@
-"""The HTML pages: full-page posts (no JS), HTMX partial swaps, inline errors, downloads."""
+"""The HTML pages: full-page posts (no JS), HTMX partial swaps, inline errors, downloads.
+
+Everything runs against the real small model (`client` / `model_app` from tests/conftest.py); stores,
+departments, weeks and the numbers shown come from the served Forecaster (`forecaster`, `known`).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,11 @@ def post_form(client, data: dict, headers: dict | None = None, path: str = "/"):
     return client.post(path, data={"csrf_token": token(client, path), **data}, headers=headers or {})
 
 
+def money(value: float) -> str:
+    """How the pages show an amount (templates/partials/_macros.html)."""
+    return f"${round(value, 2):,.0f}"
+
+
 def logged(app, source: str) -> int:
     with app.extensions["storage"].session() as session:
         return session.scalar(
@@ -29,8 +38,8 @@ def logged(app, source: str) -> int:
         )
 
 
-def test_base_layout_nav_theme_and_assets(fake_client):
-    html = fake_client.get("/").get_data(as_text=True)
+def test_base_layout_nav_theme_and_assets(client):
+    html = client.get("/").get_data(as_text=True)
     for href in ("/", "/store", "/batch", "/model", "/models", "/runs", "/monitoring"):
         assert f'href="{href}"' in html
     assert (
@@ -42,131 +51,149 @@ def test_base_layout_nav_theme_and_assets(fake_client):
     assert not re.search(r"\son[a-z]+=", html), "inline event handlers break the CSP"
 
 
-def test_no_external_urls_in_any_page(fake_client):
-    for path in ("/", "/store?store=1", "/batch", "/model", "/api/docs"):
-        html = fake_client.get(path).get_data(as_text=True)
+def test_no_external_urls_in_any_page(client, known):
+    for path in ("/", f"/store?store={known.store}", "/batch", "/model", "/api/docs"):
+        html = client.get(path).get_data(as_text=True)
         for url in re.findall(r'(?:src|href)="([^"]+)"', html):
             assert url.startswith(("/", "#")), (path, url)
 
 
-def test_forecast_form_lists_stores_departments_and_covariate_fields(fake_client):
-    html = fake_client.get("/").get_data(as_text=True)
-    assert '<option value="1" selected>Store 1</option>' in html and "Store 2" in html
-    assert "Dept 3" in html
+def test_forecast_form_lists_stores_departments_and_covariate_fields(client, forecaster, known):
+    html = client.get("/").get_data(as_text=True)
+    stores = forecaster.stores()
+    assert f'<option value="{known.store}" selected>Store {known.store}</option>' in html
+    for store in stores:
+        assert f">Store {store}</option>" in html
+    for dept in forecaster.departments(known.store):
+        assert f">Dept {dept}</option>" in html
+    assert f'<option value="{known.dept}" selected>Dept {known.dept}</option>' in html
+    assert f'name="date" value="{known.week}"' in html  # the first week the model forecasts
     for name in ("date", "weeks", "is_holiday", "temperature", "markdown5", "unemployment"):
         assert f'name="{name}"' in html
     assert '<label for="temperature">' in html
     assert 'hx-post="/"' in html and 'hx-indicator="#forecast-spinner"' in html
 
 
-def test_departments_follow_the_store(fake_client):
-    html = fake_client.get("/partials/departments?store=2", headers=HTMX).get_data(as_text=True)
-    assert 'id="dept-field"' in html and "Dept 5" in html and "Dept 3" not in html
+def test_departments_follow_the_store(client, known):
+    url = f"/partials/departments?store={known.other_store}"
+    html = client.get(url, headers=HTMX).get_data(as_text=True)
+    assert 'id="dept-field"' in html
+    for dept in known.other_depts:
+        assert f">Dept {dept}</option>" in html
+    assert f">Dept {known.missing_dept}</option>" not in html
     assert "<html" not in html
-    assert "No departments" in fake_client.get("/partials/departments?store=x").get_data(as_text=True)
+    assert "No departments" in client.get("/partials/departments?store=x").get_data(as_text=True)
+    url = f"/partials/departments?store={known.unknown_store}"
+    assert "No departments" in client.get(url).get_data(as_text=True)
 
 
-def test_single_week_full_page_post(fake_app, fake_client):
-    response = post_form(
-        fake_client, {"store": "1", "dept": "2", "date": "2012-11-02", "weeks": "1", "is_holiday": "auto"}
-    )
+def test_single_week_full_page_post(model_app, client, forecaster, known):
+    form = {"store": known.store, "dept": known.dept2, "date": known.week, "weeks": "1", "is_holiday": "auto"}
+    response = post_form(client, form)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "<html" in html and 'data-testid="result-single"' in html
-    assert "$1,201" in html  # the fake's prediction for store 1 dept 2 horizon 1
-    assert logged(fake_app, "page") == 1
+    expected = forecaster.predict_rows([{"store": known.store, "dept": known.dept2, "date": known.week}])[0]
+    assert f'data-testid="prediction">{money(expected.prediction)}</span>' in html  # the model's number
+    assert money(expected.lower_80) in html and money(expected.upper_80) in html
+    assert logged(model_app, "page") == 1
 
 
-def test_single_week_htmx_returns_the_panel_only(fake_client):
-    response = post_form(fake_client, {"store": "1", "dept": "2", "date": "2012-11-02", "weeks": "1"}, HTMX)
+def test_single_week_htmx_returns_the_panel_only(client, known):
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "1"}
+    response = post_form(client, form, HTMX)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in html
     assert html.lstrip().startswith('<div id="forecast-panel"') and 'data-testid="result-single"' in html
 
 
-def test_covariates_given_on_the_form_reach_the_model(fake_client):
-    html = post_form(
-        fake_client, {"store": "1", "dept": "1", "date": "2012-11-02", "weeks": "1", "temperature": "91.5"}
-    ).get_data(as_text=True)
+def test_covariates_given_on_the_form_reach_the_model(client, known):
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "1", "temperature": "91.5"}
+    html = post_form(client, form).get_data(as_text=True)
     assert "91.50" in html and 'value="91.5"' in html
 
 
-def test_multi_week_shows_chart_table_and_csv_link(fake_app, fake_client):
-    response = post_form(fake_client, {"store": "1", "dept": "1", "date": "2012-11-02", "weeks": "6"}, HTMX)
-    html = response.get_data(as_text=True)
+def test_multi_week_shows_chart_table_and_csv_link(model_app, client, known):
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "6"}
+    html = post_form(client, form, HTMX).get_data(as_text=True)
     assert 'data-testid="result-multi"' in html and "<svg" in html
-    assert html.count("<tr><td>2012-") == 6
+    weeks = re.findall(r"<tr><td>(\d{4}-\d{2}-\d{2})", html)
+    assert weeks == [known.weeks_after(i) for i in range(6)]
     link = re.search(r'href="(/forecast\.csv\?[^"]+)"', html).group(1).replace("&amp;", "&")
-    csv = fake_client.get(link)
+    csv = client.get(link)
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     assert "attachment" in csv.headers["Content-Disposition"]
-    assert len(csv.get_data(as_text=True).strip().splitlines()) == 7
-    assert logged(fake_app, "page") == 12
+    header, *lines = csv.get_data(as_text=True).strip().splitlines()
+    assert header.startswith("store,dept,week") and len(lines) == 6
+    assert [line.split(",")[2] for line in lines] == weeks
+    assert logged(model_app, "page") == 12
 
 
-def test_forecast_csv_rejects_bad_queries(fake_client):
-    assert fake_client.get("/forecast.csv?store=x&dept=1&weeks=2").status_code == 422
-    assert fake_client.get("/forecast.csv?store=1&dept=1&weeks=99").status_code == 422
+def test_forecast_csv_rejects_bad_queries(client, known):
+    assert client.get(f"/forecast.csv?store=x&dept={known.dept}&weeks=2").status_code == 422
+    assert client.get(f"/forecast.csv?store={known.store}&dept={known.dept}&weeks=99").status_code == 422
+    url = f"/forecast.csv?store={known.unknown_store}&dept={known.dept}&weeks=2"
+    assert client.get(url).status_code == 422
 
 
 @pytest.mark.parametrize(
     ("data", "field", "text"),
     [
-        ({"store": "1", "dept": "1", "date": "2012-02-30", "weeks": "1"}, "date", "day value is outside"),
-        (
-            {"store": "1; DROP TABLE", "dept": "1", "date": "2012-11-02", "weeks": "1"},
-            "store",
-            "valid integer",
-        ),
-        (
-            {"store": "1", "dept": "1", "date": "2012-11-02", "weeks": "60"},
-            "weeks",
-            "less than or equal to 52",
-        ),
-        ({"store": "1", "dept": "1", "date": "2012-11-02", "weeks": "1", "cpi": "-5"}, "cpi", "greater than"),
-        ({"store": "1", "dept": "1", "date": "2016-01-01", "weeks": "1"}, "date", "outside the 52 weeks"),
+        ({"date": "2012-02-30"}, "date", "day value is outside"),
+        ({"store": "1; DROP TABLE"}, "store", "valid integer"),
+        ({"weeks": "60"}, "weeks", "less than or equal to 52"),
+        ({"cpi": "-5"}, "cpi", "greater than"),
+        ({"date": "<after>"}, "date", "weeks 1..52 after the model"),  # ForecastError from the core
+        ({"store": "<unknown_store>"}, "store", "unknown store"),  # ForecastError from the core
     ],
 )
-def test_validation_errors_inline_next_to_the_field(fake_app, fake_client, data, field, text):
+def test_validation_errors_inline_next_to_the_field(model_app, client, known, data, field, text):
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "1", **known.fill(data)}
     for headers in ({}, HTMX):
-        response = post_form(fake_client, data, headers)
+        response = post_form(client, form, headers)
         assert response.status_code == 422
         html = response.get_data(as_text=True)
         assert f'<span class="field-error" id="{field}-error" role="alert">' in html
         assert text in html
         assert 'aria-invalid="true"' in html
-    assert logged(fake_app, "page") == 0
+    assert logged(model_app, "page") == 0
 
 
-def test_missing_csrf_token_is_refused(fake_client):
-    response = fake_client.post("/", data={"store": "1", "dept": "1", "date": "2012-11-02"})
+def test_missing_csrf_token_is_refused(client, known):
+    response = client.post("/", data={"store": known.store, "dept": known.dept, "date": known.week})
     assert response.status_code == 400 and "<html" in response.get_data(as_text=True)
 
 
-def test_no_js_department_refresh(fake_client):
-    html = post_form(
-        fake_client, {"store": "2", "dept": "3", "date": "2012-11-02", "action": "refresh"}
-    ).get_data(as_text=True)
-    assert '<option value="1" selected>Dept 1</option>' in html and "Dept 5" in html
+def test_no_js_department_refresh(client, known):
+    form = {"store": known.other_store, "dept": known.missing_dept, "date": known.week, "action": "refresh"}
+    html = post_form(client, form).get_data(as_text=True)
+    first = known.other_depts[0]
+    assert f'<option value="{first}" selected>Dept {first}</option>' in html
+    assert f">Dept {known.other_depts[-1]}</option>" in html
+    assert f">Dept {known.missing_dept}</option>" not in html
     assert "result-single" not in html
 
 
 # ------------------------------------------------------------------------------------------- store
-def test_store_page_ranks_departments_with_a_chart(fake_app, fake_client):
-    assert "Choose a store" in fake_client.get("/store").get_data(as_text=True)
-    html = fake_client.get("/store?store=1&weeks=4").get_data(as_text=True)
+def test_store_page_ranks_departments_with_a_chart(model_app, client, forecaster, known):
+    assert "Choose a store" in client.get("/store").get_data(as_text=True)
+    html = client.get(f"/store?store={known.store}&weeks=4").get_data(as_text=True)
     assert 'data-testid="store-result"' in html and html.count("<svg") >= 3
-    ranks = re.findall(r'<td class="num">(\d+)</td><td><a href="/\?store=1&amp;dept=(\d+)">', html)
-    assert ranks == [("1", "3"), ("2", "2"), ("3", "1")]
-    assert logged(fake_app, "page") == 12
-    partial = fake_client.get("/store?store=1&weeks=2", headers=HTMX).get_data(as_text=True)
+    pattern = rf'<td class="num">(\d+)</td><td><a href="/\?store={known.store}&amp;dept=(\d+)">'
+    ranks = re.findall(pattern, html)
+    result = forecaster.forecast_store(known.store, known.week, 4)
+    totals = {dept: sum(p.prediction for p in preds) for dept, preds in result.departments.items()}
+    expected = sorted(totals, key=lambda dept: -totals[dept])  # largest first
+    assert ranks == [(str(rank), str(dept)) for rank, dept in enumerate(expected, start=1)]
+    assert logged(model_app, "page") == 4 * len(expected)
+    partial = client.get(f"/store?store={known.store}&weeks=2", headers=HTMX).get_data(as_text=True)
     assert "<html" not in partial and 'id="store-panel"' in partial
 
 
-def test_store_page_errors_inline(fake_client):
-    response = fake_client.get("/store?store=1&weeks=0")
+def test_store_page_errors_inline(client, known):
+    response = client.get(f"/store?store={known.store}&weeks=0")
     assert response.status_code == 422 and 'id="weeks-error"' in response.get_data(as_text=True)
-    response = fake_client.get("/store?store=42")
+    response = client.get(f"/store?store={known.unknown_store}")
     assert response.status_code == 422 and 'id="store-error"' in response.get_data(as_text=True)
 
 
@@ -176,24 +203,35 @@ def upload(client, text: str, headers: dict | None = None, name: str = "test.csv
     return client.post("/batch", data=data, content_type="multipart/form-data", headers=headers or {})
 
 
-def test_batch_upload_preview_results_and_download(fake_app, fake_client):
-    text = "Store,Dept,Date,IsHoliday\n1,1,2012-11-02,FALSE\n1,2,2012-11-09,FALSE\n2,5,2012-11-23,TRUE\n"
-    response = upload(fake_client, text)
+def test_batch_upload_preview_results_and_download(model_app, client, known):
+    text = (
+        "Store,Dept,Date,IsHoliday\n"
+        f"{known.store},{known.dept},{known.week},FALSE\n"
+        f"{known.store},{known.dept2},{known.weeks_after(1)},FALSE\n"
+        f"{known.other_store},{known.missing_dept},{known.weeks_after(3)},TRUE\n"  # no history
+    )
+    response = upload(client, text)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert 'data-testid="batch-result"' in html and "3 rows predicted" in html
     assert "1 rows have no sales history" in html
     link = re.search(r'href="(/batch/[0-9a-f]{32}\.csv)"', html).group(1)
-    download = fake_client.get(link)
+    download = client.get(link)
     assert download.status_code == 200 and download.mimetype == "text/csv"
     lines = download.get_data(as_text=True).strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith("store,dept,week")
-    assert logged(fake_app, "batch") == 3
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        [str(known.store), str(known.dept), known.week],
+        [str(known.store), str(known.dept2), known.weeks_after(1)],
+        [str(known.other_store), str(known.missing_dept), known.weeks_after(3)],
+    ]
+    assert logged(model_app, "batch") == 3
 
 
-def test_batch_errors_by_line(fake_app, fake_client):
-    text = "Store,Dept,Date\n1,1,2012-11-02\nabc,1,2012-11-02\n1,1,2012-02-30\n"
-    response = upload(fake_client, text, HTMX)
+def test_batch_errors_by_line(model_app, client, known):
+    good = f"{known.store},{known.dept},{known.week}"
+    text = f"Store,Dept,Date\n{good}\nabc,{known.dept},{known.week}\n{known.store},{known.dept},2012-02-30\n"
+    response = upload(client, text, HTMX)
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert (
@@ -202,42 +240,58 @@ def test_batch_errors_by_line(fake_app, fake_client):
     assert re.search(r'<td class="num">3</td><td><code>store</code>', html)
     assert re.search(r'<td class="num">4</td><td><code>date</code>', html)
     assert "2 of 3 rows are invalid" in html
-    assert logged(fake_app, "batch") == 0
+    assert logged(model_app, "batch") == 0
 
 
-def test_batch_bad_files(fake_client):
-    assert upload(fake_client, "Shop,Dept\n1,1\n").status_code == 422
-    assert "unknown column" in upload(fake_client, "Shop,Dept\n1,1\n").get_data(as_text=True)
-    big = "Store,Dept,Date\n" + "1,1,2012-11-02\n" * 1001
-    response = upload(fake_client, big)
+def test_batch_bad_files(client, known):
+    assert upload(client, "Shop,Dept\n1,1\n").status_code == 422
+    assert "unknown column" in upload(client, "Shop,Dept\n1,1\n").get_data(as_text=True)
+    big = "Store,Dept,Date\n" + f"{known.store},{known.dept},{known.week}\n" * 1001
+    response = upload(client, big)
     assert response.status_code == 413 and "1000" in response.get_data(as_text=True)
-    response = fake_client.post("/batch", data={"csrf_token": token(fake_client, "/batch")})
+    response = client.post("/batch", data={"csrf_token": token(client, "/batch")})
     assert response.status_code == 422 and "Choose a CSV file" in response.get_data(as_text=True)
 
 
-def test_batch_download_unknown_token(fake_client):
-    assert fake_client.get("/batch/" + "0" * 32 + ".csv").status_code == 404
-    assert fake_client.get("/batch/../../etc.csv").status_code == 404
+def test_batch_download_unknown_token(client):
+    assert client.get("/batch/" + "0" * 32 + ".csv").status_code == 404
+    assert client.get("/batch/../../etc.csv").status_code == 404
 
 
 # ------------------------------------------------------------------------------------------- model
-def test_model_card_page(fake_client):
-    html = fake_client.get("/model").get_data(as_text=True)
+def test_model_card_page(client, forecaster):
+    backtest = forecaster.metadata["backtest"]
+    html = client.get("/model").get_data(as_text=True)
     assert 'data-testid="model-card"' in html
-    assert "Seasonal naive" in html and "$1,500" in html and "$2,100" in html and "28.6%" in html
-    assert "1-4 wk ahead" in html and html.count("<svg") >= 3  # backtest + importance charts (+ logo)
-    assert "max_iter" in html and "features.align" in html
-    assert "lag52" in html and 'href="/api/docs"' in html
+    assert "Seasonal naive" in html
+    assert money(backtest["wmae"]) in html and money(backtest["baseline_wmae"]) in html
+    improvement = 1 - backtest["wmae"] / backtest["baseline_wmae"]
+    assert f"{improvement * 100:.1f}%" in html
+    for bucket in backtest["by_bucket"]:
+        assert f"{bucket} wk ahead" in html
+    assert html.count("<svg") >= 3  # backtest + importance charts (+ logo)
+    for name in ("max_iter", "learning_rate", "min_samples_leaf"):
+        assert f"<code>{name}</code>" in html
+    top = max(forecaster.metadata["feature_importances"].items(), key=lambda kv: kv[1])[0]
+    assert top in html and "lag52" in html and 'href="/api/docs"' in html
 
 
-def test_model_card_context_from_metadata_alone():
+def test_model_card_context_from_metadata_alone(forecaster):
     from app.web.model_card import model_card_context
-    from tests.web.fakes import FakeForecaster
 
-    card = model_card_context(FakeForecaster().metadata, with_charts=False)
+    meta = forecaster.metadata
+    card = model_card_context(meta, with_charts=False)
     assert card["card_template"] == "partials/model_card.html"
-    assert card["backtest"]["rows"][0]["buckets"] == [1200.0, 1600.0]
-    assert card["importances"][0]["feature"] == "lag52"
+    buckets = card["backtest"]["buckets"]
+    assert set(buckets) == set(meta["backtest"]["by_bucket"]) and buckets[0] == "1-4"
+    model_row, baseline_row = card["backtest"]["rows"][:2]
+    assert model_row["buckets"] == [meta["backtest"]["by_bucket"][b]["wmae"] for b in buckets]
+    assert baseline_row["buckets"] == [meta["backtest"]["baseline_by_bucket"][b]["wmae"] for b in buckets]
+    top = max(meta["feature_importances"].items(), key=lambda kv: kv[1])[0]
+    assert card["importances"][0]["feature"] == top
+    assert ("max_iter", 60) in card["params"]
+    nested = model_card_context({**meta, "params": {"features": {"align": True}}}, with_charts=False)
+    assert nested["params"] == [("features.align", True)]  # nested parameters are flattened
     assert model_card_context({})["backtest"]["rows"] == []
 
 
@@ -250,12 +304,12 @@ def test_pages_without_a_model_say_so(app):
         )
 
 
-def test_html_404_outside_the_api(fake_client):
-    response = fake_client.get("/no/such/page")
+def test_html_404_outside_the_api(client):
+    response = client.get("/no/such/page")
     assert response.status_code == 404 and "<html" in response.get_data(as_text=True)
 
 
-# ------------------------------------------------------------------------------- the real small model
+# ----------------------------------------------------------------------------- end to end, by form
 def test_real_model_pages(client, model_app):
     html = client.get("/").get_data(as_text=True)
     store = re.search(r'<option value="(\d+)" selected>Store', html).group(1)
@@ -270,12 +324,19 @@ def test_real_model_pages(client, model_app):
     assert model.status_code == 200 and 'data-testid="model-card"' in model.get_data(as_text=True)
 
 
-def test_covariate_placeholders_show_the_models_values(fake_client):
-    html = fake_client.get("/").get_data(as_text=True)
-    assert 'placeholder="60.00"' in html and 'placeholder="3.50"' in html  # the fake's assumed inputs
-    partial = fake_client.get("/partials/covariates?store=2&dept=5&date=2012-11-09&cpi=200", headers=HTMX)
-    html = partial.get_data(as_text=True)
+def test_covariate_placeholders_show_the_models_values(client, forecaster, known):
+    def model_inputs(store, dept, date):
+        return forecaster.predict_rows([{"store": store, "dept": dept, "date": date}])[0].inputs
+
+    html = client.get("/").get_data(as_text=True)
+    inputs = model_inputs(known.store, known.dept, known.week)
+    assert f'placeholder="{inputs["temperature"]:.2f}"' in html
+    assert f'placeholder="{inputs["fuel_price"]:.2f}"' in html
+    week = known.weeks_after(1)
+    url = f"/partials/covariates?store={known.other_store}&dept={known.missing_dept}&date={week}&cpi=200"
+    html = client.get(url, headers=HTMX).get_data(as_text=True)
     assert "<html" not in html and 'id="covariates-body"' in html
-    assert 'placeholder="60.00"' in html and 'name="cpi" value="200"' in html
-    html = fake_client.get("/partials/covariates?store=x&dept=5&date=2012-11-09").get_data(as_text=True)
-    assert 'placeholder="auto"' in html
+    inputs = model_inputs(known.other_store, known.missing_dept, week)
+    assert f'placeholder="{inputs["temperature"]:.2f}"' in html and 'name="cpi" value="200"' in html
+    url = f"/partials/covariates?store=x&dept={known.missing_dept}&date={week}"
+    assert 'placeholder="auto"' in client.get(url).get_data(as_text=True)
