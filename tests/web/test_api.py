@@ -12,6 +12,7 @@ import io
 import pytest
 from sqlalchemy import func, select
 
+from app import create_app
 from app.storage import PredictionLog
 from tests.conftest import make_test_app, register_production
 
@@ -69,9 +70,12 @@ def test_ready_without_a_model_is_503(app):
     assert body["status"] == "unavailable" and body["model_loaded"] is False and body["database"] is True
 
 
-def test_ready_without_database_is_503(model_app, monkeypatch):
-    monkeypatch.setattr(model_app.extensions["storage"], "ping", lambda: False)
-    response = model_app.test_client().get("/api/v1/ready")
+def test_ready_without_database_is_503(tmp_path):
+    unreachable = tmp_path / "no-such-directory" / "storecast.db"
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": f"sqlite:///{unreachable}", "MODELS_DIR": str(tmp_path)}
+    )
+    response = app.test_client().get("/api/v1/ready")
     assert response.status_code == 503 and response.get_json()["database"] is False
 
 
