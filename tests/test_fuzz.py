@@ -132,10 +132,6 @@ def test_an_unusable_csv_is_a_client_error_with_a_reason(client, name: str) -> N
     assert all(d["field"] and d["message"] for d in payload["details"])
 
 
-@pytest.mark.xfail(
-    reason="issue 6 asks 400 for an unusable file; app/web/csv_io.py answers 422 (lead to decide)",
-    strict=False,
-)
 @pytest.mark.parametrize("name", list(UNUSABLE_CSV))
 def test_an_unusable_csv_is_a_400(client, name: str) -> None:
     response = client.post("/api/v1/predict/batch", data=UNUSABLE_CSV[name], content_type="text/csv")

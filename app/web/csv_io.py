@@ -59,15 +59,20 @@ def decode(data: bytes) -> str:
 
 
 def parse_csv(text: str, max_rows: int) -> ParsedBatch:
-    """Rows of a CSV with a header; ApiError 422 for bad headers, 413 for too many rows."""
+    """Rows of a CSV with a header: 400 for a file that is not a usable CSV, 413 for too many rows.
+
+    Row-level problems are left to validate_rows (422), so every bad row can be listed at once.
+    """
+    if "\x00" in text:
+        raise ApiError(400, "the file is not a text CSV", [detail("file", "binary content (NUL bytes)")])
     # Bare CR line endings (as in Kaggle's stores.csv) are normalised by splitlines.
     reader = csv.reader(io.StringIO("\n".join(text.splitlines())))
     try:
         header = next(reader)
     except StopIteration:
-        raise ApiError(422, "the CSV file is empty", [detail("file", "no header line")]) from None
+        raise ApiError(400, "the CSV file is empty", [detail("file", "no header line")]) from None
     except csv.Error as error:
-        raise ApiError(422, "the CSV file cannot be read", [detail("file", str(error))]) from None
+        raise ApiError(400, "the CSV file cannot be read", [detail("file", str(error))]) from None
     mapping: list[tuple[int, str, bool]] = []  # (column index, field, is_passthrough)
     errors = []
     seen: set[str] = set()
@@ -94,7 +99,7 @@ def parse_csv(text: str, max_rows: int) -> ParsedBatch:
         expected = (
             "Store, Dept, Date and optionally IsHoliday, Temperature, Fuel_Price, MarkDown1-5, CPI, ..."
         )
-        raise ApiError(422, f"the CSV header is not usable: expected {expected}", errors)
+        raise ApiError(400, f"the CSV header is not usable: expected {expected}", errors)
 
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
@@ -122,10 +127,10 @@ def parse_csv(text: str, max_rows: int) -> ParsedBatch:
             passthrough.append(extra)
     except csv.Error as error:
         raise ApiError(
-            422, "the CSV file cannot be read", [detail("file", f"line {reader.line_num}: {error}")]
+            400, "the CSV file cannot be read", [detail("file", f"line {reader.line_num}: {error}")]
         ) from None
     if not rows:
-        raise ApiError(422, "the CSV file has no data rows", [detail("rows", "no rows after the header")])
+        raise ApiError(400, "the CSV file has no data rows", [detail("rows", "no rows after the header")])
     return ParsedBatch(rows=rows, lines=lines, columns=[m[1] for m in mapping], passthrough=passthrough)
 
 

@@ -425,7 +425,7 @@ def _run_batch(data: bytes, context: dict[str, Any]) -> int:
     except ApiError as error:
         context["message"] = error.message
         context["errors"] = error.details
-        return error.status if error.status in (413, 422) else 422
+        return error.status
     context["preview"] = {
         "columns": parsed.columns,
         "rows": [

@@ -276,7 +276,7 @@ def test_batch_csv_errors_carry_line_numbers(client, known):
         "line": 3,
     }
     body = assert_error(
-        client.post("/api/v1/predict/batch", data="Shop,Dept\n1,1\n", content_type="text/csv"), 422
+        client.post("/api/v1/predict/batch", data="Shop,Dept\n1,1\n", content_type="text/csv"), 400
     )
     assert {"Shop", "store", "date"} <= {d["field"] for d in body["details"]}
 

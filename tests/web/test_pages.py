@@ -244,7 +244,7 @@ def test_batch_errors_by_line(model_app, client, known):
 
 
 def test_batch_bad_files(client, known):
-    assert upload(client, "Shop,Dept\n1,1\n").status_code == 422
+    assert upload(client, "Shop,Dept\n1,1\n").status_code == 400
     assert "unknown column" in upload(client, "Shop,Dept\n1,1\n").get_data(as_text=True)
     big = "Store,Dept,Date\n" + f"{known.store},{known.dept},{known.week}\n" * 1001
     response = upload(client, big)
