@@ -276,22 +276,14 @@ def _count(storage) -> int:
 
 def _fill(path: Path, rows: int, requests: int, seed: int = 0) -> None:
     """Bulk-insert synthetic log rows straight through sqlite3 (the setup is not what is timed)."""
+    from app.forecasting.data import COVARIATE_COLUMNS
     from app.forecasting.synthetic import generate_dataset
 
     rng = np.random.default_rng(seed)
     dataset = generate_dataset(seed=3, n_stores=10, n_depts=20)
     sales = dataset.sales[["store", "dept", "date", "weekly_sales", "is_holiday"]]
     frame = sales.merge(dataset.features.drop(columns=["is_holiday"]), on=["store", "date"], how="left")
-    covariates = [
-        "temperature",
-        "fuel_price",
-        "markdown1",
-        "markdown2",
-        "markdown3",
-        "markdown4",
-        "markdown5",
-    ]
-    covariates += ["cpi", "unemployment"]
+    covariates = list(COVARIATE_COLUMNS)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode=WAL")

@@ -32,6 +32,8 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from app.forecasting.data import COVARIATE_COLUMNS
+
 SMALL_SAMPLE_MAX = 1000
 REFERENCE_SAMPLE_SIZE = 2000
 MIN_ROWS = 10  # fewer current values than this: not tested
@@ -39,17 +41,7 @@ PSI_BINS = 10
 CHART_BINS = 20
 PSI_EPSILON = 1e-4
 
-NUMERIC_FEATURES = (
-    "temperature",
-    "fuel_price",
-    "markdown1",
-    "markdown2",
-    "markdown3",
-    "markdown4",
-    "markdown5",
-    "cpi",
-    "unemployment",
-)
+NUMERIC_FEATURES = tuple(COVARIATE_COLUMNS)
 CATEGORICAL_FEATURES = ("is_holiday",)
 PREDICTION = "prediction"
 

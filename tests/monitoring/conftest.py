@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.forecasting.data import COVARIATE_COLUMNS
 from app.monitoring.metrics import REGISTRY
 from tests.conftest import make_test_app
 
@@ -29,17 +30,7 @@ def covariate_frame(small_dataset) -> pd.DataFrame:
     return sales.merge(covariates, on=["store", "date"], how="left")
 
 
-COVARIATES = [
-    "temperature",
-    "fuel_price",
-    "markdown1",
-    "markdown2",
-    "markdown3",
-    "markdown4",
-    "markdown5",
-    "cpi",
-    "unemployment",
-]
+COVARIATES = COVARIATE_COLUMNS
 
 
 def prediction_rows(frame: pd.DataFrame, *, version: str = "v1", horizon: int = 1) -> list[dict]:
