@@ -50,22 +50,32 @@ def _easter(year: int) -> dt.date:
 
 @lru_cache(maxsize=256)
 def holiday_weeks(year: int) -> dict[str, pd.Timestamp]:
-    """Week-ending Fridays of the holidays of a year (plus Easter, used only for alignment)."""
+    """Week-ending Fridays of the holidays of a year (plus Easter, used only for alignment).
+
+    Super Bowl Sunday is the first Sunday of February until 2021 and the second from 2022, when the
+    NFL season grew by a week; this reproduces every IsHoliday flag of the Kaggle files.
+    """
     feb1 = dt.date(year, 2, 1)
-    first_sunday_feb = feb1 + dt.timedelta(days=(6 - feb1.weekday()) % 7)
+    super_bowl = feb1 + dt.timedelta(days=(6 - feb1.weekday()) % 7 + (7 if year >= 2022 else 0))
     sep1 = dt.date(year, 9, 1)
     labor_day = sep1 + dt.timedelta(days=(0 - sep1.weekday()) % 7)
     nov1 = dt.date(year, 11, 1)
     thanksgiving = nov1 + dt.timedelta(days=(3 - nov1.weekday()) % 7 + 21)
     easter = _easter(year)
     return {
-        "super_bowl": pd.Timestamp(_friday_on_or_after(first_sunday_feb)),
+        "super_bowl": pd.Timestamp(_friday_on_or_after(super_bowl)),
         "labor_day": pd.Timestamp(_friday_on_or_after(labor_day)),
         "thanksgiving": pd.Timestamp(_friday_on_or_after(thanksgiving)),
         "christmas": pd.Timestamp(_friday_on_or_after(dt.date(year, 12, 25))),
         # The Saturday..Friday week that ends on Good Friday holds the Easter shopping.
         "easter": pd.Timestamp(easter - dt.timedelta(days=2)),
     }
+
+
+def flagged_holiday_weeks(year: int) -> dict[str, pd.Timestamp]:
+    """The four weeks of a year that the Kaggle files flag IsHoliday (Easter is not one)."""
+    weeks = holiday_weeks(year)
+    return {name: weeks[name] for name in HOLIDAYS}
 
 
 def week_index(dates: object) -> np.ndarray:

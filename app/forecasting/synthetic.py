@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from app.forecasting import calendar
 from app.forecasting.data import (
     FEATURE_COLUMNS,
     FEATURES_FILE,
@@ -37,39 +38,13 @@ _DEPT_PRESENCE = {"A": 0.97, "B": 0.88, "C": 0.72}
 _MARKDOWN_SCALE = np.array([7000.0, 2500.0, 600.0, 3000.0, 4500.0])
 
 
-def _week_ending(day: pd.Timestamp) -> pd.Timestamp:
-    """The Friday that ends the (Saturday..Friday) week containing day."""
-    return day + pd.Timedelta(days=(4 - day.day_of_week) % 7)
-
-
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> pd.Timestamp:
-    first = pd.Timestamp(year=year, month=month, day=1)
-    return first + pd.Timedelta(days=(weekday - first.day_of_week) % 7 + 7 * (n - 1))
-
-
-def _holiday_week_ends(year: int) -> dict[str, pd.Timestamp]:
-    """The flagged week (ending Friday) of each Kaggle holiday in a year.
-
-    The flagged week is the one that contains the holiday: Super Bowl Sunday (first Sunday of February
-    until 2021, second from 2022 when the NFL season grew), Labor Day (first Monday of September),
-    Thanksgiving (fourth Thursday of November) and Christmas Day. This reproduces every flag in the
-    Kaggle files, e.g. 2010-02-12, 2010-09-10, 2010-11-26, 2010-12-31.
-    """
-    return {
-        "super_bowl": _week_ending(_nth_weekday(year, 2, 6, 1 if year <= 2021 else 2)),
-        "labor_day": _week_ending(_nth_weekday(year, 9, 0, 1)),
-        "thanksgiving": _week_ending(_nth_weekday(year, 11, 3, 4)),
-        "christmas": _week_ending(pd.Timestamp(year=year, month=12, day=25)),
-    }
-
-
 def _calendar_effects(weeks: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per week: the holiday flag, a holiday-shopping weight (0..1) and the annual phase (radians)."""
     flags = np.zeros(len(weeks), dtype=bool)
     weight = np.zeros(len(weeks))
     day = weeks.to_numpy(dtype="datetime64[D]")
     for year in range(weeks.min().year - 1, weeks.max().year + 2):
-        holidays = _holiday_week_ends(year)
+        holidays = calendar.flagged_holiday_weeks(year)
         flags |= weeks.isin(list(holidays.values()))
         thanksgiving = np.datetime64(holidays["thanksgiving"].date())
         weight = np.maximum(weight, np.where(day == thanksgiving, 0.9, 0.0))

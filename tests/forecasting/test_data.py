@@ -158,11 +158,11 @@ def test_real_test_csv_rows() -> None:
 @real_data
 @pytest.mark.real_data
 def test_real_holiday_flags_follow_the_calendar_rule() -> None:
-    from app.forecasting.synthetic import _holiday_week_ends
+    from app.forecasting.calendar import flagged_holiday_weeks
 
     features = load_dataset(REAL_DATA).features
     flagged = set(features.loc[features["is_holiday"], "date"])
-    expected = {day for year in range(2010, 2014) for day in _holiday_week_ends(year).values()}
+    expected = {day for year in range(2010, 2014) for day in flagged_holiday_weeks(year).values()}
     in_range = {day for day in expected if features["date"].min() <= day <= features["date"].max()}
     assert flagged == in_range
 

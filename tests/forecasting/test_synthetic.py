@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.forecasting.calendar import flagged_holiday_weeks
 from app.forecasting.data import FEATURE_COLUMNS, SALES_COLUMNS, STORE_COLUMNS, Dataset, summarise
-from app.forecasting.synthetic import MARKDOWN_START, _holiday_week_ends, generate_dataset
+from app.forecasting.synthetic import MARKDOWN_START, generate_dataset
 
 KAGGLE_HOLIDAYS = {
     2010: ["2010-02-12", "2010-09-10", "2010-11-26", "2010-12-31"],
@@ -113,13 +114,13 @@ def test_department_codes_are_sparse_and_not_every_store_has_every_department(fu
 
 def test_holiday_rule_reproduces_the_kaggle_weeks() -> None:
     for year, expected in KAGGLE_HOLIDAYS.items():
-        weeks = _holiday_week_ends(year)
+        weeks = flagged_holiday_weeks(year)
         assert [str(day.date()) for day in weeks.values()] == expected
         assert all(day.day_of_week == 4 for day in weeks.values())
     # The Super Bowl moved to the second Sunday of February in 2022 (Feb 13 -> week ending Feb 18).
-    assert _holiday_week_ends(2022)["super_bowl"] == pd.Timestamp("2022-02-18")
+    assert flagged_holiday_weeks(2022)["super_bowl"] == pd.Timestamp("2022-02-18")
     # Christmas on a Friday is in the week ending that Friday.
-    assert _holiday_week_ends(2015)["christmas"] == pd.Timestamp("2015-12-25")
+    assert flagged_holiday_weeks(2015)["christmas"] == pd.Timestamp("2015-12-25")
 
 
 def test_holiday_flags_on_sales_and_features(full: Dataset) -> None:
@@ -137,14 +138,14 @@ def test_holiday_flags_on_sales_and_features(full: Dataset) -> None:
 def test_holiday_peaks_follow_the_calendar(full: Dataset) -> None:
     weekly = full.sales.groupby("date")["weekly_sales"].sum()
     for year in (2010, 2011):
-        thanksgiving = _holiday_week_ends(year)["thanksgiving"]
+        thanksgiving = flagged_holiday_weeks(year)["thanksgiving"]
         before = weekly[thanksgiving - pd.Timedelta(weeks=4) : thanksgiving - pd.Timedelta(weeks=2)].mean()
         assert weekly[thanksgiving] > 1.15 * before
         # The biggest week of the year is the last full week before Christmas, not the flagged one.
         year_weeks = weekly[str(year)]
         peak = year_weeks.idxmax()
         assert pd.Timestamp(f"{year}-12-18") <= peak <= pd.Timestamp(f"{year}-12-24")
-        assert weekly[_holiday_week_ends(year)["christmas"]] < weekly[peak]
+        assert weekly[flagged_holiday_weeks(year)["christmas"]] < weekly[peak]
 
 
 def test_some_departments_are_seasonal_and_some_flat(full: Dataset) -> None:
