@@ -124,10 +124,11 @@ def test_csv_errors_by_line_and_field():
 @pytest.mark.parametrize(
     ("text", "status", "field"),
     [
-        ("", 422, "file"),
-        ("Store,Dept\n1,1\n", 422, "date"),
-        ("Store,Dept,Date,Colour\n1,1,2012-11-02,red\n", 422, "Colour"),
-        ("Store,Dept,Date\n", 422, "rows"),
+        ("", 400, "file"),
+        ("\x00\x01PK\x03junk", 400, "file"),
+        ("Store,Dept\n1,1\n", 400, "date"),
+        ("Store,Dept,Date,Colour\n1,1,2012-11-02,red\n", 400, "Colour"),
+        ("Store,Dept,Date\n", 400, "rows"),
         ("Store,Dept,Date\n" + "1,1,2012-11-02\n" * 6, 413, "rows"),
     ],
 )
