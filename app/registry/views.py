@@ -26,6 +26,7 @@ from flask import (
     request,
     url_for,
 )
+from pydantic import ValidationError
 
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
@@ -38,6 +39,7 @@ pages_bp = Blueprint("registry", __name__)
 ADMIN_ACTOR = "admin-token"
 HISTORY_ON_PAGE = 12
 BUCKET_ORDER = ["1-4", "5-8", "9-13", "14-26", "27-39", "40-52"]
+MAX_ID = 2**63 - 1  # larger numbers overflow the database's INTEGER: no row can have them
 
 
 class AdminDenied(Exception):
@@ -67,6 +69,17 @@ def _api_error(status: int, message: str, details: list[dict[str, Any]] | None =
     from app.web.errors import api_error
 
     return api_error(status, message, details)
+
+
+def _check_version(version: str) -> None:
+    """VersionNotFound (404) for what parse_version refuses and for numbers no row can have."""
+    number = versions.parse_version(version)
+    if number > MAX_ID:
+        raise versions.VersionNotFound(f"{_name()} v{number} does not exist")
+
+
+def _get_run(run_id: int) -> dict[str, Any] | None:
+    return get_run(_storage(), run_id) if run_id <= MAX_ID else None
 
 
 def _storage():
@@ -124,6 +137,7 @@ def api_models() -> Any:
 @api_bp.get("/models/<version>")
 def api_model(version: str) -> Any:
     try:
+        _check_version(version)
         row = versions.get_version(_storage(), _name(), version)
     except versions.RegistryError as error:
         return _api_error(error.status, str(error), [{"field": "version", "message": str(error)}])
@@ -143,13 +157,18 @@ def _admin_action(action, *args: Any) -> Any:
         return _api_error(
             400, "the body must be a JSON object", [{"field": "body", "message": "expected an object"}]
         )
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > 500:
+    from app.web.schemas import AdminActionRequest  # the schema /api/v1/openapi.json documents
+
+    try:
+        parsed = AdminActionRequest.model_validate(body)
+    except ValidationError:
         return _api_error(
             422, "invalid request", [{"field": "reason", "message": "a string of at most 500 characters"}]
         )
     try:
-        row = action(_storage(), _name(), *args, by=_actor(body.get("by")), reason=reason)
+        for version in args:
+            _check_version(version)
+        row = action(_storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason)
     except versions.RegistryError as error:
         field = "version" if args else "body"
         return _api_error(error.status, str(error), [{"field": field, "message": str(error)}])
@@ -175,7 +194,7 @@ def api_archive(version: str) -> Any:
 @api_bp.get("/runs")
 def api_runs() -> Any:
     limit = request.args.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 500:
         return _api_error(
             422, "invalid request", [{"field": "limit", "message": "a whole number from 1 to 500"}]
         )
@@ -184,7 +203,7 @@ def api_runs() -> Any:
 
 @api_bp.get("/runs/<int:run_id>")
 def api_run(run_id: int) -> Any:
-    run = get_run(_storage(), run_id)
+    run = _get_run(run_id)
     if run is None:
         return _api_error(
             404, f"run {run_id} does not exist", [{"field": "run_id", "message": "no such run"}]
@@ -303,6 +322,7 @@ def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
 @pages_bp.get("/models/<version>")
 def model_card_page(version: str) -> Any:
     try:
+        _check_version(version)
         row = versions.get_version(_storage(), _name(), version)
     except versions.RegistryError as error:
         return render_template("error.html", status=404, title="No such version", message=str(error)), 404
@@ -367,7 +387,7 @@ def runs_page() -> Any:
 
 @pages_bp.get("/runs/<int:run_id>")
 def run_page(run_id: int) -> Any:
-    run = get_run(_storage(), run_id)
+    run = _get_run(run_id)
     if run is None:
         return render_template(
             "error.html", status=404, title="No such run", message=f"run {run_id} does not exist"

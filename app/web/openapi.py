@@ -21,6 +21,33 @@ _ERRORS = {
     "422": "Validation failed: `details` lists every bad field (and row)",
     "503": "No production model is loaded, or the database is unavailable",
 }
+_ADMIN_ERRORS = {
+    "400": "The body is not a JSON object",
+    "401": "No admin token: send `Authorization: Bearer <STORECAST_ADMIN_TOKEN>`",
+    "403": "Wrong admin token, or admin actions are disabled (STORECAST_ADMIN_TOKEN is not set)",
+    "404": "No such version (or not a version number such as 3 or v3), or unknown route",
+    "409": (
+        "Not possible as asked: already in production or archived, production cannot be archived, "
+        "nothing to roll back to, or the artifact file is missing or not the one registered"
+    ),
+    "422": "`reason` is not a string of at most 500 characters",
+}
+_ACTUALS_ERRORS = {
+    "400": (
+        "Malformed JSON, or rows that cannot be imported (nothing is): `details` names each by "
+        "`rows[i].field` (JSON) or CSV column and `line`"
+    ),
+    "401": "STORECAST_ADMIN_TOKEN is set and no token was sent",
+    "403": "STORECAST_ADMIN_TOKEN is set and the token sent is wrong",
+}
+BEARER = "bearerAuth"
+_WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {
+        "description": '`Bearer realm="storecast admin"`',
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -38,6 +65,21 @@ def _responses(ok: str, description: str, errors: tuple[str, ...]) -> dict[str, 
     return responses
 
 
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = {"description": description, "content": _json("ErrorResponse")}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _errors(table: dict[str, str], codes: tuple[str, ...]) -> dict[str, Any]:
+    """Error responses described from `table` first, the shared descriptions otherwise."""
+    return {
+        code: _error(table.get(code) or _ERRORS[code], _WWW_AUTHENTICATE if code == "401" else None)
+        for code in codes
+    }
+
+
 def _body(name: str, example: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     content = {"application/json": {"schema": _ref(name), "example": example}}
     content.update(extra or {})
@@ -45,6 +87,7 @@ def _body(name: str, example: dict[str, Any], extra: dict[str, Any] | None = Non
 
 
 PREDICT_EXAMPLE = {"store": 1, "dept": 1, "date": "2012-11-02", "is_holiday": False, "temperature": 55.3}
+ACTUALS_CSV_EXAMPLE = "Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,41231.5,FALSE\n"
 CSV_EXAMPLE = "Store,Dept,Date,IsHoliday\n1,1,2012-11-02,FALSE\n1,2,2012-11-02,FALSE\n"
 
 
@@ -65,6 +108,14 @@ def openapi_document() -> dict[str, Any]:
         (schemas.ReadyResponse, "serialization"),
         (schemas.ModelResponse, "serialization"),
         (schemas.FeaturesResponse, "serialization"),
+        (schemas.AdminActionRequest, "validation"),
+        (schemas.ActualRow, "validation"),
+        (schemas.ActualsRequest, "validation"),
+        (schemas.ModelsResponse, "serialization"),
+        (schemas.ModelVersionDetail, "serialization"),
+        (schemas.RunsResponse, "serialization"),
+        (schemas.RunOut, "serialization"),
+        (schemas.ActualsResponse, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=REF)
     components = top.get("$defs", {})
@@ -217,6 +268,50 @@ def openapi_document() -> dict[str, Any]:
                 "responses": _responses("FeaturesResponse", "Inputs and features", ("503",)),
             }
         },
+        **_registry_paths(),
+        "/actuals": {
+            "post": {
+                "summary": "Import actual sales",
+                "description": (
+                    "Actual weekly sales, so the performance job can score logged predictions: JSON rows "
+                    '(`{"rows": [...]}` or a bare list) or a `text/csv` body in train.csv\'s format '
+                    "(Store, Dept, Date, Weekly_Sales, IsHoliday; `application/csv`, `text/plain` and a "
+                    "multipart `file` are read the same way). All rows or none: one bad row is a 400 "
+                    "naming every problem. Upserts by store, dept and week; re-importing changes nothing. "
+                    "Open unless the server sets STORECAST_ADMIN_TOKEN; then the admin bearer token is "
+                    "required."
+                ),
+                "operationId": "importActuals",
+                "tags": ["monitoring"],
+                "security": [{}, {BEARER: []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "anyOf": [
+                                    _ref("ActualsRequest"),
+                                    {"type": "array", "items": _ref("ActualRow"), "minItems": 1},
+                                ]
+                            },
+                            "example": {
+                                "rows": [
+                                    {"store": 1, "dept": 1, "date": "2012-11-02", "weekly_sales": 41231.5}
+                                ]
+                            },
+                        },
+                        "text/csv": {
+                            "schema": {"type": "string"},
+                            "example": ACTUALS_CSV_EXAMPLE,
+                        },
+                    },
+                },
+                "responses": {
+                    "200": {"description": "Counts of the upsert", "content": _json("ActualsResponse")},
+                    **_errors(_ACTUALS_ERRORS, ("400", "401", "403", "404", "405", "413", "415")),
+                },
+            }
+        },
         "/openapi.json": {
             "get": {
                 "summary": "This document",
@@ -242,8 +337,148 @@ def openapi_document() -> dict[str, Any]:
         "tags": [
             {"name": "predictions", "description": "Predictions and forecasts (each one is logged)"},
             {"name": "model", "description": "The production model"},
+            {
+                "name": "registry",
+                "description": "Model versions and runs; stage changes need the admin token",
+            },
+            {"name": "monitoring", "description": "Actual sales for live accuracy"},
             {"name": "service", "description": "Health and this document"},
         ],
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the server's STORECAST_ADMIN_TOKEN",
+                }
+            },
+        },
+    }
+
+
+def _registry_paths() -> dict[str, Any]:
+    version = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "a version number, with or without its `v` (3 or v3)",
+        "example": "v1",
+    }
+
+    def admin(summary: str, description: str, operation_id: str, with_version: bool) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": summary,
+                "description": (
+                    f"{description} Needs the admin token (401 without one, 403 when wrong or when the "
+                    "server has none). The JSON body is optional. Answers with the version now in the "
+                    "stage and the 10 newest stage changes of the registry."
+                ),
+                "operationId": operation_id,
+                "tags": ["registry"],
+                "security": [{BEARER: []}],
+                **({"parameters": [version]} if with_version else {}),
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": _ref("AdminActionRequest"),
+                            "example": {"reason": "better backtest", "by": "ana"},
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The version after the change",
+                        "content": _json("ModelVersionDetail"),
+                    },
+                    **_errors(_ADMIN_ERRORS, ("400", "401", "403", "404", "405", "409", "413", "422")),
+                },
+            }
+        }
+
+    return {
+        "/models": {
+            "get": {
+                "summary": "Model versions",
+                "description": (
+                    "Every registered version (newest first) with its stage, the stage history (newest "
+                    "first) and the version this worker serves. No token needed."
+                ),
+                "operationId": "listModels",
+                "tags": ["registry"],
+                "responses": _responses("ModelsResponse", "The registry", ("404", "405")),
+            }
+        },
+        "/models/{version}": {
+            "get": {
+                "summary": "One model version",
+                "description": "The version and its own stage history (newest first).",
+                "operationId": "getModel",
+                "tags": ["registry"],
+                "parameters": [version],
+                "responses": {
+                    "200": {"description": "The version", "content": _json("ModelVersionDetail")},
+                    **_errors(_ADMIN_ERRORS, ("404", "405")),
+                },
+            }
+        },
+        "/models/{version}/promote": admin(
+            "Promote a version",
+            "Makes the version production; the production version is archived (both or neither). The "
+            "artifact's SHA-256 is checked first.",
+            "promoteModel",
+            True,
+        ),
+        "/models/rollback": admin(
+            "Roll back",
+            "Puts back the version that was production before the current one, which is archived.",
+            "rollbackModel",
+            False,
+        ),
+        "/models/{version}/archive": admin(
+            "Archive a version",
+            "Retires a staging version (production cannot be archived: promote or roll back).",
+            "archiveModel",
+            True,
+        ),
+        "/runs": {
+            "get": {
+                "summary": "Runs",
+                "description": "Training, backtest and experiment runs, newest first.",
+                "operationId": "listRuns",
+                "tags": ["registry"],
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    },
+                    {
+                        "name": "type",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "only runs of this type: `train`, `backtest` or `experiment`",
+                    },
+                ],
+                "responses": _responses("RunsResponse", "The runs", ("404", "405", "422")),
+            }
+        },
+        "/runs/{run_id}": {
+            "get": {
+                "summary": "One run",
+                "description": "Parameters, data window and fingerprint, metrics, artifact and code version.",
+                "operationId": "getRun",
+                "tags": ["registry"],
+                "parameters": [
+                    {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                ],
+                "responses": _responses("RunOut", "The run", ("404", "405")),
+            }
+        },
     }

@@ -351,3 +351,105 @@ def finite_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+# ----------------------------------------------------------------------- registry and actuals (API)
+class AdminActionRequest(BaseModel):
+    """The optional JSON body of promote, rollback and archive (an empty body is the same as `{}`)."""
+
+    reason: str = Field("", max_length=500, description="why; recorded in the stage history")
+    by: Any = Field(
+        None,
+        description="who asks (unverified: recorded as text, in brackets after `admin-token`)",
+    )
+
+
+class ModelVersionOut(BaseModel):
+    name: str
+    version: int
+    label: str = Field(description="`v` and the version number")
+    stage: str = Field(description="`staging`, `production` or `archived`")
+    model_kind: str
+    run_id: int | None = Field(description="the training run that made it")
+    artifact_path: str
+    artifact_sha256: str
+    created_at: str | None = Field(description="ISO 8601, UTC, seconds")
+    metrics: dict[str, Any] = Field(description="the backtest summary")
+    wmae: float | None = Field(description="the backtest WMAE")
+
+
+class StageChangeOut(BaseModel):
+    id: int
+    version: int
+    label: str
+    from_stage: str | None = Field(description="null when the version was registered")
+    to_stage: str
+    changed_at: str | None = Field(description="ISO 8601, UTC, seconds")
+    changed_by: str
+    reason: str
+
+
+class ModelVersionDetail(ModelVersionOut):
+    history: list[StageChangeOut] = Field(description="stage changes, newest first")
+
+
+class ModelsResponse(BaseModel):
+    name: str
+    production: str | None = Field(description="label of the production version")
+    serving: str | None = Field(description="the version this worker serves")
+    versions: list[ModelVersionOut] = Field(description="newest first")
+    history: list[StageChangeOut] = Field(description="every stage change, newest first")
+
+
+class RunOut(BaseModel):
+    id: int
+    run_type: str = Field(description="`train`, `backtest` or `experiment`")
+    model_kind: str
+    status: str = Field(description="`running`, `finished` or `failed`")
+    params: dict[str, Any]
+    data_source: str | None
+    data_fingerprint: str | None
+    data_start: str | None = Field(description="first week of the data (YYYY-MM-DD)")
+    data_end: str | None = Field(description="last week of the data (YYYY-MM-DD)")
+    metrics: dict[str, Any]
+    started_at: str | None = Field(description="ISO 8601, UTC, seconds")
+    finished_at: str | None
+    duration_s: float | None
+    artifact_path: str | None
+    artifact_sha256: str | None
+    code_version: str | None
+    error: str | None
+
+
+class RunsResponse(BaseModel):
+    runs: list[RunOut] = Field(description="newest first")
+
+
+class ActualRow(BaseModel):
+    """One week of actual sales. Documents what app.monitoring.actuals accepts (it parses rows with the
+    CSV loader's own parsers, so both inputs get the same messages); keys other than these are ignored."""
+
+    store: int = Field(
+        ge=1, le=2**31 - 1, description="also accepted as `Store`; a numeric string is accepted too"
+    )
+    dept: int = Field(ge=1, le=2**31 - 1, description="also accepted as `Dept`")
+    date: dt.date = Field(description="the week's Friday, YYYY-MM-DD; also accepted as `week` or `Date`")
+    weekly_sales: float = Field(description="also accepted as `sales` or `Weekly_Sales`")
+    is_holiday: bool | None = Field(
+        None,
+        description=(
+            "also accepted as `IsHoliday` (or the text TRUE/FALSE); left out, it comes from the holiday "
+            "calendar; null is false"
+        ),
+    )
+
+
+class ActualsRequest(BaseModel):
+    rows: list[ActualRow] = Field(min_length=1, description="unique by store, dept and date")
+
+
+class ActualsResponse(BaseModel):
+    received: int = Field(description="rows in the request")
+    inserted: int
+    updated: int = Field(description="rows whose stored sales or holiday flag changed")
+    unchanged: int = Field(description="rows equal to the stored ones (re-imports change nothing)")
