@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+MAX_ROW_ID = 2**63 - 1  # larger numbers overflow the databases' INTEGER: no row can have them
 
 
 def utcnow() -> dt.datetime:

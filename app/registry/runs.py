@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from app.config import PROJECT_ROOT
 from app.registry import events
-from app.storage import Run, Storage, utcnow
+from app.storage import MAX_ROW_ID, Run, Storage, utcnow
 
 if TYPE_CHECKING:
     from app.forecasting.data import Dataset
@@ -296,6 +296,8 @@ def list_runs(
 
 
 def get_run(storage: Storage, run_id: int) -> dict[str, Any] | None:
+    if not 1 <= run_id <= MAX_ROW_ID:
+        return None
     with storage.session() as session:
         run = session.get(Run, run_id)
         return run_to_dict(run) if run is not None else None
