@@ -159,7 +159,9 @@ def main() -> None:
                 ]
                 + [""] * (len(header) - 3)
             )
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    columns = max(len(r) for r in table)
+    table = [r + [""] * (columns - len(r)) for r in table]
+    widths = [max(len(r[i]) for r in table) for i in range(columns)]
     for i, r in enumerate(table):
         print("  ".join(c.ljust(widths[j]) for j, c in enumerate(r)))
         if i == 0:
