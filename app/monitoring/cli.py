@@ -24,7 +24,7 @@ actuals_cli = AppGroup("actuals", help="Actual weekly sales for live accuracy.")
 
 
 @monitor_cli.command("run")
-@click.option("--job", "only", type=click.Choice(jobs.JOB_ORDER), default=None, help="Run one job only.")
+@click.option("--job", "only", type=click.Choice(list(jobs.JOBS)), default=None, help="Run one job only.")
 @with_appcontext
 def monitor_run(only: str | None) -> None:
     """Run every monitoring job once, now (whatever the schedule says)."""

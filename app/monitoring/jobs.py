@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +32,11 @@ from app.storage import DriftReport, DriftResult, JobRun, ModelVersion, Predicti
 log = logging.getLogger(__name__)
 
 JOB_ORDER = ("drift", "performance", "alerts")  # alerts last: it reads what the others just wrote
-INTERVAL_SETTINGS = {
-    "drift": "DRIFT_INTERVAL_MINUTES",
-    "performance": "PERFORMANCE_INTERVAL_MINUTES",
-    "alerts": "ALERT_INTERVAL_MINUTES",
+INTERVAL_SETTINGS = {  # job -> (setting, minutes per unit of the setting)
+    "drift": ("DRIFT_INTERVAL_MINUTES", 1),
+    "performance": ("PERFORMANCE_INTERVAL_MINUTES", 1),
+    "alerts": ("ALERT_INTERVAL_MINUTES", 1),
+    "retrain": ("RETRAIN_INTERVAL_HOURS", 60),
 }
 DRIFT_SAMPLE_SIZE = 5000  # logged rows drawn at random from the window for the drift tests
 START_DELAY_SECONDS = 5  # scheduled runs fire this long after their slot begins
@@ -48,7 +49,13 @@ def worker_name() -> str:
 
 
 def interval_minutes(app: Flask, job: str) -> float:
-    return float(app.config[INTERVAL_SETTINGS[job]])
+    setting, minutes_per_unit = INTERVAL_SETTINGS[job]
+    return float(app.config[setting]) * minutes_per_unit
+
+
+def enabled_jobs(app: Flask) -> tuple[str, ...]:
+    """The monitoring jobs, and the retrain job when RETRAIN_ENABLED (off by default)."""
+    return (*JOB_ORDER, "retrain") if app.config.get("RETRAIN_ENABLED") else JOB_ORDER
 
 
 def slot_for(now: dt.datetime, minutes: float) -> dt.datetime:
@@ -289,10 +296,19 @@ def run_alerts(app: Flask, now: dt.datetime) -> dict[str, Any]:
         return {"open": alerts.evaluate(session, app.config)}
 
 
+def run_retrain(app: Flask, now: dt.datetime) -> dict[str, Any]:
+    """Retrain on the base data plus ingested actuals; the experiment's gate decides on promotion."""
+    from app.registry.retrain import scheduled_retrain
+
+    result = scheduled_retrain(app)
+    return {"skipped": "RETRAIN_ENABLED is off"} if result is None else result.to_dict()
+
+
 JOBS: dict[str, Callable[[Flask, dt.datetime], dict[str, Any]]] = {
     "drift": run_drift,
     "performance": run_performance,
     "alerts": run_alerts,
+    "retrain": run_retrain,
 }
 
 
@@ -319,17 +335,17 @@ def run_job(app: Flask, job: str, *, now: dt.datetime | None = None, manual: boo
 
 def run_all(app: Flask, *, now: dt.datetime | None = None, manual: bool = True) -> list[JobOutcome]:
     """Every job once: `flask monitor run` (manual) or a catch-up of the current slots (scheduled)."""
-    return [run_job(app, job, now=now, manual=manual) for job in JOB_ORDER]
+    return [run_job(app, job, now=now, manual=manual) for job in enabled_jobs(app)]
 
 
-def last_runs(storage: Storage) -> dict[str, JobRun | None]:
+def last_runs(storage: Storage, job_names: Sequence[str] = JOB_ORDER) -> dict[str, JobRun | None]:
     """The latest run of each job, for the health panel."""
     with storage.session() as session:
         return {
             job: session.scalars(
                 select(JobRun).where(JobRun.job == job).order_by(JobRun.id.desc()).limit(1)
             ).first()
-            for job in JOB_ORDER
+            for job in job_names
         }
 
 
@@ -346,7 +362,7 @@ def make_scheduler(app: Flask, *, blocking: bool) -> Any:
 
     scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone="UTC")
     now = utcnow()
-    for job in JOB_ORDER:
+    for job in enabled_jobs(app):
         minutes = interval_minutes(app, job)
         first = slot_for(now, minutes) + dt.timedelta(seconds=START_DELAY_SECONDS)
         scheduler.add_job(

@@ -73,10 +73,11 @@ def _health() -> dict[str, Any]:
             holder.status() if hasattr(holder, "status") else {"serving": getattr(holder, "version", None)}
         )
     database = _storage().ping()
-    runs = jobs.last_runs(_storage()) if database else {}
+    job_names = jobs.enabled_jobs(current_app)
+    runs = jobs.last_runs(_storage(), job_names) if database else {}
     now = utcnow()
     job_rows = []
-    for job in jobs.JOB_ORDER:
+    for job in job_names:
         run = runs.get(job)
         minutes = jobs.interval_minutes(current_app, job)
         late = run is None or (now - run.started_at) > dt.timedelta(minutes=2 * minutes)

@@ -109,3 +109,19 @@ def test_scheduler_enabled_starts_in_the_worker_on_its_first_request(tmp_path):
     finally:
         scheduler.shutdown(wait=True)
         app.extensions["storage"].dispose()
+
+
+def test_the_retrain_job_is_scheduled_only_when_enabled(tmp_path):
+    off = make_test_app(tmp_path / "off")
+    on = make_test_app(tmp_path / "on", RETRAIN_ENABLED=True, RETRAIN_INTERVAL_HOURS=168)
+    ids = {
+        name: {job.id for job in jobs.make_scheduler(app, blocking=False).get_jobs()}
+        for name, app in (("off", off), ("on", on))
+    }
+    assert ids == {
+        "off": {"drift", "performance", "alerts"},
+        "on": {"drift", "performance", "alerts", "retrain"},
+    }
+    assert jobs.interval_minutes(on, "retrain") == 168 * 60
+    outcome = jobs.run_job(off, "retrain", manual=True)
+    assert outcome.result == {"skipped": "RETRAIN_ENABLED is off"}
