@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
-MAX_ROW_ID = 2**63 - 1  # larger numbers overflow the databases' INTEGER: no row can have them
+MAX_ROW_ID = 2**31 - 1  # INTEGER ids (runs, versions) overflow past this on PostgreSQL: no row has them
 
 
 def utcnow() -> dt.datetime:
@@ -247,6 +247,11 @@ class StageChange(Base):
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     changed_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+def get_row(session: Session, model: type[Base], row_id: int) -> Any:
+    """session.get for an id from a URL: None, not a database overflow error, for ids no row can have."""
+    return session.get(model, row_id) if 1 <= row_id <= MAX_ROW_ID else None
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.storage import Alert, DriftReport, PerformanceSnapshot, utcnow
+from app.storage import Alert, DriftReport, PerformanceSnapshot, get_row, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def open_alert(
 
 
 def acknowledge(session: Session, alert_id: int, by: str = "operator") -> Alert | None:
-    alert = session.get(Alert, alert_id)
+    alert = get_row(session, Alert, alert_id)
     if alert is None:
         return None
     if alert.acknowledged_at is None:
@@ -85,7 +85,7 @@ def acknowledge(session: Session, alert_id: int, by: str = "operator") -> Alert 
 
 
 def resolve(session: Session, alert_id: int) -> Alert | None:
-    alert = session.get(Alert, alert_id)
+    alert = get_row(session, Alert, alert_id)
     if alert is not None and alert.resolved_at is None:
         alert.resolved_at = utcnow()
         session.flush()

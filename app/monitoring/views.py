@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from app.monitoring import actuals, alerts, charts, jobs
 from app.monitoring.metrics import REGISTRY
-from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, utcnow
+from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, get_row, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def partial_alerts() -> str:
 @pages_bp.get("/monitoring/drift/<int:result_id>")
 def partial_feature(result_id: int) -> Any:
     with _storage().session() as session:
-        result = session.get(DriftResult, result_id)
+        result = get_row(session, DriftResult, result_id)
     if result is None:
         return Response("<p class='muted'>That drift result no longer exists.</p>", status=404)
     chart = charts.distribution_chart(result.feature, result.details or {})

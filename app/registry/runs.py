@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from app.config import PROJECT_ROOT
 from app.registry import events
-from app.storage import MAX_ROW_ID, Run, Storage, utcnow
+from app.storage import Run, Storage, get_row, utcnow
 
 if TYPE_CHECKING:
     from app.forecasting.data import Dataset
@@ -134,7 +134,7 @@ def start_run(
 
 def _close(storage: Storage, run_id: int, **values: Any) -> None:
     with storage.session() as session:
-        run = session.get(Run, run_id)
+        run = get_row(session, Run, run_id)
         if run is None:
             raise LookupError(f"run {run_id} does not exist")
         run.finished_at = utcnow()
@@ -296,8 +296,6 @@ def list_runs(
 
 
 def get_run(storage: Storage, run_id: int) -> dict[str, Any] | None:
-    if not 1 <= run_id <= MAX_ROW_ID:
-        return None
     with storage.session() as session:
-        run = session.get(Run, run_id)
+        run = get_row(session, Run, run_id)
         return run_to_dict(run) if run is not None else None

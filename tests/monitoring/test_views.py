@@ -139,3 +139,9 @@ def test_metrics_in_prometheus_text_format(busy_app):
     )
     for line in text.strip().splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
+
+
+@pytest.mark.parametrize("path", ["/monitoring/drift/6661574918636468", "/api/v1/runs/6661574918636468"])
+def test_ids_past_the_integer_range_are_not_found(mon_app, path):
+    """Ids from a URL that no INTEGER column can hold are a 404 on every database, not an overflow."""
+    assert mon_app.test_client().get(path).status_code == 404
