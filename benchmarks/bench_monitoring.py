@@ -40,7 +40,7 @@ PORT = 8766
 STAMP = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME format
 
 
-# ------------------------------------------------------------------------------------------ helpers
+# helpers
 
 
 def _prediction(week: dt.date, horizon: int = 1) -> dict:
@@ -106,7 +106,7 @@ def bench_in_process(repeat: int = 2000) -> dict:
     return results
 
 
-# ------------------------------------------------------------------------------------------ gunicorn
+# gunicorn
 
 STAND_IN_WSGI = '''
 """A stand-in for /api/v1/predict while no model can be trained: parse, log, answer."""
@@ -271,7 +271,7 @@ def _count(storage) -> int:
         return connection.exec_driver_sql("SELECT count(*) FROM prediction_log").scalar_one()
 
 
-# ------------------------------------------------------------------------------------------ jobs
+# jobs
 
 
 def _fill(path: Path, rows: int, requests: int, seed: int = 0) -> None:

@@ -52,7 +52,7 @@ BATCH_ROWS = 100
 FORECAST_WEEKS = 13
 
 
-# ---------------------------------------------------------------- the service under test
+# the service under test
 
 
 @dataclass
@@ -209,7 +209,7 @@ def prepare(workdir: Path) -> tuple[dict[str, str], dict[str, Any]]:
     return env, {"pairs": pairs, "origin": origin}
 
 
-# ---------------------------------------------------------------- the load
+# the load
 
 
 @dataclass
@@ -364,7 +364,7 @@ def run_load(
     return load.outcomes
 
 
-# ---------------------------------------------------------------- the phases
+# the phases
 
 
 def phase_load(
@@ -494,7 +494,7 @@ def phase_restart(service: Service, shape: dict[str, Any], checks: dict) -> dict
     }
 
 
-# ---------------------------------------------------------------- main
+# main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CDN_HOSTS = ("unpkg.com", "jsdelivr", "cdnjs", "googleapis", "cloudflare", "vega.github.io", "code.jquery")
 
 
-# ---------------------------------------------------------------- Dockerfile
+# Dockerfile
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -92,7 +92,7 @@ def test_image_installs_assets_at_build_and_bakes_in_no_data() -> None:
         assert pattern in ignored, f".dockerignore misses {pattern}"
 
 
-# ---------------------------------------------------------------- docker-compose.yml
+# docker-compose.yml
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_migrations_run_once_before_web_and_scheduler(compose: dict) -> None:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
-# ---------------------------------------------------------------- nginx
+# nginx
 
 
 def nginx_directives(text: str) -> list[tuple[tuple[str, ...], str, list[str]]]:
@@ -210,7 +210,7 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-# ---------------------------------------------------------------- no CDN, documented settings
+# no CDN, documented settings
 
 
 def test_no_page_or_script_loads_anything_from_a_cdn() -> None:

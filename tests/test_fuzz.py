@@ -124,7 +124,7 @@ def test_token_gated_operations_with_the_token_hold_to_their_schema(
     assert not failures, "\n\n".join(failures)
 
 
-# ---------------------------------------------------------------- named hostile inputs
+# named hostile inputs
 
 
 @pytest.fixture

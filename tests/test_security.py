@@ -52,7 +52,7 @@ def production_app(tmp_path, monkeypatch) -> Flask:
     return app
 
 
-# ---------------------------------------------------------------- response headers
+# response headers
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_policy_constant_matches_the_header(production_app: Flask) -> None:
     assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
 
 
-# ---------------------------------------------------------------- secret key, debug pages
+# secret key, debug pages
 
 
 def test_secret_key_is_required_outside_debug_and_tests(tmp_path, monkeypatch) -> None:
@@ -129,7 +129,7 @@ def test_an_unexpected_error_shows_no_debugger_and_no_traceback(production_app: 
     assert client.get("/api/v1/_boom").is_json
 
 
-# ---------------------------------------------------------------- CSRF and admin tokens
+# CSRF and admin tokens
 
 
 def _url_for_rule(rule) -> str:
@@ -209,7 +209,7 @@ def test_the_models_page_action_needs_the_admin_token(production_app: Flask) -> 
     assert client.post("/models/action", data={**form, "token": "wrong"}).status_code == 403
 
 
-# ---------------------------------------------------------------- artifacts, SQL
+# artifacts, SQL
 
 
 def test_an_artifact_whose_hash_differs_from_the_registry_is_never_loaded(tmp_path, small_artifact) -> None:
@@ -255,7 +255,7 @@ def test_hostile_text_in_a_store_field_is_a_422_and_touches_no_table(model_app: 
         assert session.scalar(select(func.count()).select_from(PredictionLog)) == 0
 
 
-# ---------------------------------------------------------------- a locked database
+# a locked database
 
 
 def test_transient_database_errors_are_recognised() -> None:

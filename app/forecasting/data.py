@@ -91,13 +91,11 @@ class Dataset:
         )
 
 
-# --------------------------------------------------------------------------------------------
 # Loading: pandas' C parser reads numbers as float64 and everything else as categoricals (each distinct
 # date or flag is then parsed once), so the real files load in well under a second. Checks are vectorised;
 # the first offending row is located afterwards so the error can name its line. When a number does not
 # parse, the file is read again with those columns as text to find it. Line numbers assume no quoted
 # field spans lines (Kaggle's files have none).
-# --------------------------------------------------------------------------------------------
 
 TRAIN_FILE, FEATURES_FILE, STORES_FILE, TEST_FILE = "train.csv", "features.csv", "stores.csv", "test.csv"
 KAGGLE_COVARIATES = {

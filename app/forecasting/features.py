@@ -79,7 +79,7 @@ FEATURE_NAMES = [f[0] for f in FEATURES]
 IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-# --------------------------------------------------------------------------------------------- panel
+# panel
 @dataclass
 class Panel:
     """Sales as a dense series x week matrix (NaN = no row), weeks as absolute week indices."""
@@ -111,7 +111,7 @@ class Panel:
         return np.asarray(week) - self.first_week
 
 
-# --------------------------------------------------------------------------------------- covariates
+# covariates
 @dataclass
 class Covariates:
     """Store x week covariates resolved once: the features table where known, else the store's
@@ -189,7 +189,7 @@ class Covariates:
         )
 
 
-# ------------------------------------------------------------------------------------- origin state
+# origin state
 @dataclass
 class OriginState:
     """Everything a forecast from `origin` needs from past sales, per series."""
@@ -284,7 +284,7 @@ def origin_state(panel: Panel, origin: int, config: FeatureConfig) -> OriginStat
     return OriginState(origin, scale, stats, hist[:, -WINDOW:], svd, has, panel.dept)
 
 
-# ----------------------------------------------------------------------------------------- assembly
+# assembly
 def resolve_covariates(
     cov: Covariates, store_pos: np.ndarray, week: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -374,7 +374,7 @@ def assemble(
     return X, base, scale
 
 
-# ------------------------------------------------------------------------------------ training rows
+# training rows
 @dataclass
 class TrainingSet:
     X: np.ndarray

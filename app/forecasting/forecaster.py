@@ -112,7 +112,7 @@ class Forecaster:
         self._build_profiles()
         self.version: str = str(self.metadata.get("version", f"{estimator.kind}-{self.origin.date()}"))
 
-    # ------------------------------------------------------------------------------------- info
+    # info
     @property
     def origin(self) -> pd.Timestamp:
         return calendar.week_date(self.origin_week)[0]
@@ -145,7 +145,7 @@ class Forecaster:
             calendar.week_date(self.origin_week + MAX_HORIZON)[0],
         )
 
-    # ---------------------------------------------------------------------------------- predict
+    # predict
     def predict_rows(self, rows: list[dict[str, Any]]) -> list[Prediction]:
         """Predictions for rows of store, dept, date and optional covariates."""
         if not rows:
@@ -235,7 +235,7 @@ class Forecaster:
         out["cold_start"] = res["cold"]
         return out
 
-    # -------------------------------------------------------------------------------- internals
+    # internals
     def _check_store(self, store: object) -> None:
         try:
             s = int(store)  # type: ignore[arg-type]

@@ -104,9 +104,7 @@ def resolve_kind(session: Session, kind: str, key: str | None = None) -> int:
     return count
 
 
-# ---------------------------------------------------------------------------------------------
 # Rules
-# ---------------------------------------------------------------------------------------------
 
 
 def check_drift(session: Session, report: DriftReport | None) -> Alert | None:

@@ -91,9 +91,7 @@ class DriftOutcome:
     dataset_drift: bool
 
 
-# ---------------------------------------------------------------------------------------------
 # Reference distributions
-# ---------------------------------------------------------------------------------------------
 
 
 def _category(value: Any) -> str | None:
@@ -221,9 +219,7 @@ def _normalize_entry(entry: Any) -> dict[str, Any] | None:
     return None
 
 
-# ---------------------------------------------------------------------------------------------
 # Tests
-# ---------------------------------------------------------------------------------------------
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> float | None:

@@ -96,10 +96,8 @@ class JobOutcome:
     error: str | None = None
 
 
-# ---------------------------------------------------------------------------------------------
 # The model the jobs judge: the registry's production version, read without loading the artifact
 # (the drift job loads it through the app's ModelHolder for the reference distributions).
-# ---------------------------------------------------------------------------------------------
 
 
 def production_model(storage: Storage, name: str) -> ModelVersion | None:
@@ -146,9 +144,7 @@ def model_reference(app: Flask) -> tuple[str | None, dict[str, Any] | None]:
         return version, _reference_cache[key]
 
 
-# ---------------------------------------------------------------------------------------------
 # Jobs
-# ---------------------------------------------------------------------------------------------
 
 
 def sample_window(
@@ -349,9 +345,7 @@ def last_runs(storage: Storage, job_names: Sequence[str] = JOB_ORDER) -> dict[st
         }
 
 
-# ---------------------------------------------------------------------------------------------
 # APScheduler
-# ---------------------------------------------------------------------------------------------
 
 
 def make_scheduler(app: Flask, *, blocking: bool) -> Any:

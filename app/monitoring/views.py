@@ -50,7 +50,7 @@ def _bearer() -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-# ------------------------------------------------------------------------------------ data for panels
+# data for panels
 
 
 def _latest_drift(session: Any) -> tuple[DriftReport | None, list[DriftResult]]:
@@ -126,7 +126,7 @@ def _context_alerts() -> dict[str, Any]:
         return {"open_alerts": alerts.open_alerts(session), "past_alerts": alerts.past_alerts(session)}
 
 
-# ------------------------------------------------------------------------------------------- pages
+# pages
 
 
 @pages_bp.get("/monitoring")
@@ -227,7 +227,7 @@ def upload_actuals() -> Any:
     )
 
 
-# ----------------------------------------------------------------------------------------- metrics
+# metrics
 
 
 @pages_bp.get("/metrics")
@@ -281,7 +281,7 @@ def metrics() -> Response:
     return Response(REGISTRY.render(gauges), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 
-# -------------------------------------------------------------------------------------------- API
+# API
 
 
 def _api_error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> Response:

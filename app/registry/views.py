@@ -104,7 +104,7 @@ def _serving() -> dict[str, Any]:
     return holder.status()
 
 
-# ---------------------------------------------------------------------------------------------- API
+# API
 
 
 @api_bp.get("/models")
@@ -196,7 +196,7 @@ def api_run(run_id: int) -> Any:
     return run
 
 
-# -------------------------------------------------------------------------------------------- pages
+# pages
 
 ACTIONS = {"promote": versions.promote, "rollback": versions.rollback, "archive": versions.archive}
 

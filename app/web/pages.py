@@ -93,7 +93,7 @@ def _history(model: Any, store: int, dept: int, weeks: int = 104) -> pd.DataFram
         return pd.DataFrame(columns=["date", "weekly_sales"])
 
 
-# ------------------------------------------------------------------------------------------ forecast
+# forecast
 @bp.route("/", methods=["GET", "POST"])
 def forecast() -> Any:
     """The forecast form: one week (a result card) or 2-52 weeks (chart, table, CSV download)."""
@@ -275,7 +275,7 @@ def forecast_csv() -> Any:
     return response
 
 
-# ------------------------------------------------------------------------------------------- store
+# store
 @bp.get("/store")
 def store_page() -> Any:
     """A whole store: departments ranked by forecast, the store total chart."""
@@ -375,7 +375,7 @@ def _store_history(model: Any, store: int, departments: list[int]) -> pd.DataFra
     return pd.concat(frames).groupby("date", as_index=False)["weekly_sales"].sum()
 
 
-# ------------------------------------------------------------------------------------------- batch
+# batch
 def _batch_dir() -> Path:
     path = Path(current_app.instance_path) / "batch_results"
     path.mkdir(parents=True, exist_ok=True)
@@ -489,7 +489,7 @@ def batch_download(token: str) -> Any:
     return response
 
 
-# ------------------------------------------------------------------------------------------- model
+# model
 @bp.get("/model")
 def model_page() -> Any:
     """The production model's card."""

@@ -197,7 +197,7 @@ def clean_form(form: Any, fields: list[str] | tuple[str, ...]) -> dict[str, Any]
     return data
 
 
-# ------------------------------------------------------------------------------------------- responses
+# responses
 class ErrorDetail(BaseModel):
     field: str = Field(
         description="the offending field: `date`, `rows[3].store`, `covariates[0].cpi`, `body`"
@@ -353,7 +353,7 @@ def finite_or_none(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-# ----------------------------------------------------------------------- registry and actuals (API)
+# registry and actuals (API)
 class AdminActionRequest(BaseModel):
     """The optional JSON body of promote, rollback and archive (an empty body is the same as `{}`)."""
 

@@ -28,7 +28,7 @@ real_data = pytest.mark.skipif(
 )
 
 
-# ---------------------------------------------------------------------------------------------- helpers
+# helpers
 
 
 def _write_small(directory: Path, seed: int = 3) -> Dataset:
@@ -81,7 +81,7 @@ def kaggle_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-# ------------------------------------------------------------------------------------------- real files
+# real files
 
 
 @real_data
@@ -167,7 +167,7 @@ def test_real_holiday_flags_follow_the_calendar_rule() -> None:
     assert flagged == in_range
 
 
-# ------------------------------------------------------------------------------------------ round trips
+# round trips
 
 
 def test_synthetic_round_trip_through_kaggle_csvs(tmp_path: Path) -> None:
@@ -269,7 +269,7 @@ def test_load_or_generate_without_directory_is_synthetic() -> None:
     assert load_or_generate(None, seed=1).source.startswith("synthetic")
 
 
-# ----------------------------------------------------------------------------------------------- errors
+# errors
 
 
 @pytest.mark.parametrize("name", ["train.csv", "features.csv", "stores.csv"])

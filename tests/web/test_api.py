@@ -52,7 +52,7 @@ def friday(day: str) -> bool:
     return dt.date.fromisoformat(day).weekday() == 4
 
 
-# ------------------------------------------------------------------------------------- health, ready
+# health, ready
 def test_health(client):
     assert client.get("/api/v1/health").get_json() == {"status": "ok"}
 
@@ -79,7 +79,7 @@ def test_ready_without_database_is_503(tmp_path):
     assert response.status_code == 503 and response.get_json()["database"] is False
 
 
-# ------------------------------------------------------------------------------------------ predict
+# predict
 def test_predict_returns_the_prediction_and_logs_it(model_app, client, row, known):
     response = client.post("/api/v1/predict", json={**row, "temperature": 70})
     assert response.status_code == 200
@@ -183,7 +183,7 @@ def test_no_model_is_503_everywhere(app):
         assert_error(response, 503, "model")
 
 
-# -------------------------------------------------------------------------------------------- batch
+# batch
 def test_batch_json(model_app, client, row, known):
     rows = [
         row,
@@ -290,7 +290,7 @@ def test_batch_csv_out(client, known):
     assert line.startswith(f"100.5,{known.store},{known.dept},{known.week},1,")
 
 
-# ----------------------------------------------------------------------------------------- forecast
+# forecast
 def test_forecast_weeks_and_covariates(model_app, client, known):
     thursday = known.days_before_week(1)
     payload = {
@@ -339,7 +339,7 @@ def test_forecast_errors(client, known, payload, field):
     assert_error(client.post("/api/v1/forecast", json=known.fill(payload)), 422, field)
 
 
-# ------------------------------------------------------------------------------------ store forecast
+# store forecast
 def test_store_forecast_ranks_departments_and_totals(model_app, client, forecaster, known):
     response = client.get(f"/api/v1/stores/{known.store}/forecast?weeks=3&start={known.week}")
     assert response.status_code == 200
@@ -378,7 +378,7 @@ def test_store_forecast_errors(client, known, url, field):
     assert_error(client.get(url), 422, field)
 
 
-# -------------------------------------------------------------------------------------------- model
+# model
 def test_model_and_features(client, forecaster):
     meta = forecaster.metadata
     body = client.get("/api/v1/model").get_json()
@@ -402,7 +402,7 @@ def test_model_and_features(client, forecaster):
     assert model["lag52"]["description"]
 
 
-# ------------------------------------------------------------------------------------------ openapi
+# openapi
 def test_openapi_is_generated_from_the_request_schemas(client):
     from app.web.schemas import PredictRequest
 
@@ -454,7 +454,7 @@ def test_bad_input_never_gives_500(client, row):
                 assert response.status_code < 500, (path, field, value, response.get_data(as_text=True))
 
 
-# ------------------------------------------------------------------------------- end to end, 52 weeks
+# end to end, 52 weeks
 def test_real_model_predict_forecast_and_store(client, model_app, known):
     before = logged(model_app)
     body = client.post(

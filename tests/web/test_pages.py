@@ -174,7 +174,7 @@ def test_no_js_department_refresh(client, known):
     assert "result-single" not in html
 
 
-# ------------------------------------------------------------------------------------------- store
+# store
 def test_store_page_ranks_departments_with_a_chart(model_app, client, forecaster, known):
     assert "Choose a store" in client.get("/store").get_data(as_text=True)
     html = client.get(f"/store?store={known.store}&weeks=4").get_data(as_text=True)
@@ -197,7 +197,7 @@ def test_store_page_errors_inline(client, known):
     assert response.status_code == 422 and 'id="store-error"' in response.get_data(as_text=True)
 
 
-# ------------------------------------------------------------------------------------------- batch
+# batch
 def upload(client, text: str, headers: dict | None = None, name: str = "test.csv"):
     data = {"csrf_token": token(client, "/batch"), "file": (io.BytesIO(text.encode()), name)}
     return client.post("/batch", data=data, content_type="multipart/form-data", headers=headers or {})
@@ -258,7 +258,7 @@ def test_batch_download_unknown_token(client):
     assert client.get("/batch/../../etc.csv").status_code == 404
 
 
-# ------------------------------------------------------------------------------------------- model
+# model
 def test_model_card_page(client, forecaster):
     backtest = forecaster.metadata["backtest"]
     html = client.get("/model").get_data(as_text=True)
@@ -309,7 +309,7 @@ def test_html_404_outside_the_api(client):
     assert response.status_code == 404 and "<html" in response.get_data(as_text=True)
 
 
-# ----------------------------------------------------------------------------- end to end, by form
+# end to end, by form
 def test_real_model_pages(client, model_app):
     html = client.get("/").get_data(as_text=True)
     store = re.search(r'<option value="(\d+)" selected>Store', html).group(1)

@@ -94,7 +94,7 @@ def test_input_features_expose_types_and_ranges():
     assert features["unemployment"]["maximum"] == 100 and not features["unemployment"]["required"]
 
 
-# ----------------------------------------------------------------------------------------------- CSV
+# CSV
 def test_kaggle_test_csv_columns_with_bare_cr_and_na():
     text = (
         "Store,Dept,Date,IsHoliday,MarkDown1,Weekly_Sales\r"
