@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from app.monitoring import actuals, alerts, charts, jobs
 from app.monitoring.metrics import REGISTRY
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, get_row, utcnow
+from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,11 @@ def _authorised(presented: str | None) -> str | None:
     """None when actuals may be written; otherwise why not. Open unless STORECAST_ADMIN_TOKEN is set."""
     if not current_app.config.get("STORECAST_ADMIN_TOKEN"):
         return None
-    from app.registry.views import AdminDenied, check_admin_token
-
     try:
         check_admin_token(presented)
     except AdminDenied as denied:
         return denied.message
     return None
-
-
-def _bearer() -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
 # data for panels
@@ -301,12 +295,9 @@ def _detail(error: dict[str, Any]) -> dict[str, Any]:
 @api_bp.post("/actuals")
 def api_actuals() -> Any:
     """Actual weekly sales as JSON rows ({"rows": [...]} or a list) or a CSV body (text/csv)."""
-    denied = _authorised(_bearer())
-    if denied:
-        response = _api_error(401 if not _bearer() else 403, denied)
-        if not _bearer():
-            response.headers["WWW-Authenticate"] = 'Bearer realm="storecast admin"'
-        return response
+    denied = deny_unless_admin() if current_app.config.get("STORECAST_ADMIN_TOKEN") else None
+    if denied is not None:  # open on a server without an admin token
+        return denied
     content_type = (request.mimetype or "").lower()
     try:
         if content_type in {"text/csv", "application/csv", "text/plain"}:

@@ -1,17 +1,11 @@
 """The registry over HTTP: JSON under /api/v1 (reads open, admin actions behind a bearer token) and pages.
 
-Admin authentication (API and forms alike): the server's STORECAST_ADMIN_TOKEN, compared with
-hmac.compare_digest.
-- no token presented                 -> 401 (with `WWW-Authenticate: Bearer`)
-- a token presented, but wrong       -> 403
-- a token presented, none configured -> 403 "admin actions are disabled" (nothing can be right)
-Reading the registry (GET) needs no token.
+Admin actions, API and forms alike, are checked by app.web.admin_auth; reading needs no token.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 from typing import Any
 
@@ -30,6 +24,7 @@ from pydantic import ValidationError
 
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
+from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +34,6 @@ pages_bp = Blueprint("registry", __name__)
 ADMIN_ACTOR = "admin-token"
 HISTORY_ON_PAGE = 12
 BUCKET_ORDER = ["1-4", "5-8", "9-13", "14-26", "27-39", "40-52"]
-
-
-class AdminDenied(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-def check_admin_token(presented: str | None) -> None:
-    """Raise AdminDenied (401 or 403) unless `presented` is the configured admin token."""
-    if not presented:
-        raise AdminDenied(401, "admin token required: send Authorization: Bearer <STORECAST_ADMIN_TOKEN>")
-    configured = current_app.config.get("STORECAST_ADMIN_TOKEN")
-    if not configured:
-        raise AdminDenied(403, "admin actions are disabled: STORECAST_ADMIN_TOKEN is not set on the server")
-    if not hmac.compare_digest(presented.encode("utf-8"), str(configured).encode("utf-8")):
-        raise AdminDenied(403, "wrong admin token")
-
-
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
 def _api_error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> Response:
@@ -132,13 +104,9 @@ def api_model(version: str) -> Any:
 
 
 def _admin_action(action, *args: Any) -> Any:
-    try:
-        check_admin_token(_bearer())
-    except AdminDenied as denied:
-        response = _api_error(denied.status, denied.message)
-        if denied.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="storecast admin"'
-        return response
+    denied = deny_unless_admin()
+    if denied is not None:
+        return denied
     body = request.get_json(silent=True) if request.data else {}
     if not isinstance(body, dict):
         return _api_error(

@@ -1,0 +1,48 @@
+"""Admin authentication for the API and the forms: the server's STORECAST_ADMIN_TOKEN, in constant time.
+
+- no token presented                 -> 401 (with `WWW-Authenticate: Bearer`)
+- a token presented, but wrong       -> 403
+- a token presented, none configured -> 403 "admin actions are disabled" (nothing can be right)
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Response, current_app, request
+
+from app.web.errors import api_error
+
+
+class AdminDenied(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def check_admin_token(presented: str | None) -> None:
+    """Raise AdminDenied (401 or 403) unless `presented` is the configured admin token."""
+    if not presented:
+        raise AdminDenied(401, "admin token required: send Authorization: Bearer <STORECAST_ADMIN_TOKEN>")
+    configured = current_app.config.get("STORECAST_ADMIN_TOKEN")
+    if not configured:
+        raise AdminDenied(403, "admin actions are disabled: STORECAST_ADMIN_TOKEN is not set on the server")
+    if not hmac.compare_digest(presented.encode("utf-8"), str(configured).encode("utf-8")):
+        raise AdminDenied(403, "wrong admin token")
+
+
+def bearer_token() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def deny_unless_admin() -> Response | None:
+    """None when the request carries the admin bearer token; otherwise the JSON 401 or 403 to return."""
+    try:
+        check_admin_token(bearer_token())
+    except AdminDenied as denied:
+        response = api_error(denied.status, denied.message)
+        if denied.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="storecast admin"'
+        return response
+    return None
