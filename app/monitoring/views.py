@@ -19,6 +19,7 @@ from app.monitoring import actuals, alerts, charts, jobs
 from app.monitoring.metrics import REGISTRY
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, get_row, utcnow
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
+from app.web.errors import api_error
 
 log = logging.getLogger(__name__)
 
@@ -278,12 +279,6 @@ def metrics() -> Response:
 # API
 
 
-def _api_error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> Response:
-    from app.web.errors import api_error
-
-    return api_error(status, message, details)
-
-
 def _detail(error: dict[str, Any]) -> dict[str, Any]:
     """{"field", "message", "line"}; CSV messages start with their line, JSON fields name rows[i]."""
     field, line, message = error.get("field") or "body", error.get("line"), error["message"]
@@ -309,7 +304,7 @@ def api_actuals() -> Any:
         else:
             body = request.get_json(silent=True)
             if body is None:
-                return _api_error(
+                return api_error(
                     415 if content_type != "application/json" else 400,
                     "send JSON rows (application/json) or a CSV in train.csv's format (text/csv)",
                     [{"field": "body", "message": "expected a JSON list of rows or text/csv"}],
@@ -317,9 +312,7 @@ def api_actuals() -> Any:
             parsed = actuals.parse_rows(body)
     except actuals.ActualsError as error:
         details = [_detail(e) for e in error.errors]
-        return _api_error(
-            400, f"{len(details)} problem(s) in the actual sales; nothing was imported", details
-        )
+        return api_error(400, f"{len(details)} problem(s) in the actual sales; nothing was imported", details)
     with _storage().session() as session:
         result = actuals.upsert_actuals(session, parsed)
     return jsonify(result.to_dict()), 200

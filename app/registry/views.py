@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     redirect,
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
+from app.web.errors import api_error
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,6 @@ pages_bp = Blueprint("registry", __name__)
 ADMIN_ACTOR = "admin-token"
 HISTORY_ON_PAGE = 12
 BUCKET_ORDER = ["1-4", "5-8", "9-13", "14-26", "27-39", "40-52"]
-
-
-def _api_error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> Response:
-    from app.web.errors import api_error
-
-    return api_error(status, message, details)
 
 
 def _storage():
@@ -99,7 +93,7 @@ def api_model(version: str) -> Any:
     try:
         row = versions.get_version(_storage(), _name(), version)
     except versions.RegistryError as error:
-        return _api_error(error.status, str(error), [{"field": "version", "message": str(error)}])
+        return api_error(error.status, str(error), [{"field": "version", "message": str(error)}])
     return {**row, "history": versions.stage_history(_storage(), _name(), version)}
 
 
@@ -109,7 +103,7 @@ def _admin_action(action, *args: Any) -> Any:
         return denied
     body = request.get_json(silent=True) if request.data else {}
     if not isinstance(body, dict):
-        return _api_error(
+        return api_error(
             400, "the body must be a JSON object", [{"field": "body", "message": "expected an object"}]
         )
     from app.web.schemas import AdminActionRequest  # the schema /api/v1/openapi.json documents
@@ -117,14 +111,14 @@ def _admin_action(action, *args: Any) -> Any:
     try:
         parsed = AdminActionRequest.model_validate(body)
     except ValidationError:
-        return _api_error(
+        return api_error(
             422, "invalid request", [{"field": "reason", "message": "a string of at most 500 characters"}]
         )
     try:
         row = action(_storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason)
     except versions.RegistryError as error:
         field = "version" if args else "body"
-        return _api_error(error.status, str(error), [{"field": field, "message": str(error)}])
+        return api_error(error.status, str(error), [{"field": field, "message": str(error)}])
     _refresh_holder()
     return {**row, "history": versions.stage_history(_storage(), _name())[:10]}
 
@@ -148,7 +142,7 @@ def api_archive(version: str) -> Any:
 def api_runs() -> Any:
     limit = request.args.get("limit", "50")
     if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 500:
-        return _api_error(
+        return api_error(
             422, "invalid request", [{"field": "limit", "message": "a whole number from 1 to 500"}]
         )
     return {"runs": list_runs(_storage(), limit=int(limit), run_type=request.args.get("type") or None)}
@@ -158,9 +152,7 @@ def api_runs() -> Any:
 def api_run(run_id: int) -> Any:
     run = get_run(_storage(), run_id)
     if run is None:
-        return _api_error(
-            404, f"run {run_id} does not exist", [{"field": "run_id", "message": "no such run"}]
-        )
+        return api_error(404, f"run {run_id} does not exist", [{"field": "run_id", "message": "no such run"}])
     return run
 
 
