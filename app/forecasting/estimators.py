@@ -1,8 +1,13 @@
 """The default model and its comparators, all fitted on the same feature matrix.
 
-Every estimator predicts the scaled residual to last year's value (see features.py), so the
+Every estimator predicts the scaled residual to the pipeline's base (see features.py), so the
 comparators differ only in the learner: gradient boosting (default), a RandomForest like the
 original project's, a ridge regression, and the seasonal naive (no learning at all).
+
+A learned correction is applied damped (`damping`, a share of it): what the learners take from
+one year of targets carries over to the next year only in part. In backtests at three origins
+(2011-10-28, 2012-01-27, 2012-04-27) applying 0.6 of the correction beat applying all of it
+by 2-4% WMAE, for every horizon bucket and every tree setting tried.
 """
 
 from __future__ import annotations
@@ -38,11 +43,19 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "max_features": 1.0,
         "early_stopping": False,
         "random_state": 0,
+        "damping": 0.6,
     },
     # The original project's forest (100 trees, depth 15), fitted on a row subsample so that it
     # trains in minutes rather than hours.
-    "rf": {"n_estimators": 100, "max_depth": 15, "n_jobs": 2, "random_state": 0, "max_rows": 150_000},
-    "linear": {"alpha": 1.0},
+    "rf": {
+        "n_estimators": 100,
+        "max_depth": 15,
+        "n_jobs": 2,
+        "random_state": 0,
+        "max_rows": 150_000,
+        "damping": 0.6,
+    },
+    "linear": {"alpha": 1.0, "damping": 0.6},
     "naive": {},
 }
 
@@ -116,7 +129,7 @@ class Estimator:
             X[:, empty] = 0.0
         if self.kind == "hgb":
             self.model = HistGradientBoostingRegressor(
-                **{k: v for k, v in self.params.items() if k != "use_weights"}
+                **{k: v for k, v in self.params.items() if k not in ("use_weights", "damping")}
             )
             use_weights = self.params.get("use_weights")
             # Rows were drawn in proportion to their weight, so weights are off by default: with them,
@@ -137,6 +150,7 @@ class Estimator:
                 self.stacked = None
         elif self.kind == "rf":
             params = dict(self.params)
+            params.pop("damping", None)
             max_rows = params.pop("max_rows", None)
             if max_rows and len(X) > max_rows:
                 pick = np.random.default_rng(0).choice(len(X), size=max_rows, replace=False)
@@ -148,7 +162,7 @@ class Estimator:
             self.model = make_pipeline(
                 SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
                 StandardScaler(),
-                Ridge(alpha=self.params["alpha"]),
+                Ridge(alpha=self.params["alpha"], solver="svd"),  # missing-indicator columns can coincide
             )
             self.model.fit(X, y, ridge__sample_weight=weight)
         return self
@@ -156,11 +170,18 @@ class Estimator:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Scaled residual to the pipeline's base value."""
         if self.kind == "naive":
-            # seasonal naive: the same week a year before; fallback the mean of the last 8 weeks
-            value = X[:, IDX["lag52"]]
-            for alt in ("level8", "last", "base"):
-                value = np.where(np.isnan(value), X[:, IDX[alt]], value)
-            return (value - X[:, IDX["base"]]).astype(float)
+            return self._naive(X)
+        return self.params.get("damping", 1.0) * self._learned(X)
+
+    @staticmethod
+    def _naive(X: np.ndarray) -> np.ndarray:
+        """Seasonal naive: the same week a year before; fallback the mean of the last 8 weeks."""
+        value = X[:, IDX["lag52"]]
+        for alt in ("level8", "last", "base"):
+            value = np.where(np.isnan(value), X[:, IDX[alt]], value)
+        return (value - X[:, IDX["base"]]).astype(float)
+
+    def _learned(self, X: np.ndarray) -> np.ndarray:
         if self.kind == "rf":
             return self.model.predict(np.nan_to_num(X, nan=-999.0))
         if self.kind == "hgb" and getattr(self, "stacked", None) is not None and len(X) <= STACKED_MAX_ROWS:

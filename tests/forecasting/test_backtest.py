@@ -67,12 +67,12 @@ def test_bad_arguments(small_dataset):
 @pytest.mark.real_data
 @pytest.mark.skipif(not HAS_REAL_DATA, reason=f"real Walmart files absent ({REAL_DATA_DIR})")
 @pytest.mark.skipif(not os.environ.get("STORECAST_SLOW"), reason="set STORECAST_SLOW=1 (minutes on 2 cores)")
-def test_real_data_backtest_beats_seasonal_naive():
+def test_real_data_backtest_meets_the_accuracy_target():
     from app.forecasting.data import load_dataset
 
     ds = load_dataset(REAL_DATA_DIR)
     r = run_backtest(ds, "2012-01-27", 39).to_dict()
     assert 1_700 < r["baseline_wmae"] < 1_950  # the notes: ~1,817
-    assert r["wmae"] <= 0.87 * r["baseline_wmae"]
-    assert 0.72 <= r["coverage_80"] <= 0.88 and 0.88 <= r["coverage_95"] <= 0.985
+    assert r["wmae"] <= 0.83 * r["baseline_wmae"]  # issue 2's target (measured: 0.825)
+    assert 0.75 <= r["coverage_80"] <= 0.85 and 0.90 <= r["coverage_95"] <= 0.98
     assert r["rows"] == 115_588 and np.isfinite(r["mae"])

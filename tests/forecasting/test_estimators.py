@@ -45,3 +45,12 @@ def test_stacked_trees_match_sklearn():
 def test_unknown_kind():
     with pytest.raises(ValueError):
         make_estimator("xgboost")
+
+
+def test_learned_correction_is_applied_damped():
+    X, y, w = _data()
+    full = make_estimator("hgb", {"max_iter": 20, "damping": 1.0}).fit(X, y, w).predict(X[:50])
+    damped = make_estimator("hgb", {"max_iter": 20, "damping": 0.6}).fit(X, y, w).predict(X[:50])
+    assert np.allclose(damped, 0.6 * full)
+    naive = make_estimator("naive", {"damping": 0.6}).predict(X[:50])
+    assert np.allclose(naive, make_estimator("naive").predict(X[:50]), equal_nan=True)

@@ -92,3 +92,30 @@ def test_holiday_flag_is_a_feature_of_the_target_week(setup):
     weeks = np.tile(np.arange(origin + 1, origin + 53), len(panel.store))
     flags = calendar.calendar_table(weeks)["is_holiday"]
     assert np.array_equal(X[:, FEATURE_NAMES.index("is_holiday")].astype(bool), flags)
+
+
+def test_base_carries_part_of_the_recent_yearly_change(setup):
+    panel, cov = setup
+    origin = panel.last_week - 20
+    _, flat, _ = _features(panel, cov, origin, FeatureConfig(growth_shrink=0.0))
+    _, grown, _ = _features(panel, cov, origin, FeatureConfig(growth_shrink=0.5))
+    yoy4 = np.repeat(origin_state(panel, origin, FeatureConfig()).stats["yoy4"], 52)
+    assert np.allclose(grown - flat, 0.5 * np.nan_to_num(yoy4))
+    # a series selling more over the last 4 weeks than a year before gets a higher base
+    raised = Panel(panel.store, panel.dept, panel.first_week, panel.values.copy())
+    raised.values[:, origin - panel.first_week - 3 : origin - panel.first_week + 1] *= 1.5
+    _, higher, _ = _features(raised, cov, origin)
+    assert (higher >= grown - 1e-9).all() and (higher > grown).mean() > 0.9
+
+
+def test_training_targets_have_last_years_week_when_history_allows(setup):
+    panel, cov = setup
+    first_year = panel.first_week + 52
+    ts = build_training_set(panel, cov, panel.last_week, FeatureConfig(max_rows=20_000))
+    assert ts.week.min() >= first_year
+    every_cfg = FeatureConfig(max_rows=20_000, year_before_only=False)
+    every = build_training_set(panel, cov, panel.last_week, every_cfg)
+    assert every.week.min() < first_year
+    # with barely a year of history there are too few such targets: all are kept
+    short = build_training_set(panel, cov, panel.first_week + 60, FeatureConfig(max_rows=20_000))
+    assert short.week.min() < first_year
