@@ -49,6 +49,12 @@ def _scores(
     return out
 
 
+def _mean_of_known(values: list[float]) -> float:
+    """Mean over the folds that had such weeks (a window may have no holiday week): NaN if none."""
+    known = [v for v in values if v == v]
+    return float(np.mean(known)) if known else float("nan")
+
+
 @dataclass
 class BacktestResult:
     kind: str
@@ -273,8 +279,8 @@ def run_backtest(
     }
     for name in ("holiday", "other"):
         summary[name] = {
-            "wmae": float(np.nanmean([f[name]["wmae"] for f in results])),
-            "baseline_wmae": float(np.nanmean([f["baseline"][name]["wmae"] for f in results])),
+            "wmae": _mean_of_known([f[name]["wmae"] for f in results]),
+            "baseline_wmae": _mean_of_known([f["baseline"][name]["wmae"] for f in results]),
         }
     predictions = pd.concat(frames, ignore_index=True)
     return BacktestResult(kind, origin, horizon, results, predictions, summary, models)
