@@ -17,6 +17,7 @@ from flask import Flask, current_app
 
 from app.forecasting.data import DataError, load_or_generate
 from app.forecasting.estimators import KINDS
+from app.migrate import requires_schema
 
 DATA_HELP = "directory with the Kaggle CSVs (default: $STORECAST_DATA, else the synthetic dataset)"
 
@@ -54,6 +55,7 @@ def register_cli(app: Flask) -> None:
     @click.option("--model", "kind", type=click.Choice(KINDS), default="hgb", show_default=True)
     @click.option("--through", default=None, help="last week of sales to train on (YYYY-MM-DD; default: all)")
     @click.option("--with-actuals", is_flag=True, help="add the actual sales ingested since to the data")
+    @requires_schema
     def train_command(data: str | None, kind: str, through: str | None, with_actuals: bool) -> None:
         """Train a model and write it under MODELS_DIR with its metadata."""
         from app.forecasting.forecaster import ForecastError
@@ -98,6 +100,7 @@ def register_cli(app: Flask) -> None:
     @click.option(
         "--predictions", "pred_path", type=click.Path(dir_okay=False), default=None, help="write a CSV"
     )
+    @requires_schema
     def backtest_command(
         data: str | None,
         origin: str,

@@ -129,3 +129,21 @@ def test_upgrade_is_idempotent(empty_database: str) -> None:
     head = migrate.current(empty_database)
     migrate.upgrade(empty_database)
     assert migrate.current(empty_database) == head
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["models", "list"], ["runs", "list"], ["monitor", "run"], ["train", "--model", "naive"], ["scheduler"]],
+)
+def test_commands_on_a_database_without_tables_say_upgrade(tmp_path: Path, args: list[str]):
+    from app import create_app
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"  # no create_all(): a database as a deployment first sees it
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": url})
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1 and "run `flask db upgrade` first" in result.output
+    assert "Traceback" not in result.output
+    # and after the upgrade the same command gets past the check
+    migrate.upgrade(app.config["DATABASE_URL"])
+    assert migrate.missing_tables(app.extensions["storage"]) == []
+    app.extensions["storage"].dispose()

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import with_appcontext
 
+from app.migrate import SchemaGroup, requires_schema
 from app.monitoring import actuals, jobs
 
 log = logging.getLogger(__name__)
 
-monitor_cli = AppGroup("monitor", help="Monitoring jobs: drift, performance, alerts.")
-actuals_cli = AppGroup("actuals", help="Actual weekly sales for live accuracy.")
+monitor_cli = SchemaGroup("monitor", help="Monitoring jobs: drift, performance, alerts.")
+actuals_cli = SchemaGroup("actuals", help="Actual weekly sales for live accuracy.")
 
 
 @monitor_cli.command("run")
@@ -73,6 +74,7 @@ def actuals_import(file: Path) -> None:
 def scheduler_command(app: Flask) -> click.Command:
     @click.command("scheduler", help="Run the monitoring scheduler in the foreground (one process).")
     @with_appcontext
+    @requires_schema
     def scheduler() -> None:
         flask_app = current_app._get_current_object()
         if not logging.getLogger().handlers:  # a foreground service: say what each run did

@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import with_appcontext
 
+from app.migrate import SchemaGroup, requires_schema
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
 
-runs_cli = AppGroup("runs", help="Training, backtest and experiment runs.")
-models_cli = AppGroup("models", help="Registered model versions and their stages.")
+runs_cli = SchemaGroup("runs", help="Training, backtest and experiment runs.")
+models_cli = SchemaGroup("models", help="Registered model versions and their stages.")
 
 
 def _storage():
@@ -208,6 +209,7 @@ def models_archive(version: str, by: str | None, reason: str) -> None:
 )
 @click.option("--with-actuals", is_flag=True, help="Add the actual sales ingested since to the data.")
 @click.option("--by", default=None, help="Who: defaults to the OS user running the command.")
+@requires_schema
 def experiment_command(
     data_dir: str | None,
     models: str,
