@@ -4,10 +4,12 @@ Every estimator predicts the scaled residual to the pipeline's base (see feature
 comparators differ only in the learner: gradient boosting (default), a RandomForest like the
 original project's, a ridge regression, and the seasonal naive (no learning at all).
 
-A learned correction is applied damped (`damping`, a share of it): what the learners take from
-one year of targets carries over to the next year only in part. In backtests at three origins
-(2011-10-28, 2012-01-27, 2012-04-27) applying 0.6 of the correction beat applying all of it
-by 2-4% WMAE, for every horizon bucket and every tree setting tried.
+A learned correction is applied damped (`damping`, a share of it): on the real data, what the
+learners take from one year of targets carries over to the next year only in part. In backtests
+at three origins (2011-10-28, 2012-01-27, 2012-04-27) applying 0.6 of it beat applying all of it
+by 2-4% WMAE, for every horizon bucket and tree setting tried; on the synthetic data, whose
+structure is stable by construction, all of it was 8% better. So train() chooses the damping
+among DAMPING_CHOICES on its internal backtest (out of sample, before the origin).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ STACKED_MAX_ROWS = 64
 log = logging.getLogger(__name__)
 
 KINDS = ("hgb", "rf", "linear", "naive")
+DAMPING_CHOICES = (0.6, 0.8, 1.0)  # 0.6: the least that helped on the real data
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "hgb": {

@@ -3,8 +3,9 @@
 train() does three things with the same feature pipeline:
 1. an internal backtest: a model fitted on targets up to `through - 39 weeks` forecasts from
    that cutoff and from two later origins (13 and 26 weeks on); the forecasts are out of sample,
-   so their residuals calibrate the intervals and give the metadata's backtest figures;
-2. a refit on everything up to `through`;
+   so they choose how much of the learned correction to apply (the damping), their residuals
+   calibrate the intervals and they give the metadata's backtest figures;
+2. a refit on everything up to `through`, applied with that damping;
 3. the metadata: features, window, fingerprint, reference distributions, importances.
 """
 
@@ -22,7 +23,7 @@ import pandas as pd
 from app.forecasting import calendar
 from app.forecasting.artifacts import ArtifactInfo, write_artifact
 from app.forecasting.data import COVARIATE_COLUMNS, Dataset
-from app.forecasting.estimators import KINDS, Estimator, make_estimator
+from app.forecasting.estimators import DAMPING_CHOICES, KINDS, Estimator, make_estimator
 from app.forecasting.features import (
     FEATURE_NAMES,
     FEATURES,
@@ -123,6 +124,26 @@ def forecast_actuals(fc: Forecaster, rows: pd.DataFrame) -> dict[str, np.ndarray
 def wmae(y: np.ndarray, pred: np.ndarray, holiday: np.ndarray) -> float:
     w = np.where(holiday, 5.0, 1.0)
     return float(np.sum(w * np.abs(y - pred)) / np.sum(w)) if len(y) else float("nan")
+
+
+def choose_damping(fc: Forecaster, rows: pd.DataFrame) -> tuple[float, dict[float, float]]:
+    """The share of the learned correction that scores best on out-of-sample rows, and each score.
+
+    One forecast with the whole correction and one without give every choice by interpolation.
+    """
+    est = fc.estimator
+    y = rows["weekly_sales"].to_numpy()
+    chosen = est.params.get("damping", 1.0)
+    try:
+        est.params["damping"] = 1.0
+        full = forecast_actuals(fc, rows)
+        est.params["damping"] = 0.0
+        none = forecast_actuals(fc, rows)["prediction"]
+    finally:
+        est.params["damping"] = chosen
+    hol = full["holiday"].astype(bool)
+    scores = {d: wmae(y, none + d * (full["prediction"] - none), hol) for d in DAMPING_CHOICES}
+    return min(scores, key=scores.__getitem__), scores
 
 
 def _reference_distributions(X: np.ndarray, predictions: np.ndarray, seed: int) -> dict[str, Any]:
@@ -228,6 +249,22 @@ def train(
         )
         inner_cfg = replace(config, max_rows=max(50_000, config.max_rows // 2))
         _, inner_est, _ = fit_forecaster(panel, covariates, kind, inner_cfg, est_params, cutoff)
+        if kind != "naive" and "damping" not in (params or {}):
+            inner_fc = Forecaster(
+                estimator=inner_est,
+                config=inner_cfg,
+                panel=truncate(panel, cutoff),
+                covariates=covariates,
+                calibrator=IntervalCalibrator(),
+            )
+            damping, scores = choose_damping(inner_fc, actual_rows(panel, cutoff, HOLDOUT_WEEKS))
+            inner_est.params["damping"] = est_params["damping"] = damping
+            _say(
+                progress,
+                "damping "
+                + ", ".join(f"{d:g}: WMAE {v:,.1f}" for d, v in scores.items())
+                + f"; chose {damping:g}",
+            )
         naive = make_estimator("naive")
         resid, denom, hz = [], [], []
         for off in CALIBRATION_OFFSETS:

@@ -6,8 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.forecasting.estimators import DAMPING_CHOICES
 from app.forecasting.features import FEATURE_NAMES
-from app.forecasting.training import split_params, train
+from app.forecasting.forecaster import Forecaster
+from app.forecasting.training import (
+    HOLDOUT_WEEKS,
+    actual_rows,
+    choose_damping,
+    forecast_actuals,
+    split_params,
+    train,
+    truncate,
+    wmae,
+)
 
 TINY = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}
 
@@ -53,3 +64,29 @@ def test_unknown_kind_and_split_params():
     assert cfg.align is False and est == {"max_iter": 5}
     with pytest.raises(ValueError, match="unknown model kind"):
         train(None, "xgboost")
+
+
+def test_damping_is_chosen_out_of_sample_unless_given(small_dataset):
+    trained = train(small_dataset, "hgb", params=TINY)
+    fc = trained.forecaster
+    chosen = trained.metadata["params"]["damping"]
+    assert chosen in DAMPING_CHOICES and fc.estimator.params["damping"] == chosen
+    # the interpolated scores are those of real damped forecasts, and the best one is chosen
+    origin = fc.origin_week - HOLDOUT_WEEKS
+    rows = actual_rows(fc.panel, origin, HOLDOUT_WEEKS)
+    past = Forecaster(
+        estimator=fc.estimator,
+        config=fc.config,
+        panel=truncate(fc.panel, origin),
+        covariates=fc.covariates,
+        calibrator=fc.calibrator,
+    )
+    best, scores = choose_damping(past, rows)
+    assert scores[best] == min(scores.values()) and fc.estimator.params["damping"] == chosen
+    fc.estimator.params["damping"] = 0.8
+    direct = forecast_actuals(past, rows)
+    fc.estimator.params["damping"] = chosen
+    y = rows["weekly_sales"].to_numpy()
+    assert wmae(y, direct["prediction"], direct["holiday"].astype(bool)) == pytest.approx(scores[0.8])
+    given = train(small_dataset, "hgb", params={**TINY, "damping": 0.8})
+    assert given.metadata["params"]["damping"] == 0.8
