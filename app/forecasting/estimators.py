@@ -9,7 +9,8 @@ learners take from one year of targets carries over to the next year only in par
 at three origins (2011-10-28, 2012-01-27, 2012-04-27) applying 0.6 of it beat applying all of it
 by 2-4% WMAE, for every horizon bucket and tree setting tried; on the synthetic data, whose
 structure is stable by construction, all of it was 8% better. So train() chooses the damping
-among DAMPING_CHOICES on its internal backtest (out of sample, before the origin).
+among DAMPING_CHOICES on its internal backtest (out of sample, before the origin) when that
+backtest's model had targets with a year before; otherwise it keeps the default, 0.6.
 """
 
 from __future__ import annotations

@@ -406,6 +406,11 @@ def training_origins(panel: Panel, through: int, config: FeatureConfig) -> list[
     return list(range(through - 1, first - 1, -config.origin_step))[::-1]
 
 
+def has_yearly_targets(panel: Panel, through: int) -> bool:
+    """At least 13 weeks up to `through` have the same week a year before in the data."""
+    return through - panel.first_week >= 52 + 13
+
+
 def build_training_set(
     panel: Panel,
     cov: Covariates,
@@ -426,9 +431,9 @@ def build_training_set(
     rng = np.random.default_rng(config.seed)
     store_pos_all = cov.store_pos(panel.store)
     # Served targets almost always have last year's week: train on such targets when there are
-    # enough of them (13 weeks or more), not on those of the data's first year, which have none.
-    enough = through - panel.first_week >= 52 + 13
-    first_target = panel.first_week + 52 if config.year_before_only and enough else 0
+    # enough of them, not on those of the data's first year, which have none.
+    yearly = config.year_before_only and has_yearly_targets(panel, through)
+    first_target = panel.first_week + 52 if yearly else 0
     candidates = []
     for o in origins:
         last_t = min(o + horizons, through)

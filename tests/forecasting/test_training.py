@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.forecasting.estimators import DAMPING_CHOICES
+from app.forecasting.estimators import DAMPING_CHOICES, DEFAULT_PARAMS
 from app.forecasting.features import FEATURE_NAMES
 from app.forecasting.forecaster import Forecaster
 from app.forecasting.training import (
@@ -90,3 +90,6 @@ def test_damping_is_chosen_out_of_sample_unless_given(small_dataset):
     assert wmae(y, direct["prediction"], direct["holiday"].astype(bool)) == pytest.approx(scores[0.8])
     given = train(small_dataset, "hgb", params={**TINY, "damping": 0.8})
     assert given.metadata["params"]["damping"] == 0.8
+    # an inner model fitted within the data's first year did not learn like the final one
+    short = train(small_dataset, "hgb", through="2011-09-30", params=TINY)
+    assert short.metadata["params"]["damping"] == DEFAULT_PARAMS["hgb"]["damping"]
