@@ -10,7 +10,7 @@ at three origins (2011-10-28, 2012-01-27, 2012-04-27) applying 0.6 of it beat ap
 by 2-4% WMAE, for every horizon bucket and tree setting tried; on the synthetic data, whose
 structure is stable by construction, all of it was 8% better. So train() chooses the damping
 among DAMPING_CHOICES on its internal backtest (out of sample, before the origin) when that
-backtest's model had targets with a year before; otherwise it keeps the default, 0.6.
+backtest's model had targets with a year before; otherwise it keeps DEFAULT_DAMPING.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ STACKED_MAX_ROWS = 64
 log = logging.getLogger(__name__)
 
 KINDS = ("hgb", "rf", "linear", "naive")
-DAMPING_CHOICES = (0.6, 0.8, 1.0)  # 0.6: the least that helped on the real data
+DAMPING_CHOICES = (0.6, 0.8, 1.0)
+DEFAULT_DAMPING = 0.6  # the least that helped on the real data; kept when train() cannot choose
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "hgb": {
@@ -47,7 +48,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "max_features": 1.0,
         "early_stopping": False,
         "random_state": 0,
-        "damping": 0.6,
+        "damping": DEFAULT_DAMPING,
     },
     # The original project's forest (100 trees, depth 15), fitted on a row subsample so that it
     # trains in minutes rather than hours.
@@ -57,9 +58,9 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "n_jobs": 2,
         "random_state": 0,
         "max_rows": 150_000,
-        "damping": 0.6,
+        "damping": DEFAULT_DAMPING,
     },
-    "linear": {"alpha": 1.0, "damping": 0.6},
+    "linear": {"alpha": 1.0, "damping": DEFAULT_DAMPING},
     "naive": {},
 }
 
@@ -132,18 +133,13 @@ class Estimator:
             X = X.copy()
             X[:, empty] = 0.0
         if self.kind == "hgb":
-            self.model = HistGradientBoostingRegressor(
-                **{k: v for k, v in self.params.items() if k not in ("use_weights", "damping")}
-            )
-            use_weights = self.params.get("use_weights")
-            # Rows were drawn in proportion to their weight, so weights are off by default: with them,
-            # sklearn computes weighted percentiles for binning and for every leaf (slow).
-            use_weights = bool(use_weights)
+            self.model = HistGradientBoostingRegressor(**self._learner_params("use_weights"))
+            # Rows were drawn in proportion to their weight (features.build_training_set), so the
+            # residual weights are near 1 and off by default: with them, sklearn computes weighted
+            # percentiles for binning and for every leaf, which costs more than the rest of the fit.
+            use_weights = bool(self.params.get("use_weights"))
             # On small data OpenMP threads cost more than they save (and much more on a busy box).
             with threadpool_limits(1 if len(X) < SMALL_FIT else None, user_api="openmp"):
-                # Rows were drawn in proportion to their weight (features.build_training_set):
-                # the residual weights are near 1, and the weighted median of each leaf would cost
-                # more than the rest of the fit.
                 self.model.fit(X, y, sample_weight=weight if use_weights else None)
             self.stacked = StackedTrees(self.model)
             check = X[: min(len(X), 200)]
@@ -153,8 +149,7 @@ class Estimator:
                 log.warning("stacked trees disagree with sklearn's predict: using sklearn's")
                 self.stacked = None
         elif self.kind == "rf":
-            params = dict(self.params)
-            params.pop("damping", None)
+            params = self._learner_params()
             max_rows = params.pop("max_rows", None)
             if max_rows and len(X) > max_rows:
                 pick = np.random.default_rng(0).choice(len(X), size=max_rows, replace=False)
@@ -170,6 +165,10 @@ class Estimator:
             )
             self.model.fit(X, y, ridge__sample_weight=weight)
         return self
+
+    def _learner_params(self, *own: str) -> dict[str, Any]:
+        """The params that go to the scikit-learn learner (damping and `own` are applied here)."""
+        return {k: v for k, v in self.params.items() if k not in ("damping", *own)}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Scaled residual to the pipeline's base value."""

@@ -280,15 +280,11 @@ def origin_state(panel: Panel, origin: int, config: FeatureConfig) -> OriginStat
     year_ago = _window(panel.values, panel.first_week, origin - 52 - 12, origin - 52)
     svd_hist = hist[:, -config.svd_weeks :] if config.svd_weeks <= hist.shape[1] else hist
     svd = _denoise(svd_hist, panel.dept, config.svd_rank)
-    stats = {
-        "last": last,
-        "level4": _nanmean(hist[:, -4:]),
-        "level8": _nanmean(hist[:, -8:]),
-        "level13": _nanmean(hist[:, -13:]),
-        "level52": _nanmean(hist[:, -52:]),
-        "level13_year_ago": _nanmean(year_ago),
-        **{f"yoy{k}": _nanmean(hist[:, -k:]) - _nanmean(svd[:, -52 - k : -52]) for k in (4, 8, 13)},
-    }
+    stats = {"last": last, "level13_year_ago": _nanmean(year_ago)}
+    for k in (4, 8, 13, 52):
+        stats[f"level{k}"] = _nanmean(hist[:, -k:])
+    for k in (4, 8, 13):
+        stats[f"yoy{k}"] = stats[f"level{k}"] - _nanmean(svd[:, -52 - k : -52])
     return OriginState(origin, scale, stats, hist[:, -WINDOW:], svd[:, -WINDOW:], has, panel.dept)
 
 
@@ -443,7 +439,8 @@ def build_training_set(
         state = origin_state(panel, o, config)
         r, c = np.nonzero(~np.isnan(block) & state.has_history[:, None])
         t = c + o + 1
-        r, t = r[t >= first_target], t[t >= first_target]
+        keep = t >= first_target
+        r, t = r[keep], t[keep]
         hol = cov.holiday[
             np.maximum(store_pos_all[r], 0), np.clip(t - cov.first_week, 0, cov.holiday.shape[1] - 1)
         ]

@@ -250,18 +250,23 @@ def train(
         )
         inner_cfg = replace(config, max_rows=max(50_000, config.max_rows // 2))
         _, inner_est, _ = fit_forecaster(panel, covariates, kind, inner_cfg, est_params, cutoff)
+
+        def inner_forecaster(origin: int, estimator: Estimator = inner_est) -> Forecaster:
+            return Forecaster(
+                estimator=estimator,
+                config=inner_cfg,
+                panel=truncate(panel, origin),
+                covariates=covariates,
+                calibrator=calibrator,
+            )
+
+        at_cutoff = inner_forecaster(cutoff)
+        cutoff_rows = actual_rows(panel, cutoff, HOLDOUT_WEEKS)
         # The inner model chooses the damping only if it learned like the final one, from targets
         # with a year before (a real-data backtest at 2011-10-28 chose 1.0 from a first-year fit:
         # 0.897 x naive, against 0.861 with the default 0.6).
         if kind != "naive" and "damping" not in (params or {}) and has_yearly_targets(panel, cutoff):
-            inner_fc = Forecaster(
-                estimator=inner_est,
-                config=inner_cfg,
-                panel=truncate(panel, cutoff),
-                covariates=covariates,
-                calibrator=IntervalCalibrator(),
-            )
-            damping, scores = choose_damping(inner_fc, actual_rows(panel, cutoff, HOLDOUT_WEEKS))
+            damping, scores = choose_damping(at_cutoff, cutoff_rows)
             inner_est.params["damping"] = est_params["damping"] = damping
             _say(
                 progress,
@@ -275,14 +280,8 @@ def train(
             o = cutoff + off
             if o >= T:
                 continue
-            fc = Forecaster(
-                estimator=inner_est,
-                config=inner_cfg,
-                panel=truncate(panel, o),
-                covariates=covariates,
-                calibrator=calibrator,
-            )
-            rows = actual_rows(panel, o, HOLDOUT_WEEKS - off)
+            fc = at_cutoff if off == 0 else inner_forecaster(o)
+            rows = cutoff_rows if off == 0 else actual_rows(panel, o, HOLDOUT_WEEKS - off)
             res = forecast_actuals(fc, rows)
             y = rows["weekly_sales"].to_numpy()
             known = ~res["cold"]
@@ -291,14 +290,7 @@ def train(
             hz.append(res["horizon"][known])
             if off == 0:
                 first = (rows, res, y)
-                fc_naive = Forecaster(
-                    estimator=naive,
-                    config=inner_cfg,
-                    panel=truncate(panel, o),
-                    covariates=covariates,
-                    calibrator=calibrator,
-                )
-                naive_pred = forecast_actuals(fc_naive, rows)["prediction"]
+                naive_pred = forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]
         calibrator.fit(np.concatenate(hz), np.concatenate(resid), np.concatenate(denom))
         rows, res, y = first
         bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
