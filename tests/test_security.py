@@ -303,3 +303,10 @@ def test_a_locked_database_answers_503_and_loses_nothing_silently(
     with app.extensions["storage"].session() as session:
         assert session.scalar(select(func.count()).select_from(PredictionLog)) == 2  # 200s only
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_an_htmx_form_refused_for_its_csrf_token_gets_the_expired_notice(production_app: Flask) -> None:
+    response = production_app.test_client().post("/", data={"store": "1"}, headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert response.headers["HX-Retarget"] == "#flash" and response.headers["HX-Reswap"] == "outerHTML"
+    assert "session has expired" in response.get_data(as_text=True)

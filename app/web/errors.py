@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -88,6 +90,14 @@ def _html_error(status: int, title: str, message: str) -> tuple[str, int]:
     return render_template("error.html", status=status, title=title, message=message), status
 
 
+def _expired_form_notice() -> tuple[str, int, dict[str, str]]:
+    """An htmx form refused for its CSRF token: 400s are swapped into the form's panel (they carry
+    inline errors), so send the page's #flash notice in place of the panel's content instead."""
+    message = escape("Your session has expired: reload the page and try again.")
+    body = f'<div id="flash" class="notice danger" role="alert">{message}</div>'
+    return body, 400, {"HX-Retarget": "#flash", "HX-Reswap": "outerHTML"}
+
+
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api, a styled HTML page elsewhere; a 500 never leaks a traceback."""
 
@@ -116,6 +126,8 @@ def register_error_handlers(app: Flask) -> None:
             if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
                 response.headers["Allow"] = ", ".join(error.valid_methods)
             return response
+        if isinstance(error, CSRFError) and request.headers.get("HX-Request"):
+            return _expired_form_notice()
         return _html_error(status, error.name, error.description or "")
 
     @app.errorhandler(Exception)

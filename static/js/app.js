@@ -99,10 +99,7 @@
   document.addEventListener("htmx:responseError", function (event) {
     var target = document.getElementById("flash");
     if (target) {
-      var status = event.detail.xhr.status;
-      target.textContent = status === 400
-        ? "Your session has expired: reload the page and try again."
-        : "The request failed (" + status + "). Please try again.";
+      target.textContent = "The request failed (" + event.detail.xhr.status + "). Please try again.";
       target.hidden = false;
     }
   });
