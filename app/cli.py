@@ -113,24 +113,26 @@ def register_cli(app: Flask) -> None:
         """Train up to --origin, forecast --horizon weeks, score against the seasonal naive."""
         from app.forecasting.backtest import run_backtest
         from app.forecasting.forecaster import ForecastError
-        from app.registry.runs import track_run
+        from app.registry.runs import jsonable, track_run
 
         dataset = _dataset(data)
         origin_ts = _date(origin, "--origin")
-        settings = {"origin": str(origin_ts.date()), "horizon": horizon, "folds": folds, "params": _params()}
+        params = _params()
+        settings = {"origin": str(origin_ts.date()), "horizon": horizon, "folds": folds, "params": params}
         try:
             with track_run(
                 current_app.extensions["storage"], "backtest", kind, params=settings, dataset=dataset
             ) as run:
                 result = run_backtest(
-                    dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress, params=_params()
+                    dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress, params=params
                 )
-                run.log_metrics(_jsonable(result.to_dict()))
+                figures = jsonable(result.to_dict())
+                run.log_metrics(figures)
         except (ValueError, ForecastError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(result.format_table())
         if json_path:
-            Path(json_path).write_text(json.dumps(_jsonable(result.to_dict()), indent=1))
+            Path(json_path).write_text(json.dumps(figures, indent=1))
             click.echo(f"wrote {json_path}")
         if pred_path:
             result.predictions.to_csv(pred_path, index=False)
@@ -181,15 +183,3 @@ def _synthetic_test_rows(dataset) -> pd.DataFrame:
     series = dataset.sales[["store", "dept"]].drop_duplicates()
     rows = series.merge(pd.DataFrame({"date": pd.to_datetime(weeks)}), how="cross")
     return rows.sort_values(["store", "dept", "date"]).reset_index(drop=True)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and obj != obj:
-        return None
-    return obj

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.forecasting.artifacts import load_forecaster  # noqa: E402
 from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.data import load_or_generate  # noqa: E402
-from app.forecasting.training import save_model, train  # noqa: E402
+from app.forecasting.training import TrainedModel, save_model, train  # noqa: E402
 
 log = logging.getLogger("bench_forecaster")
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "walmart"
@@ -106,8 +106,6 @@ def main() -> None:
             f["backtest_train_seconds"] = bt.folds[0]["train_seconds"]
             if kind in skip:
                 trained_fc, f["train_all_seconds"] = bt.models[0], None
-                from app.forecasting.training import TrainedModel
-
                 info = save_model(TrainedModel(trained_fc, trained_fc.metadata), tmp, name=kind)
             else:
                 t = time.perf_counter()

@@ -26,7 +26,6 @@ actuals_cli = SchemaGroup("actuals", help="Actual weekly sales for live accuracy
 
 @monitor_cli.command("run")
 @click.option("--job", "only", type=click.Choice(list(jobs.JOBS)), default=None, help="Run one job only.")
-@with_appcontext
 def monitor_run(only: str | None) -> None:
     """Run every monitoring job once, now (whatever the schedule says)."""
     app = current_app._get_current_object()
@@ -44,7 +43,6 @@ def monitor_run(only: str | None) -> None:
 
 @actuals_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@with_appcontext
 def actuals_import(file: Path) -> None:
     """Import actual sales from a CSV in train.csv's format (Store,Dept,Date,Weekly_Sales,IsHoliday)."""
     storage = current_app.extensions["storage"]

@@ -112,9 +112,6 @@ def _pct(value: Any) -> str:
     return f"{100 * float(value):.0f}%" if value is not None else "-"
 
 
-DEFAULT_HORIZON = 39
-
-
 def backtest(
     dataset: Dataset,
     kind: str,
@@ -123,18 +120,18 @@ def backtest(
     horizon: int | None = None,
     folds: int = 1,
     params: dict[str, Any] | None = None,
-    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The core's rolling-origin backtest as a dict (what a run stores as metrics).
 
     Without an origin, the last `horizon` weeks of the data are held out.
     """
     from app.forecasting.backtest import run_backtest
+    from app.forecasting.training import HOLDOUT_WEEKS
 
-    horizon = horizon or DEFAULT_HORIZON
+    horizon = horizon or HOLDOUT_WEEKS
     if origin is None:
         origin = dataset.last_week - pd.Timedelta(weeks=horizon)
-    result = run_backtest(dataset, origin, horizon, kind=kind, folds=folds, params=params, progress=progress)
+    result = run_backtest(dataset, origin, horizon, kind=kind, folds=folds, params=params)
     return result.to_dict()
 
 

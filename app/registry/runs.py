@@ -78,12 +78,12 @@ def data_window(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON types only (numpy scalars, timestamps and NaN would break the JSON column)."""
     if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -91,7 +91,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if hasattr(value, "item"):  # numpy scalar
-        return _jsonable(value.item())
+        return jsonable(value.item())
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
@@ -101,7 +101,7 @@ def clean_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
     """A backtest summary as it is stored: JSON-safe, without the per-row bulk."""
     if not metrics:
         return {}
-    return _jsonable({key: value for key, value in metrics.items() if key not in _BULKY_METRIC_KEYS})
+    return jsonable({key: value for key, value in metrics.items() if key not in _BULKY_METRIC_KEYS})
 
 
 def start_run(
@@ -122,7 +122,7 @@ def start_run(
             run_type=run_type,
             model_kind=model_kind,
             status="running",
-            params=_jsonable(params or {}),
+            params=jsonable(params or {}),
             metrics={},
             code_version=code_version(),
             **window,
@@ -160,7 +160,7 @@ def finish_run(
         values["artifact_path"] = str(artifact_path)
         values["artifact_sha256"] = artifact_sha256
     if params is not None:
-        values["params"] = _jsonable(params)
+        values["params"] = jsonable(params)
     _close(storage, run_id, **values)
 
 
@@ -240,7 +240,7 @@ def record_trained_artifact(storage: Storage, artifact: Any, *, run_type: str = 
             run_type=run_type,
             model_kind=str(metadata.get("kind", "hgb"))[:16],
             status="finished",
-            params=_jsonable(metadata.get("params") or {}),
+            params=jsonable(metadata.get("params") or {}),
             data_source=str(metadata.get("data_source", metadata.get("source", "")))[:256],
             data_fingerprint=metadata.get("data_fingerprint", metadata.get("fingerprint")),
             data_start=_as_date(window.get("start", metadata.get("data_start"))),

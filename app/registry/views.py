@@ -25,6 +25,7 @@ from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
 from app.web.errors import api_error
+from app.web.schemas import AdminActionRequest  # the schema /api/v1/openapi.json documents
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,6 @@ def _admin_action(action, *args: Any) -> Any:
         return api_error(
             400, "the body must be a JSON object", [{"field": "body", "message": "expected an object"}]
         )
-    from app.web.schemas import AdminActionRequest  # the schema /api/v1/openapi.json documents
 
     try:
         parsed = AdminActionRequest.model_validate(body)

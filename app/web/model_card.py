@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.registry.runs import jsonable
 from app.web import charts
 
 log = logging.getLogger(__name__)
@@ -286,12 +287,12 @@ def model_summary(source: Any) -> dict[str, Any]:
     return {
         "model_version": str(getattr(source, "version", None) or meta.get("version") or ""),
         "kind": str(meta.get("kind", "")),
-        "params": _jsonable(meta.get("params") or {}),
+        "params": jsonable(meta.get("params") or {}),
         "origin": str(origin)[:10] if origin is not None else None,
-        "training": _jsonable(
+        "training": jsonable(
             {**training["window"], **training["stats"], "sales_distribution": training["distribution"]}
         ),
-        "backtest": _jsonable(meta.get("backtest") or {}),
+        "backtest": jsonable(meta.get("backtest") or {}),
         "feature_importances": feature_importances(meta),
     }
 
@@ -299,20 +300,6 @@ def model_summary(source: Any) -> dict[str, Any]:
 def model_features(source: Any) -> list[dict[str, Any]]:
     """GET /api/v1/model/features: the model's computed features."""
     return [{**item, "kind": "model", "required": False} for item in feature_descriptions(_metadata(source))]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def _flat_params(params: Any, prefix: str = "") -> list[tuple[str, Any]]:
