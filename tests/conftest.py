@@ -18,6 +18,7 @@ requires_real_data = pytest.mark.skipif(
 )
 
 SMALL_TRAIN_PARAMS = {"max_iter": 60}
+TINY_TRAIN_PARAMS = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}  # tests that train their own
 
 
 @pytest.fixture(scope="session")

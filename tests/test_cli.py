@@ -7,9 +7,7 @@ import pandas as pd
 import pytest
 
 from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
-from tests.conftest import make_test_app
-
-TINY = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}
+from tests.conftest import TINY_TRAIN_PARAMS, make_test_app
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +19,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture
 def cli_app(tmp_path):
-    return make_test_app(tmp_path, TRAIN_PARAMS=TINY)
+    return make_test_app(tmp_path, TRAIN_PARAMS=TINY_TRAIN_PARAMS)
 
 
 def test_train_writes_artifact_and_calls_the_hook(cli_app, data_dir):

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from app.forecasting.backtest import PREDICTION_COLUMNS, run_backtest
-from tests.conftest import HAS_REAL_DATA, REAL_DATA_DIR
+from tests.conftest import REAL_DATA_DIR, TINY_TRAIN_PARAMS, requires_real_data
 
-TINY = {"max_iter": 30, "max_leaf_nodes": 15, "origin_step": 8}
+TINY = {**TINY_TRAIN_PARAMS, "max_iter": 30}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_bad_arguments(small_dataset):
 
 @pytest.mark.slow
 @pytest.mark.real_data
-@pytest.mark.skipif(not HAS_REAL_DATA, reason=f"real Walmart files absent ({REAL_DATA_DIR})")
+@requires_real_data
 @pytest.mark.skipif(not os.environ.get("STORECAST_SLOW"), reason="set STORECAST_SLOW=1 (minutes on 2 cores)")
 def test_real_data_backtest_meets_the_accuracy_target():
     from app.forecasting.data import load_dataset

@@ -10,8 +10,7 @@ from app.forecasting.artifacts import load_forecaster
 from app.forecasting.data import Dataset
 from app.forecasting.forecaster import ForecastError, Prediction
 from app.forecasting.training import train
-
-TINY = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}
+from tests.conftest import TINY_TRAIN_PARAMS
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +90,9 @@ def test_flipping_is_holiday_at_horizon_20_changes_that_week(fc):
     changed[19] = {"is_holiday": not plain[19].inputs["is_holiday"]}
     flipped = fc.forecast(store, fc.departments(store)[0], start, 30, covariates=changed)
     assert flipped[19].horizon == 20
-    diffs = [sum(a.prediction != b.prediction for a, b in zip(plain, flipped, strict=True)) for _ in [0]]
+    changed_weeks = sum(a.prediction != b.prediction for a, b in zip(plain, flipped, strict=True))
+    assert changed_weeks <= 1
     # all departments: at least one reacts to the flag (a small model may ignore it for some)
-    assert diffs[0] <= 1
     moved = 0
     for dept in fc.departments(store):
         a = fc.forecast(store, dept, start, 30)[19].prediction
@@ -123,7 +122,6 @@ def test_history_stores_and_departments(fc):
     hist = fc.history(store, fc.departments(store)[0], weeks=30)
     assert list(hist.columns) == ["date", "weekly_sales"]
     assert 0 < len(hist) <= 30 and hist["date"].max() <= fc.origin
-    assert fc.history(store, 98).empty or True
     with pytest.raises(ForecastError):
         fc.departments(999)
 
@@ -134,8 +132,8 @@ def test_sales_after_the_origin_change_no_forecast(small_dataset):
     after = sales["date"] > origin
     sales.loc[after, "weekly_sales"] = sales.loc[after, "weekly_sales"] * 5 + 1000
     changed = Dataset(sales, small_dataset.features, small_dataset.stores, "changed", {})
-    a = train(small_dataset, through=origin, params=TINY).forecaster
-    b = train(changed, through=origin, params=TINY).forecaster
+    a = train(small_dataset, through=origin, params=TINY_TRAIN_PARAMS).forecaster
+    b = train(changed, through=origin, params=TINY_TRAIN_PARAMS).forecaster
     rows = [
         {"store": s, "dept": d, "date": origin + pd.Timedelta(weeks=h)}
         for s in a.stores()

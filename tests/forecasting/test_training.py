@@ -19,8 +19,7 @@ from app.forecasting.training import (
     truncate,
     wmae,
 )
-
-TINY = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}
+from tests.conftest import TINY_TRAIN_PARAMS
 
 
 def test_metadata_has_everything_monitoring_needs(small_artifact):
@@ -41,7 +40,7 @@ def test_metadata_has_everything_monitoring_needs(small_artifact):
 
 def test_through_sets_the_origin_and_params_override(small_dataset):
     through = small_dataset.last_week - pd.Timedelta(weeks=20)
-    trained = train(small_dataset, "hgb", through=through, params=TINY)
+    trained = train(small_dataset, "hgb", through=through, params=TINY_TRAIN_PARAMS)
     assert trained.forecaster.origin == through
     assert trained.metadata["training_window"]["end"] == through.date().isoformat()
     assert trained.metadata["params"]["max_iter"] == 15 and trained.metadata["params"]["origin_step"] == 8
@@ -67,7 +66,7 @@ def test_unknown_kind_and_split_params():
 
 
 def test_damping_is_chosen_out_of_sample_unless_given(small_dataset):
-    trained = train(small_dataset, "hgb", params=TINY)
+    trained = train(small_dataset, "hgb", params=TINY_TRAIN_PARAMS)
     fc = trained.forecaster
     chosen = trained.metadata["params"]["damping"]
     assert chosen in DAMPING_CHOICES and fc.estimator.params["damping"] == chosen
@@ -88,8 +87,8 @@ def test_damping_is_chosen_out_of_sample_unless_given(small_dataset):
     fc.estimator.params["damping"] = chosen
     y = rows["weekly_sales"].to_numpy()
     assert wmae(y, direct["prediction"], direct["holiday"].astype(bool)) == pytest.approx(scores[0.8])
-    given = train(small_dataset, "hgb", params={**TINY, "damping": 0.8})
+    given = train(small_dataset, "hgb", params={**TINY_TRAIN_PARAMS, "damping": 0.8})
     assert given.metadata["params"]["damping"] == 0.8
     # an inner model fitted within the data's first year did not learn like the final one
-    short = train(small_dataset, "hgb", through="2011-09-30", params=TINY)
+    short = train(small_dataset, "hgb", through="2011-09-30", params=TINY_TRAIN_PARAMS)
     assert short.metadata["params"]["damping"] == DEFAULT_PARAMS["hgb"]["damping"]
