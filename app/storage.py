@@ -249,6 +249,11 @@ class StageChange(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+def parse_row_id(text: str) -> int | None:
+    """An id typed by a user (URL, query string, CLI): ASCII digits within the id range, else None."""
+    return int(text) if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_ROW_ID else None
+
+
 def get_row(session: Session, model: type[Base], row_id: int) -> Any:
     """session.get for an id from a URL: None, not a database overflow error, for ids no row can have."""
     return session.get(model, row_id) if 1 <= row_id <= MAX_ROW_ID else None

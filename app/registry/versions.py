@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.registry import events
 from app.registry.runs import clean_metrics
-from app.storage import MAX_ROW_ID, ModelVersion, StageChange, Storage
+from app.storage import ModelVersion, StageChange, Storage, parse_row_id
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,10 @@ def default_actor() -> str:
 
 def parse_version(value: str | int) -> int:
     """3, "3" or "v3" -> 3."""
-    text = str(value).strip().lower().removeprefix("v")
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_ROW_ID:
+    number = parse_row_id(str(value).strip().lower().removeprefix("v"))
+    if number is None:
         raise VersionNotFound(f"not a version number: {value!r} (expected e.g. 3 or v3)")
-    return int(text)
+    return number
 
 
 def file_sha256(path: str | Path) -> str:

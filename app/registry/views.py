@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
+from app.storage import parse_row_id
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
 from app.web.errors import api_error
 from app.web.schemas import AdminActionRequest  # the schema /api/v1/openapi.json documents
@@ -313,7 +314,7 @@ def runs_page() -> Any:
     """Runs side by side: a table of all, a chart of the chosen ones (default: the newest with metrics)."""
     storage = _storage()
     runs = list_runs(storage, limit=100)
-    chosen_ids = [int(value) for value in request.args.getlist("run") if value.isascii() and value.isdigit()]
+    chosen_ids = [n for n in map(parse_row_id, request.args.getlist("run")) if n is not None]
     if chosen_ids:
         chosen = [run for run in runs if run["id"] in chosen_ids] or list_runs(storage, ids=chosen_ids)
     else:

@@ -169,5 +169,6 @@ def test_model_card_and_run_pages(two_versions, small_dataset):
     html = page.get_data(as_text=True)
     assert "<svg" in html and f"#{run.id}" in html  # the WMAE-by-horizon chart of the run
     assert client.get(f"/runs?run={run.id}").status_code == 200
+    assert client.get("/runs?run=99999999999999&run=x").status_code == 200  # past INTEGER: ignored
     assert client.get(f"/runs/{run.id}").status_code == 200
     assert client.get("/runs/999").status_code == 404
