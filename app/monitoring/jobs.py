@@ -256,7 +256,7 @@ def run_drift(app: Flask, now: dt.datetime) -> dict[str, Any]:
         start=now - dt.timedelta(hours=float(app.config["DRIFT_WINDOW_HOURS"])),
         end=now,
         settings=drift.DriftSettings.from_config(app.config),
-        sample_size=int(app.config.get("DRIFT_SAMPLE_SIZE", DRIFT_SAMPLE_SIZE)),
+        sample_size=int(app.config["DRIFT_SAMPLE_SIZE"]),
     )
 
 
@@ -274,9 +274,7 @@ def run_performance(app: Flask, now: dt.datetime) -> dict[str, Any]:
             now,
             model_version=version,
             backtest_wmae=performance.backtest_wmae_of(model.metrics if model is not None else None),
-            accuracy_days=float(
-                app.config.get("PERFORMANCE_ACCURACY_DAYS", performance.ACCURACY_LOOKBACK_DAYS)
-            ),
+            accuracy_days=float(app.config["PERFORMANCE_ACCURACY_DAYS"]),
         )
     with storage.session() as session:
         snapshot = figures.snapshot()

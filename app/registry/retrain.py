@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import select
@@ -99,7 +99,6 @@ def scheduled_retrain(app: Flask, *, kinds: list[str] | None = None) -> Experime
     production = production_version(storage, name)
     dataset = dataset_with_actuals(load_or_generate(app.config.get("STORECAST_DATA")), storage)
     chosen: list[str] = kinds or [production["model_kind"] if production else "hgb"]
-    settings: dict[str, Any] = {"folds": int(app.config.get("RETRAIN_FOLDS", 1))}
     return run_experiment(
         storage,
         dataset,
@@ -108,5 +107,5 @@ def scheduled_retrain(app: Flask, *, kinds: list[str] | None = None) -> Experime
         kinds=chosen,
         margin=float(app.config["PROMOTION_MARGIN"]),
         by="scheduler:retrain",
-        **settings,
+        folds=int(app.config["RETRAIN_FOLDS"]),
     )
