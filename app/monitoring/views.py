@@ -36,10 +36,8 @@ def _storage():
 
 def _authorised(presented: str | None) -> str | None:
     """None when actuals may be written; otherwise why not. Open unless STORECAST_ADMIN_TOKEN is set."""
-    if not current_app.config.get("STORECAST_ADMIN_TOKEN"):
-        return None
     try:
-        check_admin_token(presented)
+        check_admin_token(presented, open_when_unset=True)
     except AdminDenied as denied:
         return denied.message
     return None
@@ -290,8 +288,8 @@ def _detail(error: dict[str, Any]) -> dict[str, Any]:
 @api_bp.post("/actuals")
 def api_actuals() -> Any:
     """Actual weekly sales as JSON rows ({"rows": [...]} or a list) or a CSV body (text/csv)."""
-    denied = deny_unless_admin() if current_app.config.get("STORECAST_ADMIN_TOKEN") else None
-    if denied is not None:  # open on a server without an admin token
+    denied = deny_unless_admin(open_when_unset=True)
+    if denied is not None:
         return denied
     content_type = (request.mimetype or "").lower()
     try:

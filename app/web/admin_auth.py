@@ -3,6 +3,8 @@
 - no token presented                 -> 401 (with `WWW-Authenticate: Bearer`)
 - a token presented, but wrong       -> 403
 - a token presented, none configured -> 403 "admin actions are disabled" (nothing can be right)
+
+With open_when_unset (writing actual sales), a server without a token lets every request through.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ class AdminDenied(Exception):
         self.status, self.message = status, message
 
 
-def check_admin_token(presented: str | None) -> None:
+def check_admin_token(presented: str | None, open_when_unset: bool = False) -> None:
     """Raise AdminDenied (401 or 403) unless `presented` is the configured admin token."""
+    if open_when_unset and not current_app.config.get("STORECAST_ADMIN_TOKEN"):
+        return
     if not presented:
         raise AdminDenied(401, "admin token required: send Authorization: Bearer <STORECAST_ADMIN_TOKEN>")
     configured = current_app.config.get("STORECAST_ADMIN_TOKEN")
@@ -36,10 +40,10 @@ def bearer_token() -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def deny_unless_admin() -> Response | None:
+def deny_unless_admin(open_when_unset: bool = False) -> Response | None:
     """None when the request carries the admin bearer token; otherwise the JSON 401 or 403 to return."""
     try:
-        check_admin_token(bearer_token())
+        check_admin_token(bearer_token(), open_when_unset)
     except AdminDenied as denied:
         response = api_error(denied.status, denied.message)
         if denied.status == 401:
