@@ -59,10 +59,7 @@ def _json(name: str) -> dict[str, Any]:
 
 
 def _responses(ok: str, description: str, errors: tuple[str, ...]) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": {"description": description, "content": _json(ok)}}
-    for code in errors:
-        responses[code] = {"description": _ERRORS[code], "content": _json("ErrorResponse")}
-    return responses
+    return {"200": {"description": description, "content": _json(ok)}, **_errors({}, errors)}
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
