@@ -92,6 +92,10 @@ class ActualSale(Base):
     """Observed weekly sales, ingested after the fact; one row per (store, dept, week)."""
 
     __tablename__ = "actual_sales"
+    __table_args__ = (
+        Index("ix_actual_sales_ingested_at", "ingested_at"),
+        Index("ix_actual_sales_week", "week"),
+    )
 
     store: Mapped[int] = mapped_column(Integer, primary_key=True)
     dept: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -99,6 +103,106 @@ class ActualSale(Base):
     weekly_sales: Mapped[float] = mapped_column(Float)
     is_holiday: Mapped[bool] = mapped_column(Boolean, default=False)
     ingested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # The dataset lineage of the production model when the row arrived: rows are only scored
+    # against forecasts of models trained on the same data (None: ingested before any model).
+    lineage: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ActualFeature(Base):
+    """Observed covariates of a store-week (a features.csv row), ingested as the weeks arrive."""
+
+    __tablename__ = "actual_features"
+
+    store: Mapped[int] = mapped_column(Integer, primary_key=True)
+    week: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fuel_price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    markdown1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    markdown2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    markdown3: Mapped[float | None] = mapped_column(Float, nullable=True)
+    markdown4: Mapped[float | None] = mapped_column(Float, nullable=True)
+    markdown5: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cpi: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unemployment: Mapped[float | None] = mapped_column(Float, nullable=True)
+    is_holiday: Mapped[bool] = mapped_column(Boolean, default=False)
+    ingested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ForecastRun(Base):
+    """A published forecast run: the plan of record, 52 weeks for every series from the newest data."""
+
+    __tablename__ = "forecast_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    model_version: Mapped[str] = mapped_column(String(32))
+    data_through: Mapped[dt.date] = mapped_column(Date, index=True)
+    lineage: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    horizon: Mapped[int] = mapped_column(Integer)
+    series: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class ForecastRow(Base):
+    """One published forecast: a series' week, `lag` weeks after the run's data_through."""
+
+    __tablename__ = "forecast_rows"
+    __table_args__ = (
+        Index("ix_forecast_rows_run_series", "run_id", "store", "dept"),
+        Index("ix_forecast_rows_week", "week"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("forecast_runs.id", ondelete="CASCADE"))
+    store: Mapped[int] = mapped_column(Integer)
+    dept: Mapped[int] = mapped_column(Integer)
+    week: Mapped[dt.date] = mapped_column(Date)
+    lag: Mapped[int] = mapped_column(Integer)
+    prediction: Mapped[float] = mapped_column(Float)
+    lower_80: Mapped[float] = mapped_column(Float)
+    upper_80: Mapped[float] = mapped_column(Float)
+    lower_95: Mapped[float] = mapped_column(Float)
+    upper_95: Mapped[float] = mapped_column(Float)
+    naive: Mapped[float | None] = mapped_column(Float, nullable=True)  # seasonal naive known at the run
+
+
+class LagAccuracy(Base):
+    """Published forecasts of one week scored against its actuals, per lag bucket (sums, so they add up)."""
+
+    __tablename__ = "lag_accuracy"
+    __table_args__ = (UniqueConstraint("week", "bucket", "lineage", name="uq_lag_accuracy_week_bucket"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    week: Mapped[dt.date] = mapped_column(Date, index=True)
+    bucket: Mapped[str] = mapped_column(String(8))
+    lineage: Mapped[str] = mapped_column(String(64), default="")
+    rows: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float)  # sum of WMAE weights (holiday weeks 5)
+    abs_error: Mapped[float] = mapped_column(Float)  # weighted sum of |actual - forecast|
+    naive_abs_error: Mapped[float] = mapped_column(Float)  # the same for seasonal naive
+    error: Mapped[float] = mapped_column(Float)  # sum of forecast - actual (bias)
+    actual: Mapped[float] = mapped_column(Float)  # sum of |actual| (to express bias in percent)
+    in_80: Mapped[int] = mapped_column(Integer)
+    in_95: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AlertDelivery(Base):
+    """One webhook notification of an alert opening or closing; retried until delivered."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(16))  # opened, resolved
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending, delivered
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class DriftReport(Base):
@@ -175,6 +279,8 @@ class Alert(Base):
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    store: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the series an alert is about
+    dept: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class JobRun(Base):
@@ -233,6 +339,8 @@ class ModelVersion(Base):
     model_kind: Mapped[str] = mapped_column(String(16))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    data_source: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    data_lineage: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Dataset.lineage()
 
 
 class StageChange(Base):

@@ -79,6 +79,18 @@ class Dataset:
             digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
         return digest.hexdigest()
 
+    def lineage(self) -> str:
+        """The data's identity across weeks: its stores and covariates, not the sales that keep arriving.
+
+        A model retrained on the same files plus ingested actuals keeps the lineage; a model of other
+        files (the synthetic default against the real ones) has another, so actuals of one are never
+        scored against forecasts of the other.
+        """
+        digest = hashlib.sha256()
+        for frame in (self.features, self.stores):
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        return digest.hexdigest()[:16]
+
     def through(self, last_date: str | pd.Timestamp) -> Dataset:
         """The same data with sales up to and including last_date (covariates kept whole)."""
         cutoff = pd.Timestamp(last_date)

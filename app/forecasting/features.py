@@ -17,7 +17,7 @@ denoised) value plus part of the series' recent year-over-year change: alone, th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -194,6 +194,55 @@ class Covariates:
             store_size=st["size"].to_numpy(float),
             store_type=st["type"].map(STORE_TYPES).to_numpy(float),
         )
+
+    def extended(self, last_week: int) -> Covariates:
+        """The grid through `last_week`: new weeks take the store's value a year before, else its last
+        value (sources 1 and 2), and the calendar's holidays; used when the origin rolls forward."""
+        extra = last_week - self.last_week
+        if extra <= 0:
+            return self
+        n, w, c = self.values.shape
+        values = np.concatenate(
+            [self.values, np.full((n, extra, c), np.nan, dtype=self.values.dtype)], axis=1
+        )
+        source = np.concatenate([self.source, np.full((n, extra, c), 3, dtype=np.int8)], axis=1)
+        for j in range(w, w + extra):
+            year_before = values[:, j - 52] if j >= 52 else np.full((n, c), np.nan)
+            use = ~np.isnan(year_before)
+            values[:, j][use], source[:, j][use] = year_before[use], 1
+            prev = values[:, j - 1]
+            use = np.isnan(values[:, j]) & ~np.isnan(prev)
+            values[:, j][use], source[:, j][use] = prev[use], 2
+        weeks = np.arange(self.first_week, last_week + 1)
+        cal = calendar.calendar_table(weeks)
+        new_holiday = np.broadcast_to(cal["is_holiday"][None, w:], (n, extra))
+        return replace(
+            self,
+            values=values,
+            source=source,
+            holiday=np.concatenate([self.holiday, new_holiday], axis=1),
+            holiday_source=np.concatenate([self.holiday_source, np.full((n, extra), 5, np.int8)], axis=1),
+            calendar={k: v for k, v in cal.items() if k != "is_holiday"},
+        )
+
+    def with_observed(self, features: pd.DataFrame) -> Covariates:
+        """The grid with observed covariates (rows of a features table) in place of what it assumed."""
+        if features.empty:
+            return self
+        values, source = self.values.copy(), self.source.copy()
+        holiday, holiday_source = self.holiday.copy(), self.holiday_source.copy()
+        w = calendar.week_index(features["date"]) - self.first_week
+        s = self.store_pos(features["store"].to_numpy(np.int64))
+        ok = (s >= 0) & (w >= 0) & (w < values.shape[1])
+        s, w = s[ok], w[ok]
+        observed = features[COVARIATE_COLUMNS].to_numpy(float)[ok]
+        known = ~np.isnan(observed)
+        cell_values, cell_source = values[s, w], source[s, w]
+        cell_values[known], cell_source[known] = observed[known], 0
+        values[s, w], source[s, w] = cell_values, cell_source
+        holiday[s, w] = features["is_holiday"].to_numpy(bool)[ok]
+        holiday_source[s, w] = 0
+        return replace(self, values=values, source=source, holiday=holiday, holiday_source=holiday_source)
 
 
 # origin state

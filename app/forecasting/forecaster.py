@@ -66,10 +66,12 @@ class Prediction:
     assumed: dict[str, str] = field(default_factory=dict)
     cold_start: bool = False
     model_version: str = ""
+    data_through: dt.date | None = None  # the last week of known sales the forecast used
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["week"] = self.week.isoformat()
+        d["data_through"] = self.data_through.isoformat() if self.data_through else None
         return d
 
 
@@ -112,10 +114,45 @@ class Forecaster:
         self._build_profiles()
         self.version: str = str(self.metadata.get("version", f"{estimator.kind}-{self.origin.date()}"))
 
+    def with_history(self, sales: pd.DataFrame, features: pd.DataFrame | None = None) -> Forecaster:
+        """The same fitted model at the newest origin, without refitting (rolling origin).
+
+        `sales` (store, dept, date, weekly_sales) join the history, a row for a week already known
+        replacing it; `features` (a features table's rows) replace the covariates the model assumed.
+        The features are recomputed at the new origin by the one pipeline, so nothing after the newest
+        week of known sales reaches a forecast.
+        """
+        covariates = self.covariates
+        if features is not None and not features.empty:
+            covariates = covariates.with_observed(features)
+        sales = sales[covariates.store_pos(sales["store"].to_numpy(np.int64)) >= 0]
+        week = calendar.week_index(sales["date"])
+        sales, week = sales[week >= self.panel.first_week], week[week >= self.panel.first_week]
+        if sales.empty:
+            if covariates is self.covariates:
+                return self
+            panel = self.panel
+        else:
+            panel = _merged_panel(self.panel, sales, week)
+        covariates = covariates.extended(panel.last_week + MAX_HORIZON)
+        return Forecaster(
+            estimator=self.estimator,
+            config=self.config,
+            panel=panel,
+            covariates=covariates,
+            calibrator=self.calibrator,
+            metadata={**self.metadata, "version": self.version},
+        )
+
     # info
     @property
     def origin(self) -> pd.Timestamp:
         return calendar.week_date(self.origin_week)[0]
+
+    @property
+    def data_through(self) -> dt.date:
+        """The last week of known sales: forecasts start the week after."""
+        return self.origin.date()
 
     def stores(self) -> list[int]:
         return sorted(int(s) for s in np.unique(self.panel.store[self.state.has_history]))
@@ -215,6 +252,7 @@ class Forecaster:
                     assumed=first_pred.assumed,
                     cold_start=False,
                     model_version=self.version,
+                    data_through=first_pred.data_through,
                 )
             )
         return StoreForecast(store=int(store), departments=departments, total=total)
@@ -424,7 +462,7 @@ class Forecaster:
             )
         )
         out = []
-        version = self.version
+        version, through = self.version, self.data_through
         for j, (s, d, h, p, l8, u8, l9, u9, c) in enumerate(cols):
             vals, srcs = values[j], source[j]
             inputs = {name: (None if v != v else v) for name, v in zip(COVARIATE_COLUMNS, vals, strict=True)}
@@ -434,5 +472,19 @@ class Forecaster:
             }
             if hsrc[j] != 4:
                 assumed["is_holiday"] = SOURCE_NAMES[hsrc[j]]
-            out.append(Prediction(s, d, dates[j], h, p, l8, u8, l9, u9, inputs, assumed, bool(c), version))
+            out.append(
+                Prediction(s, d, dates[j], h, p, l8, u8, l9, u9, inputs, assumed, bool(c), version, through)
+            )
         return out
+
+
+def _merged_panel(panel: Panel, sales: pd.DataFrame, week: np.ndarray) -> Panel:
+    """`panel` grown to the newest week and to new series, with `sales` written over it."""
+    key = sales["store"].to_numpy(np.int64) * 1000 + sales["dept"].to_numpy(np.int64)
+    old_key = panel.store * 1000 + panel.dept
+    keys = np.union1d(old_key, key)
+    last = max(panel.last_week, int(week.max()))
+    values = np.full((len(keys), last - panel.first_week + 1), np.nan)
+    values[np.searchsorted(keys, old_key), : panel.values.shape[1]] = panel.values
+    values[np.searchsorted(keys, key), week - panel.first_week] = sales["weekly_sales"].to_numpy(float)
+    return Panel(store=keys // 1000, dept=keys % 1000, first_week=panel.first_week, values=values)

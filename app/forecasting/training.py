@@ -358,6 +358,7 @@ def train(
         "valid_range": [d.date().isoformat() for d in forecaster.valid_range()],
         "data_source": ds.source,
         "data_fingerprint": dataset.fingerprint(),
+        "data_lineage": dataset.lineage(),
         "backtest": backtest,
         "intervals": calibrator.to_dict(),
         "residual_quantiles": resid_q,
