@@ -47,6 +47,7 @@ class Config:
     RETRAIN_ENABLED = False
     RETRAIN_INTERVAL_HOURS = 168
     RETRAIN_FOLDS = 1
+    STALE_AFTER_WEEKS = 4  # production is stale when its data ends this many weeks before the newest actuals
 
     @classmethod
     def from_environment(cls) -> dict[str, object]:

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Set up, train a first model when there is none, then serve: gunicorn in front, the scheduler beside it.
+# Set up, train a model of the data configured unless production is one, then serve: gunicorn in
+# front, the scheduler beside it.
 # Data: the synthetic default, or the Kaggle CSVs in $STORECAST_DATA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 flask() { .venv/bin/flask --app wsgi "$@"; }
-if ! flask models production >/dev/null 2>&1; then
-  echo "==> no production model yet: training one on ${STORECAST_DATA:-the synthetic default}"
-  flask train
-fi
+# One dataset, no mixing: a production model of other data than $STORECAST_DATA is replaced (and archived)
+# by a model of the data named; `models check-data` exits 3 when there is none of this data.
+status=0
+message=$(flask models check-data) || status=$?
+echo "==> $message"
+case $status in
+  0) ;;
+  3)
+    echo "==> training a model on ${STORECAST_DATA:-the synthetic default}; it becomes production"
+    flask train
+    ;;
+  *) exit "$status" ;;
+esac
 
 flask scheduler &
 scheduler=$!

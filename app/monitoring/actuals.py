@@ -4,7 +4,8 @@ Input is a CSV in train.csv's format (Store,Dept,Date,Weekly_Sales,IsHoliday) or
 ({"store", "dept", "date" or "week", "weekly_sales", optional "is_holiday"}). Both go through the
 loader's own column parsers (app/forecasting/data.py), so the same mistakes get the same messages,
 by line and column. The upsert is idempotent: a row equal to the stored one is left untouched,
-so re-importing a file changes nothing (not even `ingested_at`).
+so re-importing a file changes nothing (not even `ingested_at`). Rows are tagged with the lineage of
+the production model's data when they arrive.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import pandas as pd
 from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.config import Config
 from app.forecasting import data as loader
 from app.forecasting.calendar import is_holiday_week
+from app.registry.versions import production_lineage
 from app.storage import ActualSale, utcnow
 
 log = logging.getLogger(__name__)
@@ -250,24 +253,38 @@ def _insert_statement(session: Session) -> Any:
             set_={
                 "weekly_sales": statement.excluded.weekly_sales,
                 "is_holiday": statement.excluded.is_holiday,
+                "lineage": statement.excluded.lineage,
             },
         )
     return insert(_TABLE)
 
 
-def upsert_actuals(session: Session, frame: pd.DataFrame) -> ImportResult:
-    """Insert new keys, update changed ones, leave equal ones alone; the caller's session commits."""
+def upsert_actuals(
+    session: Session, frame: pd.DataFrame, *, model_name: str = Config.MODEL_NAME
+) -> ImportResult:
+    """Insert new keys, update changed ones, leave equal ones alone; the caller's session commits.
+
+    Every row written is tagged with the data lineage of `model_name`'s production version: actuals
+    are only scored against forecasts of models of the same data. A row re-imported while production
+    is a model of other data is re-tagged (an update).
+    """
     if frame.empty:
         return ImportResult(0, 0, 0, 0)
+    lineage = production_lineage(session, model_name)
     stores = sorted({int(s) for s in frame["store"]})
     first, last = min(frame["week"]), max(frame["week"])
     existing = pd.DataFrame(
         session.execute(
             select(
-                _TABLE.c.store, _TABLE.c.dept, _TABLE.c.week, _TABLE.c.weekly_sales, _TABLE.c.is_holiday
+                _TABLE.c.store,
+                _TABLE.c.dept,
+                _TABLE.c.week,
+                _TABLE.c.weekly_sales,
+                _TABLE.c.is_holiday,
+                _TABLE.c.lineage,
             ).where(and_(_TABLE.c.store.in_(stores), _TABLE.c.week >= first, _TABLE.c.week <= last))
         ).all(),
-        columns=["store", "dept", "week", "old_sales", "old_holiday"],
+        columns=["store", "dept", "week", "old_sales", "old_holiday", "old_lineage"],
     )
     merged = frame.merge(existing, on=["store", "dept", "week"], how="left", indicator=True)
     new = merged[merged["_merge"] == "left_only"]
@@ -275,6 +292,7 @@ def upsert_actuals(session: Session, frame: pd.DataFrame) -> ImportResult:
     changed = known[
         ~np.isclose(known["weekly_sales"], known["old_sales"].astype("float64"), rtol=0, atol=1e-9)
         | (known["is_holiday"].astype(bool) != known["old_holiday"].astype(bool))
+        | (known["old_lineage"].fillna("").astype(str) != (lineage or ""))
     ]
     now = utcnow()
     if len(new):
@@ -286,6 +304,7 @@ def upsert_actuals(session: Session, frame: pd.DataFrame) -> ImportResult:
                 "weekly_sales": float(v),
                 "is_holiday": bool(h),
                 "ingested_at": now,
+                "lineage": lineage,
             }
             for s, d, w, v, h in new[["store", "dept", "week", "weekly_sales", "is_holiday"]].itertuples(
                 index=False
@@ -304,6 +323,7 @@ def upsert_actuals(session: Session, frame: pd.DataFrame) -> ImportResult:
                 weekly_sales=bindparam("v_sales"),
                 is_holiday=bindparam("v_holiday"),
                 ingested_at=bindparam("v_at"),
+                lineage=bindparam("v_lineage"),
             )
         )
         rows = [
@@ -314,6 +334,7 @@ def upsert_actuals(session: Session, frame: pd.DataFrame) -> ImportResult:
                 "v_sales": float(v),
                 "v_holiday": bool(h),
                 "v_at": now,
+                "v_lineage": lineage,
             }
             for s, d, w, v, h in changed[["store", "dept", "week", "weekly_sales", "is_holiday"]].itertuples(
                 index=False
@@ -325,9 +346,11 @@ def upsert_actuals(session: Session, frame: pd.DataFrame) -> ImportResult:
     return result
 
 
-def import_csv(session: Session, raw: bytes | str, name: str = CSV_NAME) -> ImportResult:
-    return upsert_actuals(session, parse_csv(raw, name))
+def import_csv(
+    session: Session, raw: bytes | str, name: str = CSV_NAME, *, model_name: str = Config.MODEL_NAME
+) -> ImportResult:
+    return upsert_actuals(session, parse_csv(raw, name), model_name=model_name)
 
 
-def import_rows(session: Session, rows: Any) -> ImportResult:
-    return upsert_actuals(session, parse_rows(rows))
+def import_rows(session: Session, rows: Any, *, model_name: str = Config.MODEL_NAME) -> ImportResult:
+    return upsert_actuals(session, parse_rows(rows), model_name=model_name)

@@ -48,7 +48,9 @@ def actuals_import(file: Path) -> None:
     storage = current_app.extensions["storage"]
     try:
         with storage.session() as session:
-            result = actuals.import_csv(session, file.read_bytes(), name=file.name)
+            result = actuals.import_csv(
+                session, file.read_bytes(), name=file.name, model_name=current_app.config["MODEL_NAME"]
+            )
     except actuals.ActualsError as error:
         for problem in error.errors:
             where = ", ".join(

@@ -2,9 +2,10 @@
 
 Service (volume, 4xx/5xx, latency percentiles) covers the requests of the window. Accuracy
 covers the predictions logged over a longer look-back (actual sales arrive weeks after the
-forecast) that have an actual sale for their (store, dept, week): live WMAE with Kaggle's weights
-(holiday weeks, per actual_sales.is_holiday, weigh 5), MAE, bias (mean of prediction - actual) and
-the share of actuals inside the 80% and 95% intervals. Each logged prediction counts once: a week
+forecast) that have an actual sale for their (store, dept, week), tagged with the data lineage of
+the model version that served them (never another dataset's actuals): live WMAE with Kaggle's
+weights (holiday weeks, per actual_sales.is_holiday, weigh 5), MAE, bias (mean of prediction -
+actual) and the share of actuals inside the 80% and 95% intervals. Each logged prediction counts once: a week
 forecast twice was served twice.
 """
 
@@ -15,15 +16,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import String, and_, case, cast, exists, func, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.selectable import Join
 
-from app.storage import ActualSale, PerformanceSnapshot, PredictionLog, RequestLog
+from app.storage import ActualSale, ModelVersion, PerformanceSnapshot, PredictionLog, RequestLog
 
 HOLIDAY_WEIGHT = 5.0
 ACCURACY_LOOKBACK_DAYS = 90
+LIVE_WINDOW_HOURS = 24.0  # the monitoring page's live request and prediction counts
 
 
 @dataclass
@@ -95,6 +97,26 @@ def prediction_count(connection: Connection, start: dt.datetime, end: dt.datetim
     return int(connection.execute(query).scalar_one())
 
 
+def live_counts(connection: Connection, end: dt.datetime, hours: float = LIVE_WINDOW_HOURS) -> dict[str, Any]:
+    """Requests, server errors and predictions of the `hours` before `end`, counted at the moment
+    asked: the monitoring page shows them live, not as of the last performance snapshot."""
+    start = end - dt.timedelta(hours=hours)
+    table = RequestLog.__table__
+    requests, errors = connection.execute(
+        select(func.count(), func.sum(case((table.c.status >= 500, 1), else_=0))).where(
+            table.c.created_at >= start, table.c.created_at < end
+        )
+    ).one()
+    return {
+        "hours": hours,
+        "start": start,
+        "end": end,
+        "requests": int(requests or 0),
+        "errors_5xx": int(errors or 0),
+        "predictions": prediction_count(connection, start, end),
+    }
+
+
 class _SqliteCrossJoin(Join):
     """`a CROSS JOIN b ON ...`: SQLite keeps the written loop order for CROSS JOIN."""
 
@@ -106,6 +128,15 @@ def _compile_cross_join(element: _SqliteCrossJoin, compiler: Any, **kw: Any) -> 
     kw["asfrom"] = True
     left, right = compiler.process(element.left, **kw), compiler.process(element.right, **kw)
     return f"{left} CROSS JOIN {right} ON {compiler.process(element.onclause, **kw)}"
+
+
+def same_lineage(log: Any, actual: Any) -> Any:
+    """A prediction is scored only against actuals of its model's data: the version that served it
+    ("v3" in the log) was trained on the lineage the actual row was tagged with. Untagged actuals
+    (ingested before any model) and versions without a lineage are never scored."""
+    versions = ModelVersion.__table__
+    label = literal("v") + cast(versions.c.version, String)
+    return exists().where(label == log.c.model_version, versions.c.data_lineage == actual.c.lineage)
 
 
 def accuracy_stats(
@@ -144,6 +175,7 @@ def accuracy_stats(
         .select_from(joined)
         .where(log.c.created_at >= start, log.c.created_at < end)
     )
+    query = query.where(same_lineage(log, actual))
     if model_version:
         query = query.where(log.c.model_version == model_version)
     n, weighted, weights, absolute_sum, error_sum, in80, in95 = connection.execute(query).one()

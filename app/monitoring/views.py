@@ -1,7 +1,8 @@
 """Monitoring over HTTP: the /monitoring page and its HTMX partials, /metrics, and POST /api/v1/actuals.
 
 The page is server-rendered; each panel is a partial that HTMX re-fetches every 30 s. The web
-layer computes nothing here either: every figure comes from the jobs' tables.
+layer computes nothing here either: figures come from the jobs' tables, except the health panel's
+request and prediction counts of the last 24 hours, counted live at render.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from app.monitoring import actuals, alerts, charts, jobs
+from app.monitoring import actuals, alerts, charts, jobs, performance
 from app.monitoring.metrics import REGISTRY
+from app.monitoring.request_metrics import flush_request_log
+from app.registry import versions
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, get_row, utcnow
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
 from app.web.errors import api_error
@@ -69,6 +72,7 @@ def _health() -> dict[str, Any]:
     job_names = jobs.enabled_jobs(current_app)
     runs = jobs.last_runs(_storage(), job_names) if database else {}
     now = utcnow()
+    live, stale = (_live_counts(now), _staleness()) if database else (None, None)
     job_rows = []
     for job in job_names:
         run = runs.get(job)
@@ -83,7 +87,26 @@ def _health() -> dict[str, Any]:
         "database_backend": _storage().engine.dialect.name,
         "jobs": job_rows,
         "scheduler_enabled": bool(current_app.config.get("SCHEDULER_ENABLED")),
+        "live": live,
+        "staleness": stale,
     }
+
+
+def _live_counts(now: dt.datetime) -> dict[str, Any] | None:
+    """The last 24 hours' requests and predictions, read now (this worker's buffered rows first)."""
+    try:
+        flush_request_log(current_app)
+        with _storage().engine.connect() as connection:
+            return performance.live_counts(connection, now)
+    except Exception:  # noqa: BLE001 - the panel still shows the rest
+        log.exception("live counts failed")
+        return None
+
+
+def _staleness() -> dict[str, Any] | None:
+    return versions.staleness(
+        _storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -201,7 +224,9 @@ def upload_actuals() -> Any:
     else:
         try:
             with _storage().session() as session:
-                result = actuals.import_csv(session, file.read(), name=file.filename)
+                result = actuals.import_csv(
+                    session, file.read(), name=file.filename, model_name=current_app.config["MODEL_NAME"]
+                )
             upload = {"result": result.to_dict(), "filename": file.filename}
         except actuals.ActualsError as error:
             upload, status = {"error": f"{file.filename} was not imported", "details": error.errors}, 400
@@ -312,5 +337,5 @@ def api_actuals() -> Any:
         details = [_detail(e) for e in error.errors]
         return api_error(400, f"{len(details)} problem(s) in the actual sales; nothing was imported", details)
     with _storage().session() as session:
-        result = actuals.upsert_actuals(session, parsed)
+        result = actuals.upsert_actuals(session, parsed, model_name=current_app.config["MODEL_NAME"])
     return jsonify(result.to_dict()), 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
@@ -153,6 +154,31 @@ def models_production() -> None:
     if production is None:
         raise click.ClickException("no production version yet")
     click.echo(f"v{production['version']} {production['model_kind']} {production['artifact_path']}")
+
+
+DATA_DIFFERS_EXIT = 3
+
+
+@models_cli.command("check-data")
+@click.option(
+    "--data",
+    "data_dir",
+    default=None,
+    help="Directory with the Kaggle CSVs (default: $STORECAST_DATA, else the synthetic default).",
+)
+def models_check_data(data_dir: str | None) -> None:
+    """Say whether production was trained on the data configured; exit 3 when it was not (or there is
+    no production model): `make run` then trains and serves a model of that data."""
+    from app.forecasting.data import DataError, load_or_generate
+
+    try:
+        dataset = load_or_generate(data_dir or os.environ.get("STORECAST_DATA") or None)
+    except DataError as error:
+        raise click.ClickException(str(error)) from error
+    check = versions.check_data(_storage(), _name(), dataset.lineage(), dataset.source)
+    click.echo(check["message"])
+    if check["status"] in ("different", "no-production"):
+        raise SystemExit(DATA_DIFFERS_EXIT)
 
 
 @models_cli.command("promote")

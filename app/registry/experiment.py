@@ -7,7 +7,8 @@ run and registered as staging. It is promoted only when its WMAE beats productio
     challenger_wmae < production_wmae * (1 - margin)        (margin 0.01 = 1 % better)
 
 Production's WMAE is measured under the same backtest (its kind and parameters, re-run on this data),
-never taken from an older backtest on other data: the two figures must be comparable.
+never taken from an older backtest on other data: the two figures must be comparable. When production
+was trained on other data (another lineage) there is no gate: the best model of this data replaces it.
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ def train_and_register(
 ) -> dict[str, Any]:
     """Train on all of `dataset`, save the artifact, record the training run and register the version.
 
-    stage=None: production when there is none yet, otherwise staging (what every `train` does).
+    stage=None: production when there is none yet or production was trained on other data, otherwise
+    staging (what every `train` does).
     """
     from app.forecasting.training import save_model, train
 
@@ -218,6 +220,8 @@ def train_and_register(
         stage=stage,
         by=by,
         reason=reason,
+        data_source=artifact.metadata.get("data_source"),
+        data_lineage=artifact.metadata.get("data_lineage"),
     )
 
 
@@ -251,6 +255,8 @@ def run_experiment(
         "models": list(kinds),
     }
     production = versions.production_version(storage, model_name)
+    data_check = versions.check_data(storage, model_name, dataset.lineage(), dataset.source)
+    data_changed = data_check["status"] == "different"  # production's data is not this: no gate
 
     candidates = [
         _evaluate(
@@ -262,7 +268,7 @@ def run_experiment(
     best = min(scored, key=lambda c: c.wmae) if scored else None
 
     production_wmae: float | None = None
-    if production is not None:
+    if production is not None and not data_changed:
         production_kind = production["model_kind"]
         production_params = _production_params(storage, production)
         same = next(
@@ -303,7 +309,7 @@ def run_experiment(
         models_dir=models_dir,
         params=params.get(best.kind),
         metrics=best.metrics,
-        stage=None if production is None else "staging",
+        stage=None if production is None or data_changed else "staging",
         by=by,
         reason=reason,
         run_params={"experiment_runs": [c.run_id for c in candidates]},
@@ -312,6 +318,12 @@ def run_experiment(
     if production is None:
         result.promoted = True
         result.decision = f"{best.kind} registered as {label} in production (there was no production model)"
+    elif data_changed:
+        result.promoted = result.version["stage"] == "production"
+        result.decision = (
+            f"{best.kind} registered as {label} in {result.version['stage']}: production "
+            f"v{production['version']} was trained on other data ({data_check['production_source']})"
+        )
     elif production_wmae is None:
         result.decision = (
             f"{best.kind} registered as {label} in staging; "

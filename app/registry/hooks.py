@@ -44,24 +44,28 @@ def make_on_model_trained(app: Flask) -> Callable[..., dict[str, Any]]:
     """The hook the core's `flask train` calls with the ArtifactInfo it wrote.
 
     It records a finished training run and registers the artifact: production when there is no
-    production version yet, otherwise staging. Returns the version as a dict.
+    production version yet or when production was trained on other data, otherwise staging.
+    Returns the version as a dict.
     """
 
     def on_model_trained(
         artifact: Any, *, by: str | None = None, reason: str = "flask train", **_: Any
     ) -> dict:
         storage = app.extensions["storage"]
+        metadata = artifact.metadata or {}
         run_id = record_trained_artifact(storage, artifact)
         version = versions.register_version(
             storage,
             app.config["MODEL_NAME"],
             artifact_path=artifact.path,
             artifact_sha256=artifact.sha256,
-            model_kind=str((artifact.metadata or {}).get("kind", "hgb")),
-            metrics=(artifact.metadata or {}).get("backtest") or {},
+            model_kind=str(metadata.get("kind", "hgb")),
+            metrics=metadata.get("backtest") or {},
             run_id=run_id,
             by=by,
             reason=reason,
+            data_source=metadata.get("data_source"),
+            data_lineage=metadata.get("data_lineage"),
         )
         log.info("training run %s registered as %s (%s)", run_id, version["label"], version["stage"])
         return version

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.storage import ActualSale, Storage
 
@@ -19,18 +19,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def actuals_frame(storage: Storage) -> pd.DataFrame:
-    """The actual_sales table as a sales frame (store, dept, date, weekly_sales, is_holiday)."""
+def actuals_frame(storage: Storage, lineage: str | None = None) -> pd.DataFrame:
+    """The actual_sales table as a sales frame (store, dept, date, weekly_sales, is_holiday).
+
+    With a lineage, only the rows of that data (and untagged ones, ingested before lineages were
+    recorded): another dataset's actuals never extend this one's history.
+    """
+    query = select(
+        ActualSale.store,
+        ActualSale.dept,
+        ActualSale.week,
+        ActualSale.weekly_sales,
+        ActualSale.is_holiday,
+    )
+    if lineage is not None:
+        query = query.where(or_(ActualSale.lineage == lineage, ActualSale.lineage.is_(None)))
     with storage.session() as session:
-        rows = session.execute(
-            select(
-                ActualSale.store,
-                ActualSale.dept,
-                ActualSale.week,
-                ActualSale.weekly_sales,
-                ActualSale.is_holiday,
-            )
-        ).all()
+        rows = session.execute(query).all()
     frame = pd.DataFrame(rows, columns=["store", "dept", "date", "weekly_sales", "is_holiday"])
     if frame.empty:
         return frame
@@ -48,11 +53,12 @@ def actuals_frame(storage: Storage) -> pd.DataFrame:
 def dataset_with_actuals(dataset: Dataset, storage: Storage) -> Dataset:
     """`dataset` with the ingested actual sales added; an actual replaces a base row for the same week.
 
-    Actuals for stores the dataset does not know are left out (there are no covariates for them).
+    Actuals for stores the dataset does not know are left out (there are no covariates for them), and
+    so are actuals tagged with another data lineage. The lineage is kept: same stores and covariates.
     """
     from app.forecasting.data import Dataset
 
-    actuals = actuals_frame(storage)
+    actuals = actuals_frame(storage, dataset.lineage())
     if actuals.empty:
         log.info("no actual sales ingested: training on the base data only")
         return dataset

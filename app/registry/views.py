@@ -175,7 +175,13 @@ def _models_context(full_history: bool = False) -> dict[str, Any]:
         "serving": _serving(),
         "admin_enabled": bool(current_app.config.get("STORECAST_ADMIN_TOKEN")),
         "refresh_seconds": current_app.config["MODEL_REFRESH_SECONDS"],
+        "staleness": _staleness(),
     }
+
+
+def _staleness() -> dict[str, Any] | None:
+    """Production's lag behind the newest actual sales of its data (STALE_AFTER_WEEKS flags it)."""
+    return versions.staleness(_storage(), _name(), int(current_app.config["STALE_AFTER_WEEKS"]))
 
 
 @pages_bp.get("/models")
@@ -278,6 +284,7 @@ def model_card_page(version: str) -> Any:
         run=run,
         history=versions.stage_history(_storage(), _name(), row["version"]),
         card=_model_card(row),
+        staleness=_staleness() if row["stage"] == "production" else None,
     )
 
 

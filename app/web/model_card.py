@@ -251,6 +251,7 @@ def training_stats(meta: Mapping[str, Any], source: Any = None) -> dict[str, Any
         "series": _first(training, "series", "n_series"),
         "source": _first(training, "source", default=meta.get("data_source")),
         "fingerprint": _first(training, "fingerprint", default=meta.get("data_fingerprint")),
+        "lineage": _first(training, "lineage", default=meta.get("data_lineage")),
     }
     distribution = _first(training, "sales_distribution", "weekly_sales", "sales", default={}) or {}
     if not isinstance(distribution, Mapping):

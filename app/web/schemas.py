@@ -376,6 +376,11 @@ class ModelVersionOut(BaseModel):
     created_at: str | None = Field(description="ISO 8601, UTC, seconds")
     metrics: dict[str, Any] = Field(description="the backtest summary")
     wmae: float | None = Field(description="the backtest WMAE")
+    data_source: str | None = Field(description="the data it was trained on (directory or synthetic)")
+    data_lineage: str | None = Field(
+        description="16 hex characters naming that data (stores and covariates); actual sales are "
+        "scored only against versions of their lineage; null: registered before lineages were recorded"
+    )
 
 
 class StageChangeOut(BaseModel):
@@ -451,5 +456,7 @@ class ActualsRequest(BaseModel):
 class ActualsResponse(BaseModel):
     received: int = Field(description="rows in the request")
     inserted: int
-    updated: int = Field(description="rows whose stored sales or holiday flag changed")
+    updated: int = Field(
+        description="rows whose stored sales, holiday flag or data lineage (the production model's) changed"
+    )
     unchanged: int = Field(description="rows equal to the stored ones (re-imports change nothing)")
