@@ -6,7 +6,7 @@ train() does three things with the same feature pipeline:
    so they choose how much of the learned correction to apply (the damping), their residuals
    calibrate the intervals and they give the metadata's backtest figures;
 2. a refit on everything up to `through`, applied with that damping;
-3. the metadata: features, window, fingerprint, reference distributions, importances.
+3. the metadata: features, window, fingerprint, drift reference (reference.py), importances.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from app.forecasting.features import (
 )
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
 from app.forecasting.intervals import BUCKET_LABELS, IntervalCalibrator, bucket_index, interval_denominator
+from app.forecasting.reference import build_reference
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -145,43 +146,6 @@ def choose_damping(fc: Forecaster, rows: pd.DataFrame) -> tuple[float, dict[floa
     hol = full["holiday"].astype(bool)
     scores = {d: wmae(y, none + d * (full["prediction"] - none), hol) for d in DAMPING_CHOICES}
     return min(scores, key=scores.__getitem__), scores
-
-
-def _reference_distributions(X: np.ndarray, predictions: np.ndarray, seed: int) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {}
-    columns = {name: X[:, j] for j, name in enumerate(FEATURE_NAMES)}
-    columns["prediction"] = predictions
-    for name, col in columns.items():
-        col = col[np.isfinite(col)].astype(float)
-        if name in CATEGORICAL:
-            vals, counts = np.unique(col, return_counts=True)
-            out[name] = {
-                "type": "categorical",
-                "counts": {str(int(v)): int(c) for v, c in zip(vals, counts, strict=True)},
-                "missing": int(len(X) - len(col)) if name != "prediction" else 0,
-            }
-            continue
-        if not len(col):
-            out[name] = {"type": "numeric", "count": 0}
-            continue
-        edges = np.unique(np.quantile(col, np.linspace(0, 1, 21)))
-        counts, _ = np.histogram(col, bins=edges) if len(edges) > 1 else (np.array([len(col)]), None)
-        sample = col if len(col) <= 2000 else rng.choice(col, 2000, replace=False)
-        out[name] = {
-            "type": "numeric",
-            "count": int(len(col)),
-            "missing": int(len(predictions) - len(col)) if name == "prediction" else int(len(X) - len(col)),
-            "mean": float(col.mean()),
-            "std": float(col.std()),
-            "quantiles": {
-                str(q): float(np.quantile(col, q)) for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-            },
-            "bin_edges": edges.tolist(),
-            "bin_counts": counts.tolist(),
-            "sample": np.round(sample, 6).tolist(),
-        }
-    return out
 
 
 def _importances(est: Estimator, X: np.ndarray, y: np.ndarray, w: np.ndarray, seed: int) -> dict[str, float]:
@@ -363,7 +327,7 @@ def train(
         "intervals": calibrator.to_dict(),
         "residual_quantiles": resid_q,
         "feature_importances": importances,
-        "reference_distributions": _reference_distributions(ts.X, pred_sample, config.seed),
+        "reference": build_reference(covariates, T, pred_sample, config.seed),
         "train_seconds": round(fit_seconds, 2),
         "created": pd.Timestamp.now(tz="UTC").isoformat(),
     }

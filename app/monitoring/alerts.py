@@ -18,7 +18,7 @@ from app.storage import Alert, DriftReport, PerformanceSnapshot, get_row, utcnow
 
 log = logging.getLogger(__name__)
 
-KINDS = ("drift", "degradation", "error_rate", "artifact")
+KINDS = ("drift", "degradation", "error_rate", "artifact", "data_quality")
 SEVERITIES = ("info", "warning", "critical")
 MIN_REQUESTS_FOR_ERROR_RATE = 20  # fewer requests in a window: one failure is not a rate
 

@@ -1,4 +1,4 @@
-"""The monitoring commands: `flask monitor run`, `flask scheduler`, `flask actuals import FILE`.
+"""The monitoring commands: `flask monitor run`, `flask scheduler`, `flask actuals import[-features] FILE`.
 
 Thin wrappers: the work is in jobs.run_all, jobs.make_scheduler and actuals.import_csv.
 """
@@ -16,7 +16,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app.migrate import SchemaGroup, requires_schema
-from app.monitoring import actuals, jobs
+from app.monitoring import actual_features, actuals, jobs
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,38 @@ def actuals_import(file: Path) -> None:
         f"{file.name}: {r['received']} rows, {r['inserted']} inserted, {r['updated']} updated, "
         f"{r['unchanged']} unchanged"
     )
+
+
+@actuals_cli.command("import-features")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def actuals_import_features(file: Path) -> None:
+    """Import actual covariates from a CSV in features.csv's format (Store,Date,Temperature,...,IsHoliday)."""
+    storage = current_app.extensions["storage"]
+    try:
+        with storage.session() as session:
+            result = actual_features.import_features_csv(session, file.read_bytes(), name=file.name)
+    except actual_features.FeaturesError as error:
+        _echo_errors(file, error)
+        raise SystemExit(1) from None
+    r = result.to_dict()
+    click.echo(
+        f"{file.name}: {r['received']} rows, {r['inserted']} inserted, {r['updated']} updated, "
+        f"{r['unchanged']} unchanged"
+    )
+
+
+def _echo_errors(file: Path, error: actuals.ActualsError) -> None:
+    for problem in error.errors:
+        where = ", ".join(
+            part
+            for part in (
+                file.name,
+                f"line {problem['line']}" if problem.get("line") else "",
+                f"column {problem['field']}" if problem.get("field") else "",
+            )
+            if part
+        )
+        click.echo(f"{where}: {problem['message']}", err=True)
 
 
 def scheduler_command(app: Flask) -> click.Command:

@@ -25,7 +25,9 @@ from flask import Flask
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.monitoring import alerts, drift, performance
+from app.forecasting import reference as seasonal_reference
+from app.forecasting.features import Covariates
+from app.monitoring import actual_features, alerts, drift, performance
 from app.monitoring.request_metrics import flush_request_log
 from app.storage import DriftReport, DriftResult, JobRun, ModelVersion, PredictionLog, Storage, utcnow
 
@@ -111,12 +113,11 @@ _reference_cache: dict[str, dict[str, Any]] = {}
 _reference_lock = threading.Lock()
 
 
-def model_reference(app: Flask) -> tuple[str | None, dict[str, Any] | None]:
-    """(version, reference distributions) of the production model.
+def model_reference(app: Flask) -> tuple[str | None, dict[str, Any] | None, Any]:
+    """(version, drift reference, forecaster) of the production model.
 
-    The reference saved at training (metadata["reference"]) is used when present; otherwise one is
-    computed once per version from the configured data (real files or the synthetic default) up to
-    the model's last training week, and cached for the life of the process.
+    The reference saved at training (metadata["reference"]) is used when it has the current format;
+    otherwise one is built once per version from the model's own covariate grid and cached.
     """
     from app.serving import ModelUnavailable
 
@@ -124,24 +125,20 @@ def model_reference(app: Flask) -> tuple[str | None, dict[str, Any] | None]:
         try:
             forecaster = app.extensions["model_holder"].get()
         except ModelUnavailable:
-            return None, None
+            return None, None, None
     version = str(getattr(forecaster, "version", "") or "")
     metadata = getattr(forecaster, "metadata", {}) or {}
-    reference = metadata.get("reference") or metadata.get("reference_distributions")
-    if reference:
-        return version, reference
+    reference = metadata.get("reference")
+    if reference and reference.get("format") == seasonal_reference.FORMAT:
+        return version, reference, forecaster
     key = f"{version}:{metadata.get('data_fingerprint', '')}"
     with _reference_lock:
         if key not in _reference_cache:
-            from app.forecasting.data import load_or_generate
-
-            dataset = load_or_generate(app.config.get("STORECAST_DATA"))
-            origin = getattr(forecaster, "origin", None)
-            if origin is not None:
-                dataset = dataset.through(origin)
-            log.info("model %s has no stored reference: computed one from %s", version, dataset.source)
-            _reference_cache[key] = drift.reference_from_dataset(dataset)
-        return version, _reference_cache[key]
+            log.info("model %s has no current drift reference: built one from its covariates", version)
+            _reference_cache[key] = seasonal_reference.build_reference(
+                forecaster.covariates, int(forecaster.origin_week)
+            )
+        return version, _reference_cache[key], forecaster
 
 
 # Jobs
@@ -161,7 +158,7 @@ def sample_window(
     """
     table = PredictionLog.__table__
     in_window = (table.c.created_at >= start, table.c.created_at < end)
-    columns = (table.c.inputs, table.c.prediction)
+    columns = (table.c.inputs, table.c.prediction, table.c.store, table.c.week)
     with storage.engine.connect() as connection:
         performance.tune_for_scans(connection)
         low, high, count = connection.execute(
@@ -183,6 +180,8 @@ def sample_window(
             rows = rows[:size]
     frame = drift.inputs_frame(row[0] for row in rows)
     frame["__prediction__"] = [row[1] for row in rows]
+    frame["store"] = [row[2] for row in rows]
+    frame["week"] = pd.to_datetime([row[3] for row in rows])
     return int(count), frame
 
 
@@ -196,13 +195,27 @@ def drift_check(
     settings: drift.DriftSettings | None = None,
     sample_size: int = DRIFT_SAMPLE_SIZE,
     seed: int | None = None,
+    covariates: Covariates | None = None,
 ) -> dict[str, Any]:
-    """Test the logged inputs and predictions of [start, end) against `reference`; store the report."""
+    """Test the logged inputs and predictions of [start, end) against `reference`; store the report.
+
+    With the model's `covariates`, the newest ingested actual covariates are compared with what it
+    assumed for those store-weeks too.
+    """
+    settings = settings or drift.DriftSettings()
     rows, sample = sample_window(storage, start, end, sample_size, seed=seed)
-    if not rows:
+    actual = pd.DataFrame()
+    if covariates is not None:
+        newest = actual_features.newest_week(storage)
+        if newest is not None:
+            since = newest - dt.timedelta(weeks=settings.actual_weeks - 1)
+            actual = actual_features.features_frame(storage, since=since)
+    if not rows and actual.empty:
         return {"skipped": "no predictions logged in the window", "rows": 0}
-    predictions = sample.pop("__prediction__")
-    outcome = drift.compute_drift(reference, sample, settings or drift.DriftSettings(), predictions)
+    predictions = sample.pop("__prediction__") if rows else None
+    outcome = drift.compute_drift(
+        reference, sample, settings, predictions, actual=actual, covariates=covariates
+    )
     with storage.session() as session:
         report = DriftReport(
             computed_at=utcnow(),
@@ -216,7 +229,11 @@ def drift_check(
         )
         session.add(report)
         session.flush()
-        results = [*outcome.features, *([outcome.prediction] if outcome.prediction else [])]
+        results = [
+            *outcome.features,
+            *outcome.actual_features,
+            *([outcome.prediction] if outcome.prediction else []),
+        ]
         session.add_all(
             DriftResult(
                 report_id=report.id,
@@ -241,12 +258,13 @@ def drift_check(
         "features_tested": outcome.features_tested,
         "dataset_drift": outcome.dataset_drift,
         "prediction_drift": bool(outcome.prediction and outcome.prediction.drifted),
+        "actual_features_off": [r.feature for r in outcome.actual_features if r.drifted],
     }
 
 
 def run_drift(app: Flask, now: dt.datetime) -> dict[str, Any]:
     """The drift job: the last DRIFT_WINDOW_HOURS of the log against the production model's reference."""
-    version, reference = model_reference(app)
+    version, reference, forecaster = model_reference(app)
     if reference is None:
         return {"skipped": "no production model"}
     return drift_check(
@@ -257,6 +275,7 @@ def run_drift(app: Flask, now: dt.datetime) -> dict[str, Any]:
         end=now,
         settings=drift.DriftSettings.from_config(app.config),
         sample_size=int(app.config["DRIFT_SAMPLE_SIZE"]),
+        covariates=forecaster.covariates,
     )
 
 

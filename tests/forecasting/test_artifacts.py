@@ -27,7 +27,7 @@ def test_round_trip_and_metadata(small_artifact):
         "training_window",
         "data_fingerprint",
         "backtest",
-        "reference_distributions",
+        "reference",
         "residual_quantiles",
         "feature_importances",
     ):

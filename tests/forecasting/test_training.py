@@ -29,10 +29,10 @@ def test_metadata_has_everything_monitoring_needs(small_artifact):
     assert all({"type", "description", "min", "max"} <= set(f) for f in meta["features"])
     bt = meta["backtest"]
     assert {"wmae", "mae", "baseline_wmae", "coverage_80", "coverage_95", "rows", "by_bucket"} <= set(bt)
-    ref = meta["reference_distributions"]
-    assert {"temperature", "prediction", "store", "is_holiday"} <= set(ref)
-    assert len(ref["temperature"]["sample"]) <= 2000 and ref["temperature"]["bin_counts"]
-    assert ref["store"]["type"] == "categorical"
+    ref = meta["reference"]
+    assert ref["format"] == "seasonal-1" and "prediction" in ref
+    assert {"temperature", "cpi", "is_holiday"} <= set(ref["features"])
+    assert len(ref["features"]["temperature"]["sample"]) <= 2000
     assert set(meta["residual_quantiles"]) == {"1-4", "5-13", "14-26", "27-39", "40-52"}
     assert meta["feature_importances"]
     json.dumps(meta)
