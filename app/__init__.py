@@ -64,8 +64,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_monitoring(app)
 
     from app import cli, migrate
+    from app.loop import cli as loop_cli
 
     cli.register_cli(app)
+    loop_cli.register_cli(app)
     migrate.register_cli(app)
     return app
 

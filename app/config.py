@@ -34,6 +34,10 @@ class Config:
     DRIFT_INTERVAL_MINUTES = 60
     PERFORMANCE_INTERVAL_MINUTES = 15
     ALERT_INTERVAL_MINUTES = 5
+    LOOP_INTERVAL_MINUTES = 60  # how often the loop looks for a new week of actuals to publish from
+    WEBHOOK_INTERVAL_MINUTES = 1
+    WEBHOOK_URL: str | None = None  # alerts are posted here (JSON with `text`, as Slack accepts) when set
+    WEBHOOK_TIMEOUT_SECONDS = 5.0
     DRIFT_WINDOW_HOURS = 24
     DRIFT_P_VALUE = 0.01
     DRIFT_DISTANCE_THRESHOLD = 0.1
@@ -41,7 +45,13 @@ class Config:
     DRIFT_SAMPLE_SIZE = 5000
     PERFORMANCE_ACCURACY_DAYS = 90
     REQUEST_LOG_FLUSH_SECONDS = 1.0
-    DEGRADATION_FACTOR = 1.5
+    DEGRADATION_FACTOR = 1.5  # live WMAE of a lag bucket over the backtest's WMAE for that bucket
+    DEGRADATION_MIN_ROWS = 2000  # scored forecasts in a bucket's window before it can alert
+    DEGRADATION_WINDOW_WEEKS = 4
+    TRACKING_WINDOW_WEEKS = 13
+    TRACKING_SIGNAL_LIMIT = 4.0
+    TRACKING_MIN_BIAS_SHARE = 0.10
+    TRACKING_STORE_ROLLUP = 5
     ERROR_RATE_THRESHOLD = 0.05
     PROMOTION_MARGIN = 0.01
     RETRAIN_ENABLED = False

@@ -1,8 +1,10 @@
 """Keep the production Forecaster in memory and follow the registry without reloading per request.
 
 Every worker (gunicorn process, thread pool) has one ModelHolder. At most every MODEL_REFRESH_SECONDS
-a request pays for one indexed SELECT of the production version's id; only when that id changes is
-the artifact loaded (hash checked) and swapped in. So a promotion or rollback reaches every worker
+a request pays for one indexed SELECT of the production version's id and two indexed MAX lookups of
+the actuals; only when that id changes is the artifact loaded (hash checked) and swapped in, and only
+when actuals arrived is the model rolled forward to the newest week of known sales (same fitted model,
+features at the new origin). So a promotion, a rollback or a week of actuals reaches every worker
 within a few seconds, with no restart and no per-request reload.
 """
 
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 from sqlalchemy import select
 
+from app.loop.history import actuals_stamp, roll_forward
 from app.storage import ModelVersion, Storage
 
 if TYPE_CHECKING:
@@ -45,7 +48,9 @@ class ModelHolder:
         self.model_name = model_name
         self.refresh_seconds = refresh_seconds
         self.on_load_failure: Callable[[Any, BaseException], None] | None = None
-        self._forecaster: Forecaster | None = None
+        self._forecaster: Forecaster | None = None  # the production model rolled to the newest actuals
+        self._base: Forecaster | None = None  # the production model as trained
+        self._actuals_stamp: tuple | None = None
         self._loaded_id: int | None = None
         self._loaded_version: int | None = None
         self._refused_id: int | None = None
@@ -89,12 +94,27 @@ class ModelHolder:
                 return
             if row.id == self._loaded_id:  # e.g. rolled back to what we serve: any refusal is over
                 self._refused_id, self._refused_error = None, None
-                return
-            if row.id == self._refused_id and time.monotonic() - self._refused_at < REFUSED_RETRY_SECONDS:
-                return
-            self._load(row)
+            elif row.id != self._refused_id or time.monotonic() - self._refused_at >= REFUSED_RETRY_SECONDS:
+                self._load(row)
+            self._follow_actuals()
         finally:
             self._lock.release()
+
+    def _follow_actuals(self) -> None:
+        """Roll the loaded model forward when actuals were ingested since the last look."""
+        if self._base is None:
+            return
+        try:
+            stamp = actuals_stamp(self.storage)
+            if stamp == self._actuals_stamp and self._forecaster is not None:
+                return
+            rolled = roll_forward(self._base, self.storage)
+        except Exception:  # database unreachable or a bad row: keep serving what we have
+            log.exception("rolling the model forward to the newest actuals failed")
+            return
+        self._forecaster, self._actuals_stamp = rolled, stamp
+        if rolled is not self._base:
+            log.info("serving %s from sales through %s", rolled.version, rolled.data_through)
 
     def _load(self, row: ModelVersion) -> None:
         from app.forecasting.artifacts import ArtifactError, load_forecaster
@@ -118,7 +138,8 @@ class ModelHolder:
                     log.exception("on_load_failure callback failed")
             return
         forecaster.version = f"v{row.version}"
-        self._forecaster, self._loaded_id, self._loaded_version = forecaster, row.id, row.version
+        self._base, self._loaded_id, self._loaded_version = forecaster, row.id, row.version
+        self._forecaster, self._actuals_stamp = forecaster, None
         self._refused_id, self._refused_error = None, None
         log.info("serving %s v%s", self.model_name, row.version)
 
@@ -141,6 +162,8 @@ class ModelHolder:
             if self._checked_at
             else None,
             "refresh_seconds": self.refresh_seconds,
+            "data_through": self._forecaster.data_through.isoformat() if self._forecaster else None,
+            "trained_through": self._base.data_through.isoformat() if self._base else None,
         }
 
 

@@ -178,11 +178,7 @@ class Estimator:
 
     @staticmethod
     def _naive(X: np.ndarray) -> np.ndarray:
-        """Seasonal naive: the same week a year before; fallback the mean of the last 8 weeks."""
-        value = X[:, IDX["lag52"]]
-        for alt in ("level8", "last", "base"):
-            value = np.where(np.isnan(value), X[:, IDX[alt]], value)
-        return (value - X[:, IDX["base"]]).astype(float)
+        return seasonal_naive(X) - X[:, IDX["base"]].astype(float)
 
     def _learned(self, X: np.ndarray) -> np.ndarray:
         if self.kind == "rf":
@@ -193,6 +189,14 @@ class Estimator:
             with _single_thread():
                 return self.model.predict(X)
         return self.model.predict(X)
+
+
+def seasonal_naive(X: np.ndarray) -> np.ndarray:
+    """Seasonal naive, scaled like X: the same week a year before; fallback the mean of the last 8 weeks."""
+    value = X[:, IDX["lag52"]]
+    for alt in ("level8", "last", "base"):
+        value = np.where(np.isnan(value), X[:, IDX[alt]], value)
+    return value.astype(float)
 
 
 def make_estimator(kind: str = "hgb", params: dict[str, Any] | None = None) -> Estimator:

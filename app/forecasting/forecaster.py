@@ -18,7 +18,7 @@ import pandas as pd
 
 from app.forecasting import calendar
 from app.forecasting.data import COVARIATE_COLUMNS
-from app.forecasting.estimators import Estimator
+from app.forecasting.estimators import Estimator, seasonal_naive
 from app.forecasting.features import (
     WINDOW,
     Covariates,
@@ -32,6 +32,7 @@ from app.forecasting.features import (
 from app.forecasting.intervals import IntervalCalibrator, interval_denominator
 
 MAX_HORIZON = 52
+BANDS = ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
 SOURCE_NAMES = {
     0: "features table",
     1: "same week last year",
@@ -377,8 +378,36 @@ class Forecaster:
         season = np.where(known, self._dept_profile[dpc, col], 1.0)
         return np.nan_to_num(share * level * season, nan=0.0)
 
+    def forecast_all(self, weeks: int = MAX_HORIZON) -> pd.DataFrame:
+        """Weeks 1..`weeks` after the origin for every series with history, beside the seasonal naive
+        known at the origin: a published forecast run's rows."""
+        if not 1 <= weeks <= MAX_HORIZON:
+            raise ForecastError("weeks", f"must be 1..{MAX_HORIZON}")
+        series = np.flatnonzero(self.state.has_history)
+        lag = np.tile(np.arange(1, weeks + 1), len(series))
+        rows = np.repeat(series, weeks)
+        res = self._predict_arrays(
+            self.panel.store[rows], self.panel.dept[rows], self.origin_week + lag, None, naive=True
+        )
+        return pd.DataFrame(
+            {
+                "store": res["store"],
+                "dept": res["dept"],
+                "date": calendar.week_date(res["week"]),
+                "lag": lag,
+                **{
+                    k: res[k] for k in ("prediction", "lower_80", "upper_80", "lower_95", "upper_95", "naive")
+                },
+            }
+        )
+
     def _predict_arrays(
-        self, store: np.ndarray, dept: np.ndarray, week: np.ndarray, overrides: dict[str, np.ndarray] | None
+        self,
+        store: np.ndarray,
+        dept: np.ndarray,
+        week: np.ndarray,
+        overrides: dict[str, np.ndarray] | None,
+        naive: bool = False,
     ) -> dict[str, np.ndarray]:
         bad = ~np.isin(store, list(self._store_set))
         if bad.any():
@@ -403,6 +432,7 @@ class Forecaster:
         has[has] = self.state.has_history[series[has]]
         n = len(store)
         pred, base, scale = np.zeros(n), np.zeros(n), np.ones(n)
+        naive_pred = np.zeros(n) if naive else None
         if has.any():
             r = series[has]
             X, b, s = assemble(
@@ -410,9 +440,13 @@ class Forecaster:
             )
             pred[has] = b + s * self.estimator.predict(X)
             base[has], scale[has] = b, s
+            if naive_pred is not None:
+                naive_pred[has] = s * seasonal_naive(X)
         cold = ~has
         if cold.any():
             pred[cold] = self._cold(store[cold], dept[cold], week[cold])
+            if naive_pred is not None:
+                naive_pred[cold] = pred[cold]
             base[cold] = pred[cold]
             scale[cold] = np.maximum(np.abs(pred[cold]), 10.0)
         horizon = week - self.origin_week
@@ -431,6 +465,7 @@ class Forecaster:
             "source": source,
             "holiday": holiday,
             "holiday_source": holiday_source,
+            **({"naive": naive_pred} if naive_pred is not None else {}),
         }
 
     def _predictions(

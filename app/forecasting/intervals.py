@@ -26,10 +26,20 @@ def bucket_label(lo: int, hi: int) -> str:
 BUCKET_LABELS = [bucket_label(lo, hi) for lo, hi in BUCKETS]
 
 
-def bucket_index(horizon: np.ndarray) -> np.ndarray:
-    """0..4 for the buckets 1-4, 5-13, 14-26, 27-39, 40-52."""
-    edges = np.array([hi for _, hi in BUCKETS[:-1]])
+# The buckets a planner tracks live accuracy by: next week, this month, this quarter, half-year, year.
+LAG_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 4), (5, 13), (14, 26), (27, 52))
+LAG_BUCKET_LABELS = [str(lo) if lo == hi else bucket_label(lo, hi) for lo, hi in LAG_BUCKETS]
+
+
+def bucket_index(horizon: np.ndarray, buckets: tuple[tuple[int, int], ...] = BUCKETS) -> np.ndarray:
+    """The bucket of each horizon (weeks ahead) among `buckets`."""
+    edges = np.array([hi for _, hi in buckets[:-1]])
     return np.searchsorted(edges, np.asarray(horizon), side="left")
+
+
+def lag_bucket(lag: np.ndarray) -> np.ndarray:
+    """The label of each lag among LAG_BUCKETS."""
+    return np.array(LAG_BUCKET_LABELS)[bucket_index(lag, LAG_BUCKETS)]
 
 
 def interval_denominator(scale: np.ndarray, base: np.ndarray, mix: float = 0.5) -> np.ndarray:

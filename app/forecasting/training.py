@@ -34,7 +34,15 @@ from app.forecasting.features import (
     has_yearly_targets,
 )
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
-from app.forecasting.intervals import BUCKET_LABELS, IntervalCalibrator, bucket_index, interval_denominator
+from app.forecasting.intervals import (
+    BUCKET_LABELS,
+    BUCKETS,
+    LAG_BUCKET_LABELS,
+    LAG_BUCKETS,
+    IntervalCalibrator,
+    bucket_index,
+    interval_denominator,
+)
 from app.forecasting.reference import build_reference
 
 log = logging.getLogger(__name__)
@@ -165,11 +173,12 @@ def _importances(est: Estimator, X: np.ndarray, y: np.ndarray, w: np.ndarray, se
 
 
 def _bucket_metrics(
-    y, pred, holiday, horizon, lower80=None, upper80=None, lower95=None, upper95=None
+    y, pred, holiday, horizon, lower80=None, upper80=None, lower95=None, upper95=None, *, by_lag: bool = False
 ) -> dict:
     out = {}
-    idx = bucket_index(horizon)
-    for b, label in enumerate(BUCKET_LABELS):
+    buckets, labels = (LAG_BUCKETS, LAG_BUCKET_LABELS) if by_lag else (BUCKETS, BUCKET_LABELS)
+    idx = bucket_index(horizon, buckets)
+    for b, label in enumerate(labels):
         m = idx == b
         if not m.any():
             continue
@@ -279,6 +288,18 @@ def train(
                 bounds["upper_95"],
             ),
             "baseline_by_bucket": _bucket_metrics(y, naive_pred, hol, res["horizon"]),
+            "by_lag_bucket": _bucket_metrics(
+                y,
+                res["prediction"],
+                hol,
+                res["horizon"],
+                bounds["lower_80"],
+                bounds["upper_80"],
+                bounds["lower_95"],
+                bounds["upper_95"],
+                by_lag=True,
+            ),
+            "baseline_by_lag_bucket": _bucket_metrics(y, naive_pred, hol, res["horizon"], by_lag=True),
             "note": "fitted on sales up to the origin; intervals calibrated on these and later origins",
         }
         backtest["ratio_to_baseline"] = backtest["wmae"] / backtest["baseline_wmae"]

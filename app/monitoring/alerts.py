@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.storage import Alert, DriftReport, PerformanceSnapshot, get_row, utcnow
+from app.storage import Alert, AlertDelivery, DriftReport, PerformanceSnapshot, get_row, utcnow
 
 log = logging.getLogger(__name__)
 
-KINDS = ("drift", "degradation", "error_rate", "artifact", "data_quality")
+KINDS = ("drift", "degradation", "bias", "error_rate", "artifact", "data_quality")
 SEVERITIES = ("info", "warning", "critical")
 MIN_REQUESTS_FOR_ERROR_RATE = 20  # fewer requests in a window: one failure is not a rate
 
@@ -51,11 +51,14 @@ def open_alert(
     details: Mapping[str, Any] | None = None,
     *,
     key: str = "",
+    store: int | None = None,
+    dept: int | None = None,
 ) -> Alert:
     """Open an alert, or refresh the open one of the same kind and key; returns it (flushed, with an id).
 
     `key` tells apart alerts of one kind that are separate problems (for example the artifact of
-    version v3 and that of v4); it is kept in details["key"].
+    version v3 and that of v4); it is kept in details["key"]. `store` and `dept` name the series an
+    alert is about. A newly opened alert is queued for the webhook in the same transaction.
     """
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
@@ -67,11 +70,47 @@ def open_alert(
                 alert.severity = severity
             session.flush()
             return alert
-    alert = Alert(kind=kind, severity=severity, message=message, details=payload, opened_at=utcnow())
+    alert = Alert(
+        kind=kind,
+        severity=severity,
+        message=message,
+        details=payload,
+        opened_at=utcnow(),
+        store=store,
+        dept=dept,
+    )
     session.add(alert)
     session.flush()
+    _queue_delivery(session, alert, "opened")
     log.warning("alert opened: %s (%s) %s", kind, severity, message)
     return alert
+
+
+def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
+    """The webhook's JSON: `text` for chat tools (Slack, Mattermost), the fields for everything else."""
+    where = ""
+    if alert.store is not None:
+        where = f" store {alert.store}" + (f" dept {alert.dept}" if alert.dept is not None else "")
+    verb = "opened" if event == "opened" else "closed"
+    return {
+        "text": f"[{alert.severity}] Storecast {alert.kind} alert {verb}{where}: {alert.message}",
+        "event": event,
+        "alert": {
+            "id": alert.id,
+            "kind": alert.kind,
+            "severity": alert.severity,
+            "message": alert.message,
+            "store": alert.store,
+            "dept": alert.dept,
+            "opened_at": alert.opened_at.isoformat(timespec="seconds") if alert.opened_at else None,
+            "resolved_at": alert.resolved_at.isoformat(timespec="seconds") if alert.resolved_at else None,
+        },
+    }
+
+
+def _queue_delivery(session: Session, alert: Alert, event: str) -> None:
+    """A delivery row written with the alert's change, so no alert is lost while the webhook is down."""
+    session.add(AlertDelivery(alert_id=alert.id, event=event, payload=alert_payload(alert, event)))
 
 
 def acknowledge(session: Session, alert_id: int, by: str = "operator") -> Alert | None:
@@ -88,6 +127,7 @@ def resolve(session: Session, alert_id: int) -> Alert | None:
     alert = get_row(session, Alert, alert_id)
     if alert is not None and alert.resolved_at is None:
         alert.resolved_at = utcnow()
+        _queue_delivery(session, alert, "resolved")
         session.flush()
         log.info("alert resolved: %s %s", alert.kind, alert.message)
     return alert
@@ -99,6 +139,7 @@ def resolve_kind(session: Session, kind: str, key: str | None = None) -> int:
     for alert in open_alerts(session, kind):
         if key is None or _key_of(alert) == key:
             alert.resolved_at = utcnow()
+            _queue_delivery(session, alert, "resolved")
             count += 1
     session.flush()
     return count
@@ -118,23 +159,6 @@ def check_drift(session: Session, report: DriftReport | None) -> Alert | None:
         details = {"report_id": report.id, "features_drifted": report.features_drifted}
         return open_alert(session, "drift", "warning", message, details)
     resolve_kind(session, "drift")
-    return None
-
-
-def check_degradation(session: Session, snapshot: PerformanceSnapshot | None, factor: float) -> Alert | None:
-    if snapshot is None or snapshot.live_wmae is None or not snapshot.backtest_wmae:
-        return None
-    ratio = snapshot.live_wmae / snapshot.backtest_wmae
-    if ratio > factor:
-        message = (
-            f"live WMAE {snapshot.live_wmae:,.0f} is {ratio:.2f}x the backtest WMAE "
-            f"{snapshot.backtest_wmae:,.0f} (limit {factor:g}x) "
-            f"over {snapshot.matched_actuals} predictions with actuals"
-        )
-        severity = "critical" if ratio > 2 * factor else "warning"
-        details = {"snapshot_id": snapshot.id, "ratio": ratio, "model_version": snapshot.model_version}
-        return open_alert(session, "degradation", severity, message, details)
-    resolve_kind(session, "degradation")
     return None
 
 
@@ -164,7 +188,6 @@ def evaluate(session: Session, config: Mapping[str, Any]) -> dict[str, Any]:
     ).first()
     opened = {
         "drift": check_drift(session, report),
-        "degradation": check_degradation(session, snapshot, float(config.get("DEGRADATION_FACTOR", 1.5))),
         "error_rate": check_error_rate(session, snapshot, float(config.get("ERROR_RATE_THRESHOLD", 0.05))),
     }
     return {kind: alert.id for kind, alert in opened.items() if alert is not None}

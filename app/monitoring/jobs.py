@@ -27,17 +27,22 @@ from sqlalchemy.exc import IntegrityError
 
 from app.forecasting import reference as seasonal_reference
 from app.forecasting.features import Covariates
-from app.monitoring import actual_features, alerts, drift, performance
+from app.loop import weekly
+from app.monitoring import actual_features, alerts, drift, performance, webhook
 from app.monitoring.request_metrics import flush_request_log
+from app.serving import ModelUnavailable
 from app.storage import DriftReport, DriftResult, JobRun, ModelVersion, PredictionLog, Storage, utcnow
 
 log = logging.getLogger(__name__)
 
-JOB_ORDER = ("drift", "performance", "alerts")  # alerts last: it reads what the others just wrote
+# alerts after the jobs whose results it reads; webhook last, to send what they opened or closed
+JOB_ORDER = ("drift", "performance", "loop", "alerts", "webhook")
 INTERVAL_SETTINGS = {  # job -> (setting, minutes per unit of the setting)
     "drift": ("DRIFT_INTERVAL_MINUTES", 1),
     "performance": ("PERFORMANCE_INTERVAL_MINUTES", 1),
+    "loop": ("LOOP_INTERVAL_MINUTES", 1),
     "alerts": ("ALERT_INTERVAL_MINUTES", 1),
+    "webhook": ("WEBHOOK_INTERVAL_MINUTES", 1),
     "retrain": ("RETRAIN_INTERVAL_HOURS", 60),
 }
 DRIFT_SAMPLE_SIZE = 5000  # logged rows drawn at random from the window for the drift tests
@@ -309,6 +314,27 @@ def run_alerts(app: Flask, now: dt.datetime) -> dict[str, Any]:
         return {"open": alerts.evaluate(session, app.config)}
 
 
+def run_loop(app: Flask, now: dt.datetime) -> dict[str, Any]:
+    """The weekly loop's turn: once a new week of actuals is in, publish from it, score and check."""
+    try:
+        with app.app_context():
+            forecaster = app.extensions["model_holder"].get()  # rolled to the newest actuals
+    except ModelUnavailable:
+        return {"skipped": "no production model"}
+    return weekly.run_week(
+        app.extensions["storage"], forecaster, weekly.LoopSettings.from_config(app.config), now=now
+    )
+
+
+def run_webhook(app: Flask, now: dt.datetime) -> dict[str, Any]:
+    return webhook.deliver_pending(
+        app.extensions["storage"],
+        app.config.get("WEBHOOK_URL"),
+        timeout=float(app.config["WEBHOOK_TIMEOUT_SECONDS"]),
+        now=now,
+    )
+
+
 def run_retrain(app: Flask, now: dt.datetime) -> dict[str, Any]:
     """Retrain on the base data plus ingested actuals; the experiment's gate decides on promotion."""
     from app.registry.retrain import scheduled_retrain
@@ -320,7 +346,9 @@ def run_retrain(app: Flask, now: dt.datetime) -> dict[str, Any]:
 JOBS: dict[str, Callable[[Flask, dt.datetime], dict[str, Any]]] = {
     "drift": run_drift,
     "performance": run_performance,
+    "loop": run_loop,
     "alerts": run_alerts,
+    "webhook": run_webhook,
     "retrain": run_retrain,
 }
 

@@ -17,13 +17,13 @@ from typing import Any
 
 from flask import g, has_request_context, request
 
+from app.forecasting.forecaster import BANDS
 from app.serving import ModelUnavailable, current_forecaster
 from app.web.errors import ApiError, detail, forecast_error_detail
 from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
 
 log = logging.getLogger(__name__)
 
-BANDS = ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -111,6 +111,7 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         "dept": int(data["dept"]),
         "week": iso_week(data["week"]),
         "horizon": int(get("horizon") or 0),
+        "data_through": iso_week(get("data_through")) if get("data_through") else None,
         "prediction": round(float(data["prediction"]), 2),
         "lower_80": round(float(data["lower_80"]), 2),
         "upper_80": round(float(data["upper_80"]), 2),

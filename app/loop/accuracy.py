@@ -1,0 +1,235 @@
+"""Accuracy by lag: every published forecast of a week scored against that week's actual sales.
+
+Scores are kept as sums per (week, lag bucket) in lag_accuracy, so any span of weeks adds up exactly;
+each bucket is read beside the backtest's figure for the same bucket and beside the seasonal naive on
+the same rows (the live forecast value added). Degradation compares like with like: a bucket's live
+WMAE over the last weeks against the backtest's WMAE for that bucket, only over enough rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from app.forecasting.intervals import LAG_BUCKET_LABELS, lag_bucket
+from app.monitoring import alerts
+from app.storage import ActualSale, ForecastRow, ForecastRun, LagAccuracy, Storage, utcnow
+
+log = logging.getLogger(__name__)
+
+HOLIDAY_WEIGHT = 5.0
+SUMS = ("rows", "weight", "abs_error", "naive_abs_error", "error", "actual", "in_80", "in_95")
+
+
+def latest_runs(lineage: str) -> Any:
+    """One run per data_through (the newest, should a week have been published twice)."""
+    return (
+        select(func.max(ForecastRun.id))
+        .where(ForecastRun.lineage == lineage)
+        .group_by(ForecastRun.data_through)
+        .scalar_subquery()
+    )
+
+
+def scored_rows(connection: Any, week: dt.date, lineage: str) -> pd.DataFrame:
+    """The published forecasts of `week` with their actual sales (same lineage only)."""
+    rows = ForecastRow.__table__
+    query = (
+        select(
+            rows.c.store,
+            rows.c.dept,
+            rows.c.lag,
+            rows.c.prediction,
+            rows.c.lower_80,
+            rows.c.upper_80,
+            rows.c.lower_95,
+            rows.c.upper_95,
+            rows.c.naive,
+            ActualSale.weekly_sales,
+            ActualSale.is_holiday,
+        )
+        .join(
+            ActualSale,
+            (ActualSale.store == rows.c.store)
+            & (ActualSale.dept == rows.c.dept)
+            & (ActualSale.week == rows.c.week),
+        )
+        .where(rows.c.week == week, rows.c.run_id.in_(latest_runs(lineage)), ActualSale.lineage == lineage)
+    )
+    return pd.DataFrame(connection.execute(query).all(), columns=[c.name for c in query.selected_columns])
+
+
+def bucket_sums(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per lag bucket, the sums that WMAE, bias and coverage are made of."""
+    y = frame["weekly_sales"].to_numpy(float)
+    pred = frame["prediction"].to_numpy(float)
+    naive = frame["naive"].fillna(frame["prediction"]).to_numpy(float)
+    weight = np.where(frame["is_holiday"].to_numpy(bool), HOLIDAY_WEIGHT, 1.0)
+    labels = lag_bucket(frame["lag"].to_numpy())
+    parts = {
+        "rows": np.ones(len(y)),
+        "weight": weight,
+        "abs_error": weight * np.abs(y - pred),
+        "naive_abs_error": weight * np.abs(y - naive),
+        "error": pred - y,
+        "actual": np.abs(y),
+        "in_80": (y >= frame["lower_80"].to_numpy()) & (y <= frame["upper_80"].to_numpy()),
+        "in_95": (y >= frame["lower_95"].to_numpy()) & (y <= frame["upper_95"].to_numpy()),
+    }
+    out = {}
+    for label in LAG_BUCKET_LABELS:
+        m = labels == label
+        if m.any():
+            out[label] = {name: float(values[m].sum()) for name, values in parts.items()}
+    return out
+
+
+def weeks_to_score(storage: Storage, lineage: str) -> list[dt.date]:
+    """Weeks with actuals and published forecasts that are unscored, or whose actuals changed since."""
+    with storage.session() as session:
+        first_run = session.scalar(
+            select(func.min(ForecastRun.data_through)).where(ForecastRun.lineage == lineage)
+        )
+        if first_run is None:
+            return []
+        actual = dict(
+            session.execute(
+                select(ActualSale.week, func.max(ActualSale.ingested_at))
+                .where(ActualSale.lineage == lineage, ActualSale.week > first_run)
+                .group_by(ActualSale.week)
+            ).all()
+        )
+        scored = dict(
+            session.execute(
+                select(LagAccuracy.week, func.min(LagAccuracy.computed_at))
+                .where(LagAccuracy.lineage == lineage)
+                .group_by(LagAccuracy.week)
+            ).all()
+        )
+    return sorted(week for week, ingested in actual.items() if week not in scored or scored[week] < ingested)
+
+
+def score_week(storage: Storage, week: dt.date, lineage: str) -> dict[str, dict[str, float]]:
+    """Score the published forecasts of one week; replaces that week's earlier scores."""
+    with storage.engine.connect() as connection:
+        sums = bucket_sums(scored_rows(connection, week, lineage))
+    with storage.session() as session:
+        session.execute(delete(LagAccuracy).where(LagAccuracy.week == week, LagAccuracy.lineage == lineage))
+        if sums:
+            now = utcnow()
+            session.execute(
+                insert(LagAccuracy),
+                [
+                    {"week": week, "bucket": label, "lineage": lineage, "computed_at": now, **values}
+                    for label, values in sums.items()
+                ],
+            )
+    return sums
+
+
+def score_new_weeks(storage: Storage, lineage: str | None) -> list[dt.date]:
+    """Score every week that awaits it; returns the weeks scored."""
+    if lineage is None:
+        return []
+    weeks = weeks_to_score(storage, lineage)
+    for week in weeks:
+        score_week(storage, week, lineage)
+    if weeks:
+        log.info("scored published forecasts of %d week(s), up to %s", len(weeks), weeks[-1])
+    return weeks
+
+
+def figures(sums: Mapping[str, float]) -> dict[str, Any]:
+    """WMAE, naive WMAE, value added, bias and coverage from a bucket's sums."""
+    rows, weight = sums["rows"], sums["weight"]
+    if not rows:
+        return {"rows": 0}
+    wmae, naive = sums["abs_error"] / weight, sums["naive_abs_error"] / weight
+    return {
+        "rows": int(rows),
+        "wmae": wmae,
+        "naive_wmae": naive,
+        "value_added": 1 - wmae / naive if naive else None,
+        "bias": sums["error"] / rows,
+        "bias_pct": sums["error"] / sums["actual"] if sums["actual"] else None,
+        "coverage_80": sums["in_80"] / rows,
+        "coverage_95": sums["in_95"] / rows,
+    }
+
+
+def accuracy_by_lag(
+    storage: Storage, lineage: str | None, since: dt.date | None = None, until: dt.date | None = None
+) -> dict[str, dict[str, Any]]:
+    """Figures per lag bucket over the scored weeks in (since, until]."""
+    query = select(LagAccuracy.bucket, *(func.sum(getattr(LagAccuracy, name)) for name in SUMS)).where(
+        LagAccuracy.lineage == (lineage or "")
+    )
+    if since is not None:
+        query = query.where(LagAccuracy.week > since)
+    if until is not None:
+        query = query.where(LagAccuracy.week <= until)
+    with storage.session() as session:
+        found = {
+            row[0]: dict(zip(SUMS, row[1:], strict=True))
+            for row in session.execute(query.group_by(LagAccuracy.bucket))
+        }
+    return {label: figures(found[label]) for label in LAG_BUCKET_LABELS if label in found}
+
+
+def accuracy_history(storage: Storage, lineage: str | None) -> list[dict[str, Any]]:
+    """Figures per scored week and bucket, oldest first (the monitoring page's charts)."""
+    with storage.session() as session:
+        rows = session.scalars(
+            select(LagAccuracy).where(LagAccuracy.lineage == (lineage or "")).order_by(LagAccuracy.week)
+        ).all()
+        return [
+            {"week": r.week, "bucket": r.bucket, **figures({n: getattr(r, n) for n in SUMS})} for r in rows
+        ]
+
+
+def check_degradation(
+    session: Session,
+    storage: Storage,
+    lineage: str | None,
+    backtest_by_lag: Mapping[str, Any] | None,
+    *,
+    factor: float,
+    min_rows: int,
+    window_weeks: int,
+    today: dt.date,
+) -> list[int]:
+    """Open (or refresh) a degradation alert per lag bucket whose live WMAE over the last weeks exceeds
+    `factor` x the backtest's for that bucket; resolve the buckets that recovered. Returns open alert ids."""
+    if lineage is None or not backtest_by_lag:
+        return []
+    live = accuracy_by_lag(storage, lineage, since=today - dt.timedelta(weeks=window_weeks), until=today)
+    opened = []
+    for label in LAG_BUCKET_LABELS:
+        key = f"lag {label}"
+        reference = (backtest_by_lag.get(label) or {}).get("wmae")
+        figure = live.get(label)
+        if not reference or not figure or figure["rows"] < min_rows:
+            continue  # too few rows to mean anything: neither open nor close
+        ratio = figure["wmae"] / reference
+        if ratio <= factor:
+            alerts.resolve_kind(session, "degradation", key)
+            continue
+        message = (
+            f"forecasts {label} week(s) ahead: live WMAE {figure['wmae']:,.0f} over the last "
+            f"{window_weeks} weeks is {ratio:.2f}x the backtest's {reference:,.0f} for that lag "
+            f"(limit {factor:g}x; "
+            f"{figure['rows']:,} forecasts scored; seasonal naive {figure['naive_wmae']:,.0f})"
+        )
+        severity = "critical" if ratio > 2 * factor else "warning"
+        alert = alerts.open_alert(
+            session, "degradation", severity, message, {"bucket": label, "ratio": ratio, **figure}, key=key
+        )
+        opened.append(alert.id)
+    return opened

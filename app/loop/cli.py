@@ -1,0 +1,136 @@
+"""The weekly loop's commands: `flask forecast publish [--out FILE.csv]` and `flask replay`.
+
+Thin wrappers over app.loop: publish rolls the production model to the newest actuals and stores a
+forecast run; replay drives the whole loop over past weeks of a dataset on its own database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+import pandas as pd
+from flask import Flask, current_app
+
+from app.forecasting.data import DataError, load_or_generate
+from app.loop import history, publish, weekly
+from app.loop.replay import ReplaySettings, production_forecaster, replay, write_forecasts
+from app.migrate import SchemaGroup, requires_schema
+
+forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan of record).")
+
+
+@forecast_cli.command("publish")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="also write the rows as CSV"
+)
+def publish_command(out: Path | None) -> None:
+    """Publish a run now: 52 weeks for every series from the newest week of known sales, then score."""
+    app = current_app
+    storage = app.extensions["storage"]
+    try:
+        base = production_forecaster(storage, app.config["MODEL_NAME"])
+    except LookupError:
+        raise click.ClickException("no production model: run `flask --app wsgi train` first") from None
+    forecaster = history.roll_forward(base, storage)
+    run = publish.publish(storage, forecaster)
+    turn = weekly.run_week(storage, forecaster, weekly.LoopSettings.from_config(app.config))
+    click.echo(
+        f"forecast run {run.id}: {run.rows:,} rows for {run.series:,} series from {run.data_through} "
+        f"({run.model_version}) in {run.seconds:.1f}s; weeks scored: {len(turn['weeks_scored'])}"
+    )
+    if out is not None:
+        with out.open("w", newline="") as handle:
+            count = publish.write_csv(storage, run.id, handle)
+        click.echo(f"wrote {out} ({count:,} rows)")
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  … {message}", err=True)
+
+
+@click.command("replay")
+@click.option(
+    "--data", default=None, help="directory with the Kaggle CSVs (default: $STORECAST_DATA, else synthetic)"
+)
+@click.option("--start", required=True, help="last week of sales the first model knows (YYYY-MM-DD)")
+@click.option("--weeks", type=click.IntRange(1, 156), default=39, show_default=True)
+@click.option(
+    "--retrain-every",
+    type=click.IntRange(1, 156),
+    default=None,
+    help="retrain through the gate every K weeks",
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--forecasts", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@requires_schema
+def replay_command(
+    data: str | None,
+    start: str,
+    weeks: int,
+    retrain_every: int | None,
+    json_out: Path | None,
+    forecasts: Path | None,
+) -> None:
+    """Replay the weekly loop over the weeks after --start on this database (use an empty one)."""
+    app: Flask = current_app
+    storage = app.extensions["storage"]
+    try:
+        dataset = load_or_generate(
+            data or os.environ.get("STORECAST_DATA") or app.config.get("STORECAST_DATA")
+        )
+        start_week = pd.Timestamp(start)
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError:
+        raise click.ClickException(f"--start: {start!r} is not a date (YYYY-MM-DD)") from None
+    if not dataset.sales["date"].min() < start_week < dataset.sales["date"].max():
+        raise click.ClickException(f"--start {start} must fall inside the data's sales weeks")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    settings = ReplaySettings(
+        start=start_week.date(),
+        weeks=weeks,
+        retrain_every=retrain_every,
+        params=app.config.get("TRAIN_PARAMS") or None,
+        margin=float(app.config["PROMOTION_MARGIN"]),
+        loop=weekly.LoopSettings.from_config(app.config),
+    )
+    result = replay(
+        storage,
+        dataset,
+        settings,
+        model_name=app.config["MODEL_NAME"],
+        models_dir=app.config["MODELS_DIR"],
+        progress=_progress,
+    )
+    for bucket, figures in result["accuracy_by_lag"].items():
+        reference = (result["backtest_by_bucket"].get(bucket) or {}).get("wmae")
+        click.echo(
+            f"lag {bucket:>5}: WMAE {figures['wmae']:>9,.1f}  naive {figures['naive_wmae']:>9,.1f}  "
+            f"ratio {figures['wmae'] / figures['naive_wmae']:.3f}  "
+            f"backtest {reference or float('nan'):>9,.1f}  "
+            f"80% {figures['coverage_80']:.1%}  95% {figures['coverage_95']:.1%}  rows {figures['rows']:,}"
+        )
+    click.echo(
+        f"{result['alerts_opened']} alert(s) opened; {len(result['retrains'])} retrain(s); "
+        f"{result['seconds']:.0f}s"
+    )
+    if forecasts is not None:
+        began = time.perf_counter()
+        with forecasts.open("w", newline="") as handle:
+            count = write_forecasts(storage, handle)
+        click.echo(f"wrote {forecasts} ({count:,} forecasts, {time.perf_counter() - began:.0f}s)")
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2, default=str))
+        click.echo(f"wrote {json_out}")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(forecast_cli)
+    app.cli.add_command(replay_command)

@@ -1,0 +1,76 @@
+"""What the loop knows of the weeks since training: ingested actual sales and covariates, per lineage."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from app.forecasting.forecaster import Forecaster
+from app.storage import ActualFeature, ActualSale, Storage
+
+SALES_COLUMNS = ["store", "dept", "date", "weekly_sales", "is_holiday"]
+
+
+def lineage_of(forecaster: Forecaster) -> str | None:
+    """The dataset lineage a model was trained on (None for models trained before lineages existed)."""
+    return forecaster.metadata.get("data_lineage")
+
+
+def actual_sales(storage: Storage, lineage: str | None, since: dt.date | None = None) -> pd.DataFrame:
+    """Ingested actual sales of one lineage as a sales frame (dates on the week-ending Friday)."""
+    query = select(
+        ActualSale.store, ActualSale.dept, ActualSale.week, ActualSale.weekly_sales, ActualSale.is_holiday
+    ).where(ActualSale.lineage == lineage if lineage is not None else ActualSale.lineage.is_(None))
+    if since is not None:
+        query = query.where(ActualSale.week > since)
+    with storage.session() as session:
+        rows = session.execute(query).all()
+    frame = pd.DataFrame(rows, columns=SALES_COLUMNS)
+    frame["date"] = pd.to_datetime(frame["date"])  # stored weeks are the loader's week-ending Fridays
+    return frame.astype(
+        {
+            "store": "int64",
+            "dept": "int64",
+            "date": "datetime64[ns]",
+            "weekly_sales": float,
+            "is_holiday": bool,
+        }
+    )
+
+
+def actual_features(storage: Storage, since: dt.date | None = None) -> pd.DataFrame:
+    """Ingested covariates (features.csv rows) as a features frame."""
+    columns = [c.name for c in ActualFeature.__table__.columns if c.name != "ingested_at"]
+    query = select(*(ActualFeature.__table__.c[c] for c in columns))
+    if since is not None:
+        query = query.where(ActualFeature.week > since)
+    with storage.session() as session:
+        rows = session.execute(query).all()
+    frame = pd.DataFrame(rows, columns=columns).rename(columns={"week": "date"})
+    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+    return frame
+
+
+def actuals_stamp(storage: Storage) -> tuple:
+    """A cheap token that changes whenever actuals are ingested (two indexed MAX lookups)."""
+    with storage.session() as session:
+        sales = session.execute(select(func.max(ActualSale.ingested_at), func.max(ActualSale.week))).one()
+        features = session.execute(select(func.max(ActualFeature.ingested_at))).one()
+    return (*sales, *features)
+
+
+def newest_actual_week(storage: Storage, lineage: str | None) -> dt.date | None:
+    with storage.session() as session:
+        return session.scalar(select(func.max(ActualSale.week)).where(ActualSale.lineage == lineage))
+
+
+def roll_forward(forecaster: Forecaster, storage: Storage) -> Forecaster:
+    """The production model at the newest week of known sales of its lineage, without refitting."""
+    origin = forecaster.data_through
+    sales = actual_sales(storage, lineage_of(forecaster))
+    features = actual_features(storage, since=origin)
+    if sales.empty and features.empty:
+        return forecaster
+    return forecaster.with_history(sales, features)

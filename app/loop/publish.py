@@ -1,0 +1,196 @@
+"""Published forecast runs: the plan of record, 52 weeks for every series from the newest data.
+
+A run is computed once, stored (forecast_runs, forecast_rows) and then only read: its CSV, a series'
+forecasts and the lag scoring all come from the stored rows, so what was published is what is judged.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy import insert, select
+
+from app.forecasting.forecaster import BANDS, MAX_HORIZON, Forecaster
+from app.loop.history import lineage_of
+from app.storage import ActualSale, ForecastRow, ForecastRun, Storage, get_row, utcnow
+
+log = logging.getLogger(__name__)
+
+CSV_HEADER = ["Store", "Dept", "Date", "lag", *BANDS]
+_ROW_COLUMNS = ("store", "dept", "week", "lag", *BANDS)
+_INSERT_CHUNK = 20_000
+
+
+@dataclass
+class PublishedRun:
+    id: int
+    created_at: dt.datetime
+    model_version: str
+    data_through: dt.date
+    lineage: str | None
+    horizon: int
+    series: int
+    rows: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(timespec="seconds"),
+            "model_version": self.model_version,
+            "data_through": self.data_through.isoformat(),
+            "lineage": self.lineage,
+            "horizon": self.horizon,
+            "series": self.series,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _published(run: ForecastRun) -> PublishedRun:
+    return PublishedRun(
+        run.id,
+        run.created_at,
+        run.model_version,
+        run.data_through,
+        run.lineage,
+        run.horizon,
+        run.series,
+        run.rows,
+        run.seconds,
+    )
+
+
+def publish(
+    storage: Storage, forecaster: Forecaster, *, weeks: int = MAX_HORIZON, now: dt.datetime | None = None
+) -> PublishedRun:
+    """Forecast every series `weeks` ahead from the forecaster's origin and store the run."""
+    started = time.perf_counter()
+    frame = forecaster.forecast_all(weeks)
+    computed = time.perf_counter() - started
+    frame = frame.rename(columns={"date": "week"})
+    frame["week"] = frame["week"].dt.date
+    records = frame[[*_ROW_COLUMNS, "naive"]].to_dict("records")
+    with storage.session() as session:
+        run = ForecastRun(
+            created_at=now or utcnow(),
+            model_version=str(forecaster.version),
+            data_through=forecaster.data_through,
+            lineage=lineage_of(forecaster),
+            horizon=weeks,
+            series=int(frame[["store", "dept"]].drop_duplicates().shape[0]),
+            rows=len(frame),
+            seconds=0.0,
+        )
+        session.add(run)
+        session.flush()
+        for record in records:
+            record["run_id"] = run.id
+        for start in range(0, len(records), _INSERT_CHUNK):
+            session.execute(insert(ForecastRow), records[start : start + _INSERT_CHUNK])
+        run.seconds = time.perf_counter() - started
+        published = _published(run)
+    log.info(
+        "published forecast run %d: %d rows from %s (%s) in %.1fs (%.1fs computing)",
+        published.id,
+        published.rows,
+        published.data_through,
+        published.model_version,
+        published.seconds,
+        computed,
+    )
+    return published
+
+
+def list_runs(storage: Storage, limit: int = 50) -> list[PublishedRun]:
+    with storage.session() as session:
+        runs = session.scalars(select(ForecastRun).order_by(ForecastRun.id.desc()).limit(limit))
+        return [_published(run) for run in runs]
+
+
+def get_run(storage: Storage, run_id: int) -> PublishedRun | None:
+    with storage.session() as session:
+        run = get_row(session, ForecastRun, run_id)
+        return _published(run) if run is not None else None
+
+
+def latest_run(storage: Storage, lineage: str | None = None) -> PublishedRun | None:
+    """The newest run (of a lineage, when given)."""
+    query = select(ForecastRun).order_by(ForecastRun.data_through.desc(), ForecastRun.id.desc()).limit(1)
+    if lineage is not None:
+        query = query.where(ForecastRun.lineage == lineage)
+    with storage.session() as session:
+        run = session.scalars(query).first()
+        return _published(run) if run is not None else None
+
+
+def run_rows(storage: Storage, run_id: int, store: int | None = None, dept: int | None = None) -> list[dict]:
+    """The stored rows of a run (one series when store and dept are given), by store, dept and week."""
+    table = ForecastRow.__table__
+    query = select(*(table.c[c] for c in _ROW_COLUMNS)).where(table.c.run_id == run_id)
+    if store is not None:
+        query = query.where(table.c.store == store)
+    if dept is not None:
+        query = query.where(table.c.dept == dept)
+    with storage.engine.connect() as connection:
+        result = connection.execute(query.order_by(table.c.store, table.c.dept, table.c.week))
+        return [dict(row._mapping) for row in result]
+
+
+def csv_lines(rows: list[dict]) -> Iterator[str]:
+    """A run's rows as CSV text, header first (Store,Dept,Date,lag,prediction,lower_80,...)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for row in rows:
+        writer.writerow(
+            [row["store"], row["dept"], row["week"].isoformat(), row["lag"]]
+            + [f"{row[band]:.2f}" for band in BANDS]
+        )
+        if buffer.tell() > 1 << 16:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def write_csv(storage: Storage, run_id: int, out: IO[str]) -> int:
+    """Write a run's rows as CSV to `out`; returns the number of rows."""
+    rows = run_rows(storage, run_id)
+    for chunk in csv_lines(rows):
+        out.write(chunk)
+    return len(rows)
+
+
+def published_against_actuals(storage: Storage, store: int, dept: int, lag: int = 1) -> list[dict]:
+    """One series' published forecasts `lag` weeks ahead beside the actual sales of the same weeks."""
+    table, runs = ForecastRow.__table__, ForecastRun.__table__
+    query = (
+        select(table.c.week, *(table.c[b] for b in BANDS), ActualSale.weekly_sales)
+        .join(runs, runs.c.id == table.c.run_id)
+        .outerjoin(
+            ActualSale,
+            (ActualSale.store == table.c.store)
+            & (ActualSale.dept == table.c.dept)
+            & (ActualSale.week == table.c.week)
+            & (ActualSale.lineage == runs.c.lineage),
+        )
+        .where(table.c.store == store, table.c.dept == dept, table.c.lag == lag)
+        .order_by(table.c.week, table.c.run_id.desc())
+    )
+    with storage.engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    seen: set[dt.date] = set()
+    out = []
+    for row in rows:  # the newest run's forecast for each week
+        if row["week"] not in seen:
+            seen.add(row["week"])
+            out.append({**row, "actual": row.pop("weekly_sales")})
+    return out

@@ -1,0 +1,228 @@
+"""Replay: the weekly loop driven over past weeks of a dataset, with the clock set to each week.
+
+Train on sales up to `start`; then, week by week, ingest that week's rows of train.csv as actual sales
+through the import code that `flask actuals import` uses, roll the production model forward, publish
+a forecast run, score and check everything the scheduler would, and every K weeks retrain through the
+experiment's gate. It proves the loop on the real files and measures it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from app.forecasting.artifacts import load_forecaster
+from app.forecasting.data import TRAIN_HEADER, Dataset
+from app.forecasting.forecaster import BANDS, Forecaster
+from app.loop import accuracy, weekly
+from app.loop.history import lineage_of, roll_forward
+from app.monitoring import actuals
+from app.registry import experiment, versions
+from app.registry.retrain import dataset_with_actuals
+from app.storage import Alert, ForecastRow, ForecastRun, Storage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+FORECASTS_HEADER = ["run_week", "Store", "Dept", "Date", "lag", *BANDS]
+
+
+@dataclass
+class ReplaySettings:
+    start: dt.date
+    weeks: int
+    retrain_every: int | None = None
+    kind: str = "hgb"
+    params: dict[str, Any] | None = None
+    margin: float = 0.01
+    loop: weekly.LoopSettings = field(default_factory=weekly.LoopSettings)
+
+
+def week_csv(sales: pd.DataFrame) -> bytes:
+    """Rows of a sales frame in train.csv's format, as a store's system would send them."""
+    frame = pd.DataFrame(
+        {
+            "Store": sales["store"],
+            "Dept": sales["dept"],
+            "Date": sales["date"].dt.strftime("%Y-%m-%d"),
+            "Weekly_Sales": sales["weekly_sales"],
+            "IsHoliday": sales["is_holiday"].map({True: "TRUE", False: "FALSE"}),
+        }
+    )[TRAIN_HEADER]
+    return frame.to_csv(index=False).encode()
+
+
+def production_forecaster(storage: Storage, model_name: str) -> Forecaster:
+    row = versions.production_version(storage, model_name)
+    if row is None:
+        raise LookupError(f"no production version of {model_name}")
+    forecaster = load_forecaster(row["artifact_path"], expected_sha256=row["artifact_sha256"])
+    forecaster.version = row["label"]
+    return forecaster
+
+
+def _new_alerts(storage: Storage, after_id: int) -> tuple[list[dict[str, Any]], int]:
+    with storage.session() as session:
+        rows = session.scalars(select(Alert).where(Alert.id > after_id).order_by(Alert.id)).all()
+        found = [
+            {"kind": a.kind, "severity": a.severity, "store": a.store, "dept": a.dept, "message": a.message}
+            for a in rows
+        ]
+        last = max([after_id, *(a.id for a in rows)])
+    return found, last
+
+
+def replay(
+    storage: Storage,
+    dataset: Dataset,
+    settings: ReplaySettings,
+    *,
+    model_name: str,
+    models_dir: str | Path,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the loop over `settings.weeks` weeks after `settings.start`; returns the replay's figures."""
+    say = progress or (lambda message: log.info("%s", message))
+    started = time.perf_counter()
+    start = pd.Timestamp(settings.start)
+    base_data = dataset.through(start)
+    say(f"training {settings.kind} on sales up to {start.date()} ({len(base_data.sales):,} rows)")
+    first = experiment.train_and_register(
+        storage,
+        base_data,
+        settings.kind,
+        model_name=model_name,
+        models_dir=models_dir,
+        params=settings.params,
+        stage="production",
+        by="replay",
+        reason=f"replay from {start.date()}",
+    )
+    base = production_forecaster(storage, model_name)
+    backtest = base.metadata.get("backtest") or {}
+    with storage.session() as session:
+        last_alert = int(session.scalar(select(func.max(Alert.id))) or 0)
+    weeks, retrains = [], []
+    for k in range(1, settings.weeks + 1):
+        week_started = time.perf_counter()
+        week = start + pd.Timedelta(weeks=k)
+        rows = dataset.sales[dataset.sales["date"] == week]
+        with storage.session() as session:
+            imported = actuals.import_csv(
+                session, week_csv(rows), name=f"train-{week.date()}.csv", model_name=model_name
+            )
+        forecaster = roll_forward(base, storage)
+        now = dt.datetime.combine(week.date() + dt.timedelta(days=3), dt.time(6))
+        turn = weekly.run_week(storage, forecaster, settings.loop, now=now)
+        if settings.retrain_every and k % settings.retrain_every == 0:
+            retrains.append(_retrain(storage, base_data, settings, week.date(), model_name, models_dir, say))
+            base = production_forecaster(storage, model_name)
+        opened, last_alert = _new_alerts(storage, last_alert)
+        weeks.append(
+            {
+                "week": week.date().isoformat(),
+                "actual_rows": imported.received,
+                "data_through": turn["data_through"],
+                "published_rows": turn["published_rows"],
+                "model_version": forecaster.version,
+                "alerts_opened": opened,
+                "seconds": round(time.perf_counter() - week_started, 2),
+            }
+        )
+        lag1 = accuracy.accuracy_by_lag(storage, lineage_of(forecaster), since=start.date()).get("1", {})
+        say(
+            f"week {k}/{settings.weeks} {week.date()}: {imported.received:,} actuals, "
+            f"{turn['published_rows']:,} forecasts published, lag-1 WMAE so far "
+            + (f"{lag1['wmae']:,.0f} (naive {lag1['naive_wmae']:,.0f})" if lag1.get("rows") else "-")
+            + (f", {len(opened)} alert(s)" if opened else "")
+            + f" [{weeks[-1]['seconds']:.1f}s]"
+        )
+    by_lag = accuracy.accuracy_by_lag(storage, lineage_of(base), since=start.date())
+    return {
+        "start": start.date().isoformat(),
+        "weeks": weeks,
+        "first_version": first["label"],
+        "accuracy_by_lag": by_lag,
+        "backtest_by_bucket": backtest.get("by_lag_bucket") or {},
+        "backtest_naive_by_bucket": backtest.get("baseline_by_lag_bucket") or {},
+        "backtest_origin": backtest.get("origin"),
+        "retrains": retrains,
+        "alerts_opened": sum(len(w["alerts_opened"]) for w in weeks),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _retrain(
+    storage: Storage,
+    base_data: Dataset,
+    settings: ReplaySettings,
+    week: dt.date,
+    model_name: str,
+    models_dir: str | Path,
+    say: Progress,
+) -> dict[str, Any]:
+    """Retrain on the base data plus the actuals so far; the experiment's gate decides on promotion."""
+    say(f"retraining on the data through {week} (experiment gate, margin {settings.margin:.0%})")
+    result = experiment.run_experiment(
+        storage,
+        dataset_with_actuals(base_data, storage),
+        model_name=model_name,
+        models_dir=models_dir,
+        kinds=[settings.kind],
+        folds=1,
+        margin=settings.margin,
+        params={settings.kind: settings.params} if settings.params else None,
+        by="replay",
+        progress=say,
+    )
+    return {
+        "week": week.isoformat(),
+        "candidate_wmae": result.best.wmae if result.best else None,
+        "production_wmae": result.production_wmae,
+        "promoted": result.promoted,
+        "gate": result.decision,
+    }
+
+
+def write_forecasts(storage: Storage, out: IO[str]) -> int:
+    """Every published forecast, run by run: run_week,Store,Dept,Date,lag,prediction,... ."""
+    rows, runs = ForecastRow.__table__, ForecastRun.__table__
+    query = (
+        select(
+            runs.c.data_through,
+            rows.c.store,
+            rows.c.dept,
+            rows.c.week,
+            rows.c.lag,
+            *(rows.c[b] for b in BANDS),
+        )
+        .join(runs, runs.c.id == rows.c.run_id)
+        .order_by(rows.c.run_id, rows.c.store, rows.c.dept, rows.c.week)
+    )
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FORECASTS_HEADER)
+    count = 0
+    with storage.engine.connect() as connection:
+        result = connection.execution_options(yield_per=50_000).execute(query)
+        for row in result:
+            writer.writerow(
+                [
+                    row[0].isoformat(),
+                    row[1],
+                    row[2],
+                    row[3].isoformat(),
+                    row[4],
+                    *(f"{v:.2f}" for v in row[5:]),
+                ]
+            )
+            count += 1
+    return count

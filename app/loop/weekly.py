@@ -1,0 +1,90 @@
+"""One turn of the weekly loop, after a week's actual sales have been ingested.
+
+The caller passes the production model already rolled to the newest week of known sales
+(history.roll_forward; the serving ModelHolder does it too). Then: publish a forecast run from that
+week unless one exists, score every published forecast of the weeks that now have actuals, check each
+lag bucket against the backtest, and flag persistently biased series.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.forecasting.forecaster import Forecaster
+from app.loop import accuracy, publish, tracking
+from app.loop.history import lineage_of
+from app.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    degradation_factor: float = 1.5  # live WMAE of a lag bucket over the backtest's for that bucket
+    degradation_min_rows: int = 2000  # scored forecasts in a bucket's window before it is judged
+    degradation_window_weeks: int = 4
+    tracking: tracking.TrackingSettings = field(default_factory=tracking.TrackingSettings)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> LoopSettings:
+        return cls(
+            degradation_factor=float(config.get("DEGRADATION_FACTOR", cls.degradation_factor)),
+            degradation_min_rows=int(config.get("DEGRADATION_MIN_ROWS", cls.degradation_min_rows)),
+            degradation_window_weeks=int(
+                config.get("DEGRADATION_WINDOW_WEEKS", cls.degradation_window_weeks)
+            ),
+            tracking=tracking.TrackingSettings.from_config(config),
+        )
+
+
+def backtest_by_lag(forecaster: Forecaster) -> dict[str, Any]:
+    """The model's own backtest per lag bucket (empty for models trained before it was recorded)."""
+    return (forecaster.metadata.get("backtest") or {}).get("by_lag_bucket") or {}
+
+
+def run_week(
+    storage: Storage,
+    forecaster: Forecaster,
+    settings: LoopSettings = LoopSettings(),
+    *,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Publish, score, check: one turn of the loop for the forecaster's newest week of known sales."""
+    lineage = lineage_of(forecaster)
+    latest = publish.latest_run(storage, lineage)
+    published = None
+    if (
+        latest is None
+        or latest.data_through < forecaster.data_through
+        or latest.model_version != forecaster.version
+    ):
+        published = publish.publish(storage, forecaster, now=now)
+    scored = accuracy.score_new_weeks(storage, lineage)
+    today = forecaster.data_through
+    result: dict[str, Any] = {
+        "data_through": today.isoformat(),
+        "published_run": published.id if published else None,
+        "published_rows": published.rows if published else 0,
+        "weeks_scored": [w.isoformat() for w in scored],
+    }
+    if lineage is None:
+        result["skipped"] = "the model records no data lineage: published forecasts are not scored"
+        return result
+    with storage.session() as session:
+        result["degradation_alerts"] = accuracy.check_degradation(
+            session,
+            storage,
+            lineage,
+            backtest_by_lag(forecaster),
+            factor=settings.degradation_factor,
+            min_rows=settings.degradation_min_rows,
+            window_weeks=settings.degradation_window_weeks,
+            today=today,
+        )
+        signals = tracking.tracking_signals(storage, lineage, today, settings.tracking)
+        result["bias"] = tracking.flag_biased(session, signals, settings.tracking)
+    return result
