@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import pandas as pd
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from app.forecasting.data import DataError, load_or_generate
 from app.loop import history, publish, weekly
@@ -68,6 +69,7 @@ def _progress(message: str) -> None:
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--forecasts", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@with_appcontext
 @requires_schema
 def replay_command(
     data: str | None,

@@ -25,7 +25,7 @@ BATCH = 50
 
 def retry_delay(attempts: int) -> dt.timedelta:
     """30 s, 1 min, 2 min, ... at most an hour."""
-    return min(dt.timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), MAX_DELAY)
+    return min(dt.timedelta(seconds=30 * 2 ** min(max(attempts - 1, 0), 12)), MAX_DELAY)
 
 
 def post_json(url: str, payload: dict, timeout: float) -> None:
