@@ -350,7 +350,7 @@ def _fill(path: Path, rows: int, requests: int, seed: int = 0) -> None:
 
 def bench_jobs(rows: int, requests: int, keep_db: str | None = None) -> dict:
     from app.forecasting.synthetic import generate_dataset
-    from app.monitoring import drift, jobs, performance
+    from app.monitoring import drift, drift_report, performance
     from app.storage import Storage
 
     directory = Path(keep_db).parent if keep_db else Path(tempfile.mkdtemp(prefix="bench-mon-jobs-"))
@@ -370,7 +370,7 @@ def bench_jobs(rows: int, requests: int, keep_db: str | None = None) -> dict:
     now = dt.datetime.fromisoformat(last) + dt.timedelta(seconds=1)
     timings = {}
     started = time.perf_counter()
-    drift_result = jobs.drift_check(
+    drift_result = drift_report.drift_check(
         storage, reference, version="v1", start=now - dt.timedelta(hours=24), end=now, seed=0
     )
     timings["drift_s"] = time.perf_counter() - started

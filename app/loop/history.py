@@ -8,6 +8,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from app.forecasting.forecaster import Forecaster
+from app.monitoring.actual_features import features_frame
 from app.storage import ActualFeature, ActualSale, Storage
 
 SALES_COLUMNS = ["store", "dept", "date", "weekly_sales", "is_holiday"]
@@ -40,19 +41,6 @@ def actual_sales(storage: Storage, lineage: str | None, since: dt.date | None = 
     )
 
 
-def actual_features(storage: Storage, since: dt.date | None = None) -> pd.DataFrame:
-    """Ingested covariates (features.csv rows) as a features frame."""
-    columns = [c.name for c in ActualFeature.__table__.columns if c.name != "ingested_at"]
-    query = select(*(ActualFeature.__table__.c[c] for c in columns))
-    if since is not None:
-        query = query.where(ActualFeature.week > since)
-    with storage.session() as session:
-        rows = session.execute(query).all()
-    frame = pd.DataFrame(rows, columns=columns).rename(columns={"week": "date"})
-    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
-    return frame
-
-
 def actuals_stamp(storage: Storage) -> tuple:
     """A cheap token that changes whenever actuals are ingested (two indexed MAX lookups)."""
     with storage.session() as session:
@@ -70,7 +58,7 @@ def roll_forward(forecaster: Forecaster, storage: Storage) -> Forecaster:
     """The production model at the newest week of known sales of its lineage, without refitting."""
     origin = forecaster.data_through
     sales = actual_sales(storage, lineage_of(forecaster))
-    features = actual_features(storage, since=origin)
+    features = features_frame(storage, since=origin)
     if sales.empty and features.empty:
         return forecaster
     return forecaster.with_history(sales, features)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
@@ -25,7 +26,8 @@ from app.forecasting.data import TRAIN_HEADER, Dataset
 from app.forecasting.forecaster import BANDS, Forecaster
 from app.loop import accuracy, weekly
 from app.loop.history import lineage_of, roll_forward
-from app.monitoring import actuals
+from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log
+from app.monitoring.data_quality import report_data_quality
 from app.registry import experiment, versions
 from app.registry.retrain import dataset_with_actuals
 from app.storage import Alert, ForecastRow, ForecastRun, Storage
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 FORECASTS_HEADER = ["run_week", "Store", "Dept", "Date", "lag", *BANDS]
+QUALITY_HISTORY = pd.Timedelta(weeks=26)  # the recent sales a new week's rows are judged against
+PLANNER_SERIES = 60
 
 
 @dataclass
@@ -68,6 +72,27 @@ def production_forecaster(storage: Storage, model_name: str) -> Forecaster:
     forecaster = load_forecaster(row["artifact_path"], expected_sha256=row["artifact_sha256"])
     forecaster.version = row["label"]
     return forecaster
+
+
+def planner_requests(
+    storage: Storage, forecaster: Forecaster, now: dt.datetime, *, seed: int, series: int = PLANNER_SERIES
+) -> int:
+    """What planners ask in a week: 52-week forecasts of a few series, logged as the API logs them
+    (the drift job judges the logged inputs)."""
+    rng = np.random.default_rng(seed)
+    known = np.flatnonzero(forecaster.state.has_history)
+    chosen = rng.choice(known, size=min(series, len(known)), replace=False)
+    start = forecaster.data_through + dt.timedelta(weeks=1)
+    predictions = [
+        p
+        for i in chosen
+        for p in forecaster.forecast(int(forecaster.panel.store[i]), int(forecaster.panel.dept[i]), start, 52)
+    ]
+    rows = prediction_log.to_rows(
+        predictions, source="forecast", request_id=f"replay-{now:%Y%m%d}", latency_ms=0.0, now=now
+    )
+    prediction_log.write_rows(storage, rows)
+    return len(rows)
 
 
 def _new_alerts(storage: Storage, after_id: int) -> tuple[list[dict[str, Any]], int]:
@@ -116,13 +141,29 @@ def replay(
         week_started = time.perf_counter()
         week = start + pd.Timedelta(weeks=k)
         rows = dataset.sales[dataset.sales["date"] == week]
+        recent = dataset.sales[
+            (dataset.sales["date"] < week) & (dataset.sales["date"] >= week - QUALITY_HISTORY)
+        ]
         with storage.session() as session:
             imported = actuals.import_csv(
                 session, week_csv(rows), name=f"train-{week.date()}.csv", model_name=model_name
             )
+            actual_features.upsert_features(session, dataset.features[dataset.features["date"] == week])
+            quality = report_data_quality(session, recent, rows)
         forecaster = roll_forward(base, storage)
         now = dt.datetime.combine(week.date() + dt.timedelta(days=3), dt.time(6))
         turn = weekly.run_week(storage, forecaster, settings.loop, now=now)
+        planner_requests(storage, forecaster, now, seed=k)
+        drift = drift_report.drift_check(
+            storage,
+            base.metadata.get("reference") or {},
+            version=forecaster.version,
+            start=now - dt.timedelta(days=1),
+            end=now + dt.timedelta(seconds=1),
+            covariates=forecaster.covariates,
+        )
+        with storage.session() as session:
+            alerts.evaluate(session, {})
         if settings.retrain_every and k % settings.retrain_every == 0:
             retrains.append(_retrain(storage, base_data, settings, week.date(), model_name, models_dir, say))
             base = production_forecaster(storage, model_name)
@@ -133,6 +174,8 @@ def replay(
                 "actual_rows": imported.received,
                 "data_through": turn["data_through"],
                 "published_rows": turn["published_rows"],
+                "data_quality": quality["issues"],
+                "drift": {k: drift.get(k) for k in ("features_drifted", "features_tested", "dataset_drift")},
                 "model_version": forecaster.version,
                 "alerts_opened": opened,
                 "seconds": round(time.perf_counter() - week_started, 2),

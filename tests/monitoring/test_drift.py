@@ -10,7 +10,7 @@ import pytest
 
 from app.monitoring import drift
 from app.monitoring.drift import DriftSettings, compute_drift, reference_from_dataset
-from app.monitoring.jobs import drift_check
+from app.monitoring.drift_report import drift_check
 from app.monitoring.prediction_log import log_predictions
 from app.storage import DriftReport, DriftResult
 from tests.conftest import requires_real_data

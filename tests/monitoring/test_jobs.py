@@ -18,6 +18,9 @@ def _runs(storage) -> dict[str, int]:
         return dict(session.execute(select(JobRun.job, func.count()).group_by(JobRun.job)).all())
 
 
+ONCE = {"drift": 1, "performance": 1, "loop": 1, "alerts": 1, "webhook": 1}
+
+
 def test_slots_are_aligned_on_the_epoch():
     assert jobs.slot_for(dt.datetime(2024, 5, 1, 10, 14, 59), 15) == dt.datetime(2024, 5, 1, 10, 0)
     assert jobs.slot_for(dt.datetime(2024, 5, 1, 10, 15, 0), 15) == dt.datetime(2024, 5, 1, 10, 15)
@@ -38,18 +41,20 @@ def test_two_app_instances_on_one_database_run_each_job_once_per_interval(tmp_pa
         thread.start()
     for thread in threads:
         thread.join()
-    assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 1}
-    assert sum(o.ran for o in outcomes) == 3 and all(o.error is None for o in outcomes if o.ran)
+    assert _runs(storage) == ONCE
+    assert sum(o.ran for o in outcomes) == 5 and all(o.error is None for o in outcomes if o.ran)
     with storage.session() as session:
         assert session.execute(select(func.count()).select_from(PerformanceSnapshot)).scalar_one() == 1
 
-    # Later in the same slots: nothing runs again. In the next alerts slot (5 min) only alerts runs.
+    # Later in the same slots: only the webhook (every minute) runs again; then alerts (5 min), ...
+    run(second, now + dt.timedelta(seconds=30))
+    assert _runs(storage) == ONCE
     run(second, now + dt.timedelta(minutes=1))
-    assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 1}
+    assert _runs(storage) == {**ONCE, "webhook": 2}
     run(first, now + dt.timedelta(minutes=5))
-    assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 2}
+    assert _runs(storage) == {**ONCE, "alerts": 2, "webhook": 3}
     run(second, now + dt.timedelta(minutes=15))
-    assert _runs(storage) == {"drift": 1, "performance": 2, "alerts": 3}
+    assert _runs(storage) == {**ONCE, "performance": 2, "alerts": 3, "webhook": 4}
     for app in (first, second):
         app.extensions["storage"].dispose()
 
@@ -62,12 +67,12 @@ def test_background_schedulers_in_two_instances_run_each_job_once(tmp_path):
         scheduler.start()
     deadline = time.monotonic() + 20
     storage = apps[0].extensions["storage"]
-    while time.monotonic() < deadline and sum(_runs(storage).values()) < 3:
+    while time.monotonic() < deadline and sum(_runs(storage).values()) < 5:
         time.sleep(0.1)
     time.sleep(0.5)  # the losers' attempts have happened by now
     for scheduler in schedulers:
         scheduler.shutdown(wait=True)
-    assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 1}
+    assert _runs(storage) == ONCE
     with storage.session() as session:
         statuses = set(session.scalars(select(JobRun.status)))
     assert statuses == {"finished"}
@@ -82,7 +87,7 @@ def test_manual_runs_always_run_and_failures_are_recorded(mon_app, monkeypatch):
     assert "drift" in result.output and "no production model" in result.output
     result = runner.invoke(args=["monitor", "run", "--job", "performance"])
     assert result.exit_code == 0
-    assert _runs(mon_app.extensions["storage"]) == {"drift": 1, "performance": 2, "alerts": 1}
+    assert _runs(mon_app.extensions["storage"]) == {**ONCE, "performance": 2}
 
     def broken(app, now):
         raise RuntimeError("disk on fire")
@@ -103,9 +108,9 @@ def test_scheduler_enabled_starts_in_the_worker_on_its_first_request(tmp_path):
     try:
         storage = app.extensions["storage"]
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and sum(_runs(storage).values()) < 3:
+        while time.monotonic() < deadline and sum(_runs(storage).values()) < 5:
             time.sleep(0.1)
-        assert _runs(storage) == {"drift": 1, "performance": 1, "alerts": 1}
+        assert _runs(storage) == ONCE
     finally:
         scheduler.shutdown(wait=True)
         app.extensions["storage"].dispose()
@@ -119,8 +124,8 @@ def test_the_retrain_job_is_scheduled_only_when_enabled(tmp_path):
         for name, app in (("off", off), ("on", on))
     }
     assert ids == {
-        "off": {"drift", "performance", "alerts"},
-        "on": {"drift", "performance", "alerts", "retrain"},
+        "off": set(ONCE),
+        "on": {*ONCE, "retrain"},
     }
     assert jobs.interval_minutes(on, "retrain") == 168 * 60
     outcome = jobs.run_job(off, "retrain", manual=True)

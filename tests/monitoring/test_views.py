@@ -8,7 +8,7 @@ import re
 import pytest
 
 from app.monitoring import alerts
-from app.monitoring.jobs import drift_check
+from app.monitoring.drift_report import drift_check
 from app.monitoring.prediction_log import log_predictions
 from app.storage import DriftResult, PerformanceSnapshot
 from tests.monitoring.conftest import at, simple_predictions
