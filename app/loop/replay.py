@@ -27,7 +27,6 @@ from app.forecasting.forecaster import BANDS, Forecaster
 from app.loop import accuracy, weekly
 from app.loop.history import lineage_of, roll_forward
 from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log
-from app.monitoring.data_quality import report_data_quality
 from app.registry import experiment, versions
 from app.registry.retrain import dataset_with_actuals
 from app.storage import Alert, ForecastRow, ForecastRun, Storage
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 FORECASTS_HEADER = ["run_week", "Store", "Dept", "Date", "lag", *BANDS]
-QUALITY_HISTORY = pd.Timedelta(weeks=26)  # the recent sales a new week's rows are judged against
 PLANNER_SERIES = 60
 
 
@@ -141,15 +139,11 @@ def replay(
         week_started = time.perf_counter()
         week = start + pd.Timedelta(weeks=k)
         rows = dataset.sales[dataset.sales["date"] == week]
-        recent = dataset.sales[
-            (dataset.sales["date"] < week) & (dataset.sales["date"] >= week - QUALITY_HISTORY)
-        ]
         with storage.session() as session:
             imported = actuals.import_csv(
                 session, week_csv(rows), name=f"train-{week.date()}.csv", model_name=model_name
             )
             actual_features.upsert_features(session, dataset.features[dataset.features["date"] == week])
-            quality = report_data_quality(session, recent, rows)
         forecaster = roll_forward(base, storage)
         now = dt.datetime.combine(week.date() + dt.timedelta(days=3), dt.time(6))
         turn = weekly.run_week(storage, forecaster, settings.loop, now=now)
@@ -174,7 +168,7 @@ def replay(
                 "actual_rows": imported.received,
                 "data_through": turn["data_through"],
                 "published_rows": turn["published_rows"],
-                "data_quality": quality["issues"],
+                "data_quality": turn["data_quality"],
                 "drift": {k: drift.get(k) for k in ("features_drifted", "features_tested", "dataset_drift")},
                 "model_version": forecaster.version,
                 "alerts_opened": opened,

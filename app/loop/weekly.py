@@ -14,12 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from app.forecasting import calendar
 from app.forecasting.forecaster import Forecaster
 from app.loop import accuracy, publish, tracking
 from app.loop.history import lineage_of
+from app.monitoring.data_quality import report_data_quality
 from app.storage import Storage
 
 log = logging.getLogger(__name__)
+
+QUALITY_HISTORY_WEEKS = 26  # the weeks a new week's sales are judged against
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,27 @@ def backtest_by_lag(forecaster: Forecaster) -> dict[str, Any]:
     return (forecaster.metadata.get("backtest") or {}).get("by_lag_bucket") or {}
 
 
+def new_week_quality(storage: Storage, forecaster: Forecaster, weeks: int = QUALITY_HISTORY_WEEKS) -> dict:
+    """The newest week of known sales judged against the weeks before it (new, vanished and outlying
+    series), reported and alerted on rather than silently absorbed."""
+    panel = forecaster.panel
+    last = panel.values.shape[1] - 1
+    first = max(0, last - weeks)
+    block = panel.values[:, first : last + 1]
+    rows, cols = np.nonzero(~np.isnan(block))
+    frame = pd.DataFrame(
+        {
+            "store": panel.store[rows],
+            "dept": panel.dept[rows],
+            "date": calendar.week_date(panel.first_week + first + cols),
+            "weekly_sales": block[rows, cols],
+        }
+    )
+    newest = frame["date"] == frame["date"].max() if len(frame) else np.zeros(0, dtype=bool)
+    with storage.session() as session:
+        return report_data_quality(session, frame[~newest], frame[newest])
+
+
 def run_week(
     storage: Storage,
     forecaster: Forecaster,
@@ -63,6 +91,7 @@ def run_week(
         or latest.model_version != forecaster.version
     ):
         published = publish.publish(storage, forecaster, now=now)
+    quality = new_week_quality(storage, forecaster) if published else None
     scored = accuracy.score_new_weeks(storage, lineage)
     today = forecaster.data_through
     result: dict[str, Any] = {
@@ -70,6 +99,7 @@ def run_week(
         "published_run": published.id if published else None,
         "published_rows": published.rows if published else 0,
         "weeks_scored": [w.isoformat() for w in scored],
+        "data_quality": quality["issues"] if quality else [],
     }
     if lineage is None:
         result["skipped"] = "the model records no data lineage: published forecasts are not scored"
