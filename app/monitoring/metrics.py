@@ -104,10 +104,14 @@ class MetricsRegistry:
             ]
             for source, count in sorted(self.predictions.items()):
                 lines.append(f"storecast_predictions_served_total{_labels(source=source, pid=pid)} {count}")
-        for name, help_text, labels, value in gauges or []:
-            lines.append(f"# HELP {name} {help_text}")
+        families: dict[str, list[tuple[str, dict[str, object], float | None]]] = {}
+        for name, help_text, labels, value in gauges or []:  # one HELP and TYPE per name, samples together
+            families.setdefault(name, []).append((help_text, labels, value))
+        for name, samples in families.items():
+            lines.append(f"# HELP {name} {samples[0][0]}")
             lines.append(f"# TYPE {name} gauge")
-            lines.append(f"{name}{_labels(**labels)} {_number(float('nan') if value is None else value)}")
+            for _, labels, value in samples:
+                lines.append(f"{name}{_labels(**labels)} {_number(float('nan') if value is None else value)}")
         return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,7 @@ from app.monitoring.metrics import REGISTRY
 from app.monitoring.request_metrics import flush_request_log
 from app.registry import versions
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, get_row, utcnow
+from app.web import published
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
 from app.web.errors import api_error
 
@@ -137,6 +138,19 @@ def _context_drift() -> dict[str, Any]:
     return {"report": report, "results": results}
 
 
+def _production() -> Any:
+    """The served (rolled-forward) production model, or None."""
+    holder = current_app.extensions.get("model_holder")
+    try:
+        return holder.get() if holder is not None else None
+    except Exception:  # noqa: BLE001 - no model: the sections say so
+        return None
+
+
+def _context_lag() -> dict[str, Any]:
+    return published.lag_accuracy_context(_storage(), _production())
+
+
 def _context_alerts() -> dict[str, Any]:
     with _storage().session() as session:
         return {"open_alerts": alerts.open_alerts(session), "past_alerts": alerts.past_alerts(session)}
@@ -153,6 +167,7 @@ def page() -> str:
         **_context_charts(),
         **_context_drift(),
         **_context_alerts(),
+        **_context_lag(),
         upload=None,
     )
 
@@ -239,6 +254,7 @@ def upload_actuals() -> Any:
             **_context_charts(),
             **_context_drift(),
             **_context_alerts(),
+            **_context_lag(),
             upload=upload,
         ),
         status,
@@ -296,6 +312,8 @@ def metrics() -> Response:
         ("storecast_prediction_log_rows", "Rows in the prediction log (highest id).", {}, float(logged or 0)),
         ("storecast_open_alerts", "Alerts open now.", {}, float(open_count)),
     ]
+    holder = current_app.extensions.get("model_holder")  # what is in memory: a scrape never loads a model
+    gauges += published.lag_gauges(_storage(), getattr(holder, "_forecaster", None))
     return Response(REGISTRY.render(gauges), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -10,11 +10,14 @@ from flask import Flask, request
 def init_app(app: Flask) -> None:
     """Blueprints (pages, api under /api/v1), error handlers, template helpers, chart warm-up."""
     from app import csrf
-    from app.web import api, charts, pages
+    from app.web import api, charts, loop_api, loop_pages, pages
 
     csrf.exempt(api.bp)
+    csrf.exempt(loop_api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(loop_pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
+    app.register_blueprint(loop_api.bp, url_prefix="/api/v1")
     api.register_error_handlers(app)
 
     @app.context_processor

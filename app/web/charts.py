@@ -232,3 +232,60 @@ def grouped_bar_chart(
         .properties(width=width, height=height)
     )
     return to_svg(chart)
+
+
+def weekly_lines(
+    frame: pd.DataFrame,
+    *,
+    value: str,
+    series: str,
+    title: str,
+    value_title: str,
+    series_order: Sequence[str] | None = None,
+    value_format: str = "~s",
+    targets: Sequence[float] = (),
+    width: int = 440,
+    height: int = 190,
+) -> str:
+    """One line per series over weeks (frame: week, series, value), dashed target rules if given
+    (live accuracy per lag bucket on the monitoring page)."""
+    order = list(series_order or pd.unique(frame[series]))
+    data = _dates(frame[["week", series, value]].dropna(), "week")
+    weeks = sorted(pd.unique(data["week"]))
+    # few weeks: a tick on each scored week; many: a few month ticks
+    ticks = (
+        {
+            "values": [
+                alt.DateTime(year=int(w[:4]), month=int(w[5:7]), date=int(w[8:]), utc=True) for w in weeks
+            ]
+        }
+        if len(weeks) <= 8
+        else {"tickCount": 6}
+    )
+    lines = (
+        alt.Chart(data, title=title)
+        .mark_line(point=alt.OverlayMarkDef(size=18), strokeWidth=2)
+        .encode(
+            x=alt.X(
+                "week:T",
+                title=None,
+                axis=alt.Axis(format="%d %b" if len(weeks) <= 8 else "%b %Y", labelOverlap=True, **ticks),
+            ),
+            y=alt.Y(f"{value}:Q", title=value_title, axis=alt.Axis(format=value_format)),
+            color=alt.Color(
+                f"{series}:N",
+                sort=order,
+                scale=alt.Scale(domain=order, range=SERIES_COLORS[: len(order)]),
+                title=None,
+            ),
+        )
+        .properties(width=width, height=height)
+    )
+    if not targets:
+        return to_svg(lines)
+    rules = (
+        alt.Chart(pd.DataFrame({"target": list(targets)}))
+        .mark_rule(strokeDash=[4, 4], opacity=0.5, color="currentColor")
+        .encode(y="target:Q")
+    )
+    return to_svg(alt.layer(lines, rules))

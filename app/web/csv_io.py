@@ -29,6 +29,7 @@ PREDICTION_COLUMNS = (
     "upper_80",
     "lower_95",
     "upper_95",
+    "data_through",
     "cold_start",
     "assumed",
     "model_version",

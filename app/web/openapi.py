@@ -113,6 +113,10 @@ def openapi_document() -> dict[str, Any]:
         (schemas.RunsResponse, "serialization"),
         (schemas.RunOut, "serialization"),
         (schemas.ActualsResponse, "serialization"),
+        (schemas.ForecastRunsResponse, "serialization"),
+        (schemas.ForecastRunOut, "serialization"),
+        (schemas.SeriesForecastResponse, "serialization"),
+        (schemas.AccuracyResponse, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=REF)
     components = top.get("$defs", {})
@@ -266,6 +270,7 @@ def openapi_document() -> dict[str, Any]:
             }
         },
         **_registry_paths(),
+        **_published_paths(),
         "/actuals": {
             "post": {
                 "summary": "Import actual sales",
@@ -338,6 +343,7 @@ def openapi_document() -> dict[str, Any]:
                 "name": "registry",
                 "description": "Model versions and runs; stage changes need the admin token",
             },
+            {"name": "published", "description": "Published forecast runs: the plan of record, as stored"},
             {"name": "monitoring", "description": "Actual sales for live accuracy"},
             {"name": "service", "description": "Health and this document"},
         ],
@@ -476,6 +482,116 @@ def _registry_paths() -> dict[str, Any]:
                     {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer"}}
                 ],
                 "responses": _responses("RunOut", "The run", ("404", "405")),
+            }
+        },
+    }
+
+
+_RUN_ERRORS = {"404": "No such forecast run (or no run published yet), or unknown route"}
+
+
+def _published_paths() -> dict[str, Any]:
+    """Published forecast runs (read as stored, never recomputed) and live accuracy by lag."""
+    run_id = {
+        "name": "run_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "a forecast run's id",
+    }
+    csv_ok = {
+        "description": "Store,Dept,Date,lag,prediction,lower_80,upper_80,lower_95,upper_95; one row per "
+        "series and week",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+    number = {"in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    return {
+        "/forecast-runs": {
+            "get": {
+                "summary": "Forecast runs",
+                "description": "Published runs, newest first: 52 weeks for every series from a week of data.",
+                "operationId": "listForecastRuns",
+                "tags": ["published"],
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    }
+                ],
+                "responses": _responses("ForecastRunsResponse", "The runs", ("404", "405", "422")),
+            }
+        },
+        "/forecast-runs/{run_id}": {
+            "get": {
+                "summary": "One forecast run",
+                "description": "When, from which week of data, by which model version; rows and series.",
+                "operationId": "getForecastRun",
+                "tags": ["published"],
+                "parameters": [run_id],
+                "responses": {
+                    "200": {"description": "The run", "content": _json("ForecastRunOut")},
+                    **_errors(_RUN_ERRORS, ("404", "405")),
+                },
+            }
+        },
+        "/forecast-runs/{run_id}.csv": {
+            "get": {
+                "summary": "A forecast run as CSV",
+                "description": "Every stored row of the run, streamed, by store, dept and week.",
+                "operationId": "forecastRunCsv",
+                "tags": ["published"],
+                "parameters": [run_id],
+                "responses": {"200": csv_ok, **_errors(_RUN_ERRORS, ("404", "405"))},
+            }
+        },
+        "/forecast-runs/latest.csv": {
+            "get": {
+                "summary": "The newest forecast run as CSV",
+                "description": "The run from the newest week of data (404 before the first is published).",
+                "operationId": "latestForecastRunCsv",
+                "tags": ["published"],
+                "responses": {"200": csv_ok, **_errors(_RUN_ERRORS, ("404", "405"))},
+            }
+        },
+        "/forecast-runs/latest/series/{store}/{dept}": {
+            "get": {
+                "summary": "One series of the newest run",
+                "description": "The published forecasts of one store-department, 1-52 weeks ahead.",
+                "operationId": "latestSeriesForecast",
+                "tags": ["published"],
+                "parameters": [{"name": "store", **number}, {"name": "dept", **number}],
+                "responses": {
+                    "200": {"description": "The series", "content": _json("SeriesForecastResponse")},
+                    **_errors(
+                        {"404": "No run published yet, the series is not in it, or unknown route"},
+                        ("404", "405"),
+                    ),
+                },
+            }
+        },
+        "/accuracy": {
+            "get": {
+                "summary": "Accuracy by lag",
+                "description": (
+                    "Published forecasts scored against actual sales, per lag bucket (weeks ahead), "
+                    "for the production model's data lineage: live WMAE beside the seasonal naive on "
+                    "the same rows and beside the model's own backtest for that bucket; bias; interval "
+                    "coverage. `weeks` keeps the last N scored weeks."
+                ),
+                "operationId": "accuracyByLag",
+                "tags": ["monitoring"],
+                "parameters": [
+                    {
+                        "name": "weeks",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 520},
+                        "description": "only the weeks after data_through minus this many weeks",
+                    }
+                ],
+                "responses": _responses("AccuracyResponse", "Per lag bucket", ("404", "405", "422", "503")),
             }
         },
     }

@@ -17,7 +17,7 @@ import pandas as pd
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from pydantic import ValidationError
 
-from app.web import charts, service
+from app.web import charts, downloads, service
 from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
 from app.web.errors import ApiError, form_errors
 from app.web.model_card import model_card_context
@@ -162,21 +162,31 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     predictions = served.predictions
     history = _history(model, data.store, data.dept)
     svg = charts.forecast_chart(history, _frame(predictions)) if predictions else None
-    query = {
-        "store": data.store,
-        "dept": data.dept,
-        "start": data.date.isoformat(),
-        "weeks": data.weeks,
-        **covariates,
-    }
+    name = f"storecast_store{data.store}_dept{data.dept}_{predictions[0]['week']}_{data.weeks}w.csv"
     return {
         "mode": "multi",
         "predictions": predictions,
         "chart": svg,
         "total": sum(p["prediction"] for p in predictions),
-        "csv_url": url_for("pages.forecast_csv", **query),
+        "csv_url": _kept_csv(predictions, name),
         "model_version": served.model_version,
     }
+
+
+def _kept_csv(predictions: list[dict[str, Any]], name: str) -> str:
+    """The download link of the predictions the page shows (kept, not recomputed on download)."""
+    return url_for("pages.download", token=downloads.keep(predictions_csv(predictions)), filename=name)
+
+
+@bp.get("/download/<token>/<filename>")
+def download(token: str, filename: str) -> Any:
+    """A forecast or store page's results as CSV: the very rows that page showed (kept for an hour)."""
+    text = downloads.fetch(token) if downloads.FILENAME.match(filename) else None
+    if text is None:
+        abort(404, description="This download has expired; run the forecast again.")
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
+    return response
 
 
 def _model_inputs(model: Any, store: Any, dept: Any, date: Any) -> dict[str, Any]:
@@ -254,7 +264,8 @@ def departments_partial() -> Any:
 
 @bp.get("/forecast.csv")
 def forecast_csv() -> Any:
-    """The multi-week forecast as a CSV download (a GET link, so it also works without JS)."""
+    """A forecast from a query string as CSV, for links and scripts (it forecasts and logs anew; the
+    forecast page's own download serves the rows the page showed instead)."""
     args = {k: v for k, v in request.args.items() if v != ""}
     covariates = {k: args.pop(k) for k in list(args) if k in COVARIATES or k == "is_holiday"}
     try:
@@ -347,10 +358,13 @@ def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
         if top is not None
         else None
     )
+    name = f"storecast_store{query.store}_{total[0]['week'] if total else 'none'}_{len(total)}w.csv"
     return {
         "store": query.store,
         "weeks": len(total),
         "start": total[0]["week"] if total else None,
+        "data_through": served.predictions[0]["data_through"] if served.predictions else None,
+        "csv_url": _kept_csv(served.predictions, name),
         "total": total,
         "grand_total": sum(t["prediction"] for t in total),
         "departments": rows,

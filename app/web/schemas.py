@@ -460,3 +460,62 @@ class ActualsResponse(BaseModel):
         description="rows whose stored sales, holiday flag or data lineage (the production model's) changed"
     )
     unchanged: int = Field(description="rows equal to the stored ones (re-imports change nothing)")
+
+
+# published forecast runs and accuracy by lag (API)
+class ForecastRunOut(BaseModel):
+    id: int
+    created_at: str = Field(description="ISO 8601, UTC, seconds")
+    model_version: str
+    data_through: dt.date = Field(description="the last week of known sales the run forecast from")
+    lineage: str | None = Field(description="the dataset lineage of the model that made it")
+    horizon: int = Field(description="weeks ahead of data_through, for every series")
+    series: int
+    rows: int
+    seconds: float = Field(description="time to compute and store the run")
+
+
+class ForecastRunsResponse(BaseModel):
+    runs: list[ForecastRunOut] = Field(description="newest first")
+
+
+class PublishedForecastOut(BaseModel):
+    week: dt.date = Field(description="the week's Friday")
+    lag: int = Field(description="weeks after the run's data_through (1-52)")
+    prediction: float
+    lower_80: float
+    upper_80: float
+    lower_95: float
+    upper_95: float
+
+
+class SeriesForecastResponse(BaseModel):
+    run: ForecastRunOut
+    store: int
+    dept: int
+    forecasts: list[PublishedForecastOut] = Field(description="by week")
+
+
+class LagBucketAccuracy(BaseModel):
+    bucket: str = Field(description="weeks ahead: `1`, `2-4`, `5-13`, `14-26` or `27-52`")
+    rows: int = Field(description="published forecasts scored against actual sales")
+    wmae: float | None = Field(description="live WMAE (holiday weeks weigh 5)")
+    naive_wmae: float | None = Field(description="the seasonal naive's WMAE on the same rows")
+    value_added: float | None = Field(description="1 - wmae / naive_wmae: above 0, better than naive")
+    bias: float | None = Field(description="mean of forecast - actual ($)")
+    bias_pct: float | None = Field(description="sum of forecast - actual over sum of |actual|")
+    coverage_80: float | None = Field(description="share of actuals inside the 80% interval")
+    coverage_95: float | None
+    backtest_wmae: float | None = Field(description="the model's own backtest WMAE for this lag bucket")
+    backtest_naive_wmae: float | None
+    backtest_coverage_80: float | None
+    backtest_coverage_95: float | None
+    ratio_to_backtest: float | None = Field(description="wmae / backtest_wmae")
+
+
+class AccuracyResponse(BaseModel):
+    model_version: str
+    lineage: str | None = Field(description="only forecasts and actuals of this dataset lineage are scored")
+    data_through: dt.date = Field(description="the last week of known sales the model serves from")
+    since: dt.date | None = Field(description="scored weeks after this one (null: all of them)")
+    buckets: list[LagBucketAccuracy] = Field(description="every lag bucket, shortest first")

@@ -165,6 +165,32 @@ def test_model_card_and_api_docs(live_server, local_page):
     assert "/api/v1/predict" in page.content()
 
 
+def test_series_page_from_the_runs_page(model_app, live_server, local_page, browser):
+    from app.loop import publish
+
+    forecaster = model_app.extensions["model_holder"].get()
+    run = publish.publish(model_app.extensions["storage"], forecaster)
+    store = forecaster.stores()[0]
+    dept = forecaster.departments(store)[0]
+    page = local_page
+    page.goto(live_server + "/forecast-runs")
+    page.fill("#series-store", str(store))
+    page.fill("#series-dept", str(dept))
+    page.click("button[type=submit]:has-text('Open series')")
+    page.wait_for_url(f"**/series/{store}/{dept}")
+    assert page.locator("[data-testid=series-chart] svg").count() == 1
+    assert page.locator("[data-testid=series-latest] svg").count() == 1
+    assert f"sales through {run.data_through.isoformat()}" in page.inner_text("[data-testid=series-latest]")
+    page.click("a.chip:has-text('4 wk')")
+    page.wait_for_url("**lag=4")
+    phone = browser.new_context(viewport={"width": 375, "height": 812}).new_page()
+    for path in ("/forecast-runs", f"/series/{store}/{dept}"):
+        phone.goto(live_server + path)
+        overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, (path, overflow)
+    phone.context.close()
+
+
 def test_no_horizontal_scroll_on_a_phone(live_server, browser):
     context = browser.new_context(viewport={"width": 375, "height": 812})
     page = context.new_page()

@@ -52,7 +52,7 @@ def test_base_layout_nav_theme_and_assets(client):
 
 
 def test_no_external_urls_in_any_page(client, known):
-    for path in ("/", f"/store?store={known.store}", "/batch", "/model", "/api/docs"):
+    for path in ("/", f"/store?store={known.store}", "/batch", "/model", "/api/docs", "/forecast-runs"):
         html = client.get(path).get_data(as_text=True)
         for url in re.findall(r'(?:src|href)="([^"]+)"', html):
             assert url.startswith(("/", "#")), (path, url)
@@ -119,14 +119,14 @@ def test_multi_week_shows_chart_table_and_csv_link(model_app, client, known):
     assert 'data-testid="result-multi"' in html and "<svg" in html
     weeks = re.findall(r"<tr><td>(\d{4}-\d{2}-\d{2})", html)
     assert weeks == [known.weeks_after(i) for i in range(6)]
-    link = re.search(r'href="(/forecast\.csv\?[^"]+)"', html).group(1).replace("&amp;", "&")
+    link = re.search(r'href="(/download/[0-9a-f]{32}/[^"]+\.csv)"', html).group(1)
     csv = client.get(link)
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     assert "attachment" in csv.headers["Content-Disposition"]
     header, *lines = csv.get_data(as_text=True).strip().splitlines()
     assert header.startswith("store,dept,week") and len(lines) == 6
     assert [line.split(",")[2] for line in lines] == weeks
-    assert logged(model_app, "page") == 12
+    assert logged(model_app, "page") == 6  # the download serves the page's rows: no second forecast
 
 
 def test_forecast_csv_rejects_bad_queries(client, known):

@@ -1,0 +1,181 @@
+"""The web side of the weekly loop: published runs, one series' forecasts and accuracy by lag, shaped
+for the API, the pages, the monitoring page and /metrics from app.loop's services (nothing is
+recomputed here: every number is read from the stored runs and the lag scores)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pandas as pd
+
+from app.forecasting.forecaster import BANDS
+from app.forecasting.intervals import LAG_BUCKET_LABELS
+from app.loop import accuracy, publish
+from app.loop.history import lineage_of
+from app.loop.weekly import backtest_by_lag
+from app.storage import MAX_ROW_ID, Storage
+from app.web import charts
+
+log = logging.getLogger(__name__)
+
+FIGURES = ("wmae", "naive_wmae", "value_added", "bias", "bias_pct", "coverage_80", "coverage_95")
+
+
+def valid_number(value: int) -> bool:
+    """A store, department or run id from a URL that a database column can hold."""
+    return 1 <= value <= MAX_ROW_ID
+
+
+def bucket_title(bucket: str) -> str:
+    """`1` -> `1 week ahead`, `2-4` -> `2-4 weeks ahead`."""
+    return f"{bucket} week{'' if bucket == '1' else 's'} ahead"
+
+
+def forecast_out(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored forecast row as the API's JSON (week as YYYY-MM-DD, amounts to the cent)."""
+    return {
+        "week": row["week"].isoformat(),
+        "lag": int(row["lag"]),
+        **{band: round(float(row[band]), 2) for band in BANDS},
+    }
+
+
+def csv_name(run: publish.PublishedRun) -> str:
+    return f"storecast_forecast_run{run.id}_from_{run.data_through.isoformat()}.csv"
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def accuracy_buckets(storage: Storage, forecaster: Any, since: dt.date | None = None) -> list[dict[str, Any]]:
+    """Every lag bucket: live figures of the model's lineage beside its own backtest for that bucket."""
+    lineage = lineage_of(forecaster)
+    live = accuracy.accuracy_by_lag(storage, lineage, since=since) if lineage else {}
+    metadata = forecaster.metadata.get("backtest") or {}
+    backtest = backtest_by_lag(forecaster)
+    naive = metadata.get("baseline_by_lag_bucket") or {}
+    out = []
+    for bucket in LAG_BUCKET_LABELS:
+        figures = live.get(bucket) or {}
+        reference = backtest.get(bucket) or {}
+        wmae, backtest_wmae = _float(figures.get("wmae")), _float(reference.get("wmae"))
+        out.append(
+            {
+                "bucket": bucket,
+                "rows": int(figures.get("rows") or 0),
+                **{name: _float(figures.get(name)) for name in FIGURES},
+                "backtest_wmae": backtest_wmae,
+                "backtest_naive_wmae": _float((naive.get(bucket) or {}).get("wmae")),
+                "backtest_coverage_80": _float(reference.get("coverage_80")),
+                "backtest_coverage_95": _float(reference.get("coverage_95")),
+                "ratio_to_backtest": wmae / backtest_wmae if wmae is not None and backtest_wmae else None,
+            }
+        )
+    return out
+
+
+def accuracy_charts(storage: Storage, lineage: str | None) -> dict[str, str]:
+    """Live WMAE, bias and interval coverage per scored week and lag bucket ({} before any is scored)."""
+    history = accuracy.accuracy_history(storage, lineage) if lineage else []
+    frame = pd.DataFrame([h for h in history if h.get("rows")])
+    if frame.empty:
+        return {}
+    order = [bucket_title(b) for b in LAG_BUCKET_LABELS if b in set(frame["bucket"])]
+    frame["horizon"] = frame["bucket"].map(bucket_title)
+    common = {"series": "horizon", "series_order": order}
+    return {
+        "wmae": charts.weekly_lines(
+            frame, value="wmae", title="Live WMAE per week", value_title="WMAE", **common
+        ),
+        "bias": charts.weekly_lines(
+            frame,
+            value="bias_pct",
+            title="Bias per week (forecast − actual, share of sales)",
+            value_title="bias",
+            value_format="+.0%",
+            targets=(0.0,),
+            **common,
+        ),
+        "coverage_80": charts.weekly_lines(
+            frame,
+            value="coverage_80",
+            title="80% interval coverage (target dashed)",
+            value_title="actuals inside",
+            value_format="%",
+            targets=(0.8,),
+            **common,
+        ),
+        "coverage_95": charts.weekly_lines(
+            frame,
+            value="coverage_95",
+            title="95% interval coverage (target dashed)",
+            value_title="actuals inside",
+            value_format="%",
+            targets=(0.95,),
+            **common,
+        ),
+    }
+
+
+def lag_accuracy_context(storage: Storage, forecaster: Any | None) -> dict[str, Any]:
+    """The monitoring page's "Accuracy by lag" section (empty figures without a production model)."""
+    latest = publish.latest_run(storage)
+    if forecaster is None:
+        return {"lag": {"buckets": [], "charts": {}, "lineage": None, "latest_run": latest, "model": None}}
+    lineage = lineage_of(forecaster)
+    buckets = accuracy_buckets(storage, forecaster)
+    return {
+        "lag": {
+            "buckets": buckets,
+            "scored": sum(b["rows"] for b in buckets),
+            "charts": accuracy_charts(storage, lineage),
+            "lineage": lineage,
+            "latest_run": latest,
+            "model": str(forecaster.version),
+            "data_through": forecaster.data_through,
+        }
+    }
+
+
+def _unix(day: dt.date) -> float:
+    return float(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+
+def lag_gauges(
+    storage: Storage, forecaster: Any | None
+) -> list[tuple[str, str, dict[str, object], float | None]]:
+    """/metrics gauges: live accuracy per lag bucket, and how fresh the published and served data are."""
+    gauges: list[tuple[str, str, dict[str, object], float | None]] = []
+    buckets = accuracy_buckets(storage, forecaster) if forecaster is not None else []
+    for name, key, help_text in (
+        ("storecast_live_wmae", "wmae", "Live WMAE of published forecasts, by lag bucket."),
+        ("storecast_live_naive_wmae", "naive_wmae", "The seasonal naive's live WMAE, by lag bucket."),
+        (
+            "storecast_live_coverage_80",
+            "coverage_80",
+            "Share of actuals inside the 80% interval, by lag bucket.",
+        ),
+        ("storecast_live_bias", "bias", "Mean forecast minus actual ($), by lag bucket."),
+    ):
+        for bucket in buckets:
+            if bucket["rows"]:
+                gauges.append((name, help_text, {"bucket": bucket["bucket"]}, bucket[key]))
+    latest = publish.latest_run(storage)
+    gauges += [
+        (
+            "storecast_forecast_run_data_through",
+            "Last week of sales the newest published forecast run used (unix time).",
+            {},
+            _unix(latest.data_through) if latest else None,
+        ),
+        (
+            "storecast_serving_data_through",
+            "Last week of sales the served model forecasts from (unix time).",
+            {},
+            _unix(forecaster.data_through) if forecaster is not None else None,
+        ),
+    ]
+    return gauges
