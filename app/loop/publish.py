@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import insert, select
+import pandas as pd
+from sqlalchemy import Connection, select
+from threadpoolctl import threadpool_limits
 
 from app.forecasting.forecaster import BANDS, MAX_HORIZON, Forecaster
 from app.loop.history import lineage_of
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CSV_HEADER = ["Store", "Dept", "Date", "lag", *BANDS]
 _ROW_COLUMNS = ("store", "dept", "week", "lag", *BANDS)
-_INSERT_CHUNK = 20_000
+_INSERT_CHUNK = 50_000
 
 
 @dataclass
@@ -73,11 +75,11 @@ def publish(
 ) -> PublishedRun:
     """Forecast every series `weeks` ahead from the forecaster's origin and store the run."""
     started = time.perf_counter()
-    frame = forecaster.forecast_all(weeks)
+    # One thread: the run shares the machine with the serving workers, and OpenMP threads that
+    # oversubscribe 2 busy cores made it 2.4x slower than a single thread (10.6 s against 4.4 s).
+    with threadpool_limits(1):
+        frame = forecaster.forecast_all(weeks)
     computed = time.perf_counter() - started
-    frame = frame.rename(columns={"date": "week"})
-    frame["week"] = frame["week"].dt.date
-    records = frame[[*_ROW_COLUMNS, "naive"]].to_dict("records")
     with storage.session() as session:
         run = ForecastRun(
             created_at=now or utcnow(),
@@ -91,10 +93,7 @@ def publish(
         )
         session.add(run)
         session.flush()
-        for record in records:
-            record["run_id"] = run.id
-        for start in range(0, len(records), _INSERT_CHUNK):
-            session.execute(insert(ForecastRow), records[start : start + _INSERT_CHUNK])
+        _bulk_insert(session.connection(), run.id, frame)
         run.seconds = time.perf_counter() - started
         published = _published(run)
     log.info(
@@ -107,6 +106,33 @@ def publish(
         computed,
     )
     return published
+
+
+def _bulk_insert(connection: Connection, run_id: int, frame: pd.DataFrame) -> None:
+    """The run's rows by the fastest path each database has: COPY on PostgreSQL, the driver's
+    executemany on SQLite (the ORM's bulk insert took 7.6 s of a 15 s publish for 169,000 rows)."""
+    names = ["run_id", *_ROW_COLUMNS, "naive"]
+    columns = [
+        [run_id] * len(frame),
+        frame["store"].tolist(),
+        frame["dept"].tolist(),
+        frame["date"].dt.strftime("%Y-%m-%d").tolist(),
+        frame["lag"].tolist(),
+        *(frame[c].tolist() for c in (*BANDS, "naive")),
+    ]
+    rows = list(zip(*columns, strict=True))
+    table = ForecastRow.__tablename__
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor, cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" if connection.dialect.paramstyle == "qmark" else "%s" for _ in names)
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        connection.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows[start : start + _INSERT_CHUNK]
+        )
 
 
 def list_runs(storage: Storage, limit: int = 50) -> list[PublishedRun]:

@@ -216,7 +216,10 @@ class PredictionOut(BaseModel):
     store: int
     dept: int
     week: dt.date = Field(description="the week's Friday")
-    horizon: int = Field(description="weeks after the last week the model has seen (1-52)")
+    horizon: int = Field(description="weeks after data_through, the last week of known sales (1-52)")
+    data_through: dt.date | None = Field(
+        default=None, description="the last week of known sales the forecast used (the rolling origin)"
+    )
     prediction: float = Field(description="point forecast of weekly sales ($)")
     lower_80: float
     upper_80: float
