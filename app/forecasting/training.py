@@ -268,6 +268,11 @@ def train(
         rows, res, y = first
         bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
         hol = res["holiday"].astype(bool)
+
+        def per_bucket(pred: np.ndarray, *, by_lag: bool, intervals: bool = True) -> dict:
+            bands = [bounds[b] for b in ("lower_80", "upper_80", "lower_95", "upper_95")] if intervals else []
+            return _bucket_metrics(y, pred, hol, res["horizon"], *bands, by_lag=by_lag)
+
         backtest = {
             "origin": calendar.week_date(cutoff)[0].date().isoformat(),
             "horizon": HOLDOUT_WEEKS,
@@ -277,29 +282,10 @@ def train(
             "baseline_wmae": wmae(y, naive_pred, hol),
             "coverage_80": float(np.mean((y >= bounds["lower_80"]) & (y <= bounds["upper_80"]))),
             "coverage_95": float(np.mean((y >= bounds["lower_95"]) & (y <= bounds["upper_95"]))),
-            "by_bucket": _bucket_metrics(
-                y,
-                res["prediction"],
-                hol,
-                res["horizon"],
-                bounds["lower_80"],
-                bounds["upper_80"],
-                bounds["lower_95"],
-                bounds["upper_95"],
-            ),
-            "baseline_by_bucket": _bucket_metrics(y, naive_pred, hol, res["horizon"]),
-            "by_lag_bucket": _bucket_metrics(
-                y,
-                res["prediction"],
-                hol,
-                res["horizon"],
-                bounds["lower_80"],
-                bounds["upper_80"],
-                bounds["lower_95"],
-                bounds["upper_95"],
-                by_lag=True,
-            ),
-            "baseline_by_lag_bucket": _bucket_metrics(y, naive_pred, hol, res["horizon"], by_lag=True),
+            "by_bucket": per_bucket(res["prediction"], by_lag=False),
+            "baseline_by_bucket": per_bucket(naive_pred, by_lag=False, intervals=False),
+            "by_lag_bucket": per_bucket(res["prediction"], by_lag=True),
+            "baseline_by_lag_bucket": per_bucket(naive_pred, by_lag=True, intervals=False),
             "note": "fitted on sales up to the origin; intervals calibrated on these and later origins",
         }
         backtest["ratio_to_baseline"] = backtest["wmae"] / backtest["baseline_wmae"]

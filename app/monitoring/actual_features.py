@@ -9,7 +9,6 @@ column. The upsert is idempotent: a row equal to the stored one is left untouche
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.forecasting import data as loader
 from app.forecasting.data import COVARIATE_COLUMNS, FEATURE_COLUMNS
-from app.monitoring.actuals import ActualsError, ImportResult
+from app.monitoring.actuals import ActualsError, ImportResult, upload_table
 from app.storage import ActualFeature, Storage, utcnow
 
 log = logging.getLogger(__name__)
@@ -36,55 +35,11 @@ class FeaturesError(ActualsError):
     """A features file that cannot be imported; `errors` are {"field", "line", "message"} dicts."""
 
 
-def _error(field: str, line: int | None, message: str) -> FeaturesError:
-    return FeaturesError([{"field": field, "line": line, "message": message}])
-
-
-def _table_from_text(raw: bytes, name: str) -> loader._Table:
-    """Like the loader's _read_table, from bytes instead of a file in a directory."""
-    if b"\r" in raw:
-        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if not raw.strip():
-        raise _error("", 1, f"empty file (expected the header {','.join(HEADER)})")
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(raw),
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-        )
-    except pd.errors.ParserError as exc:
-        raise _error("", None, f"malformed CSV: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise _error("", raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in HEADER if c not in frame.columns]
-    if missing:
-        raise FeaturesError(
-            [
-                {"field": c, "line": 1, "message": f"missing column {c}; expected header {','.join(HEADER)}"}
-                for c in missing
-            ]
-        )
-    frame = frame[HEADER]
-    lines = np.arange(2, len(frame) + 2)
-    blank = (frame.fillna("") == "").all(axis=1).to_numpy()
-    frame, lines = frame[~blank].reset_index(drop=True), lines[~blank]
-    out = pd.DataFrame(index=frame.index)
-    for column in HEADER:
-        text = frame[column].fillna("").astype(str).str.strip()
-        text = text.where(~text.isin(loader._NA_TOKENS))
-        out[column] = text if column in NUMERIC else text.astype("category")
-    return loader._Table(name, out, lines, int(blank.sum()))
-
-
 def parse_features_csv(raw: bytes | str, name: str = CSV_NAME) -> pd.DataFrame:
     """A features.csv-format file as Dataset.features: store, date, the covariates, is_holiday."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
-    table = _table_from_text(raw, name)
+    table = upload_table(raw, name, HEADER, NUMERIC, FeaturesError)
     errors: list[dict[str, Any]] = []
     parsed: dict[str, Any] = {}
 

@@ -74,20 +74,22 @@ class ImportResult:
 # Parsing
 
 
-def _table_from_text(raw: bytes, name: str) -> loader._Table:
-    """Like the loader's _read_table, from bytes instead of a file in a directory."""
+def upload_table(
+    raw: bytes,
+    name: str,
+    header: Sequence[str] = HEADER,
+    numeric: Sequence[str] = NUMERIC,
+    error: type[ActualsError] = ActualsError,
+) -> loader._Table:
+    """Like the loader's _read_table, from uploaded bytes: one reader for the sales and features files."""
+
+    def fail(field: str, line: int | None, message: str) -> ActualsError:
+        return error([{"field": field, "line": line, "message": message}])
+
     if b"\r" in raw:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if not raw.strip():
-        raise ActualsError(
-            [
-                {
-                    "field": "",
-                    "line": 1,
-                    "message": "empty file (expected the header Store,Dept,Date,Weekly_Sales,IsHoliday)",
-                }
-            ]
-        )
+        raise fail("", 1, f"empty file (expected the header {','.join(header)})")
     try:
         frame = pd.read_csv(
             io.BytesIO(raw),
@@ -98,33 +100,34 @@ def _table_from_text(raw: bytes, name: str) -> loader._Table:
             encoding="utf-8-sig",
         )
     except pd.errors.ParserError as exc:
-        raise ActualsError([{"field": "", "line": None, "message": f"malformed CSV: {exc}"}]) from exc
+        raise fail("", None, f"malformed CSV: {exc}") from exc
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ActualsError([{"field": "", "line": line, "message": "not UTF-8 text"}]) from exc
+        raise fail("", raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in HEADER if c not in frame.columns]
+    missing = [c for c in header if c not in frame.columns]
     if missing:
-        raise ActualsError(
+        raise error(
             [
-                {"field": c, "line": 1, "message": f"missing column {c}; expected header {','.join(HEADER)}"}
+                {"field": c, "line": 1, "message": f"missing column {c}; expected header {','.join(header)}"}
                 for c in missing
             ]
         )
-    frame = frame[HEADER]
+    frame = frame[list(header)]
     lines = np.arange(2, len(frame) + 2)
     blank = (frame.fillna("") == "").all(axis=1).to_numpy()
     frame, lines = frame[~blank].reset_index(drop=True), lines[~blank]
-    return loader._Table(name, _loader_frame(frame), lines, int(blank.sum()))
+    return loader._Table(name, _loader_frame(frame, header, numeric), lines, int(blank.sum()))
 
 
-def _loader_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def _loader_frame(
+    frame: pd.DataFrame, header: Sequence[str] = HEADER, numeric: Sequence[str] = NUMERIC
+) -> pd.DataFrame:
     """Text columns as the loader holds them: NA tokens as NaN, numbers as text, the rest categorical."""
     out = pd.DataFrame(index=frame.index)
-    for column in HEADER:
+    for column in header:
         text = frame[column].fillna("").astype(str).str.strip()
         text = text.where(~text.isin(loader._NA_TOKENS))
-        out[column] = text if column in NUMERIC else text.astype("category")
+        out[column] = text if column in numeric else text.astype("category")
     return out
 
 
@@ -223,7 +226,7 @@ def parse_csv(raw: bytes | str, name: str = CSV_NAME) -> pd.DataFrame:
     """A train.csv-format file as a frame of store, dept, week (date), weekly_sales, is_holiday."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
-    return _parse(_table_from_text(raw, name))
+    return _parse(upload_table(raw, name))
 
 
 def parse_rows(rows: Any) -> pd.DataFrame:

@@ -52,23 +52,9 @@ def actuals_import(file: Path) -> None:
                 session, file.read_bytes(), name=file.name, model_name=current_app.config["MODEL_NAME"]
             )
     except actuals.ActualsError as error:
-        for problem in error.errors:
-            where = ", ".join(
-                part
-                for part in (
-                    file.name,
-                    f"line {problem['line']}" if problem.get("line") else "",
-                    f"column {problem['field']}" if problem.get("field") else "",
-                )
-                if part
-            )
-            click.echo(f"{where}: {problem['message']}", err=True)
+        _echo_errors(file, error)
         raise SystemExit(1) from None
-    r = result.to_dict()
-    click.echo(
-        f"{file.name}: {r['received']} rows, {r['inserted']} inserted, {r['updated']} updated, "
-        f"{r['unchanged']} unchanged"
-    )
+    _echo_result(file, result)
 
 
 @actuals_cli.command("import-features")
@@ -82,6 +68,10 @@ def actuals_import_features(file: Path) -> None:
     except actual_features.FeaturesError as error:
         _echo_errors(file, error)
         raise SystemExit(1) from None
+    _echo_result(file, result)
+
+
+def _echo_result(file: Path, result: actuals.ImportResult) -> None:
     r = result.to_dict()
     click.echo(
         f"{file.name}: {r['received']} rows, {r['inserted']} inserted, {r['updated']} updated, "

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
-import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,8 +35,6 @@ bp = Blueprint("pages", __name__)
 FORM_FIELDS = ("store", "dept", "date", "weeks", "is_holiday", *COVARIATES)
 BATCH_PREVIEW_ROWS = 10
 BATCH_RESULT_ROWS = 50
-BATCH_KEEP_SECONDS = 3600
-_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 
 __all__ = ["bp", "model_card_context"]
 
@@ -390,22 +384,6 @@ def _store_history(model: Any, store: int, departments: list[int]) -> pd.DataFra
 
 
 # batch
-def _batch_dir() -> Path:
-    path = Path(current_app.instance_path) / "batch_results"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _prune(directory: Path) -> None:
-    cutoff = time.time() - BATCH_KEEP_SECONDS
-    for old in directory.glob("*.csv"):
-        try:
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
-        except OSError:
-            pass
-
-
 @bp.route("/batch", methods=["GET", "POST"])
 def batch() -> Any:
     """Upload a CSV (train.csv / test.csv columns): preview, errors by line, results to download."""
@@ -474,10 +452,7 @@ def _run_batch(data: bytes, context: dict[str, Any]) -> int:
         context["errors"] = error.details
         return error.status
     extra = parsed.passthrough if parsed.passthrough and parsed.passthrough[0] else None
-    directory = _batch_dir()
-    _prune(directory)
-    token = uuid.uuid4().hex
-    (directory / f"{token}.csv").write_text(predictions_csv(served.predictions, extra), encoding="utf-8")
+    token = downloads.keep(predictions_csv(served.predictions, extra))
     predictions = served.predictions
     context["result"] = {
         "count": len(predictions),
@@ -493,12 +468,10 @@ def _run_batch(data: bytes, context: dict[str, Any]) -> int:
 @bp.get("/batch/<token>.csv")
 def batch_download(token: str) -> Any:
     """The results of an uploaded batch (kept for an hour)."""
-    if not _TOKEN.match(token):
-        abort(404)
-    path = _batch_dir() / f"{token}.csv"
-    if not path.exists():
+    text = downloads.fetch(token)
+    if text is None:
         abort(404, description="These results have expired; upload the file again.")
-    response = Response(path.read_text(encoding="utf-8"), mimetype="text/csv")
+    response = Response(text, mimetype="text/csv")
     response.headers["Content-Disposition"] = f"attachment; filename=storecast_batch_{dt.date.today()}.csv"
     return response
 
