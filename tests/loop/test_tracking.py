@@ -42,17 +42,17 @@ def _check(storage, week: dt.date) -> list:
 
 def test_a_series_halved_is_flagged_and_its_alert_closes_when_it_recovers(app):
     storage = app.extensions["storage"]
-    noisy = lambda k: (1000.0, 1000.0 + (80 if k % 2 else -80))  # noqa: E731 - errors that cancel
+    noisy = lambda k: (10_000.0, 10_000.0 + (800 if k % 2 else -800))  # noqa: E731 - errors that cancel
     opened_at = closed_at = None
     for k in range(1, 40):
         if k <= 10:
-            halved = (1000.0, 1000.0)
+            halved = (10_000.0, 10_000.0)
         elif k <= 20:
-            halved = (1000.0 - 20 * (k - 10), 500.0)  # sales drop by half; forecasts adapt slowly
+            halved = (10_000.0 - 200 * (k - 10), 5_000.0)  # sales drop by half; forecasts adapt slowly
         elif k <= 23:
-            halved = (800.0, 1000.0)  # sales recover before the forecasts do
+            halved = (8_000.0, 10_000.0)  # sales recover before the forecasts do
         else:
-            halved = (1000.0, 1000.0 + (50 if k % 2 else -50))
+            halved = (10_000.0, 10_000.0 + (500 if k % 2 else -500))
         week = _week(storage, k, {(1, 1): halved, (1, 2): noisy(k)})
         found = _check(storage, week)
         assert (1, 2, "info") not in found  # errors that cancel never alarm
@@ -70,7 +70,9 @@ def test_a_series_halved_is_flagged_and_its_alert_closes_when_it_recovers(app):
 def test_many_biased_departments_of_one_store_roll_up_into_one_store_alert(app):
     storage = app.extensions["storage"]
     for k in range(1, 10):
-        week = _week(storage, k, {(2, d): (1000.0, 600.0) for d in range(1, 7)} | {(3, 1): (1000.0, 600.0)})
+        biased = {(2, d): (10_000.0, 6_000.0) for d in range(1, 7)} | {(3, 1): (10_000.0, 6_000.0)}
+        fine = {(3, d): (10_000.0, 10_000.0) for d in range(2, 10)}  # 1 of 9: not a store-wide problem
+        week = _week(storage, k, biased | fine)
     found = _check(storage, week)
     assert sorted(found, key=str) == sorted([(2, None, "warning"), (3, 1, "info")], key=str)
     with storage.session() as session:
