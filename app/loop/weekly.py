@@ -26,7 +26,7 @@ from app.storage import Storage
 
 log = logging.getLogger(__name__)
 
-QUALITY_HISTORY_WEEKS = 26  # the weeks a new week's sales are judged against
+QUALITY_HISTORY_WEEKS = 13  # the weeks a new week's sales are judged against (outliers need 8)
 
 
 @dataclass(frozen=True)
