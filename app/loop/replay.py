@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from app.forecasting.artifacts import load_forecaster
 from app.forecasting.data import TRAIN_HEADER, Dataset
 from app.forecasting.forecaster import BANDS, Forecaster
-from app.loop import accuracy, weekly
+from app.loop import accuracy, retrain, weekly
 from app.loop.history import lineage_of, roll_forward
 from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log
 from app.registry import experiment, versions
@@ -159,7 +159,9 @@ def replay(
         with storage.session() as session:
             alerts.evaluate(session, {})
         if settings.retrain_every and k % settings.retrain_every == 0:
-            retrains.append(_retrain(storage, base_data, settings, week.date(), model_name, models_dir, say))
+            retrains.append(
+                _retrain(storage, base_data, base, settings, week.date(), model_name, models_dir, say)
+            )
             base = production_forecaster(storage, model_name)
         opened, last_alert = _new_alerts(storage, last_alert)
         weeks.append(
@@ -201,33 +203,28 @@ def replay(
 def _retrain(
     storage: Storage,
     base_data: Dataset,
+    production: Forecaster,
     settings: ReplaySettings,
     week: dt.date,
     model_name: str,
     models_dir: str | Path,
     say: Progress,
 ) -> dict[str, Any]:
-    """Retrain on the base data plus the actuals so far; the experiment's gate decides on promotion."""
-    say(f"retraining on the data through {week} (experiment gate, margin {settings.margin:.0%})")
-    result = experiment.run_experiment(
+    """Refit on the base data plus the actuals so far; the recent-holdout gate decides on promotion."""
+    say(f"retraining on the data through {week} (gate: the last {retrain.HOLDOUT_WEEKS} weeks)")
+    result = retrain.retrain_through_gate(
         storage,
         dataset_with_actuals(base_data, storage),
+        production,
         model_name=model_name,
         models_dir=models_dir,
-        kinds=[settings.kind],
-        folds=1,
+        kind=settings.kind,
+        params=settings.params,
         margin=settings.margin,
-        params={settings.kind: settings.params} if settings.params else None,
         by="replay",
-        progress=say,
     )
-    return {
-        "week": week.isoformat(),
-        "candidate_wmae": result.best.wmae if result.best else None,
-        "production_wmae": result.production_wmae,
-        "promoted": result.promoted,
-        "gate": result.decision,
-    }
+    say(result["gate"])
+    return {"week": week.isoformat(), **result}
 
 
 def write_forecasts(storage: Storage, out: IO[str]) -> int:

@@ -20,7 +20,7 @@ from app.monitoring import actual_features, actuals, jobs
 
 log = logging.getLogger(__name__)
 
-monitor_cli = SchemaGroup("monitor", help="Monitoring jobs: drift, performance, alerts.")
+monitor_cli = SchemaGroup("monitor", help="Monitoring jobs: drift, performance, loop, alerts, webhook.")
 actuals_cli = SchemaGroup("actuals", help="Actual weekly sales for live accuracy.")
 
 
