@@ -58,7 +58,7 @@ class Config:
     PROMOTION_MARGIN = 0.01
     RETRAIN_ENABLED = False
     RETRAIN_INTERVAL_HOURS = 168
-    RETRAIN_FOLDS = 1
+    RETRAIN_HOLDOUT_WEEKS = 8  # the retrain gate judges a refit on at most this many recent weeks
     STALE_AFTER_WEEKS = 4  # production is stale when its data ends this many weeks before the newest actuals
 
     @classmethod

@@ -20,7 +20,8 @@ from flask.cli import with_appcontext
 
 from app.forecasting.data import DataError, load_or_generate
 from app.loop import history, publish, weekly
-from app.loop.replay import ReplaySettings, production_forecaster, replay, write_forecasts
+from app.loop.history import production_forecaster
+from app.loop.replay import ReplaySettings, replay, write_forecasts
 from app.migrate import SchemaGroup, requires_schema
 
 forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan of record).")

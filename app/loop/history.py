@@ -7,8 +7,10 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import func, select
 
+from app.forecasting.artifacts import load_forecaster
 from app.forecasting.forecaster import Forecaster
 from app.monitoring.actual_features import features_frame
+from app.registry import versions
 from app.storage import ActualFeature, ActualSale, Storage
 
 SALES_COLUMNS = ["store", "dept", "date", "weekly_sales", "is_holiday"]
@@ -52,6 +54,16 @@ def actuals_stamp(storage: Storage) -> tuple:
 def newest_actual_week(storage: Storage, lineage: str | None) -> dt.date | None:
     with storage.session() as session:
         return session.scalar(select(func.max(ActualSale.week)).where(ActualSale.lineage == lineage))
+
+
+def production_forecaster(storage: Storage, model_name: str) -> Forecaster:
+    """The registry's production model as trained (its artifact, hash checked); LookupError if none."""
+    row = versions.production_version(storage, model_name)
+    if row is None:
+        raise LookupError(f"no production version of {model_name}")
+    forecaster = load_forecaster(row["artifact_path"], expected_sha256=row["artifact_sha256"])
+    forecaster.version = row["label"]
+    return forecaster
 
 
 def roll_forward(forecaster: Forecaster, storage: Storage) -> Forecaster:

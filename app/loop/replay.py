@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from app.forecasting.artifacts import load_forecaster
 from app.forecasting.data import TRAIN_HEADER, Dataset
 from app.forecasting.forecaster import BANDS, Forecaster
 from app.loop import accuracy, retrain, weekly
-from app.loop.history import lineage_of, roll_forward
+from app.loop.history import lineage_of, production_forecaster, roll_forward
 from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log
-from app.registry import experiment, versions
+from app.registry import experiment
 from app.registry.retrain import dataset_with_actuals
 from app.storage import Alert, ForecastRow, ForecastRun, Storage
 
@@ -61,15 +60,6 @@ def week_csv(sales: pd.DataFrame) -> bytes:
         }
     )[TRAIN_HEADER]
     return frame.to_csv(index=False).encode()
-
-
-def production_forecaster(storage: Storage, model_name: str) -> Forecaster:
-    row = versions.production_version(storage, model_name)
-    if row is None:
-        raise LookupError(f"no production version of {model_name}")
-    forecaster = load_forecaster(row["artifact_path"], expected_sha256=row["artifact_sha256"])
-    forecaster.version = row["label"]
-    return forecaster
 
 
 def planner_requests(

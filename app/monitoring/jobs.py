@@ -24,9 +24,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.forecasting import reference as seasonal_reference
-from app.loop import weekly
+from app.forecasting.data import load_or_generate
+from app.loop import history, retrain, weekly
 from app.monitoring import alerts, drift, drift_report, performance, webhook
 from app.monitoring.request_metrics import flush_request_log
+from app.registry.retrain import dataset_with_actuals
 from app.serving import ModelUnavailable
 from app.storage import JobRun, ModelVersion, Storage, utcnow
 
@@ -213,11 +215,26 @@ def run_webhook(app: Flask, now: dt.datetime) -> dict[str, Any]:
 
 
 def run_retrain(app: Flask, now: dt.datetime) -> dict[str, Any]:
-    """Retrain on the base data plus ingested actuals; the experiment's gate decides on promotion."""
-    from app.registry.retrain import scheduled_retrain
-
-    result = scheduled_retrain(app)
-    return {"skipped": "RETRAIN_ENABLED is off"} if result is None else result.to_dict()
+    """Refit production's kind on the data plus ingested actuals; promoted only through the loop's gate."""
+    if not app.config.get("RETRAIN_ENABLED"):
+        return {"skipped": "RETRAIN_ENABLED is off"}
+    storage, name = app.extensions["storage"], app.config["MODEL_NAME"]
+    try:
+        production = history.production_forecaster(storage, name)
+    except LookupError:
+        return {"skipped": "no production model"}
+    dataset = dataset_with_actuals(load_or_generate(app.config.get("STORECAST_DATA")), storage)
+    return retrain.retrain_through_gate(
+        storage,
+        dataset,
+        production,
+        model_name=name,
+        models_dir=app.config["MODELS_DIR"],
+        kind=str(production.metadata.get("kind", "hgb")),
+        margin=float(app.config["PROMOTION_MARGIN"]),
+        holdout_weeks=int(app.config["RETRAIN_HOLDOUT_WEEKS"]),
+        by="scheduler:retrain",
+    )
 
 
 JOBS: dict[str, Callable[[Flask, dt.datetime], dict[str, Any]]] = {

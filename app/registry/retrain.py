@@ -11,10 +11,7 @@ from sqlalchemy import or_, select
 from app.storage import ActualSale, Storage
 
 if TYPE_CHECKING:
-    from flask import Flask
-
     from app.forecasting.data import Dataset
-    from app.registry.experiment import ExperimentResult
 
 log = logging.getLogger(__name__)
 
@@ -85,33 +82,4 @@ def dataset_with_actuals(dataset: Dataset, storage: Storage) -> Dataset:
         stores=dataset.stores,
         source=f"{dataset.source} + {len(actuals)} actual_sales rows",
         report=report,
-    )
-
-
-def scheduled_retrain(app: Flask, *, kinds: list[str] | None = None) -> ExperimentResult | None:
-    """The optional retrain job (RETRAIN_ENABLED): base data + actuals through the experiment's gate.
-
-    The candidates are production's kind (or `kinds`); the best is registered as staging and promoted
-    only when it beats production under the same backtest by PROMOTION_MARGIN.
-    """
-    from app.forecasting.data import load_or_generate
-    from app.registry.experiment import run_experiment
-    from app.registry.versions import production_version
-
-    if not app.config.get("RETRAIN_ENABLED"):
-        return None
-    storage = app.extensions["storage"]
-    name = app.config["MODEL_NAME"]
-    production = production_version(storage, name)
-    dataset = dataset_with_actuals(load_or_generate(app.config.get("STORECAST_DATA")), storage)
-    chosen: list[str] = kinds or [production["model_kind"] if production else "hgb"]
-    return run_experiment(
-        storage,
-        dataset,
-        model_name=name,
-        models_dir=app.config["MODELS_DIR"],
-        kinds=chosen,
-        margin=float(app.config["PROMOTION_MARGIN"]),
-        by="scheduler:retrain",
-        folds=int(app.config["RETRAIN_FOLDS"]),
     )

@@ -8,8 +8,8 @@ import pandas as pd
 from app.forecasting.features import Panel
 from app.forecasting.forecaster import Forecaster
 from app.forecasting.training import truncate
-from app.loop.history import actual_sales, roll_forward
-from app.loop.replay import production_forecaster, week_csv
+from app.loop.history import actual_sales, production_forecaster, roll_forward
+from app.loop.replay import week_csv
 from app.monitoring import actuals
 from tests.loop.conftest import week_rows
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from app.loop import publish
-from app.loop.replay import production_forecaster
+from app.loop.history import production_forecaster
 
 
 def test_a_run_stores_52_weeks_for_every_series_and_its_csv_equals_the_rows(loop_app):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from app.loop.replay import production_forecaster
+from app.loop.history import production_forecaster
 from app.loop.retrain import retrain_through_gate
 from app.registry import versions
 from tests.conftest import TINY_TRAIN_PARAMS
