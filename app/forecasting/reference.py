@@ -77,14 +77,17 @@ def _robust_scale(values: np.ndarray, axis: int = 1) -> np.ndarray:
 
 def _seasonal(observed: np.ndarray, weeks: np.ndarray, log: bool, rng: np.random.Generator) -> dict:
     values = slog(observed) if log else observed
-    woy, year = week_of_year(weeks), weeks // WEEKS_PER_YEAR
+    woy = week_of_year(weeks)
     n = len(values)
     center = np.full((n, WEEKS_PER_YEAR), np.nan)
     for k in range(WEEKS_PER_YEAR):
         cols = _season_mask(k)[woy]
         block = values[:, cols]
         finite = np.isfinite(block)
-        years = np.array([len(np.unique(year[cols][finite[i]])) for i in range(n)])
+        # which occurrence of this season each week belongs to: the weeks around one new year are one
+        # occurrence, not two years (markdowns seen from 2011-11 only once passed for two years there)
+        occurrence = (weeks[cols] - k + WEEKS_PER_YEAR // 2) // WEEKS_PER_YEAR
+        years = np.array([len(np.unique(occurrence[finite[i]])) for i in range(n)])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             center[:, k] = np.where(years >= MIN_SEASON_YEARS, np.nanmedian(block, axis=1), np.nan)
