@@ -121,8 +121,6 @@ def model_reference(app: Flask) -> tuple[str | None, dict[str, Any] | None, Any]
     The reference saved at training (metadata["reference"]) is used when it has the current format;
     otherwise one is built once per version from the model's own covariate grid and cached.
     """
-    from app.serving import ModelUnavailable
-
     with app.app_context():
         try:
             forecaster = app.extensions["model_holder"].get()
