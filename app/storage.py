@@ -150,6 +150,7 @@ class ForecastRow(Base):
     __tablename__ = "forecast_rows"
     __table_args__ = (
         Index("ix_forecast_rows_run_series", "run_id", "store", "dept"),
+        Index("ix_forecast_rows_series_lag", "store", "dept", "lag"),  # a series' page, across runs
         Index("ix_forecast_rows_week", "week"),
     )
 

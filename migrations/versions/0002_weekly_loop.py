@@ -113,6 +113,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("forecast_rows", schema=None) as batch_op:
         batch_op.create_index("ix_forecast_rows_run_series", ["run_id", "store", "dept"], unique=False)
+        batch_op.create_index("ix_forecast_rows_series_lag", ["store", "dept", "lag"], unique=False)
         batch_op.create_index("ix_forecast_rows_week", ["week"], unique=False)
 
     with op.batch_alter_table("actual_sales", schema=None) as batch_op:
@@ -148,6 +149,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("forecast_rows", schema=None) as batch_op:
         batch_op.drop_index("ix_forecast_rows_week")
+        batch_op.drop_index("ix_forecast_rows_series_lag")
         batch_op.drop_index("ix_forecast_rows_run_series")
 
     op.drop_table("forecast_rows")

@@ -145,3 +145,22 @@ def test_metrics_in_prometheus_text_format(busy_app):
 def test_ids_past_the_integer_range_are_not_found(mon_app, path):
     """Ids from a URL that no INTEGER column can hold are a 404 on every database, not an overflow."""
     assert mon_app.test_client().get(path).status_code == 404
+
+
+def test_series_bias_notices_are_one_compact_table_beside_the_alert_cards(mon_app):
+    with mon_app.extensions["storage"].session() as session:
+        alerts.open_alert(session, "degradation", "warning", "lag 1 is off", key="lag 1")
+        for dept in (3, 4):
+            alerts.open_alert(
+                session,
+                "bias",
+                "info",
+                f"store 7 dept {dept}: biased",
+                key=f"series 7-{dept}",
+                store=7,
+                dept=dept,
+            )
+    html = mon_app.test_client().get("/monitoring/partials/alerts").get_data(as_text=True)
+    assert "Persistently biased series (2, info)" in html
+    assert html.count('class="mon-alert ') == 1 and "lag 1 is off" in html
+    assert html.count('data-testid="alert-series"') == 2  # each notice links to its series page
