@@ -61,14 +61,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def measure(port: int, path: str, body: bytes, n: int, warmup: int = 3) -> dict[str, float]:
+def measure(port: int, path: str, body: bytes | None, n: int, warmup: int = 3) -> dict[str, float]:
+    """POST `body` to `path` (GET without a body) n times, one fresh connection each."""
+    method = "POST" if body is not None else "GET"
     for _ in range(warmup):
-        status, payload, _ = call(port, "POST", path, body)
+        status, payload, _ = call(port, method, path, body)
         if status != 200:
             raise RuntimeError(f"{path} answered {status}: {payload}")
     times = []
     for _ in range(n):
-        status, payload, ms = call(port, "POST", path, body)
+        status, payload, ms = call(port, method, path, body)
         if status != 200:
             raise RuntimeError(f"{path} answered {status}: {payload}")
         times.append(ms)
@@ -171,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             batch = json.dumps({"rows": rows}).encode()
             results: dict[str, Any] = {
+                "health": measure(port, "/api/v1/health", None, args.n),
                 "predict": measure(port, "/api/v1/predict", single, args.n),
                 "forecast52": measure(port, "/api/v1/forecast", forecast, max(20, args.n // 6)),
                 "batch1000": measure(port, "/api/v1/predict/batch", batch, max(10, args.n // 15)),
@@ -182,14 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{'endpoint':<28}{'n':>6}{'median ms':>12}{'p99 ms':>10}{'target ms':>11}  ok")
     labels = {
+        "health": "GET /health (baseline)",
         "predict": "POST /predict",
         "forecast52": "POST /forecast (52 weeks)",
         "batch1000": "POST /predict/batch (1,000)",
     }
     for key, label in labels.items():
         r = results[key]
-        ok = "yes" if r["median"] <= TARGETS[key] else "NO"
-        print(f"{label:<28}{r['n']:>6}{r['median']:>12.1f}{r['p99']:>10.1f}{TARGETS[key]:>11.0f}  {ok}")
+        target = TARGETS.get(key)
+        ok = "" if target is None else "yes" if r["median"] <= target else "NO"
+        shown = f"{target:>11.0f}" if target is not None else f"{'-':>11}"
+        print(f"{label:<28}{r['n']:>6}{r['median']:>12.1f}{r['p99']:>10.1f}{shown}  {ok}")
+    base = results["health"]["median"]
+    print(
+        f"ratios to /health (same run): /predict {results['predict']['median'] / base:.1f}x, "
+        f"52-week forecast {results['forecast52']['median'] / base:.1f}x"
+    )
     ok = "yes" if rate["rps"] >= TARGET_RPS else "NO"
     print(
         f"\nthroughput POST /predict, {args.threads} threads x {args.seconds:.0f} s: {rate['rps']:.0f} req/s "
