@@ -77,6 +77,33 @@ def accuracy_buckets(storage: Storage, forecaster: Any, since: dt.date | None = 
     return out
 
 
+# chart name, figure, how it is drawn (the monitoring page's live accuracy over the weeks)
+COVERAGE = {"value_title": "actuals inside", "value_format": "%"}
+ACCURACY_CHARTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("wmae", "wmae", {"title": "Live WMAE per week", "value_title": "WMAE"}),
+    (
+        "bias",
+        "bias_pct",
+        {
+            "title": "Bias per week (forecast − actual, share of sales)",
+            "value_title": "bias",
+            "value_format": "+.0%",
+            "targets": (0.0,),
+        },
+    ),
+    (
+        "coverage_80",
+        "coverage_80",
+        {"title": "80% interval coverage (target dashed)", "targets": (0.8,), **COVERAGE},
+    ),
+    (
+        "coverage_95",
+        "coverage_95",
+        {"title": "95% interval coverage (target dashed)", "targets": (0.95,), **COVERAGE},
+    ),
+)
+
+
 def accuracy_charts(storage: Storage, lineage: str | None) -> dict[str, str]:
     """Live WMAE, bias and interval coverage per scored week and lag bucket ({} before any is scored)."""
     history = accuracy.accuracy_history(storage, lineage) if lineage else []
@@ -85,38 +112,9 @@ def accuracy_charts(storage: Storage, lineage: str | None) -> dict[str, str]:
         return {}
     order = [bucket_title(b) for b in LAG_BUCKET_LABELS if b in set(frame["bucket"])]
     frame["horizon"] = frame["bucket"].map(bucket_title)
-    common = {"series": "horizon", "series_order": order}
     return {
-        "wmae": charts.weekly_lines(
-            frame, value="wmae", title="Live WMAE per week", value_title="WMAE", **common
-        ),
-        "bias": charts.weekly_lines(
-            frame,
-            value="bias_pct",
-            title="Bias per week (forecast − actual, share of sales)",
-            value_title="bias",
-            value_format="+.0%",
-            targets=(0.0,),
-            **common,
-        ),
-        "coverage_80": charts.weekly_lines(
-            frame,
-            value="coverage_80",
-            title="80% interval coverage (target dashed)",
-            value_title="actuals inside",
-            value_format="%",
-            targets=(0.8,),
-            **common,
-        ),
-        "coverage_95": charts.weekly_lines(
-            frame,
-            value="coverage_95",
-            title="95% interval coverage (target dashed)",
-            value_title="actuals inside",
-            value_format="%",
-            targets=(0.95,),
-            **common,
-        ),
+        name: charts.weekly_lines(frame, series="horizon", series_order=order, value=value, **options)
+        for name, value, options in ACCURACY_CHARTS
     }
 
 
