@@ -60,9 +60,11 @@ class ModelHolder:
         self._lock = threading.Lock()
 
     def get(self) -> Forecaster:
-        if self._checked_at is None or time.monotonic() - self._checked_at >= self.refresh_seconds:
+        due = self._checked_at is None or time.monotonic() - self._checked_at >= self.refresh_seconds
+        if due or self._forecaster is None:
             # With a model in memory, a thread that finds another one already refreshing serves the
-            # current model instead of waiting for the load; with none, it waits for the first load.
+            # current model instead of waiting for the load; with none, it waits for the first load
+            # (the scheduler's jobs start together: one found no model while another loaded it).
             self.refresh(wait=self._forecaster is None)
         forecaster = self._forecaster
         if forecaster is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select
 
@@ -33,6 +35,27 @@ def test_two_apps_sharing_a_database_see_a_promotion(tmp_path, artifacts):
     assert holder_1.get().version == "v2"
     versions.rollback(second.extensions["storage"], "storecast", by="tests")
     assert holder_1.get().version == "v1"
+
+
+def test_threads_asking_while_the_first_model_loads_all_get_it(tmp_path, artifacts):
+    """The scheduler's jobs start together: none may be told "no model" while another loads it."""
+    app = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=3600.0)
+    register(app, artifacts[0])
+    holder = app.extensions["model_holder"]
+    served, refused = [], []
+
+    def ask() -> None:
+        try:
+            served.append(holder.get().version)
+        except ModelUnavailable as error:
+            refused.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert refused == [] and served == ["v1"] * 4
 
 
 def test_the_check_is_throttled(tmp_path, artifacts):
