@@ -91,7 +91,9 @@ def run_week(
         or latest.model_version != forecaster.version
     ):
         published = publish.publish(storage, forecaster, now=now)
-    quality = new_week_quality(storage, forecaster) if published else None
+    trained_through = forecaster.metadata.get("origin")
+    rolled = trained_through is None or forecaster.data_through.isoformat() > str(trained_through)
+    quality = new_week_quality(storage, forecaster) if published and rolled else None  # ingested weeks only
     scored = accuracy.score_new_weeks(storage, lineage)
     today = forecaster.data_through
     result: dict[str, Any] = {

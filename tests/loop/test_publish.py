@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from app.loop import publish
+from app.monitoring import alerts
 from app.loop.history import production_forecaster
 
 
@@ -53,6 +54,8 @@ def test_publish_command_writes_the_run_as_csv(loop_app, tmp_path):
     assert f"forecast run {run.id}" in result.output
     written = pd.read_csv(out)
     assert len(written) == run.rows
+    with storage.session() as session:  # the training data's own last week is not an ingested week
+        assert alerts.open_alerts(session, "data_quality") == []
     assert out.read_text() == "".join(publish.csv_lines(publish.run_rows(storage, run.id)))
 
 
