@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from app.loop import publish
-from app.monitoring import alerts
 from app.loop.history import production_forecaster
+from app.monitoring import alerts
 
 
 def test_a_run_stores_52_weeks_for_every_series_and_its_csv_equals_the_rows(loop_app):
