@@ -13,6 +13,8 @@ import pandas as pd
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from pydantic import ValidationError
 
+from app.registry import versions
+from app.serving import storage
 from app.web import charts, downloads, service
 from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
 from app.web.errors import ApiError, form_errors
@@ -483,7 +485,10 @@ def model_page() -> Any:
     model = _model_or_none()
     if model is None:
         return _no_model()
-    return render_template("pages/model.html", card=model_card_context(model))
+    staleness = versions.staleness(
+        storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
+    )
+    return render_template("pages/model.html", card=model_card_context(model), staleness=staleness)
 
 
 @bp.get("/api/docs")

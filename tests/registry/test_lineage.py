@@ -199,7 +199,7 @@ def test_actuals_of_another_lineage_do_not_make_production_stale(registry_app, s
     assert versions.staleness(storage, NAME, 4)["newest_actual_week"] == "2012-11-02"
 
 
-def test_the_stale_flag_is_on_the_models_page_and_the_model_card(registry_app, artifacts):
+def test_the_stale_flag_is_on_the_models_page_and_the_model_cards(registry_app, artifacts):
     registry_app.config["STALE_AFTER_WEEKS"] = 2
     _production_with_run(registry_app, artifacts[0], dt.date(2012, 10, 26))
     client = registry_app.test_client()
@@ -209,3 +209,5 @@ def test_the_stale_flag_is_on_the_models_page_and_the_model_card(registry_app, a
     assert "v1 is stale" in page and "3 weeks before the newest actual sales week" in page
     card = client.get("/models/v1").get_data(as_text=True)
     assert 'data-testid="stale"' in card and "limit is 2 weeks" in card
+    served = client.get("/model").get_data(as_text=True)  # the production model's own page says it too
+    assert 'data-testid="stale"' in served and "3 weeks before the newest actual sales week" in served
