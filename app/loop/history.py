@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pandas as pd
 from sqlalchemy import func, select
 
 from app.forecasting.artifacts import load_forecaster
 from app.forecasting.forecaster import Forecaster
 from app.monitoring.actual_features import features_frame
 from app.registry import versions
+from app.registry.retrain import actuals_frame
 from app.storage import ActualFeature, ActualSale, Storage
-
-SALES_COLUMNS = ["store", "dept", "date", "weekly_sales", "is_holiday"]
 
 
 def lineage_of(forecaster: Forecaster) -> str | None:
     """The dataset lineage a model was trained on (None for models trained before lineages existed)."""
     return forecaster.metadata.get("data_lineage")
-
-
-def actual_sales(storage: Storage, lineage: str | None, since: dt.date | None = None) -> pd.DataFrame:
-    """Ingested actual sales of one lineage as a sales frame (dates on the week-ending Friday)."""
-    query = select(
-        ActualSale.store, ActualSale.dept, ActualSale.week, ActualSale.weekly_sales, ActualSale.is_holiday
-    ).where(ActualSale.lineage == lineage if lineage is not None else ActualSale.lineage.is_(None))
-    if since is not None:
-        query = query.where(ActualSale.week > since)
-    with storage.session() as session:
-        rows = session.execute(query).all()
-    frame = pd.DataFrame(rows, columns=SALES_COLUMNS)
-    frame["date"] = pd.to_datetime(frame["date"])  # stored weeks are the loader's week-ending Fridays
-    return frame.astype(
-        {
-            "store": "int64",
-            "dept": "int64",
-            "date": "datetime64[ns]",
-            "weekly_sales": float,
-            "is_holiday": bool,
-        }
-    )
 
 
 def actuals_stamp(storage: Storage) -> tuple:
@@ -69,7 +45,7 @@ def production_forecaster(storage: Storage, model_name: str) -> Forecaster:
 def roll_forward(forecaster: Forecaster, storage: Storage) -> Forecaster:
     """The production model at the newest week of known sales of its lineage, without refitting."""
     origin = forecaster.data_through
-    sales = actual_sales(storage, lineage_of(forecaster))
+    sales = actuals_frame(storage, lineage_of(forecaster), untagged=False)
     features = features_frame(storage, since=origin)
     if sales.empty and features.empty:
         return forecaster

@@ -16,11 +16,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def actuals_frame(storage: Storage, lineage: str | None = None) -> pd.DataFrame:
+def actuals_frame(storage: Storage, lineage: str | None = None, *, untagged: bool = True) -> pd.DataFrame:
     """The actual_sales table as a sales frame (store, dept, date, weekly_sales, is_holiday).
 
-    With a lineage, only the rows of that data (and untagged ones, ingested before lineages were
-    recorded): another dataset's actuals never extend this one's history.
+    With a lineage, only the rows of that data (and, when `untagged`, those ingested before lineages
+    were recorded): another dataset's actuals never extend this one's history. The weekly loop asks
+    for its lineage's rows only (`untagged=False`): what it scores and forecasts from is never mixed.
     """
     query = select(
         ActualSale.store,
@@ -29,8 +30,9 @@ def actuals_frame(storage: Storage, lineage: str | None = None) -> pd.DataFrame:
         ActualSale.weekly_sales,
         ActualSale.is_holiday,
     )
-    if lineage is not None:
-        query = query.where(or_(ActualSale.lineage == lineage, ActualSale.lineage.is_(None)))
+    if lineage is not None or not untagged:
+        match = ActualSale.lineage == lineage if lineage is not None else ActualSale.lineage.is_(None)
+        query = query.where(or_(match, ActualSale.lineage.is_(None)) if untagged else match)
     with storage.session() as session:
         rows = session.execute(query).all()
     frame = pd.DataFrame(rows, columns=["store", "dept", "date", "weekly_sales", "is_holiday"])

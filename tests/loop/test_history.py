@@ -8,9 +8,10 @@ import pandas as pd
 from app.forecasting.features import Panel
 from app.forecasting.forecaster import Forecaster
 from app.forecasting.training import truncate
-from app.loop.history import actual_sales, production_forecaster, roll_forward
+from app.loop.history import production_forecaster, roll_forward
 from app.loop.replay import week_csv
 from app.monitoring import actuals
+from app.registry.retrain import actuals_frame
 from tests.loop.conftest import week_rows
 
 
@@ -80,6 +81,6 @@ def test_actual_sales_are_read_back_per_lineage(loop_app, small_dataset, held_ba
     week = held_back_start + pd.Timedelta(weeks=1)
     _ingest(loop_app, small_dataset, week)
     lineage = small_dataset.lineage()
-    mine = actual_sales(storage, lineage)
+    mine = actuals_frame(storage, lineage, untagged=False)
     assert len(mine) == len(week_rows(small_dataset, week)) and set(mine["date"]) == {week}
-    assert actual_sales(storage, "another-dataset").empty
+    assert actuals_frame(storage, "another-dataset", untagged=False).empty
