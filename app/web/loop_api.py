@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from app.loop import publish
 from app.loop.history import lineage_of
-from app.storage import Storage
+from app.serving import storage
 from app.web import published, service
 from app.web.api import fast_json
 from app.web.errors import ApiError, detail
@@ -26,10 +26,6 @@ def _request_id_header(response: Response) -> Response:
     response.headers.setdefault("X-Request-ID", service.request_id())
     response.headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-def _storage() -> Storage:
-    return current_app.extensions["storage"]
 
 
 def _int_arg(name: str, low: int, high: int, default: int | None) -> int | None:
@@ -46,14 +42,14 @@ def _int_arg(name: str, low: int, high: int, default: int | None) -> int | None:
 
 
 def _run(run_id: int) -> publish.PublishedRun:
-    run = publish.get_run(_storage(), run_id) if published.valid_number(run_id) else None
+    run = publish.get_run(storage(), run_id)  # None for unknown ids and ids past the column's range
     if run is None:
         raise ApiError(404, f"no forecast run {run_id}", [detail("run_id", "no such forecast run")])
     return run
 
 
 def _latest() -> publish.PublishedRun:
-    run = publish.latest_run(_storage())
+    run = publish.latest_run(storage())
     if run is None:
         raise ApiError(
             404,
@@ -64,7 +60,7 @@ def _latest() -> publish.PublishedRun:
 
 
 def _csv(run: publish.PublishedRun) -> Response:
-    rows = publish.run_rows(_storage(), run.id)
+    rows = publish.run_rows(storage(), run.id)
     response = Response(publish.csv_lines(rows), mimetype="text/csv")
     response.headers["Content-Disposition"] = f"attachment; filename={published.csv_name(run)}"
     response.headers["X-Forecast-Run"] = str(run.id)
@@ -75,7 +71,7 @@ def _csv(run: publish.PublishedRun) -> Response:
 def forecast_runs() -> Any:
     """Published runs, newest first."""
     limit = _int_arg("limit", 1, 500, 50)
-    return fast_json({"runs": [run.to_dict() for run in publish.list_runs(_storage(), limit=limit or 50)]})
+    return fast_json({"runs": [run.to_dict() for run in publish.list_runs(storage(), limit=limit or 50)]})
 
 
 @bp.get("/forecast-runs/<int:run_id>")
@@ -101,7 +97,7 @@ def latest_series(store: int, dept: int) -> Any:
     """One series' published forecasts in the newest run."""
     run = _latest()
     rows = (
-        publish.run_rows(_storage(), run.id, store=store, dept=dept)
+        publish.run_rows(storage(), run.id, store=store, dept=dept)
         if published.valid_number(store) and published.valid_number(dept)
         else []
     )
@@ -133,6 +129,6 @@ def accuracy_by_lag() -> Any:
             "lineage": lineage_of(model),
             "data_through": model.data_through.isoformat(),
             "since": since.isoformat() if since else None,
-            "buckets": published.accuracy_buckets(_storage(), model, since=since),
+            "buckets": published.accuracy_buckets(storage(), model, since=since),
         }
     )

@@ -7,12 +7,11 @@ import logging
 from typing import Any
 
 import pandas as pd
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from app.loop import publish
-from app.storage import Storage
+from app.serving import storage
 from app.web import charts, published, service
-from app.web.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -22,21 +21,10 @@ LAG_CHOICES = (1, 2, 4, 8, 13, 26, 52)
 CONTEXT_WEEKS = 13  # weeks of history drawn before the first published forecast
 
 
-def _storage() -> Storage:
-    return current_app.extensions["storage"]
-
-
-def _model_or_none() -> Any:
-    try:
-        return service.forecaster()
-    except ApiError:
-        return None
-
-
 @bp.get("/forecast-runs")
 def runs_page() -> str:
     """Published runs, newest first, each with its CSV; a form to open one series."""
-    runs = publish.list_runs(_storage())
+    runs = publish.list_runs(storage())
     return render_template("pages/forecast_runs.html", runs=runs, latest=runs[0] if runs else None)
 
 
@@ -84,12 +72,12 @@ def series_page(store: int, dept: int) -> Any:
     """One series: its published forecasts `lag` weeks ahead against actual sales, and the newest run."""
     lag = request.args.get("lag", "1")
     lag = int(lag) if lag.isascii() and lag.isdigit() and 1 <= int(lag) <= 52 else 1
-    storage = _storage()
     valid = published.valid_number(store) and published.valid_number(dept)
-    rows = publish.published_against_actuals(storage, store, dept, lag=lag) if valid else []
-    latest = publish.latest_run(storage)
-    latest_rows = publish.run_rows(storage, latest.id, store=store, dept=dept) if latest and valid else []
-    model = _model_or_none()
+    db = storage()
+    rows = publish.published_against_actuals(db, store, dept, lag=lag) if valid else []
+    latest = publish.latest_run(db)
+    latest_rows = publish.run_rows(db, latest.id, store=store, dept=dept) if latest and valid else []
+    model = service.forecaster_or_none()
     history = _history(model, store, dept) if valid else pd.DataFrame()
     scored = [r for r in rows if r["actual"] is not None]
     context: dict[str, Any] = {

@@ -45,13 +45,6 @@ def _is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
 
 
-def _model_or_none() -> Any:
-    try:
-        return service.forecaster()
-    except ApiError:
-        return None
-
-
 def _no_model() -> tuple[str, int]:
     return render_template("pages/no_model.html"), 503
 
@@ -93,7 +86,7 @@ def _history(model: Any, store: int, dept: int, weeks: int = 104) -> pd.DataFram
 @bp.route("/", methods=["GET", "POST"])
 def forecast() -> Any:
     """The forecast form: one week (a result card) or 2-52 weeks (chart, table, CSV download)."""
-    model = _model_or_none()
+    model = service.forecaster_or_none()
     if model is None:
         return _no_model()
     stores = _store_options(model)
@@ -201,7 +194,7 @@ def _model_inputs(model: Any, store: Any, dept: Any, date: Any) -> dict[str, Any
 @bp.get("/partials/covariates")
 def covariates_partial() -> Any:
     """The covariate inputs with the model's values as placeholders (HTMX, when store/dept/week change)."""
-    model = _model_or_none()
+    model = service.forecaster_or_none()
     args = request.args
     placeholders = (
         _model_inputs(model, args.get("store"), args.get("dept"), args.get("date")) if model else {}
@@ -251,7 +244,7 @@ def _forecast_context(
 @bp.get("/partials/departments")
 def departments_partial() -> Any:
     """The department <select> for a store (HTMX swaps it in when the store changes)."""
-    model = _model_or_none()
+    model = service.forecaster_or_none()
     store = request.args.get("store", "")
     departments = _dept_options(model, store) if model is not None else []
     form = {"dept": str(departments[0]) if departments else ""}
@@ -286,7 +279,7 @@ def forecast_csv() -> Any:
 @bp.get("/store")
 def store_page() -> Any:
     """A whole store: departments ranked by forecast, the store total chart."""
-    model = _model_or_none()
+    model = service.forecaster_or_none()
     if model is None:
         return _no_model()
     stores = _store_options(model)
@@ -389,7 +382,7 @@ def _store_history(model: Any, store: int, departments: list[int]) -> pd.DataFra
 @bp.route("/batch", methods=["GET", "POST"])
 def batch() -> Any:
     """Upload a CSV (train.csv / test.csv columns): preview, errors by line, results to download."""
-    model = _model_or_none()
+    model = service.forecaster_or_none()
     if model is None:
         return _no_model()
     context: dict[str, Any] = {
@@ -482,7 +475,7 @@ def batch_download(token: str) -> Any:
 @bp.get("/model")
 def model_page() -> Any:
     """The production model's card."""
-    model = _model_or_none()
+    model = service.forecaster_or_none()
     if model is None:
         return _no_model()
     staleness = versions.staleness(

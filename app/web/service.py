@@ -58,6 +58,14 @@ def forecaster() -> Any:
         raise ApiError(503, str(error), [detail("model", "no production model is loaded")]) from None
 
 
+def forecaster_or_none() -> Any:
+    """The production Forecaster, or None: pages render their no-model state instead of an error."""
+    try:
+        return current_forecaster()
+    except ModelUnavailable:
+        return None
+
+
 def _forecast_error_type() -> type[Exception]:
     from app.forecasting.forecaster import ForecastError
 
