@@ -153,7 +153,7 @@ def flag_biased(
             )
     cleared = 0
     for alert in alerts.open_alerts(session, KIND):
-        key = str((alert.details or {}).get("key", ""))
-        if key not in wanted:
-            cleared += alerts.resolve_kind(session, KIND, key)
+        if str((alert.details or {}).get("key", "")) not in wanted:
+            alerts.resolve(session, alert.id)
+            cleared += 1
     return {"series_flagged": int(len(flagged)), "store_alerts": stores, "cleared": cleared}
