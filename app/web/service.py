@@ -119,7 +119,7 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         "dept": int(data["dept"]),
         "week": iso_week(data["week"]),
         "horizon": int(get("horizon") or 0),
-        "data_through": iso_week(get("data_through")) if get("data_through") else None,
+        "data_through": iso_week(through) if (through := get("data_through")) else None,
         "prediction": round(float(data["prediction"]), 2),
         "lower_80": round(float(data["lower_80"]), 2),
         "upper_80": round(float(data["upper_80"]), 2),
