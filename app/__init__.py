@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import cli, web
 from app.config import PROJECT_ROOT, Config
+from app.jobs.tasks import JobContext
+from app.monitoring.alerts import open_artifact_alert
+from app.monitoring.request_log import RequestLogBuffer
+from app.registry import mlflow_mirror
+from app.registry.registration import register_trained
+from app.serving.holder import ModelHolder
 from app.storage import Storage
 
 log = logging.getLogger(__name__)
 
-# Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
-csrf = CSRFProtect()
-
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: configuration, storage, model holder, blueprints, error handlers and CLI."""
+    """Build the app: configuration, storage, model holder, services, blueprints, error handlers and CLI."""
     app = Flask(
         __name__,
         instance_path=os.environ.get("STORECAST_INSTANCE", str(PROJECT_ROOT / "instance")),
@@ -38,37 +43,28 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Path(app.config["MODELS_DIR"]).mkdir(parents=True, exist_ok=True)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'storecast.db'}"
-    app.extensions["storage"] = Storage(app.config["DATABASE_URL"])
-
     if app.config["PROXY_COUNT"]:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         count = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
 
-    csrf.init_app(app)
-    from app import security
+    storage = Storage(app.config["DATABASE_URL"])
+    name = app.config["MODEL_NAME"]
+    holder = ModelHolder(storage, name, float(app.config["MODEL_REFRESH_SECONDS"]))
+    holder.on_load_failure = functools.partial(open_artifact_alert, storage)
+    # Tests get no writer thread (it would outlive their temporary database): they flush it themselves.
+    flush_seconds = 0.0 if app.testing else float(app.config["REQUEST_LOG_FLUSH_SECONDS"])
+    request_log = RequestLogBuffer(storage, flush_seconds)
+    app.extensions.update(
+        storage=storage,
+        model_holder=holder,
+        request_log=request_log,
+        jobs=JobContext(storage, app.config, holder, request_log),
+        on_model_trained=functools.partial(register_trained, storage, name),
+        mlflow_mirror=mlflow_mirror.install(storage, app.config.get("MLFLOW_TRACKING_URI"), name),
+    )
 
-    security.init_app(app)  # response headers; a locked database answers 503
-
-    from app import serving
-
-    serving.init_app(app)
-
-    from app.monitoring import init_app as init_monitoring
-    from app.registry import init_app as init_registry
-    from app.web import init_app as init_web
-
-    init_web(app)
-    init_registry(app)
-    init_monitoring(app)
-
-    from app import cli, migrate
-    from app.loop import cli as loop_cli
-
+    web.init_app(app, request_log)
     cli.register_cli(app)
-    loop_cli.register_cli(app)
-    migrate.register_cli(app)
     return app
 
 

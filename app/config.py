@@ -23,6 +23,7 @@ class Config:
     DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
     MODELS_DIR = str(PROJECT_ROOT / "models")
     STORECAST_DATA: str | None = None  # directory with the Kaggle CSVs; None: synthetic default
+    MLFLOW_TRACKING_URI: str | None = None  # mirror runs and versions to MLflow (optional)
     STORECAST_ADMIN_TOKEN: str | None = None
     MODEL_NAME = "storecast"
     MODEL_REFRESH_SECONDS = 5.0

@@ -6,6 +6,7 @@ SQLite in the instance folder by default (WAL, busy timeout); any SQLAlchemy URL
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,9 +26,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 MAX_ROW_ID = 2**31 - 1  # INTEGER ids (runs, versions) overflow past this on PostgreSQL: no row has them
@@ -366,6 +370,39 @@ def parse_row_id(text: str) -> int | None:
 def get_row(session: Session, model: type[Base], row_id: int) -> Any:
     """session.get for an id from a URL: None, not a database overflow error, for ids no row can have."""
     return session.get(model, row_id) if 1 <= row_id <= MAX_ROW_ID else None
+
+
+def production_version(session: Session, name: str) -> ModelVersion | None:
+    """The version of model `name` in production (the registry keeps at most one)."""
+    rows = session.scalars(
+        select(ModelVersion).where(ModelVersion.name == name, ModelVersion.stage == "production")
+    ).all()
+    if len(rows) > 1:  # cannot happen through the registry; say so loudly if someone wrote the table by hand
+        log.error("%s has %d production versions: %s", name, len(rows), [row.version for row in rows])
+    return rows[0] if rows else None
+
+
+# Messages from SQLite and PostgreSQL that mean "busy or unreachable now, retry later", as opposed
+# to a programming error (a bad column, a missing table) that must stay a loud 500.
+_TRANSIENT_MARKERS = (
+    "database is locked",
+    "database table is locked",
+    "could not connect",
+    "connection refused",
+    "server closed the connection",
+    "terminating connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "too many clients",
+    "lock timeout",
+    "canceling statement due to lock timeout",
+)
+
+
+def is_transient_database_error(error: BaseException) -> bool:
+    """True for a database that is busy (locked) or unreachable, which a retry may cure."""
+    text = str(getattr(error, "orig", None) or error).lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
 def _configure_sqlite(engine: Engine) -> None:

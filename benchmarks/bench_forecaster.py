@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.forecasting.artifacts import load_forecaster  # noqa: E402
 from app.forecasting.backtest import run_backtest  # noqa: E402
-from app.forecasting.data import load_or_generate  # noqa: E402
+from app.forecasting.synthetic import load_or_generate  # noqa: E402
 from app.forecasting.training import TrainedModel, save_model, train  # noqa: E402
 
 log = logging.getLogger("bench_forecaster")

@@ -94,7 +94,7 @@ def bench_in_process(repeat: int = 2000) -> dict:
         started = time.perf_counter()
         for i in range(n):
             json.dumps([{**p, "week": str(p["week"])} for p in batch])
-            log_predictions(batch, source="api", request_id=f"x{i}", latency_ms=1.0, storage=storage)
+            log_predictions(storage, batch, source="api", request_id=f"x{i}", latency_ms=1.0)
         with_logging = (time.perf_counter() - started) / n * 1000
         results[f"{rows}_rows"] = {
             "without_ms": round(without, 3),
@@ -112,7 +112,8 @@ STAND_IN_WSGI = '''
 """A stand-in for /api/v1/predict while no model can be trained: parse, log, answer."""
 import time, uuid
 from flask import request
-from app import create_app, csrf
+from app import create_app
+from app.web import csrf
 from app.monitoring.prediction_log import log_predictions
 import datetime as dt
 
@@ -131,7 +132,9 @@ def bench_predict():
                   "inputs": {"temperature": 60.0, "cpi": 211.0, "is_holiday": False},
                   "assumed": {}, "cold_start": False, "model_version": "v1"}
     latency = (time.perf_counter() - started) * 1000
-    ids = log_predictions([prediction], source="api", request_id=uuid.uuid4().hex, latency_ms=latency)
+    storage = app.extensions["storage"]
+    rid = uuid.uuid4().hex
+    ids = log_predictions(storage, [prediction], source="api", request_id=rid, latency_ms=latency)
     out = {**prediction, "week": body["date"], "prediction_id": ids[0] if ids else None}
     return {"predictions": [out]}
 '''

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from app.monitoring.metrics import REGISTRY
 from app.storage import ModelVersion, StageChange
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -125,3 +126,12 @@ def model_app(tmp_path, small_artifact):
 @pytest.fixture
 def client(model_app):
     return model_app.test_client()
+
+
+@pytest.fixture
+def mon_app(tmp_path):
+    """An app with an empty database; request rows are flushed by the tests, not by a thread."""
+    app = make_test_app(tmp_path, REQUEST_LOG_FLUSH_SECONDS=0)
+    REGISTRY.reset()
+    yield app
+    app.extensions["storage"].dispose()

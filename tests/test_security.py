@@ -18,8 +18,9 @@ from flask import Flask
 from sqlalchemy import func, select, text
 
 from app import create_app
-from app.security import CONTENT_SECURITY_POLICY, is_transient_database_error
-from app.storage import PredictionLog
+from app.serving.holder import ModelUnavailable
+from app.storage import PredictionLog, is_transient_database_error
+from app.web.security import CONTENT_SECURITY_POLICY
 from tests.conftest import TEST_DATABASE_URL, make_test_app, register_production
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,8 +216,6 @@ def test_the_models_page_action_needs_the_admin_token(production_app: Flask) -> 
 def test_an_artifact_whose_hash_differs_from_the_registry_is_never_loaded(tmp_path, small_artifact) -> None:
     import shutil
 
-    from app.serving import ModelUnavailable, current_forecaster
-
     tampered = tmp_path / "tampered.joblib"
     shutil.copy(small_artifact.path, tampered)
     with tampered.open("ab") as handle:
@@ -224,8 +223,8 @@ def test_an_artifact_whose_hash_differs_from_the_registry_is_never_loaded(tmp_pa
     shutil.copy(small_artifact.metadata_path, tmp_path / "tampered.json")
     app = make_test_app(tmp_path)
     register_production(app, dataclasses.replace(small_artifact, path=tampered))
-    with app.app_context(), pytest.raises(ModelUnavailable):
-        current_forecaster()
+    with pytest.raises(ModelUnavailable):
+        app.extensions["model_holder"].get()
     response = app.test_client().post("/api/v1/predict", json={"store": 1, "dept": 1, "date": "2012-11-02"})
     assert response.status_code == 503 and response.is_json
 

@@ -29,7 +29,8 @@ def week_ending(value: object) -> pd.Timestamp:
     return ts + pd.Timedelta(days=(4 - ts.weekday()) % 7)
 
 
-def _friday_on_or_after(day: dt.date) -> dt.date:
+def friday_on_or_after(day: dt.date) -> dt.date:
+    """week_ending for a plain date, without a pandas Timestamp (the batch check runs it per row)."""
     return day + dt.timedelta(days=(4 - day.weekday()) % 7)
 
 
@@ -63,10 +64,10 @@ def holiday_weeks(year: int) -> dict[str, pd.Timestamp]:
     thanksgiving = nov1 + dt.timedelta(days=(3 - nov1.weekday()) % 7 + 21)
     easter = _easter(year)
     return {
-        "super_bowl": pd.Timestamp(_friday_on_or_after(super_bowl)),
-        "labor_day": pd.Timestamp(_friday_on_or_after(labor_day)),
-        "thanksgiving": pd.Timestamp(_friday_on_or_after(thanksgiving)),
-        "christmas": pd.Timestamp(_friday_on_or_after(dt.date(year, 12, 25))),
+        "super_bowl": pd.Timestamp(friday_on_or_after(super_bowl)),
+        "labor_day": pd.Timestamp(friday_on_or_after(labor_day)),
+        "thanksgiving": pd.Timestamp(friday_on_or_after(thanksgiving)),
+        "christmas": pd.Timestamp(friday_on_or_after(dt.date(year, 12, 25))),
         # The Saturday..Friday week that ends on Good Friday holds the Easter shopping.
         "easter": pd.Timestamp(easter - dt.timedelta(days=2)),
     }

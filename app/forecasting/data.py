@@ -488,12 +488,3 @@ def load_test_rows(data_dir: str | Path, stores: pd.DataFrame | None = None) -> 
     if stores is not None:
         _check_known_stores(table, store, stores["store"].to_numpy())
     return pd.DataFrame({"store": store, "dept": dept, "date": date, "is_holiday": holiday})
-
-
-def load_or_generate(data_dir: str | Path | None, seed: int = 0) -> Dataset:
-    """The real files when a directory is given; otherwise the embedded synthetic default."""
-    if data_dir:
-        return load_dataset(data_dir)
-    from app.forecasting.synthetic import generate_dataset
-
-    return generate_dataset(seed=seed)

@@ -25,6 +25,7 @@ from app.forecasting.data import (
     TEST_FILE,
     TRAIN_FILE,
     Dataset,
+    load_dataset,
     summarise,
 )
 
@@ -295,3 +296,10 @@ def write_kaggle_csvs(dataset: Dataset, directory: str | Path, *, test_csv: bool
             paths[TEST_FILE] = directory / TEST_FILE
             test.to_csv(paths[TEST_FILE], index=False, lineterminator="\n")
     return paths
+
+
+def load_or_generate(data_dir: str | Path | None, seed: int = 0) -> Dataset:
+    """The real files when a directory is given; otherwise the embedded synthetic default."""
+    if data_dir:
+        return load_dataset(data_dir)
+    return generate_dataset(seed=seed)

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.config import Config
@@ -242,15 +244,14 @@ def parse_rows(rows: Any) -> pd.DataFrame:
 # Upsert
 
 
+_UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+
+
 def _insert_statement(session: Session) -> Any:
     """INSERT that tolerates a concurrent import of the same keys (upsert on SQLite and PostgreSQL)."""
     dialect = session.get_bind().dialect.name
-    if dialect in {"sqlite", "postgresql"}:
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        statement = dialect_insert(_TABLE)
+    if dialect in _UPSERTS:
+        statement = _UPSERTS[dialect](_TABLE)
         return statement.on_conflict_do_update(
             index_elements=["store", "dept", "week"],
             set_={

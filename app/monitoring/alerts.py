@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.storage import Alert, AlertDelivery, DriftReport, PerformanceSnapshot, get_row, utcnow
+from app.storage import Alert, AlertDelivery, DriftReport, PerformanceSnapshot, Storage, get_row, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +191,26 @@ def evaluate(session: Session, config: Mapping[str, Any]) -> dict[str, Any]:
         "error_rate": check_error_rate(session, snapshot, float(config.get("ERROR_RATE_THRESHOLD", 0.05))),
     }
     return {kind: alert.id for kind, alert in opened.items() if alert is not None}
+
+
+def open_artifact_alert(storage: Storage, row: Any, error: BaseException | str) -> None:
+    """Open (or refresh) the critical "artifact" alert of a refused version: one per version, however
+    many workers refuse the same file (open_alert dedupes by kind and key)."""
+    version = int(row.version)
+    with storage.session() as session:
+        open_alert(
+            session,
+            "artifact",
+            "critical",
+            f"production version v{version} was refused: its artifact failed to load ({error}). "
+            "The previous version keeps serving; roll back or promote another version.",
+            {
+                "version": version,
+                "name": row.name,
+                "artifact_path": row.artifact_path,
+                "expected_sha256": row.artifact_sha256,
+                "error": str(error)[:1000],
+            },
+            key=f"{row.name}:v{version}",
+        )
+    log.critical("artifact of %s v%s refused: %s", row.name, version, error)

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import current_app, has_app_context
 from sqlalchemy import insert
 
 from app.monitoring import metrics
@@ -177,21 +176,15 @@ def _write_sqlite(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
 
 
 def log_predictions(
-    predictions: list[Any], *, source: str, request_id: str, latency_ms: float, storage: Storage | None = None
+    storage: Storage, predictions: list[Any], *, source: str, request_id: str, latency_ms: float
 ) -> list[int]:
-    """Log every prediction of one request; returns the new row ids ([] when logging is switched off).
+    """Log every prediction of one request; returns the new row ids.
 
     Raises on a database failure: a prediction that cannot be logged is not silently served
-    unlogged (the API turns the error into a 503). Pass `storage` outside a Flask app context.
+    unlogged (the API turns the error into a 503).
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-    if storage is None:
-        if not has_app_context():
-            raise RuntimeError("log_predictions needs an app context or an explicit storage")
-        if not current_app.config.get("PREDICTION_LOGGING", True):
-            return []
-        storage = current_app.extensions["storage"]
     started = time.perf_counter()
     rows = to_rows(predictions, source=source, request_id=request_id, latency_ms=latency_ms)
     ids = write_rows(storage, rows)

@@ -18,16 +18,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
+from app.forecasting.backtest import run_backtest
+from app.forecasting.data import Dataset
+from app.forecasting.training import HOLDOUT_WEEKS, save_model, train
 from app.registry import versions
 from app.registry.runs import track_run
 from app.storage import Run, Storage
-
-if TYPE_CHECKING:
-    from app.forecasting.data import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,6 @@ def backtest(
 
     Without an origin, the last `horizon` weeks of the data are held out.
     """
-    from app.forecasting.backtest import run_backtest
-    from app.forecasting.training import HOLDOUT_WEEKS
-
     horizon = horizon or HOLDOUT_WEEKS
     if origin is None:
         origin = dataset.last_week - pd.Timedelta(weeks=horizon)
@@ -197,8 +194,6 @@ def train_and_register(
     stage=None: production when there is none yet or production was trained on other data, otherwise
     staging (what every `train` does).
     """
-    from app.forecasting.training import save_model, train
-
     with track_run(
         storage, "train", kind, params={**(run_params or {}), "model_params": params or {}}, dataset=dataset
     ) as run:

@@ -11,13 +11,11 @@ Install with `pip install -r requirements-mlflow.txt`. Mirror failures are logge
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
-from flask import Flask
-
 from app.registry import events
+from app.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ class MlflowMirror:
     """Writes to one tracking URI through an MlflowClient (no global mlflow state is touched)."""
 
     def __init__(self, tracking_uri: str, model_name: str) -> None:
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # optional: requirements-mlflow.txt
 
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.model_name = model_name
@@ -63,7 +61,7 @@ class MlflowMirror:
         return experiment.experiment_id if experiment else self.client.create_experiment(name)
 
     def mirror_run(self, run: dict[str, Any]) -> str:
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric, Param  # optional: requirements-mlflow.txt
 
         experiment_id = self._experiment_id(f"{self.model_name}-{run['run_type']}")
         tags = {
@@ -112,7 +110,7 @@ class MlflowMirror:
         return mlflow_id
 
     def _ensure_model(self) -> None:
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # optional: requirements-mlflow.txt
 
         try:
             self.client.get_registered_model(self.model_name)
@@ -153,9 +151,8 @@ class MlflowMirror:
             self.client.set_registered_model_alias(self.model_name, "production", found.version)
 
 
-def install(app: Flask) -> MlflowMirror | None:
-    """Subscribe the mirror when MLFLOW_TRACKING_URI is configured and mlflow importable."""
-    uri = app.config.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_TRACKING_URI")
+def install(storage: Storage, uri: str | None, model_name: str) -> MlflowMirror | None:
+    """Subscribe a mirror to the registry's events when a tracking URI is configured and mlflow importable."""
     if not uri:
         return None
     if not available():
@@ -164,11 +161,10 @@ def install(app: Flask) -> MlflowMirror | None:
         )
         return None
     try:
-        mirror = MlflowMirror(str(uri), app.config["MODEL_NAME"])
+        mirror = MlflowMirror(str(uri), model_name)
     except Exception:  # noqa: BLE001 - a bad URI must not stop the app
         log.exception("MLflow mirror disabled: cannot open %s", uri)
         return None
-    events.subscribe(app.extensions["storage"], mirror)
-    app.extensions["mlflow_mirror"] = mirror
+    events.subscribe(storage, mirror)
     log.info("mirroring runs and versions to MLflow at %s", uri)
     return mirror

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import or_, select
 
+from app.forecasting.data import Dataset
 from app.storage import ActualSale, Storage
-
-if TYPE_CHECKING:
-    from app.forecasting.data import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +52,6 @@ def dataset_with_actuals(dataset: Dataset, storage: Storage) -> Dataset:
     Actuals for stores the dataset does not know are left out (there are no covariates for them), and
     so are actuals tagged with another data lineage. The lineage is kept: same stores and covariates.
     """
-    from app.forecasting.data import Dataset
-
     actuals = actuals_frame(storage, dataset.lineage())
     if actuals.empty:
         log.info("no actual sales ingested: training on the base data only")

@@ -18,16 +18,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pandas as pd
 from sqlalchemy import select
 
 from app.config import PROJECT_ROOT
+from app.forecasting.data import Dataset
 from app.registry import events
 from app.storage import Run, Storage, get_row, utcnow
-
-if TYPE_CHECKING:
-    from app.forecasting.data import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,6 @@ def _as_date(value: Any) -> dt.date | None:
     if value is None or value == "":
         return None
     try:
-        import pandas as pd
-
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError):
         return None

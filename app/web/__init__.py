@@ -1,31 +1,47 @@
-"""The web layer: JSON API and HTML pages; it calls the core and computes nothing of its own."""
+"""The web layer: JSON API and HTML pages over the services; it computes nothing of its own."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Flask, request
+from flask_wtf.csrf import CSRFProtect
+
+from app.jobs.scheduler import start_background_scheduler
+from app.monitoring.request_log import RequestLogBuffer
+from app.web import (
+    api,
+    charts,
+    errors,
+    loop_api,
+    loop_pages,
+    monitoring_views,
+    pages,
+    registry_views,
+    request_metrics,
+    security,
+)
+
+# Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
+csrf = CSRFProtect()
 
 
-def init_app(app: Flask) -> None:
-    """Blueprints (pages, api under /api/v1), error handlers, template helpers, chart warm-up."""
-    from app import csrf
-    from app.web import api, charts, loop_api, loop_pages, pages
-
-    csrf.exempt(api.bp)
-    csrf.exempt(loop_api.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(loop_pages.bp)
-    app.register_blueprint(api.bp, url_prefix="/api/v1")
-    app.register_blueprint(loop_api.bp, url_prefix="/api/v1")
-    api.register_error_handlers(app)
+def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
+    """Blueprints (pages, api under /api/v1), error handlers, response headers, request metrics."""
+    csrf.init_app(app)
+    for blueprint in (api.bp, loop_api.bp, registry_views.api_bp, monitoring_views.api_bp):
+        csrf.exempt(blueprint)
+        app.register_blueprint(blueprint, url_prefix="/api/v1")
+    for blueprint in (pages.bp, loop_pages.bp, registry_views.pages_bp, monitoring_views.pages_bp):
+        app.register_blueprint(blueprint)
+    errors.register_error_handlers(app)
+    security.init_app(app)  # response headers; a locked database answers 503
+    request_metrics.init_app(app, request_log)
 
     @app.context_processor
     def _model_version() -> dict[str, Any]:
         # What is in memory now; never triggers a registry check or a load.
-        holder = app.extensions.get("model_holder")
-        forecaster = getattr(holder, "_forecaster", None)
-        return {"model_version": getattr(forecaster, "version", None)}
+        return {"model_version": app.extensions["model_holder"].version}
 
     if not app.testing:
         # Warm vl-convert in the worker that will render (after any gunicorn fork), off the request path.
@@ -34,3 +50,14 @@ def init_app(app: Flask) -> None:
         def _warm_charts() -> None:
             if not request.path.startswith(("/api/", "/static/", "/metrics")):
                 charts.warm(background=True)
+
+    if app.config.get("SCHEDULER_ENABLED") and not app.testing:
+        # Started on the first request, so under gunicorn's preload it runs in each worker (after fork),
+        # never in the master; the jobs' slot claims keep each interval's run unique.
+        started = {"done": False}
+
+        @app.before_request
+        def _start_scheduler() -> None:
+            if not started["done"]:
+                started["done"] = True
+                app.extensions["monitoring_scheduler"] = start_background_scheduler(app.extensions["jobs"])

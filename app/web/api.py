@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import ValidationError
 
-from app.web import service
+from app.web import context
 from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
-from app.web.errors import ApiError, api_error, detail, validation_details
-from app.web.errors import register_error_handlers as _register_error_handlers
+from app.web.errors import ApiError, detail, validation_details
+from app.web.model_card import model_features as features_of
+from app.web.model_card import model_summary
+from app.web.openapi import openapi_document
 from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery, input_features
 
 bp = Blueprint("api", __name__)
@@ -39,7 +41,7 @@ def fast_json(body: Any, status: int = 200) -> Response:
 
 @bp.after_request
 def _request_id_header(response: Response) -> Response:
-    response.headers.setdefault("X-Request-ID", service.request_id())
+    response.headers.setdefault("X-Request-ID", context.request_id())
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -102,7 +104,7 @@ def ready() -> Any:
 def predict() -> Any:
     """One week of one store-department."""
     row = _validate(PredictRequest, _json_object())
-    served = service.predict([row], source="api")
+    served = context.predict([row], source="api")
     return fast_json({**served.predictions[0], "request_id": served.request_id})
 
 
@@ -139,11 +141,11 @@ def predict_batch() -> Any:
         )
     valid, errors = validate_rows(rows, lines)
     if not errors:
-        errors = service.check_rows(valid, lines)
+        errors = context.check_rows(valid, lines)
     if errors:
         bad = len({e.get("row") for e in errors})
         raise ApiError(422, f"{bad} invalid row{'s' if bad != 1 else ''}: nothing was predicted", errors)
-    served = service.predict(valid, source="batch")
+    served = context.predict(valid, source="batch")
     if request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv":
         body = predictions_csv(served.predictions, passthrough if passthrough and passthrough[0] else None)
         response = Response(body, mimetype="text/csv")
@@ -164,7 +166,7 @@ def predict_batch() -> Any:
 def forecast() -> Any:
     """Consecutive weeks (1-52) of one store-department, optional covariates per week."""
     req = _validate(ForecastRequest, _json_object())
-    served = service.forecast(req, source="forecast")
+    served = context.forecast(req, source="forecast")
     first = served.predictions[0]["week"] if served.predictions else served.extra["start"].isoformat()
     return fast_json(
         {
@@ -187,7 +189,7 @@ def store_forecast(store: str) -> Any:
     if unknown:
         raise ApiError(422, "invalid request", [detail(name, "unknown query parameter") for name in unknown])
     req = _validate(StoreForecastQuery, query)
-    served = service.forecast_store(req, source="forecast")
+    served = context.forecast_store(req, source="forecast")
     total = served.extra["total"]
     return fast_json(
         {
@@ -205,31 +207,17 @@ def store_forecast(store: str) -> Any:
 @bp.get("/model")
 def model() -> Any:
     """The production model: version, kind, parameters, training window, backtest, feature importances."""
-    from app.web.model_card import model_summary
-
-    return model_summary(service.forecaster())
+    return model_summary(context.forecaster())
 
 
 @bp.get("/model/features")
 def model_features() -> Any:
     """The request fields (types, valid ranges) and the features the model computes (with importances)."""
-    from app.web.model_card import model_features as features_of
-
-    model = service.forecaster()
+    model = context.forecaster()
     return {"model_version": str(model.version), "inputs": input_features(), "features": features_of(model)}
 
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
     """The OpenAPI 3.1 document, generated from the request schemas."""
-    from app.web.openapi import openapi_document
-
     return jsonify(openapi_document())
-
-
-def register_error_handlers(app: Flask) -> None:
-    """JSON errors under /api (404 and 405 included), HTML elsewhere."""
-    _register_error_handlers(app)
-
-
-__all__ = ["api_error", "bp", "register_error_handlers"]

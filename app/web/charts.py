@@ -69,7 +69,7 @@ def to_svg(chart: alt.TopLevelMixin) -> str:
         if cached is not None:
             _CACHE.move_to_end(key)
             return cached
-    import vl_convert
+    import vl_convert  # deferred: loading the Vega engine costs ~1 s, and API-only workers never render
 
     svg = vl_convert.vegalite_to_svg(spec)
     svg = _responsive(svg)

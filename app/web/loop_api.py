@@ -13,8 +13,7 @@ from flask import Blueprint, Response, request
 
 from app.loop import publish
 from app.loop.history import lineage_of
-from app.serving import storage
-from app.web import published, service
+from app.web import context, published
 from app.web.api import fast_json
 from app.web.errors import ApiError, detail
 
@@ -23,7 +22,7 @@ bp = Blueprint("loop_api", __name__)
 
 @bp.after_request
 def _request_id_header(response: Response) -> Response:
-    response.headers.setdefault("X-Request-ID", service.request_id())
+    response.headers.setdefault("X-Request-ID", context.request_id())
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -42,14 +41,14 @@ def _int_arg(name: str, low: int, high: int, default: int | None) -> int | None:
 
 
 def _run(run_id: int) -> publish.PublishedRun:
-    run = publish.get_run(storage(), run_id)  # None for unknown ids and ids past the column's range
+    run = publish.get_run(context.storage(), run_id)  # None for unknown ids and ids past the column's range
     if run is None:
         raise ApiError(404, f"no forecast run {run_id}", [detail("run_id", "no such forecast run")])
     return run
 
 
 def _latest() -> publish.PublishedRun:
-    run = publish.latest_run(storage())
+    run = publish.latest_run(context.storage())
     if run is None:
         raise ApiError(
             404,
@@ -60,7 +59,7 @@ def _latest() -> publish.PublishedRun:
 
 
 def _csv(run: publish.PublishedRun) -> Response:
-    rows = publish.run_rows(storage(), run.id)
+    rows = publish.run_rows(context.storage(), run.id)
     response = Response(publish.csv_lines(rows), mimetype="text/csv")
     response.headers["Content-Disposition"] = f"attachment; filename={published.csv_name(run)}"
     response.headers["X-Forecast-Run"] = str(run.id)
@@ -71,7 +70,9 @@ def _csv(run: publish.PublishedRun) -> Response:
 def forecast_runs() -> Any:
     """Published runs, newest first."""
     limit = _int_arg("limit", 1, 500, 50)
-    return fast_json({"runs": [run.to_dict() for run in publish.list_runs(storage(), limit=limit or 50)]})
+    return fast_json(
+        {"runs": [run.to_dict() for run in publish.list_runs(context.storage(), limit=limit or 50)]}
+    )
 
 
 @bp.get("/forecast-runs/<int:run_id>")
@@ -97,7 +98,7 @@ def latest_series(store: int, dept: int) -> Any:
     """One series' published forecasts in the newest run."""
     run = _latest()
     rows = (
-        publish.run_rows(storage(), run.id, store=store, dept=dept)
+        publish.run_rows(context.storage(), run.id, store=store, dept=dept)
         if published.valid_number(store) and published.valid_number(dept)
         else []
     )
@@ -121,7 +122,7 @@ def latest_series(store: int, dept: int) -> Any:
 def accuracy_by_lag() -> Any:
     """Published forecasts scored against actual sales per lag bucket, beside the backtest's figures."""
     weeks = _int_arg("weeks", 1, 520, None)
-    model = service.forecaster()
+    model = context.forecaster()
     since = model.data_through - dt.timedelta(weeks=weeks) if weeks else None
     return fast_json(
         {
@@ -129,6 +130,6 @@ def accuracy_by_lag() -> Any:
             "lineage": lineage_of(model),
             "data_through": model.data_through.isoformat(),
             "since": since.isoformat() if since else None,
-            "buckets": published.accuracy_buckets(storage(), model, since=since),
+            "buckets": published.accuracy_buckets(context.storage(), model, since=since),
         }
     )

@@ -10,8 +10,7 @@ import pandas as pd
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from app.loop import publish
-from app.serving import storage
-from app.web import charts, published, service
+from app.web import charts, context, published
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ CONTEXT_WEEKS = 13  # weeks of history drawn before the first published forecast
 @bp.get("/forecast-runs")
 def runs_page() -> str:
     """Published runs, newest first, each with its CSV; a form to open one series."""
-    runs = publish.list_runs(storage())
+    runs = publish.list_runs(context.storage())
     return render_template("pages/forecast_runs.html", runs=runs, latest=runs[0] if runs else None)
 
 
@@ -73,14 +72,14 @@ def series_page(store: int, dept: int) -> Any:
     lag = request.args.get("lag", "1")
     lag = int(lag) if lag.isascii() and lag.isdigit() and 1 <= int(lag) <= 52 else 1
     valid = published.valid_number(store) and published.valid_number(dept)
-    db = storage()
+    db = context.storage()
     rows = publish.published_against_actuals(db, store, dept, lag=lag) if valid else []
     latest = publish.latest_run(db)
     latest_rows = publish.run_rows(db, latest.id, store=store, dept=dept) if latest and valid else []
-    model = service.forecaster_or_none()
+    model = context.forecaster_or_none()
     history = _history(model, store, dept) if valid else pd.DataFrame()
     scored = [r for r in rows if r["actual"] is not None]
-    context: dict[str, Any] = {
+    view: dict[str, Any] = {
         "store": store,
         "dept": dept,
         "lag": lag,
@@ -95,10 +94,10 @@ def series_page(store: int, dept: int) -> Any:
         "legend_items": charts.legend_items(),
     }
     if not rows and not latest_rows:
-        return render_template("pages/series.html", **context), 404
+        return render_template("pages/series.html", **view), 404
     if rows:
-        context["chart"] = charts.forecast_chart(_actuals_line(history, rows), pd.DataFrame(rows))
+        view["chart"] = charts.forecast_chart(_actuals_line(history, rows), pd.DataFrame(rows))
     if latest_rows:
         recent = history.tail(52) if len(history) else history
-        context["latest_chart"] = charts.forecast_chart(recent, pd.DataFrame(latest_rows))
-    return render_template("pages/series.html", **context)
+        view["latest_chart"] = charts.forecast_chart(recent, pd.DataFrame(latest_rows))
+    return render_template("pages/series.html", **view)

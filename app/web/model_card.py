@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.forecasting.features import FEATURES
 from app.registry.runs import jsonable
 from app.web import charts
 
@@ -215,10 +216,6 @@ def feature_descriptions(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
         ]
         ranges = {str(f.get("name")): (_num(f.get("min")), _num(f.get("max"))) for f in listed}
     else:
-        try:
-            from app.forecasting.features import FEATURES
-        except ImportError:
-            FEATURES = []  # noqa: N806
         known = {name: (name, kind, text) for name, kind, text in FEATURES}
         names = [str(n) for n in listed] if isinstance(listed, list) and listed else list(known)
         table = [known.get(name, (name, "", "")) for name in names]

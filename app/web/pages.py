@@ -14,11 +14,13 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from pydantic import ValidationError
 
 from app.registry import versions
-from app.serving import storage
-from app.web import charts, downloads, service
+from app.serving import predictions
+from app.web import charts, context, downloads
 from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
+from app.web.docs import docs_context
 from app.web.errors import ApiError, form_errors
 from app.web.model_card import model_card_context
+from app.web.openapi import openapi_document
 from app.web.schemas import (
     COVARIATES,
     DEFAULT_WEEKS,
@@ -86,11 +88,11 @@ def _history(model: Any, store: int, dept: int, weeks: int = 104) -> pd.DataFram
 @bp.route("/", methods=["GET", "POST"])
 def forecast() -> Any:
     """The forecast form: one week (a result card) or 2-52 weeks (chart, table, CSV download)."""
-    model = service.forecaster_or_none()
+    model = context.forecaster_or_none()
     if model is None:
         return _no_model()
     stores = _store_options(model)
-    default_start = service.default_start(model)
+    default_start = predictions.default_start(model)
     if request.method == "GET":
         store = request.args.get("store") or (str(stores[0]) if stores else "")
         form = {
@@ -102,8 +104,8 @@ def forecast() -> Any:
         }
         departments = _dept_options(model, store)
         form["dept"] = request.args.get("dept") or (str(departments[0]) if departments else "")
-        context = _forecast_context(model, stores, departments, form, {}, None)
-        return render_template("pages/forecast.html", **context)
+        view = _forecast_context(model, stores, departments, form, {}, None)
+        return render_template("pages/forecast.html", **view)
 
     form = {name: (request.form.get(name) or "").strip() for name in FORM_FIELDS}
     form["is_holiday"] = form["is_holiday"] or "auto"
@@ -130,14 +132,14 @@ def forecast() -> Any:
                     return _no_model()
         if errors:
             status = 422
-    context = _forecast_context(model, stores, departments, form, errors, result)
+    view = _forecast_context(model, stores, departments, form, errors, result)
     template = "partials/forecast_panel.html" if _is_htmx() else "pages/forecast.html"
-    return render_template(template, **context), status
+    return render_template(template, **view), status
 
 
 def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     if data.weeks == 1:
-        served = service.predict([data], source="page")
+        served = context.predict([data], source="page")
         return {"mode": "single", "prediction": served.predictions[0], "model_version": served.model_version}
     covariates = data.given()
     req = ForecastRequest(
@@ -147,7 +149,7 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
         weeks=data.weeks,
         covariates=[covariates] * data.weeks if covariates else None,
     )
-    served = service.forecast(req, source="page")
+    served = context.forecast(req, source="page")
     predictions = served.predictions
     history = _history(model, data.store, data.dept)
     svg = charts.forecast_chart(history, _frame(predictions)) if predictions else None
@@ -194,7 +196,7 @@ def _model_inputs(model: Any, store: Any, dept: Any, date: Any) -> dict[str, Any
 @bp.get("/partials/covariates")
 def covariates_partial() -> Any:
     """The covariate inputs with the model's values as placeholders (HTMX, when store/dept/week change)."""
-    model = service.forecaster_or_none()
+    model = context.forecaster_or_none()
     args = request.args
     placeholders = (
         _model_inputs(model, args.get("store"), args.get("dept"), args.get("date")) if model else {}
@@ -236,7 +238,7 @@ def _forecast_context(
         "placeholder_week": form.get("date") if placeholders else None,
         "max_weeks": MAX_WEEKS,
         "origin": getattr(model, "origin", None),
-        "first_week": service.default_start(model),
+        "first_week": predictions.default_start(model),
         "legend_items": charts.legend_items(),
     }
 
@@ -244,7 +246,7 @@ def _forecast_context(
 @bp.get("/partials/departments")
 def departments_partial() -> Any:
     """The department <select> for a store (HTMX swaps it in when the store changes)."""
-    model = service.forecaster_or_none()
+    model = context.forecaster_or_none()
     store = request.args.get("store", "")
     departments = _dept_options(model, store) if model is not None else []
     form = {"dept": str(departments[0]) if departments else ""}
@@ -268,7 +270,7 @@ def forecast_csv() -> Any:
     except ValidationError as error:
         message = "; ".join(f"{k}: {v}" for k, v in form_errors(error).items())
         return render_template("error.html", status=422, title="Invalid forecast", message=message), 422
-    served = service.forecast(req, source="page")
+    served = context.forecast(req, source="page")
     response = Response(predictions_csv(served.predictions), mimetype="text/csv")
     name = f"storecast_store{req.store}_dept{req.dept}_{served.predictions[0]['week']}_{req.weeks}w.csv"
     response.headers["Content-Disposition"] = f"attachment; filename={name}"
@@ -279,13 +281,13 @@ def forecast_csv() -> Any:
 @bp.get("/store")
 def store_page() -> Any:
     """A whole store: departments ranked by forecast, the store total chart."""
-    model = service.forecaster_or_none()
+    model = context.forecaster_or_none()
     if model is None:
         return _no_model()
     stores = _store_options(model)
     form = {
         "store": request.args.get("store", "").strip(),
-        "start": request.args.get("start", "").strip() or service.default_start(model).isoformat(),
+        "start": request.args.get("start", "").strip() or predictions.default_start(model).isoformat(),
         "weeks": request.args.get("weeks", "").strip() or str(DEFAULT_WEEKS),
     }
     errors: dict[str, str] = {}
@@ -305,7 +307,7 @@ def store_page() -> Any:
                 }
         if errors:
             status = 422
-    context = {
+    view = {
         "stores": stores,
         "form": form,
         "errors": errors,
@@ -314,11 +316,11 @@ def store_page() -> Any:
         "legend_items": charts.legend_items(),
     }
     template = "partials/store_panel.html" if _is_htmx() else "pages/store.html"
-    return render_template(template, **context), status
+    return render_template(template, **view), status
 
 
 def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
-    served = service.forecast_store(query, source="page")
+    served = context.forecast_store(query, source="page")
     total = served.extra["total"]
     departments = served.extra["departments"]
     grand = sum(d["total"] for d in departments) or 1.0
@@ -382,10 +384,10 @@ def _store_history(model: Any, store: int, departments: list[int]) -> pd.DataFra
 @bp.route("/batch", methods=["GET", "POST"])
 def batch() -> Any:
     """Upload a CSV (train.csv / test.csv columns): preview, errors by line, results to download."""
-    model = service.forecaster_or_none()
+    model = context.forecaster_or_none()
     if model is None:
         return _no_model()
-    context: dict[str, Any] = {
+    view: dict[str, Any] = {
         "limit": int(current_app.config["MAX_BATCH_ROWS"]),
         "errors": [],
         "message": None,
@@ -397,23 +399,23 @@ def batch() -> Any:
     if request.method == "POST":
         upload = request.files.get("file")
         if upload is None or not upload.filename:
-            context["message"] = "Choose a CSV file to upload."
+            view["message"] = "Choose a CSV file to upload."
             status = 422
         else:
-            context["filename"] = upload.filename
-            status = _run_batch(upload.read(), context)
+            view["filename"] = upload.filename
+            status = _run_batch(upload.read(), view)
     template = "partials/batch_panel.html" if _is_htmx() else "pages/batch.html"
-    return render_template(template, **context), status
+    return render_template(template, **view), status
 
 
-def _run_batch(data: bytes, context: dict[str, Any]) -> int:
+def _run_batch(data: bytes, view: dict[str, Any]) -> int:
     try:
-        parsed = parse_csv(decode(data), int(context["limit"]))
+        parsed = parse_csv(decode(data), int(view["limit"]))
     except ApiError as error:
-        context["message"] = error.message
-        context["errors"] = error.details
+        view["message"] = error.message
+        view["errors"] = error.details
         return error.status
-    context["preview"] = {
+    view["preview"] = {
         "columns": parsed.columns,
         "rows": [
             {"line": line, **row, **extra}
@@ -429,27 +431,27 @@ def _run_batch(data: bytes, context: dict[str, Any]) -> int:
     valid, errors = validate_rows(parsed.rows, parsed.lines)
     if not errors:
         try:
-            errors = service.check_rows(valid, parsed.lines)
+            errors = context.check_rows(valid, parsed.lines)
         except ApiError as error:
-            context["message"] = error.message
+            view["message"] = error.message
             return error.status
     if errors:
-        context["errors"] = errors
+        view["errors"] = errors
         bad = len({e.get("row") for e in errors})
-        context["message"] = (
+        view["message"] = (
             f"{bad} of {len(parsed.rows)} rows are invalid; nothing was predicted. Fix them and upload again."
         )
         return 422
     try:
-        served = service.predict(valid, source="batch")
+        served = context.predict(valid, source="batch")
     except ApiError as error:
-        context["message"] = error.message
-        context["errors"] = error.details
+        view["message"] = error.message
+        view["errors"] = error.details
         return error.status
     extra = parsed.passthrough if parsed.passthrough and parsed.passthrough[0] else None
     token = downloads.keep(predictions_csv(served.predictions, extra))
     predictions = served.predictions
-    context["result"] = {
+    view["result"] = {
         "count": len(predictions),
         "rows": predictions[:BATCH_RESULT_ROWS],
         "total": sum(p["prediction"] for p in predictions),
@@ -475,11 +477,11 @@ def batch_download(token: str) -> Any:
 @bp.get("/model")
 def model_page() -> Any:
     """The production model's card."""
-    model = service.forecaster_or_none()
+    model = context.forecaster_or_none()
     if model is None:
         return _no_model()
     staleness = versions.staleness(
-        storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
+        context.storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
     )
     return render_template("pages/model.html", card=model_card_context(model), staleness=staleness)
 
@@ -487,7 +489,4 @@ def model_page() -> Any:
 @bp.get("/api/docs")
 def api_docs() -> Any:
     """A readable page for the OpenAPI document, rendered here (no Swagger UI, no CDN)."""
-    from app.web.docs import docs_context
-    from app.web.openapi import openapi_document
-
     return render_template("pages/api_docs.html", **docs_context(openapi_document()))

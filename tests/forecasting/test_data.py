@@ -17,10 +17,9 @@ from app.forecasting.data import (
     DataError,
     Dataset,
     load_dataset,
-    load_or_generate,
     load_test_rows,
 )
-from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
+from app.forecasting.synthetic import generate_dataset, load_or_generate, write_kaggle_csvs
 
 REAL_DATA = Path(os.environ.get("STORECAST_DATA") or Path(__file__).parents[2].parent / "shared/data/walmart")
 real_data = pytest.mark.skipif(

@@ -9,17 +9,6 @@ import pandas as pd
 import pytest
 
 from app.forecasting.data import COVARIATE_COLUMNS
-from app.monitoring.metrics import REGISTRY
-from tests.conftest import make_test_app
-
-
-@pytest.fixture
-def mon_app(tmp_path):
-    """An app with an empty database; request rows are flushed by the tests, not by a thread."""
-    app = make_test_app(tmp_path, REQUEST_LOG_FLUSH_SECONDS=0)
-    REGISTRY.reset()
-    yield app
-    app.extensions["storage"].dispose()
 
 
 @pytest.fixture(scope="session")

@@ -122,7 +122,13 @@ def _log(app, frame: pd.DataFrame) -> None:
     with app.app_context():
         rows = prediction_rows(frame.assign(prediction=frame["weekly_sales"]))
         for start in range(0, len(rows), 500):
-            log_predictions(rows[start : start + 500], source="api", request_id=f"r{start}", latency_ms=3)
+            log_predictions(
+                app.extensions["storage"],
+                rows[start : start + 500],
+                source="api",
+                request_id=f"r{start}",
+                latency_ms=3,
+            )
 
 
 @pytest.mark.parametrize("size", [400, 8000])

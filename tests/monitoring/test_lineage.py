@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from app.monitoring import actuals, performance
 from app.monitoring.prediction_log import log_predictions
-from app.monitoring.request_metrics import flush_request_log
 from app.registry import runs, versions
 from app.storage import ActualSale, Run
 from tests.monitoring.conftest import at, simple_predictions
@@ -69,7 +68,9 @@ def test_predictions_are_never_scored_against_another_dataset(mon_app):
     storage = mon_app.extensions["storage"]
     register(mon_app, LINEAGE_A)  # v1
     with mon_app.app_context():
-        log_predictions(simple_predictions(2, start="2012-11-02"), source="api", request_id="a", latency_ms=1)
+        log_predictions(
+            storage, simple_predictions(2, start="2012-11-02"), source="api", request_id="a", latency_ms=1
+        )
     assert register(mon_app, LINEAGE_B)["stage"] == "production"  # v2, the data changed
     with storage.session() as session:
         actuals.import_csv(session, CSV)  # tagged B
@@ -79,7 +80,7 @@ def test_predictions_are_never_scored_against_another_dataset(mon_app):
 
     v2 = [{**row, "model_version": "v2"} for row in simple_predictions(2, start="2012-11-02")]
     with mon_app.app_context():
-        log_predictions(v2, source="api", request_id="b", latency_ms=1)
+        log_predictions(storage, v2, source="api", request_id="b", latency_ms=1)
     assert accuracy(mon_app, "v2")["matched_actuals"] == 2
     assert accuracy(mon_app, None)["matched_actuals"] == 2  # still not v1's
 
@@ -90,12 +91,14 @@ def test_the_page_counts_requests_and_predictions_live(mon_app):
     for _ in range(3):
         client.get("/api/v1/health")
     with mon_app.app_context():
-        log_predictions(simple_predictions(7), source="api", request_id="r", latency_ms=1)
+        log_predictions(
+            mon_app.extensions["storage"], simple_predictions(7), source="api", request_id="r", latency_ms=1
+        )
     html = client.get("/monitoring").get_data(as_text=True)
     assert "No performance snapshot yet" in html
     assert "Requests, last 24 h" in html and 'data-testid="live-requests">3<' in html
     assert 'data-testid="live-predictions">7<' in html
-    flush_request_log(mon_app)
+    mon_app.extensions["request_log"].flush()
     with mon_app.extensions["storage"].engine.connect() as connection:
         counts = performance.live_counts(connection, at(-1))
     assert (counts["requests"], counts["predictions"]) == (4, 7)  # and the page's own request

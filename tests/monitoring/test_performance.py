@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.jobs.tasks import run_job
 from app.monitoring import actuals, performance
-from app.monitoring.jobs import run_job
 from app.monitoring.prediction_log import log_predictions
-from app.monitoring.request_metrics import flush_request_log
 from app.registry import versions
 from app.storage import PerformanceSnapshot
 from tests.monitoring.conftest import at
@@ -35,7 +34,9 @@ def test_live_accuracy_equals_the_hand_computed_value(mon_app):
         _prediction(1, 1, "2012-11-02", 5000.0, version="v0"),  # another model's: not scored for v1
     ]
     with mon_app.app_context():
-        log_predictions(predictions, source="api", request_id="acc", latency_ms=4.0)
+        log_predictions(
+            mon_app.extensions["storage"], predictions, source="api", request_id="acc", latency_ms=4.0
+        )
     csv = (
         "Store,Dept,Date,Weekly_Sales,IsHoliday\n"
         "1,1,2012-11-02,1000,FALSE\n1,1,2012-11-23,2000,TRUE\n1,2,2012-11-02,500,FALSE\n"
@@ -66,7 +67,7 @@ def test_service_figures_come_from_the_request_log(mon_app):
     assert client.get("/api/v1/no-such-thing").status_code == 404
     assert client.get("/api/v1/test-unavailable").status_code == 503
     assert client.get("/static/css/app.css").status_code == 200  # static files are not counted
-    assert flush_request_log(mon_app) == 10
+    assert mon_app.extensions["request_log"].flush() == 10
     with mon_app.extensions["storage"].engine.connect() as connection:
         service = performance.service_stats(connection, at(1), at(-1))
     assert (service["requests"], service["errors_4xx"], service["errors_5xx"]) == (10, 1, 1)
@@ -75,7 +76,7 @@ def test_service_figures_come_from_the_request_log(mon_app):
 
 def test_the_job_writes_a_snapshot(mon_app):
     mon_app.test_client().get("/api/v1/health")
-    outcome = run_job(mon_app, "performance", manual=True)
+    outcome = run_job(mon_app.extensions["jobs"], "performance", manual=True)
     assert outcome.ran and outcome.error is None
     with mon_app.extensions["storage"].session() as session:
         snapshot = session.get(PerformanceSnapshot, outcome.result["snapshot_id"])

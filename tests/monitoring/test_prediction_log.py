@@ -23,8 +23,9 @@ def _count(storage: Storage) -> int:
 def test_logs_every_prediction_with_ids_in_order(mon_app):
     predictions = simple_predictions(5)
     predictions[2]["inputs"]["markdown1"] = math.nan
-    with mon_app.app_context():
-        ids = log_predictions(predictions, source="forecast", request_id="req-1", latency_ms=12.5)
+    ids = log_predictions(
+        mon_app.extensions["storage"], predictions, source="forecast", request_id="req-1", latency_ms=12.5
+    )
     assert len(ids) == 5 and ids == sorted(ids)
     with mon_app.extensions["storage"].session() as session:
         rows = session.scalars(select(PredictionLog).order_by(PredictionLog.id)).all()
@@ -37,18 +38,15 @@ def test_logs_every_prediction_with_ids_in_order(mon_app):
     assert REGISTRY.predictions["forecast"] == 5
 
 
-def test_switched_off_logs_nothing(tmp_path):
-    from tests.conftest import make_test_app
-
-    app = make_test_app(tmp_path, PREDICTION_LOGGING=False)
-    with app.app_context():
-        assert log_predictions(simple_predictions(3), source="api", request_id="r", latency_ms=1) == []
-    assert _count(app.extensions["storage"]) == 0
-
-
 def test_unknown_source_is_refused(mon_app):
-    with mon_app.app_context(), pytest.raises(ValueError, match="source"):
-        log_predictions(simple_predictions(1), source="elsewhere", request_id="r", latency_ms=1)
+    with pytest.raises(ValueError, match="source"):
+        log_predictions(
+            mon_app.extensions["storage"],
+            simple_predictions(1),
+            source="elsewhere",
+            request_id="r",
+            latency_ms=1,
+        )
 
 
 def test_concurrent_threads_lose_nothing(mon_app):
@@ -57,7 +55,7 @@ def test_concurrent_threads_lose_nothing(mon_app):
     def serve(worker: int) -> None:
         for i in range(40):
             log_predictions(
-                simple_predictions(3), source="api", request_id=f"{worker}-{i}", latency_ms=1, storage=storage
+                storage, simple_predictions(3), source="api", request_id=f"{worker}-{i}", latency_ms=1
             )
 
     threads = [threading.Thread(target=serve, args=(w,)) for w in range(6)]
@@ -72,7 +70,7 @@ def _process_writer(url: str, worker: int, requests: int) -> None:
     storage = Storage(url)
     for i in range(requests):
         log_predictions(
-            simple_predictions(4), source="batch", request_id=f"p{worker}-{i}", latency_ms=2, storage=storage
+            storage, simple_predictions(4), source="batch", request_id=f"p{worker}-{i}", latency_ms=2
         )
     storage.dispose()
 

@@ -26,8 +26,8 @@ def busy_app(mon_app, small_dataset, covariate_frame):
         client.get("/api/v1/health")
     with mon_app.app_context():
         window = shifted(covariate_frame.sample(300, random_state=2))
-        log_predictions(prediction_rows(window.assign(prediction=window["weekly_sales"])), source="api",
-                        request_id="r", latency_ms=3)  # fmt: skip
+        rows = prediction_rows(window.assign(prediction=window["weekly_sales"]))
+        log_predictions(mon_app.extensions["storage"], rows, source="api", request_id="r", latency_ms=3)
     storage = mon_app.extensions["storage"]
     drift_check(storage, reference_from_dataset(small_dataset), version="v1", start=at(1), end=at(-1))
     with storage.session() as session:
@@ -116,7 +116,9 @@ def test_upload_form_imports_and_shows_errors(mon_app):
 def test_metrics_in_prometheus_text_format(busy_app):
     client = busy_app.test_client()
     with busy_app.app_context():
-        log_predictions(simple_predictions(2), source="page", request_id="m", latency_ms=1)
+        log_predictions(
+            busy_app.extensions["storage"], simple_predictions(2), source="page", request_id="m", latency_ms=1
+        )
     response = client.get("/metrics")
     text = response.get_data(as_text=True)
     assert response.status_code == 200 and response.mimetype == "text/plain"

@@ -7,10 +7,10 @@ import datetime as dt
 
 import pytest
 
+from app.cli.models import DATA_DIFFERS_EXIT
 from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
 from app.monitoring import actuals
 from app.registry import experiment, runs, versions
-from app.registry.cli import DATA_DIFFERS_EXIT
 from app.storage import ActualSale, Run
 from tests.conftest import TINY_TRAIN_PARAMS, make_test_app
 from tests.registry.conftest import register

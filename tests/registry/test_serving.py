@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.registry import versions
-from app.serving import ModelUnavailable
+from app.serving.holder import ModelUnavailable
 from app.storage import Alert
 from tests.conftest import make_test_app
 from tests.registry.conftest import flip_bytes, register

@@ -1,7 +1,8 @@
-"""The one path from a validated request to served predictions, shared by the API and the pages:
-get the production Forecaster, call it, log every prediction, shape the result as plain dicts.
+"""The one path from validated inputs to served predictions, for the API, the pages and scripts:
+call the production Forecaster, log every prediction, shape the result as plain dicts.
 
-The web layer computes no forecast of its own: all numbers come from the Forecaster.
+Plain Python: the web layer passes the model, the storage to log to (None: logging off) and the
+request id; the core's ForecastError (unknown store, week out of range) reaches the caller as is.
 """
 
 from __future__ import annotations
@@ -9,22 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
 import time
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import g, has_request_context, request
-
-from app.forecasting.forecaster import BANDS
-from app.serving import ModelUnavailable, current_forecaster
-from app.web.errors import ApiError, detail, forecast_error_detail
-from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
+from app.forecasting.calendar import friday_on_or_after
+from app.forecasting.forecaster import BANDS, Forecaster
+from app.monitoring.prediction_log import log_predictions
+from app.storage import Storage
 
 log = logging.getLogger(__name__)
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @dataclass
@@ -36,50 +32,6 @@ class Served:
     request_id: str
     latency_ms: float
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def request_id() -> str:
-    """The caller's X-Request-ID when it is sane, else a fresh one; stable within one request."""
-    if not has_request_context():
-        return uuid.uuid4().hex
-    rid = g.get("request_id")
-    if rid is None:
-        incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        g.request_id = rid
-    return rid
-
-
-def forecaster() -> Any:
-    """The production Forecaster, or ApiError 503 when none can be served."""
-    try:
-        return current_forecaster()
-    except ModelUnavailable as error:
-        raise ApiError(503, str(error), [detail("model", "no production model is loaded")]) from None
-
-
-def forecaster_or_none() -> Any:
-    """The production Forecaster, or None: pages render their no-model state instead of an error."""
-    try:
-        return current_forecaster()
-    except ModelUnavailable:
-        return None
-
-
-def _forecast_error_type() -> type[Exception]:
-    from app.forecasting.forecaster import ForecastError
-
-    return ForecastError
-
-
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call the core; its ForecastError (unknown store, week out of range...) becomes a 422."""
-    try:
-        return fn(*args, **kwargs)
-    except _forecast_error_type() as error:
-        raise ApiError(
-            422, str(getattr(error, "message", None) or error), [forecast_error_detail(error)]
-        ) from None
 
 
 def iso_week(value: Any) -> str:
@@ -136,18 +88,16 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
 
 
 def log_and_shape(
-    predictions: list[Any], *, source: str, rid: str, latency_ms: float
+    predictions: list[Any], *, storage: Storage | None, source: str, request_id: str, latency_ms: float
 ) -> list[dict[str, Any]]:
     """Write every prediction to the prediction log; ids from the log become prediction_ids."""
-    from app.monitoring.prediction_log import log_predictions
-
     ids = (
-        log_predictions(predictions, source=source, request_id=rid, latency_ms=latency_ms)
-        if predictions
+        log_predictions(storage, predictions, source=source, request_id=request_id, latency_ms=latency_ms)
+        if predictions and storage is not None
         else []
     )
     if not ids or len(ids) != len(predictions):  # logging switched off: still give each a unique id
-        ids = [f"{rid}-{i}" for i in range(len(predictions))]
+        ids = [f"{request_id}-{i}" for i in range(len(predictions))]
     return [prediction_dict(p, pid) for p, pid in zip(predictions, ids, strict=True)]
 
 
@@ -158,36 +108,43 @@ def _version(model: Any, predictions: list[Any]) -> str:
     return str(version or "")
 
 
-def check_rows(rows: list[PredictRequest], lines: list[int] | None = None) -> list[dict[str, Any]]:
+def check_rows(
+    model: Forecaster, rows: Sequence[dict[str, Any]], lines: list[int] | None = None
+) -> list[dict[str, Any]]:
     """Per-row errors the core would raise for the whole batch at once (unknown store, week out of
     range), so that a batch answer names every bad row instead of the first problem."""
-    model = forecaster()
-    valid_range = getattr(model, "valid_range", None)
-    lo = hi = None
-    if callable(valid_range):
-        first, last = valid_range()
-        lo, hi = first.date(), last.date()
+    first, last = model.valid_range()
+    lo, hi = first.date(), last.date()
     stores = set(model.stores())
     errors: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         extra = {"row": index} if lines is None else {"row": index, "line": lines[index]}
-        if row.store not in stores:
-            errors.append(detail(f"rows[{index}].store", f"unknown store {row.store}", **extra))
-        friday = row.date + dt.timedelta(days=(4 - row.date.weekday()) % 7)  # weeks end on Friday
-        if lo is not None and not lo <= friday <= hi:
-            errors.append(detail(f"rows[{index}].date", f"the week must be between {lo} and {hi}", **extra))
+        if row["store"] not in stores:
+            errors.append(
+                {"field": f"rows[{index}].store", "message": f"unknown store {row['store']}", **extra}
+            )
+        if not lo <= friday_on_or_after(row["date"]) <= hi:
+            errors.append(
+                {
+                    "field": f"rows[{index}].date",
+                    "message": f"the week must be between {lo} and {hi}",
+                    **extra,
+                }
+            )
     return errors
 
 
-def predict(rows: list[PredictRequest], *, source: str) -> Served:
-    """Predict validated rows (single or batch) and log them."""
-    model = forecaster()
-    rid = request_id()
+def predict(
+    model: Forecaster, rows: list[dict[str, Any]], *, storage: Storage | None, source: str, request_id: str
+) -> Served:
+    """Predict rows (single or batch) and log them."""
     started = time.perf_counter()
-    predictions = _call(model.predict_rows, [row.to_row() for row in rows])
+    predictions = model.predict_rows(rows)
     latency = (time.perf_counter() - started) * 1000
-    shaped = log_and_shape(predictions, source=source, rid=rid, latency_ms=latency)
-    return Served(shaped, _version(model, predictions), rid, latency)
+    shaped = log_and_shape(
+        predictions, storage=storage, source=source, request_id=request_id, latency_ms=latency
+    )
+    return Served(shaped, _version(model, predictions), request_id, latency)
 
 
 def default_start(model: Any) -> dt.date:
@@ -196,31 +153,47 @@ def default_start(model: Any) -> dt.date:
     return (origin + dt.timedelta(days=7)).date() if origin is not None else dt.date.today()
 
 
-def forecast(req: ForecastRequest, *, source: str) -> Served:
+def forecast(
+    model: Forecaster,
+    store: int,
+    dept: int,
+    start: dt.date | None,
+    weeks: int,
+    covariates: list[dict[str, Any]] | None,
+    *,
+    storage: Storage | None,
+    source: str,
+    request_id: str,
+) -> Served:
     """Consecutive weeks of one store-department, logged."""
-    model = forecaster()
-    rid = request_id()
-    start = req.start or default_start(model)
+    start = start or default_start(model)
     started = time.perf_counter()
-    predictions = _call(
-        model.forecast, req.store, req.dept, start, req.weeks, covariates=req.covariate_dicts()
-    )
+    predictions = model.forecast(store, dept, start, weeks, covariates=covariates)
     latency = (time.perf_counter() - started) * 1000
-    shaped = log_and_shape(predictions, source=source, rid=rid, latency_ms=latency)
-    return Served(shaped, _version(model, predictions), rid, latency, {"start": start})
+    shaped = log_and_shape(
+        predictions, storage=storage, source=source, request_id=request_id, latency_ms=latency
+    )
+    return Served(shaped, _version(model, predictions), request_id, latency, {"start": start})
 
 
-def forecast_store(query: StoreForecastQuery, *, source: str) -> Served:
+def forecast_store(
+    model: Forecaster,
+    store: int,
+    start: dt.date | None,
+    weeks: int,
+    *,
+    storage: Storage | None,
+    source: str,
+    request_id: str,
+) -> Served:
     """Every department of a store plus the store total; departments ranked by forecast total."""
-    model = forecaster()
-    rid = request_id()
-    start = query.start or default_start(model)
+    start = start or default_start(model)
     started = time.perf_counter()
-    result = _call(model.forecast_store, query.store, start, query.weeks)
+    result = model.forecast_store(store, start, weeks)
     latency = (time.perf_counter() - started) * 1000
     departments = result.departments
     flat = [p for dept in sorted(departments) for p in departments[dept]]
-    shaped = log_and_shape(flat, source=source, rid=rid, latency_ms=latency)
+    shaped = log_and_shape(flat, storage=storage, source=source, request_id=request_id, latency_ms=latency)
     by_dept: dict[int, list[dict[str, Any]]] = {}
     for item in shaped:
         by_dept.setdefault(item["dept"], []).append(item)
@@ -253,7 +226,7 @@ def forecast_store(query: StoreForecastQuery, *, source: str) -> Served:
     return Served(
         shaped,
         _version(model, flat),
-        rid,
+        request_id,
         latency,
         {"start": start, "total": total, "departments": dept_rows},
     )

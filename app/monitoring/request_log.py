@@ -1,4 +1,4 @@
-"""Request hooks: time every API and page request, count it in memory, and log it to `request_log`.
+"""The `request_log` table's writer: rows of timed requests (the web layer's hooks add them).
 
 Rows are not written per request: they are buffered in the worker and flushed in one multi-row
 INSERT every second by a daemon thread (started lazily, so after gunicorn forks), and at exit.
@@ -11,22 +11,16 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-import time
 from typing import Any
 
-from flask import Flask, Response, g, request
 from sqlalchemy import insert
 
-from app.monitoring.metrics import REGISTRY
-from app.storage import RequestLog, Storage, utcnow
+from app.storage import RequestLog, Storage
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
 MAX_BUFFER = 5000  # rows; beyond this the request that adds one flushes inline
-# Endpoints not worth a row: static files, the scrape itself and the monitoring page's polling partials.
-SKIPPED_ENDPOINTS = {"static", "monitoring.metrics"}
-SKIPPED_PREFIXES = ("monitoring.partial_",)
 
 
 class RequestLogBuffer:
@@ -91,44 +85,3 @@ class RequestLogBuffer:
             self.flush()
         except Exception:  # noqa: BLE001 - at exit there is nobody left to tell but the log
             log.exception("final request log flush failed")
-
-
-def _skipped(endpoint: str | None) -> bool:
-    return endpoint in SKIPPED_ENDPOINTS or (endpoint or "").startswith(SKIPPED_PREFIXES)
-
-
-def init_app(app: Flask) -> None:
-    """Install the before/after request hooks and the app's request-log buffer."""
-    # Tests get no writer thread (it would outlive their temporary database): they call flush_request_log.
-    flush_seconds = 0.0 if app.testing else float(app.config["REQUEST_LOG_FLUSH_SECONDS"])
-    buffer = RequestLogBuffer(app.extensions["storage"], flush_seconds)
-    app.extensions["request_log"] = buffer
-
-    @app.before_request
-    def _start_timer() -> None:
-        g._monitoring_started = time.perf_counter()
-
-    @app.after_request
-    def _record(response: Response) -> Response:
-        started = g.pop("_monitoring_started", None)
-        if started is None or _skipped(request.endpoint):
-            return response
-        seconds = time.perf_counter() - started
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        REGISTRY.observe_request(rule, request.method, response.status_code, seconds)
-        buffer.add(
-            {
-                "created_at": utcnow(),
-                "endpoint": rule[:128],
-                "method": request.method[:8],
-                "status": response.status_code,
-                "latency_ms": seconds * 1000.0,
-            }
-        )
-        return response
-
-
-def flush_request_log(app: Flask) -> int:
-    """Write this process' buffered request rows (tests, jobs and shutdown call it)."""
-    buffer: RequestLogBuffer | None = app.extensions.get("request_log")
-    return buffer.flush() if buffer is not None else 0

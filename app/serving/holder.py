@@ -14,16 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flask import Flask, current_app
-from sqlalchemy import select
-
+from app.forecasting.artifacts import ArtifactError, load_forecaster
+from app.forecasting.forecaster import Forecaster
 from app.loop.history import actuals_stamp, roll_forward
-from app.storage import ModelVersion, Storage
-
-if TYPE_CHECKING:
-    from app.forecasting.forecaster import Forecaster
+from app.storage import ModelVersion, Storage, production_version
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +71,7 @@ class ModelHolder:
 
     def _production_row(self) -> ModelVersion | None:
         with self.storage.session() as session:
-            return session.scalars(
-                select(ModelVersion).where(
-                    ModelVersion.name == self.model_name, ModelVersion.stage == "production"
-                )
-            ).first()
+            return production_version(session, self.model_name)
 
     def refresh(self, wait: bool = True) -> None:
         """Load the registry's production version if it differs from the one in memory."""
@@ -119,8 +111,6 @@ class ModelHolder:
             log.info("serving %s from sales through %s", rolled.version, rolled.data_through)
 
     def _load(self, row: ModelVersion) -> None:
-        from app.forecasting.artifacts import ArtifactError, load_forecaster
-
         try:
             forecaster = load_forecaster(row.artifact_path, expected_sha256=row.artifact_sha256)
         except (ArtifactError, OSError, EOFError, ValueError) as error:
@@ -167,18 +157,3 @@ class ModelHolder:
             "data_through": self._forecaster.data_through.isoformat() if self._forecaster else None,
             "trained_through": self._base.data_through.isoformat() if self._base else None,
         }
-
-
-def init_app(app: Flask) -> None:
-    app.extensions["model_holder"] = ModelHolder(
-        app.extensions["storage"], app.config["MODEL_NAME"], float(app.config["MODEL_REFRESH_SECONDS"])
-    )
-
-
-def current_forecaster() -> Forecaster:
-    """The production Forecaster of this worker; ModelUnavailable when there is none."""
-    return current_app.extensions["model_holder"].get()
-
-
-def storage() -> Storage:
-    return current_app.extensions["storage"]

@@ -8,7 +8,8 @@ import time
 
 from sqlalchemy import func, select
 
-from app.monitoring import jobs
+from app.jobs import scheduler as job_scheduler
+from app.jobs import tasks as jobs
 from app.storage import JobRun, PerformanceSnapshot
 from tests.conftest import make_test_app
 
@@ -34,7 +35,7 @@ def test_two_app_instances_on_one_database_run_each_job_once_per_interval(tmp_pa
     outcomes: list[jobs.JobOutcome] = []
 
     def run(app, at):
-        outcomes.extend(jobs.run_all(app, now=at, manual=False))
+        outcomes.extend(jobs.run_all(app.extensions["jobs"], now=at, manual=False))
 
     threads = [threading.Thread(target=run, args=(app, now)) for app in (first, second, first, second)]
     for thread in threads:
@@ -62,7 +63,7 @@ def test_two_app_instances_on_one_database_run_each_job_once_per_interval(tmp_pa
 def test_background_schedulers_in_two_instances_run_each_job_once(tmp_path):
     """The real APScheduler in two app instances: both fire at start-up, the slot claims keep one run each."""
     apps = [make_test_app(tmp_path) for _ in range(2)]
-    schedulers = [jobs.make_scheduler(app, blocking=False) for app in apps]
+    schedulers = [job_scheduler.make_scheduler(app.extensions["jobs"], blocking=False) for app in apps]
     for scheduler in schedulers:
         scheduler.start()
     deadline = time.monotonic() + 20
@@ -93,7 +94,7 @@ def test_manual_runs_always_run_and_failures_are_recorded(mon_app, monkeypatch):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setitem(jobs.JOBS, "alerts", broken)
-    outcome = jobs.run_job(mon_app, "alerts", manual=True)
+    outcome = jobs.run_job(mon_app.extensions["jobs"], "alerts", manual=True)
     assert outcome.ran and "disk on fire" in outcome.error
     with mon_app.extensions["storage"].session() as session:
         run = session.get(JobRun, outcome.run_id)
@@ -120,13 +121,15 @@ def test_the_retrain_job_is_scheduled_only_when_enabled(tmp_path):
     off = make_test_app(tmp_path / "off")
     on = make_test_app(tmp_path / "on", RETRAIN_ENABLED=True, RETRAIN_INTERVAL_HOURS=168)
     ids = {
-        name: {job.id for job in jobs.make_scheduler(app, blocking=False).get_jobs()}
+        name: {
+            job.id for job in job_scheduler.make_scheduler(app.extensions["jobs"], blocking=False).get_jobs()
+        }
         for name, app in (("off", off), ("on", on))
     }
     assert ids == {
         "off": set(ONCE),
         "on": {*ONCE, "retrain"},
     }
-    assert jobs.interval_minutes(on, "retrain") == 168 * 60
-    outcome = jobs.run_job(off, "retrain", manual=True)
+    assert jobs.interval_minutes(on.config, "retrain") == 168 * 60
+    outcome = jobs.run_job(off.extensions["jobs"], "retrain", manual=True)
     assert outcome.result == {"skipped": "RETRAIN_ENABLED is off"}

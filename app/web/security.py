@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 from sqlalchemy.exc import OperationalError
+
+from app.storage import is_transient_database_error
+from app.web.errors import api_error, wants_json
 
 log = logging.getLogger(__name__)
 
@@ -41,29 +44,7 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
 
-# Messages from SQLite and PostgreSQL that mean "busy or unreachable now, retry later", as opposed
-# to a programming error (a bad column, a missing table) that must stay a loud 500.
-_TRANSIENT_MARKERS = (
-    "database is locked",
-    "database table is locked",
-    "could not connect",
-    "connection refused",
-    "server closed the connection",
-    "terminating connection",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "too many clients",
-    "lock timeout",
-    "canceling statement due to lock timeout",
-)
-
 RETRY_AFTER_SECONDS = 2
-
-
-def is_transient_database_error(error: BaseException) -> bool:
-    """True for a database that is busy (locked) or unreachable, which a retry may cure."""
-    text = str(getattr(error, "orig", None) or error).lower()
-    return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
 def _add_security_headers(response: Response) -> Response:
@@ -76,7 +57,7 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
     """Driver-level errors too: a hot path may use the DBAPI connection directly (the prediction log)."""
     errors: list[type[BaseException]] = [OperationalError, sqlite3.OperationalError]
     try:
-        import psycopg
+        import psycopg  # optional: only installed for PostgreSQL
 
         errors.append(psycopg.OperationalError)
     except ImportError:  # PostgreSQL support not installed
@@ -91,9 +72,8 @@ def _database_unavailable(error: Exception):
     reason = str(getattr(error, "orig", None) or error).strip()
     log.warning("database unavailable on %s %s: %s", request.method, request.path, reason)
     message = "the database is busy or unreachable; nothing was recorded, retry shortly"
-    wants_json = request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
-    if wants_json:
-        response = jsonify({"error": message, "details": [{"field": "database", "message": reason}]})
+    if wants_json():
+        response = api_error(503, message, [{"field": "database", "message": reason}])
     else:
         response = Response(f"Service unavailable: {message}.\n", mimetype="text/plain")
     response.status_code = 503

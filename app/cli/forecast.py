@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,11 +17,12 @@ import pandas as pd
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.forecasting.data import DataError, load_or_generate
+from app.cli.data import load_dataset
+from app.cli.db import SchemaGroup, requires_schema
 from app.loop import history, publish, weekly
 from app.loop.history import production_forecaster
 from app.loop.replay import ReplaySettings, replay, write_forecasts
-from app.migrate import SchemaGroup, requires_schema
+from app.web import context
 
 forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan of record).")
 
@@ -34,7 +34,7 @@ forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan o
 def publish_command(out: Path | None) -> None:
     """Publish a run now: 52 weeks for every series from the newest week of known sales, then score."""
     app = current_app
-    storage = app.extensions["storage"]
+    storage = context.storage()
     try:
         base = production_forecaster(storage, app.config["MODEL_NAME"])
     except LookupError:
@@ -82,14 +82,10 @@ def replay_command(
 ) -> None:
     """Replay the weekly loop over the weeks after --start on this database (use an empty one)."""
     app: Flask = current_app
-    storage = app.extensions["storage"]
+    storage = context.storage()
+    dataset = load_dataset(data)
     try:
-        dataset = load_or_generate(
-            data or os.environ.get("STORECAST_DATA") or app.config.get("STORECAST_DATA")
-        )
         start_week = pd.Timestamp(start)
-    except DataError as exc:
-        raise click.ClickException(str(exc)) from None
     except ValueError:
         raise click.ClickException(f"--start: {start!r} is not a date (YYYY-MM-DD)") from None
     if not dataset.sales["date"].min() < start_week < dataset.sales["date"].max():

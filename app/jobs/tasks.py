@@ -1,9 +1,10 @@
-"""The scheduled jobs (drift, performance, alerts) and the APScheduler that runs them.
+"""The scheduled jobs (drift, performance, the weekly loop, alerts, webhook, retrain), each run once
+per interval slot.
 
 Each job first claims its interval slot by inserting a JobRun row with the unique (job, slot)
 key; whoever loses the race skips. So a job runs exactly once per interval however many
-processes run a scheduler: `flask scheduler` (one process of its own, the recommended set-up),
-or a background scheduler in every gunicorn worker when SCHEDULER_ENABLED is on.
+processes run a scheduler (scheduler.py): `flask scheduler` (one process of its own, the recommended
+set-up), or a background scheduler in every gunicorn worker when SCHEDULER_ENABLED is on.
 Slots are aligned on the epoch (a 15-minute job owns 10:00, 10:15, ...), not on start-up time.
 """
 
@@ -15,22 +16,21 @@ import os
 import socket
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.forecasting import reference as seasonal_reference
-from app.forecasting.data import load_or_generate
+from app.forecasting.synthetic import load_or_generate
 from app.loop import history, retrain, weekly
 from app.monitoring import alerts, drift, drift_report, performance, webhook
-from app.monitoring.request_metrics import flush_request_log
+from app.monitoring.request_log import RequestLogBuffer
 from app.registry.retrain import dataset_with_actuals
-from app.serving import ModelUnavailable
-from app.storage import JobRun, ModelVersion, Storage, utcnow
+from app.serving.holder import ModelHolder, ModelUnavailable
+from app.storage import JobRun, ModelVersion, Storage, production_version, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,28 @@ START_DELAY_SECONDS = 5  # scheduled runs fire this long after their slot begins
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
+@dataclass
+class JobContext:
+    """What the jobs read and write: the app's storage, settings and this process' model holder."""
+
+    storage: Storage
+    config: Mapping[str, Any]
+    holder: ModelHolder
+    request_log: RequestLogBuffer | None = None
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:64]
 
 
-def interval_minutes(app: Flask, job: str) -> float:
+def interval_minutes(config: Mapping[str, Any], job: str) -> float:
     setting, minutes_per_unit = INTERVAL_SETTINGS[job]
-    return float(app.config[setting]) * minutes_per_unit
+    return float(config[setting]) * minutes_per_unit
 
 
-def enabled_jobs(app: Flask) -> tuple[str, ...]:
+def enabled_jobs(config: Mapping[str, Any]) -> tuple[str, ...]:
     """The monitoring jobs, and the retrain job when RETRAIN_ENABLED (off by default)."""
-    return (*JOB_ORDER, "retrain") if app.config.get("RETRAIN_ENABLED") else JOB_ORDER
+    return (*JOB_ORDER, "retrain") if config.get("RETRAIN_ENABLED") else JOB_ORDER
 
 
 def slot_for(now: dt.datetime, minutes: float) -> dt.datetime:
@@ -106,26 +116,23 @@ class JobOutcome:
 
 def production_model(storage: Storage, name: str) -> ModelVersion | None:
     with storage.session() as session:
-        return session.scalars(
-            select(ModelVersion).where(ModelVersion.name == name, ModelVersion.stage == "production")
-        ).first()
+        return production_version(session, name)
 
 
 _reference_cache: dict[str, dict[str, Any]] = {}
 _reference_lock = threading.Lock()
 
 
-def model_reference(app: Flask) -> tuple[str | None, dict[str, Any] | None, Any]:
+def model_reference(ctx: JobContext) -> tuple[str | None, dict[str, Any] | None, Any]:
     """(version, drift reference, forecaster) of the production model.
 
     The reference saved at training (metadata["reference"]) is used when it has the current format;
     otherwise one is built once per version from the model's own covariate grid and cached.
     """
-    with app.app_context():
-        try:
-            forecaster = app.extensions["model_holder"].get()
-        except ModelUnavailable:
-            return None, None, None
+    try:
+        forecaster = ctx.holder.get()
+    except ModelUnavailable:
+        return None, None, None
     version = str(getattr(forecaster, "version", "") or "")
     metadata = getattr(forecaster, "metadata", {}) or {}
     reference = metadata.get("reference")
@@ -144,30 +151,31 @@ def model_reference(app: Flask) -> tuple[str | None, dict[str, Any] | None, Any]
 # Jobs
 
 
-def run_drift(app: Flask, now: dt.datetime) -> dict[str, Any]:
+def run_drift(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     """The drift job: the last DRIFT_WINDOW_HOURS of the log against the production model's reference."""
-    version, reference, forecaster = model_reference(app)
+    version, reference, forecaster = model_reference(ctx)
     if reference is None:
         return {"skipped": "no production model"}
     return drift_report.drift_check(
-        app.extensions["storage"],
+        ctx.storage,
         reference,
         version=version or "",
-        start=now - dt.timedelta(hours=float(app.config["DRIFT_WINDOW_HOURS"])),
+        start=now - dt.timedelta(hours=float(ctx.config["DRIFT_WINDOW_HOURS"])),
         end=now,
-        settings=drift.DriftSettings.from_config(app.config),
-        sample_size=int(app.config["DRIFT_SAMPLE_SIZE"]),
+        settings=drift.DriftSettings.from_config(ctx.config),
+        sample_size=int(ctx.config["DRIFT_SAMPLE_SIZE"]),
         covariates=forecaster.covariates,
     )
 
 
-def run_performance(app: Flask, now: dt.datetime) -> dict[str, Any]:
+def run_performance(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     """One performance snapshot for the interval that ends now."""
-    storage: Storage = app.extensions["storage"]
-    flush_request_log(app)  # this process' buffered request rows belong to the window
-    model = production_model(storage, app.config["MODEL_NAME"])
+    storage: Storage = ctx.storage
+    if ctx.request_log is not None:
+        ctx.request_log.flush()  # this process' buffered request rows belong to the window
+    model = production_model(storage, ctx.config["MODEL_NAME"])
     version = f"v{model.version}" if model is not None else None
-    start = now - dt.timedelta(minutes=interval_minutes(app, "performance"))
+    start = now - dt.timedelta(minutes=interval_minutes(ctx.config, "performance"))
     with storage.engine.connect() as connection:
         figures = performance.compute_performance(
             connection,
@@ -175,7 +183,7 @@ def run_performance(app: Flask, now: dt.datetime) -> dict[str, Any]:
             now,
             model_version=version,
             backtest_wmae=performance.backtest_wmae_of(model.metrics if model is not None else None),
-            accuracy_days=float(app.config["PERFORMANCE_ACCURACY_DAYS"]),
+            accuracy_days=float(ctx.config["PERFORMANCE_ACCURACY_DAYS"]),
         )
     with storage.session() as session:
         snapshot = figures.snapshot()
@@ -186,56 +194,53 @@ def run_performance(app: Flask, now: dt.datetime) -> dict[str, Any]:
     return {"snapshot_id": snapshot_id, **{k: v for k, v in figures.to_dict().items() if "window" not in k}}
 
 
-def run_alerts(app: Flask, now: dt.datetime) -> dict[str, Any]:
-    with app.extensions["storage"].session() as session:
-        return {"open": alerts.evaluate(session, app.config)}
+def run_alerts(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
+    with ctx.storage.session() as session:
+        return {"open": alerts.evaluate(session, ctx.config)}
 
 
-def run_loop(app: Flask, now: dt.datetime) -> dict[str, Any]:
+def run_loop(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     """The weekly loop's turn: once a new week of actuals is in, publish from it, score and check."""
     try:
-        with app.app_context():
-            forecaster = app.extensions["model_holder"].get()  # rolled to the newest actuals
+        forecaster = ctx.holder.get()  # rolled to the newest actuals
     except ModelUnavailable:
         return {"skipped": "no production model"}
-    return weekly.run_week(
-        app.extensions["storage"], forecaster, weekly.LoopSettings.from_config(app.config), now=now
-    )
+    return weekly.run_week(ctx.storage, forecaster, weekly.LoopSettings.from_config(ctx.config), now=now)
 
 
-def run_webhook(app: Flask, now: dt.datetime) -> dict[str, Any]:
+def run_webhook(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     return webhook.deliver_pending(
-        app.extensions["storage"],
-        app.config.get("WEBHOOK_URL"),
-        timeout=float(app.config["WEBHOOK_TIMEOUT_SECONDS"]),
+        ctx.storage,
+        ctx.config.get("WEBHOOK_URL"),
+        timeout=float(ctx.config["WEBHOOK_TIMEOUT_SECONDS"]),
         now=now,
     )
 
 
-def run_retrain(app: Flask, now: dt.datetime) -> dict[str, Any]:
+def run_retrain(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     """Refit production's kind on the data plus ingested actuals; promoted only through the loop's gate."""
-    if not app.config.get("RETRAIN_ENABLED"):
+    if not ctx.config.get("RETRAIN_ENABLED"):
         return {"skipped": "RETRAIN_ENABLED is off"}
-    storage, name = app.extensions["storage"], app.config["MODEL_NAME"]
+    storage, name = ctx.storage, ctx.config["MODEL_NAME"]
     try:
         production = history.production_forecaster(storage, name)
     except LookupError:
         return {"skipped": "no production model"}
-    dataset = dataset_with_actuals(load_or_generate(app.config.get("STORECAST_DATA")), storage)
+    dataset = dataset_with_actuals(load_or_generate(ctx.config.get("STORECAST_DATA")), storage)
     return retrain.retrain_through_gate(
         storage,
         dataset,
         production,
         model_name=name,
-        models_dir=app.config["MODELS_DIR"],
+        models_dir=ctx.config["MODELS_DIR"],
         kind=str(production.metadata.get("kind", "hgb")),
-        margin=float(app.config["PROMOTION_MARGIN"]),
-        holdout_weeks=int(app.config["RETRAIN_HOLDOUT_WEEKS"]),
+        margin=float(ctx.config["PROMOTION_MARGIN"]),
+        holdout_weeks=int(ctx.config["RETRAIN_HOLDOUT_WEEKS"]),
         by="scheduler:retrain",
     )
 
 
-JOBS: dict[str, Callable[[Flask, dt.datetime], dict[str, Any]]] = {
+JOBS: dict[str, Callable[[JobContext, dt.datetime], dict[str, Any]]] = {
     "drift": run_drift,
     "performance": run_performance,
     "loop": run_loop,
@@ -245,17 +250,17 @@ JOBS: dict[str, Callable[[Flask, dt.datetime], dict[str, Any]]] = {
 }
 
 
-def run_job(app: Flask, job: str, *, now: dt.datetime | None = None, manual: bool = False) -> JobOutcome:
+def run_job(ctx: JobContext, job: str, *, now: dt.datetime | None = None, manual: bool = False) -> JobOutcome:
     """Claim the job's slot and run it; a manual run claims a slot of its own (the exact time)."""
     now = now or utcnow()
-    slot = now if manual else slot_for(now, interval_minutes(app, job))
-    storage: Storage = app.extensions["storage"]
+    slot = now if manual else slot_for(now, interval_minutes(ctx.config, job))
+    storage: Storage = ctx.storage
     run_id = claim(storage, job, slot, ("manual " if manual else "") + worker_name())
     if run_id is None:
         log.debug("%s for %s already claimed elsewhere: skipped", job, slot)
         return JobOutcome(job, slot, ran=False)
     try:
-        result = JOBS[job](app, now)
+        result = JOBS[job](ctx, now)
     except Exception:
         error = traceback.format_exc()
         log.exception("job %s failed", job)
@@ -266,9 +271,9 @@ def run_job(app: Flask, job: str, *, now: dt.datetime | None = None, manual: boo
     return JobOutcome(job, slot, ran=True, run_id=run_id, result=result)
 
 
-def run_all(app: Flask, *, now: dt.datetime | None = None, manual: bool = True) -> list[JobOutcome]:
+def run_all(ctx: JobContext, *, now: dt.datetime | None = None, manual: bool = True) -> list[JobOutcome]:
     """Every job once: `flask monitor run` (manual) or a catch-up of the current slots (scheduled)."""
-    return [run_job(app, job, now=now, manual=manual) for job in enabled_jobs(app)]
+    return [run_job(ctx, job, now=now, manual=manual) for job in enabled_jobs(ctx.config)]
 
 
 def last_runs(storage: Storage, job_names: Sequence[str] = JOB_ORDER) -> dict[str, JobRun | None]:
@@ -280,43 +285,3 @@ def last_runs(storage: Storage, job_names: Sequence[str] = JOB_ORDER) -> dict[st
             ).first()
             for job in job_names
         }
-
-
-# APScheduler
-
-
-def make_scheduler(app: Flask, *, blocking: bool) -> Any:
-    """A scheduler with one interval job per monitoring job, ticking just after each slot starts."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.schedulers.blocking import BlockingScheduler
-    from apscheduler.triggers.interval import IntervalTrigger
-
-    scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone="UTC")
-    now = utcnow()
-    for job in enabled_jobs(app):
-        minutes = interval_minutes(app, job)
-        first = slot_for(now, minutes) + dt.timedelta(seconds=START_DELAY_SECONDS)
-        scheduler.add_job(
-            run_job,
-            IntervalTrigger(minutes=minutes, start_date=first.replace(tzinfo=dt.UTC), timezone="UTC"),
-            args=(app, job),
-            id=job,
-            name=f"monitoring {job}",
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=int(minutes * 30),
-            next_run_time=dt.datetime.now(dt.UTC),  # catch up on the current slot at start
-        )
-    return scheduler
-
-
-def start_background_scheduler(app: Flask) -> Any:
-    """Start an in-process scheduler (SCHEDULER_ENABLED); the slot claims keep runs unique across workers."""
-    existing = app.extensions.get("monitoring_scheduler")
-    if existing is not None:
-        return existing
-    scheduler = make_scheduler(app, blocking=False)
-    scheduler.start()
-    app.extensions["monitoring_scheduler"] = scheduler
-    log.info("background monitoring scheduler started in %s", worker_name())
-    return scheduler

@@ -7,7 +7,6 @@ Input problems (DataError, ForecastError, bad dates) become a one-line click err
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -15,18 +14,16 @@ import numpy as np
 import pandas as pd
 from flask import Flask, current_app
 
-from app.forecasting.data import DataError, load_or_generate
+from app.cli.data import DATA_HELP, data_dir, load_dataset
+from app.cli.db import requires_schema
+from app.forecasting.backtest import run_backtest
+from app.forecasting.data import DataError, load_test_rows
 from app.forecasting.estimators import KINDS
-from app.migrate import requires_schema
-
-DATA_HELP = "directory with the Kaggle CSVs (default: $STORECAST_DATA, else the synthetic dataset)"
-
-
-def _dataset(data: str | None):
-    try:
-        return load_or_generate(data or os.environ.get("STORECAST_DATA") or None)
-    except DataError as exc:
-        raise click.ClickException(str(exc)) from None
+from app.forecasting.forecaster import ForecastError
+from app.forecasting.training import save_model, train
+from app.registry.retrain import dataset_with_actuals
+from app.registry.runs import jsonable, track_run
+from app.web import context
 
 
 def _date(value: str | None, option: str) -> pd.Timestamp | None:
@@ -58,13 +55,9 @@ def register_cli(app: Flask) -> None:
     @requires_schema
     def train_command(data: str | None, kind: str, through: str | None, with_actuals: bool) -> None:
         """Train a model and write it under MODELS_DIR with its metadata."""
-        from app.forecasting.forecaster import ForecastError
-        from app.forecasting.training import save_model, train
-        from app.registry.retrain import dataset_with_actuals
-
-        dataset = _dataset(data)
+        dataset = load_dataset(data)
         if with_actuals:
-            dataset = dataset_with_actuals(dataset, current_app.extensions["storage"])
+            dataset = dataset_with_actuals(dataset, context.storage())
         through_ts = _date(through, "--through")
         if through_ts is not None and through_ts < dataset.sales["date"].min():
             raise click.ClickException(f"--through {through} is before the first sales week")
@@ -111,18 +104,12 @@ def register_cli(app: Flask) -> None:
         pred_path: str | None,
     ) -> None:
         """Train up to --origin, forecast --horizon weeks, score against the seasonal naive."""
-        from app.forecasting.backtest import run_backtest
-        from app.forecasting.forecaster import ForecastError
-        from app.registry.runs import jsonable, track_run
-
-        dataset = _dataset(data)
+        dataset = load_dataset(data)
         origin_ts = _date(origin, "--origin")
         params = _params()
         settings = {"origin": str(origin_ts.date()), "horizon": horizon, "folds": folds, "params": params}
         try:
-            with track_run(
-                current_app.extensions["storage"], "backtest", kind, params=settings, dataset=dataset
-            ) as run:
+            with track_run(context.storage(), "backtest", kind, params=settings, dataset=dataset) as run:
                 result = run_backtest(
                     dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress, params=params
                 )
@@ -144,12 +131,8 @@ def register_cli(app: Flask) -> None:
     @click.option("--model", "kind", type=click.Choice(KINDS), default="hgb", show_default=True)
     def submission_command(data: str | None, out: str, kind: str) -> None:
         """Predict test.csv (Id = Store_Dept_Date, Weekly_Sales) with a model trained on all sales."""
-        from app.forecasting.data import load_test_rows
-        from app.forecasting.forecaster import ForecastError
-        from app.forecasting.training import train
-
-        data = data or os.environ.get("STORECAST_DATA") or None
-        dataset = _dataset(data)
+        data = data_dir(data)
+        dataset = load_dataset(data)
         if data:
             try:
                 rows = load_test_rows(data, dataset.stores)

@@ -21,11 +21,15 @@ from flask import (
 )
 from pydantic import ValidationError
 
+from app.forecasting.artifacts import read_metadata
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.storage import parse_row_id
+from app.web import context
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
+from app.web.charts import grouped_bar_chart
 from app.web.errors import api_error
+from app.web.model_card import model_card_context
 from app.web.schemas import AdminActionRequest  # the schema /api/v1/openapi.json documents
 
 log = logging.getLogger(__name__)
@@ -36,10 +40,6 @@ pages_bp = Blueprint("registry", __name__)
 ADMIN_ACTOR = "admin-token"
 HISTORY_ON_PAGE = 12
 BUCKET_ORDER = ["1-4", "5-8", "9-13", "14-26", "27-39", "40-52"]
-
-
-def _storage():
-    return current_app.extensions["storage"]
 
 
 def _name() -> str:
@@ -54,19 +54,14 @@ def _actor(declared: Any) -> str:
 
 def _refresh_holder() -> None:
     """This worker switches at once; the others within MODEL_REFRESH_SECONDS."""
-    holder = current_app.extensions.get("model_holder")
-    if holder is None:
-        return
     try:
-        holder.refresh()
+        context.holder().refresh()
     except Exception:  # the stage change is committed; a load problem is the holder's to report
         log.exception("refresh after a stage change failed")
 
 
 def _serving() -> dict[str, Any]:
-    holder = current_app.extensions.get("model_holder")
-    if holder is None:
-        return {"serving": None}
+    holder = context.holder()
     with contextlib.suppress(Exception):  # ModelUnavailable: nothing to serve yet; status() says why
         holder.get()
     return holder.status()
@@ -78,7 +73,7 @@ def _serving() -> dict[str, Any]:
 @api_bp.get("/models")
 def api_models() -> Any:
     """Every version with its stage, the stage history (newest first) and what this worker serves."""
-    storage, name = _storage(), _name()
+    storage, name = context.storage(), _name()
     rows = versions.list_versions(storage, name)
     production = next((row["label"] for row in rows if row["stage"] == "production"), None)
     return {
@@ -93,10 +88,10 @@ def api_models() -> Any:
 @api_bp.get("/models/<version>")
 def api_model(version: str) -> Any:
     try:
-        row = versions.get_version(_storage(), _name(), version)
+        row = versions.get_version(context.storage(), _name(), version)
     except versions.RegistryError as error:
         return api_error(error.status, str(error), [{"field": "version", "message": str(error)}])
-    return {**row, "history": versions.stage_history(_storage(), _name(), version)}
+    return {**row, "history": versions.stage_history(context.storage(), _name(), version)}
 
 
 def _admin_action(action, *args: Any) -> Any:
@@ -116,12 +111,12 @@ def _admin_action(action, *args: Any) -> Any:
             422, "invalid request", [{"field": "reason", "message": "a string of at most 500 characters"}]
         )
     try:
-        row = action(_storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason)
+        row = action(context.storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason)
     except versions.RegistryError as error:
         field = "version" if args else "body"
         return api_error(error.status, str(error), [{"field": field, "message": str(error)}])
     _refresh_holder()
-    return {**row, "history": versions.stage_history(_storage(), _name())[:10]}
+    return {**row, "history": versions.stage_history(context.storage(), _name())[:10]}
 
 
 @api_bp.post("/models/<version>/promote")
@@ -146,12 +141,12 @@ def api_runs() -> Any:
         return api_error(
             422, "invalid request", [{"field": "limit", "message": "a whole number from 1 to 500"}]
         )
-    return {"runs": list_runs(_storage(), limit=int(limit), run_type=request.args.get("type") or None)}
+    return {"runs": list_runs(context.storage(), limit=int(limit), run_type=request.args.get("type") or None)}
 
 
 @api_bp.get("/runs/<int:run_id>")
 def api_run(run_id: int) -> Any:
-    run = get_run(_storage(), run_id)
+    run = get_run(context.storage(), run_id)
     if run is None:
         return api_error(404, f"run {run_id} does not exist", [{"field": "run_id", "message": "no such run"}])
     return run
@@ -163,7 +158,7 @@ ACTIONS = {"promote": versions.promote, "rollback": versions.rollback, "archive"
 
 
 def _models_context(full_history: bool = False) -> dict[str, Any]:
-    storage, name = _storage(), _name()
+    storage, name = context.storage(), _name()
     rows = versions.list_versions(storage, name)
     history = versions.stage_history(storage, name)
     return {
@@ -181,7 +176,7 @@ def _models_context(full_history: bool = False) -> dict[str, Any]:
 
 def _staleness() -> dict[str, Any] | None:
     """Production's lag behind the newest actual sales of its data (STALE_AFTER_WEEKS flags it)."""
-    return versions.staleness(_storage(), _name(), int(current_app.config["STALE_AFTER_WEEKS"]))
+    return versions.staleness(context.storage(), _name(), int(current_app.config["STALE_AFTER_WEEKS"]))
 
 
 @pages_bp.get("/models")
@@ -227,7 +222,7 @@ def models_action() -> Any:
         return fail(422, f"choose the version to {action}")
     args = () if action == "rollback" else (version,)
     try:
-        row = ACTIONS[action](_storage(), _name(), *args, by=_actor(form.get("by")), reason=reason)
+        row = ACTIONS[action](context.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason)
     except versions.RegistryError as error:
         return fail(error.status, str(error))
     _refresh_holder()
@@ -245,12 +240,10 @@ def _version_metadata(version: dict[str, Any]) -> dict[str, Any]:
     """The artifact's metadata: from the forecaster this worker serves, else from its JSON sidecar."""
     sha = version["artifact_sha256"]
     if sha not in _CARD_METADATA:
-        holder = current_app.extensions.get("model_holder")
-        if holder is not None and holder.version == version["label"]:
+        holder = context.holder()
+        if holder.version == version["label"]:
             metadata = dict(holder.get().metadata or {})
         else:  # the metadata sidecar: display only, nothing from it is executed
-            from app.forecasting.artifacts import read_metadata
-
             metadata = dict(read_metadata(version["artifact_path"]))
         _CARD_METADATA[sha] = metadata
     return _CARD_METADATA[sha]
@@ -258,10 +251,6 @@ def _version_metadata(version: dict[str, Any]) -> dict[str, Any]:
 
 def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
     """The same card as /model (the web package's card context), or {"card_error": why}."""
-    try:
-        from app.web.model_card import model_card_context
-    except ImportError:
-        return None
     try:
         card = model_card_context(_version_metadata(version))
     except Exception as error:  # noqa: BLE001 - a card that cannot be built is reported on the page
@@ -274,15 +263,15 @@ def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
 @pages_bp.get("/models/<version>")
 def model_card_page(version: str) -> Any:
     try:
-        row = versions.get_version(_storage(), _name(), version)
+        row = versions.get_version(context.storage(), _name(), version)
     except versions.RegistryError as error:
         return render_template("error.html", status=404, title="No such version", message=str(error)), 404
-    run = get_run(_storage(), row["run_id"]) if row["run_id"] else None
+    run = get_run(context.storage(), row["run_id"]) if row["run_id"] else None
     return render_template(
         "registry/model_card.html",
         version=row,
         run=run,
-        history=versions.stage_history(_storage(), _name(), row["version"]),
+        history=versions.stage_history(context.storage(), _name(), row["version"]),
         card=_model_card(row),
         staleness=_staleness() if row["stage"] == "production" else None,
     )
@@ -300,8 +289,6 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
                 )
     if not records:
         return None
-    from app.web.charts import grouped_bar_chart
-
     frame = pd.DataFrame(records)
     buckets = list(pd.unique(frame["bucket"]))
     order = sorted(buckets, key=lambda b: BUCKET_ORDER.index(b) if b in BUCKET_ORDER else len(BUCKET_ORDER))
@@ -319,7 +306,7 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
 @pages_bp.get("/runs")
 def runs_page() -> Any:
     """Runs side by side: a table of all, a chart of the chosen ones (default: the newest with metrics)."""
-    storage = _storage()
+    storage = context.storage()
     runs = list_runs(storage, limit=100)
     chosen_ids = [n for n in map(parse_row_id, request.args.getlist("run")) if n is not None]
     if chosen_ids:
@@ -339,7 +326,7 @@ def runs_page() -> Any:
 
 @pages_bp.get("/runs/<int:run_id>")
 def run_page(run_id: int) -> Any:
-    run = get_run(_storage(), run_id)
+    run = get_run(context.storage(), run_id)
     if run is None:
         return render_template(
             "error.html", status=404, title="No such run", message=f"run {run_id} does not exist"

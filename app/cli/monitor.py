@@ -1,6 +1,6 @@
 """The monitoring commands: `flask monitor run`, `flask scheduler`, `flask actuals import[-features] FILE`.
 
-Thin wrappers: the work is in jobs.run_all, jobs.make_scheduler and actuals.import_csv.
+Thin wrappers: the work is in jobs.tasks.run_all, jobs.scheduler.make_scheduler and actuals.import_csv.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.migrate import SchemaGroup, requires_schema
-from app.monitoring import actual_features, actuals, jobs
+from app.cli.db import SchemaGroup, requires_schema
+from app.jobs import scheduler as job_scheduler
+from app.jobs import tasks as jobs
+from app.monitoring import actual_features, actuals
+from app.web import context
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +31,8 @@ actuals_cli = SchemaGroup("actuals", help="Actual weekly sales for live accuracy
 @click.option("--job", "only", type=click.Choice(list(jobs.JOBS)), default=None, help="Run one job only.")
 def monitor_run(only: str | None) -> None:
     """Run every monitoring job once, now (whatever the schedule says)."""
-    app = current_app._get_current_object()
-    outcomes = [jobs.run_job(app, only, manual=True)] if only else jobs.run_all(app, manual=True)
+    ctx = context.jobs()
+    outcomes = [jobs.run_job(ctx, only, manual=True)] if only else jobs.run_all(ctx, manual=True)
     failed = False
     for outcome in outcomes:
         if outcome.error:
@@ -45,9 +48,8 @@ def monitor_run(only: str | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def actuals_import(file: Path) -> None:
     """Import actual sales from a CSV in train.csv's format (Store,Dept,Date,Weekly_Sales,IsHoliday)."""
-    storage = current_app.extensions["storage"]
     try:
-        with storage.session() as session:
+        with context.storage().session() as session:
             result = actuals.import_csv(
                 session, file.read_bytes(), name=file.name, model_name=current_app.config["MODEL_NAME"]
             )
@@ -61,9 +63,8 @@ def actuals_import(file: Path) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def actuals_import_features(file: Path) -> None:
     """Import actual covariates from a CSV in features.csv's format (Store,Date,Temperature,...,IsHoliday)."""
-    storage = current_app.extensions["storage"]
     try:
-        with storage.session() as session:
+        with context.storage().session() as session:
             result = actual_features.import_features_csv(session, file.read_bytes(), name=file.name)
     except actual_features.FeaturesError as error:
         _echo_errors(file, error)
@@ -93,15 +94,14 @@ def _echo_errors(file: Path, error: actuals.ActualsError) -> None:
         click.echo(f"{where}: {problem['message']}", err=True)
 
 
-def scheduler_command(app: Flask) -> click.Command:
+def scheduler_command() -> click.Command:
     @click.command("scheduler", help="Run the monitoring scheduler in the foreground (one process).")
     @with_appcontext
     @requires_schema
     def scheduler() -> None:
-        flask_app = current_app._get_current_object()
         if not logging.getLogger().handlers:  # a foreground service: say what each run did
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        blocking = jobs.make_scheduler(flask_app, blocking=True)
+        blocking = job_scheduler.make_scheduler(context.jobs(), blocking=True)
         for job in blocking.get_jobs():
             click.echo(f"scheduled {job.name}: {job.trigger}")
 
@@ -118,4 +118,4 @@ def scheduler_command(app: Flask) -> click.Command:
 def register_cli(app: Flask) -> None:
     app.cli.add_command(monitor_cli)
     app.cli.add_command(actuals_cli)
-    app.cli.add_command(scheduler_command(app))
+    app.cli.add_command(scheduler_command())

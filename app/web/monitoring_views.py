@@ -16,12 +16,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from app.monitoring import actuals, alerts, charts, jobs, performance
+from app.jobs import tasks as jobs
+from app.monitoring import actuals, alerts, performance
 from app.monitoring.metrics import REGISTRY
-from app.monitoring.request_metrics import flush_request_log
 from app.registry import versions
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, get_row, utcnow
-from app.web import published
+from app.web import context, published
+from app.web import monitoring_charts as charts
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
 from app.web.errors import api_error
 
@@ -32,10 +33,6 @@ api_bp = Blueprint("monitoring_api", __name__)
 
 STARTED = time.time()
 CHART_SNAPSHOTS = 96  # a day of 15-minute windows
-
-
-def _storage():
-    return current_app.extensions["storage"]
 
 
 def _authorised(presented: str | None) -> str | None:
@@ -61,23 +58,19 @@ def _latest_drift(session: Any) -> tuple[DriftReport | None, list[DriftResult]]:
 
 
 def _health() -> dict[str, Any]:
-    holder = current_app.extensions.get("model_holder")
-    status: dict[str, Any] = {}
-    if holder is not None:
-        with contextlib.suppress(Exception):  # no model yet: the panel says so
-            holder.get()
-        status = (
-            holder.status() if hasattr(holder, "status") else {"serving": getattr(holder, "version", None)}
-        )
-    database = _storage().ping()
-    job_names = jobs.enabled_jobs(current_app)
-    runs = jobs.last_runs(_storage(), job_names) if database else {}
+    holder = context.holder()
+    with contextlib.suppress(Exception):  # no model yet: the panel says so
+        holder.get()
+    status = holder.status()
+    database = context.storage().ping()
+    job_names = jobs.enabled_jobs(current_app.config)
+    runs = jobs.last_runs(context.storage(), job_names) if database else {}
     now = utcnow()
     live, stale = (_live_counts(now), _staleness()) if database else (None, None)
     job_rows = []
     for job in job_names:
         run = runs.get(job)
-        minutes = jobs.interval_minutes(current_app, job)
+        minutes = jobs.interval_minutes(current_app.config, job)
         late = run is None or (now - run.started_at) > dt.timedelta(minutes=2 * minutes)
         job_rows.append({"job": job, "run": run, "interval": minutes, "late": late})
     return {
@@ -85,7 +78,7 @@ def _health() -> dict[str, Any]:
         "refused": status.get("refused_error"),
         "uptime": _duration(time.time() - STARTED),
         "database": database,
-        "database_backend": _storage().engine.dialect.name,
+        "database_backend": context.storage().engine.dialect.name,
         "jobs": job_rows,
         "scheduler_enabled": bool(current_app.config.get("SCHEDULER_ENABLED")),
         "live": live,
@@ -96,8 +89,8 @@ def _health() -> dict[str, Any]:
 def _live_counts(now: dt.datetime) -> dict[str, Any] | None:
     """The last 24 hours' requests and predictions, read now (this worker's buffered rows first)."""
     try:
-        flush_request_log(current_app)
-        with _storage().engine.connect() as connection:
+        context.request_log().flush()
+        with context.storage().engine.connect() as connection:
             return performance.live_counts(connection, now)
     except Exception:  # noqa: BLE001 - the panel still shows the rest
         log.exception("live counts failed")
@@ -106,7 +99,7 @@ def _live_counts(now: dt.datetime) -> dict[str, Any] | None:
 
 def _staleness() -> dict[str, Any] | None:
     return versions.staleness(
-        _storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
+        context.storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
     )
 
 
@@ -122,7 +115,7 @@ def _duration(seconds: float) -> str:
 
 
 def _context_charts() -> dict[str, Any]:
-    with _storage().session() as session:
+    with context.storage().session() as session:
         snapshots = list(
             session.scalars(
                 select(PerformanceSnapshot).order_by(PerformanceSnapshot.id.desc()).limit(CHART_SNAPSHOTS)
@@ -133,26 +126,22 @@ def _context_charts() -> dict[str, Any]:
 
 
 def _context_drift() -> dict[str, Any]:
-    with _storage().session() as session:
+    with context.storage().session() as session:
         report, results = _latest_drift(session)
     return {"report": report, "results": results}
 
 
 def _production() -> Any:
     """The served (rolled-forward) production model, or None."""
-    holder = current_app.extensions.get("model_holder")
-    try:
-        return holder.get() if holder is not None else None
-    except Exception:  # noqa: BLE001 - no model: the sections say so
-        return None
+    return context.forecaster_or_none()
 
 
 def _context_lag() -> dict[str, Any]:
-    return published.lag_accuracy_context(_storage(), _production())
+    return published.lag_accuracy_context(context.storage(), _production())
 
 
 def _context_alerts() -> dict[str, Any]:
-    with _storage().session() as session:
+    with context.storage().session() as session:
         return {"open_alerts": alerts.open_alerts(session), "past_alerts": alerts.past_alerts(session)}
 
 
@@ -194,7 +183,7 @@ def partial_alerts() -> str:
 
 @pages_bp.get("/monitoring/drift/<int:result_id>")
 def partial_feature(result_id: int) -> Any:
-    with _storage().session() as session:
+    with context.storage().session() as session:
         result = get_row(session, DriftResult, result_id)
     if result is None:
         return Response("<p class='muted'>That drift result no longer exists.</p>", status=404)
@@ -203,7 +192,7 @@ def partial_feature(result_id: int) -> Any:
 
 
 def _alert_action(alert_id: int, action: str) -> Any:
-    with _storage().session() as session:
+    with context.storage().session() as session:
         if action == "acknowledge":
             alert = alerts.acknowledge(session, alert_id, by="operator (monitoring page)")
         else:
@@ -238,7 +227,7 @@ def upload_actuals() -> Any:
         upload, status = {"error": "choose a CSV file in train.csv's format", "details": []}, 400
     else:
         try:
-            with _storage().session() as session:
+            with context.storage().session() as session:
                 result = actuals.import_csv(
                     session, file.read(), name=file.filename, model_name=current_app.config["MODEL_NAME"]
                 )
@@ -268,7 +257,7 @@ def upload_actuals() -> Any:
 def metrics() -> Response:
     """Prometheus text format: this worker's counters, plus drift and accuracy from the jobs' tables."""
     gauges: list[tuple[str, str, dict[str, object], float | None]] = []
-    with _storage().session() as session:
+    with context.storage().session() as session:
         report = session.scalars(select(DriftReport).order_by(DriftReport.id.desc()).limit(1)).first()
         snapshot = session.scalars(
             select(PerformanceSnapshot).order_by(PerformanceSnapshot.id.desc()).limit(1)
@@ -312,8 +301,8 @@ def metrics() -> Response:
         ("storecast_prediction_log_rows", "Rows in the prediction log (highest id).", {}, float(logged or 0)),
         ("storecast_open_alerts", "Alerts open now.", {}, float(open_count)),
     ]
-    holder = current_app.extensions.get("model_holder")  # what is in memory: a scrape never loads a model
-    gauges += published.lag_gauges(_storage(), getattr(holder, "_forecaster", None))
+    holder = context.holder()  # what is in memory: a scrape never loads a model
+    gauges += published.lag_gauges(context.storage(), getattr(holder, "_forecaster", None))
     return Response(REGISTRY.render(gauges), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -354,6 +343,6 @@ def api_actuals() -> Any:
     except actuals.ActualsError as error:
         details = [_detail(e) for e in error.errors]
         return api_error(400, f"{len(details)} problem(s) in the actual sales; nothing was imported", details)
-    with _storage().session() as session:
+    with context.storage().session() as session:
         result = actuals.upsert_actuals(session, parsed, model_name=current_app.config["MODEL_NAME"])
     return jsonify(result.to_dict()), 200

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.migrate import SchemaGroup, requires_schema
+from app.cli.data import DATA_HELP, load_dataset
+from app.cli.db import SchemaGroup, requires_schema
 from app.registry import versions
+from app.registry.experiment import KINDS, run_experiment
+from app.registry.retrain import dataset_with_actuals
 from app.registry.runs import get_run, list_runs
+from app.web import context
 
 runs_cli = SchemaGroup("runs", help="Training, backtest and experiment runs.")
 models_cli = SchemaGroup("models", help="Registered model versions and their stages.")
-
-
-def _storage():
-    return current_app.extensions["storage"]
 
 
 def _name() -> str:
@@ -39,7 +38,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 @click.option("--type", "run_type", type=click.Choice(["train", "backtest", "experiment"]), default=None)
 def runs_list(limit: int, run_type: str | None) -> None:
     """The newest runs: type, model, status, data window, WMAE, duration."""
-    rows = list_runs(_storage(), limit=limit, run_type=run_type)
+    rows = list_runs(context.storage(), limit=limit, run_type=run_type)
     if not rows:
         click.echo("no runs yet: `flask train`, `flask backtest` or `flask experiment` records one")
         return
@@ -63,7 +62,7 @@ def runs_list(limit: int, run_type: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole run as JSON.")
 def runs_show(run_id: int, as_json: bool) -> None:
     """Everything recorded about one run."""
-    run = get_run(_storage(), run_id)
+    run = get_run(context.storage(), run_id)
     if run is None:
         raise click.ClickException(f"run {run_id} does not exist")
     if as_json:
@@ -103,7 +102,7 @@ def runs_show(run_id: int, as_json: bool) -> None:
 
 
 def _print_versions() -> None:
-    rows = versions.list_versions(_storage(), _name())
+    rows = versions.list_versions(context.storage(), _name())
     if not rows:
         click.echo("no versions registered yet: `flask train` registers the first as production")
         return
@@ -125,7 +124,7 @@ def models_list(history: bool) -> None:
     _print_versions()
     if history:
         click.echo("")
-        for change in versions.stage_history(_storage(), _name()):
+        for change in versions.stage_history(context.storage(), _name()):
             click.echo(
                 f"{change['changed_at'].replace('T', ' ')}  {change['label']:<5} "
                 f"{change['from_stage'] or 'new':>10} -> {change['to_stage']:<10} by {change['changed_by']}"
@@ -142,7 +141,7 @@ def _actor_options(function):
 
 def _run_action(action, *args, by: str | None, reason: str) -> dict[str, Any]:
     try:
-        return action(_storage(), _name(), *args, by=by or versions.default_actor(), reason=reason)
+        return action(context.storage(), _name(), *args, by=by or versions.default_actor(), reason=reason)
     except versions.RegistryError as error:
         raise click.ClickException(str(error)) from error
 
@@ -150,7 +149,7 @@ def _run_action(action, *args, by: str | None, reason: str) -> dict[str, Any]:
 @models_cli.command("production")
 def models_production() -> None:
     """Print the production version; exit 1 when there is none (scripts use it)."""
-    production = versions.production_version(_storage(), _name())
+    production = versions.production_version(context.storage(), _name())
     if production is None:
         raise click.ClickException("no production version yet")
     click.echo(f"v{production['version']} {production['model_kind']} {production['artifact_path']}")
@@ -164,18 +163,13 @@ DATA_DIFFERS_EXIT = 3
     "--data",
     "data_dir",
     default=None,
-    help="Directory with the Kaggle CSVs (default: $STORECAST_DATA, else the synthetic default).",
+    help=DATA_HELP,
 )
 def models_check_data(data_dir: str | None) -> None:
     """Say whether production was trained on the data configured; exit 3 when it was not (or there is
     no production model): `make run` then trains and serves a model of that data."""
-    from app.forecasting.data import DataError, load_or_generate
-
-    try:
-        dataset = load_or_generate(data_dir or os.environ.get("STORECAST_DATA") or None)
-    except DataError as error:
-        raise click.ClickException(str(error)) from error
-    check = versions.check_data(_storage(), _name(), dataset.lineage(), dataset.source)
+    dataset = load_dataset(data_dir)
+    check = versions.check_data(context.storage(), _name(), dataset.lineage(), dataset.source)
     click.echo(check["message"])
     if check["status"] in ("different", "no-production"):
         raise SystemExit(DATA_DIFFERS_EXIT)
@@ -216,7 +210,7 @@ def models_archive(version: str, by: str | None, reason: str) -> None:
     "--data",
     "data_dir",
     default=None,
-    help="Directory with the Kaggle CSVs (default: STORECAST_DATA or synthetic).",
+    help=DATA_HELP,
 )
 @click.option(
     "--models", "models", default="hgb,rf,linear,naive", show_default=True, help="Comma-separated kinds."
@@ -247,10 +241,6 @@ def experiment_command(
     by: str | None,
 ) -> None:
     """Backtest every model the same way, register the best as staging, promote it if it beats production."""
-    from app.forecasting.data import DataError, load_or_generate
-    from app.registry.experiment import KINDS, run_experiment
-    from app.registry.retrain import dataset_with_actuals
-
     kinds = [kind.strip() for kind in models.split(",") if kind.strip()]
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds:
@@ -258,16 +248,13 @@ def experiment_command(
             f"unknown model kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}"
         )
     app = current_app
-    try:
-        dataset = load_or_generate(data_dir or app.config.get("STORECAST_DATA"))
-    except DataError as error:
-        raise click.ClickException(str(error)) from error
+    dataset = load_dataset(data_dir)
     if with_actuals:
-        dataset = dataset_with_actuals(dataset, _storage())
+        dataset = dataset_with_actuals(dataset, context.storage())
     click.echo(f"data: {dataset.source} ({len(dataset.sales):,} rows through {dataset.last_week.date()})")
     try:
         result = run_experiment(
-            _storage(),
+            context.storage(),
             dataset,
             model_name=_name(),
             models_dir=app.config["MODELS_DIR"],

@@ -1,0 +1,63 @@
+"""`flask db upgrade|downgrade|current`, and the schema check every database command runs first."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.migrate import current, downgrade, missing_tables, upgrade
+from app.web.context import storage
+
+
+def requires_schema(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Check the tables before the command works (train would otherwise fail after training)."""
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        missing = missing_tables(storage())
+        if missing:
+            shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
+            raise click.ClickException(f"the database lacks tables ({shown}): run `flask db upgrade` first")
+        return function(*args, **kwargs)
+
+    return checked
+
+
+class SchemaGroup(AppGroup):
+    """A command group whose every command checks the tables first (its --help still works)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:
+        register = super().command(*args, **kwargs)
+        return lambda function: register(requires_schema(function))
+
+
+def register_cli(app: Flask) -> None:
+    """`flask db upgrade|downgrade|current`: the schema of the configured database."""
+
+    @app.cli.group("db")
+    def db_group() -> None:
+        """Database schema migrations."""
+
+    @db_group.command("upgrade")
+    @click.argument("revision", default="head")
+    def upgrade_command(revision: str) -> None:
+        """Apply migrations up to REVISION (default: the newest)."""
+        upgrade(app.config["DATABASE_URL"], revision)
+        click.echo(f"database at {current(app.config['DATABASE_URL'])}")
+
+    @db_group.command("downgrade")
+    @click.argument("revision", default="base")
+    def downgrade_command(revision: str) -> None:
+        """Revert migrations down to REVISION (default: an empty database)."""
+        downgrade(app.config["DATABASE_URL"], revision)
+        click.echo(f"database at {current(app.config['DATABASE_URL']) or 'base'}")
+
+    @db_group.command("current")
+    def current_command() -> None:
+        """Print the revision the database is at."""
+        click.echo(current(app.config["DATABASE_URL"]) or "base (empty)")

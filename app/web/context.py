@@ -1,0 +1,124 @@
+"""What a request gets from the app: its storage, the production model, a request id, and the
+prediction service, whose errors become the API's error shape (ApiError)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, has_request_context, request
+
+from app.forecasting.forecaster import Forecaster, ForecastError
+from app.jobs.tasks import JobContext
+from app.monitoring.request_log import RequestLogBuffer
+from app.serving import predictions
+from app.serving.holder import ModelHolder, ModelUnavailable
+from app.serving.predictions import Served
+from app.storage import Storage
+from app.web.errors import ApiError, detail, forecast_error_detail
+from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+T = TypeVar("T")
+
+
+def storage() -> Storage:
+    return current_app.extensions["storage"]
+
+
+def holder() -> ModelHolder:
+    return current_app.extensions["model_holder"]
+
+
+def request_log() -> RequestLogBuffer:
+    return current_app.extensions["request_log"]
+
+
+def jobs() -> JobContext:
+    return current_app.extensions["jobs"]
+
+
+def request_id() -> str:
+    """The caller's X-Request-ID when it is sane, else a fresh one; stable within one request."""
+    if not has_request_context():
+        return uuid.uuid4().hex
+    rid = g.get("request_id")
+    if rid is None:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = rid
+    return rid
+
+
+def forecaster() -> Forecaster:
+    """The production Forecaster, or ApiError 503 when none can be served."""
+    try:
+        return holder().get()
+    except ModelUnavailable as error:
+        raise ApiError(503, str(error), [detail("model", "no production model is loaded")]) from None
+
+
+def forecaster_or_none() -> Forecaster | None:
+    """The production Forecaster, or None: pages render their no-model state instead of an error."""
+    try:
+        return holder().get()
+    except ModelUnavailable:
+        return None
+
+
+def _log_storage() -> Storage | None:
+    """Where predictions are logged; None when PREDICTION_LOGGING is off."""
+    return storage() if current_app.config.get("PREDICTION_LOGGING", True) else None
+
+
+def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call the service; the core's ForecastError (unknown store, week out of range...) becomes a 422."""
+    try:
+        return fn(*args, **kwargs)
+    except ForecastError as error:
+        raise ApiError(422, str(error.message or error), [forecast_error_detail(error)]) from None
+
+
+def check_rows(rows: list[PredictRequest], lines: list[int] | None = None) -> list[dict[str, Any]]:
+    return predictions.check_rows(forecaster(), [row.to_row() for row in rows], lines)
+
+
+def predict(rows: list[PredictRequest], *, source: str) -> Served:
+    return _call(
+        predictions.predict,
+        forecaster(),
+        [row.to_row() for row in rows],
+        storage=_log_storage(),
+        source=source,
+        request_id=request_id(),
+    )
+
+
+def forecast(req: ForecastRequest, *, source: str) -> Served:
+    return _call(
+        predictions.forecast,
+        forecaster(),
+        req.store,
+        req.dept,
+        req.start,
+        req.weeks,
+        req.covariate_dicts(),
+        storage=_log_storage(),
+        source=source,
+        request_id=request_id(),
+    )
+
+
+def forecast_store(query: StoreForecastQuery, *, source: str) -> Served:
+    return _call(
+        predictions.forecast_store,
+        forecaster(),
+        query.store,
+        query.start,
+        query.weeks,
+        storage=_log_storage(),
+        source=source,
+        request_id=request_id(),
+    )

@@ -1,0 +1,46 @@
+"""Request hooks: time every API and page request, count it for /metrics and buffer it for `request_log`."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, request
+
+from app.monitoring.metrics import REGISTRY
+from app.monitoring.request_log import RequestLogBuffer
+from app.storage import utcnow
+
+# Endpoints not worth a row: static files, the scrape itself and the monitoring page's polling partials.
+SKIPPED_ENDPOINTS = {"static", "monitoring.metrics"}
+SKIPPED_PREFIXES = ("monitoring.partial_",)
+
+
+def _skipped(endpoint: str | None) -> bool:
+    return endpoint in SKIPPED_ENDPOINTS or (endpoint or "").startswith(SKIPPED_PREFIXES)
+
+
+def init_app(app: Flask, buffer: RequestLogBuffer) -> None:
+    """Install the before/after request hooks that time requests into `buffer`."""
+
+    @app.before_request
+    def _start_timer() -> None:
+        g._monitoring_started = time.perf_counter()
+
+    @app.after_request
+    def _record(response: Response) -> Response:
+        started = g.pop("_monitoring_started", None)
+        if started is None or _skipped(request.endpoint):
+            return response
+        seconds = time.perf_counter() - started
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        REGISTRY.observe_request(rule, request.method, response.status_code, seconds)
+        buffer.add(
+            {
+                "created_at": utcnow(),
+                "endpoint": rule[:128],
+                "method": request.method[:8],
+                "status": response.status_code,
+                "latency_ms": seconds * 1000.0,
+            }
+        )
+        return response
