@@ -1,6 +1,8 @@
 """gunicorn settings; each can be overridden from the environment."""
 
 import os
+import shutil
+import tempfile
 
 # One OpenMP/BLAS thread per worker: the workers are the parallelism. Several threads per worker on
 # few cores make scikit-learn's tree ensembles spin and wait (measured: a 1-row prediction took ~250 ms
@@ -8,6 +10,10 @@ import os
 # before the app (and scikit-learn) is imported; an explicit value wins.
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, os.environ.get("STORECAST_MODEL_THREADS", "1"))
+
+# prometheus-client's multiprocess mode: every worker writes its counters to files in this directory and
+# a scrape of any worker adds them up. Set before the app (and the client) is imported; emptied at start.
+METRICS_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="storecast-metrics-"))
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -53,3 +59,19 @@ def when_ready(server):
         server.log.info("model preloaded in the master: %s", getattr(holder, "version", None) or "none yet")
     except Exception:  # noqa: BLE001 - a worker retries on its first request; never block start-up
         server.log.exception("could not preload the production model")
+
+
+def on_starting(server):
+    """Forget the counters of a previous run: the directory may be a persistent, configured one."""
+    for entry in os.scandir(METRICS_DIR):
+        if entry.is_file():
+            os.unlink(entry.path)
+        else:
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def child_exit(server, worker):
+    """A dead worker's gauges stop counting; its counters and histograms stay in the sums."""
+    from prometheus_client import multiprocess  # imported by the master only when a worker exits
+
+    multiprocess.mark_process_dead(worker.pid)

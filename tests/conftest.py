@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from app.monitoring.metrics import REGISTRY
+from app.monitoring import metrics
 from app.storage import ModelVersion, StageChange
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +132,7 @@ def client(model_app):
 def mon_app(tmp_path):
     """An app with an empty database; request rows are flushed by the tests, not by a thread."""
     app = make_test_app(tmp_path, REQUEST_LOG_FLUSH_SECONDS=0)
-    REGISTRY.reset()
+    for counter in (metrics.HTTP_REQUESTS, metrics.HTTP_LATENCY, metrics.PREDICTIONS):
+        counter.clear()  # this process' counters start from zero for each monitoring test
     yield app
     app.extensions["storage"].dispose()

@@ -197,6 +197,12 @@ def test_nginx_compresses_limits_api_rate_and_caps_uploads(nginx: list) -> None:
     assert Config.MAX_CONTENT_LENGTH <= megabytes * 1024 * 1024 <= 16 * 1024 * 1024
 
 
+def test_nginx_serves_metrics_to_private_addresses_only(nginx: list) -> None:
+    assert _find(nginx, "deny", "location = /metrics") == [["all"]]
+    allowed = {args[0] for args in _find(nginx, "allow", "location = /metrics")}
+    assert allowed and all(a.startswith(("127.", "10.", "172.16.", "192.168.")) for a in allowed)
+
+
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed")
 def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
     text = (ROOT / "deploy" / "nginx.conf").read_text().replace("server web:8000;", "server 127.0.0.1:8000;")

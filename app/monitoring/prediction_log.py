@@ -188,7 +188,7 @@ def log_predictions(
     started = time.perf_counter()
     rows = to_rows(predictions, source=source, request_id=request_id, latency_ms=latency_ms)
     ids = write_rows(storage, rows)
-    metrics.REGISTRY.predictions_served(source, len(rows))
+    metrics.predictions_served(source, len(rows))
     elapsed = (time.perf_counter() - started) * 1000
     if elapsed > 250:
         log.warning("logging %d predictions took %.0f ms (database contention?)", len(rows), elapsed)

@@ -136,6 +136,11 @@ class ModelHolder:
         log.info("serving %s v%s", self.model_name, row.version)
 
     @property
+    def loaded_forecaster(self) -> Forecaster | None:
+        """What is in memory now, without a registry check or a load (scrapes and page chrome)."""
+        return self._forecaster
+
+    @property
     def loaded(self) -> bool:
         return self._forecaster is not None
 

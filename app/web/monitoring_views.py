@@ -14,13 +14,13 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.jobs import tasks as jobs
 from app.monitoring import actuals, alerts, performance
-from app.monitoring.metrics import REGISTRY
+from app.monitoring import metrics as monitoring_metrics
 from app.registry import versions
-from app.storage import DriftReport, DriftResult, PerformanceSnapshot, PredictionLog, get_row, utcnow
+from app.storage import DriftReport, DriftResult, PerformanceSnapshot, get_row, utcnow
 from app.web import context, published
 from app.web import monitoring_charts as charts
 from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
@@ -255,55 +255,12 @@ def upload_actuals() -> Any:
 
 @pages_bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text format: this worker's counters, plus drift and accuracy from the jobs' tables."""
-    gauges: list[tuple[str, str, dict[str, object], float | None]] = []
+    """Prometheus text format: the workers' counters, plus drift and accuracy from the jobs' tables."""
     with context.storage().session() as session:
-        report = session.scalars(select(DriftReport).order_by(DriftReport.id.desc()).limit(1)).first()
-        snapshot = session.scalars(
-            select(PerformanceSnapshot).order_by(PerformanceSnapshot.id.desc()).limit(1)
-        ).first()
-        logged = session.execute(select(func.max(PredictionLog.id))).scalar()
-        open_count = len(alerts.open_alerts(session))
-    if report is not None:
-        labels = {"model_version": report.model_version}
-        gauges += [
-            (
-                "storecast_dataset_drift",
-                "1 when the last drift check flagged the dataset.",
-                labels,
-                float(report.dataset_drift),
-            ),
-            (
-                "storecast_drifted_features",
-                "Features drifted in the last drift check.",
-                labels,
-                float(report.features_drifted),
-            ),
-        ]
-    else:
-        gauges.append(
-            ("storecast_dataset_drift", "1 when the last drift check flagged the dataset.", {}, None)
-        )
-    version = {"model_version": (snapshot.model_version or "") if snapshot else ""}
-    gauges += [
-        (
-            "storecast_live_wmae",
-            "WMAE of logged predictions that have actual sales (last snapshot).",
-            version,
-            snapshot.live_wmae if snapshot else None,
-        ),
-        (
-            "storecast_backtest_wmae",
-            "The production model's backtest WMAE.",
-            version,
-            snapshot.backtest_wmae if snapshot else None,
-        ),
-        ("storecast_prediction_log_rows", "Rows in the prediction log (highest id).", {}, float(logged or 0)),
-        ("storecast_open_alerts", "Alerts open now.", {}, float(open_count)),
-    ]
+        gauges = monitoring_metrics.database_gauges(session)
     holder = context.holder()  # what is in memory: a scrape never loads a model
-    gauges += published.lag_gauges(context.storage(), getattr(holder, "_forecaster", None))
-    return Response(REGISTRY.render(gauges), mimetype="text/plain; version=0.0.4; charset=utf-8")
+    gauges += published.lag_gauges(context.storage(), holder.loaded_forecaster)
+    return Response(monitoring_metrics.exposition(gauges), mimetype=monitoring_metrics.CONTENT_TYPE)
 
 
 # API

@@ -15,6 +15,7 @@ from app.forecasting.intervals import LAG_BUCKET_LABELS
 from app.loop import accuracy, publish
 from app.loop.history import lineage_of
 from app.loop.weekly import backtest_by_lag
+from app.monitoring.metrics import Gauge
 from app.storage import MAX_ROW_ID, Storage
 from app.web import charts
 
@@ -142,11 +143,9 @@ def _unix(day: dt.date) -> float:
     return float(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
-def lag_gauges(
-    storage: Storage, forecaster: Any | None
-) -> list[tuple[str, str, dict[str, object], float | None]]:
+def lag_gauges(storage: Storage, forecaster: Any | None) -> list[Gauge]:
     """/metrics gauges: live accuracy per lag bucket, and how fresh the published and served data are."""
-    gauges: list[tuple[str, str, dict[str, object], float | None]] = []
+    gauges: list[Gauge] = []
     buckets = accuracy_buckets(storage, forecaster) if forecaster is not None else []
     for name, key, help_text in (
         ("storecast_live_wmae", "wmae", "Live WMAE of published forecasts, by lag bucket."),

@@ -6,7 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from app.monitoring.metrics import REGISTRY
+from app.monitoring import metrics
 from app.monitoring.request_log import RequestLogBuffer
 from app.storage import utcnow
 
@@ -33,7 +33,7 @@ def init_app(app: Flask, buffer: RequestLogBuffer) -> None:
             return response
         seconds = time.perf_counter() - started
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        REGISTRY.observe_request(rule, request.method, response.status_code, seconds)
+        metrics.observe_request(rule, request.method, response.status_code, seconds)
         buffer.add(
             {
                 "created_at": utcnow(),

@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from app.monitoring.metrics import REGISTRY
+from app.monitoring.metrics import COUNTERS
 from app.monitoring.prediction_log import log_predictions
 from app.storage import PredictionLog, Storage
 from tests.monitoring.conftest import simple_predictions
@@ -20,9 +20,14 @@ def _count(storage: Storage) -> int:
         return session.execute(select(func.count()).select_from(PredictionLog)).scalar_one()
 
 
+def _served(source: str) -> float:
+    return COUNTERS.get_sample_value("storecast_predictions_served_total", {"source": source}) or 0.0
+
+
 def test_logs_every_prediction_with_ids_in_order(mon_app):
     predictions = simple_predictions(5)
     predictions[2]["inputs"]["markdown1"] = math.nan
+    served_before = _served("forecast")
     ids = log_predictions(
         mon_app.extensions["storage"], predictions, source="forecast", request_id="req-1", latency_ms=12.5
     )
@@ -35,7 +40,7 @@ def test_logs_every_prediction_with_ids_in_order(mon_app):
         assert rows[2].inputs["markdown1"] is None  # NaN is stored as JSON null
         assert rows[0].assumed == {"temperature": "features.csv"}
         assert rows[0].upper_95 == pytest.approx(predictions[0]["upper_95"])
-    assert REGISTRY.predictions["forecast"] == 5
+    assert _served("forecast") == served_before + 5
 
 
 def test_unknown_source_is_refused(mon_app):

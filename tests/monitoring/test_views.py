@@ -124,18 +124,18 @@ def test_metrics_in_prometheus_text_format(busy_app):
     assert response.status_code == 200 and response.mimetype == "text/plain"
     assert "# TYPE storecast_http_requests_total counter" in text
     assert re.search(
-        r'storecast_http_requests_total\{endpoint="/api/v1/health",method="GET",status="200",pid="\d+"\} 5',
+        r'storecast_http_requests_total\{endpoint="/api/v1/health",method="GET",status="200"\} 5.0',
         text,
     )
     assert re.search(
         r"storecast_http_request_duration_seconds_bucket"
-        r'\{endpoint="/api/v1/health",method="GET",pid="\d+",le="\+Inf"\} 5',
+        r'\{endpoint="/api/v1/health",le="\+Inf",method="GET"\} 5.0',
         text,
     )
     assert "# TYPE storecast_http_request_duration_seconds histogram" in text
-    assert re.search(r'storecast_predictions_served_total\{source="page",pid="\d+"\} 2', text)
-    assert 'storecast_dataset_drift{model_version="v1"} 1' in text
-    assert 'storecast_live_wmae{model_version="v1"} 1750' in text
+    assert re.search(r'storecast_predictions_served_total\{source="page"\} 2.0', text)
+    assert 'storecast_dataset_drift{model_version="v1"} 1.0' in text
+    assert 'storecast_live_wmae{model_version="v1"} 1750.0' in text
     sample = re.compile(
         r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})? -?([0-9.e+-]+|NaN|\+Inf)$'
     )

@@ -324,7 +324,8 @@ def test_metrics_carry_lag_gauges_and_data_freshness(model_app, client, forecast
         assert re.search(rf'^{name}\{{bucket="1"\}} -?[0-9.e+-]+$', text, re.M), name
     assert 'bucket="2-4"' not in text  # unscored buckets are left out
     through = dt.datetime.combine(run.data_through, dt.time(), tzinfo=dt.UTC).timestamp()
-    assert f"storecast_forecast_run_data_through {int(through)}" in text
-    assert re.search(r"^storecast_serving_data_through \d+$", text, re.M)
+    published = re.search(r"^storecast_forecast_run_data_through (\S+)$", text, re.M)
+    assert published and float(published.group(1)) == through
+    assert re.search(r"^storecast_serving_data_through [0-9.e+]+$", text, re.M)
     helps = re.findall(r"^# HELP (\S+)", text, re.M)
     assert len(helps) == len(set(helps))  # one family per name
