@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -362,6 +363,33 @@ class StageChange(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+_PLAIN = frozenset({int, str, bool, type(None)})
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types only, for the JSON columns and answers: NaN and infinities become null, numpy
+    scalars Python numbers, dates ISO strings. Plain types are checked first: the prediction log
+    cleans every input of every prediction with it."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind in _PLAIN:
+        return value
+    if isinstance(value, dict):
+        return {key if type(key) is str else str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (bool, int, str)):  # subclasses (numpy.bool_ is not one: it has .item())
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # numpy scalar
+        return jsonable(value.item())
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
 def parse_row_id(text: str) -> int | None:
     """An id typed by a user (URL, query string, CLI): ASCII digits within the id range, else None."""
     return int(text) if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_ROW_ID else None
@@ -372,7 +400,7 @@ def get_row(session: Session, model: type[Base], row_id: int) -> Any:
     return session.get(model, row_id) if 1 <= row_id <= MAX_ROW_ID else None
 
 
-def production_version(session: Session, name: str) -> ModelVersion | None:
+def production_row(session: Session, name: str) -> ModelVersion | None:
     """The version of model `name` in production (the registry keeps at most one)."""
     rows = session.scalars(
         select(ModelVersion).where(ModelVersion.name == name, ModelVersion.stage == "production")

@@ -11,8 +11,9 @@ from flask.cli import with_appcontext
 
 from app.cli.data import DATA_HELP, load_dataset
 from app.cli.db import SchemaGroup, requires_schema
+from app.forecasting.estimators import KINDS
 from app.registry import versions
-from app.registry.experiment import KINDS, run_experiment
+from app.registry.experiment import run_experiment
 from app.registry.retrain import dataset_with_actuals
 from app.registry.runs import get_run, list_runs
 from app.web import context

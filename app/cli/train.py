@@ -22,7 +22,8 @@ from app.forecasting.estimators import KINDS
 from app.forecasting.forecaster import ForecastError
 from app.forecasting.training import save_model, train
 from app.registry.retrain import dataset_with_actuals
-from app.registry.runs import jsonable, track_run
+from app.registry.runs import track_run
+from app.storage import jsonable
 from app.web import context
 
 

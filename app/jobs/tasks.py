@@ -30,7 +30,7 @@ from app.monitoring import alerts, drift, drift_report, performance, webhook
 from app.monitoring.request_log import RequestLogBuffer
 from app.registry.retrain import dataset_with_actuals
 from app.serving.holder import ModelHolder, ModelUnavailable
-from app.storage import JobRun, ModelVersion, Storage, production_version, utcnow
+from app.storage import JobRun, ModelVersion, Storage, production_row, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class JobOutcome:
 
 def production_model(storage: Storage, name: str) -> ModelVersion | None:
     with storage.session() as session:
-        return production_version(session, name)
+        return production_row(session, name)
 
 
 _reference_cache: dict[str, dict[str, Any]] = {}

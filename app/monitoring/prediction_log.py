@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from app.monitoring import metrics
-from app.storage import PredictionLog, Storage, utcnow
+from app.storage import PredictionLog, Storage, jsonable, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,32 +43,6 @@ def _as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-_PLAIN = frozenset({int, str, bool, type(None)})
-
-
-def _clean(mapping: Any) -> dict[str, Any]:
-    """JSON-safe copy of an inputs/assumed dict: NaN becomes null, numpy scalars become Python ones."""
-    if not mapping:
-        return {}
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        kind = type(value)
-        if kind is float:
-            if value != value or value in (math.inf, -math.inf):
-                value = None
-        elif kind not in _PLAIN:
-            if hasattr(value, "item"):  # numpy scalar
-                value = value.item()
-                if isinstance(value, float) and not math.isfinite(value):
-                    value = None
-            elif isinstance(value, (dt.date, dt.datetime)):
-                value = value.isoformat()
-            else:
-                value = str(value)
-        out[key if type(key) is str else str(key)] = value
-    return out
-
-
 def to_rows(
     predictions: Iterable[Any],
     *,
@@ -91,8 +64,8 @@ def to_rows(
             "dept": int(_get(item, "dept")),
             "week": _as_date(_get(item, "week")),
             "horizon": int(_get(item, "horizon", 0) or 0),
-            "inputs": _clean(_get(item, "inputs")),
-            "assumed": _clean(_get(item, "assumed")),
+            "inputs": jsonable(_get(item, "inputs") or {}),
+            "assumed": jsonable(_get(item, "assumed") or {}),
             "cold_start": bool(_get(item, "cold_start", False)),
             "latency_ms": float(latency_ms),
         }

@@ -24,6 +24,7 @@ import pandas as pd
 
 from app.forecasting.backtest import run_backtest
 from app.forecasting.data import Dataset
+from app.forecasting.estimators import KINDS
 from app.forecasting.training import HOLDOUT_WEEKS, save_model, train
 from app.registry import versions
 from app.registry.runs import track_run
@@ -31,7 +32,6 @@ from app.storage import Run, Storage
 
 log = logging.getLogger(__name__)
 
-KINDS = ("hgb", "rf", "linear", "naive")
 Progress = Callable[[str], None]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import math
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from sqlalchemy import select
 from app.config import PROJECT_ROOT
 from app.forecasting.data import Dataset
 from app.registry import events
-from app.storage import Run, Storage, get_row, utcnow
+from app.storage import Run, Storage, get_row, jsonable, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +72,6 @@ def data_window(dataset: Dataset) -> dict[str, Any]:
         "data_start": _as_date(sales["date"].min()) if len(sales) else None,
         "data_end": _as_date(sales["date"].max()) if len(sales) else None,
     }
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types only (numpy scalars, timestamps and NaN would break the JSON column)."""
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(item) for item in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item"):  # numpy scalar
-        return jsonable(value.item())
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
 
 
 def clean_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import hashlib
 import json
 import logging
 import os
@@ -27,9 +26,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.forecasting.artifacts import sha256_file
 from app.registry import events
 from app.registry.runs import clean_metrics
-from app.storage import ActualSale, ModelVersion, Run, StageChange, Storage, parse_row_id
+from app.storage import ActualSale, ModelVersion, Run, StageChange, Storage, parse_row_id, production_row
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +68,10 @@ def parse_version(value: str | int) -> int:
     return number
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_artifact(path: str | Path, expected_sha256: str) -> None:
     """Raise ArtifactIntegrityError unless the file exists and hashes to what was registered."""
     try:
-        actual = file_sha256(path)
+        actual = sha256_file(path)
     except OSError as error:
         raise ArtifactIntegrityError(f"artifact {path} cannot be read: {error.strerror or error}") from error
     if actual != expected_sha256:
@@ -138,15 +130,6 @@ def _get(session: Session, name: str, version: int) -> ModelVersion:
     if row is None:
         raise VersionNotFound(f"{name} v{version} does not exist")
     return row
-
-
-def _production(session: Session, name: str) -> ModelVersion | None:
-    rows = session.scalars(
-        select(ModelVersion).where(ModelVersion.name == name, ModelVersion.stage == "production")
-    ).all()
-    if len(rows) > 1:  # cannot happen through this module; say so loudly if someone wrote the table by hand
-        log.error("%s has %d production versions: %s", name, len(rows), [row.version for row in rows])
-    return rows[0] if rows else None
 
 
 def _sidecar(row: ModelVersion) -> dict[str, Any]:
@@ -253,7 +236,7 @@ def register_version(
         try:
             with storage.session() as session:
                 _lock(session, name)
-                current = _production(session, name)
+                current = production_row(session, name)
                 number = (
                     session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
                     or 0
@@ -331,7 +314,7 @@ def promote(
             raise RegistryError(f"{name} v{number} is already in production")
         if verify:
             verify_artifact(row.artifact_path, row.artifact_sha256)
-        current = _production(session, name)
+        current = production_row(session, name)
         if current is not None:
             _move(session, current, "archived", by, reason or f"replaced by v{number}")
         _move(session, row, "production", by, reason)
@@ -364,7 +347,7 @@ def rollback(storage: Storage, name: str, *, by: str | None = None, reason: str 
     by = by or default_actor()
     with storage.session() as session:
         _lock(session, name)
-        current = _production(session, name)
+        current = production_row(session, name)
         target = previous_production(session, name, current.id if current else None)
         if target is None:
             raise RegistryError(f"{name} has no earlier production version to roll back to")
@@ -419,7 +402,7 @@ def get_version(storage: Storage, name: str, version: int | str) -> dict[str, An
 
 def production_version(storage: Storage, name: str) -> dict[str, Any] | None:
     with storage.session() as session:
-        row = _production(session, name)
+        row = production_row(session, name)
         return version_to_dict(row) if row else None
 
 
@@ -443,10 +426,10 @@ def production_lineage(storage_or_session: Storage | Session, name: str) -> str 
     Actual sales are tagged with it when they arrive, so they are scored against that data's models only.
     """
     if isinstance(storage_or_session, Session):
-        row = _production(storage_or_session, name)
+        row = production_row(storage_or_session, name)
         return data_of(storage_or_session, row)[0] if row is not None else None
     with storage_or_session.session() as session:
-        row = _production(session, name)
+        row = production_row(session, name)
         return data_of(session, row)[0] if row is not None else None
 
 
@@ -457,7 +440,7 @@ def check_data(storage: Storage, name: str, lineage: str | None, source: str | N
     and names no source). `flask models check-data` and `make run` decide from it whether to train.
     """
     with storage.session() as session:
-        row = _production(session, name)
+        row = production_row(session, name)
         if row is None:
             return {
                 "status": "no-production",
@@ -509,7 +492,7 @@ def staleness(storage: Storage, name: str, stale_after_weeks: int) -> dict[str, 
     stale: the sales it has never seen keep arriving, so it should be retrained. None: no production.
     """
     with storage.session() as session:
-        row = _production(session, name)
+        row = production_row(session, name)
         if row is None:
             return None
         lineage, _ = data_of(session, row)

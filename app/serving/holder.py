@@ -19,7 +19,7 @@ from typing import Any
 from app.forecasting.artifacts import ArtifactError, load_forecaster
 from app.forecasting.forecaster import Forecaster
 from app.loop.history import actuals_stamp, roll_forward
-from app.storage import ModelVersion, Storage, production_version
+from app.storage import ModelVersion, Storage, production_row
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class ModelHolder:
 
     def _production_row(self) -> ModelVersion | None:
         with self.storage.session() as session:
-            return production_version(session, self.model_name)
+            return production_row(session, self.model_name)
 
     def refresh(self, wait: bool = True) -> None:
         """Load the registry's production version if it differs from the one in memory."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 from app.forecasting.calendar import friday_on_or_after
 from app.forecasting.forecaster import BANDS, Forecaster
 from app.monitoring.prediction_log import log_predictions
-from app.storage import Storage
+from app.storage import Storage, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +43,6 @@ def iso_week(value: Any) -> str:
     return str(value)[:10]
 
 
-def _plain(value: Any) -> Any:
-    if type(value) is float:  # the common case first
-        return value if math.isfinite(value) else None
-    if value is None or type(value) in (int, bool, str):
-        return value
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (dt.date, dt.datetime)):
-        return iso_week(value)
-    return value
-
-
 def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
     """A core Prediction (or its to_dict()) as the API's JSON-ready dict.
 
@@ -77,7 +62,7 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         "upper_80": round(float(data["upper_80"]), 2),
         "lower_95": round(float(data["lower_95"]), 2),
         "upper_95": round(float(data["upper_95"]), 2),
-        "inputs": {str(k): _plain(v) for k, v in (get("inputs") or {}).items()},
+        "inputs": jsonable(get("inputs") or {}),
         "assumed": {str(k): str(v) for k, v in (get("assumed") or {}).items()},
         "cold_start": bool(get("cold_start", False)),
         "model_version": str(get("model_version") or ""),
