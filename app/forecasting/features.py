@@ -258,17 +258,6 @@ class OriginState:
     has_history: np.ndarray  # [S] bool: any sales at or before the origin
     dept: np.ndarray  # [S] department of each series
 
-    def take(self, rows: np.ndarray) -> OriginState:
-        return OriginState(
-            self.origin,
-            self.scale[rows],
-            {k: v[rows] for k, v in self.stats.items()},
-            self.raw[rows],
-            self.svd[rows],
-            self.has_history[rows],
-            self.dept[rows],
-        )
-
 
 def _window(values: np.ndarray, first_week: int, start: int, stop: int) -> np.ndarray:
     """values[:, start..stop] (absolute weeks, inclusive), NaN-padded outside the panel."""

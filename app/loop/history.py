@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import func, select
 
 from app.forecasting.artifacts import load_forecaster
@@ -25,11 +23,6 @@ def actuals_stamp(storage: Storage) -> tuple:
         sales = session.execute(select(func.max(ActualSale.ingested_at), func.max(ActualSale.week))).one()
         features = session.execute(select(func.max(ActualFeature.ingested_at))).one()
     return (*sales, *features)
-
-
-def newest_actual_week(storage: Storage, lineage: str | None) -> dt.date | None:
-    with storage.session() as session:
-        return session.scalar(select(func.max(ActualSale.week)).where(ActualSale.lineage == lineage))
 
 
 def production_forecaster(storage: Storage, model_name: str) -> Forecaster:

@@ -75,10 +75,6 @@ class RequestLogBuffer:
                 raise
             return len(rows)
 
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._rows)
-
     def close(self) -> None:
         self._stopped.set()
         try:
