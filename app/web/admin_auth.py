@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Response, current_app, request
+from flask import current_app, request
 
-from app.web.errors import api_error
+from app.web.errors import ApiError
 
 
 class AdminDenied(Exception):
@@ -40,13 +40,12 @@ def bearer_token() -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def deny_unless_admin(open_when_unset: bool = False) -> Response | None:
-    """None when the request carries the admin bearer token; otherwise the JSON 401 or 403 to return."""
+def require_admin(open_when_unset: bool = False) -> None:
+    """Return when the request carries the admin bearer token; otherwise raise the 401 or 403."""
     try:
         check_admin_token(bearer_token(), open_when_unset)
     except AdminDenied as denied:
-        response = api_error(denied.status, denied.message)
-        if denied.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="storecast admin"'
-        return response
-    return None
+        challenge = {"WWW-Authenticate": 'Bearer realm="storecast admin"'} if denied.status == 401 else {}
+        raise ApiError(
+            denied.status, denied.message, [{"field": "Authorization", "message": denied.message}], challenge
+        ) from None

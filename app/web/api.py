@@ -10,15 +10,29 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import ValidationError
 
 from app.web import context
+from app.web.apidoc import json_body, json_object, openapi_document, operation, query_args
 from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
-from app.web.errors import ApiError, detail, validation_details
+from app.web.errors import ApiError, detail
 from app.web.model_card import model_features as features_of
 from app.web.model_card import model_summary
-from app.web.openapi import openapi_document
-from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery, input_features
+from app.web.schemas import (
+    BatchQuery,
+    BatchRequest,
+    BatchResponse,
+    FeaturesResponse,
+    ForecastRequest,
+    ForecastResponse,
+    HealthResponse,
+    ModelResponse,
+    PredictRequest,
+    PredictResponse,
+    ReadyResponse,
+    StoreForecastParams,
+    StoreForecastResponse,
+    input_features,
+)
 
 bp = Blueprint("api", __name__)
 
@@ -46,38 +60,33 @@ def _request_id_header(response: Response) -> Response:
     return response
 
 
-def _json_object() -> dict[str, Any]:
-    """The body as a JSON object: 415 for another content type, 400 for malformed JSON or a non-object."""
-    if request.mimetype != "application/json":
-        raise ApiError(
-            415,
-            "unsupported content type: send application/json",
-            [detail("Content-Type", f"got {request.mimetype or 'none'}")],
-        )
-    raw = request.get_data(cache=True)
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "malformed JSON", [detail("body", str(error))]) from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object", [detail("body", f"got {type(data).__name__}")])
-    return data
-
-
-def _validate(model: type, data: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise ApiError(422, "invalid request", validation_details(error)) from None
+PREDICT_EXAMPLE = {"store": 1, "dept": 1, "date": "2012-11-02", "is_holiday": False, "temperature": 55.3}
+BATCH_CSV_EXAMPLE = "Store,Dept,Date,IsHoliday\n1,1,2012-11-02,FALSE\n1,2,2012-11-02,FALSE\n"
 
 
 @bp.get("/health")
+@operation(
+    "Liveness",
+    "service",
+    description="The process answers; needs neither a model nor the database.",
+    ok=HealthResponse,
+    ok_description="Alive",
+)
 def health() -> Any:
     """Alive: the process answers (no model or database needed)."""
     return {"status": "ok"}
 
 
 @bp.get("/ready")
+@operation(
+    "Readiness",
+    "service",
+    description="A production model is loaded and the database answers; 503 (same body) otherwise.",
+    ok=ReadyResponse,
+    ok_description="Ready",
+    errors={503: "Not ready: no model loaded, or the database is unreachable"},
+    error_models={503: ReadyResponse},
+)
 def ready() -> Any:
     """Ready to serve: a production model is loaded and the database answers; 503 otherwise."""
     holder = current_app.extensions["model_holder"]
@@ -101,16 +110,46 @@ def ready() -> Any:
 
 
 @bp.post("/predict")
+@operation(
+    "Predict one week",
+    "predictions",
+    description=(
+        "Weekly sales of one store-department for one week, with 80% and 95% intervals. "
+        "Covariates left out are filled by the model and named in `assumed`."
+    ),
+    body=PredictRequest,
+    body_example=PREDICT_EXAMPLE,
+    ok=PredictResponse,
+    ok_description="The prediction",
+)
 def predict() -> Any:
     """One week of one store-department."""
-    row = _validate(PredictRequest, _json_object())
+    row = json_body()
     served = context.predict([row], source="api")
     return fast_json({**served.predictions[0], "request_id": served.request_id})
 
 
 @bp.post("/predict/batch")
+@operation(
+    "Predict many rows",
+    "predictions",
+    description=(
+        'At most MAX_BATCH_ROWS (1,000) rows as JSON `{"rows": [...]}` or a `text/csv` body with the '
+        "Kaggle train.csv/test.csv columns (Store, Dept, Date, IsHoliday, ...). One invalid row rejects "
+        "the batch with a 422 listing every bad row by index (and CSV line) and field. `?format=csv` "
+        "(or `Accept: text/csv`) returns the predictions as CSV."
+    ),
+    body=BatchRequest,
+    body_example={"rows": [PREDICT_EXAMPLE, {"store": 1, "dept": 2, "date": "2012-11-02"}]},
+    csv_body=BATCH_CSV_EXAMPLE,
+    query=BatchQuery,
+    ok=BatchResponse,
+    csv_response="One prediction per row, in order (CSV with ?format=csv)",
+    errors={413: "Too large: more rows than MAX_BATCH_ROWS, or a body over MAX_CONTENT_LENGTH"},
+)
 def predict_batch() -> Any:
     """Up to MAX_BATCH_ROWS rows ({"rows": [...]} or text/csv); all rows valid, or a 422 listing each."""
+    params = query_args()
     limit = int(current_app.config["MAX_BATCH_ROWS"])
     lines: list[int] | None = None
     passthrough = None
@@ -118,7 +157,7 @@ def predict_batch() -> Any:
         parsed = parse_csv(decode(request.get_data()), limit)
         rows, lines, passthrough = parsed.rows, parsed.lines, parsed.passthrough
     elif request.mimetype == "application/json":
-        data = _json_object()
+        data = json_object()
         unknown = sorted(set(data) - {"rows"})
         if unknown:
             raise ApiError(422, "invalid request", [detail(name, "unknown field") for name in unknown])
@@ -146,7 +185,7 @@ def predict_batch() -> Any:
         bad = len({e.get("row") for e in errors})
         raise ApiError(422, f"{bad} invalid row{'s' if bad != 1 else ''}: nothing was predicted", errors)
     served = context.predict(valid, source="batch")
-    if request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv":
+    if params.format == "csv" or request.accept_mimetypes.best == "text/csv":
         body = predictions_csv(served.predictions, passthrough if passthrough and passthrough[0] else None)
         response = Response(body, mimetype="text/csv")
         response.headers["Content-Disposition"] = "attachment; filename=predictions.csv"
@@ -163,9 +202,24 @@ def predict_batch() -> Any:
 
 
 @bp.post("/forecast")
+@operation(
+    "Forecast consecutive weeks",
+    "predictions",
+    description="1-52 consecutive weeks of one store-department; optional covariates.",
+    body=ForecastRequest,
+    body_example={
+        "store": 1,
+        "dept": 1,
+        "start": "2012-11-02",
+        "weeks": 8,
+        "covariates": [{"markdown1": 5000}],
+    },
+    ok=ForecastResponse,
+    ok_description="One entry per week",
+)
 def forecast() -> Any:
     """Consecutive weeks (1-52) of one store-department, optional covariates per week."""
-    req = _validate(ForecastRequest, _json_object())
+    req = json_body()
     served = context.forecast(req, source="forecast")
     first = served.predictions[0]["week"] if served.predictions else served.extra["start"].isoformat()
     return fast_json(
@@ -182,13 +236,17 @@ def forecast() -> Any:
 
 
 @bp.get("/stores/<store>/forecast")
+@operation(
+    "Forecast a whole store",
+    "predictions",
+    description="Every department (ranked by forecast total) and the store total per week.",
+    query=StoreForecastParams,
+    ok=StoreForecastResponse,
+    ok_description="Departments and store total",
+)
 def store_forecast(store: str) -> Any:
     """Every department of a store and the store total, for `weeks` weeks from `start`."""
-    query = {"store": store, **{k: v for k, v in request.args.items() if k in ("start", "weeks") and v != ""}}
-    unknown = sorted(set(request.args) - {"start", "weeks"})
-    if unknown:
-        raise ApiError(422, "invalid request", [detail(name, "unknown query parameter") for name in unknown])
-    req = _validate(StoreForecastQuery, query)
+    req = query_args(store=store)
     served = context.forecast_store(req, source="forecast")
     total = served.extra["total"]
     return fast_json(
@@ -205,12 +263,24 @@ def store_forecast(store: str) -> Any:
 
 
 @bp.get("/model")
+@operation(
+    "The production model",
+    "model",
+    description="Version, kind, parameters, training window, backtest, importances.",
+    ok=ModelResponse,
+)
 def model() -> Any:
     """The production model: version, kind, parameters, training window, backtest, feature importances."""
     return model_summary(context.forecaster())
 
 
 @bp.get("/model/features")
+@operation(
+    "Inputs and features",
+    "model",
+    description="Request fields with types and valid ranges; the features the model computes.",
+    ok=FeaturesResponse,
+)
 def model_features() -> Any:
     """The request fields (types, valid ranges) and the features the model computes (with importances)."""
     model = context.forecaster()
@@ -218,6 +288,7 @@ def model_features() -> Any:
 
 
 @bp.get("/openapi.json")
+@operation("This document", "service", description="OpenAPI 3.1, generated from the routes and their models.")
 def openapi() -> Any:
-    """The OpenAPI 3.1 document, generated from the request schemas."""
+    """The OpenAPI 3.1 document, generated from the routes and their models."""
     return jsonify(openapi_document())

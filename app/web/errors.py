@@ -1,7 +1,7 @@
 """Error responses: JSON {"error", "details": [{"field", "message"}]} under /api, HTML pages elsewhere.
 
-Every package's blueprints use api_error() so that a script sees one error shape, and bad input
-never surfaces as a 500.
+Views raise ApiError (or let a validation error through); the handlers here render every error, so a
+script sees one error shape and bad input never surfaces as a 500.
 """
 
 from __future__ import annotations
@@ -24,11 +24,18 @@ API_PREFIX = "/api/"
 class ApiError(Exception):
     """Raise anywhere in a request to answer with an error JSON (API) or an error page (HTML)."""
 
-    def __init__(self, status: int, message: str, details: Sequence[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.details = list(details or [])
+        self.headers = headers or {}
 
 
 def detail(field: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -104,7 +111,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Any:
         if wants_json():
-            return api_error(error.status, error.message, error.details)
+            response = api_error(error.status, error.message, error.details)
+            response.headers.update(error.headers)
+            return response
         return _html_error(error.status, "Request failed", error.message)
 
     @app.errorhandler(ValidationError)

@@ -9,13 +9,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from app.loop import publish
 from app.loop.history import lineage_of
 from app.web import context, published
 from app.web.api import fast_json
+from app.web.apidoc import operation, query_args
 from app.web.errors import ApiError, detail
+from app.web.schemas import (
+    AccuracyQuery,
+    AccuracyResponse,
+    ForecastRunOut,
+    ForecastRunsResponse,
+    ListQuery,
+    SeriesForecastResponse,
+)
+
+RUN_CSV = "Store,Dept,Date,lag,prediction,lower_80,upper_80,lower_95,upper_95; one row per series and week"
 
 bp = Blueprint("loop_api", __name__)
 
@@ -25,19 +36,6 @@ def _request_id_header(response: Response) -> Response:
     response.headers.setdefault("X-Request-ID", context.request_id())
     response.headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-def _int_arg(name: str, low: int, high: int, default: int | None) -> int | None:
-    """An integer query parameter in [low, high]; 422 naming it otherwise, or for unknown parameters."""
-    unknown = sorted(set(request.args) - {name})
-    if unknown:
-        raise ApiError(422, "invalid request", [detail(u, "unknown query parameter") for u in unknown])
-    raw = request.args.get(name, "").strip()
-    if raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise ApiError(422, "invalid request", [detail(name, f"must be an integer from {low} to {high}")])
-    return int(raw)
 
 
 def _run(run_id: int) -> publish.PublishedRun:
@@ -67,33 +65,71 @@ def _csv(run: publish.PublishedRun) -> Response:
 
 
 @bp.get("/forecast-runs")
+@operation(
+    "Forecast runs",
+    "published",
+    description="Published runs, newest first: 52 weeks for every series from a week of data.",
+    query=ListQuery,
+    ok=ForecastRunsResponse,
+    ok_description="The runs",
+)
 def forecast_runs() -> Any:
     """Published runs, newest first."""
-    limit = _int_arg("limit", 1, 500, 50)
-    return fast_json(
-        {"runs": [run.to_dict() for run in publish.list_runs(context.storage(), limit=limit or 50)]}
-    )
+    limit = query_args().limit
+    return fast_json({"runs": [run.to_dict() for run in publish.list_runs(context.storage(), limit=limit)]})
 
 
 @bp.get("/forecast-runs/<int:run_id>")
+@operation(
+    "One forecast run",
+    "published",
+    description="When, from which week of data, by which model version; rows and series.",
+    ok=ForecastRunOut,
+    ok_description="The run",
+    errors={404: "No such forecast run (or no run published yet), or unknown route"},
+)
 def forecast_run(run_id: int) -> Any:
     """One run's metadata."""
     return fast_json(_run(run_id).to_dict())
 
 
 @bp.get("/forecast-runs/<int:run_id>.csv")
+@operation(
+    "A forecast run as CSV",
+    "published",
+    description="Every stored row of the run, streamed, by store, dept and week.",
+    json_response=False,
+    csv_response=RUN_CSV,
+    errors={404: "No such forecast run (or no run published yet), or unknown route"},
+)
 def forecast_run_csv(run_id: int) -> Response:
     """A whole run as CSV, streamed from the stored rows."""
     return _csv(_run(run_id))
 
 
 @bp.get("/forecast-runs/latest.csv")
+@operation(
+    "The newest forecast run as CSV",
+    "published",
+    description="The run from the newest week of data (404 before the first is published).",
+    json_response=False,
+    csv_response=RUN_CSV,
+    errors={404: "No such forecast run (or no run published yet), or unknown route"},
+)
 def latest_run_csv() -> Response:
     """The newest run as CSV."""
     return _csv(_latest())
 
 
 @bp.get("/forecast-runs/latest/series/<int:store>/<int:dept>")
+@operation(
+    "One series of the newest run",
+    "published",
+    description="The published forecasts of one store-department, 1-52 weeks ahead.",
+    ok=SeriesForecastResponse,
+    ok_description="The series",
+    errors={404: "No run published yet, the series is not in it, or unknown route"},
+)
 def latest_series(store: int, dept: int) -> Any:
     """One series' published forecasts in the newest run."""
     run = _latest()
@@ -119,9 +155,21 @@ def latest_series(store: int, dept: int) -> Any:
 
 
 @bp.get("/accuracy")
+@operation(
+    "Accuracy by lag",
+    "monitoring",
+    description=(
+        "Published forecasts scored against actual sales, per lag bucket (weeks ahead), for the production "
+        "model's data lineage: live WMAE beside the seasonal naive on the same rows and beside the model's "
+        "own backtest for that bucket; bias; interval coverage. `weeks` keeps the last N scored weeks."
+    ),
+    query=AccuracyQuery,
+    ok=AccuracyResponse,
+    ok_description="Per lag bucket",
+)
 def accuracy_by_lag() -> Any:
     """Published forecasts scored against actual sales per lag bucket, beside the backtest's figures."""
-    weeks = _int_arg("weeks", 1, 520, None)
+    weeks = query_args().weeks
     model = context.forecaster()
     since = model.data_through - dt.timedelta(weeks=weeks) if weeks else None
     return fast_json(

@@ -23,8 +23,10 @@ from app.registry import versions
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, get_row, utcnow
 from app.web import context, published
 from app.web import monitoring_charts as charts
-from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
-from app.web.errors import api_error
+from app.web.admin_auth import AdminDenied, check_admin_token, require_admin
+from app.web.apidoc import operation
+from app.web.errors import ApiError
+from app.web.schemas import ActualRow, ActualsRequest, ActualsResponse
 
 log = logging.getLogger(__name__)
 
@@ -275,11 +277,40 @@ def _detail(error: dict[str, Any]) -> dict[str, Any]:
 
 
 @api_bp.post("/actuals")
+@operation(
+    "Import actual sales",
+    "monitoring",
+    description=(
+        'Actual weekly sales, so live accuracy can be scored: JSON rows (`{"rows": [...]}` or a bare '
+        "list) or a `text/csv` body in train.csv's format (Store, Dept, Date, Weekly_Sales, IsHoliday; "
+        "`application/csv`, `text/plain` and a multipart `file` are read the same way). All rows or none: "
+        "one bad row is a 400 naming every problem. Upserts by store, dept and week; re-importing changes "
+        "nothing. Open unless the server sets STORECAST_ADMIN_TOKEN; then the admin bearer token is required."
+    ),
+    body_schema={
+        "anyOf": [
+            {"$ref": "#/components/schemas/ActualsRequest"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/ActualRow"}, "minItems": 1},
+        ]
+    },
+    body_example={"rows": [{"store": 1, "dept": 1, "date": "2012-11-02", "weekly_sales": 41231.5}]},
+    csv_body="Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,41231.5,FALSE\n",
+    ok=ActualsResponse,
+    ok_description="Counts of the upsert",
+    admin="when set",
+    errors={
+        400: (
+            "Malformed JSON, or rows that cannot be imported (nothing is): `details` names each by "
+            "`rows[i].field` (JSON) or CSV column and `line`"
+        ),
+        401: "STORECAST_ADMIN_TOKEN is set and no token was sent",
+        403: "STORECAST_ADMIN_TOKEN is set and the token sent is wrong",
+    },
+    extra_models=(ActualsRequest, ActualRow),
+)
 def api_actuals() -> Any:
     """Actual weekly sales as JSON rows ({"rows": [...]} or a list) or a CSV body (text/csv)."""
-    denied = deny_unless_admin(open_when_unset=True)
-    if denied is not None:
-        return denied
+    require_admin(open_when_unset=True)
     content_type = (request.mimetype or "").lower()
     try:
         if content_type in {"text/csv", "application/csv", "text/plain"}:
@@ -291,7 +322,7 @@ def api_actuals() -> Any:
         else:
             body = request.get_json(silent=True)
             if body is None:
-                return api_error(
+                raise ApiError(
                     415 if content_type != "application/json" else 400,
                     "send JSON rows (application/json) or a CSV in train.csv's format (text/csv)",
                     [{"field": "body", "message": "expected a JSON list of rows or text/csv"}],
@@ -299,7 +330,9 @@ def api_actuals() -> Any:
             parsed = actuals.parse_rows(body)
     except actuals.ActualsError as error:
         details = [_detail(e) for e in error.errors]
-        return api_error(400, f"{len(details)} problem(s) in the actual sales; nothing was imported", details)
+        raise ApiError(
+            400, f"{len(details)} problem(s) in the actual sales; nothing was imported", details
+        ) from None
     with context.storage().session() as session:
         result = actuals.upsert_actuals(session, parsed, model_name=current_app.config["MODEL_NAME"])
     return jsonify(result.to_dict()), 200

@@ -16,11 +16,11 @@ from pydantic import ValidationError
 from app.registry import versions
 from app.serving import predictions
 from app.web import charts, context, downloads
+from app.web.apidoc import openapi_document
 from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
 from app.web.docs import docs_context
 from app.web.errors import ApiError, form_errors
 from app.web.model_card import model_card_context
-from app.web.openapi import openapi_document
 from app.web.schemas import (
     COVARIATES,
     DEFAULT_WEEKS,

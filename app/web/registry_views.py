@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
 from flask import (
@@ -19,20 +20,29 @@ from flask import (
     request,
     url_for,
 )
-from pydantic import ValidationError
 
 from app.forecasting.artifacts import read_metadata
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.storage import parse_row_id
 from app.web import context
-from app.web.admin_auth import AdminDenied, check_admin_token, deny_unless_admin
+from app.web.admin_auth import AdminDenied, check_admin_token, require_admin
+from app.web.apidoc import json_body, operation, query_args
 from app.web.charts import grouped_bar_chart
-from app.web.errors import api_error
+from app.web.errors import ApiError, detail
 from app.web.model_card import model_card_context
-from app.web.schemas import AdminActionRequest  # the schema /api/v1/openapi.json documents
+from app.web.schemas import (
+    AdminActionRequest,
+    ModelsResponse,
+    ModelVersionDetail,
+    RunOut,
+    RunsQuery,
+    RunsResponse,
+)
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+VERSION_PATH = "a version number, with or without its `v` (3 or v3)"
 
 api_bp = Blueprint("registry_api", __name__)
 pages_bp = Blueprint("registry", __name__)
@@ -71,6 +81,16 @@ def _serving() -> dict[str, Any]:
 
 
 @api_bp.get("/models")
+@operation(
+    "Model versions",
+    "registry",
+    description=(
+        "Every registered version (newest first) with its stage, the stage history (newest first) and "
+        "the version this worker serves. No token needed."
+    ),
+    ok=ModelsResponse,
+    ok_description="The registry",
+)
 def api_models() -> Any:
     """Every version with its stage, the stage history (newest first) and what this worker serves."""
     storage, name = context.storage(), _name()
@@ -86,69 +106,113 @@ def api_models() -> Any:
 
 
 @api_bp.get("/models/<version>")
+@operation(
+    "One model version",
+    "registry",
+    description="The version and its own stage history (newest first).",
+    ok=ModelVersionDetail,
+    path_descriptions={"version": VERSION_PATH},
+)
 def api_model(version: str) -> Any:
     try:
         row = versions.get_version(context.storage(), _name(), version)
     except versions.RegistryError as error:
-        return api_error(error.status, str(error), [{"field": "version", "message": str(error)}])
+        raise ApiError(error.status, str(error), [detail("version", str(error))]) from None
     return {**row, "history": versions.stage_history(context.storage(), _name(), version)}
 
 
 def _admin_action(action, *args: Any) -> Any:
-    denied = deny_unless_admin()
-    if denied is not None:
-        return denied
-    body = request.get_json(silent=True) if request.data else {}
-    if not isinstance(body, dict):
-        return api_error(
-            400, "the body must be a JSON object", [{"field": "body", "message": "expected an object"}]
-        )
-
-    try:
-        parsed = AdminActionRequest.model_validate(body)
-    except ValidationError:
-        return api_error(
-            422, "invalid request", [{"field": "reason", "message": "a string of at most 500 characters"}]
-        )
+    require_admin()
+    parsed = json_body()
     try:
         row = action(context.storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason)
     except versions.RegistryError as error:
-        field = "version" if args else "body"
-        return api_error(error.status, str(error), [{"field": field, "message": str(error)}])
+        raise ApiError(
+            error.status, str(error), [detail("version" if args else "body", str(error))]
+        ) from None
     _refresh_holder()
     return {**row, "history": versions.stage_history(context.storage(), _name())[:10]}
 
 
+def _admin_operation(summary: str, description: str, with_version: bool = True) -> Callable[[F], F]:
+    return operation(
+        summary,
+        "registry",
+        description=(
+            f"{description} Needs the admin token. The JSON body is optional. Answers with the version now "
+            "in the stage and the 10 newest stage changes of the registry."
+        ),
+        body=AdminActionRequest,
+        body_required=False,
+        body_example={"reason": "better backtest", "by": "ana"},
+        ok=ModelVersionDetail,
+        ok_description="The version after the change",
+        admin="required",
+        errors={
+            404: "No such version (or not a version number such as 3 or v3), or unknown route",
+            409: (
+                "Not possible as asked: already in production or archived, production cannot be archived, "
+                "nothing to roll back to, or the artifact file is missing or not the one registered"
+            ),
+        },
+        path_descriptions={"version": VERSION_PATH} if with_version else {},
+    )
+
+
 @api_bp.post("/models/<version>/promote")
+@_admin_operation(
+    "Promote a version",
+    "Makes the version production; the production version is archived (both or neither). The artifact's "
+    "SHA-256 is checked first.",
+)
 def api_promote(version: str) -> Any:
     return _admin_action(versions.promote, version)
 
 
 @api_bp.post("/models/rollback")
+@_admin_operation(
+    "Roll back",
+    "Puts back the version that was production before the current one, which is archived.",
+    with_version=False,
+)
 def api_rollback() -> Any:
     return _admin_action(versions.rollback)
 
 
 @api_bp.post("/models/<version>/archive")
+@_admin_operation(
+    "Archive a version", "Retires a staging version (production cannot be archived: promote or roll back)."
+)
 def api_archive(version: str) -> Any:
     return _admin_action(versions.archive, version)
 
 
 @api_bp.get("/runs")
+@operation(
+    "Runs",
+    "registry",
+    description="Training, backtest and experiment runs, newest first.",
+    query=RunsQuery,
+    ok=RunsResponse,
+    ok_description="The runs",
+)
 def api_runs() -> Any:
-    limit = request.args.get("limit", "50")
-    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 500:
-        return api_error(
-            422, "invalid request", [{"field": "limit", "message": "a whole number from 1 to 500"}]
-        )
-    return {"runs": list_runs(context.storage(), limit=int(limit), run_type=request.args.get("type") or None)}
+    query = query_args()
+    return {"runs": list_runs(context.storage(), limit=query.limit, run_type=query.type)}
 
 
 @api_bp.get("/runs/<int:run_id>")
+@operation(
+    "One run",
+    "registry",
+    description="Parameters, data window and fingerprint, metrics, artifact and code version.",
+    ok=RunOut,
+    ok_description="The run",
+)
 def api_run(run_id: int) -> Any:
     run = get_run(context.storage(), run_id)
     if run is None:
-        return api_error(404, f"run {run_id} does not exist", [{"field": "run_id", "message": "no such run"}])
+        raise ApiError(404, f"run {run_id} does not exist", [detail("run_id", "no such run")])
     return run
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -172,6 +172,44 @@ class StoreForecastQuery(BaseModel):
 
     _no_bool = field_validator("store", mode="before")(_reject_bool)
     _start = field_validator("start", mode="before")(_plain_date)
+
+
+class StoreForecastParams(StoreForecastQuery):
+    """The API's query string of GET /stores/<store>/forecast: an unknown parameter is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BatchQuery(BaseModel):
+    """The query string of POST /predict/batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["json", "csv"] | None = Field(
+        None, description="`csv` answers with the predictions as a CSV file (as `Accept: text/csv` does)"
+    )
+
+
+class ListQuery(BaseModel):
+    """How many of the newest to list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=500)
+
+
+class RunsQuery(ListQuery):
+    type: Literal["train", "backtest", "experiment"] | None = Field(
+        None, description="only runs of this type"
+    )
+
+
+class AccuracyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weeks: int | None = Field(
+        None, ge=1, le=520, description="only the weeks after data_through minus this many weeks"
+    )
 
 
 class ForecastForm(PredictRequest):
