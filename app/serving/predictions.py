@@ -1,8 +1,8 @@
 """The one path from validated inputs to served predictions, for the API, the pages and scripts:
 call the production Forecaster, log every prediction, shape the result as plain dicts.
 
-Plain Python: the web layer passes the model, the storage to log to (None: logging off) and the
-request id; the core's ForecastError (unknown store, week out of range) reaches the caller as is.
+Plain Python: the web layer passes the model and a Caller (source, request id, where to log); the
+core's ForecastError (unknown store, week out of range) reaches the caller as is.
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ from app.monitoring.prediction_log import log_predictions
 from app.storage import Storage, jsonable
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: the source and request id every logged prediction records, and where to log them."""
+
+    source: str
+    request_id: str
+    log_to: Storage | None  # None: prediction logging is off
 
 
 @dataclass
@@ -72,17 +81,18 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
     return out
 
 
-def log_and_shape(
-    predictions: list[Any], *, storage: Storage | None, source: str, request_id: str, latency_ms: float
-) -> list[dict[str, Any]]:
+def log_and_shape(predictions: list[Any], caller: Caller, latency_ms: float) -> list[dict[str, Any]]:
     """Write every prediction to the prediction log; ids from the log become prediction_ids."""
+    rid = caller.request_id
     ids = (
-        log_predictions(storage, predictions, source=source, request_id=request_id, latency_ms=latency_ms)
-        if predictions and storage is not None
+        log_predictions(
+            caller.log_to, predictions, source=caller.source, request_id=rid, latency_ms=latency_ms
+        )
+        if predictions and caller.log_to is not None
         else []
     )
     if not ids or len(ids) != len(predictions):  # logging switched off: still give each a unique id
-        ids = [f"{request_id}-{i}" for i in range(len(predictions))]
+        ids = [f"{rid}-{i}" for i in range(len(predictions))]
     return [prediction_dict(p, pid) for p, pid in zip(predictions, ids, strict=True)]
 
 
@@ -119,17 +129,13 @@ def check_rows(
     return errors
 
 
-def predict(
-    model: Forecaster, rows: list[dict[str, Any]], *, storage: Storage | None, source: str, request_id: str
-) -> Served:
+def predict(model: Forecaster, rows: list[dict[str, Any]], caller: Caller) -> Served:
     """Predict rows (single or batch) and log them."""
     started = time.perf_counter()
     predictions = model.predict_rows(rows)
     latency = (time.perf_counter() - started) * 1000
-    shaped = log_and_shape(
-        predictions, storage=storage, source=source, request_id=request_id, latency_ms=latency
-    )
-    return Served(shaped, _version(model, predictions), request_id, latency)
+    shaped = log_and_shape(predictions, caller, latency)
+    return Served(shaped, _version(model, predictions), caller.request_id, latency)
 
 
 def default_start(model: Any) -> dt.date:
@@ -145,20 +151,15 @@ def forecast(
     start: dt.date | None,
     weeks: int,
     covariates: list[dict[str, Any]] | None,
-    *,
-    storage: Storage | None,
-    source: str,
-    request_id: str,
+    caller: Caller,
 ) -> Served:
     """Consecutive weeks of one store-department, logged."""
     start = start or default_start(model)
     started = time.perf_counter()
     predictions = model.forecast(store, dept, start, weeks, covariates=covariates)
     latency = (time.perf_counter() - started) * 1000
-    shaped = log_and_shape(
-        predictions, storage=storage, source=source, request_id=request_id, latency_ms=latency
-    )
-    return Served(shaped, _version(model, predictions), request_id, latency, {"start": start})
+    shaped = log_and_shape(predictions, caller, latency)
+    return Served(shaped, _version(model, predictions), caller.request_id, latency, {"start": start})
 
 
 def forecast_store(
@@ -166,10 +167,7 @@ def forecast_store(
     store: int,
     start: dt.date | None,
     weeks: int,
-    *,
-    storage: Storage | None,
-    source: str,
-    request_id: str,
+    caller: Caller,
 ) -> Served:
     """Every department of a store plus the store total; departments ranked by forecast total."""
     start = start or default_start(model)
@@ -178,7 +176,7 @@ def forecast_store(
     latency = (time.perf_counter() - started) * 1000
     departments = result.departments
     flat = [p for dept in sorted(departments) for p in departments[dept]]
-    shaped = log_and_shape(flat, storage=storage, source=source, request_id=request_id, latency_ms=latency)
+    shaped = log_and_shape(flat, caller, latency)
     by_dept: dict[int, list[dict[str, Any]]] = {}
     for item in shaped:
         by_dept.setdefault(item["dept"], []).append(item)
@@ -211,7 +209,7 @@ def forecast_store(
     return Served(
         shaped,
         _version(model, flat),
-        request_id,
+        caller.request_id,
         latency,
         {"start": start, "total": total, "departments": dept_rows},
     )

@@ -15,7 +15,7 @@ from app.jobs.tasks import JobContext
 from app.monitoring.request_log import RequestLogBuffer
 from app.serving import predictions
 from app.serving.holder import ModelHolder, ModelUnavailable
-from app.serving.predictions import Served
+from app.serving.predictions import Caller, Served
 from app.storage import Storage
 from app.web.errors import ApiError, detail, forecast_error_detail
 from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
@@ -68,9 +68,10 @@ def forecaster_or_none() -> Forecaster | None:
         return None
 
 
-def _log_storage() -> Storage | None:
-    """Where predictions are logged; None when PREDICTION_LOGGING is off."""
-    return storage() if current_app.config.get("PREDICTION_LOGGING", True) else None
+def _caller(source: str) -> Caller:
+    """This request as a caller; its predictions are logged unless PREDICTION_LOGGING is off."""
+    log_to = storage() if current_app.config.get("PREDICTION_LOGGING", True) else None
+    return Caller(source, request_id(), log_to)
 
 
 def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -90,9 +91,7 @@ def predict(rows: list[PredictRequest], *, source: str) -> Served:
         predictions.predict,
         forecaster(),
         [row.to_row() for row in rows],
-        storage=_log_storage(),
-        source=source,
-        request_id=request_id(),
+        _caller(source),
     )
 
 
@@ -105,9 +104,7 @@ def forecast(req: ForecastRequest, *, source: str) -> Served:
         req.start,
         req.weeks,
         req.covariate_dicts(),
-        storage=_log_storage(),
-        source=source,
-        request_id=request_id(),
+        _caller(source),
     )
 
 
@@ -118,7 +115,5 @@ def forecast_store(query: StoreForecastQuery, *, source: str) -> Served:
         query.store,
         query.start,
         query.weeks,
-        storage=_log_storage(),
-        source=source,
-        request_id=request_id(),
+        _caller(source),
     )
