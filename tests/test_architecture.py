@@ -12,7 +12,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 
 # Bottom to top; a module may import its own layer and the ones below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("app.forecasting",),
+    ("app.forecasting", "app.jsonable"),
     ("app.config", "app.storage", "app.migrate"),
     ("app.registry",),
     ("app.monitoring",),

@@ -21,9 +21,9 @@ from app.forecasting.data import DataError, load_test_rows
 from app.forecasting.estimators import KINDS
 from app.forecasting.forecaster import ForecastError
 from app.forecasting.training import save_model, train
+from app.jsonable import jsonable
 from app.registry.retrain import dataset_with_actuals
 from app.registry.runs import track_run
-from app.storage import jsonable
 from app.web import context
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import sklearn
 
+from app.jsonable import jsonable
+
 log = logging.getLogger(__name__)
 FORMAT = 1
 
@@ -67,26 +69,6 @@ def version_mismatches(recorded: dict[str, str]) -> list[str]:
     return problems
 
 
-def _to_json(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _to_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_to_json(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return None if np.isnan(obj) else float(obj)
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, np.ndarray):
-        return _to_json(obj.tolist())
-    if isinstance(obj, pd.Timestamp | dt.date):
-        return obj.isoformat()[:10]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def write_artifact(
     forecaster: Any, metadata: dict[str, Any], models_dir: str | Path, name: str
 ) -> ArtifactInfo:
@@ -102,7 +84,7 @@ def write_artifact(
     versions = library_versions()
     joblib.dump({"format": FORMAT, "versions": versions, "forecaster": forecaster}, path, compress=3)
     sha = sha256_file(path)
-    meta = _to_json(
+    meta = jsonable(
         {
             **metadata,
             "artifact": path.name,

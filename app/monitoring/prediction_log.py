@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from app.jsonable import jsonable
 from app.monitoring import metrics
-from app.storage import PredictionLog, Storage, jsonable, utcnow
+from app.storage import PredictionLog, Storage, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ from sqlalchemy import select
 
 from app.config import PROJECT_ROOT
 from app.forecasting.data import Dataset
+from app.jsonable import jsonable
 from app.registry import events
-from app.storage import Run, Storage, get_row, jsonable, utcnow
+from app.storage import Run, Storage, get_row, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from app.forecasting.calendar import friday_on_or_after
 from app.forecasting.forecaster import BANDS, Forecaster
+from app.jsonable import jsonable
 from app.monitoring.prediction_log import log_predictions
-from app.storage import Storage, jsonable
+from app.storage import Storage
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from app.forecasting.features import FEATURES
-from app.storage import jsonable
+from app.jsonable import jsonable
 from app.web import charts
 
 log = logging.getLogger(__name__)
