@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
+from app.forecasting.metadata import ModelMetadata
 from app.jsonable import jsonable
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class ArtifactInfo:
     path: Path
     metadata_path: Path
     sha256: str
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
 
 
 def library_versions() -> dict[str, str]:
@@ -70,7 +71,7 @@ def version_mismatches(recorded: dict[str, str]) -> list[str]:
 
 
 def write_artifact(
-    forecaster: Any, metadata: dict[str, Any], models_dir: str | Path, name: str
+    forecaster: Any, metadata: ModelMetadata, models_dir: str | Path, name: str
 ) -> ArtifactInfo:
     """models_dir/<name>-<UTC timestamp>.joblib and .json; the JSON records the joblib's hash."""
     models_dir = Path(models_dir)

@@ -30,6 +30,7 @@ from app.forecasting.features import (
     resolve_covariates,
 )
 from app.forecasting.intervals import IntervalCalibrator, interval_denominator
+from app.forecasting.metadata import ModelMetadata
 
 MAX_HORIZON = 52
 BANDS = ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
@@ -101,14 +102,14 @@ class Forecaster:
         panel: Panel,
         covariates: Covariates,
         calibrator: IntervalCalibrator,
-        metadata: dict[str, Any] | None = None,
+        metadata: ModelMetadata | None = None,
     ) -> None:
         self.estimator = estimator
         self.config = config
         self.panel = panel
         self.covariates = covariates
         self.calibrator = calibrator
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata: ModelMetadata = dict(metadata or {})  # type: ignore[assignment]
         self.origin_week = panel.last_week
         self.state: OriginState = origin_state(panel, self.origin_week, config)
         self._keys = panel.keys()

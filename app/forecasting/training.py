@@ -43,6 +43,7 @@ from app.forecasting.intervals import (
     bucket_index,
     interval_denominator,
 )
+from app.forecasting.metadata import ModelMetadata
 from app.forecasting.reference import build_reference
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ CATEGORICAL = {"store", "dept", "store_type", "is_holiday"}
 @dataclass
 class TrainedModel:
     forecaster: Forecaster
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
 
 
 def _say(progress: Progress | None, message: str) -> None:
@@ -332,7 +333,7 @@ def train(
         estimator=est, config=config, panel=panel, covariates=covariates, calibrator=calibrator
     )
     resid_q = {k: v for k, v in calibrator.quantiles.items()}
-    metadata: dict[str, Any] = {
+    metadata: ModelMetadata = {
         "kind": kind,
         "params": {**config.to_dict(), **{k: v for k, v in est_params.items()}},
         "features": [

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from app.forecasting.features import FEATURES
+from app.forecasting.metadata import ModelMetadata
 from app.jsonable import jsonable
 from app.web import charts
 
@@ -31,10 +32,11 @@ KIND_LABELS = {
 }
 
 
-def _metadata(source: Any) -> dict[str, Any]:
+def _metadata(source: Any) -> ModelMetadata:
+    """The metadata of a Forecaster, or the metadata itself (a registry version's sidecar)."""
     if isinstance(source, Mapping):
-        return dict(source)
-    return dict(getattr(source, "metadata", None) or {})
+        return dict(source)  # type: ignore[return-value]
+    return dict(getattr(source, "metadata", None) or {})  # type: ignore[return-value]
 
 
 def _num(value: Any) -> float | None:
@@ -45,13 +47,6 @@ def _num(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _first(mapping: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
-    for key in keys:
-        if key in mapping and mapping[key] is not None:
-            return mapping[key]
-    return default
-
-
 def _bucket_sort_key(bucket: str) -> tuple[float, str]:
     head = str(bucket).split("-")[0].strip().rstrip("+")
     try:
@@ -60,33 +55,17 @@ def _bucket_sort_key(bucket: str) -> tuple[float, str]:
         return math.inf, str(bucket)
 
 
-def feature_importances(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """[{feature, importance}] largest first, from a dict or a list in the metadata."""
-    raw = _first(meta, "feature_importances", "feature_importance", "importances", default={})
-    items: list[tuple[str, float]] = []
-    if isinstance(raw, Mapping):
-        items = [(str(k), _num(v)) for k, v in raw.items()]
-    elif isinstance(raw, list):
-        for entry in raw:
-            if isinstance(entry, Mapping):
-                items.append(
-                    (
-                        str(_first(entry, "feature", "name", default="?")),
-                        _num(_first(entry, "importance", "value")),
-                    )
-                )
-            elif isinstance(entry, (list, tuple)) and len(entry) == 2:
-                items.append((str(entry[0]), _num(entry[1])))
+def feature_importances(meta: ModelMetadata) -> list[dict[str, Any]]:
+    """[{feature, importance}] largest first."""
+    items = [(name, _num(value)) for name, value in (meta.get("feature_importances") or {}).items()]
     items = [(name, value) for name, value in items if value is not None]
     items.sort(key=lambda kv: -kv[1])
     return [{"feature": name, "importance": value} for name, value in items]
 
 
-def backtest_table(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """WMAE overall and by horizon bucket for the model, the seasonal-naive baseline and any comparators."""
+def backtest_table(meta: ModelMetadata) -> dict[str, Any]:
+    """WMAE overall and by horizon bucket for the model and the seasonal-naive baseline."""
     backtest = meta.get("backtest") or {}
-    if not isinstance(backtest, Mapping):
-        backtest = {}
     model_label = KIND_LABELS.get(str(meta.get("kind", "")), str(meta.get("kind", "model")))
     series: dict[str, dict[str, float | None]] = {}  # label -> {"overall": x, bucket: x}
     order = [model_label, BASELINE_LABEL]
@@ -97,37 +76,15 @@ def backtest_table(meta: Mapping[str, Any]) -> dict[str, Any]:
             series.setdefault(label, {})[key] = number
 
     put(model_label, "overall", backtest.get("wmae"))
-    put(BASELINE_LABEL, "overall", _first(backtest, "baseline_wmae", "naive_wmae"))
+    put(BASELINE_LABEL, "overall", backtest.get("baseline_wmae"))
     buckets: list[str] = []
     for bucket, figures in (backtest.get("by_bucket") or {}).items():
         buckets.append(str(bucket))
-        if isinstance(figures, Mapping):
-            put(model_label, str(bucket), figures.get("wmae"))
-            put(BASELINE_LABEL, str(bucket), _first(figures, "baseline_wmae", "naive_wmae"))
-        else:
-            put(model_label, str(bucket), figures)
+        put(model_label, str(bucket), figures.get("wmae"))
     for bucket, figures in (backtest.get("baseline_by_bucket") or {}).items():
         if str(bucket) not in buckets:
             buckets.append(str(bucket))
-        put(BASELINE_LABEL, str(bucket), figures.get("wmae") if isinstance(figures, Mapping) else figures)
-    comparators = (
-        _first(backtest, "comparators", default=None) or _first(meta, "comparators", default={}) or {}
-    )
-    if isinstance(comparators, Mapping):
-        for kind, figures in comparators.items():
-            label = KIND_LABELS.get(str(kind), str(kind))
-            if label in (model_label,):
-                continue
-            if label not in order:
-                order.append(label)
-            if isinstance(figures, Mapping):
-                put(label, "overall", figures.get("wmae"))
-                for bucket, value in (figures.get("by_bucket") or {}).items():
-                    put(label, str(bucket), value.get("wmae") if isinstance(value, Mapping) else value)
-                    if str(bucket) not in buckets:
-                        buckets.append(str(bucket))
-            else:
-                put(label, "overall", figures)
+        put(BASELINE_LABEL, str(bucket), figures.get("wmae"))
     buckets.sort(key=_bucket_sort_key)
     order = [label for label in order if label in series]
     rows = [
@@ -145,16 +102,9 @@ def backtest_table(meta: Mapping[str, Any]) -> dict[str, Any]:
         "mae": _num(backtest.get("mae")),
         "coverage_80": _num(backtest.get("coverage_80")),
         "coverage_95": _num(backtest.get("coverage_95")),
-        "rows_count": _first(backtest, "rows"),
-        "origin": _first(backtest, "origin", "origins"),
-        "horizon": _first(backtest, "horizon"),
-        "folds": len(backtest.get("folds") or []) or None,
-        "holiday_wmae": _num((backtest.get("holiday") or {}).get("wmae"))
-        if isinstance(backtest.get("holiday"), Mapping)
-        else None,
-        "other_wmae": _num((backtest.get("other") or {}).get("wmae"))
-        if isinstance(backtest.get("other"), Mapping)
-        else None,
+        "rows_count": backtest.get("rows"),
+        "origin": backtest.get("origin"),
+        "horizon": backtest.get("horizon"),
     }
     return {
         "buckets": buckets,
@@ -202,23 +152,15 @@ def _importance_chart(importances: list[dict[str, Any]], top: int = 15) -> str |
     )
 
 
-def feature_descriptions(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+def feature_descriptions(meta: ModelMetadata) -> list[dict[str, Any]]:
     """The model's features with type, description, range and importance (metadata, else the pipeline's)."""
     importances = {item["feature"]: item["importance"] for item in feature_importances(meta)}
-    listed = meta.get("features")
-    table: list[tuple[str, str, str]] = []
-    ranges: dict[str, tuple[float | None, float | None]] = {}
-    if isinstance(listed, list) and listed and isinstance(listed[0], Mapping):
-        table = [
-            (str(f.get("name")), str(f.get("type", "")), str(f.get("description", "")))
-            for f in listed
-            if f.get("name")
-        ]
-        ranges = {str(f.get("name")): (_num(f.get("min")), _num(f.get("max"))) for f in listed}
+    listed = meta.get("features") or []
+    if listed:
+        table = [(f["name"], f["type"], f["description"]) for f in listed]
+        ranges = {f["name"]: (_num(f["min"]), _num(f["max"])) for f in listed}
     else:
-        known = {name: (name, kind, text) for name, kind, text in FEATURES}
-        names = [str(n) for n in listed] if isinstance(listed, list) and listed else list(known)
-        table = [known.get(name, (name, "", "")) for name in names]
+        table, ranges = list(FEATURES), {}
     return [
         {
             "name": name,
@@ -232,34 +174,26 @@ def feature_descriptions(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def training_stats(meta: Mapping[str, Any], source: Any = None) -> dict[str, Any]:
-    training = meta.get("training_window") or meta.get("training") or meta.get("data") or {}
-    if not isinstance(training, Mapping):
-        training = {}
-    window = {
-        "start": _first(training, "start", "data_start", "first_week", default=meta.get("data_start")),
-        "end": _first(training, "end", "data_end", "last_week", "through", default=meta.get("data_end")),
-    }
+def training_stats(meta: ModelMetadata, source: Any = None) -> dict[str, Any]:
+    training = meta.get("training_window") or {}
+    window = {"start": training.get("start"), "end": training.get("end")}
     stats = {
-        "rows": _first(training, "rows", "sales_rows", "n_rows"),
-        "training_rows": _first(training, "training_rows", "feature_rows"),
-        "stores": _first(training, "stores", "n_stores"),
-        "departments": _first(training, "departments", "depts", "n_depts"),
-        "series": _first(training, "series", "n_series"),
-        "source": _first(training, "source", default=meta.get("data_source")),
-        "fingerprint": _first(training, "fingerprint", default=meta.get("data_fingerprint")),
-        "lineage": _first(training, "lineage", default=meta.get("data_lineage")),
+        "rows": training.get("rows"),
+        "training_rows": training.get("training_rows"),
+        "stores": None,
+        "departments": None,
+        "series": training.get("series"),
+        "source": meta.get("data_source"),
+        "fingerprint": meta.get("data_fingerprint"),
+        "lineage": meta.get("data_lineage"),
     }
-    distribution = _first(training, "sales_distribution", "weekly_sales", "sales", default={}) or {}
-    if not isinstance(distribution, Mapping):
-        distribution = {}
+    distribution: dict[str, float] = {}
     panel = getattr(source, "panel", None)
-    if panel is not None:  # a loaded Forecaster: fill what the metadata does not record from its history
-        stats["stores"] = stats["stores"] or len(np.unique(panel.store))
-        stats["departments"] = stats["departments"] or len(np.unique(panel.dept))
+    if panel is not None:  # a loaded Forecaster: what the metadata does not record, from its history
+        stats["stores"] = len(np.unique(panel.store))
+        stats["departments"] = len(np.unique(panel.dept))
         stats["series"] = stats["series"] or len(panel.store)
-        if not distribution:
-            distribution = _distribution(panel.values)
+        distribution = _distribution(panel.values)
     return {
         "window": window,
         "stats": stats,
@@ -324,9 +258,9 @@ def model_card_context(source: Any, *, with_charts: bool = True) -> dict[str, An
         "kind": str(meta.get("kind", "")),
         "kind_label": KIND_LABELS.get(str(meta.get("kind", "")), str(meta.get("kind", "unknown"))),
         "origin": str(getattr(source, "origin", None) or meta.get("origin") or "")[:10] or None,
-        "created_at": _first(meta, "created", "created_at", "trained_at"),
+        "created_at": meta.get("created"),
         "train_seconds": meta.get("train_seconds"),
-        "library_versions": meta.get("library_versions") or meta.get("versions") or {},
+        "library_versions": meta.get("library_versions") or {},
         "params": _flat_params(meta.get("params") or {}),
         "backtest": table,
         "importances": importances[:20],
