@@ -140,9 +140,12 @@ def _actor_options(function):
     )
 
 
-def _run_action(action, *args, by: str | None, reason: str) -> dict[str, Any]:
+def _run_action(action, *args, by: str | None, reason: str, **options: Any) -> dict[str, Any]:
     try:
-        return action(context.storage(), _name(), *args, by=by or versions.default_actor(), reason=reason)
+        options = {"by": by or versions.default_actor(), "reason": reason, **options}
+        return action(context.storage(), _name(), *args, **options)
+    except versions.WorseThanProduction:
+        raise  # the command says what to do about it
     except versions.RegistryError as error:
         raise click.ClickException(str(error)) from error
 
@@ -178,10 +181,18 @@ def models_check_data(data_dir: str | None) -> None:
 
 @models_cli.command("promote")
 @click.argument("version")
+@click.option("--force", is_flag=True, help="Promote even when its backtest WMAE is worse than production's.")
 @_actor_options
-def models_promote(version: str, by: str | None, reason: str) -> None:
-    """Make VERSION (3 or v3) production; the current production version is archived."""
-    row = _run_action(versions.promote, version, by=by, reason=reason)
+def models_promote(version: str, force: bool, by: str | None, reason: str) -> None:
+    """Make VERSION (3 or v3) production; the current production version is archived.
+
+    A version whose backtest is worse than production's is refused (saying by how much) without --force.
+    """
+    try:
+        row = _run_action(versions.promote, version, by=by, reason=reason, force=force)
+    except versions.WorseThanProduction as worse:
+        message = worse.comparison["message"]
+        raise click.ClickException(f"{message}: add --force to promote it anyway") from None
     click.echo(
         f"{row['label']} is now in production; "
         f"workers switch within {current_app.config['MODEL_REFRESH_SECONDS']}s"

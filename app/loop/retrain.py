@@ -110,7 +110,10 @@ def retrain_through_gate(
         storage, dataset, kind, model_name=model_name, models_dir=models_dir, params=params,
         stage="staging", by=by, reason=f"retrain candidate: {summary}",
     )  # fmt: skip
-    versions.promote(storage, model_name, version["version"], by=by, reason=f"retrain gate: {summary}")
+    # force: the gate scored both on the same recent weeks, which outranks their stored backtests
+    versions.promote(
+        storage, model_name, version["version"], by=by, reason=f"retrain gate: {summary}", force=True
+    )
     result.update(promoted=True, version=version["label"], gate=f"promoted {version['label']}: {summary}")
     result["seconds"] = round(time.perf_counter() - started, 1)
     log.info("retrain %s", result["gate"])

@@ -333,6 +333,7 @@ def run_experiment(
             by=by,
             reason=f"experiment gate: WMAE {_num(best.wmae)} beats production v{production['version']} "
             f"{_num(production_wmae)} by {gain:.1%} (margin {margin:.1%})",
+            force=True,  # the gate backtested both on the same folds; the stored figures may differ
         )
         result.version = versions.get_version(storage, model_name, result.version["version"])
         result.promoted = True

@@ -52,6 +52,17 @@ class ArtifactIntegrityError(RegistryError):
     status = 409
 
 
+class WorseThanProduction(RegistryError):
+    """A person asked to promote a version whose backtest is worse than production's: they must say
+    `force` (the page's confirmation, the API's field, the CLI's flag) so a regression is never a slip."""
+
+    status = 409
+
+    def __init__(self, comparison: dict[str, Any]) -> None:
+        super().__init__(f"{comparison['message']}: confirm with force to promote it anyway")
+        self.comparison = comparison
+
+
 def default_actor() -> str:
     """The OS user running the CLI: who a stage change is attributed to when nobody says otherwise."""
     try:
@@ -292,6 +303,43 @@ def register_version(
     raise AssertionError("unreachable")
 
 
+def _backtest_comparison(row: ModelVersion, current: ModelVersion | None) -> dict[str, Any] | None:
+    """How much worse `row`'s backtest WMAE is than production's, or None when it is not worse or the
+    two cannot be compared (a figure is missing, or they were trained on different data)."""
+    if current is None or current.id == row.id:
+        return None
+    wmae, production_wmae = (row.metrics or {}).get("wmae"), (current.metrics or {}).get("wmae")
+    if not isinstance(wmae, (int, float)) or not isinstance(production_wmae, (int, float)):
+        return None
+    if row.data_lineage and current.data_lineage and row.data_lineage != current.data_lineage:
+        return None
+    if production_wmae <= 0 or wmae <= production_wmae:
+        return None
+    worse_by = wmae / production_wmae - 1
+    return {
+        "version": f"v{row.version}",
+        "wmae": float(wmae),
+        "production": f"v{current.version}",
+        "production_wmae": float(production_wmae),
+        "worse_by": worse_by,
+        "message": (
+            f"v{row.version}'s backtest WMAE {wmae:,.0f} is {worse_by:.1%} worse than "
+            f"production v{current.version}'s {production_wmae:,.0f}"
+        ),
+    }
+
+
+def promotion_warning(storage: Storage, name: str, version: int | str) -> dict[str, Any] | None:
+    """What promoting `version` would cost by the backtest (see _backtest_comparison), for the page to
+    ask before it posts; None when there is nothing to warn about or no such version."""
+    with storage.session() as session:
+        try:
+            row = _get(session, name, parse_version(version))
+        except VersionNotFound:
+            return None
+        return _backtest_comparison(row, production_row(session, name))
+
+
 def promote(
     storage: Storage,
     name: str,
@@ -300,10 +348,13 @@ def promote(
     by: str | None = None,
     reason: str = "",
     verify: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Make `version` production; the previous production version is archived. Both steps or neither.
 
     With verify (the default) the artifact's hash is checked first: a tampered file is never promoted.
+    A version whose backtest is worse than production's raises WorseThanProduction unless `force`
+    (the automatic gates pass it: they have measured the candidate on their own terms).
     """
     number = parse_version(version)
     by = by or default_actor()
@@ -312,9 +363,15 @@ def promote(
         row = _get(session, name, number)
         if row.stage == "production":
             raise RegistryError(f"{name} v{number} is already in production")
+        current = production_row(session, name)
+        worse = _backtest_comparison(row, current)
+        if worse is not None and not force:
+            raise WorseThanProduction(worse)
         if verify:
             verify_artifact(row.artifact_path, row.artifact_sha256)
-        current = production_row(session, name)
+        if worse is not None:
+            reason = f"{reason}; " if reason else ""
+            reason += f"forced: {worse['message']}"
         if current is not None:
             _move(session, current, "archived", by, reason or f"replaced by v{number}")
         _move(session, row, "production", by, reason)

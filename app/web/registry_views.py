@@ -125,11 +125,11 @@ def _admin_action(action, *args: Any) -> Any:
     require_admin()
     parsed = json_body()
     try:
-        row = action(context.storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason)
+        options = {"force": parsed.force} if action is versions.promote else {}
+        row = action(context.storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason, **options)
     except versions.RegistryError as error:
-        raise ApiError(
-            error.status, str(error), [detail("version" if args else "body", str(error))]
-        ) from None
+        field = "force" if isinstance(error, versions.WorseThanProduction) else "version" if args else "body"
+        raise ApiError(error.status, str(error), [detail(field, str(error))]) from None
     _refresh_holder()
     return {**row, "history": versions.stage_history(context.storage(), _name())[:10]}
 
@@ -152,7 +152,9 @@ def _admin_operation(summary: str, description: str, with_version: bool = True) 
             404: "No such version (or not a version number such as 3 or v3), or unknown route",
             409: (
                 "Not possible as asked: already in production or archived, production cannot be archived, "
-                "nothing to roll back to, or the artifact file is missing or not the one registered"
+                "nothing to roll back to, the artifact file is missing or not the one registered, or "
+                "(promote) the version's backtest WMAE is worse than production's and `force` is not true: "
+                "the message says by how much"
             ),
         },
         path_descriptions={"version": VERSION_PATH} if with_version else {},
@@ -238,6 +240,13 @@ def _models_context(full_history: bool = False) -> dict[str, Any]:
     }
 
 
+def _promotion_warning(action: str, version: str) -> dict[str, Any] | None:
+    """The backtest regression the page asks the admin to confirm before promoting `version`."""
+    if action != "promote" or not version:
+        return None
+    return versions.promotion_warning(context.storage(), _name(), version)
+
+
 def _staleness() -> dict[str, Any] | None:
     """Production's lag behind the newest actual sales of its data (STALE_AFTER_WEEKS flags it)."""
     return versions.staleness(context.storage(), _name(), int(current_app.config["STALE_AFTER_WEEKS"]))
@@ -254,6 +263,7 @@ def models_page() -> Any:
         action=action,
         error=None,
         reason="",
+        warning=_promotion_warning(action, selected),
     )
 
 
@@ -265,7 +275,7 @@ def models_action() -> Any:
     version = form.get("version", "").strip()
     reason = form.get("reason", "").strip()[:500]
 
-    def fail(status: int, message: str) -> tuple[str, int]:
+    def fail(status: int, message: str, warning: dict[str, Any] | None = None) -> tuple[str, int]:
         page = render_template(
             "registry/models.html",
             **_models_context(),
@@ -273,6 +283,7 @@ def models_action() -> Any:
             action=action,
             error=message,
             reason=reason,
+            warning=warning,
         )
         return page, status
 
@@ -285,8 +296,15 @@ def models_action() -> Any:
     if action != "rollback" and not version:
         return fail(422, f"choose the version to {action}")
     args = () if action == "rollback" else (version,)
+    # the confirmation names the version it was given for: it cannot carry over to another choice
+    confirmed = form.get("force", "").strip().lower().removeprefix("v") == version.lower().removeprefix("v")
+    options = {"force": confirmed} if action == "promote" else {}
     try:
-        row = ACTIONS[action](context.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason)
+        row = ACTIONS[action](
+            context.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason, **options
+        )
+    except versions.WorseThanProduction as worse:
+        return fail(worse.status, "Confirm the promotion: its backtest is worse.", worse.comparison)
     except versions.RegistryError as error:
         return fail(error.status, str(error))
     _refresh_holder()

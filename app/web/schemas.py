@@ -403,6 +403,14 @@ class AdminActionRequest(BaseModel):
         None,
         description="who asks (unverified: recorded as text, in brackets after `admin-token`)",
     )
+    force: bool = Field(
+        False,
+        strict=True,
+        description=(
+            "promote only: promote even when the version's backtest WMAE is worse than production's "
+            "(without it such a promotion is refused with 409, saying by how much)"
+        ),
+    )
 
 
 class ModelVersionOut(BaseModel):
