@@ -7,8 +7,12 @@ model_app serves, so the tests follow the model wherever the synthetic data puts
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -92,3 +96,46 @@ def browser_type_launch_args(browser_type_launch_args):
         "executable_path": "/usr/bin/chromium",
         "args": ["--no-sandbox", "--disable-dev-shm-usage"],
     }
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """Serve `app` with werkzeug in a thread on a free loopback port (browser tests); yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def local_page(page):
+    """A page that refuses (and records) any request leaving 127.0.0.1."""
+    outside: list[str] = []
+
+    def guard(route):
+        host = urlparse(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    yield page
+    assert outside == [], f"requests left 127.0.0.1: {outside}"
+    # validation answers are swapped in, and a promotion awaiting confirmation answers 409: not failures
+    expected = ("status of 422", "status of 413", "status of 409")
+    assert [e for e in errors if not any(x in e for x in expected)] == [], errors
+
+
+def wait_htmx(page):
+    page.wait_for_function("() => window.htmx !== undefined")

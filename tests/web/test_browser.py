@@ -12,11 +12,11 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+
+from tests.web.conftest import serve, wait_htmx
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -29,43 +29,10 @@ VENDOR_HTMX = Path(__file__).resolve().parents[2] / "static" / "vendor" / "htmx.
 @pytest.fixture
 def live_server(model_app):
     """The app with the small real model, served by werkzeug in a thread on a free loopback port."""
-    from werkzeug.serving import make_server
-
     if not VENDOR_HTMX.exists():
         pytest.skip("static/vendor/htmx.min.js missing: run scripts/setup_assets.sh")
-    server = make_server("127.0.0.1", 0, model_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-
-
-@pytest.fixture
-def local_page(page):
-    """A page that refuses (and records) any request leaving 127.0.0.1."""
-    outside: list[str] = []
-
-    def guard(route):
-        host = urlparse(route.request.url).hostname
-        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", guard)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    yield page
-    assert outside == [], f"requests left 127.0.0.1: {outside}"
-    expected = ("status of 422", "status of 413")  # validation answers are swapped in, not failures
-    assert [e for e in errors if not any(x in e for x in expected)] == [], errors
-
-
-def wait_htmx(page):
-    page.wait_for_function("() => window.htmx !== undefined")
+    with serve(model_app) as url:
+        yield url
 
 
 def test_single_week_prediction(live_server, local_page):
