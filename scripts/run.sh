@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set up, train a model of the data configured unless production is one, then serve: gunicorn in
-# front, the scheduler beside it.
+# Set up, train a model of the data configured unless production is one, then serve (scripts/serve.sh):
+# gunicorn in front, the scheduler beside it. A busy port is reported before anything else happens.
 # Data: the synthetic default, or the Kaggle CSVs in $STORECAST_DATA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/check_port.sh  # fail before minutes of setup and training, not after
 scripts/setup.sh
 
 flask() { .venv/bin/flask --app wsgi "$@"; }
@@ -21,8 +22,4 @@ case $status in
   *) exit "$status" ;;
 esac
 
-flask scheduler &
-scheduler=$!
-trap 'kill $scheduler 2>/dev/null || true' EXIT INT TERM
-echo "==> serving on http://127.0.0.1:${PORT:-8000}"
-.venv/bin/gunicorn -c gunicorn.conf.py wsgi:app
+exec scripts/serve.sh
