@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from app.forecasting.forecaster import ForecastError
 from app.web import context
 from app.web.apidoc import json_body, json_object, openapi_document, operation, query_args
 from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
@@ -205,12 +206,16 @@ def predict_batch() -> Any:
 @operation(
     "Forecast consecutive weeks",
     "predictions",
-    description="1-52 consecutive weeks of one store-department; optional covariates.",
+    description=(
+        "1-52 consecutive weeks of one store-department from `date` (the same name as in /predict; `start` "
+        "is accepted as an alias); optional covariates. A store-department without sales history is "
+        "refused (422 naming `dept`) unless `cold_start` is true; then the answer carries a `warning`."
+    ),
     body=ForecastRequest,
     body_example={
         "store": 1,
         "dept": 1,
-        "start": "2012-11-02",
+        "date": "2012-11-02",
         "weeks": 8,
         "covariates": [{"markdown1": 5000}],
     },
@@ -220,19 +225,38 @@ def predict_batch() -> Any:
 def forecast() -> Any:
     """Consecutive weeks (1-52) of one store-department, optional covariates per week."""
     req = json_body()
+    if not req.cold_start and not _has_history(req.store, req.dept):
+        raise ApiError(
+            422,
+            f"store {req.store} has no sales history for dept {req.dept}",
+            [detail("dept", 'no sales history in this store; "cold_start": true asks for an estimate')],
+        )
     served = context.forecast(req, source="forecast")
     first = served.predictions[0]["week"] if served.predictions else served.extra["start"].isoformat()
-    return fast_json(
-        {
-            "model_version": served.model_version,
-            "request_id": served.request_id,
-            "store": req.store,
-            "dept": req.dept,
-            "start": first,
-            "weeks": len(served.predictions),
-            "predictions": served.predictions,
-        }
-    )
+    body = {
+        "model_version": served.model_version,
+        "request_id": served.request_id,
+        "store": req.store,
+        "dept": req.dept,
+        "start": first,
+        "weeks": len(served.predictions),
+        "predictions": served.predictions,
+    }
+    if any(p["cold_start"] for p in served.predictions):
+        body["warning"] = (
+            f"store {req.store} has no sales history for dept {req.dept}: a fallback estimate from the "
+            "store's sales level and the department's seasonal profile in other stores, with wide intervals"
+        )
+    return fast_json(body)
+
+
+def _has_history(store: int, dept: int) -> bool:
+    """Whether the model knows sales of this store-department; an unknown store counts as known here,
+    so that the forecast itself answers it (422 naming `store`)."""
+    try:
+        return dept in context.forecaster().departments(store)
+    except ForecastError:
+        return True
 
 
 @bp.get("/stores/<store>/forecast")

@@ -10,7 +10,8 @@ import datetime as dt
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DEFAULT_WEEKS = 8
 MAX_WEEKS = 52
@@ -57,9 +58,9 @@ def _covariate(name: str) -> Any:
 
 
 def _reject_bool(value: Any) -> Any:
-    # JSON true is not store 1; pydantic's lax int would accept it.
+    # JSON true is not store 1 (nor a CPI of 1.0); pydantic's lax int and float would accept it.
     if isinstance(value, bool):
-        raise ValueError("must be an integer, not a boolean")
+        raise ValueError("must be a number, not a boolean")
     return value
 
 
@@ -89,6 +90,9 @@ class Covariates(BaseModel):
     markdown5: float | None = _covariate("markdown5")
     cpi: float | None = _covariate("cpi")
     unemployment: float | None = _covariate("unemployment")
+
+    # its own name: PredictRequest inherits this class and _StoreDept, whose _no_bool it would hide
+    _no_bool_covariates = field_validator(*COVARIATES, mode="before")(_reject_bool)
 
     def given(self) -> dict[str, Any]:
         """Only the values the caller set (None means: let the model fill it)."""
@@ -133,21 +137,44 @@ class BatchRequest(BaseModel):
     rows: list[PredictRequest] = Field(description="at most MAX_BATCH_ROWS rows (1,000 by default)")
 
 
+def _one_name_for_the_first_week(data: Any) -> Any:
+    # `date` (as in /predict) and its alias `start` name the same thing: two values would be ambiguous
+    if isinstance(data, dict) and data.get("date") is not None and data.get("start") is not None:
+        raise PydanticCustomError("date_and_start", "`start` is an alias of `date`: send one of them")
+    return data
+
+
+FIRST_WEEK_DESCRIPTION = (
+    "first week (YYYY-MM-DD), named `date` as in /predict; `start` is accepted as an alias; "
+    "omitted: the week after the model's history"
+)
+
+
 class ForecastRequest(_StoreDept):
     """The body of POST /forecast: consecutive weeks of one store-department."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
 
     start: dt.date | None = Field(
-        None, description="first week (YYYY-MM-DD); omitted: the week after the model's history"
+        None, validation_alias=AliasChoices("date", "start"), description=FIRST_WEEK_DESCRIPTION
     )
     weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_WEEKS, description="number of weeks, 1-52")
     covariates: list[Covariates] | None = Field(
         None,
         description="per-week inputs: item i applies to week i; shorter lists leave later weeks to the model",
     )
+    cold_start: bool = Field(
+        False,
+        strict=True,
+        description=(
+            "true: forecast a store-department without sales history (a fallback estimate from the "
+            "store's level and the department's profile, answered with a `warning`); without it such a "
+            "request is refused with 422 naming `dept`"
+        ),
+    )
 
     _start = field_validator("start", mode="before")(_plain_date)
+    _one_name = model_validator(mode="before")(_one_name_for_the_first_week)
 
     @field_validator("covariates")
     @classmethod
@@ -164,14 +191,17 @@ class ForecastRequest(_StoreDept):
 class StoreForecastQuery(BaseModel):
     """GET /stores/<store>/forecast: path store, query start and weeks."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True)
 
     store: StoreNumber
-    start: dt.date | None = Field(None, description="first week; omitted: the week after the model's history")
+    start: dt.date | None = Field(
+        None, validation_alias=AliasChoices("date", "start"), description=FIRST_WEEK_DESCRIPTION
+    )
     weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_WEEKS)
 
     _no_bool = field_validator("store", mode="before")(_reject_bool)
     _start = field_validator("start", mode="before")(_plain_date)
+    _one_name = model_validator(mode="before")(_one_name_for_the_first_week)
 
 
 class StoreForecastParams(StoreForecastQuery):
@@ -286,9 +316,12 @@ class ForecastResponse(BaseModel):
     request_id: str
     store: int
     dept: int
-    start: dt.date
+    start: dt.date = Field(description="the first week forecast: the request's `date` (its Friday)")
     weeks: int
     predictions: list[PredictionOut]
+    warning: str | None = Field(
+        None, description="present when the request asked for a cold start: what the estimate rests on"
+    )
 
 
 class WeekTotal(BaseModel):

@@ -339,6 +339,44 @@ def test_forecast_errors(client, known, payload, field):
     assert_error(client.post("/api/v1/forecast", json=known.fill(payload)), 422, field)
 
 
+def test_forecast_takes_date_like_predict_and_start_as_its_alias(client, known):
+    base = {"store": known.store, "dept": known.dept, "weeks": 2}
+    by_date = client.post("/api/v1/forecast", json={**base, "date": known.weeks_after(1)}).get_json()
+    by_start = client.post("/api/v1/forecast", json={**base, "start": known.weeks_after(1)}).get_json()
+    assert by_date["start"] == by_start["start"] == known.weeks_after(1)
+    assert [p["week"] for p in by_date["predictions"]] == [p["week"] for p in by_start["predictions"]]
+    assert_error(client.post("/api/v1/forecast", json={**base, "date": "2012-02-30"}), 422, "date")
+    both = {**base, "date": known.week, "start": known.week}
+    assert "alias" in assert_error(client.post("/api/v1/forecast", json=both), 422)["details"][0]["message"]
+    store = client.get(f"/api/v1/stores/{known.store}/forecast?weeks=1&date={known.weeks_after(2)}")
+    assert store.status_code == 200 and store.get_json()["start"] == known.weeks_after(2)
+
+
+def test_an_unknown_department_is_forecast_only_when_cold_start_is_asked(client, known):
+    payload = {"store": known.other_store, "dept": known.missing_dept, "date": known.week, "weeks": 3}
+    body = assert_error(client.post("/api/v1/forecast", json=payload), 422, "dept")
+    assert "cold_start" in body["details"][0]["message"]
+    assert_error(client.post("/api/v1/forecast", json={**payload, "cold_start": "yes"}), 422, "cold_start")
+
+    response = client.post("/api/v1/forecast", json={**payload, "cold_start": True})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert all(p["cold_start"] for p in body["predictions"]) and len(body["predictions"]) == 3
+    assert f"no sales history for dept {known.missing_dept}" in body["warning"]
+    known_dept = {**payload, "store": known.store, "dept": known.dept, "cold_start": True}
+    assert "warning" not in client.post("/api/v1/forecast", json=known_dept).get_json()
+
+
+def test_the_openapi_document_says_which_name(client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    request = doc["components"]["schemas"]["ForecastRequest"]["properties"]
+    assert "date" in request and "start" not in request and "alias" in request["date"]["description"]
+    assert "cold_start" in request
+    assert "warning" in doc["components"]["schemas"]["ForecastResponse"]["properties"]
+    example = doc["paths"]["/forecast"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert "date" in example and "start" not in example
+
+
 # store forecast
 def test_store_forecast_ranks_departments_and_totals(model_app, client, forecaster, known):
     response = client.get(f"/api/v1/stores/{known.store}/forecast?weeks=3&start={known.week}")

@@ -42,6 +42,7 @@ def test_minimal_row_and_to_row_keeps_only_given_covariates():
         ({"store": 1, "dept": 1}, "date"),
         ({"store": 1, "dept": 1, "date": "2012-11-02", "temperature": 1e9}, "temperature"),
         ({"store": 1, "dept": 1, "date": "2012-11-02", "cpi": float("nan")}, "cpi"),
+        ({"store": 1, "dept": 1, "date": "2012-11-02", "cpi": True}, "cpi"),
         ({"store": 1, "dept": 1, "date": "2012-11-02", "is_holiday": "maybe"}, "is_holiday"),
         ({"store": 1, "dept": 1, "date": "2012-11-02", "colour": "red"}, "colour"),
     ],
