@@ -85,6 +85,48 @@ FEATURES: list[tuple[str, str, str]] = [
 FEATURE_NAMES = [f[0] for f in FEATURES]
 IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
+# What a planner reads for each feature (charts, model card, the features API): the one mapping.
+FEATURE_LABELS: dict[str, str] = {
+    "store": "Store",
+    "dept": "Department",
+    "store_size": "Store size",
+    "store_type": "Store type",
+    "log_scale": "Size of the series' sales",
+    "base": "Last year's sales, smoothed and trended",
+    "lag52": "Sales 52 weeks earlier",
+    "lag51": "Sales 51 weeks earlier",
+    "lag53": "Sales 53 weeks earlier",
+    "lag_aligned": "Sales in the same holiday week last year",
+    "svd_lag_aligned": "Same week last year, smoothed",
+    "svd_lag_prev": "The week before that, smoothed",
+    "svd_lag_next": "The week after that, smoothed",
+    "last": "Latest week's sales",
+    "level4": "Average sales, last 4 weeks",
+    "level8": "Average sales, last 8 weeks",
+    "level13": "Average sales, last 13 weeks",
+    "level52": "Average sales, last 52 weeks",
+    "level13_year_ago": "Average sales, same 13 weeks last year",
+    "growth": "Growth on last year (13 weeks)",
+    "yoy4": "Change on last year (4 weeks)",
+    "yoy8": "Change on last year (8 weeks)",
+    "yoy13": "Change on last year (13 weeks)",
+    "is_holiday": "Holiday week",
+    "week_of_year": "Week of the year",
+    "weeks_to_thanksgiving": "Weeks to Thanksgiving",
+    "weeks_to_christmas": "Weeks to Christmas",
+    "temperature": "Temperature",
+    "fuel_price": "Fuel price",
+    **{f"markdown{i}": f"Markdown {i}" for i in range(1, 6)},
+    "cpi": "Consumer price index",
+    "unemployment": "Unemployment rate",
+}
+
+
+def feature_label(name: str) -> str:
+    """The plain name of a feature for people ("Sales 52 weeks earlier" for lag52); unknown names as
+    they are, with underscores as spaces."""
+    return FEATURE_LABELS.get(name) or name.replace("_", " ").capitalize()
+
 
 # panel
 @dataclass

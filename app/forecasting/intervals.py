@@ -26,6 +26,16 @@ def bucket_label(lo: int, hi: int) -> str:
 BUCKET_LABELS = [bucket_label(lo, hi) for lo, hi in BUCKETS]
 
 
+def bucket_sort_key(label: object) -> tuple[float, str]:
+    """Order bucket labels ("1", "2-4", "5-13", "14-26 wk", "53+") by their first week, not as text
+    (which puts "5-13" after "40-52"); labels without a number go last."""
+    head = str(label).split("-")[0].split()[0].rstrip("+") if str(label).strip() else ""
+    try:
+        return float(head), str(label)
+    except ValueError:
+        return math.inf, str(label)
+
+
 # The buckets a planner tracks live accuracy by: next week, this month, this quarter, half-year, year.
 LAG_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 4), (5, 13), (14, 26), (27, 52))
 LAG_BUCKET_LABELS = [str(lo) if lo == hi else bucket_label(lo, hi) for lo, hi in LAG_BUCKETS]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from html import escape
 
 import altair as alt
 import pandas as pd
@@ -24,6 +26,11 @@ BAND_80 = "#3b82f6"
 BAND_95 = "#93c5fd"
 SERIES_COLORS = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b"]
 WIDTH = 680
+# vl-convert sizes the chart around its labels with the fonts it finds here; the browser then draws them
+# in its own. "system-ui" was measured narrower than the browser drew it (a 224 px label overran the
+# left edge by 20 px): DejaVu Sans (Linux) and Verdana (macOS, Windows) are as wide as any, so a label
+# never comes out wider than it was measured.
+FONT = "DejaVu Sans, Verdana, system-ui, sans-serif"
 
 _CACHE: OrderedDict[str, str] = OrderedDict()
 _CACHE_SIZE = 64
@@ -34,7 +41,7 @@ _warming = threading.Lock()
 
 def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     return (
-        chart.configure(background="transparent", font="system-ui, -apple-system, Segoe UI, sans-serif")
+        chart.configure(background="transparent", font=FONT)
         .configure_axis(
             labelColor="currentColor",
             titleColor="currentColor",
@@ -60,10 +67,20 @@ def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     )
 
 
-def to_svg(chart: alt.TopLevelMixin) -> str:
-    """The chart as an inline-able <svg> string (cached by spec)."""
+def _title_text(chart: alt.TopLevelMixin) -> str:
+    title = getattr(chart, "title", alt.Undefined)
+    if isinstance(title, str):
+        return title
+    text = getattr(title, "text", None) if title is not alt.Undefined else None
+    return text if isinstance(text, str) else ""
+
+
+def to_svg(chart: alt.TopLevelMixin, description: str = "") -> str:
+    """The chart as an inline-able <svg> string (cached by spec), named for screen readers by
+    `description` (else the chart's own title): an <svg role="img"> with aria-label and <title>."""
     spec = _config(chart).to_dict()
-    key = json.dumps(spec, sort_keys=True, default=str)
+    label = description or _title_text(chart) or "Chart"
+    key = json.dumps([spec, label], sort_keys=True, default=str)
     with _LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
@@ -72,7 +89,7 @@ def to_svg(chart: alt.TopLevelMixin) -> str:
     import vl_convert  # deferred: loading the Vega engine costs ~1 s, and API-only workers never render
 
     svg = vl_convert.vegalite_to_svg(spec)
-    svg = _responsive(svg)
+    svg = _responsive(svg, label)
     with _LOCK:
         _CACHE[key] = svg
         if len(_CACHE) > _CACHE_SIZE:
@@ -81,9 +98,14 @@ def to_svg(chart: alt.TopLevelMixin) -> str:
     return svg
 
 
-def _responsive(svg: str) -> str:
-    """Let CSS scale the SVG to its container (the viewBox keeps the aspect ratio)."""
-    return svg.replace("<svg ", '<svg role="img" preserveAspectRatio="xMinYMin meet" ', 1)
+def _responsive(svg: str, label: str) -> str:
+    """Let CSS scale the SVG to its container (the viewBox keeps the aspect ratio), and name it: a
+    screen reader announces one image with this label instead of hundreds of marks."""
+    text = escape(label)
+    opening = f'<svg role="img" aria-label="{text}" preserveAspectRatio="xMinYMin meet" '
+    svg = svg.replace("<svg ", opening, 1)
+    end = svg.index(">", len(opening)) + 1
+    return f"{svg[:end]}<title>{text}</title>{svg[end:]}"
 
 
 def warm(background: bool = True) -> None:
@@ -111,7 +133,13 @@ def _dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def forecast_chart(
-    history: pd.DataFrame, forecast: pd.DataFrame, *, title: str = "", width: int = WIDTH, height: int = 300
+    history: pd.DataFrame,
+    forecast: pd.DataFrame,
+    *,
+    title: str = "",
+    width: int = WIDTH,
+    height: int = 300,
+    description: str = "",
 ) -> str:
     """History (date, weekly_sales) as a grey line, forecast (week, prediction, lower/upper_80/95) in blue
     with its 80% and 95% bands."""
@@ -156,7 +184,9 @@ def forecast_chart(
     chart = alt.layer(*layers).properties(width=width, height=height)
     if title:
         chart = chart.properties(title=title)
-    return to_svg(chart)
+    weeks = f"{len(fc)} week{'s' if len(fc) != 1 else ''}"
+    summary = f"Weekly sales: history, and the forecast of {weeks} with its 80% and 95% intervals"
+    return to_svg(chart, description or title or summary)
 
 
 def legend_items() -> list[tuple[str, str]]:
@@ -167,6 +197,15 @@ def legend_items() -> list[tuple[str, str]]:
         (BAND_80, "80% interval"),
         (BAND_95, "95% interval"),
     ]
+
+
+def tick_format(largest: float) -> str:
+    """A d3 format with enough decimals that no two ticks of an axis from 0 to `largest` print alike
+    (".2~f" printed 0.002 and 0.004 both as "0"): Vega's ticks are at least largest/10 apart."""
+    if not largest or not math.isfinite(largest) or largest <= 0:
+        return "~s"
+    decimals = max(0, -math.floor(math.log10(largest / 10)))
+    return f",.{decimals}~f"
 
 
 def bar_chart(
@@ -180,20 +219,22 @@ def bar_chart(
     bar_height: int = 18,
     value_format: str = "~s",
     color: str = FORECAST_COLOR,
+    description: str = "",
 ) -> str:
-    """Horizontal bars, largest first (department ranking, feature importances)."""
+    """Horizontal bars, largest first (department ranking, feature importances); category names are
+    never cut short (labelLimit 0: the chart grows to fit them)."""
     frame = frame[[category, value]].copy()
     frame[category] = frame[category].astype(str)
     chart = (
         alt.Chart(frame)
         .mark_bar(color=color, cornerRadiusEnd=2)
         .encode(
-            y=alt.Y(f"{category}:N", sort="-x", title=category_title),
-            x=alt.X(f"{value}:Q", title=value_title, axis=alt.Axis(format=value_format)),
+            y=alt.Y(f"{category}:N", sort="-x", title=category_title, axis=alt.Axis(labelLimit=0)),
+            x=alt.X(f"{value}:Q", title=value_title, axis=alt.Axis(format=value_format, tickCount=5)),
         )
         .properties(width=width - 130, height=max(60, bar_height * len(frame)))
     )
-    return to_svg(chart)
+    return to_svg(chart, description or f"{value_title} by {category_title or category}")
 
 
 def grouped_bar_chart(
@@ -207,6 +248,7 @@ def grouped_bar_chart(
     group_order: Sequence[str] | None = None,
     width: int = WIDTH,
     height: int = 260,
+    description: str = "",
 ) -> str:
     """Bars per group, one colour per series (backtest WMAE by horizon bucket and model)."""
     order = list(series_order or pd.unique(frame[series]))
@@ -231,7 +273,7 @@ def grouped_bar_chart(
         )
         .properties(width=width, height=height)
     )
-    return to_svg(chart)
+    return to_svg(chart, description or f"{value_title} by {group}, one bar per {series}: {', '.join(order)}")
 
 
 def weekly_lines(

@@ -96,8 +96,16 @@ def series_page(store: int, dept: int) -> Any:
     if not rows and not latest_rows:
         return render_template("pages/series.html", **view), 404
     if rows:
-        view["chart"] = charts.forecast_chart(_actuals_line(history, rows), pd.DataFrame(rows))
+        view["chart"] = charts.forecast_chart(
+            _actuals_line(history, rows),
+            pd.DataFrame(rows),
+            description=f"Store {store}, dept {dept}: published forecasts against actual sales",
+        )
     if latest_rows:
         recent = history.tail(52) if len(history) else history
-        view["latest_chart"] = charts.forecast_chart(recent, pd.DataFrame(latest_rows))
+        view["latest_chart"] = charts.forecast_chart(
+            recent,
+            pd.DataFrame(latest_rows),
+            description=f"Store {store}, dept {dept}: sales history and the newest published forecast",
+        )
     return render_template("pages/series.html", **view)

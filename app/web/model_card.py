@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.forecasting.features import FEATURES
+from app.forecasting.features import FEATURES, feature_label
+from app.forecasting.intervals import bucket_sort_key
 from app.forecasting.metadata import ModelMetadata
 from app.jsonable import jsonable
 from app.web import charts
@@ -47,20 +48,12 @@ def _num(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _bucket_sort_key(bucket: str) -> tuple[float, str]:
-    head = str(bucket).split("-")[0].strip().rstrip("+")
-    try:
-        return float(head), str(bucket)
-    except ValueError:
-        return math.inf, str(bucket)
-
-
 def feature_importances(meta: ModelMetadata) -> list[dict[str, Any]]:
     """[{feature, importance}] largest first."""
     items = [(name, _num(value)) for name, value in (meta.get("feature_importances") or {}).items()]
     items = [(name, value) for name, value in items if value is not None]
     items.sort(key=lambda kv: -kv[1])
-    return [{"feature": name, "importance": value} for name, value in items]
+    return [{"feature": name, "label": feature_label(name), "importance": value} for name, value in items]
 
 
 def backtest_table(meta: ModelMetadata) -> dict[str, Any]:
@@ -85,7 +78,7 @@ def backtest_table(meta: ModelMetadata) -> dict[str, Any]:
         if str(bucket) not in buckets:
             buckets.append(str(bucket))
         put(BASELINE_LABEL, str(bucket), figures.get("wmae"))
-    buckets.sort(key=_bucket_sort_key)
+    buckets.sort(key=bucket_sort_key)
     order = [label for label in order if label in series]
     rows = [
         {
@@ -144,11 +137,15 @@ def _importance_chart(importances: list[dict[str, Any]], top: int = 15) -> str |
     frame = pd.DataFrame(importances[:top])
     return charts.bar_chart(
         frame,
-        category="feature",
+        category="label",
         value="importance",
         value_title="Importance",
-        value_format=".2~f",
+        value_format=charts.tick_format(float(frame["importance"].max())),
         color="#10b981",
+        width=420,  # plus the names: about the half-width card's size, so it is scaled down little
+        description=f"Feature importance, the {len(frame)} largest: "
+        + ", ".join(frame["label"].head(5))
+        + (" and others" if len(frame) > 5 else ""),
     )
 
 
@@ -164,6 +161,7 @@ def feature_descriptions(meta: ModelMetadata) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
+            "label": feature_label(name),
             "type": kind,
             "description": text,
             "importance": importances.get(name),

@@ -13,6 +13,7 @@ import pandas as pd
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from pydantic import ValidationError
 
+from app.forecasting.intervals import bucket_sort_key
 from app.registry import versions
 from app.serving import predictions
 from app.web import charts, context, downloads
@@ -35,6 +36,14 @@ from app.web.schemas import (
 log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
+
+
+@bp.app_template_filter("by_weeks_ahead")
+def by_weeks_ahead(figures: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """A {bucket: figures} mapping as pairs ordered by weeks ahead ("5-13" before "14-26"): stored JSON
+    comes back with its keys sorted as text."""
+    return sorted((figures or {}).items(), key=lambda item: bucket_sort_key(item[0]))
+
 
 FORM_FIELDS = ("store", "dept", "date", "weeks", "is_holiday", *COVARIATES)
 BATCH_PREVIEW_ROWS = 10
@@ -152,7 +161,8 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     served = context.forecast(req, source="page")
     predictions = served.predictions
     history = _history(model, data.store, data.dept)
-    svg = charts.forecast_chart(history, _frame(predictions)) if predictions else None
+    described = f"Store {data.store}, dept {data.dept}: sales history and the forecast of {data.weeks} weeks"
+    svg = charts.forecast_chart(history, _frame(predictions), description=described) if predictions else None
     name = f"storecast_store{data.store}_dept{data.dept}_{predictions[0]['week']}_{data.weeks}w.csv"
     return {
         "mode": "multi",
@@ -336,7 +346,8 @@ def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
         for d in departments
     ]
     history = _store_history(model, query.store, [d["dept"] for d in departments])
-    chart = charts.forecast_chart(history, pd.DataFrame(total)) if total else None
+    described = f"Store {query.store} total: sales history and the forecast of {query.weeks} weeks"
+    chart = charts.forecast_chart(history, pd.DataFrame(total), description=described) if total else None
     top = pd.DataFrame(rows[:15]).rename(columns={"dept": "Dept"}) if rows else None
     bars = (
         charts.bar_chart(
@@ -345,6 +356,7 @@ def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
             value="total",
             value_title=f"Forecast total over {query.weeks} weeks ($)",
             width=480,
+            description=f"Store {query.store}: departments ranked by forecast total over {query.weeks} weeks",
         )
         if top is not None
         else None

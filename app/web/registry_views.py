@@ -22,6 +22,7 @@ from flask import (
 )
 
 from app.forecasting.artifacts import read_metadata
+from app.forecasting.intervals import bucket_sort_key
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.storage import parse_row_id
@@ -49,7 +50,6 @@ pages_bp = Blueprint("registry", __name__)
 
 ADMIN_ACTOR = "admin-token"
 HISTORY_ON_PAGE = 12
-BUCKET_ORDER = ["1-4", "5-8", "9-13", "14-26", "27-39", "40-52"]
 
 
 def _name() -> str:
@@ -372,8 +372,7 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
     if not records:
         return None
     frame = pd.DataFrame(records)
-    buckets = list(pd.unique(frame["bucket"]))
-    order = sorted(buckets, key=lambda b: BUCKET_ORDER.index(b) if b in BUCKET_ORDER else len(BUCKET_ORDER))
+    order = sorted(pd.unique(frame["bucket"]), key=bucket_sort_key)  # by weeks ahead: "5-13" before "14-26"
     return grouped_bar_chart(
         frame,
         group="bucket",
@@ -382,6 +381,7 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
         value_title="WMAE",
         series_order=list(pd.unique(frame["run"])),
         group_order=order,
+        description=f"Backtest WMAE by weeks ahead ({', '.join(order)}), one bar per run",
     )
 
 

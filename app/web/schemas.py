@@ -365,6 +365,7 @@ class ReadyResponse(BaseModel):
 
 class FeatureImportance(BaseModel):
     feature: str
+    label: str = Field(description="the feature's plain name, as the pages show it")
     importance: float
 
 
@@ -380,6 +381,7 @@ class ModelResponse(BaseModel):
 
 class FeatureDescription(BaseModel):
     name: str
+    label: str = Field(description="the feature's plain name, as the pages show it")
     kind: str = Field(description="`input`: a request field; `model`: a feature the model computes")
     type: str
     description: str
@@ -407,6 +409,7 @@ def input_features() -> list[dict[str, Any]]:
         out.append(
             {
                 "name": name,
+                "label": str(prop.get("title") or name),
                 "kind": "input",
                 "type": type_name,
                 "description": prop.get("description", ""),

@@ -5,11 +5,13 @@ import pytest
 
 from app.forecasting import calendar
 from app.forecasting.features import (
+    FEATURE_LABELS,
     FEATURE_NAMES,
     FeatureConfig,
     Panel,
     assemble,
     build_training_set,
+    feature_label,
     origin_state,
     resolve_covariates,
 )
@@ -119,3 +121,10 @@ def test_training_targets_have_last_years_week_when_history_allows(setup):
     # with barely a year of history there are too few such targets: all are kept
     short = build_training_set(panel, cov, panel.first_week + 60, FeatureConfig(max_rows=20_000))
     assert short.week.min() < first_year
+
+
+def test_every_feature_has_a_plain_name():
+    assert set(FEATURE_LABELS) == set(FEATURE_NAMES)
+    assert feature_label("lag52") == "Sales 52 weeks earlier"
+    assert all(feature_label(name) != name for name in FEATURE_NAMES)
+    assert feature_label("new_thing") == "New thing"  # a name from a newer artifact still reads

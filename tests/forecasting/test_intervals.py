@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from app.forecasting.intervals import BUCKET_LABELS, IntervalCalibrator, bucket_index, interval_denominator
+from app.forecasting.intervals import (
+    BUCKET_LABELS,
+    IntervalCalibrator,
+    bucket_index,
+    bucket_sort_key,
+    interval_denominator,
+)
 
 
 def test_buckets():
@@ -44,3 +50,10 @@ def test_cold_start_widens():
     normal = cal.bounds(np.array([3]), np.zeros(1), np.ones(1), np.array([False]))
     cold = cal.bounds(np.array([3]), np.zeros(1), np.ones(1), np.array([True]))
     assert cold["upper_80"][0] > normal["upper_80"][0]
+
+
+def test_bucket_labels_sort_by_weeks_ahead():
+    stored = ["1-4", "14-26", "27-39", "40-52", "5-13"]  # JSON keys come back sorted as text
+    assert sorted(stored, key=bucket_sort_key) == ["1-4", "5-13", "14-26", "27-39", "40-52"]
+    lags = ["27-52", "2-4", "1", "14-26", "5-13 wk", "total"]
+    assert sorted(lags, key=bucket_sort_key) == ["1", "2-4", "5-13 wk", "14-26", "27-52", "total"]

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import create_app
+from app.forecasting.features import feature_label
 from app.storage import PredictionLog
 from tests.conftest import make_test_app, register_production
 
@@ -428,7 +429,8 @@ def test_model_and_features(client, forecaster):
     assert body["training"]["start"] == meta["training_window"]["start"]
     assert body["training"]["end"] == forecaster.origin.date().isoformat()
     top, weight = max(meta["feature_importances"].items(), key=lambda kv: kv[1])
-    assert body["feature_importances"][0] == {"feature": top, "importance": pytest.approx(weight)}
+    expected = {"feature": top, "label": feature_label(top), "importance": pytest.approx(weight)}
+    assert body["feature_importances"][0] == expected  # the plain name the pages show, beside the code
     importances = [f["importance"] for f in body["feature_importances"]]
     assert importances == sorted(importances, reverse=True)
     features = client.get("/api/v1/model/features").get_json()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape
+
+import altair as alt
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,3 +80,50 @@ def test_bar_and_grouped_bar_charts():
 def test_warm_runs_in_the_foreground():
     charts.warm(background=False)
     assert charts._warmed.is_set()
+
+
+def _texts(svg: str) -> list[str]:
+    return [unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+
+
+def test_every_chart_is_named_for_screen_readers(frames):
+    history, forecast = frames
+    svg = charts.forecast_chart(history, forecast, description="Store 1 <total> & more")
+    assert svg.startswith('<svg role="img" aria-label="Store 1 &lt;total&gt; &amp; more"')
+    assert "<title>Store 1 &lt;total&gt; &amp; more</title>" in svg[:400]
+    default = charts.forecast_chart(history, forecast)
+    assert 'aria-label="Weekly sales: history, and the forecast of 8 weeks' in default
+    titled = charts.to_svg(
+        alt.Chart(history, title="Volume").mark_line().encode(x="date:T", y="weekly_sales:Q")
+    )
+    assert 'aria-label="Volume"' in titled and "<title>Volume</title>" in titled
+
+
+def test_importance_ticks_are_distinct_at_any_scale():
+    for largest in (0.02, 0.18, 0.9, 7.0, 3000.0):
+        frame = pd.DataFrame({"name": list("abcdef"), "value": np.linspace(largest / 6, largest, 6)})
+        svg = charts.bar_chart(
+            frame, category="name", value="value", value_title="v", value_format=charts.tick_format(largest)
+        )
+        ticks = [t for t in _texts(svg) if re.fullmatch(r"[\d.,]+", t)]
+        assert len(ticks) >= 3 and len(ticks) == len(set(ticks)), (largest, ticks)
+    old = charts.bar_chart(  # the format the card used: 0.002 and 0.004 both printed "0"
+        pd.DataFrame({"name": ["a", "b"], "value": [0.01, 0.02]}),
+        category="name",
+        value="value",
+        value_title="v",
+        value_format=".2~f",
+    )
+    ticks = [t for t in _texts(old) if re.fullmatch(r"[\d.,]+", t)]
+    assert len(ticks) != len(set(ticks))
+
+
+def test_long_category_names_are_not_cut_short():
+    name = "Sales in the same holiday week last year"
+    svg = charts.bar_chart(
+        pd.DataFrame({"name": [name, "b"], "value": [1.0, 2.0]}),
+        category="name",
+        value="value",
+        value_title="v",
+    )
+    assert name in _texts(svg)  # whole, no ellipsis
