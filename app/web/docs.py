@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from markupsafe import Markup, escape
+
 REF_PREFIX = "#/components/schemas/"
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def code_spans(text: Any) -> Markup:
+    """Descriptions are written with Markdown's `code` spans (as OpenAPI allows): show them as <code>,
+    not as literal backticks; everything else is escaped."""
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(escape(str(text or "")))))
 
 
 def _ref_name(schema: dict[str, Any]) -> str | None:
@@ -57,7 +67,7 @@ def schema_fields(components: dict[str, Any], name: str) -> list[dict[str, Any]]
             "type": type_label(prop),
             "required": field in required,
             "constraints": _constraints(prop),
-            "description": prop.get("description", ""),
+            "description": code_spans(prop.get("description", "")),
         }
         for field, prop in schema.get("properties", {}).items()
     ]
@@ -90,7 +100,7 @@ def docs_context(document: dict[str, Any]) -> dict[str, Any]:
                 responses.append(
                     {
                         "code": code,
-                        "description": response.get("description", ""),
+                        "description": code_spans(response.get("description", "")),
                         "schema": _ref_name(schema),
                     }
                 )
@@ -99,8 +109,8 @@ def docs_context(document: dict[str, Any]) -> dict[str, Any]:
                     "id": op.get("operationId", f"{method}-{path}"),
                     "method": method.upper(),
                     "path": base + path,
-                    "summary": op.get("summary", ""),
-                    "description": op.get("description", ""),
+                    "summary": code_spans(op.get("summary", "")),
+                    "description": code_spans(op.get("description", "")),
                     "parameters": [
                         {
                             "name": p["name"],
@@ -108,7 +118,7 @@ def docs_context(document: dict[str, Any]) -> dict[str, Any]:
                             "required": p.get("required", False),
                             "type": type_label(p.get("schema", {})),
                             "constraints": _constraints(p.get("schema", {})),
-                            "description": p.get("description", ""),
+                            "description": code_spans(p.get("description", "")),
                         }
                         for p in op.get("parameters", [])
                     ],
@@ -119,4 +129,6 @@ def docs_context(document: dict[str, Any]) -> dict[str, Any]:
                 }
             )
     schemas = [{"name": name, "fields": schema_fields(components, name)} for name in sorted(components)]
-    return {"info": document.get("info", {}), "endpoints": endpoints, "schemas": schemas, "base": base}
+    info = {**document.get("info", {})}
+    info["description"] = code_spans(info.get("description", ""))
+    return {"info": info, "endpoints": endpoints, "schemas": schemas, "base": base}

@@ -340,3 +340,27 @@ def test_covariate_placeholders_show_the_models_values(client, forecaster, known
     assert f'placeholder="{inputs["temperature"]:.2f}"' in html and 'name="cpi" value="200"' in html
     url = f"/partials/covariates?store=x&dept={known.missing_dept}&date={week}"
     assert 'placeholder="auto"' in client.get(url).get_data(as_text=True)
+
+
+def test_api_docs_render_code_spans_not_backticks(client):
+    from app.web.docs import code_spans
+
+    assert code_spans("send `cold_start`: <b>") == "send <code>cold_start</code>: &lt;b&gt;"
+    html = client.get("/api/docs").get_data(as_text=True)
+    main = html.split("<main", 1)[1]
+    assert "`" not in main.replace("`Bearer", "")  # only the curl example may quote
+    assert "<code>date</code>" in main and "<code>cold_start</code>" in main
+
+
+def test_run_detail_shows_whole_numbers_as_whole(model_app, client):
+    from app.registry import runs
+
+    storage = model_app.extensions["storage"]
+    with runs.track_run(storage, "backtest", "hgb") as run:
+        run.log_metrics({"rows": 123906.0, "horizon": 39.0, "folds": 3, "wmae": 1207.64})
+        run.log_metrics({"coverage_80": 0.798})
+        run.log_metrics({"by_bucket": {"1-4": {"wmae": 1.0}, "14-26": {"wmae": 2.0}, "5-13": {"wmae": 3.0}}})
+    html = client.get(f"/runs/{run.id}").get_data(as_text=True)
+    assert "<dd>123,906</dd>" in html and "<dd>39</dd>" in html and "<dd>3</dd>" in html
+    assert "<dd>1,207.6</dd>" in html and "<dd>0.798</dd>" in html and ".0</dd>" not in html
+    assert html.index("<td>5-13</td>") < html.index("<td>14-26</td>")  # by weeks ahead
