@@ -6,6 +6,7 @@ in pages, screen-reader titles, keyboard-reachable tables, contrast in both them
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,189 @@ def test_admin_form_is_disabled_with_a_reason_when_admin_is_off(model_app, local
         assert fieldset.get_attribute("aria-describedby") == "admin-off"
         for control in ("select[name=version]", "input[name=token]", "button[value=promote]"):
             assert page.locator(control).is_disabled(), control
+
+
+BUCKETS = {"1-4": 1171.0, "14-26": 1232.0, "27-39": 1215.0, "5-13": 1193.0}  # as stored: sorted as text
+THEMES = ("light", "dark")
+
+
+@pytest.fixture
+def rich_server(model_app):
+    """The small model in production, a backtest run by horizon bucket, and a published forecast run."""
+    from app.loop import publish
+    from app.registry import runs
+
+    storage = model_app.extensions["storage"]
+    by_bucket = {bucket: {"wmae": wmae, "mae": wmae * 0.9} for bucket, wmae in BUCKETS.items()}
+    with runs.track_run(storage, "backtest", "hgb", params={"folds": 3}) as run:
+        run.log_metrics({"wmae": 1207.6, "rows": 123906.0, "horizon": 39.0, "by_bucket": by_bucket})
+    publish.publish(storage, model_app.extensions["model_holder"].get())
+    with serve(model_app) as url:
+        yield url, run.id
+
+
+def _set_theme(page, name: str) -> None:
+    page.evaluate("name => document.documentElement.setAttribute('data-theme', name)", name)
+
+
+CONTRAST_JS = """el => {
+  const rgb = c => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => v / 255)
+    .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const over = (top, under) => {  // alpha-blend a background onto what is under it
+    const a = top.length > 3 ? top[3] : 1;
+    return [0, 1, 2].map(i => top[i] * a + under[i] * (1 - a));
+  };
+  const layers = [];
+  for (let node = el; node; node = node.parentElement) {
+    layers.push(rgb(getComputedStyle(node).backgroundColor));
+  }
+  let bg = [255, 255, 255];
+  for (const layer of layers.reverse()) bg = over(layer, bg);
+  const fg = over(rgb(getComputedStyle(el).color), bg);
+  const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}"""
+
+
+def test_contrast_of_navigation_badges_and_stages_in_both_themes(rich_server, local_page):
+    url, _ = rich_server
+    page = local_page
+    checked = {}
+    for path, selectors in (
+        ("/models", (".nav a.active", ".stage-production", ".reg-sub")),
+        ("/model", (".nav a.active", ".badge.accent", "th")),
+        ("/api/docs", (".method.post", ".method.get", ".badge.danger", ".badge.ok", ".badge.warn")),
+    ):
+        page.goto(url + path)
+        for name in THEMES:
+            _set_theme(page, name)
+            for selector in selectors:
+                ratio = page.locator(selector).first.evaluate(CONTRAST_JS)
+                checked[(path, name, selector)] = round(ratio, 2)
+    low = {key: ratio for key, ratio in checked.items() if ratio < 4.5}
+    assert low == {}, low
+
+
+def test_runs_chart_and_run_detail(rich_server, local_page):
+    url, run_id = rich_server
+    page = local_page
+    page.goto(url + f"/runs?run={run_id}")
+    chart = page.locator(".chart svg")
+    labels = chart.locator("text").all_text_contents()
+    buckets = [label for label in labels if label in BUCKETS]
+    assert buckets == ["1-4", "5-13", "14-26", "27-39"], labels  # by horizon, not as text
+    assert "weeks ahead" in chart.get_attribute("aria-label")
+
+    page.goto(url + f"/runs/{run_id}")
+    facts = page.inner_text("dl.facts")
+    assert "123,906" in facts and "123,906.0" not in facts
+    assert re.search(r"horizon\s+39\n", facts) and "39.0" not in facts
+    rows = page.locator("table tbody tr td:first-child").all_inner_texts()
+    assert rows == ["1-4", "5-13", "14-26", "27-39"]
+
+
+def test_importance_chart_has_plain_names_distinct_ticks_and_nothing_cut(model_app, rich_server, browser):
+    from app.forecasting.features import FEATURE_LABELS
+
+    url, _ = rich_server
+    for width in (1280, 375):
+        page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+        page.goto(url + "/model")
+        svg = page.locator("figure.compact svg")
+        texts = svg.locator("text").all_text_contents()
+        names = [t for t in texts if t in FEATURE_LABELS.values()]
+        assert len(names) >= 5, texts
+        assert not any(t in FEATURE_LABELS and t not in FEATURE_LABELS.values() for t in texts)  # no lag52
+        ticks = [t for t in texts if re.fullmatch(r"[\d.,]+", t)]
+        assert len(ticks) >= 3 and len(ticks) == len(set(ticks)), ticks
+        assert page.evaluate(OUTSIDE_JS, "figure.compact svg") == []
+        features = page.inner_text("[data-testid=model-card] table >> nth=-1")
+        assert "Sales 52 weeks earlier" in features and "lag52" in features  # plain name, code name beside
+        page.context.close()
+
+
+OUTSIDE_JS = """selector => {
+  const out = [];
+  for (const svg of document.querySelectorAll(selector)) {
+    const box = svg.getBoundingClientRect();
+    for (const text of svg.querySelectorAll('text')) {
+      const r = text.getBoundingClientRect();
+      if (r.width && (r.left < box.left - 1 || r.right > box.right + 1)) out.push(text.textContent);
+    }
+  }
+  return out;
+}"""
+
+CLIPPED_JS = """() => [...document.querySelectorAll('svg[role=img]')].flatMap(svg => {
+  const box = svg.getBoundingClientRect();
+  const frame = svg.parentElement.getBoundingClientRect();
+  const problems = [];
+  if (box.right > frame.right + 1 || box.left < frame.left - 1) problems.push('wider than its container');
+  if (box.right > window.innerWidth + 1) problems.push('past the window');
+  if (svg.parentElement.scrollWidth > svg.parentElement.clientWidth + 1) problems.push('scrolls');
+  return problems.map(p => `${svg.getAttribute('aria-label')}: ${p}`);
+})"""
+
+
+def test_charts_are_named_and_fit_a_phone(rich_server, browser):
+    url, run_id = rich_server
+    paths = ("/model", f"/runs?run={run_id}", "/store?store=1", "/forecast-runs")
+    for width in (1280, 375):
+        page = browser.new_context(viewport={"width": width, "height": 812}).new_page()
+        for path in paths:
+            page.goto(url + path)
+            svgs = page.locator("svg[role=img]")
+            assert svgs.count() >= 1 or path == "/forecast-runs", path
+            for i in range(svgs.count()):
+                svg = svgs.nth(i)
+                label = svg.get_attribute("aria-label")
+                assert label and len(label) > 10, (path, label)
+                assert svg.locator("title").first.text_content() == label
+            assert page.evaluate(CLIPPED_JS) == [], (path, width)
+            assert page.evaluate(OUTSIDE_JS, "svg[role=img]") == [], (path, width)
+        page.context.close()
+
+
+SCROLLERS_JS = """() => [...document.querySelectorAll('main *')].filter(el => {
+  const style = getComputedStyle(el);
+  return ['auto', 'scroll'].includes(style.overflowX) || ['auto', 'scroll'].includes(style.overflowY);
+}).filter(el => el.tagName !== 'PRE' && !el.closest('nav'))
+  .map(el => ({cls: el.className, tabindex: el.getAttribute('tabindex'), role: el.getAttribute('role'),
+               label: el.getAttribute('aria-label')}))"""
+
+
+def test_scrolling_tables_are_regions_reachable_by_keyboard(rich_server, browser):
+    url, run_id = rich_server
+    page = browser.new_context(viewport={"width": 375, "height": 812}).new_page()
+    paths = ("/models", "/runs", f"/runs/{run_id}", "/model", "/api/docs", "/forecast-runs", "/monitoring")
+    for path in paths:
+        page.goto(url + path)
+        for scroller in page.evaluate(SCROLLERS_JS):
+            assert scroller["tabindex"] == "0" and scroller["role"] == "region" and scroller["label"], (
+                path,
+                scroller,
+            )
+    page.goto(url + "/runs")
+    region = page.locator("[role=region][aria-label='All runs']")
+    for _ in range(40):  # Tab through the page until the table's region has the focus
+        page.keyboard.press("Tab")
+        if region.evaluate("el => el === document.activeElement"):
+            break
+    assert region.evaluate("el => el === document.activeElement")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("el => el.scrollLeft > 0", arg=region.element_handle())
+    page.context.close()
+
+
+def test_api_docs_show_code_not_backticks(rich_server, local_page):
+    url, _ = rich_server
+    page = local_page
+    page.goto(url + "/api/docs")
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+    text = page.inner_text("main")
+    assert "`" not in text
+    forecast = page.locator("#forecast")
+    assert forecast.locator(".endpoint-body > p code", has_text="cold_start").count() == 1
+    assert page.locator("td.wrap code", has_text="admin-token").count() >= 1
