@@ -115,17 +115,15 @@ def throughput(port: int, body: bytes, threads: int, seconds: float) -> dict[str
 
 def discover(port: int) -> tuple[str, list[tuple[int, int]]]:
     """The first forecastable week and the store-departments the model knows."""
-    status, body, _ = call(
-        port, "POST", "/api/v1/forecast", json.dumps({"store": 1, "dept": 1, "weeks": 1}).encode()
-    )
-    if status != 200:
-        raise RuntimeError(f"forecast probe answered {status}: {body}")
-    start = body["start"]
+    start = None
     pairs: list[tuple[int, int]] = []
     for store in range(1, 50):
         status, body, _ = call(port, "GET", f"/api/v1/stores/{store}/forecast?weeks=1")
         if status != 200:
+            if start is None:
+                raise RuntimeError(f"store forecast probe answered {status}: {body}")
             break
+        start = start or body["start"]
         pairs.extend((store, d["dept"]) for d in body["departments"])
     return start, pairs
 
