@@ -131,6 +131,10 @@ _NA_TOKENS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL"]
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _FRIDAY = 4
 _MAX_INT = 2**31 - 1
+# Weeks a sales or features file may name: beyond them the nanosecond timestamps the pipeline uses
+# overflow (9999-12-31 became 1816-03-29); plausibility against the data is the importer's to judge.
+_FIRST_DATE = pd.Timestamp("1900-01-05")
+_LAST_DATE = pd.Timestamp("2199-12-27")
 
 
 @dataclass
@@ -214,6 +218,14 @@ def _read_table(
     return _Table(name, frame, lines, int(blank.sum()))
 
 
+def _shown(value: object, limit: int = 40) -> str:
+    """A cell quoted in a message, cut to `limit` characters so an error never echoes a huge input."""
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + f" (cut; {len(text):,} characters)"
+    return repr(text)
+
+
 def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
@@ -229,7 +241,7 @@ def _parse_float(table: _Table, column: str, *, required: bool) -> tuple[np.ndar
     bad = ~missing & ~np.isfinite(values)
     if bad.any():
         i = _first(bad)
-        raise table.fail(i, column, f"not a number: {series.iat[i]!r}")
+        raise table.fail(i, column, f"not a number: {_shown(series.iat[i])}")
     if required and missing.any():
         raise table.fail(_first(missing), column, "missing value")
     return values, int(missing.sum())
@@ -241,11 +253,13 @@ def _parse_int(table: _Table, column: str) -> np.ndarray:
     bad = values != np.round(values)
     if bad.any():
         i = _first(bad)
-        raise table.fail(i, column, f"not a whole number: {table.frame[column].iat[i]!r}")
+        raise table.fail(i, column, f"not a whole number: {_shown(table.frame[column].iat[i])}")
     out_of_range = (values < 1) | (values > _MAX_INT)
     if out_of_range.any():
         i = _first(out_of_range)
-        raise table.fail(i, column, f"expected a positive whole number, got {table.frame[column].iat[i]!r}")
+        raise table.fail(
+            i, column, f"expected a positive whole number, got {_shown(table.frame[column].iat[i])}"
+        )
     return values.astype("int64")
 
 
@@ -269,7 +283,15 @@ def _parse_friday(table: _Table, column: str = "Date") -> np.ndarray:
     bad_categories = parsed.isna()
     if bad_categories.any():
         i = _first(bad_categories[codes])
-        raise table.fail(i, column, f"not a date (expected YYYY-MM-DD): {_text(table, column, i)!r}")
+        raise table.fail(i, column, f"not a date (expected YYYY-MM-DD): {_shown(_text(table, column, i))}")
+    outside = ((parsed < _FIRST_DATE) | (parsed > _LAST_DATE))[codes]
+    if outside.any():
+        i = _first(outside)
+        raise table.fail(
+            i,
+            column,
+            f"{_text(table, column, i).strip()} is outside {_FIRST_DATE.date()} to {_LAST_DATE.date()}",
+        )
     weekday = parsed.day_of_week.to_numpy()[codes]
     if (weekday != _FRIDAY).any():
         i = _first(weekday != _FRIDAY)
@@ -288,7 +310,7 @@ def _parse_bool(table: _Table, column: str = "IsHoliday") -> np.ndarray:
     known = np.append(upper.isin(["TRUE", "FALSE"]), False)  # code -1 (missing) indexes the last slot
     if not known[codes].all():
         i = _first(~known[codes])
-        raise table.fail(i, column, f"expected TRUE or FALSE, got {_text(table, column, i)!r}")
+        raise table.fail(i, column, f"expected TRUE or FALSE, got {_shown(_text(table, column, i))}")
     return np.append(upper == "TRUE", False)[codes]
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.forecasting import data as loader
 from app.forecasting.data import COVARIATE_COLUMNS, FEATURE_COLUMNS
+from app.limits import cap_details
 from app.monitoring.actuals import ActualsError, ImportResult, upload_table
 from app.storage import ActualFeature, Storage, utcnow
 
@@ -64,7 +65,7 @@ def parse_features_csv(raw: bytes | str, name: str = CSV_NAME) -> pd.DataFrame:
         attempt("keys", lambda: loader._check_unique(table, keys, ["Store", "Date"]))
     if errors:
         errors.sort(key=lambda e: (e["line"] or 0, e["field"]))
-        raise FeaturesError(errors[:MAX_ERRORS])
+        raise FeaturesError(cap_details(errors, MAX_ERRORS))
     frame = pd.DataFrame(
         {
             "store": parsed["Store"].astype("int64"),

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.config import Config
 from app.forecasting import data as loader
 from app.forecasting.calendar import is_holiday_week
+from app.limits import InputRejected, cap_details, csv_header
 from app.registry.versions import production_lineage
 from app.storage import ActualSale, utcnow
 
@@ -93,6 +94,10 @@ def upload_table(
     if not raw.strip():
         raise fail("", 1, f"empty file (expected the header {','.join(header)})")
     try:
+        csv_header(raw)  # bounded: pandas never sees 100,000 columns or a column named twice
+    except InputRejected as refused:
+        raise error([{**item, "line": 1} for item in refused.details]) from None
+    try:
         frame = pd.read_csv(
             io.BytesIO(raw),
             dtype=str,
@@ -157,7 +162,7 @@ def _table_from_rows(rows: Sequence[Any]) -> tuple[loader._Table, np.ndarray]:
         no_holiday.append(not any(k in row for k in JSON_KEYS["IsHoliday"]))
         records.append(record)
     if errors:
-        raise ActualsError(errors[:MAX_ERRORS])
+        raise ActualsError(cap_details(errors, MAX_ERRORS))
     frame = _loader_frame(pd.DataFrame.from_records(records, columns=HEADER))
     return loader._Table("rows", frame, np.arange(1, len(frame) + 1), 0), np.array(no_holiday, dtype=bool)
 
@@ -208,7 +213,7 @@ def _parse(
         attempt("keys", lambda: loader._check_unique(table, keys, ["Store", "Dept", "Date"]))
     if errors:
         errors.sort(key=lambda e: (e["line"] or 0, e["field"]))
-        raise ActualsError(errors[:MAX_ERRORS])
+        raise ActualsError(cap_details(errors, MAX_ERRORS))
     weeks = pd.to_datetime(parsed["Date"])
     holiday = np.asarray(parsed["IsHoliday"], dtype=bool).copy()
     if no_holiday is not None and no_holiday.any():

@@ -6,7 +6,6 @@ the request with the models the document shows, so what is documented is what is
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from flask import Flask, current_app, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from app.limits import parse_json
 from app.web.errors import ApiError, detail, validation_details
 from app.web.schemas import ErrorResponse
 
@@ -118,11 +118,7 @@ def json_object() -> dict[str, Any]:
             "unsupported content type: send application/json",
             [detail("Content-Type", f"got {request.mimetype or 'none'}")],
         )
-    raw = request.get_data(cache=True)
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "malformed JSON", [detail("body", str(error))]) from None
+    data = parse_json(request.get_data(cache=True))  # bounded: depth, numbers (app.limits)
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object", [detail("body", f"got {type(data).__name__}")])
     return data

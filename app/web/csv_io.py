@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.limits import InputRejected, csv_header
 from app.web.errors import ApiError, detail
 from app.web.schemas import CSV_COLUMNS, CSV_NULLS, CSV_PASSTHROUGH, ROWS, PredictRequest
 
@@ -51,6 +52,14 @@ def _normalise(name: str) -> str:
     return name.strip().lstrip("\ufeff").lower().replace("_", "").replace(" ", "")
 
 
+def _csv_reason(error: csv.Error) -> str:
+    """The csv module's complaint in the file's terms."""
+    text = str(error)
+    if "field larger than field limit" in text:
+        return f"a cell is longer than {csv.field_size_limit():,} characters"
+    return text
+
+
 def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM), falling back to Latin-1 so that any byte string parses."""
     try:
@@ -66,6 +75,10 @@ def parse_csv(text: str, max_rows: int) -> ParsedBatch:
     """
     if "\x00" in text:
         raise ApiError(400, "the file is not a text CSV", [detail("file", "binary content (NUL bytes)")])
+    try:
+        csv_header(text, _normalise)  # bounded before anything else is read
+    except InputRejected as refused:  # as ApiError: the pages catch the web layer's error type
+        raise ApiError(refused.status, refused.message, refused.details) from None
     # Bare CR line endings (as in Kaggle's stores.csv) are normalised by splitlines.
     reader = csv.reader(io.StringIO("\n".join(text.splitlines())))
     try:
@@ -128,7 +141,9 @@ def parse_csv(text: str, max_rows: int) -> ParsedBatch:
             passthrough.append(extra)
     except csv.Error as error:
         raise ApiError(
-            400, "the CSV file cannot be read", [detail("file", f"line {reader.line_num}: {error}")]
+            400,
+            "the CSV file cannot be read",
+            [detail("file", f"line {reader.line_num}: {_csv_reason(error)}")],
         ) from None
     if not rows:
         raise ApiError(400, "the CSV file has no data rows", [detail("rows", "no rows after the header")])

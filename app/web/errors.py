@@ -16,13 +16,19 @@ from markupsafe import escape
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from app.limits import InputRejected, cap_details, problem
+
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 
 
-class ApiError(Exception):
-    """Raise anywhere in a request to answer with an error JSON (API) or an error page (HTML)."""
+class ApiError(InputRejected):
+    """Raise anywhere in a request to answer with an error JSON (API) or an error page (HTML).
+
+    The web layer's name for app.limits.InputRejected: the services below raise that one, and the
+    same handler renders both.
+    """
 
     def __init__(
         self,
@@ -31,20 +37,20 @@ class ApiError(Exception):
         details: Sequence[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = list(details or [])
+        super().__init__(status, message, details)
         self.headers = headers or {}
 
 
-def detail(field: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"field": field, "message": message, **extra}
+detail = problem
 
 
 def api_error(status: int, message: str, details: Iterable[dict[str, Any]] | None = None) -> Response:
-    """The one JSON error shape: {"error": message, "details": [{"field", "message"}, ...]}."""
-    response = jsonify({"error": message, "details": list(details or [])})
+    """The one JSON error shape: {"error": message, "details": [{"field", "message"}, ...]}.
+
+    Details are capped (app.limits.MAX_DETAILS, then a count of the rest) so that no input, however
+    wrong, makes a large error response.
+    """
+    response = jsonify({"error": message, "details": cap_details(details or [])})
     response.status_code = status
     return response
 
@@ -108,11 +114,11 @@ def _expired_form_notice() -> tuple[str, int, dict[str, str]]:
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api, a styled HTML page elsewhere; a 500 never leaks a traceback."""
 
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError) -> Any:
+    @app.errorhandler(InputRejected)
+    def _api_error(error: InputRejected) -> Any:
         if wants_json():
             response = api_error(error.status, error.message, error.details)
-            response.headers.update(error.headers)
+            response.headers.update(getattr(error, "headers", {}))
             return response
         return _html_error(error.status, "Request failed", error.message)
 
@@ -120,7 +126,8 @@ def register_error_handlers(app: Flask) -> None:
     def _validation(error: ValidationError) -> Any:
         if wants_json():
             return api_error(422, "invalid request", validation_details(error))
-        return _html_error(422, "Invalid input", "; ".join(e["message"] for e in validation_details(error)))
+        messages = (f"{e['field']}: {e['message']}" for e in cap_details(validation_details(error), 10))
+        return _html_error(422, "Invalid input", "; ".join(messages))
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Any:

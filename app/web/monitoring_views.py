@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, render_te
 from sqlalchemy import select
 
 from app.jobs import tasks as jobs
+from app.limits import parse_json
 from app.monitoring import actuals, alerts, performance
 from app.monitoring import metrics as monitoring_metrics
 from app.registry import versions
@@ -319,15 +320,14 @@ def api_actuals() -> Any:
             parsed = actuals.parse_csv(
                 request.files["file"].read(), name=request.files["file"].filename or "file"
             )
+        elif content_type == "application/json":
+            parsed = actuals.parse_rows(parse_json(request.get_data()))
         else:
-            body = request.get_json(silent=True)
-            if body is None:
-                raise ApiError(
-                    415 if content_type != "application/json" else 400,
-                    "send JSON rows (application/json) or a CSV in train.csv's format (text/csv)",
-                    [{"field": "body", "message": "expected a JSON list of rows or text/csv"}],
-                )
-            parsed = actuals.parse_rows(body)
+            raise ApiError(
+                415,
+                "send JSON rows (application/json) or a CSV in train.csv's format (text/csv)",
+                [{"field": "Content-Type", "message": f"got {content_type or 'none'}"}],
+            )
     except actuals.ActualsError as error:
         details = [_detail(e) for e in error.errors]
         raise ApiError(

@@ -1,0 +1,118 @@
+"""Hostile requests get a small 4xx naming the problem, never a 500 (issue 14).
+
+Time and memory are measured by benchmarks/bench_hostile.py against a real gunicorn; here the
+status, the message and the response size are asserted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+
+from tests.conftest import make_test_app, register_production
+
+SMALL = 100_000  # bytes: every error response stays under this
+TOKEN = "hostile-admin-token"
+DEEP = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"rows": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+@pytest.fixture
+def admin_client(tmp_path, small_artifact):
+    application = make_test_app(tmp_path, STORECAST_ADMIN_TOKEN=TOKEN)
+    register_production(application, small_artifact)
+    return application.test_client()
+
+
+def csrf_token(client, path: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def _refused(response, status: int) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    assert len(response.get_data()) < SMALL
+    return response.get_json()
+
+
+def test_a_batch_csv_with_millions_of_unknown_columns_is_refused_small(client):
+    body = b"Store,Dept,Date" + b",x" * 4_900_000 + b"\n1,1,2012-11-02\n"
+    assert len(body) > 9_000_000
+    data = _refused(client.post("/api/v1/predict/batch", data=body, content_type="text/csv"), 400)
+    assert data["details"] == [{"field": "header", "message": "the header line is longer than 16,384 bytes"}]
+
+
+def test_a_batch_csv_with_many_unknown_columns_lists_some_and_counts_the_rest(client):
+    body = ("Store,Dept,Date," + ",".join(f"x{i}" for i in range(60)) + "\n1,1,2012-11-02\n").encode()
+    data = _refused(client.post("/api/v1/predict/batch", data=body, content_type="text/csv"), 400)
+    assert len(data["details"]) == 51
+    assert data["details"][-1]["message"] == "and 10 more problems not listed"
+
+
+def test_the_batch_page_shows_the_wide_header_inline(client):
+    body = b"Store,Dept,Date" + b",x" * 4_900_000 + b"\n1,1,2012-11-02\n"
+    page = client.post(
+        "/batch",
+        data={"csrf_token": csrf_token(client, "/batch"), "file": (io.BytesIO(body), "wide.csv")},
+        headers={"HX-Request": "true"},
+    )
+    assert page.status_code == 400
+    assert len(page.get_data()) < SMALL
+    assert "longer than 16,384 bytes" in page.get_data(as_text=True)
+
+
+def test_an_actuals_csv_repeating_a_column_is_refused_before_pandas(client):
+    body = b"Store,Dept,Date,Weekly_Sales,IsHoliday" + b",Store" * 100_000 + b"\n1,1,2012-11-02,5,FALSE\n"
+    data = _refused(client.post("/api/v1/actuals", data=body, content_type="text/csv"), 400)
+    assert data["details"][0]["field"] == "header"
+    short = b"Store,Dept,Date,Weekly_Sales,IsHoliday,Store,Dept\n1,1,2012-11-02,5,FALSE,1,1\n"
+    data = _refused(client.post("/api/v1/actuals", data=short, content_type="text/csv"), 400)
+    assert [(d["field"], d["message"]) for d in data["details"]] == [
+        ("Store", "line 1: duplicate column (2 times)"),
+        ("Dept", "line 1: duplicate column (2 times)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/predict", "/api/v1/predict/batch", "/api/v1/forecast", "/api/v1/actuals"]
+)
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT], ids=["array", "object"])
+def test_deeply_nested_json_is_a_400_not_a_recursion_error(client, path, body):
+    data = _refused(client.post(path, data=body, content_type="application/json"), 400)
+    assert data["details"][0]["message"].startswith("nested deeper than")
+
+
+def test_deeply_nested_json_on_an_admin_route_is_a_400(admin_client):
+    response = admin_client.post(
+        "/api/v1/models/v1/promote",
+        data=DEEP_OBJECT,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert _refused(response, 400)["error"] == "malformed JSON"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/predict", "/api/v1/actuals"])
+def test_a_5000_digit_integer_is_refused_without_python_internals(client, path, row):
+    body = b'{"store": ' + b"9" * 5000 + b', "dept": 1, "date": "2012-11-02"}'
+    data = _refused(client.post(path, data=body, content_type="application/json"), 400)
+    text = json.dumps(data)
+    assert "too large" in text and "sys." not in text and "set_int_max_str_digits" not in text
+
+
+def test_a_5000_digit_number_as_text_is_named_and_cut(client, row):
+    data = _refused(client.post("/api/v1/predict", json={**row, "store": "9" * 5000}), 422)
+    assert data["details"][0]["field"] == "store"
+    csv_body = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02," + b"9" * 5000 + b",FALSE\n"
+    data = _refused(client.post("/api/v1/actuals", data=csv_body, content_type="text/csv"), 400)
+    assert data["details"][0]["field"] == "Weekly_Sales"
+    assert "(cut; 5,000 characters)" in data["details"][0]["message"]
+
+
+def test_a_week_past_the_timestamp_range_is_refused_not_wrapped(client):
+    body = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,9999-12-31,5,FALSE\n"
+    data = _refused(client.post("/api/v1/actuals", data=body, content_type="text/csv"), 400)
+    assert data["details"][0]["field"] == "Date"
+    assert "outside" in data["details"][0]["message"]
