@@ -19,7 +19,6 @@ MAX_DETAILS = 50  # problems listed in one error response; the rest are counted
 MAX_CSV_COLUMNS = 64  # the widest file read (features.csv) has 12
 MAX_HEADER_BYTES = 16 * 1024  # the header line of a CSV
 MAX_JSON_DEPTH = 32  # the deepest body read ({"covariates": [{...}]}) is 3 levels
-MAX_NUMBER_DIGITS = 50  # digits in a number given as text (a 4,300-digit int costs quadratic time)
 
 
 class InputRejected(ValueError):
@@ -101,16 +100,6 @@ def csv_header(data: bytes | str, normalise: Callable[[str], str] = str.strip) -
     if duplicates:
         raise InputRejected(400, "the CSV header is not usable", duplicates)
     return names
-
-
-def number_text(value: str, field: str) -> str:
-    """A number given as text, refused when it has more than MAX_NUMBER_DIGITS digits."""
-    digits = sum(ch.isdigit() for ch in value[: MAX_NUMBER_DIGITS * 2 + 8])
-    if digits > MAX_NUMBER_DIGITS or len(value) > MAX_NUMBER_DIGITS * 2 + 8:
-        raise InputRejected(
-            422, "invalid request", [problem(field, f"a number of at most {MAX_NUMBER_DIGITS} digits")]
-        )
-    return value
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:

@@ -105,15 +105,22 @@ def _version(model: Any, predictions: list[Any]) -> str:
 
 
 def check_rows(
-    model: Forecaster, rows: Sequence[dict[str, Any]], lines: list[int] | None = None
+    model: Forecaster,
+    rows: Sequence[dict[str, Any]],
+    lines: list[int] | None = None,
+    indexes: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-row errors the core would raise for the whole batch at once (unknown store, week out of
-    range), so that a batch answer names every bad row instead of the first problem."""
+    range), so that a batch answer names every bad row instead of the first problem.
+
+    `indexes` are the rows' places in the request when only some of its rows are checked.
+    """
     first, last = model.valid_range()
     lo, hi = first.date(), last.date()
     stores = set(model.stores())
     errors: list[dict[str, Any]] = []
-    for index, row in enumerate(rows):
+    for place, row in enumerate(rows):
+        index = place if indexes is None else indexes[place]
         extra = {"row": index} if lines is None else {"row": index, "line": lines[index]}
         if row["store"] not in stores:
             errors.append(

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from app.forecasting.forecaster import ForecastError
 from app.web import context
 from app.web.apidoc import json_body, json_object, openapi_document, operation, query_args
-from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
+from app.web.csv_io import decode, parse_csv, predictions_csv, validate_batch
 from app.web.errors import ApiError, detail
 from app.web.model_card import model_features as features_of
 from app.web.model_card import model_summary
@@ -179,9 +179,7 @@ def predict_batch() -> Any:
             "unsupported content type: send application/json or text/csv",
             [detail("Content-Type", f"got {request.mimetype or 'none'}")],
         )
-    valid, errors = validate_rows(rows, lines)
-    if not errors:
-        errors = context.check_rows(valid, lines)
+    valid, errors = validate_batch(rows, lines)
     if errors:
         bad = len({e.get("row") for e in errors})
         raise ApiError(422, f"{bad} invalid row{'s' if bad != 1 else ''}: nothing was predicted", errors)

@@ -82,8 +82,10 @@ def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise ApiError(422, str(error.message or error), [forecast_error_detail(error)]) from None
 
 
-def check_rows(rows: list[PredictRequest], lines: list[int] | None = None) -> list[dict[str, Any]]:
-    return predictions.check_rows(forecaster(), [row.to_row() for row in rows], lines)
+def check_rows(
+    rows: list[PredictRequest], lines: list[int] | None = None, indexes: list[int] | None = None
+) -> list[dict[str, Any]]:
+    return predictions.check_rows(forecaster(), [row.to_row() for row in rows], lines, indexes)
 
 
 def predict(rows: list[PredictRequest], *, source: str) -> Served:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.limits import InputRejected, csv_header
+from app.web import context
 from app.web.errors import ApiError, detail
 from app.web.schemas import CSV_COLUMNS, CSV_NULLS, CSV_PASSTHROUGH, ROWS, PredictRequest
 
@@ -175,6 +176,23 @@ def validate_rows(
                 item["line"] = lines[index]
             errors.append(item)
         return [], errors
+
+
+def validate_batch(
+    rows: list[Any], lines: list[int] | None = None
+) -> tuple[list[PredictRequest], list[dict[str, Any]]]:
+    """Every problem of every row in one pass: the schema's, then the served model's (unknown store,
+    week out of range) for the rows the schema accepts, in row order. Valid rows only without errors."""
+    valid, errors = validate_rows(rows, lines)
+    if errors:
+        bad = {e.get("row") for e in errors}
+        indexes = [i for i in range(len(rows)) if i not in bad]
+        accepted = [PredictRequest.model_validate(rows[i]) for i in indexes]
+    else:
+        indexes, accepted = list(range(len(rows))), valid
+    errors = errors + context.check_rows(accepted, lines, indexes)
+    errors.sort(key=lambda e: e.get("row", -1))  # stable: a row's schema problems before the model's
+    return ([] if errors else valid), errors
 
 
 def predictions_csv(

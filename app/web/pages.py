@@ -14,11 +14,12 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from pydantic import ValidationError
 
 from app.forecasting.intervals import bucket_sort_key
+from app.limits import cap_details
 from app.registry import versions
 from app.serving import predictions
 from app.web import charts, context, downloads
 from app.web.apidoc import openapi_document
-from app.web.csv_io import decode, parse_csv, predictions_csv, validate_rows
+from app.web.csv_io import decode, parse_csv, predictions_csv, validate_batch
 from app.web.docs import docs_context
 from app.web.errors import ApiError, form_errors
 from app.web.model_card import model_card_context
@@ -440,18 +441,17 @@ def _run_batch(data: bytes, view: dict[str, Any]) -> int:
         ],
         "count": len(parsed.rows),
     }
-    valid, errors = validate_rows(parsed.rows, parsed.lines)
-    if not errors:
-        try:
-            errors = context.check_rows(valid, parsed.lines)
-        except ApiError as error:
-            view["message"] = error.message
-            return error.status
+    try:
+        valid, errors = validate_batch(parsed.rows, parsed.lines)
+    except ApiError as error:
+        view["message"] = error.message
+        return error.status
     if errors:
-        view["errors"] = errors
+        view["errors"] = cap_details(errors)
         bad = len({e.get("row") for e in errors})
         view["message"] = (
-            f"{bad} of {len(parsed.rows)} rows are invalid; nothing was predicted. Fix them and upload again."
+            f"{view['filename']} was not predicted: {bad} of {len(parsed.rows)} rows are invalid. "
+            "Fix them and upload again."
         )
         return 422
     try:

@@ -243,6 +243,28 @@ def test_batch_errors_by_line(model_app, client, known):
     assert logged(model_app, "batch") == 0
 
 
+def test_batch_upload_reports_every_invalid_row_in_one_pass(model_app, client, known):
+    """Four rows the schema refuses and two the model refuses (unknown store, week out of range): all six."""
+    good = f"{known.store},{known.dept},{known.week}"
+    bad = [
+        f"abc,{known.dept},{known.week}",
+        f"{known.store},0,{known.week}",
+        f"{known.store},{known.dept},2012-02-30",
+        f"{known.store},{known.dept},{known.week},999",
+        f"{known.unknown_store},{known.dept},{known.week}",
+        f"{known.store},{known.dept},{known.after}",
+    ]
+    text = "Store,Dept,Date,Temperature\n" + "\n".join([good, *bad, good]) + "\n"
+    html = upload(client, text, HTMX, name="six.csv").get_data(as_text=True)
+    lines = [int(n) for n in re.findall(r'<tr class="row-error"><td class="num">(\d+)</td>', html)]
+    assert lines == [3, 4, 5, 6, 7, 8]
+    assert "six.csv was not predicted: 6 of 8 rows are invalid" in html
+    api = client.post("/api/v1/predict/batch", data=text, content_type="text/csv")
+    assert api.status_code == 422
+    assert [d["line"] for d in api.get_json()["details"]] == [3, 4, 5, 6, 7, 8]
+    assert logged(model_app, "batch") == 0
+
+
 def test_batch_bad_files(client, known):
     assert upload(client, "Shop,Dept\n1,1\n").status_code == 400
     assert "unknown column" in upload(client, "Shop,Dept\n1,1\n").get_data(as_text=True)
