@@ -7,6 +7,7 @@ resolved. An acknowledged alert stays open until resolved: acknowledging means "
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -95,16 +96,28 @@ def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
     return {
         "text": f"[{alert.severity}] Storecast {alert.kind} alert {verb}{where}: {alert.message}",
         "event": event,
-        "alert": {
-            "id": alert.id,
-            "kind": alert.kind,
-            "severity": alert.severity,
-            "message": alert.message,
-            "store": alert.store,
-            "dept": alert.dept,
-            "opened_at": alert.opened_at.isoformat(timespec="seconds") if alert.opened_at else None,
-            "resolved_at": alert.resolved_at.isoformat(timespec="seconds") if alert.resolved_at else None,
-        },
+        "alert": alert_dict(alert),
+    }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    """An alert as JSON (the API answer, the webhook's `alert`), with who acknowledged and resolved it."""
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "message": alert.message,
+        "store": alert.store,
+        "dept": alert.dept,
+        "opened_at": _iso(alert.opened_at),
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "acknowledged_by": alert.acknowledged_by,
+        "resolved_at": _iso(alert.resolved_at),
+        "resolved_by": (alert.details or {}).get("resolved_by"),
     }
 
 
@@ -123,10 +136,12 @@ def acknowledge(session: Session, alert_id: int, by: str = "operator") -> Alert 
     return alert
 
 
-def resolve(session: Session, alert_id: int) -> Alert | None:
+def resolve(session: Session, alert_id: int, by: str = "operator") -> Alert | None:
+    """Close an alert by hand; who closed it is kept in its details (`resolved_by`)."""
     alert = get_row(session, Alert, alert_id)
     if alert is not None and alert.resolved_at is None:
         alert.resolved_at = utcnow()
+        alert.details = {**(alert.details or {}), "resolved_by": by[:64]}
         _queue_delivery(session, alert, "resolved")
         session.flush()
         log.info("alert resolved: %s %s", alert.kind, alert.message)

@@ -10,10 +10,13 @@ With open_when_unset (writing actual sales), a server without a token lets every
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from flask import current_app, request
 
 from app.web.errors import ApiError
+
+ADMIN_ACTOR = "admin-token"
 
 
 class AdminDenied(Exception):
@@ -26,6 +29,7 @@ def check_admin_token(presented: str | None, open_when_unset: bool = False) -> N
     """Raise AdminDenied (401 or 403) unless `presented` is the configured admin token."""
     if open_when_unset and not current_app.config.get("STORECAST_ADMIN_TOKEN"):
         return
+    presented = (presented or "").strip()  # a pasted token's stray space, as the API's bearer header
     if not presented:
         raise AdminDenied(401, "admin token required: send Authorization: Bearer <STORECAST_ADMIN_TOKEN>")
     configured = current_app.config.get("STORECAST_ADMIN_TOKEN")
@@ -33,6 +37,12 @@ def check_admin_token(presented: str | None, open_when_unset: bool = False) -> N
         raise AdminDenied(403, "admin actions are disabled: STORECAST_ADMIN_TOKEN is not set on the server")
     if not hmac.compare_digest(presented.encode("utf-8"), str(configured).encode("utf-8")):
         raise AdminDenied(403, "wrong admin token")
+
+
+def admin_actor(declared: Any) -> str:
+    """Who to record: the token's name, plus the name the caller gave (unverified, so kept in brackets)."""
+    declared = str(declared or "").strip()
+    return f"{ADMIN_ACTOR} ({declared[:40]})" if declared else ADMIN_ACTOR
 
 
 def bearer_token() -> str | None:

@@ -20,14 +20,15 @@ from app.jobs import tasks as jobs
 from app.limits import parse_json
 from app.monitoring import actuals, alerts, performance
 from app.monitoring import metrics as monitoring_metrics
+from app.monitoring.alerts import alert_dict
 from app.registry import versions
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, get_row, utcnow
 from app.web import context, published
 from app.web import monitoring_charts as charts
-from app.web.admin_auth import AdminDenied, check_admin_token, require_admin
-from app.web.apidoc import operation
+from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token, require_admin
+from app.web.apidoc import json_body, operation
 from app.web.errors import ApiError
-from app.web.schemas import ActualRow, ActualsRequest, ActualsResponse
+from app.web.schemas import ActualRow, ActualsRequest, ActualsResponse, AlertActionRequest, AlertOut
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +195,32 @@ def partial_feature(result_id: int) -> Any:
     return render_template("monitoring/_feature.html", result=result, chart=chart)
 
 
-def _alert_action(alert_id: int, action: str) -> Any:
+def _change_alert(alert_id: int, action: str, by: str) -> dict[str, Any] | None:
+    """Acknowledge or resolve; the alert as a dict, or None when there is no such alert."""
     with context.storage().session() as session:
-        if action == "acknowledge":
-            alert = alerts.acknowledge(session, alert_id, by="operator (monitoring page)")
-        else:
-            alert = alerts.resolve(session, alert_id)
-    if alert is None:
+        change = alerts.acknowledge if action == "acknowledge" else alerts.resolve
+        alert = change(session, alert_id, by=by)
+        return None if alert is None else alert_dict(alert)
+
+
+def _alert_action(alert_id: int, action: str) -> Any:
+    """The page's buttons: CSRF-checked and admin-token-gated (no anonymous visitor silences an alert)."""
+    try:
+        check_admin_token(request.form.get("admin_token"))
+    except AdminDenied as denied:
+        view = {**_context_alerts(), "alert_error": denied.message}
+        if request.headers.get("HX-Request"):
+            return render_template("monitoring/_alerts.html", **view), denied.status
+        return render_template(
+            "monitoring/page.html",
+            health=_health(),
+            **_context_charts(),
+            **_context_drift(),
+            **_context_lag(),
+            **view,
+            upload=None,
+        ), denied.status
+    if _change_alert(alert_id, action, admin_actor(request.form.get("by"))) is None:
         return Response("no such alert", status=404)
     if request.headers.get("HX-Request"):
         return render_template("monitoring/_alerts.html", **_context_alerts())
@@ -215,6 +235,54 @@ def acknowledge_alert(alert_id: int) -> Any:
 @pages_bp.post("/monitoring/alerts/<int:alert_id>/resolve")
 def resolve_alert(alert_id: int) -> Any:
     return _alert_action(alert_id, "resolve")
+
+
+def _api_alert_action(alert_id: int, action: str) -> Any:
+    require_admin()
+    body = json_body()
+    alert = _change_alert(alert_id, action, admin_actor(body.by))
+    if alert is None:
+        raise ApiError(404, "no such alert", [{"field": "alert_id", "message": f"no alert {alert_id}"}])
+    return jsonify(alert)
+
+
+_ALERT_ERRORS = {
+    401: "no admin token was sent",
+    403: "the admin token is wrong, or STORECAST_ADMIN_TOKEN is not set on the server",
+    404: "no alert with that id",
+}
+
+
+@api_bp.post("/alerts/<int:alert_id>/acknowledge")
+@operation(
+    "Acknowledge an alert",
+    "monitoring",
+    description="Admin bearer token required; `by` (optional) is recorded beside the token's name.",
+    body=AlertActionRequest,
+    body_required=False,
+    ok=AlertOut,
+    admin="required",
+    errors=_ALERT_ERRORS,
+)
+def api_acknowledge_alert(alert_id: int) -> Any:
+    """Acknowledge an alert (admin bearer token); `{"by": "name"}` is recorded beside the token."""
+    return _api_alert_action(alert_id, "acknowledge")
+
+
+@api_bp.post("/alerts/<int:alert_id>/resolve")
+@operation(
+    "Resolve an alert",
+    "monitoring",
+    description="Admin bearer token required; `by` (optional) is recorded beside the token's name.",
+    body=AlertActionRequest,
+    body_required=False,
+    ok=AlertOut,
+    admin="required",
+    errors=_ALERT_ERRORS,
+)
+def api_resolve_alert(alert_id: int) -> Any:
+    """Resolve an alert by hand (admin bearer token); `{"by": "name"}` is recorded beside the token."""
+    return _api_alert_action(alert_id, "resolve")
 
 
 @pages_bp.post("/monitoring/actuals")

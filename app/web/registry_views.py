@@ -27,7 +27,7 @@ from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.storage import parse_row_id
 from app.web import context
-from app.web.admin_auth import AdminDenied, check_admin_token, require_admin
+from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token, require_admin
 from app.web.apidoc import json_body, operation, query_args
 from app.web.charts import grouped_bar_chart
 from app.web.errors import ApiError, detail
@@ -48,7 +48,6 @@ VERSION_PATH = "a version number, with or without its `v` (3 or v3)"
 api_bp = Blueprint("registry_api", __name__)
 pages_bp = Blueprint("registry", __name__)
 
-ADMIN_ACTOR = "admin-token"
 HISTORY_ON_PAGE = 12
 
 
@@ -56,10 +55,7 @@ def _name() -> str:
     return current_app.config["MODEL_NAME"]
 
 
-def _actor(declared: Any) -> str:
-    """Who to record: the token's name, plus the name the caller gave (unverified, so kept in brackets)."""
-    declared = str(declared or "").strip()
-    return f"{ADMIN_ACTOR} ({declared[:40]})" if declared else ADMIN_ACTOR
+_actor = admin_actor
 
 
 def _refresh_holder() -> None:

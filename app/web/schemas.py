@@ -449,6 +449,30 @@ class AdminActionRequest(BaseModel):
     )
 
 
+class AlertActionRequest(BaseModel):
+    """The optional JSON body of acknowledging or resolving an alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str | None = Field(
+        None, max_length=40, description="who (unverified: recorded in brackets after `admin-token`)"
+    )
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str
+    severity: str = Field(description="`info`, `warning` or `critical`")
+    message: str
+    store: int | None
+    dept: int | None
+    opened_at: str | None = Field(description="ISO 8601, UTC, seconds")
+    acknowledged_at: str | None
+    acknowledged_by: str | None = Field(description="`admin-token`, with the name given in brackets")
+    resolved_at: str | None
+    resolved_by: str | None = Field(description="`admin-token` (name), or null when it closed by itself")
+
+
 class ModelVersionOut(BaseModel):
     name: str
     version: int

@@ -10,7 +10,7 @@ import pytest
 from app.monitoring import alerts
 from app.monitoring.drift_report import drift_check
 from app.monitoring.prediction_log import log_predictions
-from app.storage import DriftResult, PerformanceSnapshot
+from app.storage import Alert, DriftResult, PerformanceSnapshot
 from tests.monitoring.conftest import at, simple_predictions
 
 
@@ -79,20 +79,85 @@ def test_feature_partial_draws_reference_and_current(busy_app):
     assert client.get("/monitoring/drift/999999").status_code == 404
 
 
-def test_acknowledge_needs_the_csrf_token(busy_app):
+ADMIN = "alerts-admin-token"
+
+
+def _first_open(app) -> int:
+    with app.extensions["storage"].session() as session:
+        return alerts.open_alerts(session, "drift")[0].id
+
+
+def _alert(app, alert_id: int):
+    with app.extensions["storage"].session() as session:
+        alert = session.get(Alert, alert_id)
+        return alerts.alert_dict(alert)
+
+
+def test_acknowledge_and_resolve_need_the_csrf_token_and_the_admin_token(busy_app):
+    busy_app.config["STORECAST_ADMIN_TOKEN"] = ADMIN
     client = busy_app.test_client()
-    with busy_app.extensions["storage"].session() as session:
-        alert_id = alerts.open_alerts(session, "drift")[0].id
+    alert_id = _first_open(busy_app)
     assert client.post(f"/monitoring/alerts/{alert_id}/acknowledge").status_code == 400
     token = _csrf(client.get("/monitoring").get_data(as_text=True))
-    response = client.post(f"/monitoring/alerts/{alert_id}/acknowledge", data={"csrf_token": token})
-    assert response.status_code == 303
+    anonymous = client.post(f"/monitoring/alerts/{alert_id}/acknowledge", data={"csrf_token": token})
+    assert anonymous.status_code == 401 and "admin token required" in anonymous.get_data(as_text=True)
+    wrong = client.post(
+        f"/monitoring/alerts/{alert_id}/resolve",
+        data={"csrf_token": token, "admin_token": "guess"},
+        headers={"HX-Request": "true"},
+    )
+    assert wrong.status_code == 403 and 'data-testid="alert-error"' in wrong.get_data(as_text=True)
+    assert _alert(busy_app, alert_id)["acknowledged_at"] is None
+    assert _alert(busy_app, alert_id)["resolved_at"] is None
+
     response = client.post(
-        f"/monitoring/alerts/{alert_id}/resolve", data={"csrf_token": token}, headers={"HX-Request": "true"}
+        f"/monitoring/alerts/{alert_id}/acknowledge",
+        data={"csrf_token": token, "admin_token": ADMIN + " ", "by": "Dana"},
+    )
+    assert response.status_code == 303
+    assert _alert(busy_app, alert_id)["acknowledged_by"] == "admin-token (Dana)"
+    response = client.post(
+        f"/monitoring/alerts/{alert_id}/resolve",
+        data={"csrf_token": token, "admin_token": ADMIN},
+        headers={"HX-Request": "true"},
     )
     assert response.status_code == 200 and "Past alerts" in response.get_data(as_text=True)
-    with busy_app.extensions["storage"].session() as session:
-        assert alert_id not in [a.id for a in alerts.open_alerts(session)]
+    assert "by admin-token" in response.get_data(as_text=True)
+    assert _alert(busy_app, alert_id)["resolved_by"] == "admin-token"
+
+
+def test_alert_buttons_are_disabled_without_an_admin_token_on_the_server(busy_app):
+    client = busy_app.test_client()
+    html = client.get("/monitoring").get_data(as_text=True)
+    assert 'data-testid="alerts-disabled"' in html and "disabled title=" in html
+    token = _csrf(html)
+    alert_id = _first_open(busy_app)
+    response = client.post(
+        f"/monitoring/alerts/{alert_id}/resolve", data={"csrf_token": token, "admin_token": "anything"}
+    )
+    assert response.status_code == 403 and "admin actions are disabled" in response.get_data(as_text=True)
+    assert _alert(busy_app, alert_id)["resolved_at"] is None
+
+
+def test_the_alerts_api_needs_the_bearer_token_and_records_who(busy_app):
+    busy_app.config["STORECAST_ADMIN_TOKEN"] = ADMIN
+    client = busy_app.test_client()
+    alert_id = _first_open(busy_app)
+    for action in ("acknowledge", "resolve"):
+        anonymous = client.post(f"/api/v1/alerts/{alert_id}/{action}")
+        assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+        wrong = client.post(f"/api/v1/alerts/{alert_id}/{action}", headers={"Authorization": "Bearer guess"})
+        assert wrong.status_code == 403
+    assert _alert(busy_app, alert_id)["resolved_at"] is None
+    bearer = {"Authorization": f"Bearer {ADMIN}"}
+    acknowledged = client.post(
+        f"/api/v1/alerts/{alert_id}/acknowledge", json={"by": "ops bot"}, headers=bearer
+    )
+    assert acknowledged.status_code == 200
+    assert acknowledged.get_json()["acknowledged_by"] == "admin-token (ops bot)"
+    resolved = client.post(f"/api/v1/alerts/{alert_id}/resolve", headers=bearer)
+    assert resolved.status_code == 200 and resolved.get_json()["resolved_by"] == "admin-token"
+    assert client.post("/api/v1/alerts/999999/resolve", headers=bearer).status_code == 404
 
 
 def test_upload_form_imports_and_shows_errors(mon_app):
