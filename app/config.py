@@ -60,6 +60,9 @@ class Config:
     RETRAIN_ENABLED = False
     RETRAIN_INTERVAL_HOURS = 168
     RETRAIN_HOLDOUT_WEEKS = 8  # the retrain gate judges a refit on at most this many recent weeks
+    SESSION_COOKIE_SAMESITE = "Lax"  # the session (and its CSRF secret) is not sent on cross-site posts
+    SESSION_COOKIE_SECURE = False  # set true behind TLS: the cookie then never travels over plain HTTP
+    SESSION_COOKIE_HTTPONLY = True
     STALE_AFTER_WEEKS = 4  # production is stale when its data ends this many weeks before the newest actuals
 
     @classmethod

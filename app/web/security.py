@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 from sqlalchemy.exc import OperationalError
@@ -81,8 +83,38 @@ def _database_unavailable(error: Exception):
     return response
 
 
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _refuse_foreign_origin() -> Any:
+    """A browser's state-changing request from another site is refused, whatever its CSRF token.
+
+    Browsers send Origin on every cross-site POST (forms and fetch alike); scripts such as curl send
+    none and are judged by their token. Only the host is compared: behind a TLS proxy the scheme the
+    app sees depends on PROXY_COUNT, the host does not. The API is covered too: a text/plain POST to
+    /api/v1/actuals needs no CORS preflight.
+    """
+    if request.method not in STATE_CHANGING:
+        return None
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    if origin != "null" and urlsplit(origin).netloc.lower() == request.host.lower():
+        return None
+    log.warning("cross-site %s %s refused (Origin %s)", request.method, request.path, origin[:100])
+    message = "cross-site request refused: the Origin header names another site"
+    detail = {"field": "Origin", "message": f"expected {request.host_url.rstrip('/')}, got {origin[:100]}"}
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        response = jsonify({"error": message, "details": [detail]})
+    else:
+        response = Response(f"Forbidden: {message}.\n", mimetype="text/plain")
+    response.status_code = 403
+    return response
+
+
 def init_app(app: Flask) -> None:
-    """Security headers on every response; transient database errors become 503."""
+    """Security headers on every response; foreign origins refused; transient database errors become 503."""
+    app.before_request(_refuse_foreign_origin)
     app.after_request(_add_security_headers)
     for error_class in _driver_errors():
         app.register_error_handler(error_class, _database_unavailable)
