@@ -195,6 +195,25 @@ def validate_batch(
     return ([] if errors else valid), errors
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A cell a spreadsheet would run as a formula, quoted with a leading apostrophe (OWASP's advice for
+    CSV injection); numbers, negative ones included, stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _is_number(value):
+        return "'" + value
+    return value
+
+
 def predictions_csv(
     predictions: Iterable[Mapping[str, Any]], extra: list[dict[str, str]] | None = None
 ) -> str:
@@ -213,5 +232,6 @@ def predictions_csv(
             elif isinstance(value, float):
                 value = f"{value:.2f}"
             values.append(value)
-        writer.writerow([*(extra[i].get(c, "") for c in extra_columns), *values] if extra else values)
+        cells = [*(extra[i].get(c, "") for c in extra_columns), *values] if extra else values
+        writer.writerow([neutralise_cell(cell) for cell in cells])
     return out.getvalue()

@@ -6,12 +6,14 @@ status, the message and the response size are asserted.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
 
 import pytest
 
+from app.web.csv_io import neutralise_cell
 from tests.conftest import make_test_app, register_production
 
 SMALL = 100_000  # bytes: every error response stays under this
@@ -116,3 +118,49 @@ def test_a_week_past_the_timestamp_range_is_refused_not_wrapped(client):
     data = _refused(client.post("/api/v1/actuals", data=body, content_type="text/csv"), 400)
     assert data["details"][0]["field"] == "Date"
     assert "outside" in data["details"][0]["message"]
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example","x")', "@SUM(A1:A9)", "+1+1", "-2+3"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "exported"),
+    [
+        ("=1+1", "'=1+1"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("-12.5", "-12.5"),
+        ("+3", "+3"),
+        ("1e5", "1e5"),
+        ("A-1", "A-1"),
+        (12.5, 12.5),
+    ],
+)
+def test_neutralise_cell(cell, exported):
+    assert neutralise_cell(cell) == exported
+
+
+def _exported_ids(text: str) -> list[str]:
+    return [row["id"] for row in csv.DictReader(io.StringIO(text))]
+
+
+def test_exported_csv_cells_from_user_input_cannot_run_as_formulas(client, known):
+    lines = [
+        f'"{f}",{known.store},{known.dept},{known.week},-1234.5'
+        for f in (s.replace('"', '""') for s in FORMULAS)
+    ]
+    body = "Id,Store,Dept,Date,Weekly_Sales\n" + "\n".join(lines) + "\n"
+    api = client.post("/api/v1/predict/batch?format=csv", data=body, content_type="text/csv")
+    assert api.status_code == 200
+    text = api.get_data(as_text=True)
+    assert _exported_ids(text) == ["'" + f for f in FORMULAS]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["weekly_sales"] for r in rows} == {"-1234.5"}  # a negative number stays a number
+    assert all(float(r["prediction"]) == float(r["prediction"]) for r in rows)
+
+    page = client.post(
+        "/batch",
+        data={"csrf_token": csrf_token(client, "/batch"), "file": (io.BytesIO(body.encode()), "f.csv")},
+    )
+    link = re.search(r'href="(/batch/[0-9a-f]{32}\.csv)"', page.get_data(as_text=True)).group(1)
+    assert _exported_ids(client.get(link).get_data(as_text=True)) == ["'" + f for f in FORMULAS]
