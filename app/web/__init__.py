@@ -21,6 +21,7 @@ from app.web import (
     request_metrics,
     security,
 )
+from app.web.admin_auth import path_name
 
 # Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
 csrf = CSRFProtect()
@@ -37,6 +38,7 @@ def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
     errors.register_error_handlers(app)
     security.init_app(app)  # response headers; a locked database answers 503
     request_metrics.init_app(app, request_log)
+    app.add_template_filter(path_name, "path_name")  # pages show artifact and data names, never server paths
 
     @app.context_processor
     def _model_version() -> dict[str, Any]:

@@ -10,6 +10,7 @@ With open_when_unset (writing actual sales), a server without a token lets every
 from __future__ import annotations
 
 import hmac
+from pathlib import PurePath
 from typing import Any
 
 from flask import current_app, request
@@ -59,3 +60,29 @@ def require_admin(open_when_unset: bool = False) -> None:
         raise ApiError(
             denied.status, denied.message, [{"field": "Authorization", "message": denied.message}], challenge
         ) from None
+
+
+SERVER_PATH_FIELDS = ("artifact_path", "data_source")
+
+
+def path_name(value: Any) -> Any:
+    """A server path as its last part (`storecast-2026....joblib`, `walmart`); other values unchanged."""
+    if not isinstance(value, str) or ("/" not in value and "\\" not in value):
+        return value
+    return PurePath(value.replace("\\", "/")).name or value
+
+
+def is_admin() -> bool:
+    """The request carries the configured admin bearer token."""
+    try:
+        check_admin_token(bearer_token())
+    except AdminDenied:
+        return False
+    return True
+
+
+def public_row(row: dict[str, Any], admin: bool = False) -> dict[str, Any]:
+    """A registry row for the caller: artifact and data names for anyone, whole server paths for an admin."""
+    if admin:
+        return row
+    return {**row, **{name: path_name(row[name]) for name in SERVER_PATH_FIELDS if name in row}}

@@ -20,6 +20,7 @@ from app.forecasting.intervals import bucket_sort_key
 from app.forecasting.metadata import ModelMetadata
 from app.jsonable import jsonable
 from app.web import charts
+from app.web.admin_auth import path_name
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def training_stats(meta: ModelMetadata, source: Any = None) -> dict[str, Any]:
         "stores": None,
         "departments": None,
         "series": training.get("series"),
-        "source": meta.get("data_source"),
+        "source": path_name(meta.get("data_source")),  # the data's name, never a server path
         "fingerprint": meta.get("data_fingerprint"),
         "lineage": meta.get("data_lineage"),
     }

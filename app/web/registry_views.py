@@ -27,7 +27,14 @@ from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.storage import parse_row_id
 from app.web import context
-from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token, require_admin
+from app.web.admin_auth import (
+    AdminDenied,
+    admin_actor,
+    check_admin_token,
+    is_admin,
+    public_row,
+    require_admin,
+)
 from app.web.apidoc import json_body, operation, query_args
 from app.web.charts import grouped_bar_chart
 from app.web.errors import ApiError, detail
@@ -92,11 +99,12 @@ def api_models() -> Any:
     storage, name = context.storage(), _name()
     rows = versions.list_versions(storage, name)
     production = next((row["label"] for row in rows if row["stage"] == "production"), None)
+    admin = is_admin()
     return {
         "name": name,
         "production": production,
         "serving": _serving().get("serving"),
-        "versions": rows,
+        "versions": [public_row(row, admin) for row in rows],
         "history": versions.stage_history(storage, name),
     }
 
@@ -114,7 +122,10 @@ def api_model(version: str) -> Any:
         row = versions.get_version(context.storage(), _name(), version)
     except versions.RegistryError as error:
         raise ApiError(error.status, str(error), [detail("version", str(error))]) from None
-    return {**row, "history": versions.stage_history(context.storage(), _name(), version)}
+    return {
+        **public_row(row, is_admin()),
+        "history": versions.stage_history(context.storage(), _name(), version),
+    }
 
 
 def _admin_action(action, *args: Any) -> Any:
@@ -196,7 +207,9 @@ def api_archive(version: str) -> Any:
 )
 def api_runs() -> Any:
     query = query_args()
-    return {"runs": list_runs(context.storage(), limit=query.limit, run_type=query.type)}
+    runs = list_runs(context.storage(), limit=query.limit, run_type=query.type)
+    admin = is_admin()
+    return {"runs": [public_row(run, admin) for run in runs]}
 
 
 @api_bp.get("/runs/<int:run_id>")
@@ -211,7 +224,7 @@ def api_run(run_id: int) -> Any:
     run = get_run(context.storage(), run_id)
     if run is None:
         raise ApiError(404, f"run {run_id} does not exist", [detail("run_id", "no such run")])
-    return run
+    return public_row(run, is_admin())
 
 
 # pages

@@ -172,3 +172,27 @@ def test_model_card_and_run_pages(two_versions, small_dataset):
     assert client.get("/runs?run=99999999999999&run=x").status_code == 200  # past INTEGER: ignored
     assert client.get(f"/runs/{run.id}").status_code == 200
     assert client.get("/runs/999").status_code == 404
+
+
+def test_anonymous_callers_see_artifact_names_not_server_paths(
+    two_versions, artifacts, small_dataset, tmp_path
+):
+    storage = two_versions.extensions["storage"]
+    with runs.track_run(storage, "train", "hgb", data_source=str(tmp_path / "walmart")) as run:
+        run.log_artifact(artifacts[0])
+    client = two_versions.test_client()
+    server_path = str(tmp_path)
+    for url in ("/api/v1/models", "/api/v1/models/v1", "/api/v1/runs", f"/api/v1/runs/{run.id}",
+                "/models", "/models/v1", "/runs", f"/runs/{run.id}"):  # fmt: skip
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert server_path not in response.get_data(as_text=True), url
+    listed = client.get("/api/v1/models").get_json()["versions"]
+    assert {v["artifact_path"] for v in listed} == {artifacts[0].path.name, artifacts[1].path.name}
+    assert client.get(f"/api/v1/runs/{run.id}").get_json()["data_source"] == "walmart"
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    whole = client.get("/api/v1/models", headers=admin).get_json()["versions"]
+    assert {v["artifact_path"] for v in whole} == {str(artifacts[0].path), str(artifacts[1].path)}
+    assert client.get(f"/api/v1/runs/{run.id}", headers=admin).get_json()["artifact_path"] == str(
+        artifacts[0].path
+    )
