@@ -26,6 +26,8 @@ RUN mkdir -p static && PYTHON=/opt/venv/bin/python scripts/setup_assets.sh
 
 # ---- runtime: the virtualenv, the code and the assets; no compiler, no node ----
 FROM ${PYTHON_IMAGE} AS runtime
+# gunicorn binds 0.0.0.0:8000 so that the proxy container reaches it; docker-compose.yml publishes only
+# the proxy's port. Run the image alone only behind a proxy that buffers requests (README, "Slow clients").
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -17,7 +17,14 @@ METRICS_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Threads, not sync workers: a connection that trickles its request holds one thread of 8, not a whole
+# worker, and app.gunicorn_worker bounds how long it may (GUNICORN_HEADER_TIMEOUT, GUNICORN_BODY_TIMEOUT).
+worker_class = "app.gunicorn_worker.DeadlineThreadWorker"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Request line and header limits: a hostile request is refused by gunicorn before the app sees it.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))

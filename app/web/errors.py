@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestTimeout
 
 from app.limits import InputRejected, cap_details, problem
 
@@ -131,6 +131,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Any:
+        if isinstance(error, ClientDisconnected) and isinstance(error.__context__, TimeoutError):
+            error = RequestTimeout("the request body stalled: send it without pauses")  # a slow client
         status = error.code or 500
         if wants_json():
             message = {
