@@ -29,6 +29,9 @@ class Config:
     MODEL_REFRESH_SECONDS = 5.0
     MAX_BATCH_ROWS = 1000
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+    MAX_ACTUALS_BYTES = 32 * 1024 * 1024  # actual-sales uploads: a whole train.csv (12.8 MB) fits
+    ACTUALS_MAX_SALES_MULTIPLE = 10.0  # weekly sales beyond this multiple of the series' largest are refused
+    ACTUALS_MAX_WEEKS_AHEAD = 1  # weeks past the current week an actual may name (none in the future)
     PREDICTION_LOGGING = True
     PROXY_COUNT = 0
     SCHEDULER_ENABLED = False  # the scheduler runs as its own process: `flask scheduler`

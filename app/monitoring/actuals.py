@@ -10,6 +10,7 @@ the production model's data when they arrive.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.config import Config
+from app.forecasting import calendar
 from app.forecasting import data as loader
 from app.forecasting.calendar import is_holiday_week
 from app.limits import InputRejected, cap_details, csv_header
@@ -178,8 +180,70 @@ def _json_field(column: str | None) -> str:
     return names.get(column or "", column or "")
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """What a plausible week of actual sales is, judged against the served model's history.
+
+    A week no later than `last_week` (the current week, and the last week of the features table when
+    a model is served); weekly sales whose size is at most `multiple` times the series' largest week
+    so far, or times a typical series' largest when the series is new or small (a -99,999,999 typo
+    or a pasted total is refused, a holiday spike is not).
+    """
+
+    last_week: dt.date
+    last_week_rule: str
+    multiple: float
+    series_max: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))  # by (store, dept)
+    typical_max: float = 0.0
+
+
+def bounds_for(model: Any, today: dt.date, multiple: float, weeks_ahead: int = 1) -> Bounds:
+    """Bounds from the served Forecaster (None: only the calendar rule) on `today`."""
+    last = today + dt.timedelta(days=(4 - today.weekday()) % 7 + 7 * (weeks_ahead - 1))
+    rule = f"after {last}, the current week"
+    if model is None:
+        return Bounds(last, rule, multiple)
+    features_end = calendar.week_date(model.covariates.last_week)[0].date()
+    if features_end < last:
+        last, rule = features_end, f"after {features_end}, the last week of the features table"
+    peaks = np.nanmax(np.abs(model.panel.values), axis=1, initial=0.0)
+    keys = model.panel.keys()
+    series_max = pd.Series(
+        [peaks[i] for i in keys.values()], index=pd.MultiIndex.from_tuples(list(keys)), dtype="float64"
+    )
+    typical = float(np.median(peaks)) if len(peaks) else 0.0
+    return Bounds(last, rule, multiple, series_max, typical)
+
+
+def _implausible(parsed: dict[str, Any], bounds: Bounds) -> tuple[list[tuple[int, str, str]], int]:
+    """(row, column, reason) of the first rows outside `bounds` (MAX_ERRORS per rule) and how many in all."""
+    found: list[tuple[int, str, str]] = []
+    weeks = np.asarray(parsed["Date"], dtype="datetime64[D]")
+    late = np.flatnonzero(weeks > np.datetime64(bounds.last_week))
+    for i in late[:MAX_ERRORS]:
+        found.append((int(i), "Date", f"{weeks[i]} is {bounds.last_week_rule}"))
+    total = len(late)
+    if bounds.multiple > 0 and bounds.typical_max > 0:
+        sales = np.asarray(parsed["Weekly_Sales"], dtype="float64")
+        peaks = bounds.series_max.reindex(pd.MultiIndex.from_arrays([parsed["Store"], parsed["Dept"]]))
+        peak = np.maximum(peaks.fillna(0.0).to_numpy(), bounds.typical_max)
+        large = np.flatnonzero(np.abs(sales) > bounds.multiple * peak)
+        for i in large[:MAX_ERRORS]:
+            reason = (
+                f"{sales[i]:,.2f} is more than {bounds.multiple:g} times the series' largest week "
+                f"({peak[i]:,.2f}); a typo or a total?"
+            )
+            found.append((int(i), "Weekly_Sales", reason))
+        total += len(large)
+    return found, total
+
+
 def _parse(
-    table: loader._Table, *, no_holiday: np.ndarray | None = None, json_rows: bool = False
+    table: loader._Table,
+    *,
+    no_holiday: np.ndarray | None = None,
+    json_rows: bool = False,
+    bounds: Bounds | None = None,
 ) -> pd.DataFrame:
     """Every column parsed by the loader's helpers; collects errors of all columns."""
     errors: list[dict[str, Any]] = []
@@ -211,8 +275,15 @@ def _parse(
     if not errors:
         keys = pd.DataFrame({"store": parsed["Store"], "dept": parsed["Dept"], "date": parsed["Date"]})
         attempt("keys", lambda: loader._check_unique(table, keys, ["Store", "Dept", "Date"]))
+    if not errors and bounds is not None:
+        implausible, total = _implausible(parsed, bounds)
+        for i, column, reason in implausible:
+            add(table.fail(i, column, reason))
+        if total > len(implausible):
+            rest = total - len(implausible)
+            errors.append({"field": "details", "line": None, "message": f"and {rest:,} more", "count": rest})
     if errors:
-        errors.sort(key=lambda e: (e["line"] or 0, e["field"]))
+        errors.sort(key=lambda e: (e["field"] == "details", e["line"] or 0, e["field"]))  # counts last
         raise ActualsError(cap_details(errors, MAX_ERRORS))
     weeks = pd.to_datetime(parsed["Date"])
     holiday = np.asarray(parsed["IsHoliday"], dtype=bool).copy()
@@ -229,21 +300,24 @@ def _parse(
     )
 
 
-def parse_csv(raw: bytes | str, name: str = CSV_NAME) -> pd.DataFrame:
-    """A train.csv-format file as a frame of store, dept, week (date), weekly_sales, is_holiday."""
+def parse_csv(raw: bytes | str, name: str = CSV_NAME, bounds: Bounds | None = None) -> pd.DataFrame:
+    """A train.csv-format file as a frame of store, dept, week (date), weekly_sales, is_holiday.
+
+    With `bounds` (uploads over HTTP), implausible rows are refused too; the CLI's import is trusted.
+    """
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
-    return _parse(upload_table(raw, name))
+    return _parse(upload_table(raw, name), bounds=bounds)
 
 
-def parse_rows(rows: Any) -> pd.DataFrame:
+def parse_rows(rows: Any, bounds: Bounds | None = None) -> pd.DataFrame:
     """JSON rows (a list, or {"rows": [...]}) as the same frame; errors name rows[i].field."""
     if isinstance(rows, Mapping) and "rows" in rows:
         rows = rows["rows"]
     if not isinstance(rows, list) or not rows:
         raise ActualsError([{"field": "rows", "line": None, "message": "expected a non-empty list of rows"}])
     table, no_holiday = _table_from_rows(rows)
-    return _parse(table, no_holiday=no_holiday, json_rows=True)
+    return _parse(table, no_holiday=no_holiday, json_rows=True, bounds=bounds)
 
 
 # Upsert
@@ -356,9 +430,14 @@ def upsert_actuals(
 
 
 def import_csv(
-    session: Session, raw: bytes | str, name: str = CSV_NAME, *, model_name: str = Config.MODEL_NAME
+    session: Session,
+    raw: bytes | str,
+    name: str = CSV_NAME,
+    *,
+    model_name: str = Config.MODEL_NAME,
+    bounds: Bounds | None = None,
 ) -> ImportResult:
-    return upsert_actuals(session, parse_csv(raw, name), model_name=model_name)
+    return upsert_actuals(session, parse_csv(raw, name, bounds), model_name=model_name)
 
 
 def import_rows(session: Session, rows: Any, *, model_name: str = Config.MODEL_NAME) -> ImportResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_wtf.csrf import CSRFProtect
 
 from app.jobs.scheduler import start_background_scheduler
@@ -26,6 +26,14 @@ from app.web.admin_auth import path_name
 # Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
 csrf = CSRFProtect()
 
+LARGE_UPLOADS = ("/api/v1/actuals", "/monitoring/actuals")
+
+
+def _upload_limit() -> None:
+    """Actual-sales uploads may be a whole train.csv (MAX_ACTUALS_BYTES); the rest MAX_CONTENT_LENGTH."""
+    if request.path in LARGE_UPLOADS:
+        request.max_content_length = int(current_app.config["MAX_ACTUALS_BYTES"])
+
 
 def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
     """Blueprints (pages, api under /api/v1), error handlers, response headers, request metrics."""
@@ -38,6 +46,8 @@ def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
     errors.register_error_handlers(app)
     security.init_app(app)  # response headers; a locked database answers 503
     request_metrics.init_app(app, request_log)
+    # First of all before-request hooks: Flask-WTF's CSRF check parses the form, under this limit.
+    app.before_request_funcs.setdefault(None, []).insert(0, _upload_limit)
     app.add_template_filter(path_name, "path_name")  # pages show artifact and data names, never server paths
 
     @app.context_processor

@@ -111,6 +111,27 @@ def _expired_form_notice() -> tuple[str, int, dict[str, str]]:
     return body, 400, {"HX-Retarget": "#flash", "HX-Reswap": "outerHTML"}
 
 
+# What to do with a file past the upload limit, by path; the rest are told to split it.
+TOO_LARGE_HINTS = {
+    "/monitoring/actuals": "import it with `flask --app wsgi actuals import FILE`, or split it",
+    "/api/v1/actuals": "import it with `flask --app wsgi actuals import FILE`, or split it",
+    "/batch": "split it: a batch is at most MAX_BATCH_ROWS rows",
+}
+
+
+def _too_large() -> Any:
+    """413 naming the limit and what to do: JSON for the API, an inline notice for htmx, else a page."""
+    limit = request.max_content_length or 0
+    message = f"the file is larger than the upload limit of {limit / 2**20:g} MB"
+    hint = TOO_LARGE_HINTS.get(request.path, "send less at a time")
+    if wants_json():
+        return api_error(413, message, [detail("body", hint)])
+    if request.headers.get("HX-Request"):
+        notice = escape(f"{message}: {hint}.")
+        return f'<div class="notice danger" role="alert" data-testid="too-large">{notice}</div>', 413
+    return _html_error(413, "File too large", f"{message}: {hint}.")
+
+
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api, a styled HTML page elsewhere; a 500 never leaks a traceback."""
 
@@ -134,11 +155,12 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(error, ClientDisconnected) and isinstance(error.__context__, TimeoutError):
             error = RequestTimeout("the request body stalled: send it without pauses")  # a slow client
         status = error.code or 500
+        if status == 413:
+            return _too_large()
         if wants_json():
             message = {
                 404: "not found: no such endpoint",
                 405: f"method {request.method} not allowed",
-                413: "request body too large",
             }.get(status, (error.description or error.name).rstrip("."))
             response = api_error(status, message)
             if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:

@@ -140,6 +140,17 @@ def _production() -> Any:
     return context.forecaster_or_none()
 
 
+def _bounds() -> actuals.Bounds:
+    """Plausible actual sales for an upload over HTTP, judged against the served model."""
+    config = current_app.config
+    return actuals.bounds_for(
+        _production(),
+        dt.date.today(),
+        float(config["ACTUALS_MAX_SALES_MULTIPLE"]),
+        int(config["ACTUALS_MAX_WEEKS_AHEAD"]),
+    )
+
+
 def _context_lag() -> dict[str, Any]:
     return published.lag_accuracy_context(context.storage(), _production())
 
@@ -300,7 +311,11 @@ def upload_actuals() -> Any:
         try:
             with context.storage().session() as session:
                 result = actuals.import_csv(
-                    session, file.read(), name=file.filename, model_name=current_app.config["MODEL_NAME"]
+                    session,
+                    file.read(),
+                    name=file.filename,
+                    model_name=current_app.config["MODEL_NAME"],
+                    bounds=_bounds(),
                 )
             upload = {"result": result.to_dict(), "filename": file.filename}
         except actuals.ActualsError as error:
@@ -383,13 +398,13 @@ def api_actuals() -> Any:
     content_type = (request.mimetype or "").lower()
     try:
         if content_type in {"text/csv", "application/csv", "text/plain"}:
-            parsed = actuals.parse_csv(request.get_data())
+            parsed = actuals.parse_csv(request.get_data(), bounds=_bounds())
         elif content_type == "multipart/form-data" and "file" in request.files:
             parsed = actuals.parse_csv(
-                request.files["file"].read(), name=request.files["file"].filename or "file"
+                request.files["file"].read(), name=request.files["file"].filename or "file", bounds=_bounds()
             )
         elif content_type == "application/json":
-            parsed = actuals.parse_rows(parse_json(request.get_data()))
+            parsed = actuals.parse_rows(parse_json(request.get_data()), bounds=_bounds())
         else:
             raise ApiError(
                 415,
