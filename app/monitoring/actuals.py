@@ -108,8 +108,9 @@ def upload_table(
             skip_blank_lines=False,
             encoding="utf-8-sig",
         )
-    except pd.errors.ParserError as exc:
-        raise fail("", None, f"malformed CSV: {exc}") from exc
+    except pd.errors.ParserError as exc:  # the reason without pandas' own words ("C error")
+        reason = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        raise fail("", None, f"malformed CSV: {reason}") from exc
     except UnicodeDecodeError as exc:
         raise fail("", raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from exc
     frame.columns = [str(c).strip() for c in frame.columns]

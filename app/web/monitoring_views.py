@@ -357,7 +357,10 @@ def _detail(error: dict[str, Any]) -> dict[str, Any]:
     field, line, message = error.get("field") or "body", error.get("line"), error["message"]
     if line and not field.startswith("rows"):
         message = f"line {line}: {message}"
-    return {"field": field, "message": message, **({"line": line} if line else {})}
+    extra = {"line": line} if line else {}
+    if "count" in error:  # app.limits.cap_details' summary of the problems not listed
+        extra["count"] = error["count"]
+    return {"field": field, "message": message, **extra}
 
 
 @api_bp.post("/actuals")
@@ -413,8 +416,9 @@ def api_actuals() -> Any:
             )
     except actuals.ActualsError as error:
         details = [_detail(e) for e in error.errors]
+        problems = sum(d.get("count", 1) for d in details)
         raise ApiError(
-            400, f"{len(details)} problem(s) in the actual sales; nothing was imported", details
+            400, f"{problems} problem(s) in the actual sales; nothing was imported", details
         ) from None
     with context.storage().session() as session:
         result = actuals.upsert_actuals(session, parsed, model_name=current_app.config["MODEL_NAME"])
