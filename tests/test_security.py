@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select, text
 
 from app import create_app
@@ -158,8 +159,6 @@ def test_every_state_changing_form_requires_a_csrf_token(production_app: Flask) 
 
 
 def test_a_form_with_a_valid_csrf_token_passes_the_check(production_app: Flask) -> None:
-    from flask_wtf.csrf import generate_csrf
-
     production_app.add_url_rule("/_csrf", "_csrf", lambda: generate_csrf())
     client = production_app.test_client()
     token = client.get("/_csrf").get_data(as_text=True)
@@ -200,8 +199,6 @@ def _api_rules(app: Flask) -> list:
 
 
 def test_the_models_page_action_needs_the_admin_token(production_app: Flask) -> None:
-    from flask_wtf.csrf import generate_csrf
-
     if "/models/action" not in {rule.rule for rule in production_app.url_map.iter_rules()}:
         pytest.skip("registry pages absent")
     production_app.add_url_rule("/_csrf", "_csrf", lambda: generate_csrf())
@@ -314,8 +311,6 @@ def test_an_htmx_form_refused_for_its_csrf_token_gets_the_expired_notice(product
 
 
 def test_a_state_changing_request_from_another_origin_is_refused(production_app: Flask) -> None:
-    from flask_wtf.csrf import generate_csrf
-
     production_app.add_url_rule("/_csrf_origin", "_csrf_origin", lambda: generate_csrf())
     client = production_app.test_client()
     token = client.get("/_csrf_origin").get_data(as_text=True)
@@ -337,8 +332,6 @@ def test_a_state_changing_request_from_another_origin_is_refused(production_app:
 
 
 def test_the_session_cookie_is_samesite_lax_and_httponly(production_app: Flask, tmp_path) -> None:
-    from flask_wtf.csrf import generate_csrf
-
     production_app.add_url_rule("/_csrf_cookie", "_csrf_cookie", lambda: generate_csrf())
     cookie = production_app.test_client().get("/_csrf_cookie").headers["Set-Cookie"]
     assert "SameSite=Lax" in cookie and "HttpOnly" in cookie and "Secure" not in cookie
