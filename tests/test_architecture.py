@@ -13,7 +13,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 # Bottom to top; a module may import its own layer and the ones below it.
 LAYERS: list[tuple[str, ...]] = [
     ("app.forecasting", "app.jsonable"),
-    ("app.config", "app.storage", "app.migrate"),
+    ("app.config", "app.limits", "app.storage", "app.migrate"),
     ("app.registry",),
     ("app.monitoring",),
     ("app.loop",),

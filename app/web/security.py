@@ -104,12 +104,9 @@ def _refuse_foreign_origin() -> Any:
     log.warning("cross-site %s %s refused (Origin %s)", request.method, request.path, origin[:100])
     message = "cross-site request refused: the Origin header names another site"
     detail = {"field": "Origin", "message": f"expected {request.host_url.rstrip('/')}, got {origin[:100]}"}
-    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
-        response = jsonify({"error": message, "details": [detail]})
-    else:
-        response = Response(f"Forbidden: {message}.\n", mimetype="text/plain")
-    response.status_code = 403
-    return response
+    if wants_json():
+        return api_error(403, message, [detail])
+    return Response(f"Forbidden: {message}.\n", status=403, mimetype="text/plain")
 
 
 def init_app(app: Flask) -> None:
