@@ -13,7 +13,7 @@ from app.monitoring import actuals
 from app.registry import experiment, runs, versions
 from app.storage import ActualSale, Run
 from tests.conftest import TINY_TRAIN_PARAMS, make_test_app
-from tests.registry.conftest import register
+from tests.registry.conftest import ADMIN_TOKEN, register
 
 NAME = "storecast"
 LINEAGE_A, LINEAGE_B = "a" * 16, "b" * 16
@@ -52,12 +52,18 @@ def test_versions_record_their_data_and_show_it(registry_app, storage, artifacts
     assert versions.get_version(storage, NAME, 1)["data_lineage"] == LINEAGE_A
     client = registry_app.test_client()
     listed = client.get("/api/v1/models").get_json()["versions"][0]
-    assert (listed["data_source"], listed["data_lineage"]) == ("/data/walmart", LINEAGE_A)
+    # anonymous callers see the data's name, not the server's path (issue 14); an admin the whole path
+    assert (listed["data_source"], listed["data_lineage"]) == ("walmart", LINEAGE_A)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert (
+        client.get("/api/v1/models", headers=admin).get_json()["versions"][0]["data_source"]
+        == "/data/walmart"
+    )
     assert client.get("/api/v1/models/v1").get_json()["data_lineage"] == LINEAGE_A
     page = client.get("/models").get_data(as_text=True)
-    assert "/data/walmart" in page and LINEAGE_A in page
+    assert "walmart" in page and "/data/walmart" not in page and LINEAGE_A in page
     card = client.get("/models/1").get_data(as_text=True)
-    assert "/data/walmart" in card and LINEAGE_A in card
+    assert "walmart" in card and "/data/walmart" not in card and LINEAGE_A in card
 
 
 def test_the_same_data_goes_to_staging_other_data_replaces_production(registry_app, storage, artifacts):
