@@ -30,13 +30,15 @@ M = TypeVar("M", bound=BaseModel)
 COMMON_ERRORS = {
     404: "Unknown route, or the resource named in the path does not exist",
     405: "Method not allowed",
-    413: "Too large: a body over MAX_CONTENT_LENGTH (or the proxy's limit)",
+    413: "Too large: a body over MAX_CONTENT_LENGTH (MAX_ACTUALS_BYTES for actuals; or the proxy's limit)",
     414: "The request line (path and query string) is too long for the server",
     429: "Too many requests: the proxy's rate limit",
     503: "No production model is loaded, or the database is busy or unreachable (retry after Retry-After)",
 }
 BODY_ERRORS = {
-    400: "Malformed JSON, a body nested too deep, or not a JSON object",
+    403: "A browser request whose Origin names another site",
+    408: "The request body stalled (GUNICORN_BODY_TIMEOUT)",
+    400: "Malformed JSON, nested deeper than 32 levels, a number beyond a double, or not a JSON object",
     415: "Unsupported Content-Type",
     422: "Validation failed: `details` names every bad field (and row)",
 }
