@@ -11,15 +11,18 @@ from app.jobs.scheduler import start_background_scheduler
 from app.monitoring.request_log import RequestLogBuffer
 from app.web import (
     api,
+    batch_pages,
     charts,
     errors,
     loop_api,
     loop_pages,
+    model_pages,
     monitoring_views,
     pages,
     registry_views,
     request_metrics,
     security,
+    store_pages,
 )
 from app.web.admin_auth import path_name
 
@@ -41,7 +44,16 @@ def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
     for blueprint in (api.bp, loop_api.bp, registry_views.api_bp, monitoring_views.api_bp):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint, url_prefix="/api/v1")
-    for blueprint in (pages.bp, loop_pages.bp, registry_views.pages_bp, monitoring_views.pages_bp):
+    page_blueprints = (
+        pages.bp,
+        store_pages.bp,
+        batch_pages.bp,
+        model_pages.bp,
+        loop_pages.bp,
+        registry_views.pages_bp,
+        monitoring_views.pages_bp,
+    )
+    for blueprint in page_blueprints:
         app.register_blueprint(blueprint)
     errors.register_error_handlers(app)
     security.init_app(app)  # response headers; a locked database answers 503

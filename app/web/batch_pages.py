@@ -1,0 +1,115 @@
+"""The batch page: upload a CSV in train.csv or test.csv's columns, see every bad row, download results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+
+from app.limits import cap_details
+from app.web import context, downloads, page_helpers
+from app.web.csv_io import decode, parse_csv, predictions_csv, validate_batch
+from app.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("batch_pages", __name__)
+
+BATCH_PREVIEW_ROWS = 10
+BATCH_RESULT_ROWS = 50
+
+
+@bp.route("/batch", methods=["GET", "POST"])
+def batch() -> Any:
+    """Upload a CSV (train.csv / test.csv columns): preview, errors by line, results to download."""
+    model = context.forecaster_or_none()
+    if model is None:
+        return page_helpers.no_model()
+    view: dict[str, Any] = {
+        "limit": int(current_app.config["MAX_BATCH_ROWS"]),
+        "errors": [],
+        "message": None,
+        "preview": None,
+        "result": None,
+        "filename": None,
+    }
+    status = 200
+    if request.method == "POST":
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            view["message"] = "Choose a CSV file to upload."
+            status = 422
+        else:
+            view["filename"] = upload.filename
+            status = _run_batch(upload.read(), view)
+    template = "partials/batch_panel.html" if page_helpers.is_htmx() else "pages/batch.html"
+    return render_template(template, **view), status
+
+
+def _run_batch(data: bytes, view: dict[str, Any]) -> int:
+    try:
+        parsed = parse_csv(decode(data), int(view["limit"]))
+    except ApiError as error:
+        view["message"] = error.message
+        view["errors"] = error.details
+        return error.status
+    view["preview"] = {
+        "columns": parsed.columns,
+        "rows": [
+            {"line": line, **row, **extra}
+            for line, row, extra in zip(
+                parsed.lines[:BATCH_PREVIEW_ROWS],
+                parsed.rows[:BATCH_PREVIEW_ROWS],
+                parsed.passthrough[:BATCH_PREVIEW_ROWS],
+                strict=True,
+            )
+        ],
+        "count": len(parsed.rows),
+    }
+    try:
+        valid, errors = validate_batch(parsed.rows, parsed.lines)
+    except ApiError as error:
+        view["message"] = error.message
+        return error.status
+    if errors:
+        view["errors"] = cap_details(errors)
+        bad = len({e.get("row") for e in errors})
+        view["message"] = (
+            f"{view['filename']} was not predicted: {bad} of {len(parsed.rows)} rows are invalid. "
+            "Fix them and upload again."
+        )
+        return 422
+    try:
+        served = context.predict(valid, source="batch")
+    except ApiError as error:
+        view["message"] = error.message
+        view["errors"] = error.details
+        return error.status
+    extra = parsed.passthrough if parsed.passthrough and parsed.passthrough[0] else None
+    token = downloads.keep(predictions_csv(served.predictions, extra))
+    predictions = served.predictions
+    view["result"] = {
+        "count": len(predictions),
+        "rows": predictions[:BATCH_RESULT_ROWS],
+        "total": sum(p["prediction"] for p in predictions),
+        "cold_starts": sum(1 for p in predictions if p["cold_start"]),
+        "download": url_for("batch_pages.batch_download", token=token),
+        "model_version": served.model_version,
+    }
+    return 200
+
+
+@bp.get("/batch/<token>.csv")
+def batch_download(token: str) -> Any:
+    """The results of an uploaded batch (kept for an hour)."""
+    text = downloads.fetch(token)
+    if text is None:
+        abort(404, description="These results have expired; upload the file again.")
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f"attachment; filename=storecast_batch_{dt.date.today()}.csv"
+    return response
+
+
+# model

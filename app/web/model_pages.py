@@ -1,0 +1,36 @@
+"""The production model's card and the API's documentation page."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, render_template
+
+from app.registry import versions
+from app.web import context, page_helpers
+from app.web.apidoc import openapi_document
+from app.web.docs import docs_context
+from app.web.model_card import model_card_context
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("model_pages", __name__)
+
+
+@bp.get("/model")
+def model_page() -> Any:
+    """The production model's card."""
+    model = context.forecaster_or_none()
+    if model is None:
+        return page_helpers.no_model()
+    staleness = versions.staleness(
+        context.storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
+    )
+    return render_template("pages/model.html", card=model_card_context(model), staleness=staleness)
+
+
+@bp.get("/api/docs")
+def api_docs() -> Any:
+    """A readable page for the OpenAPI document, rendered here (no Swagger UI, no CDN)."""
+    return render_template("pages/api_docs.html", **docs_context(openapi_document()))
