@@ -13,6 +13,7 @@ from flask import current_app, g, has_request_context, request
 from app.forecasting.forecaster import Forecaster, ForecastError
 from app.jobs.tasks import JobContext
 from app.monitoring.request_log import RequestLogBuffer
+from app.registry import versions
 from app.serving import predictions
 from app.serving.holder import ModelHolder, ModelUnavailable
 from app.serving.predictions import Caller, Served
@@ -30,6 +31,12 @@ def storage() -> Storage:
 
 def holder() -> ModelHolder:
     return current_app.extensions["model_holder"]
+
+
+def staleness() -> dict[str, Any] | None:
+    """Whether production's data ends STALE_AFTER_WEEKS or more before the newest actuals (None: no model)."""
+    config = current_app.config
+    return versions.staleness(storage(), config["MODEL_NAME"], int(config["STALE_AFTER_WEEKS"]))
 
 
 def request_log() -> RequestLogBuffer:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 
-from app.registry import versions
 from app.web import context, page_helpers
 from app.web.apidoc import openapi_document
 from app.web.docs import docs_context
@@ -24,10 +23,7 @@ def model_page() -> Any:
     model = context.forecaster_or_none()
     if model is None:
         return page_helpers.no_model()
-    staleness = versions.staleness(
-        context.storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
-    )
-    return render_template("pages/model.html", card=model_card_context(model), staleness=staleness)
+    return render_template("pages/model.html", card=model_card_context(model), staleness=context.staleness())
 
 
 @bp.get("/api/docs")

@@ -11,7 +11,8 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -21,7 +22,6 @@ from app.limits import parse_json
 from app.monitoring import actuals, alerts, performance
 from app.monitoring import metrics as monitoring_metrics
 from app.monitoring.alerts import alert_dict
-from app.registry import versions
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, get_row, utcnow
 from app.web import context, published
 from app.web import monitoring_charts as charts
@@ -31,6 +31,7 @@ from app.web.errors import ApiError
 from app.web.schemas import ActualRow, ActualsRequest, ActualsResponse, AlertActionRequest, AlertOut
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 pages_bp = Blueprint("monitoring", __name__)
 api_bp = Blueprint("monitoring_api", __name__)
@@ -70,7 +71,7 @@ def _health() -> dict[str, Any]:
     job_names = jobs.enabled_jobs(current_app.config)
     runs = jobs.last_runs(context.storage(), job_names) if database else {}
     now = utcnow()
-    live, stale = (_live_counts(now), _staleness()) if database else (None, None)
+    live, stale = (_live_counts(now), context.staleness()) if database else (None, None)
     job_rows = []
     for job in job_names:
         run = runs.get(job)
@@ -99,12 +100,6 @@ def _live_counts(now: dt.datetime) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - the panel still shows the rest
         log.exception("live counts failed")
         return None
-
-
-def _staleness() -> dict[str, Any] | None:
-    return versions.staleness(
-        context.storage(), current_app.config["MODEL_NAME"], int(current_app.config["STALE_AFTER_WEEKS"])
-    )
 
 
 def _duration(seconds: float) -> str:
@@ -264,33 +259,28 @@ _ALERT_ERRORS = {
 }
 
 
+def _alert_operation(summary: str) -> Callable[[F], F]:
+    return operation(
+        summary,
+        "monitoring",
+        description="Admin bearer token required; `by` (optional) is recorded beside the token's name.",
+        body=AlertActionRequest,
+        body_required=False,
+        ok=AlertOut,
+        admin="required",
+        errors=_ALERT_ERRORS,
+    )
+
+
 @api_bp.post("/alerts/<int:alert_id>/acknowledge")
-@operation(
-    "Acknowledge an alert",
-    "monitoring",
-    description="Admin bearer token required; `by` (optional) is recorded beside the token's name.",
-    body=AlertActionRequest,
-    body_required=False,
-    ok=AlertOut,
-    admin="required",
-    errors=_ALERT_ERRORS,
-)
+@_alert_operation("Acknowledge an alert")
 def api_acknowledge_alert(alert_id: int) -> Any:
     """Acknowledge an alert (admin bearer token); `{"by": "name"}` is recorded beside the token."""
     return _api_alert_action(alert_id, "acknowledge")
 
 
 @api_bp.post("/alerts/<int:alert_id>/resolve")
-@operation(
-    "Resolve an alert",
-    "monitoring",
-    description="Admin bearer token required; `by` (optional) is recorded beside the token's name.",
-    body=AlertActionRequest,
-    body_required=False,
-    ok=AlertOut,
-    admin="required",
-    errors=_ALERT_ERRORS,
-)
+@_alert_operation("Resolve an alert")
 def api_resolve_alert(alert_id: int) -> Any:
     """Resolve an alert by hand (admin bearer token); `{"by": "name"}` is recorded beside the token."""
     return _api_alert_action(alert_id, "resolve")

@@ -245,7 +245,7 @@ def _models_context(full_history: bool = False) -> dict[str, Any]:
         "serving": _serving(),
         "admin_enabled": bool(current_app.config.get("STORECAST_ADMIN_TOKEN")),
         "refresh_seconds": current_app.config["MODEL_REFRESH_SECONDS"],
-        "staleness": _staleness(),
+        "staleness": context.staleness(),
     }
 
 
@@ -254,11 +254,6 @@ def _promotion_warning(action: str, version: str) -> dict[str, Any] | None:
     if action != "promote" or not version:
         return None
     return versions.promotion_warning(context.storage(), _name(), version)
-
-
-def _staleness() -> dict[str, Any] | None:
-    """Production's lag behind the newest actual sales of its data (STALE_AFTER_WEEKS flags it)."""
-    return versions.staleness(context.storage(), _name(), int(current_app.config["STALE_AFTER_WEEKS"]))
 
 
 @pages_bp.get("/models")
@@ -364,7 +359,7 @@ def model_card_page(version: str) -> Any:
         run=run,
         history=versions.stage_history(context.storage(), _name(), row["version"]),
         card=_model_card(row),
-        staleness=_staleness() if row["stage"] == "production" else None,
+        staleness=context.staleness() if row["stage"] == "production" else None,
     )
 
 
