@@ -5,6 +5,11 @@ targets (training.py). One origin alone mixes seasons badly (spring holdout week
 autumn weeks), so each residual is divided by a size for its row, `interval_denominator`, which
 grows with both the series' scale and last year's value for that week: a Christmas week's
 error is large in dollars but ordinary relative to its level.
+
+Every bucket is calibrated on its own residuals. A bucket with fewer than MIN_BUCKET_ROWS of them
+(a history too short for a forecast that far out to have been scored) takes the quantiles of the
+nearest calibrated bucket, and `fallbacks` names it: the metadata says which buckets were not
+calibrated, rather than a guessed widening posing as calibration.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 BUCKETS: tuple[tuple[int, int], ...] = ((1, 4), (5, 13), (14, 26), (27, 39), (40, 52))
 LEVELS = (0.8, 0.95)
 COLD_START_WIDEN = 1.5
+MIN_BUCKET_ROWS = 30  # fewer residuals than this and a bucket's quantiles are noise: it borrows
 
 
 def bucket_label(lo: int, hi: int) -> str:
@@ -57,6 +63,12 @@ def interval_denominator(scale: np.ndarray, base: np.ndarray, mix: float = 0.5) 
     return np.maximum((1 - mix) * np.asarray(scale) + mix * np.abs(np.asarray(base)), 1.0)
 
 
+def _conformal_quantiles(sorted_scores: np.ndarray) -> dict[str, float]:
+    """The split-conformal quantile of each level: the ceil((n + 1) * level)-th smallest score."""
+    n = len(sorted_scores)
+    return {str(lv): float(sorted_scores[min(n - 1, math.ceil((n + 1) * lv) - 1)]) for lv in LEVELS}
+
+
 @dataclass
 class IntervalCalibrator:
     """Quantiles of |residual| / denominator per horizon bucket and level."""
@@ -64,23 +76,31 @@ class IntervalCalibrator:
     mix: float = 0.5
     quantiles: dict[str, dict[str, float]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    fallbacks: dict[str, str] = field(default_factory=dict)  # bucket -> where its quantiles came from
 
     def fit(self, horizon: np.ndarray, residual: np.ndarray, denominator: np.ndarray) -> IntervalCalibrator:
+        """Conformal quantiles per bucket; a bucket with too few residuals borrows (see `fallbacks`)."""
         score = np.abs(np.asarray(residual)) / np.asarray(denominator)
         idx = bucket_index(horizon)
-        previous: dict[str, float] | None = None
+        self.quantiles, self.counts, self.fallbacks = {}, {}, {}
         for b, label in enumerate(BUCKET_LABELS):
             s = np.sort(score[idx == b])
             self.counts[label] = int(len(s))
-            if len(s) >= 30:
-                n = len(s)
-                q = {str(lv): float(s[min(n - 1, math.ceil((n + 1) * lv) - 1)]) for lv in LEVELS}
-            elif previous is not None:  # no calibration rows this far out: widen the last bucket
-                q = {k: v * 1.15 for k, v in previous.items()}
-            else:
-                q = {str(lv): float(np.quantile(score, lv)) if len(score) else 1.0 for lv in LEVELS}
-            self.quantiles[label] = q
-            previous = q
+            if len(s) >= MIN_BUCKET_ROWS:
+                self.quantiles[label] = _conformal_quantiles(s)
+        calibrated = [b for b, label in enumerate(BUCKET_LABELS) if label in self.quantiles]
+        for b, label in enumerate(BUCKET_LABELS):
+            if label in self.quantiles:
+                continue
+            if calibrated:  # the nearest calibrated bucket (the shorter one on a tie), as it is
+                source = BUCKET_LABELS[min(calibrated, key=lambda c: (abs(c - b), c))]
+                self.quantiles[label] = dict(self.quantiles[source])
+                self.fallbacks[label] = source
+            else:  # too few residuals in every bucket: all of them pooled
+                pooled = _conformal_quantiles(np.sort(score)) if len(score) else None
+                self.quantiles[label] = pooled or {str(lv): 1.0 for lv in LEVELS}
+                self.fallbacks[label] = "all horizons"
+        self.quantiles = {label: self.quantiles[label] for label in BUCKET_LABELS}
         return self
 
     def bounds(
@@ -111,4 +131,5 @@ class IntervalCalibrator:
             "mix": self.mix,
             "quantiles": self.quantiles,
             "counts": self.counts,
+            "fallbacks": self.fallbacks,
         }

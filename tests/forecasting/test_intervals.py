@@ -40,9 +40,41 @@ def test_calibrated_intervals_cover_fresh_residuals():
     cov80 = np.mean((resid >= b["lower_80"]) & (resid <= b["upper_80"]))
     cov95 = np.mean((resid >= b["lower_95"]) & (resid <= b["upper_95"]))
     assert 0.78 < cov80 < 0.82 and 0.94 < cov95 < 0.96
-    # the 40-52 bucket had no calibration rows: extrapolated, wider than 27-39
-    assert cal.quantiles["40-52"]["0.8"] > cal.quantiles["27-39"]["0.8"]
-    assert set(cal.quantiles) == set(BUCKET_LABELS)
+    # the 40-52 bucket had no calibration rows: it borrows 27-39's quantiles as they are, and says so
+    assert cal.quantiles["40-52"] == cal.quantiles["27-39"]
+    assert cal.fallbacks == {"40-52": "27-39"} and cal.counts["40-52"] == 0
+    assert list(cal.quantiles) == BUCKET_LABELS
+    assert cal.to_dict()["fallbacks"] == {"40-52": "27-39"}
+
+
+def test_every_bucket_with_residuals_is_calibrated_on_its_own():
+    """A far bucket with residuals gets their quantile, even when it is narrower than the one before
+    (a fixed widening of the previous bucket would have hidden that)."""
+    rng = np.random.default_rng(1)
+    h = np.tile(np.arange(1, 53), 200)
+    spread = np.where(h >= 40, 0.5, np.where(h >= 27, 2.0, 1.0))
+    cal = IntervalCalibrator().fit(h, rng.normal(size=len(h)) * spread, np.ones(len(h)))
+    assert cal.fallbacks == {}
+    assert cal.counts["40-52"] == 13 * 200
+    q = {label: cal.quantiles[label]["0.8"] for label in BUCKET_LABELS}
+    assert 0.55 < q["40-52"] < 0.75 and 2.2 < q["27-39"] < 2.9  # |N(0, s)| at 80%: 1.28 s
+    assert q["40-52"] < q["27-39"]
+
+
+def test_sparse_buckets_borrow_from_the_nearest_calibrated_one():
+    h = np.concatenate([np.full(5, 2), np.full(100, 20), np.full(10, 45)])  # 1-4 and 40-52 too thin
+    cal = IntervalCalibrator().fit(h, np.linspace(0, 1, len(h)), np.ones(len(h)))
+    assert cal.fallbacks == {"1-4": "14-26", "5-13": "14-26", "27-39": "14-26", "40-52": "14-26"}
+    assert all(cal.quantiles[label] == cal.quantiles["14-26"] for label in BUCKET_LABELS)
+    assert cal.counts == {"1-4": 5, "5-13": 0, "14-26": 100, "27-39": 0, "40-52": 10}
+
+
+def test_too_few_residuals_anywhere_pools_them():
+    cal = IntervalCalibrator().fit(np.array([1, 20, 45]), np.array([1.0, 2.0, 3.0]), np.ones(3))
+    assert set(cal.fallbacks.values()) == {"all horizons"}
+    assert cal.quantiles["1-4"] == {"0.8": 3.0, "0.95": 3.0}
+    empty = IntervalCalibrator().fit(np.array([], int), np.array([]), np.array([]))
+    assert empty.quantiles["40-52"] == {"0.8": 1.0, "0.95": 1.0}
 
 
 def test_cold_start_widens():
