@@ -6,6 +6,14 @@ autumn weeks), so each residual is divided by a size for its row, `interval_deno
 grows with both the series' scale and last year's value for that week: a Christmas week's
 error is large in dollars but ordinary relative to its level.
 
+The far buckets can only be scored on some of the weeks the near ones are: with two years of
+history, a forecast 40-52 weeks ahead whose origin had a year of history can only target
+November-January, whose errors run larger at every horizon. Given each residual's target week,
+`fit` therefore matches seasons: it measures, on the horizons that are scored on every week
+(1..REFERENCE_HORIZON), how much harder a bucket's own mix of weeks is than all of them, and
+divides that out of the bucket's quantile (`season_factors`). A bucket then says how far out
+the error grows, not which weeks happened to be reachable.
+
 Every bucket is calibrated on its own residuals. A bucket with fewer than MIN_BUCKET_ROWS of them
 (a history too short for a forecast that far out to have been scored) takes the quantiles of the
 nearest calibrated bucket, and `fallbacks` names it: the metadata says which buckets were not
@@ -23,6 +31,7 @@ BUCKETS: tuple[tuple[int, int], ...] = ((1, 4), (5, 13), (14, 26), (27, 39), (40
 LEVELS = (0.8, 0.95)
 COLD_START_WIDEN = 1.5
 MIN_BUCKET_ROWS = 30  # fewer residuals than this and a bucket's quantiles are noise: it borrows
+REFERENCE_HORIZON = 13  # horizons scored on every week after the cutoff: the seasons' yardstick
 
 
 def bucket_label(lo: int, hi: int) -> str:
@@ -63,6 +72,30 @@ def interval_denominator(scale: np.ndarray, base: np.ndarray, mix: float = 0.5) 
     return np.maximum((1 - mix) * np.asarray(scale) + mix * np.abs(np.asarray(base)), 1.0)
 
 
+def _weighted_quantile(values: np.ndarray, weight: np.ndarray, level: float) -> float:
+    order = np.argsort(values)
+    cum = np.cumsum(weight[order])
+    return float(values[order][min(len(cum) - 1, np.searchsorted(cum, level * cum[-1]))])
+
+
+def _season_factors(
+    score: np.ndarray, week: np.ndarray, in_bucket: np.ndarray, reference: np.ndarray
+) -> dict[str, float]:
+    """How much larger the reference scores are on the bucket's mix of target weeks than on all
+    weeks, per level: the reference rows reweighted to the bucket's count of each week."""
+    weeks, inverse = np.unique(week, return_inverse=True)
+    wanted = np.bincount(inverse[in_bucket], minlength=len(weeks)).astype(float)
+    have = np.bincount(inverse[reference], minlength=len(weeks)).astype(float)
+    weight = (wanted / np.maximum(have, 1.0))[inverse[reference]]
+    ref = score[reference]
+    if (weight > 0).sum() < MIN_BUCKET_ROWS or len(ref) < MIN_BUCKET_ROWS:
+        return {str(lv): 1.0 for lv in LEVELS}  # too little overlap to tell the seasons apart
+    return {
+        str(lv): _weighted_quantile(ref, weight, lv) / max(float(np.quantile(ref, lv)), 1e-12)
+        for lv in LEVELS
+    }
+
+
 def _conformal_quantiles(sorted_scores: np.ndarray) -> dict[str, float]:
     """The split-conformal quantile of each level: the ceil((n + 1) * level)-th smallest score."""
     n = len(sorted_scores)
@@ -77,17 +110,32 @@ class IntervalCalibrator:
     quantiles: dict[str, dict[str, float]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)  # bucket -> where its quantiles came from
+    season_factors: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def fit(self, horizon: np.ndarray, residual: np.ndarray, denominator: np.ndarray) -> IntervalCalibrator:
-        """Conformal quantiles per bucket; a bucket with too few residuals borrows (see `fallbacks`)."""
+    def fit(
+        self,
+        horizon: np.ndarray,
+        residual: np.ndarray,
+        denominator: np.ndarray,
+        target_week: np.ndarray | None = None,
+    ) -> IntervalCalibrator:
+        """Conformal quantiles per bucket, season-matched when target weeks are given; a bucket with
+        too few residuals borrows (see the module docstring)."""
+        horizon = np.asarray(horizon)
         score = np.abs(np.asarray(residual)) / np.asarray(denominator)
         idx = bucket_index(horizon)
-        self.quantiles, self.counts, self.fallbacks = {}, {}, {}
+        self.quantiles, self.counts, self.fallbacks, self.season_factors = {}, {}, {}, {}
         for b, label in enumerate(BUCKET_LABELS):
             s = np.sort(score[idx == b])
             self.counts[label] = int(len(s))
-            if len(s) >= MIN_BUCKET_ROWS:
-                self.quantiles[label] = _conformal_quantiles(s)
+            if len(s) < MIN_BUCKET_ROWS:
+                continue
+            q = _conformal_quantiles(s)
+            if target_week is not None:
+                f = _season_factors(score, np.asarray(target_week), idx == b, horizon <= REFERENCE_HORIZON)
+                q = {lv: v / f[lv] for lv, v in q.items()}
+                self.season_factors[label] = {lv: round(v, 4) for lv, v in f.items()}
+            self.quantiles[label] = q
         calibrated = [b for b, label in enumerate(BUCKET_LABELS) if label in self.quantiles]
         for b, label in enumerate(BUCKET_LABELS):
             if label in self.quantiles:
@@ -132,4 +180,5 @@ class IntervalCalibrator:
             "quantiles": self.quantiles,
             "counts": self.counts,
             "fallbacks": self.fallbacks,
+            "season_factors": self.season_factors,
         }

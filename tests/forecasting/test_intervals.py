@@ -89,3 +89,20 @@ def test_bucket_labels_sort_by_weeks_ahead():
     assert sorted(stored, key=bucket_sort_key) == ["1-4", "5-13", "14-26", "27-39", "40-52"]
     lags = ["27-52", "2-4", "1", "14-26", "5-13 wk", "total"]
     assert sorted(lags, key=bucket_sort_key) == ["1", "2-4", "5-13 wk", "14-26", "27-52", "total"]
+
+
+def test_season_matching_divides_out_the_weeks_a_far_bucket_could_reach():
+    """Weeks 27-39 are twice as hard at every horizon; the 40-52 bucket was only scored on them.
+    Matched on the near horizons, its quantile is that of all weeks, as the near buckets' are."""
+    rng = np.random.default_rng(2)
+    week = np.concatenate([np.tile(np.arange(1, 40), 300), np.tile(np.arange(27, 40), 300)])
+    h = np.concatenate([rng.integers(1, 14, 39 * 300), rng.integers(40, 53, 13 * 300)])
+    resid = rng.normal(size=len(h)) * np.where(week >= 27, 2.0, 1.0)
+    plain = IntervalCalibrator().fit(h, resid, np.ones(len(h)))
+    matched = IntervalCalibrator().fit(h, resid, np.ones(len(h)), target_week=week)
+    near = plain.quantiles["5-13"]["0.8"]
+    assert plain.quantiles["40-52"]["0.8"] > 1.4 * near
+    assert abs(matched.quantiles["40-52"]["0.8"] / near - 1) < 0.1
+    assert matched.season_factors["40-52"]["0.8"] > 1.4
+    assert abs(matched.season_factors["5-13"]["0.8"] - 1) < 0.05
+    assert plain.season_factors == {}
