@@ -1,10 +1,12 @@
 """Training: fit a model on history up to a date, measure it honestly, calibrate its intervals.
 
 train() does three things with the same feature pipeline:
-1. an internal backtest: a model fitted on targets up to `through - 39 weeks` forecasts from
-   that cutoff and from two later origins (13 and 26 weeks on); the forecasts are out of sample,
-   so they choose how much of the learned correction to apply (the damping), their residuals
-   calibrate the intervals and they give the metadata's backtest figures;
+1. an internal backtest: a model fitted on targets up to `through - 39 weeks` forecasts the weeks
+   after that cutoff, which it never saw as targets. From the cutoff and two later origins (13
+   and 26 weeks on), the forecasts choose how much of the learned correction to apply (the
+   damping) and give the metadata's backtest figures; with those from origins every 4 weeks
+   before the cutoff (calibration_origins), their residuals calibrate the intervals, so that the
+   buckets far out (27-39 and 40-52 weeks) are calibrated on their own forecasts;
 2. a refit on everything up to `through`, applied with that damping;
 3. the metadata: features, window, fingerprint, drift reference (reference.py), importances.
 """
@@ -49,7 +51,9 @@ from app.forecasting.reference import build_reference
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 HOLDOUT_WEEKS = 39
-CALIBRATION_OFFSETS = (0, 13, 26)  # origins after the inner cutoff that also feed the calibration
+BACKTEST_OFFSETS = (0, 13, 26)  # origins after the inner cutoff: damping, backtest figures, calibration
+CALIBRATION_STEP = 4  # weeks between the calibration origins before the cutoff
+CALIBRATION_HISTORY = 52 + 4  # weeks of sales an origin needs to have every feature (yoy4 looks back 56)
 CATEGORICAL = {"store", "dept", "store_type", "is_holiday"}
 
 
@@ -212,6 +216,21 @@ def _lag_bucket_metrics(
     }
 
 
+def calibration_origins(panel: Panel, cutoff: int) -> list[int]:
+    """Origins whose forecasts of the weeks after `cutoff` calibrate the intervals, oldest first.
+
+    The backtest origins, and every CALIBRATION_STEP weeks before the cutoff while a MAX_HORIZON-week
+    forecast still reaches past it and the origin has CALIBRATION_HISTORY weeks of sales: forecasts
+    from shorter histories lack features the served ones have, and their errors ran 25-30% larger
+    (real data, 40-52 weeks ahead). From about 100 weeks of history the 40-52 bucket gets residuals;
+    with less it borrows (intervals.py).
+    """
+    earliest = max(panel.first_week + CALIBRATION_HISTORY - 1, cutoff - MAX_HORIZON + 1)
+    before = range(cutoff - CALIBRATION_STEP, earliest - 1, -CALIBRATION_STEP)
+    after = [cutoff + off for off in BACKTEST_OFFSETS if cutoff + off < panel.last_week]
+    return [*reversed(before), *after]
+
+
 def train(
     dataset: Dataset,
     kind: str = "hgb",
@@ -270,25 +289,26 @@ def train(
                 + f"; chose {damping:g}",
             )
         naive = make_estimator("naive")
-        resid, denom, hz = [], [], []
-        at_origins = []  # (forecasts, actuals, naive) from each origin: the lag buckets pool them
-        for off in CALIBRATION_OFFSETS:
-            o = cutoff + off
-            if o >= T:
-                continue
-            fc = at_cutoff if off == 0 else inner_forecaster(o)
-            rows = cutoff_rows if off == 0 else actual_rows(panel, o, HOLDOUT_WEEKS - off)
+        resid, denom, hz, target = [], [], [], []
+        at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
+        for o in calibration_origins(panel, cutoff):
+            fc = at_cutoff if o == cutoff else inner_forecaster(o)
+            rows = cutoff_rows if o == cutoff else actual_rows(panel, o, MAX_HORIZON)
+            rows = rows[rows["week"].to_numpy() > cutoff]  # weeks the inner model never saw as targets
             res = forecast_actuals(fc, rows)
             y = rows["weekly_sales"].to_numpy()
             known = ~res["cold"]
             resid.append((y - res["prediction"])[known])
             denom.append(res["denominator"][known])
             hz.append(res["horizon"][known])
+            target.append(rows["week"].to_numpy()[known])
+            if o < cutoff:
+                continue
             at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
-            if off == 0:
+            if o == cutoff:
                 first = (rows, res, y)
                 naive_pred = at_origins[0][2]
-        calibrator.fit(np.concatenate(hz), np.concatenate(resid), np.concatenate(denom))
+        calibrator.fit(*(np.concatenate(a) for a in (hz, resid, denom, target)))
         rows, res, y = first
         bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
         hol = res["holiday"].astype(bool)

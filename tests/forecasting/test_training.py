@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from app.forecasting.estimators import DAMPING_CHOICES, DEFAULT_PARAMS
-from app.forecasting.features import FEATURE_NAMES
-from app.forecasting.forecaster import Forecaster
+from app.forecasting.features import FEATURE_NAMES, Panel
+from app.forecasting.forecaster import MAX_HORIZON, Forecaster
 from app.forecasting.training import (
     HOLDOUT_WEEKS,
     actual_rows,
+    calibration_origins,
     choose_damping,
     forecast_actuals,
     split_params,
@@ -92,3 +93,29 @@ def test_damping_is_chosen_out_of_sample_unless_given(small_dataset):
     # an inner model fitted within the data's first year did not learn like the final one
     short = train(small_dataset, "hgb", through="2011-09-30", params=TINY_TRAIN_PARAMS)
     assert short.metadata["params"]["damping"] == DEFAULT_PARAMS["hgb"]["damping"]
+
+
+def test_calibration_origins_reach_back_from_origins_with_a_year_of_history():
+    def panel(weeks: int) -> Panel:
+        return Panel(np.array([1]), np.array([1]), 10, np.zeros((1, weeks)))
+
+    # 143 weeks (the Walmart span): the backtest origins, and every 4 weeks back to the first origin
+    # with 56 weeks of sales, so the weeks after the cutoff are also forecast 40-52 weeks ahead
+    cutoff = 10 + 142 - HOLDOUT_WEEKS
+    origins = calibration_origins(panel(143), cutoff)
+    assert origins == [*range(10 + 55, cutoff, 4), cutoff, cutoff + 13, cutoff + 26]
+    assert origins[0] + MAX_HORIZON > cutoff and cutoff - 4 in origins
+    # 60 weeks: no origin before the cutoff has a year of history
+    cutoff = 10 + 59 - HOLDOUT_WEEKS
+    assert calibration_origins(panel(60), cutoff) == [cutoff, cutoff + 13, cutoff + 26]
+
+
+def test_far_buckets_are_calibrated_on_their_own_residuals(small_artifact, small_dataset):
+    intervals = small_artifact.metadata["intervals"]
+    assert intervals["fallbacks"] == {} and set(intervals["season_factors"]) == set(intervals["counts"])
+    assert all(n >= 200 for n in intervals["counts"].values()), intervals["counts"]
+    # ~60 weeks of history: no forecast 40-52 weeks ahead can be scored, so that bucket borrows
+    short = train(small_dataset, "hgb", through="2011-03-25", params=TINY_TRAIN_PARAMS)
+    intervals = short.metadata["intervals"]
+    assert intervals["counts"]["40-52"] == 0 and intervals["fallbacks"] == {"40-52": "27-39"}
+    assert intervals["quantiles"]["40-52"] == intervals["quantiles"]["27-39"]
