@@ -7,8 +7,8 @@ grows with both the series' scale and last year's value for that week: a Christm
 error is large in dollars but ordinary relative to its level.
 
 The far buckets can only be scored on some of the weeks the near ones are: with two years of
-history, a forecast 40-52 weeks ahead whose origin had a year of history can only target
-November-January, whose errors run larger at every horizon. Given each residual's target week,
+history ending in January, a forecast 40-52 weeks ahead from an origin with a year of history can
+only target November-January, whose errors run larger at every horizon. Given each residual's target week,
 `fit` therefore matches seasons: it measures, on the horizons that are scored on every week
 (1..REFERENCE_HORIZON), how much harder a bucket's own mix of weeks is than all of them, and
 divides that out of the bucket's quantile (`season_factors`). A bucket then says how far out
