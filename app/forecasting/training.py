@@ -231,6 +231,104 @@ def calibration_origins(panel: Panel, cutoff: int) -> list[int]:
     return [*reversed(before), *after]
 
 
+def _internal_backtest(
+    panel: Panel,
+    covariates: Covariates,
+    kind: str,
+    config: FeatureConfig,
+    est_params: dict[str, Any],
+    params: dict[str, Any] | None,
+    progress: Progress | None,
+) -> tuple[IntervalCalibrator, dict[str, Any], np.ndarray]:
+    """Step 1: an inner model fitted up to `HOLDOUT_WEEKS` before the end forecasts what it never saw.
+
+    Chooses the damping (written into est_params), calibrates the intervals and gives the backtest's
+    figures. Returns (calibrator, backtest, a sample of its predictions for the drift reference);
+    an empty calibrator and backtest when the history is too short.
+    """
+    T = panel.last_week
+    cutoff = T - HOLDOUT_WEEKS
+    calibrator = IntervalCalibrator()
+    if cutoff - panel.first_week < config.min_origin_week + 4:
+        _say(progress, "history too short for an internal backtest: intervals from training residuals")
+        return calibrator, {}, np.array([])
+    _say(
+        progress,
+        f"internal backtest: fitting {kind} on sales up to {calendar.week_date(cutoff)[0].date()}",
+    )
+    inner_cfg = replace(config, max_rows=max(50_000, config.max_rows // 2))
+    _, inner_est, _ = fit_forecaster(panel, covariates, kind, inner_cfg, est_params, cutoff)
+
+    def inner_forecaster(origin: int, estimator: Estimator = inner_est) -> Forecaster:
+        return Forecaster(
+            estimator=estimator,
+            config=inner_cfg,
+            panel=truncate(panel, origin),
+            covariates=covariates,
+            calibrator=calibrator,
+        )
+
+    at_cutoff = inner_forecaster(cutoff)
+    cutoff_rows = actual_rows(panel, cutoff, HOLDOUT_WEEKS)
+    # The inner model chooses the damping only if it learned like the final one, from targets
+    # with a year before (a real-data backtest at 2011-10-28 chose 1.0 from a first-year fit:
+    # 0.897 x naive, against 0.861 with the default 0.6).
+    if kind != "naive" and "damping" not in (params or {}) and has_yearly_targets(panel, cutoff):
+        damping, scores = choose_damping(at_cutoff, cutoff_rows)
+        inner_est.params["damping"] = est_params["damping"] = damping
+        _say(
+            progress,
+            "damping "
+            + ", ".join(f"{d:g}: WMAE {v:,.1f}" for d, v in scores.items())
+            + f"; chose {damping:g}",
+        )
+    naive = make_estimator("naive")
+    resid, denom, hz, target = [], [], [], []
+    at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
+    for o in calibration_origins(panel, cutoff):
+        fc = at_cutoff if o == cutoff else inner_forecaster(o)
+        rows = cutoff_rows if o == cutoff else actual_rows(panel, o, MAX_HORIZON)
+        rows = rows[rows["week"].to_numpy() > cutoff]  # weeks the inner model never saw as targets
+        res = forecast_actuals(fc, rows)
+        y = rows["weekly_sales"].to_numpy()
+        known = ~res["cold"]
+        resid.append((y - res["prediction"])[known])
+        denom.append(res["denominator"][known])
+        hz.append(res["horizon"][known])
+        target.append(rows["week"].to_numpy()[known])
+        if o < cutoff:
+            continue
+        at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
+        if o == cutoff:
+            first = (rows, res, y)
+            naive_pred = at_origins[0][2]
+    calibrator.fit(*(np.concatenate(a) for a in (hz, resid, denom, target)))
+    rows, res, y = first
+    bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
+    hol = res["holiday"].astype(bool)
+
+    def per_bucket(pred: np.ndarray, *, by_lag: bool, intervals: bool = True) -> dict:
+        bands = [bounds[b] for b in ("lower_80", "upper_80", "lower_95", "upper_95")] if intervals else []
+        return _bucket_metrics(y, pred, hol, res["horizon"], *bands, by_lag=by_lag)
+
+    backtest = {
+        "origin": calendar.week_date(cutoff)[0].date().isoformat(),
+        "horizon": HOLDOUT_WEEKS,
+        "rows": int(len(y)),
+        "wmae": wmae(y, res["prediction"], hol),
+        "mae": float(np.mean(np.abs(y - res["prediction"]))),
+        "baseline_wmae": wmae(y, naive_pred, hol),
+        "coverage_80": float(np.mean((y >= bounds["lower_80"]) & (y <= bounds["upper_80"]))),
+        "coverage_95": float(np.mean((y >= bounds["lower_95"]) & (y <= bounds["upper_95"]))),
+        "by_bucket": per_bucket(res["prediction"], by_lag=False),
+        "baseline_by_bucket": per_bucket(naive_pred, by_lag=False, intervals=False),
+        **_lag_bucket_metrics(calibrator, at_origins),
+        "note": "fitted on sales up to the origin; intervals calibrated on these and later origins",
+    }
+    backtest["ratio_to_baseline"] = backtest["wmae"] / backtest["baseline_wmae"]
+    return calibrator, backtest, res["prediction"]
+
+
 def train(
     dataset: Dataset,
     kind: str = "hgb",
@@ -252,89 +350,9 @@ def train(
     est_params = {**make_estimator(kind).params, **est_params}
 
     # 1. internal backtest and calibration
-    cutoff = T - HOLDOUT_WEEKS
-    calibrator = IntervalCalibrator()
-    backtest: dict[str, Any] = {}
-    importances: dict[str, float] = {}
-    pred_sample = np.array([])
-    if cutoff - panel.first_week >= config.min_origin_week + 4:
-        _say(
-            progress,
-            f"internal backtest: fitting {kind} on sales up to {calendar.week_date(cutoff)[0].date()}",
-        )
-        inner_cfg = replace(config, max_rows=max(50_000, config.max_rows // 2))
-        _, inner_est, _ = fit_forecaster(panel, covariates, kind, inner_cfg, est_params, cutoff)
-
-        def inner_forecaster(origin: int, estimator: Estimator = inner_est) -> Forecaster:
-            return Forecaster(
-                estimator=estimator,
-                config=inner_cfg,
-                panel=truncate(panel, origin),
-                covariates=covariates,
-                calibrator=calibrator,
-            )
-
-        at_cutoff = inner_forecaster(cutoff)
-        cutoff_rows = actual_rows(panel, cutoff, HOLDOUT_WEEKS)
-        # The inner model chooses the damping only if it learned like the final one, from targets
-        # with a year before (a real-data backtest at 2011-10-28 chose 1.0 from a first-year fit:
-        # 0.897 x naive, against 0.861 with the default 0.6).
-        if kind != "naive" and "damping" not in (params or {}) and has_yearly_targets(panel, cutoff):
-            damping, scores = choose_damping(at_cutoff, cutoff_rows)
-            inner_est.params["damping"] = est_params["damping"] = damping
-            _say(
-                progress,
-                "damping "
-                + ", ".join(f"{d:g}: WMAE {v:,.1f}" for d, v in scores.items())
-                + f"; chose {damping:g}",
-            )
-        naive = make_estimator("naive")
-        resid, denom, hz, target = [], [], [], []
-        at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
-        for o in calibration_origins(panel, cutoff):
-            fc = at_cutoff if o == cutoff else inner_forecaster(o)
-            rows = cutoff_rows if o == cutoff else actual_rows(panel, o, MAX_HORIZON)
-            rows = rows[rows["week"].to_numpy() > cutoff]  # weeks the inner model never saw as targets
-            res = forecast_actuals(fc, rows)
-            y = rows["weekly_sales"].to_numpy()
-            known = ~res["cold"]
-            resid.append((y - res["prediction"])[known])
-            denom.append(res["denominator"][known])
-            hz.append(res["horizon"][known])
-            target.append(rows["week"].to_numpy()[known])
-            if o < cutoff:
-                continue
-            at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
-            if o == cutoff:
-                first = (rows, res, y)
-                naive_pred = at_origins[0][2]
-        calibrator.fit(*(np.concatenate(a) for a in (hz, resid, denom, target)))
-        rows, res, y = first
-        bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
-        hol = res["holiday"].astype(bool)
-
-        def per_bucket(pred: np.ndarray, *, by_lag: bool, intervals: bool = True) -> dict:
-            bands = [bounds[b] for b in ("lower_80", "upper_80", "lower_95", "upper_95")] if intervals else []
-            return _bucket_metrics(y, pred, hol, res["horizon"], *bands, by_lag=by_lag)
-
-        backtest = {
-            "origin": calendar.week_date(cutoff)[0].date().isoformat(),
-            "horizon": HOLDOUT_WEEKS,
-            "rows": int(len(y)),
-            "wmae": wmae(y, res["prediction"], hol),
-            "mae": float(np.mean(np.abs(y - res["prediction"]))),
-            "baseline_wmae": wmae(y, naive_pred, hol),
-            "coverage_80": float(np.mean((y >= bounds["lower_80"]) & (y <= bounds["upper_80"]))),
-            "coverage_95": float(np.mean((y >= bounds["lower_95"]) & (y <= bounds["upper_95"]))),
-            "by_bucket": per_bucket(res["prediction"], by_lag=False),
-            "baseline_by_bucket": per_bucket(naive_pred, by_lag=False, intervals=False),
-            **_lag_bucket_metrics(calibrator, at_origins),
-            "note": "fitted on sales up to the origin; intervals calibrated on these and later origins",
-        }
-        backtest["ratio_to_baseline"] = backtest["wmae"] / backtest["baseline_wmae"]
-        pred_sample = res["prediction"]
-    else:
-        _say(progress, "history too short for an internal backtest: intervals from training residuals")
+    calibrator, backtest, pred_sample = _internal_backtest(
+        panel, covariates, kind, config, est_params, params, progress
+    )
 
     # 2. final fit
     _say(progress, f"fitting {kind} on {len(ds.sales):,} rows up to {calendar.week_date(T)[0].date()}")
@@ -352,7 +370,8 @@ def train(
     forecaster = Forecaster(
         estimator=est, config=config, panel=panel, covariates=covariates, calibrator=calibrator
     )
-    resid_q = {k: v for k, v in calibrator.quantiles.items()}
+
+    # 3. metadata (metadata.py documents every key)
     metadata: ModelMetadata = {
         "kind": kind,
         "params": {**config.to_dict(), **{k: v for k, v in est_params.items()}},
@@ -375,7 +394,7 @@ def train(
         "data_lineage": dataset.lineage(),
         "backtest": backtest,
         "intervals": calibrator.to_dict(),
-        "residual_quantiles": resid_q,
+        "residual_quantiles": dict(calibrator.quantiles),
         "feature_importances": importances,
         "reference": build_reference(covariates, T, pred_sample, config.seed),
         "train_seconds": round(fit_seconds, 2),
