@@ -29,6 +29,7 @@ from app.forecasting.artifacts import load_forecaster  # noqa: E402
 from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.synthetic import load_or_generate  # noqa: E402
 from app.forecasting.training import TrainedModel, save_model, train  # noqa: E402
+from benchmarks._table import format_table  # noqa: E402
 
 log = logging.getLogger("bench_forecaster")
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "walmart"
@@ -157,13 +158,7 @@ def main() -> None:
                 ]
                 + [""] * (len(header) - 3)
             )
-    columns = max(len(r) for r in table)
-    table = [r + [""] * (columns - len(r)) for r in table]
-    widths = [max(len(r[i]) for r in table) for i in range(columns)]
-    for i, r in enumerate(table):
-        print("  ".join(c.ljust(widths[j]) for j, c in enumerate(r)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print(format_table(table))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
 
