@@ -78,7 +78,7 @@ def history_frame(dataset: Dataset, origin: pd.Timestamp) -> pd.DataFrame:
     wide = sales.pivot_table(index=["store", "dept"], columns="date", values="weekly_sales")
     wide = wide.reindex(columns=pd.date_range(wide.columns.min(), origin, freq="W-FRI"))
     started = wide.notna().cumsum(axis=1) > 0
-    long = wide.fillna(0.0).where(started).stack().rename("y").reset_index()
+    long = wide.fillna(0.0).where(started).stack().dropna().rename("y").reset_index()
     long.columns = ["store", "dept", "ds", "y"]
     long["unique_id"] = series_id(long["store"], long["dept"])
     stores = dataset.stores.assign(type_code=dataset.stores["type"].map({"A": 0, "B": 1, "C": 2}))

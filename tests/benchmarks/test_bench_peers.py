@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
+
+from app.forecasting.synthetic import generate_dataset
 from benchmarks import bench_peers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,3 +46,21 @@ def test_smoke_run_scores_every_model_or_skips_it(tmp_path: Path) -> None:
 def test_a_missing_peers_interpreter_lacks_every_package(tmp_path: Path) -> None:
     lacking = bench_peers.missing_packages(str(tmp_path / "no-such-python"))
     assert lacking == {"mstl": ["statsforecast"], "lgbm": ["mlforecast", "lightgbm"]}
+
+
+def test_history_is_a_regular_grid_from_each_first_sale_to_the_origin() -> None:
+    dataset = generate_dataset(seed=0, n_stores=1, n_depts=2)
+    sales = dataset.sales
+    first, second = sorted(sales["dept"].unique())
+    late = (sales["dept"] == first) & (sales["date"] < "2011-01-07")
+    gap = (sales["dept"] == second) & (sales["date"] == "2011-06-03")
+    dataset = replace(dataset, sales=sales[~late & ~gap].reset_index(drop=True))
+    origin = pd.Timestamp("2012-01-27")
+    history = bench_peers.history_frame(dataset, origin)
+    assert not history["y"].isna().any()
+    starts = history.groupby("dept")["ds"].agg(["min", "max", "count"])
+    assert starts.loc[first, "min"] == pd.Timestamp("2011-01-07")
+    assert (starts["max"] == origin).all()
+    assert (starts["count"] == (origin - starts["min"]).dt.days // 7 + 1).all()
+    filled = history[(history["dept"] == second) & (history["ds"] == "2011-06-03")]
+    assert filled["y"].tolist() == [0.0]
