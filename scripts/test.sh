@@ -14,14 +14,17 @@ fi
 echo "==> the suite on SQLite (with the real-data backtest when ../shared/data/walmart is there)"
 STORECAST_SLOW=${STORECAST_SLOW:-1} .venv/bin/pytest "$@"
 
-# The same code on PostgreSQL: a throwaway server on 127.0.0.1:5433, deleted on exit. The packages
-# that never open a database (the forecasting core, the deployment files) ran above and are not
-# repeated. SKIP_POSTGRES=1 skips this leg (a developer's quick run); CI runs it.
+# The same code on PostgreSQL: a throwaway server on 127.0.0.1:5433, deleted on exit. What never opens
+# the test database (the forecasting core, deployment files, source checks, pure web helpers, and the
+# tests that start a real gunicorn on a SQLite file of their own) ran above and is not repeated. SKIP_POSTGRES=1 skips this leg (a developer's quick run); CI runs it.
 if [ "${SKIP_POSTGRES:-0}" != 1 ]; then
   echo "==> the suite again on PostgreSQL"
   scripts/postgres.sh destroy
   trap 'scripts/postgres.sh destroy' EXIT
   scripts/postgres.sh start
   STORECAST_TEST_DATABASE_URL="$(scripts/postgres.sh url)" .venv/bin/pytest -m "not browser" \
-    --ignore=tests/forecasting --ignore=tests/test_deploy_files.py "$@"
+    --ignore=tests/forecasting --ignore=tests/benchmarks --ignore=tests/test_deploy_files.py \
+    --ignore=tests/test_architecture.py --ignore=tests/test_limits.py --ignore=tests/test_run_scripts.py \
+    --ignore=tests/test_gunicorn_worker.py --ignore=tests/web/test_metrics_workers.py \
+    --ignore=tests/web/test_charts.py --ignore=tests/web/test_contrast.py --ignore=tests/web/test_schemas.py "$@"
 fi
