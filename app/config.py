@@ -66,6 +66,10 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"  # the session (and its CSRF secret) is not sent on cross-site posts
     SESSION_COOKIE_SECURE = False  # set true behind TLS: the cookie then never travels over plain HTTP
     SESSION_COOKIE_HTTPONLY = True
+    FORECAST_ENGINE = "local"  # where forecast runs are computed: local (in-process) or dask
+    DASK_SCHEDULER_ADDRESS: str | None = None  # tcp://host:8786 of an existing cluster; None: embedded
+    DASK_WORKERS = 0  # worker processes of the embedded LocalCluster; 0: one per core
+    DASK_PARTITION_SERIES = 2000  # series scored by one Dask task
     STALE_AFTER_WEEKS = 4  # production is stale when its data ends this many weeks before the newest actuals
 
     @classmethod

@@ -19,8 +19,8 @@ from flask.cli import with_appcontext
 
 from app.cli.data import load_dataset
 from app.cli.db import SchemaGroup, requires_schema
+from app.forecasting.engine import ENGINES, Engine
 from app.loop import history, publish, weekly
-from app.loop.history import production_forecaster
 from app.loop.replay import ReplaySettings, replay, write_forecasts
 from app.web import context
 
@@ -31,20 +31,29 @@ forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan o
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="also write the rows as CSV"
 )
-def publish_command(out: Path | None) -> None:
+@click.option(
+    "--engine",
+    "engine_kind",
+    type=click.Choice(ENGINES),
+    default=None,
+    help="local: this process; dask: an embedded LocalCluster, or DASK_SCHEDULER_ADDRESS "
+    "(default: FORECAST_ENGINE, else local)",
+)
+def publish_command(out: Path | None, engine_kind: str | None) -> None:
     """Publish a run now: 52 weeks for every series from the newest week of known sales, then score."""
     app = current_app
     storage = context.storage()
     try:
-        base = production_forecaster(storage, app.config["MODEL_NAME"])
+        forecaster, source = history.rolled_production(storage, app.config["MODEL_NAME"])
     except LookupError:
         raise click.ClickException("no production model: run `flask --app wsgi train` first") from None
-    forecaster = history.roll_forward(base, storage)
-    run = publish.publish(storage, forecaster)
+    engine = Engine.from_config(app.config, kind=engine_kind)
+    run = publish.publish(storage, forecaster, engine=engine, source=source)
     turn = weekly.run_week(storage, forecaster, weekly.LoopSettings.from_config(app.config))
     click.echo(
         f"forecast run {run.id}: {run.rows:,} rows for {run.series:,} series from {run.data_through} "
-        f"({run.model_version}) in {run.seconds:.1f}s; weeks scored: {len(turn['weeks_scored'])}"
+        f"({run.model_version}) in {run.seconds:.1f}s on {engine.kind}; "
+        f"weeks scored: {len(turn['weeks_scored'])}"
     )
     if out is not None:
         with out.open("w", newline="") as handle:

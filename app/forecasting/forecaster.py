@@ -113,6 +113,7 @@ class Forecaster:
         self.origin_week = panel.last_week
         self.state: OriginState = origin_state(panel, self.origin_week, config)
         self._keys = panel.keys()
+        self._index_keys()
         self._build_profiles()
         self.version: str = str(self.metadata.get("version", f"{estimator.kind}-{self.origin.date()}"))
 
@@ -379,12 +380,35 @@ class Forecaster:
         season = np.where(known, self._dept_profile[dpc, col], 1.0)
         return np.nan_to_num(share * level * season, nan=0.0)
 
-    def forecast_all(self, weeks: int = MAX_HORIZON) -> pd.DataFrame:
-        """Weeks 1..`weeks` after the origin for every series with history, beside the seasonal naive
-        known at the origin: a published forecast run's rows."""
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Artifacts pickled before the sorted key index existed get it when they are loaded."""
+        self.__dict__.update(state)
+        if "_sorted_keys" not in state:
+            self._index_keys()
+
+    def _index_keys(self) -> None:
+        """store*1000+dept of every panel row, sorted, for a vectorised lookup (a dict lookup per row
+        took seconds per million rows of a run)."""
+        panel_keys = self.panel.store.astype(np.int64) * 1000 + self.panel.dept.astype(np.int64)
+        self._key_order = np.argsort(panel_keys, kind="stable")
+        self._sorted_keys = panel_keys[self._key_order]
+
+    def series_positions(self, keys: np.ndarray) -> np.ndarray:
+        """Panel rows of store*1000+dept keys (-1 where the panel has no such series)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if not len(self._sorted_keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted_keys, keys), len(self._sorted_keys) - 1)
+        return np.where(self._sorted_keys[pos] == keys, self._key_order[pos], -1)
+
+    def forecast_all(self, weeks: int = MAX_HORIZON, series: np.ndarray | None = None) -> pd.DataFrame:
+        """Weeks 1..`weeks` after the origin for every series with history (or the panel rows
+        `series`, a partition of them), beside the seasonal naive known at the origin: a published
+        forecast run's rows."""
         if not 1 <= weeks <= MAX_HORIZON:
             raise ForecastError("weeks", f"must be 1..{MAX_HORIZON}")
-        series = np.flatnonzero(self.state.has_history)
+        if series is None:
+            series = np.flatnonzero(self.state.has_history)
         lag = np.tile(np.arange(1, weeks + 1), len(series))
         rows = np.repeat(series, weeks)
         res = self._predict_arrays(
@@ -427,8 +451,7 @@ class Forecaster:
                 given = ~np.isnan(overrides["is_holiday"])
                 holiday[given] = overrides["is_holiday"][given]
                 holiday_source[given] = 4
-        key = store * 1000 + dept
-        series = np.array([self._keys.get((int(k // 1000), int(k % 1000)), -1) for k in key], dtype=np.int64)
+        series = self.series_positions(store * 1000 + dept)
         has = series >= 0
         has[has] = self.state.has_history[series[has]]
         n = len(store)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from sqlalchemy import func, select
 
 from app.forecasting.artifacts import load_forecaster
+from app.forecasting.engine import ModelSource
 from app.forecasting.forecaster import Forecaster
 from app.monitoring.actual_features import features_frame
 from app.registry import versions
@@ -27,19 +29,37 @@ def actuals_stamp(storage: Storage) -> tuple:
 
 def production_forecaster(storage: Storage, model_name: str) -> Forecaster:
     """The registry's production model as trained (its artifact, hash checked); LookupError if none."""
+    return _production(storage, model_name)[0]
+
+
+def _production(storage: Storage, model_name: str) -> tuple[Forecaster, dict]:
     row = versions.production_version(storage, model_name)
     if row is None:
         raise LookupError(f"no production version of {model_name}")
     forecaster = load_forecaster(row["artifact_path"], expected_sha256=row["artifact_sha256"])
     forecaster.version = row["label"]
-    return forecaster
+    return forecaster, row
 
 
 def roll_forward(forecaster: Forecaster, storage: Storage) -> Forecaster:
     """The production model at the newest week of known sales of its lineage, without refitting."""
-    origin = forecaster.data_through
-    sales = actuals_frame(storage, lineage_of(forecaster), untagged=False)
-    features = features_frame(storage, since=origin)
+    sales, features = _since_training(forecaster, storage)
     if sales.empty and features.empty:
         return forecaster
     return forecaster.with_history(sales, features)
+
+
+def _since_training(forecaster: Forecaster, storage: Storage) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The actual sales of the model's lineage and the covariates since its origin."""
+    sales = actuals_frame(storage, lineage_of(forecaster), untagged=False)
+    return sales, features_frame(storage, since=forecaster.data_through)
+
+
+def rolled_production(storage: Storage, model_name: str) -> tuple[Forecaster, ModelSource]:
+    """The production model rolled to the newest actuals, and how a distributed worker rebuilds it
+    (artifact path and hash, the same sales and covariates); LookupError if there is none."""
+    base, row = _production(storage, model_name)
+    sales, features = _since_training(base, storage)
+    source = ModelSource(row["artifact_path"], row["artifact_sha256"], row["label"], sales, features)
+    rolled = base if sales.empty and features.empty else base.with_history(sales, features)
+    return rolled, source

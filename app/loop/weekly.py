@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from app.forecasting import calendar
+from app.forecasting.engine import LOCAL, Engine
 from app.forecasting.forecaster import Forecaster
 from app.loop import accuracy, publish, tracking
 from app.loop.history import lineage_of
@@ -35,6 +36,7 @@ class LoopSettings:
     degradation_min_rows: int = 2000  # scored forecasts in a bucket's window before it is judged
     degradation_window_weeks: int = 4
     tracking: tracking.TrackingSettings = field(default_factory=tracking.TrackingSettings)
+    engine: Engine = LOCAL  # where the published run is computed (FORECAST_ENGINE)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LoopSettings:
@@ -45,6 +47,7 @@ class LoopSettings:
                 config.get("DEGRADATION_WINDOW_WEEKS", cls.degradation_window_weeks)
             ),
             tracking=tracking.TrackingSettings.from_config(config),
+            engine=Engine.from_config(config),
         )
 
 
@@ -90,7 +93,7 @@ def run_week(
         or latest.data_through < forecaster.data_through
         or latest.model_version != forecaster.version
     ):
-        published = publish.publish(storage, forecaster, now=now)
+        published = publish.publish(storage, forecaster, now=now, engine=settings.engine)
     trained_through = forecaster.metadata.get("origin")
     rolled = trained_through is None or forecaster.data_through.isoformat() > str(trained_through)
     quality = new_week_quality(storage, forecaster) if published and rolled else None  # ingested weeks only
