@@ -66,6 +66,7 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"  # the session (and its CSRF secret) is not sent on cross-site posts
     SESSION_COOKIE_SECURE = False  # set true behind TLS: the cookie then never travels over plain HTTP
     SESSION_COOKIE_HTTPONLY = True
+    TRAIN_THREADS = 0  # OpenMP/BLAS threads of a training; 0: every core but one (serving keeps one)
     FORECAST_ENGINE = "local"  # where forecast runs are computed: local (in-process) or dask
     DASK_SCHEDULER_ADDRESS: str | None = None  # tcp://host:8786 of an existing cluster; None: embedded
     DASK_WORKERS = 0  # worker processes of the embedded LocalCluster; 0: one per core

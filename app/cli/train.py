@@ -20,7 +20,7 @@ from app.forecasting.backtest import run_backtest
 from app.forecasting.data import DataError, load_test_rows
 from app.forecasting.estimators import KINDS
 from app.forecasting.forecaster import ForecastError
-from app.forecasting.training import save_model, train
+from app.forecasting.training import limit_training_threads, save_model, train
 from app.jsonable import jsonable
 from app.registry.retrain import dataset_with_actuals
 from app.registry.runs import track_run
@@ -64,7 +64,8 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(f"--through {through} is before the first sales week")
         click.echo(f"training {kind} on {dataset.source}")
         try:
-            trained = train(dataset, kind, through=through_ts, progress=_progress, params=_params())
+            with limit_training_threads(int(current_app.config.get("TRAIN_THREADS") or 0)):
+                trained = train(dataset, kind, through=through_ts, progress=_progress, params=_params())
         except (ValueError, ForecastError) as exc:
             raise click.ClickException(str(exc)) from None
         info = save_model(trained, current_app.config["MODELS_DIR"])

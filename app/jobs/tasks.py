@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.forecasting import reference as seasonal_reference
 from app.forecasting.synthetic import load_or_generate
+from app.forecasting.training import limit_training_threads
 from app.loop import history, retrain, weekly
 from app.monitoring import alerts, drift, drift_report, performance, webhook
 from app.monitoring.request_log import RequestLogBuffer
@@ -227,17 +228,18 @@ def run_retrain(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     except LookupError:
         return {"skipped": "no production model"}
     dataset = dataset_with_actuals(load_or_generate(ctx.config.get("STORECAST_DATA")), storage)
-    return retrain.retrain_through_gate(
-        storage,
-        dataset,
-        production,
-        model_name=name,
-        models_dir=ctx.config["MODELS_DIR"],
-        kind=str(production.metadata.get("kind", "hgb")),
-        margin=float(ctx.config["PROMOTION_MARGIN"]),
-        holdout_weeks=int(ctx.config["RETRAIN_HOLDOUT_WEEKS"]),
-        by="scheduler:retrain",
-    )
+    with limit_training_threads(int(ctx.config.get("TRAIN_THREADS") or 0)):  # beside the serving workers
+        return retrain.retrain_through_gate(
+            storage,
+            dataset,
+            production,
+            model_name=name,
+            models_dir=ctx.config["MODELS_DIR"],
+            kind=str(production.metadata.get("kind", "hgb")),
+            margin=float(ctx.config["PROMOTION_MARGIN"]),
+            holdout_weeks=int(ctx.config["RETRAIN_HOLDOUT_WEEKS"]),
+            by="scheduler:retrain",
+        )
 
 
 JOBS: dict[str, Callable[[JobContext, dt.datetime], dict[str, Any]]] = {

@@ -1,10 +1,12 @@
 """train(): metadata for the registry and monitoring, params overrides, the training window."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_info
 
 from app.forecasting.estimators import DAMPING_CHOICES, DEFAULT_PARAMS
 from app.forecasting.features import FEATURE_NAMES, Panel
@@ -15,8 +17,10 @@ from app.forecasting.training import (
     calibration_origins,
     choose_damping,
     forecast_actuals,
+    limit_training_threads,
     split_params,
     train,
+    training_threads,
     truncate,
     wmae,
 )
@@ -119,3 +123,14 @@ def test_far_buckets_are_calibrated_on_their_own_residuals(small_artifact, small
     intervals = short.metadata["intervals"]
     assert intervals["counts"]["40-52"] == 0 and intervals["fallbacks"] == {"40-52": "27-39"}
     assert intervals["quantiles"]["40-52"] == intervals["quantiles"]["27-39"]
+
+
+def test_training_threads_leave_serving_a_core_and_the_limit_holds_only_inside():
+    assert training_threads(3) == 3
+    assert training_threads(0) == max(1, (os.cpu_count() or 1) - 1)
+    before = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+    assert before, "scikit-learn's OpenMP runtime is loaded"
+    with limit_training_threads(1):
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "openmp")
+    after = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"}
+    assert after == before
