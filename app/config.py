@@ -49,6 +49,8 @@ class Config:
     DRIFT_SAMPLE_SIZE = 5000
     PERFORMANCE_ACCURACY_DAYS = 90
     REQUEST_LOG_FLUSH_SECONDS = 1.0
+    PREDICTION_LOG_RETENTION_DAYS = 180  # raw prediction rows kept (0: all); days are rolled up first
+    RETENTION_INTERVAL_HOURS = 24
     DEGRADATION_FACTOR = 1.5  # live WMAE of a lag bucket over the backtest's WMAE for that bucket
     DEGRADATION_MIN_ROWS = 2000  # scored forecasts in a bucket's window before it can alert
     DEGRADATION_WINDOW_WEEKS = 4

@@ -78,6 +78,23 @@ class PredictionLog(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
 
 
+class PredictionDaily(Base):
+    """The prediction log rolled up by UTC day, source and model version: what is left of a day once
+    its rows pass PREDICTION_LOG_RETENTION_DAYS (monitoring/retention.py), kept for good. A few rows a
+    day whatever the chain's size, so a year of it is a cheap chart."""
+
+    __tablename__ = "prediction_daily"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    predictions: Mapped[int] = mapped_column(Integer)
+    cold_starts: Mapped[int] = mapped_column(Integer)
+    prediction_sum: Mapped[float] = mapped_column(Float)
+    latency_ms_sum: Mapped[float] = mapped_column(Float)
+    latency_ms_max: Mapped[float] = mapped_column(Float)
+
+
 class RequestLog(Base):
     """One row per API or page request: volume, status and latency for the performance job."""
 

@@ -1,5 +1,5 @@
-"""The scheduled jobs (drift, performance, the weekly loop, alerts, webhook, retrain), each run once
-per interval slot.
+"""The scheduled jobs (drift, performance, the weekly loop, log retention, alerts, webhook, retrain),
+each run once per interval slot.
 
 Each job first claims its interval slot by inserting a JobRun row with the unique (job, slot)
 key; whoever loses the race skips. So a job runs exactly once per interval however many
@@ -27,7 +27,7 @@ from app.forecasting import reference as seasonal_reference
 from app.forecasting.synthetic import load_or_generate
 from app.forecasting.training import limit_training_threads
 from app.loop import history, retrain, weekly
-from app.monitoring import alerts, drift, drift_report, performance, webhook
+from app.monitoring import alerts, drift, drift_report, performance, retention, webhook
 from app.monitoring.request_log import RequestLogBuffer
 from app.registry.retrain import dataset_with_actuals
 from app.serving.holder import ModelHolder, ModelUnavailable
@@ -36,13 +36,14 @@ from app.storage import JobRun, ModelVersion, Storage, production_row, utcnow
 log = logging.getLogger(__name__)
 
 # alerts after the jobs whose results it reads; webhook last, to send what they opened or closed
-JOB_ORDER = ("drift", "performance", "loop", "alerts", "webhook")
+JOB_ORDER = ("drift", "performance", "loop", "retention", "alerts", "webhook")
 INTERVAL_SETTINGS = {  # job -> (setting, minutes per unit of the setting)
     "drift": ("DRIFT_INTERVAL_MINUTES", 1),
     "performance": ("PERFORMANCE_INTERVAL_MINUTES", 1),
     "loop": ("LOOP_INTERVAL_MINUTES", 1),
     "alerts": ("ALERT_INTERVAL_MINUTES", 1),
     "webhook": ("WEBHOOK_INTERVAL_MINUTES", 1),
+    "retention": ("RETENTION_INTERVAL_HOURS", 60),
     "retrain": ("RETRAIN_INTERVAL_HOURS", 60),
 }
 START_DELAY_SECONDS = 5  # scheduled runs fire this long after their slot begins
@@ -209,6 +210,12 @@ def run_loop(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     return weekly.run_week(ctx.storage, forecaster, weekly.LoopSettings.from_config(ctx.config), now=now)
 
 
+def run_retention(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
+    """Roll finished days of the prediction log up and delete rows past PREDICTION_LOG_RETENTION_DAYS."""
+    with ctx.storage.session() as session:
+        return retention.apply_retention(session, ctx.config, now)
+
+
 def run_webhook(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     return webhook.deliver_pending(
         ctx.storage,
@@ -248,6 +255,7 @@ JOBS: dict[str, Callable[[JobContext, dt.datetime], dict[str, Any]]] = {
     "loop": run_loop,
     "alerts": run_alerts,
     "webhook": run_webhook,
+    "retention": run_retention,
     "retrain": run_retrain,
 }
 

@@ -115,6 +115,25 @@ def snapshot_charts(snapshots: Sequence[Any]) -> dict[str, str]:
     return {name: to_svg(chart) for name, chart in charts.items()}
 
 
+def daily_chart(days: Sequence[dict[str, Any]]) -> str | None:
+    """Predictions per UTC day over the long range (the retention's rollup, then the newest raw days)."""
+    if not days:
+        return None
+    frame = pd.DataFrame(days).astype({"predictions": "int64"})
+    frame["day"] = pd.to_datetime(frame["day"])
+    chart = (
+        alt.Chart(frame, title="Predictions per day")
+        .mark_bar(color=SERIES_COLORS[0])
+        .encode(
+            x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d", labelOverlap=True, tickCount=6)),
+            y=alt.Y("predictions:Q", title="predictions", axis=alt.Axis(format="~s")),
+            tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), alt.Tooltip("predictions:Q", format=",")],
+        )
+        .properties(width=WIDTH, height=HEIGHT)
+    )
+    return to_svg(chart)
+
+
 def distribution_chart(feature: str, details: dict[str, Any]) -> str | None:
     """Reference and current distributions of one feature in one chart (shares per bin or category)."""
     if "histogram" in details:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from app.jobs import tasks as jobs
 from app.limits import parse_json
-from app.monitoring import actuals, alerts, performance
+from app.monitoring import actuals, alerts, performance, retention
 from app.monitoring import metrics as monitoring_metrics
 from app.monitoring.alerts import alert_dict
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, get_row, utcnow
@@ -38,6 +38,7 @@ api_bp = Blueprint("monitoring_api", __name__)
 
 STARTED = time.time()
 CHART_SNAPSHOTS = 96  # a day of 15-minute windows
+CHART_DAYS = 365  # the predictions-per-day chart: a year of the retention's daily rollup
 
 
 def _authorised(presented: str | None) -> str | None:
@@ -114,14 +115,18 @@ def _duration(seconds: float) -> str:
 
 
 def _context_charts() -> dict[str, Any]:
+    now = utcnow()
     with context.storage().session() as session:
         snapshots = list(
             session.scalars(
                 select(PerformanceSnapshot).order_by(PerformanceSnapshot.id.desc()).limit(CHART_SNAPSHOTS)
             )
         )[::-1]
+        days = retention.daily_predictions(session, now.date() - dt.timedelta(days=CHART_DAYS), now)
     latest = snapshots[-1] if snapshots else None
-    return {"charts": charts.snapshot_charts(snapshots), "latest": latest}
+    found = charts.snapshot_charts(snapshots)
+    daily = charts.daily_chart(days) if found else None
+    return {"charts": {**found, "daily": daily} if daily else found, "latest": latest}
 
 
 def _context_drift() -> dict[str, Any]:
