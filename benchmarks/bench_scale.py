@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_scale.py --sizes 45,180,900      # 20x too (minutes, GBs)
     .venv/bin/python benchmarks/bench_scale.py --stores 180 --json s.json   # one size
     .venv/bin/python benchmarks/bench_scale.py --smoke                 # seconds: the suite runs it
+    .venv/bin/python benchmarks/bench_scale.py --combine 45.json 180.json   # table and growth of runs
 
 Per size, in a process of its own (so one size's peak memory never counts against another's):
 rows and series; load (generating the synthetic chain); feature building (panel, covariates,
@@ -281,11 +282,13 @@ def exponents(results: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def extrapolate(results: list[dict[str, Any]], growth: dict[str, float], series: int) -> dict[str, float]:
-    """Each phase at `series` from the largest measured size and its measured exponent."""
-    biggest = max(results, key=lambda r: r["series"])
-    factor = series / biggest["series"]
-    return {phase: round(biggest[phase] * factor**slope, 1) for phase, slope in growth.items()}
+def extrapolate(results: list[dict[str, Any]], series: int) -> dict[str, float]:
+    """Each phase at `series`, from the largest measured size along the slope between the two largest:
+    fixed costs (imports, libraries) flatten the slope at small sizes, so the whole fit underestimates."""
+    largest = sorted(results, key=lambda r: r["series"])[-2:]
+    growth = exponents(largest)
+    factor = series / largest[-1]["series"]
+    return {phase: round(largest[-1][phase] * factor**slope, 1) for phase, slope in growth.items()}
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -326,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="a tiny chain, no gunicorn: seconds")
     parser.add_argument("--beside", action="store_true", help="also retrain beside the serving worker")
     parser.add_argument("--dask", action="store_true", help="also publish on an embedded LocalCluster")
+    parser.add_argument(
+        "--combine", nargs="+", type=Path, default=None, help="report on --json files of sizes"
+    )
     parser.add_argument("--extrapolate", type=int, default=500_000, help="series to extrapolate to")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -340,9 +346,9 @@ def main(argv: list[str] | None = None) -> int:
             args.json_out.write_text(json.dumps(result, indent=1))
         return 0
 
-    results = []
+    results = [json.loads(path.read_text()) for path in args.combine or []]
     with tempfile.TemporaryDirectory(prefix="bench-scale-json-") as tmp:
-        for stores in (int(s) for s in args.sizes.split(",")):
+        for stores in (int(s) for s in args.sizes.split(",")) if not results else ():
             out = Path(tmp) / f"{stores}.json"
             command = [sys.executable, __file__, "--stores", str(stores), "--json", str(out)]
             command += ["--beside"] * args.beside + ["--dask"] * args.dask
@@ -352,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     growth = exponents(results)
     print("growth exponents (cost ~ series^k): " + ", ".join(f"{k} {v}" for k, v in growth.items()))
     if growth:
-        ahead = extrapolate(results, growth, args.extrapolate)
+        ahead = extrapolate(results, args.extrapolate)
         print(f"at {args.extrapolate:,} series: " + ", ".join(f"{k} {v:,}" for k, v in ahead.items()))
     if args.json_out:
         args.json_out.write_text(json.dumps({"sizes": results, "exponents": growth}, indent=1))

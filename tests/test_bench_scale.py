@@ -21,10 +21,10 @@ def test_smoke_run_writes_every_phase(tmp_path, capsys):
     assert "| stores | series |" in capsys.readouterr().out
 
 
-def test_exponents_are_log_log_slopes_and_extrapolate_from_the_largest_size():
+def test_exponents_are_log_log_slopes_and_extrapolate_from_the_largest_sizes():
     sizes = [{"series": s, "train_s": 2.0 * s, "publish_s": 0.5 * s**1.5} for s in (100, 400, 2000)]
     growth = bench_scale.exponents(sizes)
     assert growth == {"train_s": pytest.approx(1.0), "publish_s": pytest.approx(1.5)}
-    ahead = bench_scale.extrapolate(sizes, growth, 8000)
+    ahead = bench_scale.extrapolate(sizes, 8000)
     assert ahead["train_s"] == pytest.approx(16000, rel=1e-3)
     assert ahead["publish_s"] == pytest.approx(0.5 * 8000**1.5, rel=1e-3)
