@@ -200,7 +200,7 @@ class Bounds:
 
 def bounds_for(model: Any, today: dt.date, multiple: float, weeks_ahead: int = 1) -> Bounds:
     """Bounds from the served Forecaster (None: only the calendar rule) on `today`."""
-    last = today + dt.timedelta(days=(4 - today.weekday()) % 7 + 7 * (weeks_ahead - 1))
+    last = calendar.friday_on_or_after(today) + dt.timedelta(weeks=weeks_ahead - 1)
     rule = f"after {last}, the current week"
     if model is None:
         return Bounds(last, rule, multiple)
