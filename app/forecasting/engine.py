@@ -76,9 +76,7 @@ class ModelSource:
     def build(self) -> Forecaster:
         forecaster = load_forecaster(self.artifact_path, expected_sha256=self.artifact_sha256)
         forecaster.version = self.version
-        if self.sales is None or (self.sales.empty and (self.features is None or self.features.empty)):
-            return forecaster
-        return forecaster.with_history(self.sales, self.features)
+        return forecaster if self.sales is None else forecaster.with_history(self.sales, self.features)
 
     def without_frames(self) -> ModelSource:
         """The same source with its frames left out (they travel once, scattered to every worker)."""

@@ -43,11 +43,7 @@ def _production(storage: Storage, model_name: str) -> tuple[Forecaster, dict]:
 
 def roll_forward(forecaster: Forecaster, storage: Storage) -> Forecaster:
     """The production model at the newest week of known sales of its lineage, without refitting."""
-    return _rolled(forecaster, *_since_training(forecaster, storage))
-
-
-def _rolled(forecaster: Forecaster, sales: pd.DataFrame, features: pd.DataFrame) -> Forecaster:
-    return forecaster if sales.empty and features.empty else forecaster.with_history(sales, features)
+    return forecaster.with_history(*_since_training(forecaster, storage))  # itself when nothing is new
 
 
 def _since_training(forecaster: Forecaster, storage: Storage) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -62,4 +58,4 @@ def rolled_production(storage: Storage, model_name: str) -> tuple[Forecaster, Mo
     base, row = _production(storage, model_name)
     sales, features = _since_training(base, storage)
     source = ModelSource(row["artifact_path"], row["artifact_sha256"], row["label"], sales, features)
-    return _rolled(base, sales, features), source
+    return base.with_history(sales, features), source
