@@ -64,6 +64,7 @@ class Prediction:
     upper_80: float
     lower_95: float
     upper_95: float
+    # Plain JSON values (floats, None for unknown, a bool): the log and the API store and send them as is.
     inputs: dict[str, Any] = field(default_factory=dict)
     assumed: dict[str, str] = field(default_factory=dict)
     cold_start: bool = False

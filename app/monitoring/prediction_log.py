@@ -9,14 +9,15 @@ caller gets the row ids back (for the response or for tracing).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 from sqlalchemy import insert
 
+from app.forecasting.forecaster import Prediction
 from app.jsonable import jsonable
 from app.monitoring import metrics
 from app.storage import PredictionLog, Storage, utcnow
@@ -26,12 +27,6 @@ log = logging.getLogger(__name__)
 SOURCES = ("api", "page", "batch", "forecast")
 _TABLE = PredictionLog.__table__
 _FIELDS = ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
-
-
-def _get(item: Any, name: str, default: Any = None) -> Any:
-    if type(item) is dict or isinstance(item, Mapping):
-        return item.get(name, default)
-    return getattr(item, name, default)
 
 
 def _as_date(value: Any) -> dt.date:
@@ -52,26 +47,35 @@ def to_rows(
     latency_ms: float,
     now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The log rows for a list of Prediction objects (or their to_dict() form)."""
+    """The log rows for a list of core Predictions (or dicts with the same keys).
+
+    A Prediction's inputs are plain JSON already (the core makes them so) and go in as they are; a
+    dict's are cleaned first. The request path logs every prediction it serves, so this stays lean.
+    """
     created = now or utcnow()
+    request_id = str(request_id)[:64]
+    latency_ms = float(latency_ms)
     rows = []
     for item in predictions:
+        plain = type(item) is Prediction
+        data = item.__dict__ if plain else item if isinstance(item, Mapping) else vars(item)
+        get = data.get
         row = {
             "created_at": created,
-            "request_id": str(request_id)[:64],
+            "request_id": request_id,
             "source": source,
-            "model_version": str(_get(item, "model_version", "") or "")[:32],
-            "store": int(_get(item, "store")),
-            "dept": int(_get(item, "dept")),
-            "week": _as_date(_get(item, "week")),
-            "horizon": int(_get(item, "horizon", 0) or 0),
-            "inputs": jsonable(_get(item, "inputs") or {}),
-            "assumed": jsonable(_get(item, "assumed") or {}),
-            "cold_start": bool(_get(item, "cold_start", False)),
-            "latency_ms": float(latency_ms),
+            "model_version": str(get("model_version") or "")[:32],
+            "store": int(data["store"]),
+            "dept": int(data["dept"]),
+            "week": _as_date(data["week"]),
+            "horizon": int(get("horizon") or 0),
+            "inputs": (get("inputs") or {}) if plain else jsonable(get("inputs") or {}),
+            "assumed": (get("assumed") or {}) if plain else jsonable(get("assumed") or {}),
+            "cold_start": bool(get("cold_start", False)),
+            "latency_ms": latency_ms,
         }
         for field in _FIELDS:
-            row[field] = float(_get(item, field))
+            row[field] = float(data[field])
         rows.append(row)
     return rows
 
@@ -116,7 +120,7 @@ def _sqlite_statement(count: int) -> str:
 
 
 def _write_sqlite(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
-    dumps = json.dumps
+    dumps = orjson.dumps  # ~10x the standard library's speed; SQLAlchemy's JSON type reads it back
     params: list[Any] = []
     stamps: dict[dt.datetime, str] = {}
     for row in rows:
@@ -126,7 +130,8 @@ def _write_sqlite(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
         params += (
             stamps[created],
             row["request_id"], row["source"], row["model_version"], row["store"], row["dept"],
-            row["week"].isoformat(), row["horizon"], dumps(row["inputs"]), dumps(row["assumed"]),
+            row["week"].isoformat(), row["horizon"],
+            dumps(row["inputs"]).decode(), dumps(row["assumed"]).decode(),
             1 if row["cold_start"] else 0, row["prediction"], row["lower_80"], row["upper_80"],
             row["lower_95"], row["upper_95"], row["latency_ms"],
         )  # fmt: skip

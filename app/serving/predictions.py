@@ -16,7 +16,6 @@ from typing import Any
 
 from app.forecasting.calendar import friday_on_or_after
 from app.forecasting.forecaster import BANDS, Forecaster
-from app.jsonable import jsonable
 from app.monitoring.prediction_log import log_predictions
 from app.storage import Storage
 
@@ -72,8 +71,8 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         "upper_80": round(float(data["upper_80"]), 2),
         "lower_95": round(float(data["lower_95"]), 2),
         "upper_95": round(float(data["upper_95"]), 2),
-        "inputs": jsonable(get("inputs") or {}),
-        "assumed": {str(k): str(v) for k, v in (get("assumed") or {}).items()},
+        "inputs": get("inputs") or {},  # plain JSON values: the core's Prediction makes them so
+        "assumed": get("assumed") or {},
         "cold_start": bool(get("cold_start", False)),
         "model_version": str(get("model_version") or ""),
     }
