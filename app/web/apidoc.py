@@ -1,17 +1,19 @@
 """The OpenAPI document, generated from the routes: each /api/v1 view declares its operation with
 @operation (summary, request and response models, the errors it answers), and the document is built
-by walking the app's URL map. The same declaration validates: `json_body()` and `query_args()` check
-the request with the models the document shows, so what is documented is what is enforced.
+by walking the app's URL map. The same declaration validates and writes: `json_body()` and
+`query_args()` check the request with the models the document shows, and a view's JSON answer is
+serialised by its response model, so what is documented is what is enforced and what is sent.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
@@ -89,14 +91,34 @@ class Operation:
 
 
 def operation(summary: str, tag: str, **details: Any) -> Callable[[F], F]:
-    """Declare a view's operation for the OpenAPI document (and for json_body/query_args)."""
+    """Declare a view's operation for the OpenAPI document, for json_body/query_args, and for its answer.
+
+    The view returns its JSON answer as a dict (or a (dict, status) pair): it is validated and written
+    by the response model the document shows for that status. A Response (CSV, a file) passes as is.
+    """
     spec = Operation(summary=summary, tag=tag, **details)
 
     def mark(view: F) -> F:
-        view.__openapi__ = spec  # type: ignore[attr-defined]
-        return view
+        @functools.wraps(view)
+        def answer(*args: Any, **kwargs: Any) -> Any:
+            return serialise(spec, view(*args, **kwargs))
+
+        answer.__openapi__ = spec  # type: ignore[attr-defined]
+        return answer  # type: ignore[return-value]
 
     return mark
+
+
+def serialise(spec: Operation, result: Any) -> Any:
+    """A view's result as its documented model writes it (fields it does not declare are left out)."""
+    if isinstance(result, Response):
+        return result
+    body, status = result if isinstance(result, tuple) else (result, 200)
+    model = spec.ok if status < 300 else spec.error_models.get(status)
+    if model is None:
+        raise TypeError(f"{spec.summary!r} answers {status} without a documented model")
+    data = model.model_validate(body).model_dump_json(exclude_unset=True)
+    return Response(data, status=status, mimetype="application/json")
 
 
 def _current() -> Operation:

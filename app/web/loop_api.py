@@ -14,7 +14,6 @@ from flask import Blueprint, Response
 from app.loop import publish
 from app.loop.history import lineage_of
 from app.web import context, published
-from app.web.api import fast_json
 from app.web.apidoc import operation, query_args
 from app.web.errors import ApiError, detail
 from app.web.schemas import (
@@ -76,7 +75,7 @@ def _csv(run: publish.PublishedRun) -> Response:
 def forecast_runs() -> Any:
     """Published runs, newest first."""
     limit = query_args().limit
-    return fast_json({"runs": [run.to_dict() for run in publish.list_runs(context.storage(), limit=limit)]})
+    return {"runs": [run.to_dict() for run in publish.list_runs(context.storage(), limit=limit)]}
 
 
 @bp.get("/forecast-runs/<int:run_id>")
@@ -90,7 +89,7 @@ def forecast_runs() -> Any:
 )
 def forecast_run(run_id: int) -> Any:
     """One run's metadata."""
-    return fast_json(_run(run_id).to_dict())
+    return _run(run_id).to_dict()
 
 
 @bp.get("/forecast-runs/<int:run_id>.csv")
@@ -144,14 +143,12 @@ def latest_series(store: int, dept: int) -> Any:
             f"store {store} dept {dept} is not in forecast run {run.id}",
             [detail("store", "no published forecasts for this store and department")],
         )
-    return fast_json(
-        {
-            "run": run.to_dict(),
-            "store": store,
-            "dept": dept,
-            "forecasts": [published.forecast_out(row) for row in rows],
-        }
-    )
+    return {
+        "run": run.to_dict(),
+        "store": store,
+        "dept": dept,
+        "forecasts": [published.forecast_out(row) for row in rows],
+    }
 
 
 @bp.get("/accuracy")
@@ -172,12 +169,10 @@ def accuracy_by_lag() -> Any:
     weeks = query_args().weeks
     model = context.forecaster()
     since = model.data_through - dt.timedelta(weeks=weeks) if weeks else None
-    return fast_json(
-        {
-            "model_version": str(model.version),
-            "lineage": lineage_of(model),
-            "data_through": model.data_through.isoformat(),
-            "since": since.isoformat() if since else None,
-            "buckets": published.accuracy_buckets(context.storage(), model, since=since),
-        }
-    )
+    return {
+        "model_version": str(model.version),
+        "lineage": lineage_of(model),
+        "data_through": model.data_through.isoformat(),
+        "since": since.isoformat() if since else None,
+        "buckets": published.accuracy_buckets(context.storage(), model, since=since),
+    }

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from app.jobs import tasks as jobs
@@ -254,7 +254,7 @@ def _api_alert_action(alert_id: int, action: str) -> Any:
     alert = _change_alert(alert_id, action, admin_actor(body.by))
     if alert is None:
         raise ApiError(404, "no such alert", [{"field": "alert_id", "message": f"no alert {alert_id}"}])
-    return jsonify(alert)
+    return alert
 
 
 _ALERT_ERRORS = {
@@ -417,4 +417,4 @@ def api_actuals() -> Any:
         ) from None
     with context.storage().session() as session:
         result = actuals.upsert_actuals(session, parsed, model_name=current_app.config["MODEL_NAME"])
-    return jsonify(result.to_dict()), 200
+    return result.to_dict()

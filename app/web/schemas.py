@@ -1,7 +1,8 @@
 """Request and response schemas: ONE definition validates the API, the HTML forms and batch CSV rows,
 and generates the OpenAPI document (so the docs cannot drift from what is enforced).
 
-Responses are built as plain dicts on the hot path (speed); their models here document them.
+Views build their answers as plain dicts; the response models here validate and write them
+(app.web.apidoc.serialise), so an answer holds exactly what its model documents.
 """
 
 from __future__ import annotations

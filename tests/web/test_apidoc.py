@@ -1,12 +1,14 @@
 """The OpenAPI document is generated from the routes: every /api/v1 route declares its operation,
-every operation lists what the server stack can answer, and query strings are checked by the models
-the document shows."""
+every operation lists what the server stack can answer, query strings are checked by the models the
+document shows, and answers are written by the models it shows."""
 
 from __future__ import annotations
 
 import pytest
+from flask import Flask, Response
 
-from app.web.apidoc import API_PREFIX, COMMON_ERRORS
+from app.web.apidoc import API_PREFIX, COMMON_ERRORS, operation
+from app.web.schemas import HealthResponse, ReadyResponse
 
 
 def test_every_api_route_is_documented(app) -> None:
@@ -21,9 +23,9 @@ def test_every_api_route_is_documented(app) -> None:
 def test_every_operation_lists_the_statuses_of_the_server_stack(client) -> None:
     document = client.get("/api/v1/openapi.json").get_json()
     for path, item in document["paths"].items():
-        for method, operation in item.items():
-            assert {str(status) for status in COMMON_ERRORS} <= set(operation["responses"]), (path, method)
-            assert operation["operationId"] and operation["summary"]
+        for method, entry in item.items():
+            assert {str(status) for status in COMMON_ERRORS} <= set(entry["responses"]), (path, method)
+            assert entry["operationId"] and entry["summary"]
     assert {"ErrorResponse", "PredictRequest", "ModelsResponse"} <= set(document["components"]["schemas"])
 
 
@@ -50,3 +52,33 @@ def test_query_strings_are_validated_by_their_documented_model(client, url, fiel
     response = client.get(url)
     assert response.status_code == 422, response.get_json()
     assert [d["field"] for d in response.get_json()["details"]] == [field]
+
+
+def _one_route_app(view) -> Flask:
+    app = Flask(__name__)
+    app.add_url_rule("/api/v1/x", view_func=view)
+    return app
+
+
+def test_an_answer_is_written_by_its_documented_model() -> None:
+    @operation("x", "service", ok=HealthResponse, error_models={503: ReadyResponse})
+    def view():
+        return {"status": "ok", "secret": "not in the model"}
+
+    response = _one_route_app(view).test_client().get("/api/v1/x")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_an_error_status_is_written_by_its_error_model_and_a_response_passes_as_is() -> None:
+    @operation("x", "service", ok=HealthResponse, error_models={503: ReadyResponse})
+    def unready():
+        return {"status": "unavailable", "model_loaded": False, "database": True}, 503
+
+    @operation("y", "service", ok=HealthResponse)
+    def csv():
+        return Response("a,b\n", mimetype="text/csv")
+
+    answer = _one_route_app(unready).test_client().get("/api/v1/x")
+    assert answer.status_code == 503
+    assert answer.get_json() == {"status": "unavailable", "model_loaded": False, "database": True}
+    assert _one_route_app(csv).test_client().get("/api/v1/x").data == b"a,b\n"
