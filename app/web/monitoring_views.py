@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.jobs import tasks as jobs
@@ -27,7 +28,7 @@ from app.web import context, published
 from app.web import monitoring_charts as charts
 from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token, require_admin
 from app.web.apidoc import json_body, operation
-from app.web.errors import ApiError
+from app.web.errors import ApiError, validation_details
 from app.web.schemas import ActualRow, ActualsRequest, ActualsResponse, AlertActionRequest, AlertOut
 
 log = logging.getLogger(__name__)
@@ -358,6 +359,20 @@ def _detail(error: dict[str, Any]) -> dict[str, Any]:
     return {"field": field, "message": message, **extra}
 
 
+def _refused(details: list[dict[str, Any]]) -> ApiError:
+    problems = sum(d.get("count", 1) for d in details)
+    return ApiError(400, f"{problems} problem(s) in the actual sales; nothing was imported", details)
+
+
+def _json_rows(data: Any) -> list[dict[str, Any]]:
+    """JSON rows checked by ActualsRequest, the model the document shows (a bare list is its `rows`)."""
+    try:
+        body = ActualsRequest.model_validate({"rows": data} if isinstance(data, list) else data)
+    except ValidationError as error:
+        raise _refused(validation_details(error)) from None
+    return [row.model_dump(exclude_unset=True) for row in body.rows]
+
+
 @api_bp.post("/actuals")
 @operation(
     "Import actual sales",
@@ -402,7 +417,7 @@ def api_actuals() -> Any:
                 request.files["file"].read(), name=request.files["file"].filename or "file", bounds=_bounds()
             )
         elif content_type == "application/json":
-            parsed = actuals.parse_rows(parse_json(request.get_data()), bounds=_bounds())
+            parsed = actuals.parse_rows(_json_rows(parse_json(request.get_data())), bounds=_bounds())
         else:
             raise ApiError(
                 415,
@@ -410,11 +425,7 @@ def api_actuals() -> Any:
                 [{"field": "Content-Type", "message": f"got {content_type or 'none'}"}],
             )
     except actuals.ActualsError as error:
-        details = [_detail(e) for e in error.errors]
-        problems = sum(d.get("count", 1) for d in details)
-        raise ApiError(
-            400, f"{problems} problem(s) in the actual sales; nothing was imported", details
-        ) from None
+        raise _refused([_detail(e) for e in error.errors]) from None
     with context.storage().session() as session:
         result = actuals.upsert_actuals(session, parsed, model_name=current_app.config["MODEL_NAME"])
     return result.to_dict()

@@ -540,26 +540,57 @@ class RunsResponse(BaseModel):
     runs: list[RunOut] = Field(description="newest first")
 
 
+def _a_friday(value: dt.date) -> dt.date:
+    # Actual sales are stored by the week's end: another day is a typo, not "its week" (as in /predict).
+    if value.weekday() != 4:
+        raise ValueError(f"{value} is a {value.strftime('%A')}, not a Friday")
+    return value
+
+
 class ActualRow(BaseModel):
-    """One week of actual sales. Documents what app.monitoring.actuals accepts (it parses rows with the
-    CSV loader's own parsers, so both inputs get the same messages); keys other than these are ignored."""
+    """One week of actual sales in a JSON import: validated here, then checked against what is stored and
+    served by app.monitoring.actuals (duplicates, weeks past the current one, implausible sales).
+    train.csv's column names are accepted too; other keys are ignored."""
+
+    model_config = ConfigDict(allow_inf_nan=False, validate_by_name=True, validate_by_alias=True)
 
     store: int = Field(
-        ge=1, le=2**31 - 1, description="also accepted as `Store`; a numeric string is accepted too"
+        ge=1,
+        le=2**31 - 1,
+        validation_alias=AliasChoices("store", "Store"),
+        description="also accepted as `Store`; a numeric string is accepted too",
     )
-    dept: int = Field(ge=1, le=2**31 - 1, description="also accepted as `Dept`")
-    date: dt.date = Field(description="the week's Friday, YYYY-MM-DD; also accepted as `week` or `Date`")
-    weekly_sales: float = Field(description="also accepted as `sales` or `Weekly_Sales`")
+    dept: int = Field(
+        ge=1,
+        le=2**31 - 1,
+        validation_alias=AliasChoices("dept", "Dept"),
+        description="also accepted as `Dept`",
+    )
+    date: dt.date = Field(
+        validation_alias=AliasChoices("date", "week", "Date"),
+        description="the week's Friday, YYYY-MM-DD; also accepted as `week` or `Date`",
+    )
+    weekly_sales: float = Field(
+        validation_alias=AliasChoices("weekly_sales", "sales", "Weekly_Sales"),
+        description="also accepted as `sales` or `Weekly_Sales`",
+    )
     is_holiday: bool | None = Field(
         None,
+        validation_alias=AliasChoices("is_holiday", "IsHoliday"),
         description=(
             "also accepted as `IsHoliday` (or the text TRUE/FALSE); left out, it comes from the holiday "
             "calendar; null is false"
         ),
     )
 
+    _no_bool = field_validator("store", "dept", "weekly_sales", mode="before")(_reject_bool)
+    _date = field_validator("date", mode="before")(_plain_date)
+    _friday = field_validator("date")(_a_friday)
+
 
 class ActualsRequest(BaseModel):
+    """The JSON body of POST /actuals (a bare list of rows is read as {"rows": [...]})."""
+
     rows: list[ActualRow] = Field(min_length=1, description="unique by store, dept and date")
 
 

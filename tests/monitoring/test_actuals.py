@@ -160,3 +160,24 @@ def test_cli_imports_a_file_and_reports_errors(mon_app, tmp_path):
     path.write_text("Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,abc,FALSE\n")
     result = runner.invoke(args=["actuals", "import", str(path)])
     assert result.exit_code == 1 and "actuals.csv, line 2, column Weekly_Sales: not a number" in result.output
+
+
+def test_json_rows_are_checked_by_the_documented_model_in_one_pass(mon_app):
+    client = mon_app.test_client()
+    kaggle_names = [
+        {"Store": "1", "Dept": 2, "Date": "2012-11-02", "Weekly_Sales": "10.5", "IsHoliday": "FALSE"}
+    ]
+    assert client.post("/api/v1/actuals", json=kaggle_names).get_json()["inserted"] == 1
+    response = client.post(
+        "/api/v1/actuals",
+        json={"rows": [{"store": True, "dept": 1, "date": "2012-11-02"}, {"store": 1, "dept": 0, "date": 7}]},
+    )
+    body = response.get_json()
+    assert response.status_code == 400 and body["error"].startswith("5 problem(s)")
+    assert [(d["field"], d["message"]) for d in body["details"]] == [
+        ("rows[0].store", "must be a number, not a boolean"),
+        ("rows[0].weekly_sales", "Field required"),
+        ("rows[1].dept", "Input should be greater than or equal to 1"),
+        ("rows[1].date", "must be a date as YYYY-MM-DD"),
+        ("rows[1].weekly_sales", "Field required"),
+    ]
