@@ -99,6 +99,20 @@ def wants_json() -> bool:
     return request.path.startswith(API_PREFIX) and not request.path.startswith("/api/docs")
 
 
+TITLES = {403: "Forbidden", 503: "Service unavailable"}
+
+
+def error_response(error: InputRejected) -> Response:
+    """The one rendering of a refused request: the JSON shape under /api, the error page elsewhere."""
+    if wants_json():
+        response = api_error(error.status, error.message, error.details)
+    else:
+        body, status = _html_error(error.status, TITLES.get(error.status, "Request failed"), error.message)
+        response = Response(body, status=status, mimetype="text/html")
+    response.headers.update(getattr(error, "headers", {}))
+    return response
+
+
 def _html_error(status: int, title: str, message: str) -> tuple[str, int]:
     return render_template("error.html", status=status, title=title, message=message), status
 
@@ -135,13 +149,7 @@ def _too_large() -> Any:
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api, a styled HTML page elsewhere; a 500 never leaks a traceback."""
 
-    @app.errorhandler(InputRejected)
-    def _api_error(error: InputRejected) -> Any:
-        if wants_json():
-            response = api_error(error.status, error.message, error.details)
-            response.headers.update(getattr(error, "headers", {}))
-            return response
-        return _html_error(error.status, "Request failed", error.message)
+    app.register_error_handler(InputRejected, error_response)
 
     @app.errorhandler(ValidationError)
     def _validation(error: ValidationError) -> Any:

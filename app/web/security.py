@@ -16,7 +16,7 @@ from flask import Flask, Response, request
 from sqlalchemy.exc import OperationalError
 
 from app.storage import is_transient_database_error
-from app.web.errors import api_error, wants_json
+from app.web.errors import ApiError, error_response
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,8 @@ def _database_unavailable(error: Exception):
     reason = str(getattr(error, "orig", None) or error).strip()
     log.warning("database unavailable on %s %s: %s", request.method, request.path, reason)
     message = "the database is busy or unreachable; nothing was recorded, retry shortly"
-    if wants_json():
-        response = api_error(503, message, [{"field": "database", "message": reason}])
-    else:
-        response = Response(f"Service unavailable: {message}.\n", mimetype="text/plain")
-    response.status_code = 503
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    details = [{"field": "database", "message": reason}]
+    return error_response(ApiError(503, message, details, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))
 
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -104,9 +99,7 @@ def _refuse_foreign_origin() -> Any:
     log.warning("cross-site %s %s refused (Origin %s)", request.method, request.path, origin[:100])
     message = "cross-site request refused: the Origin header names another site"
     detail = {"field": "Origin", "message": f"expected {request.host_url.rstrip('/')}, got {origin[:100]}"}
-    if wants_json():
-        return api_error(403, message, [detail])
-    return Response(f"Forbidden: {message}.\n", status=403, mimetype="text/plain")
+    raise ApiError(403, message, [detail])
 
 
 def init_app(app: Flask) -> None:
