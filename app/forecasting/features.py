@@ -388,6 +388,14 @@ def resolve_covariates(
     return values, source, holiday, holiday_source
 
 
+def aligned_weeks(cov: Covariates, week: np.ndarray, origin: int, config: FeatureConfig) -> np.ndarray:
+    """The week a year before each target week that its yearly lag reads (holiday-aligned when the
+    config says so, a plain 52 weeks when the aligned week would be after the origin)."""
+    cal_col = np.clip(week - cov.first_week, 0, len(cov.calendar["aligned_lag"]) - 1)
+    aligned = cov.calendar["aligned_lag"][cal_col] if config.align else week - 52
+    return np.where(aligned > origin, week - 52, aligned)
+
+
 def assemble(
     state: OriginState,
     rows: np.ndarray,
@@ -413,8 +421,7 @@ def assemble(
         return np.where(ok, out, np.nan)
 
     cal_col = np.clip(week - cov.first_week, 0, len(cov.calendar["aligned_lag"]) - 1)
-    aligned = cov.calendar["aligned_lag"][cal_col] if config.align else week - 52
-    aligned = np.where(aligned > origin, week - 52, aligned)
+    aligned = aligned_weeks(cov, week, origin, config)
     scale = state.scale[rows]
     lag52, lag51, lag53 = lag(raw, week - 52), lag(raw, week - 51), lag(raw, week - 53)
     lag_al = lag(raw, aligned)

@@ -19,12 +19,14 @@ import pandas as pd
 from app.forecasting import calendar
 from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.estimators import Estimator, seasonal_naive
+from app.forecasting.explain import COMPONENTS, cold_components, components
 from app.forecasting.features import (
     WINDOW,
     Covariates,
     FeatureConfig,
     OriginState,
     Panel,
+    aligned_weeks,
     assemble,
     origin_state,
     resolve_covariates,
@@ -70,11 +72,17 @@ class Prediction:
     cold_start: bool = False
     model_version: str = ""
     data_through: dt.date | None = None  # the last week of known sales the forecast used
+    # Asked for with explain=True: dollar parts summing to `prediction` (COMPONENTS order), and
+    # the actual sales of the week a year before that the model reads (holiday-aligned).
+    components: dict[str, float] | None = None
+    last_year_week: dt.date | None = None
+    last_year_sales: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["week"] = self.week.isoformat()
         d["data_through"] = self.data_through.isoformat() if self.data_through else None
+        d["last_year_week"] = self.last_year_week.isoformat() if self.last_year_week else None
         return d
 
 
@@ -187,8 +195,9 @@ class Forecaster:
         )
 
     # predict
-    def predict_rows(self, rows: list[dict[str, Any]]) -> list[Prediction]:
-        """Predictions for rows of store, dept, date and optional covariates."""
+    def predict_rows(self, rows: list[dict[str, Any]], explain: bool = False) -> list[Prediction]:
+        """Predictions for rows of store, dept, date and optional covariates (`explain`: with their
+        components and last year's sales, at about twice the cost)."""
         if not rows:
             return []
         try:
@@ -200,7 +209,7 @@ class Forecaster:
             raise ForecastError("store", "store and dept must be integers") from None
         week = self._weeks([r.get("date") for r in rows])
         overrides = self._overrides(rows)
-        return self._predictions(store, dept, week, overrides)
+        return self._predictions(store, dept, week, overrides, explain)
 
     def forecast(
         self,
@@ -209,8 +218,10 @@ class Forecaster:
         start: object,
         weeks: int,
         covariates: list[dict[str, Any]] | None = None,
+        explain: bool = False,
     ) -> list[Prediction]:
-        """`weeks` consecutive weekly forecasts for one store-department from `start`."""
+        """`weeks` consecutive weekly forecasts for one store-department from `start` (`explain`: with
+        their components and last year's sales)."""
         first = int(self._weeks([start])[0])
         weeks = int(weeks)
         if weeks < 1 or first + weeks - 1 > self.origin_week + MAX_HORIZON:
@@ -219,7 +230,7 @@ class Forecaster:
         week = np.arange(first, first + weeks)
         n = len(week)
         overrides = self._overrides(covariates or [], n) if covariates else None
-        return self._predictions(np.full(n, int(store)), np.full(n, int(dept)), week, overrides)
+        return self._predictions(np.full(n, int(store)), np.full(n, int(dept)), week, overrides, explain)
 
     def forecast_store(self, store: int, start: object, weeks: int) -> StoreForecast:
         """Every department of a store, plus the store total (intervals added in quadrature)."""
@@ -434,6 +445,7 @@ class Forecaster:
         week: np.ndarray,
         overrides: dict[str, np.ndarray] | None,
         naive: bool = False,
+        explain: bool = False,
     ) -> dict[str, np.ndarray]:
         bad = ~np.isin(store, list(self._store_set))
         if bad.any():
@@ -467,6 +479,20 @@ class Forecaster:
             base[has], scale[has] = b, s
             if naive_pred is not None:
                 naive_pred[has] = s * seasonal_naive(X)
+            if explain:
+                parts = components(
+                    self.estimator,
+                    X,
+                    b,
+                    s,
+                    pred[has],
+                    self.state,
+                    r,
+                    cov,
+                    store_pos[has],
+                    week[has],
+                    self.config,
+                )
         cold = ~has
         if cold.any():
             pred[cold] = self._cold(store[cold], dept[cold], week[cold])
@@ -474,6 +500,9 @@ class Forecaster:
                 naive_pred[cold] = pred[cold]
             base[cold] = pred[cold]
             scale[cold] = np.maximum(np.abs(pred[cold]), 10.0)
+        explained = {}
+        if explain:
+            explained = self._explained(series, has, week, pred, parts if has.any() else None)
         horizon = week - self.origin_week
         denom = interval_denominator(scale, base, self.calibrator.mix)
         bounds = self.calibrator.bounds(horizon, pred, denom, cold)
@@ -491,12 +520,39 @@ class Forecaster:
             "holiday": holiday,
             "holiday_source": holiday_source,
             **({"naive": naive_pred} if naive_pred is not None else {}),
+            **explained,
         }
 
+    def _explained(
+        self,
+        series: np.ndarray,
+        has: np.ndarray,
+        week: np.ndarray,
+        pred: np.ndarray,
+        parts: dict[str, np.ndarray] | None,
+    ) -> dict[str, np.ndarray]:
+        """Components of every row (cold starts: all `model`) and last year's actual sales of the
+        aligned week the model read (NaN where the series has none)."""
+        cold = cold_components(pred)
+        table = np.column_stack([cold[name] for name in COMPONENTS])
+        if parts is not None:
+            table[has] = np.column_stack([parts[name] for name in COMPONENTS])
+        last_week = aligned_weeks(self.covariates, week, self.origin_week, self.config)
+        col = last_week - self.panel.first_week
+        ok = (series >= 0) & (col >= 0) & (col < self.panel.values.shape[1])
+        sales = np.full(len(week), np.nan)
+        sales[ok] = self.panel.values[series[ok], col[ok]]
+        return {"components": table, "last_year_week": last_week, "last_year_sales": sales}
+
     def _predictions(
-        self, store: np.ndarray, dept: np.ndarray, week: np.ndarray, overrides: dict[str, np.ndarray] | None
+        self,
+        store: np.ndarray,
+        dept: np.ndarray,
+        week: np.ndarray,
+        overrides: dict[str, np.ndarray] | None,
+        explain: bool = False,
     ) -> list[Prediction]:
-        return self._to_predictions(self._predict_arrays(store, dept, week, overrides))
+        return self._to_predictions(self._predict_arrays(store, dept, week, overrides, explain=explain))
 
     def _to_predictions(self, res: dict[str, np.ndarray]) -> list[Prediction]:
         dates = (calendar.EPOCH + res["week"] * 7).astype("datetime64[D]").tolist()
@@ -535,6 +591,15 @@ class Forecaster:
             out.append(
                 Prediction(s, d, dates[j], h, p, l8, u8, l9, u9, inputs, assumed, bool(c), version, through)
             )
+        if "components" in res:
+            names = COMPONENTS
+            last_dates = (calendar.EPOCH + res["last_year_week"] * 7).astype("datetime64[D]").tolist()
+            for item, parts, last_date, sales in zip(
+                out, res["components"].tolist(), last_dates, res["last_year_sales"].tolist(), strict=True
+            ):
+                item.components = dict(zip(names, parts, strict=True))
+                item.last_year_week = last_date
+                item.last_year_sales = None if sales != sales else sales
         return out
 
 
