@@ -6,7 +6,8 @@ database, a small synthetic model registered as production, prediction logging o
 
 Bounded load from Python threads (http.client; gunicorn's sync workers close each connection):
 - latency (one client, no queueing): median and p99 of POST /predict, POST /forecast (52 weeks) and
-  POST /predict/batch (1,000 rows);
+  POST /predict/batch (1,000 rows); the first two also with `"explain": true` (components and last
+  year's sales: the forecast page asks for them, API callers when they want them);
 - throughput of POST /predict from --threads clients for --seconds.
 Targets (issue 3): /predict median <= 5 ms and >= 400 req/s; 52-week forecast median <= 30 ms;
 1,000-row batch <= 150 ms. Exit status 1 when a request fails; the targets are reported, not enforced
@@ -113,6 +114,11 @@ def throughput(port: int, body: bytes, threads: int, seconds: float) -> dict[str
     }
 
 
+def explained(body: bytes) -> bytes:
+    """The same request asking for the components."""
+    return json.dumps({**json.loads(body), "explain": True}).encode()
+
+
 def discover(port: int) -> tuple[str, list[tuple[int, int]]]:
     """The first forecastable week and the store-departments the model knows."""
     start = None
@@ -175,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
                 "predict": measure(port, "/api/v1/predict", single, args.n),
                 "forecast52": measure(port, "/api/v1/forecast", forecast, max(20, args.n // 6)),
                 "batch1000": measure(port, "/api/v1/predict/batch", batch, max(10, args.n // 15)),
+                "predict_explain": measure(port, "/api/v1/predict", explained(single), args.n),
+                "forecast52_explain": measure(
+                    port, "/api/v1/forecast", explained(forecast), max(20, args.n // 6)
+                ),
             }
             rate = throughput(port, single, args.threads, args.seconds)
         finally:
@@ -187,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         "predict": "POST /predict",
         "forecast52": "POST /forecast (52 weeks)",
         "batch1000": "POST /predict/batch (1,000)",
+        "predict_explain": "  ... /predict, explained",
+        "forecast52_explain": "  ... /forecast 52, explained",
     }
     for key, label in labels.items():
         r = results[key]
@@ -197,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     base = results["health"]["median"]
     print(
         f"ratios to /health (same run): /predict {results['predict']['median'] / base:.1f}x, "
-        f"52-week forecast {results['forecast52']['median'] / base:.1f}x"
+        f"52-week forecast {results['forecast52']['median'] / base:.1f}x; explained: /predict "
+        f"{results['predict_explain']['median'] / base:.1f}x, 52-week forecast "
+        f"{results['forecast52_explain']['median'] / base:.1f}x"
     )
     ok = "yes" if rate["rps"] >= TARGET_RPS else "NO"
     print(

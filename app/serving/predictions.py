@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.forecasting.calendar import friday_on_or_after
+from app.forecasting.explain import rounded
 from app.forecasting.forecaster import BANDS, Forecaster
 from app.monitoring.prediction_log import log_predictions
 from app.storage import Storage
@@ -78,6 +79,12 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
     }
     if prediction_id is not None:
         out["prediction_id"] = str(prediction_id)
+    components = get("components")
+    if components is not None:  # explained: the parts add up to the prediction as sent, to the cent
+        out["components"] = rounded(components, out["prediction"])
+        out["last_year_week"] = iso_week(week) if (week := get("last_year_week")) else None
+        sales = get("last_year_sales")
+        out["last_year_sales"] = None if sales is None else round(float(sales), 2)
     return out
 
 
@@ -136,10 +143,10 @@ def check_rows(
     return errors
 
 
-def predict(model: Forecaster, rows: list[dict[str, Any]], caller: Caller) -> Served:
-    """Predict rows (single or batch) and log them."""
+def predict(model: Forecaster, rows: list[dict[str, Any]], caller: Caller, explain: bool = False) -> Served:
+    """Predict rows (single or batch) and log them (`explain`: with their components)."""
     started = time.perf_counter()
-    predictions = model.predict_rows(rows)
+    predictions = model.predict_rows(rows, explain=explain)
     latency = (time.perf_counter() - started) * 1000
     shaped = log_and_shape(predictions, caller, latency)
     return Served(shaped, _version(model, predictions), caller.request_id, latency)
@@ -159,11 +166,12 @@ def forecast(
     weeks: int,
     covariates: list[dict[str, Any]] | None,
     caller: Caller,
+    explain: bool = False,
 ) -> Served:
-    """Consecutive weeks of one store-department, logged."""
+    """Consecutive weeks of one store-department, logged (`explain`: with their components)."""
     start = start or default_start(model)
     started = time.perf_counter()
-    predictions = model.forecast(store, dept, start, weeks, covariates=covariates)
+    predictions = model.forecast(store, dept, start, weeks, covariates=covariates, explain=explain)
     latency = (time.perf_counter() - started) * 1000
     shaped = log_and_shape(predictions, caller, latency)
     return Served(shaped, _version(model, predictions), caller.request_id, latency, {"start": start})

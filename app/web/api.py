@@ -26,7 +26,7 @@ from app.web.schemas import (
     ForecastResponse,
     HealthResponse,
     ModelResponse,
-    PredictRequest,
+    PredictOneRequest,
     PredictResponse,
     ReadyResponse,
     StoreForecastParams,
@@ -99,9 +99,10 @@ def ready() -> Any:
     "predictions",
     description=(
         "Weekly sales of one store-department for one week, with 80% and 95% intervals. "
-        "Covariates left out are filled by the model and named in `assumed`."
+        "Covariates left out are filled by the model and named in `assumed`. With `explain`, the answer "
+        "also says why this number: `components` that add up to it and last year's sales of the same week."
     ),
-    body=PredictRequest,
+    body=PredictOneRequest,
     body_example=PREDICT_EXAMPLE,
     ok=PredictResponse,
     ok_description="The prediction",
@@ -109,7 +110,7 @@ def ready() -> Any:
 def predict() -> Any:
     """One week of one store-department."""
     row = json_body()
-    served = context.predict([row], source="api")
+    served = context.predict([row], source="api", explain=row.explain)
     return {**served.predictions[0], "request_id": served.request_id}
 
 
@@ -188,7 +189,8 @@ def predict_batch() -> Any:
     description=(
         "1-52 consecutive weeks of one store-department from `date` (the same name as in /predict; `start` "
         "is accepted as an alias); optional covariates. A store-department without sales history is "
-        "refused (422 naming `dept`) unless `cold_start` is true; then the answer carries a `warning`."
+        "refused (422 naming `dept`) unless `cold_start` is true; then the answer carries a `warning`. "
+        "With `explain`, every week also carries `components` and last year's sales of the same week."
     ),
     body=ForecastRequest,
     body_example={
@@ -197,6 +199,7 @@ def predict_batch() -> Any:
         "date": "2012-11-02",
         "weeks": 8,
         "covariates": [{"markdown1": 5000}],
+        "explain": True,
     },
     ok=ForecastResponse,
     ok_description="One entry per week",

@@ -95,16 +95,18 @@ def check_rows(
     return predictions.check_rows(forecaster(), [row.to_row() for row in rows], lines, indexes)
 
 
-def predict(rows: list[PredictRequest], *, source: str) -> Served:
+def predict(rows: list[PredictRequest], *, source: str, explain: bool = False) -> Served:
     return _call(
         predictions.predict,
         forecaster(),
         [row.to_row() for row in rows],
         _caller(source),
+        explain,
     )
 
 
-def forecast(req: ForecastRequest, *, source: str) -> Served:
+def forecast(req: ForecastRequest, *, source: str, explain: bool | None = None) -> Served:
+    """`explain`: None takes the request's own flag."""
     return _call(
         predictions.forecast,
         forecaster(),
@@ -114,6 +116,7 @@ def forecast(req: ForecastRequest, *, source: str) -> Served:
         req.weeks,
         req.covariate_dicts(),
         _caller(source),
+        req.explain if explain is None else explain,
     )
 
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.forecasting.explain import COMPONENT_DESCRIPTIONS
+
 DEFAULT_WEEKS = 8
 MAX_WEEKS = 52
 
@@ -130,6 +132,19 @@ class PredictRequest(Covariates, _Week):
         return {"store": self.store, "dept": self.dept, "date": self.date, **self.given()}
 
 
+EXPLAIN_DESCRIPTION = (
+    "true: each prediction also carries `components` (why this number: dollar parts that add up to it) "
+    "and last year's actual sales of the aligned week (`last_year_week`, `last_year_sales`); it about "
+    "doubles the model's share of the answer time"
+)
+
+
+class PredictOneRequest(PredictRequest):
+    """The body of POST /predict: one week, optionally explained."""
+
+    explain: bool = Field(False, strict=True, description=EXPLAIN_DESCRIPTION)
+
+
 class BatchRequest(BaseModel):
     """The JSON body of POST /predict/batch (a text/csv body with the Kaggle columns works too)."""
 
@@ -173,6 +188,8 @@ class ForecastRequest(_StoreDept):
             "request is refused with 422 naming `dept`"
         ),
     )
+
+    explain: bool = Field(False, strict=True, description=EXPLAIN_DESCRIPTION)
 
     _start = field_validator("start", mode="before")(_plain_date)
     _one_name = model_validator(mode="before")(_one_name_for_the_first_week)
@@ -281,6 +298,17 @@ class ErrorResponse(BaseModel):
     details: list[ErrorDetail]
 
 
+class Components(BaseModel):
+    """Why this number: dollar parts of a prediction that add up to it exactly (to the cent; `model`, the
+    last, absorbs the rounding). A cold start's estimate is all `model`."""
+
+    last_year: float = Field(description=f"{COMPONENT_DESCRIPTIONS['last_year']} ($)")
+    trend: float = Field(description=f"{COMPONENT_DESCRIPTIONS['trend']} ($)")
+    holiday: float = Field(description=f"{COMPONENT_DESCRIPTIONS['holiday']} ($)")
+    covariates: float = Field(description=f"{COMPONENT_DESCRIPTIONS['covariates']} ($)")
+    model: float = Field(description=f"{COMPONENT_DESCRIPTIONS['model']} ($)")
+
+
 class PredictionOut(BaseModel):
     store: int
     dept: int
@@ -299,6 +327,15 @@ class PredictionOut(BaseModel):
     cold_start: bool = Field(description="no sales history for this store-department: a fallback estimate")
     model_version: str
     prediction_id: str = Field(description="id of this prediction in the prediction log")
+    components: Components | None = Field(
+        None, description="with `explain`: the prediction's additive parts, in this order"
+    )
+    last_year_week: dt.date | None = Field(
+        None, description="with `explain`: the week a year before that the model reads (holiday-aligned)"
+    )
+    last_year_sales: float | None = Field(
+        None, description="with `explain`: actual sales of that week (null: the series has none)"
+    )
 
 
 class PredictResponse(PredictionOut):

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from app import create_app
 from app.forecasting.features import feature_label
 from app.storage import PredictionLog
+from app.web.schemas import PredictResponse
 from tests.conftest import make_test_app, register_production
 
 ANY_ROW = {"store": 1, "dept": 1, "date": "2012-11-02"}  # for apps without a model: never predicted
@@ -94,6 +95,28 @@ def test_predict_returns_the_prediction_and_logs_it(model_app, client, row, know
     assert response.headers["X-Request-ID"] == body["request_id"]
     assert logged(model_app, source="api", request_id=body["request_id"]) == 1
     assert int(body["prediction_id"]) > 0  # the prediction log's row id
+
+
+def test_explained_answers_carry_components_that_add_up(client, row, known):
+    plain = client.post("/api/v1/predict", json=row).get_json()
+    assert "components" not in plain  # off by default: the hot path pays nothing for it
+    body = client.post("/api/v1/predict", json={**row, "explain": True}).get_json()
+    assert body["prediction"] == plain["prediction"]
+    parts = body["components"]
+    assert list(parts) == ["last_year", "trend", "holiday", "covariates", "model"]
+    assert round(sum(parts.values()) * 100) == round(body["prediction"] * 100)
+    assert body["last_year_week"] < known.week and "last_year_sales" in body
+    assert PredictResponse.model_validate(body).model_dump(mode="json", exclude_none=True) == {
+        k: v for k, v in body.items() if v is not None
+    }  # the declared model keeps every field (the API serialises through it)
+    forecast = client.post(
+        "/api/v1/forecast", json={**row, "weeks": 52, "explain": True, "covariates": [{"markdown1": 5000}]}
+    ).get_json()
+    for week in forecast["predictions"]:
+        assert round(sum(week["components"].values()) * 100) == round(week["prediction"] * 100)
+    assert client.post("/api/v1/predict", json={**row, "explain": "yes"}).status_code == 422
+    batch = client.post("/api/v1/predict/batch", json={"rows": [{**row, "explain": True}]})
+    assert batch.status_code == 422  # per-row explaining is not offered: the batch rows stay as they were
 
 
 def test_predict_uses_a_sane_incoming_request_id(client, row):
@@ -462,7 +485,14 @@ def test_openapi_is_generated_from_the_request_schemas(client):
     assert set(schema["properties"]) == set(PredictRequest.model_fields)
     assert schema["properties"]["store"]["minimum"] == 1
     ref = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    assert ref == "#/components/schemas/PredictRequest"
+    assert ref == "#/components/schemas/PredictOneRequest"  # PredictRequest (a batch row) and `explain`
+    one = doc["components"]["schemas"]["PredictOneRequest"]["properties"]
+    assert set(one) == set(PredictRequest.model_fields) | {"explain"} and one["explain"]["description"]
+    prediction = doc["components"]["schemas"]["PredictionOut"]["properties"]
+    assert {"components", "last_year_week", "last_year_sales"} <= set(prediction)
+    assert set(doc["components"]["schemas"]["Components"]["properties"]) == {
+        "last_year", "trend", "holiday", "covariates", "model"
+    }  # fmt: skip
     # every $ref resolves
     text = str(doc)
     for name in doc["components"]["schemas"]:
