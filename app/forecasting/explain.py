@@ -33,13 +33,6 @@ from app.forecasting.estimators import Estimator
 from app.forecasting.features import IDX, WINDOW, Covariates, FeatureConfig, OriginState, resolve_covariates
 
 COMPONENTS = ("last_year", "trend", "holiday", "covariates", "model")
-COMPONENT_LABELS = {
-    "last_year": "Same week last year",
-    "trend": "Recent trend",
-    "holiday": "Holiday and calendar",
-    "covariates": "Markdowns, temperature and other covariates",
-    "model": "Other model corrections",
-}
 COMPONENT_DESCRIPTIONS = {
     "last_year": "sales of the same week last year, aligned on the moving holidays, smoothed across stores",
     "trend": "the change in the series' level since last year",

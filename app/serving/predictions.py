@@ -228,3 +228,38 @@ def forecast_store(
         latency,
         {"start": start, "total": total, "departments": dept_rows},
     )
+
+
+def what_if(
+    model: Forecaster, store: int, dept: int, start: dt.date, weeks: int, given: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The sensitivity of a forecast to the covariates a planner set (the same values every week):
+    the forecast with the model's own assumptions instead, and each driver's effect alone.
+
+    These forecasts are comparisons, not served predictions: they are not logged. None when nothing
+    was set.
+    """
+    if not given:
+        return None
+    default = model.forecast(store, dept, start, weeks)
+    chosen = model.forecast(store, dept, start, weeks, covariates=[given] * weeks)
+    base_total = sum(p.prediction for p in default)
+    drivers = []
+    for name, value in given.items():
+        alone = model.forecast(store, dept, start, weeks, covariates=[{name: value}] * weeks)
+        assumed = default[0].inputs.get(name)
+        drivers.append(
+            {
+                "name": name,
+                "value": value,
+                "assumed": assumed,
+                "assumed_from": default[0].assumed.get(name),
+                "difference": round(sum(p.prediction for p in alone) - base_total, 2),
+            }
+        )
+    return {
+        "default": [round(p.prediction, 2) for p in default],
+        "default_total": round(base_total, 2),
+        "difference": round(sum(p.prediction for p in chosen) - base_total, 2),
+        "drivers": drivers,
+    }

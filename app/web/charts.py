@@ -24,6 +24,9 @@ FORECAST_COLOR = "#2563eb"
 HISTORY_COLOR = "#64748b"
 BAND_80 = "#3b82f6"
 BAND_95 = "#93c5fd"
+LAST_YEAR_COLOR = "#d97706"
+UP_COLOR = "#059669"
+DOWN_COLOR = "#dc2626"
 SERIES_COLORS = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b"]
 WIDTH = 680
 # vl-convert sizes the chart around its labels with the fonts it finds here; the browser then draws them
@@ -140,11 +143,18 @@ def forecast_chart(
     width: int = WIDTH,
     height: int = 300,
     description: str = "",
+    last_year: bool = False,
 ) -> str:
     """History (date, weekly_sales) as a grey line, forecast (week, prediction, lower/upper_80/95) in blue
-    with its 80% and 95% bands."""
+    with its 80% and 95% bands; `last_year`: the forecast's last_year_sales (the same week a year before)
+    as a dashed line on the forecast's weeks."""
     layers = []
-    x_scale = alt.X("date:T", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0, tickCount=6))
+    x_scale = alt.X(
+        "date:T",
+        title=None,
+        axis=alt.Axis(format="%b %Y", labelAngle=0, tickCount=6),
+        scale=alt.Scale(padding=10),  # the last week's point and whiskers stay inside the plot
+    )
     if history is not None and len(history):
         hist = _dates(history[["date", "weekly_sales"]].dropna(), "date").assign(series="History")
         layers.append(
@@ -175,12 +185,24 @@ def forecast_chart(
         ),
     )
     layers.insert(1, band.mark_area(color=BAND_80, opacity=0.35).encode(y="lower_80:Q", y2="upper_80:Q"))
+    if len(fc) == 1:  # one week: an area has no width, so the intervals are drawn as whiskers
+        layers.append(band.mark_rule(color=BAND_95, strokeWidth=8).encode(y="lower_95:Q", y2="upper_95:Q"))
+        layers.append(band.mark_rule(color=BAND_80, strokeWidth=8).encode(y="lower_80:Q", y2="upper_80:Q"))
     point_size = 40 if len(fc) <= 26 else 0
     layers.append(
         band.mark_line(
             color=FORECAST_COLOR, strokeWidth=2.5, point=alt.OverlayMarkDef(size=point_size)
         ).encode(y="prediction:Q")
     )
+    if last_year and "last_year_sales" in fc and fc["last_year_sales"].notna().any():
+        layers.append(
+            band.mark_line(
+                color=LAST_YEAR_COLOR,
+                strokeWidth=1.5,
+                strokeDash=[5, 3],
+                point=alt.OverlayMarkDef(size=40 if len(fc) == 1 else 0, shape="diamond"),
+            ).encode(y="last_year_sales:Q")
+        )
     chart = alt.layer(*layers).properties(width=width, height=height)
     if title:
         chart = chart.properties(title=title)
@@ -189,14 +211,74 @@ def forecast_chart(
     return to_svg(chart, description or title or summary)
 
 
-def legend_items() -> list[tuple[str, str]]:
+def legend_items(last_year: bool = False) -> list[tuple[str, str]]:
     """Legend for forecast_chart (drawn in HTML so it follows the theme and wraps on phones)."""
     return [
         (HISTORY_COLOR, "History"),
         (FORECAST_COLOR, "Forecast"),
+        *([(LAST_YEAR_COLOR, "Same week last year")] if last_year else []),
         (BAND_80, "80% interval"),
         (BAND_95, "95% interval"),
     ]
+
+
+def waterfall_chart(
+    steps: Sequence[tuple[str, float]],
+    total_label: str,
+    *,
+    width: int = 460,
+    bar_height: int = 28,
+    description: str = "",
+) -> str:
+    """A horizontal waterfall: the first step as a level, each next one from where the last ended (green
+    up, red down), then the total as a level in the forecast's blue; each bar labelled with its amount.
+
+    The axis spans the levels the steps pass through (not zero): the adjustments are a few percent of
+    last year's value and would be invisible slivers beside bars drawn from zero; the levels' bars run
+    in from the left edge, and the axis says where it starts.
+    """
+    rows, end = [], 0.0
+    for i, (label, amount) in enumerate(steps):
+        start = 0.0 if i == 0 else end
+        end = start + amount
+        kind = "start" if i == 0 else "up" if amount >= 0 else "down"
+        text = f"${amount:,.0f}" if i == 0 else f"{'+' if amount >= 0 else '−'}${abs(amount):,.0f}"
+        rows.append({"step": label, "start": start, "end": end, "kind": kind, "text": text})
+    rows.append({"step": total_label, "start": 0.0, "end": end, "kind": "total", "text": f"${end:,.0f}"})
+    frame = pd.DataFrame(rows)
+    levels = frame["end"].to_numpy(float)
+    low, high = float(levels.min()), float(levels.max())
+    pad = max(high - low, 0.02 * max(abs(low), abs(high), 1.0))
+    domain = [low - pad, high + 0.45 * pad]  # room on the right for the labels
+    frame["start"] = frame["start"].clip(lower=domain[0])
+    frame["right"] = frame[["start", "end"]].max(axis=1)
+    order = list(frame["step"])
+    colors = {"start": HISTORY_COLOR, "up": UP_COLOR, "down": DOWN_COLOR, "total": FORECAST_COLOR}
+    base = alt.Chart(frame).encode(
+        y=alt.Y(
+            "step:N",
+            sort=order,
+            title=None,
+            axis=alt.Axis(labelLimit=0, ticks=False, domain=False, labelFontSize=13),
+        )
+    )
+    bars = base.mark_bar(cornerRadius=2, clip=True).encode(
+        x=alt.X(
+            "start:Q",
+            title="Weekly sales ($)",
+            scale=alt.Scale(domain=domain, zero=False, nice=False),
+            axis=alt.Axis(format="~s", tickCount=4, labelFontSize=12),
+        ),
+        x2="end:Q",
+        color=alt.Color(
+            "kind:N", scale=alt.Scale(domain=list(colors), range=list(colors.values())), legend=None
+        ),
+    )
+    labels = base.mark_text(align="left", dx=4, color="currentColor", fontSize=13).encode(
+        x="right:Q", text="text:N"
+    )
+    chart = alt.layer(bars, labels).properties(width=width - 150, height=bar_height * len(frame))
+    return to_svg(chart, description or f"{total_label}, step by step: " + ", ".join(frame["text"]))
 
 
 def tick_format(largest: float) -> str:

@@ -129,3 +129,8 @@ def forecast_store(query: StoreForecastQuery, *, source: str) -> Served:
         query.weeks,
         _caller(source),
     )
+
+
+def what_if(store: int, dept: int, start: Any, weeks: int, given: dict[str, Any]) -> dict[str, Any] | None:
+    """The forecast's sensitivity to the covariates a planner set (not logged: a comparison)."""
+    return _call(predictions.what_if, forecaster(), store, dept, start, weeks, given)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,17 +215,19 @@ def neutralise_cell(value: Any) -> Any:
 
 
 def predictions_csv(
-    predictions: Iterable[Mapping[str, Any]], extra: list[dict[str, str]] | None = None
+    predictions: Iterable[Mapping[str, Any]],
+    extra: list[dict[str, str]] | None = None,
+    columns: Sequence[str] = PREDICTION_COLUMNS,
 ) -> str:
     """Predictions (their API dicts) as CSV, with any passthrough columns (Weekly_Sales, Id) first."""
     out = io.StringIO()
     predictions = list(predictions)
     extra_columns = list(extra[0]) if extra else []
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*extra_columns, *PREDICTION_COLUMNS])
+    writer.writerow([*extra_columns, *columns])
     for i, item in enumerate(predictions):
         values = []
-        for column in PREDICTION_COLUMNS:
+        for column in columns:
             value = item.get(column, "")
             if column == "assumed" and isinstance(value, Mapping):
                 value = ";".join(f"{k}={v}" for k, v in value.items())

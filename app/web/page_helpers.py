@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 from flask import render_template, request, url_for
 
 from app.web import downloads
-from app.web.csv_io import predictions_csv
+from app.web.csv_io import PREDICTION_COLUMNS, predictions_csv
 from app.web.schemas import COVARIATES
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ def history(model: Any, store: int, dept: int, weeks: int = 104) -> pd.DataFrame
         return pd.DataFrame(columns=["date", "weekly_sales"])
 
 
-def kept_csv(predictions: list[dict[str, Any]], name: str) -> str:
+def kept_csv(
+    predictions: list[dict[str, Any]], name: str, columns: Sequence[str] = PREDICTION_COLUMNS
+) -> str:
     """The download link of the predictions the page shows (kept, not recomputed on download)."""
-    return url_for("pages.download", token=downloads.keep(predictions_csv(predictions)), filename=name)
+    text = predictions_csv(predictions, columns=columns)
+    return url_for("pages.download", token=downloads.keep(text), filename=name)

@@ -6,6 +6,7 @@ An HTMX request (HX-Request header) gets the panel partial; a plain request gets
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from app.forecasting.intervals import bucket_sort_key
 from app.serving import predictions
-from app.web import charts, context, downloads, page_helpers
+from app.web import charts, context, downloads, page_helpers, why
 from app.web.csv_io import predictions_csv
 from app.web.errors import ApiError, form_errors
 from app.web.schemas import (
@@ -94,34 +95,49 @@ def forecast() -> Any:
 
 
 def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
-    if data.weeks == 1:
-        served = context.predict([data], source="page")
-        return {"mode": "single", "prediction": served.predictions[0], "model_version": served.model_version}
+    """The forecast, explained (components, last year's sales), with the what-if of the covariates set."""
     covariates = data.given()
-    req = ForecastRequest(
-        store=data.store,
-        dept=data.dept,
-        start=data.date,
-        weeks=data.weeks,
-        covariates=[covariates] * data.weeks if covariates else None,
-    )
-    served = context.forecast(req, source="page")
-    predictions = served.predictions
-    history = page_helpers.history(model, data.store, data.dept)
-    described = f"Store {data.store}, dept {data.dept}: sales history and the forecast of {data.weeks} weeks"
-    svg = (
-        charts.forecast_chart(history, page_helpers.frame(predictions), description=described)
-        if predictions
-        else None
-    )
+    # a single week is a point at the end of the history: a year of it keeps the point visible
+    history = page_helpers.history(model, data.store, data.dept, weeks=52 if data.weeks == 1 else 104)
+    if data.weeks == 1:
+        served = context.predict([data], source="page", explain=True)
+        predictions = served.predictions
+    else:
+        req = ForecastRequest(
+            store=data.store,
+            dept=data.dept,
+            start=data.date,
+            weeks=data.weeks,
+            covariates=[covariates] * data.weeks if covariates else None,
+        )
+        served = context.forecast(req, source="page", explain=True)
+        predictions = served.predictions
+    total = sum(p["prediction"] for p in predictions)
+    start = dt.date.fromisoformat(predictions[0]["week"])
+    parts = why.totals(predictions)
+    weeks = f"{data.weeks} weeks" if data.weeks > 1 else "one week"
+    described = f"Store {data.store}, dept {data.dept}: sales history and the forecast of {weeks}"
+    common = {
+        "chart": charts.forecast_chart(
+            history, page_helpers.frame(predictions), description=described, last_year=True
+        ),
+        "parts": parts,
+        "sentence": why.sentence(parts) if parts else None,
+        "waterfall": why.waterfall(parts, f"Why this number: {why.sentence(parts)}") if parts else None,
+        "what_if": why.sensitivity(
+            context.what_if(data.store, data.dept, start, data.weeks, covariates), total
+        ),
+        "model_version": served.model_version,
+    }
+    if data.weeks == 1:
+        return {"mode": "single", "prediction": predictions[0], **common}
     name = f"storecast_store{data.store}_dept{data.dept}_{predictions[0]['week']}_{data.weeks}w.csv"
     return {
         "mode": "multi",
         "predictions": predictions,
-        "chart": svg,
-        "total": sum(p["prediction"] for p in predictions),
-        "csv_url": page_helpers.kept_csv(predictions, name),
-        "model_version": served.model_version,
+        "total": total,
+        "csv_url": page_helpers.kept_csv(why.csv_rows(predictions), name, why.CSV_COLUMNS),
+        **common,
     }
 
 
@@ -195,7 +211,7 @@ def _forecast_context(
         "max_weeks": MAX_WEEKS,
         "origin": getattr(model, "origin", None),
         "first_week": predictions.default_start(model),
-        "legend_items": charts.legend_items(),
+        "legend_items": charts.legend_items(last_year=bool(result)),
     }
 
 

@@ -61,11 +61,15 @@ def test_multi_week_chart_and_csv(live_server, local_page):
     page.click("button[type=submit]:has-text('Forecast')")
     page.wait_for_selector("[data-testid=result-multi]")
     assert page.locator("[data-testid=forecast-chart] svg").count() == 1
-    assert page.locator("[data-testid=result-multi] + section tbody tr").count() == 13
+    assert page.locator("[data-testid=week-table] tbody tr").count() == 13
+    assert page.locator("[data-testid=why] svg").count() == 1  # why this number: the waterfall
     with page.expect_download() as info:
         page.click("[data-testid=csv-download]")
     lines = Path(info.value.path()).read_text().strip().splitlines()
     assert len(lines) == 14 and lines[0].startswith("store,dept,week")
+    assert lines[0].endswith(
+        "last_year_week,last_year_sales,from_last_year,from_trend,from_holiday,from_covariates,from_model"
+    )
 
 
 def test_inline_validation_error(live_server, local_page):

@@ -6,6 +6,7 @@ departments, weeks and the numbers shown come from the served Forecaster (`forec
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 
@@ -127,6 +128,34 @@ def test_multi_week_shows_chart_table_and_csv_link(model_app, client, known):
     assert header.startswith("store,dept,week") and len(lines) == 6
     assert [line.split(",")[2] for line in lines] == weeks
     assert logged(model_app, "page") == 6  # the download serves the page's rows: no second forecast
+
+
+def test_forecast_page_says_why_this_number_and_shows_last_year(model_app, client, known):
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "6"}
+    html = post_form(client, form, HTMX).get_data(as_text=True)
+    assert 'data-testid="why"' in html and 'data-testid="what-if"' not in html  # nothing set: no what-if
+    sentence = re.search(r'data-testid="why-sentence">([^<]+)<', html).group(1)
+    assert sentence.startswith("Last year (smoothed) $") and "trend" in sentence and "covariates" in sentence
+    assert '<th class="num">Last year</th>' in html and "Same week last year" in html  # table, legend
+    link = re.search(r'href="(/download/[0-9a-f]{32}/[^"]+\.csv)"', html).group(1)
+    rows = list(csv.DictReader(io.StringIO(client.get(link).get_data(as_text=True))))
+    assert len(rows) == 6 and rows[0]["last_year_week"] < known.week
+    for row in rows:
+        parts = [
+            float(row[f"from_{name}"]) for name in ("last_year", "trend", "holiday", "covariates", "model")
+        ]
+        assert round(sum(parts) * 100) == round(float(row["prediction"]) * 100)  # to the cent
+    single = post_form(client, {**form, "weeks": "1"}, HTMX).get_data(as_text=True)
+    assert 'data-testid="forecast-chart"' in single and 'data-testid="why"' in single
+    assert 'data-testid="last-year"' in single
+
+
+def test_what_if_shows_the_sensitivity_to_the_values_set(model_app, client, known):
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "4"}
+    html = post_form(client, {**form, "temperature": "20", "markdown1": "50000"}, HTMX).get_data(as_text=True)
+    assert 'data-testid="what-if"' in html and "against the model's own assumptions" in html
+    assert html.count('data-testid="what-if-driver"') == 2 and "Temperature" in html and "MarkDown 1" in html
+    assert logged(model_app, "page") == 4  # the comparisons are not served predictions: not logged
 
 
 def test_forecast_csv_rejects_bad_queries(client, known):
