@@ -12,11 +12,12 @@ The components split it for a planner:
 - `model`: the rest of its correction (from last year's shape: raw against smoothed, the weeks around).
 
 The learner's share is split among the three feature groups by their exact Shapley values against
-one reference row (2^3 evaluations of f, batched into one call): the trend group at "no change since
-last year" (the recent levels at their denoised year-before values), the calendar group at a plain
-midsummer week without a holiday, the covariates at the store's values the same week last year
-(what the model assumes when it knows nothing newer). `model` is f at that reference row, and it
-takes what floating point leaves over, so the components add up to the prediction exactly.
+one reference row (2^3 evaluations of f: X itself and 7 others in one batched call). The references:
+the trend group at "no change since last year" (the recent levels at their denoised year-before
+values), the calendar group at a plain midsummer week without a holiday, the covariates at the
+store's values the same week last year (what the model assumes when it knows nothing newer).
+`model` is f at the reference row, and it takes what floating point leaves over, so the components
+add up to the prediction exactly. Shapley values are order-free: no group is favoured by going first.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def reference_rows(
 def components(
     estimator: Estimator,
     X: np.ndarray,
+    learned: np.ndarray,
     base: np.ndarray,
     scale: np.ndarray,
     prediction: np.ndarray,
@@ -119,22 +121,25 @@ def components(
     week: np.ndarray,
     config: FeatureConfig,
 ) -> dict[str, np.ndarray]:
-    """Dollar components (COMPONENTS order) of rows predicted as `prediction` from X, base and scale."""
+    """Dollar components (COMPONENTS order) of rows predicted as `prediction` from X (`learned`: the
+    estimator's output on X), base and scale."""
     n = len(rows)
     trend_base = config.growth_shrink * np.nan_to_num(state.stats["yoy4"][rows], nan=0.0)
     last_year = base - trend_base
     refs = reference_rows(X, state, rows, scale, trend_base, cov, store_pos, week)
     subsets = [s for k in range(len(GROUPS) + 1) for s in combinations(GROUPS, k)]
-    stacked = np.empty((len(subsets) * n, X.shape[1]), dtype=X.dtype)
-    for i, subset in enumerate(subsets):
+    partial = subsets[:-1]  # the last, every group as it is, is X itself: already evaluated
+    stacked = np.empty((len(partial) * n, X.shape[1]), dtype=X.dtype)
+    for i, subset in enumerate(partial):
         block = X.copy()
         for group in GROUPS:
             if group not in subset:
                 cols, values = refs[group]
                 block[:, cols] = values
         stacked[i * n : (i + 1) * n] = block
-    f = estimator.predict(stacked).reshape(len(subsets), n)
-    value = {subset: f[i] for i, subset in enumerate(subsets)}
+    f = estimator.predict(stacked).reshape(len(partial), n)
+    value = {subset: f[i] for i, subset in enumerate(partial)}
+    value[subsets[-1]] = learned
     weight = _shapley_weights(len(GROUPS))
     phi = {}
     for group in GROUPS:

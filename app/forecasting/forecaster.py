@@ -475,7 +475,8 @@ class Forecaster:
             X, b, s = assemble(
                 self.state, r, week[has], cov, store_pos[has], values[has], holiday[has], self.config
             )
-            pred[has] = b + s * self.estimator.predict(X)
+            learned = self.estimator.predict(X)
+            pred[has] = b + s * learned
             base[has], scale[has] = b, s
             if naive_pred is not None:
                 naive_pred[has] = s * seasonal_naive(X)
@@ -483,6 +484,7 @@ class Forecaster:
                 parts = components(
                     self.estimator,
                     X,
+                    learned,
                     b,
                     s,
                     pred[has],
