@@ -470,6 +470,7 @@ class Forecaster:
         n = len(store)
         pred, base, scale = np.zeros(n), np.zeros(n), np.ones(n)
         naive_pred = np.zeros(n) if naive else None
+        parts: dict[str, np.ndarray] | None = None
         if has.any():
             r = series[has]
             X, b, s = assemble(
@@ -504,7 +505,7 @@ class Forecaster:
             scale[cold] = np.maximum(np.abs(pred[cold]), 10.0)
         explained = {}
         if explain:
-            explained = self._explained(series, has, week, pred, parts if has.any() else None)
+            explained = self._explained(series, has, week, pred, parts)
         horizon = week - self.origin_week
         denom = interval_denominator(scale, base, self.calibrator.mix)
         bounds = self.calibrator.bounds(horizon, pred, denom, cold)

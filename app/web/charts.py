@@ -194,13 +194,25 @@ def forecast_chart(
             color=FORECAST_COLOR, strokeWidth=2.5, point=alt.OverlayMarkDef(size=point_size)
         ).encode(y="prediction:Q")
     )
+    if len(fc) == 1:  # and the week itself as a point that stands out of its whiskers
+        layers.append(
+            band.mark_point(
+                filled=True, size=110, color=FORECAST_COLOR, stroke="white", strokeWidth=1.5
+            ).encode(y="prediction:Q")
+        )
     if last_year and "last_year_sales" in fc and fc["last_year_sales"].notna().any():
         layers.append(
             band.mark_line(
                 color=LAST_YEAR_COLOR,
                 strokeWidth=1.5,
                 strokeDash=[5, 3],
-                point=alt.OverlayMarkDef(size=40 if len(fc) == 1 else 0, shape="diamond"),
+                point=alt.OverlayMarkDef(
+                    size=110 if len(fc) == 1 else 0,
+                    shape="diamond",
+                    filled=True,
+                    color=LAST_YEAR_COLOR,
+                    stroke="white",
+                ),
             ).encode(y="last_year_sales:Q")
         )
     chart = alt.layer(*layers).properties(width=width, height=height)
