@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app import create_app
 from app.forecasting.features import feature_label
 from app.storage import PredictionLog
-from app.web.schemas import PredictResponse
+from app.web.schemas import ForecastResponse, PredictResponse
 from tests.conftest import make_test_app, register_production
 
 ANY_ROW = {"store": 1, "dept": 1, "date": "2012-11-02"}  # for apps without a model: never predicted
@@ -114,6 +114,8 @@ def test_explained_answers_carry_components_that_add_up(client, row, known):
     ).get_json()
     for week in forecast["predictions"]:
         assert round(sum(week["components"].values()) * 100) == round(week["prediction"] * 100)
+    shaped = ForecastResponse.model_validate(forecast).model_dump(mode="json")
+    assert shaped["predictions"][5]["components"] == forecast["predictions"][5]["components"]
     assert client.post("/api/v1/predict", json={**row, "explain": "yes"}).status_code == 422
     batch = client.post("/api/v1/predict/batch", json={"rows": [{**row, "explain": True}]})
     assert batch.status_code == 422  # per-row explaining is not offered: the batch rows stay as they were
