@@ -11,20 +11,37 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "==> the suite on SQLite (with the real-data backtest when ../shared/data/walmart is there)"
-STORECAST_SLOW=${STORECAST_SLOW:-1} .venv/bin/pytest "$@"
-
-# The same code on PostgreSQL: a throwaway server on 127.0.0.1:5433, deleted on exit. What never opens
+# Two legs: the suite on SQLite (with the real-data backtest when ../shared/data/walmart is there), and
+# the same code on PostgreSQL: a throwaway server on 127.0.0.1:5433, deleted on exit. What never opens
 # the test database (the forecasting core, deployment files, source checks, pure web helpers, and the
-# tests that start a real gunicorn on a SQLite file of their own) ran above and is not repeated. SKIP_POSTGRES=1 skips this leg (a developer's quick run); CI runs it.
+# tests that start a real gunicorn on a SQLite file of their own) runs only on SQLite. The legs run side
+# by side (much of each waits on a database, a browser or a server), each in its own temp directory;
+# the PostgreSQL leg's output follows the SQLite leg's. SKIP_POSTGRES=1 skips it (a developer's quick run).
+pg_pid=""
 if [ "${SKIP_POSTGRES:-0}" != 1 ]; then
-  echo "==> the suite again on PostgreSQL"
   scripts/postgres.sh destroy
   trap 'scripts/postgres.sh destroy' EXIT
   scripts/postgres.sh start
+  pg_log="$(mktemp -t storecast-pg-leg.XXXXXX)"
   STORECAST_TEST_DATABASE_URL="$(scripts/postgres.sh url)" .venv/bin/pytest -m "not browser" \
+    -p no:cacheprovider --basetemp="$(mktemp -d -t storecast-pg-tmp.XXXXXX)" \
     --ignore=tests/forecasting --ignore=tests/benchmarks --ignore=tests/test_deploy_files.py \
     --ignore=tests/test_architecture.py --ignore=tests/test_limits.py --ignore=tests/test_run_scripts.py \
     --ignore=tests/test_gunicorn_worker.py --ignore=tests/web/test_metrics_workers.py \
-    --ignore=tests/web/test_charts.py --ignore=tests/web/test_contrast.py --ignore=tests/web/test_schemas.py "$@"
+    --ignore=tests/web/test_charts.py --ignore=tests/web/test_contrast.py --ignore=tests/web/test_schemas.py \
+    "$@" >"$pg_log" 2>&1 &
+  pg_pid=$!
 fi
+
+echo "==> the suite on SQLite"
+sqlite_status=0
+STORECAST_SLOW=${STORECAST_SLOW:-1} .venv/bin/pytest "$@" || sqlite_status=$?
+
+pg_status=0
+if [ -n "$pg_pid" ]; then
+  wait "$pg_pid" || pg_status=$?
+  echo "==> the suite on PostgreSQL"
+  cat "$pg_log"
+  rm -f "$pg_log"
+fi
+exit $(( sqlite_status || pg_status ))
