@@ -1,5 +1,5 @@
 """The WSGI entry point for gunicorn and `flask --app wsgi`."""
 
-from app import create_app
+from app.factory import create_app
 
 app = create_app()

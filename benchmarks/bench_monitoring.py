@@ -112,7 +112,7 @@ STAND_IN_WSGI = '''
 """A stand-in for /api/v1/predict while no model can be trained: parse, log, answer."""
 import time, uuid
 from flask import request
-from app import create_app
+from app.factory import create_app
 from app.web import csrf
 from app.monitoring.prediction_log import log_predictions
 import datetime as dt

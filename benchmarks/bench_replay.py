@@ -25,7 +25,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import create_app  # noqa: E402
+from app.factory import create_app  # noqa: E402
 from app.forecasting.synthetic import load_or_generate  # noqa: E402
 from app.loop.replay import ReplaySettings, replay, write_forecasts  # noqa: E402
 from app.loop.weekly import LoopSettings  # noqa: E402

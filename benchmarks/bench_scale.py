@@ -44,7 +44,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import create_app, migrate  # noqa: E402 - after the path set-up
+from app import migrate  # noqa: E402 - after the path set-up
+from app.factory import create_app  # noqa: E402
 from app.forecasting.engine import Engine  # noqa: E402
 from app.forecasting.features import Panel, origin_state  # noqa: E402
 from app.forecasting.synthetic import generate_dataset  # noqa: E402

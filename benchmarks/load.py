@@ -160,7 +160,8 @@ def request(
 
 def prepare(workdir: Path) -> tuple[dict[str, str], dict[str, Any]]:
     """Migrate a fresh SQLite database and register a small trained model as production."""
-    from app import create_app, migrate
+    from app import migrate
+    from app.factory import create_app
     from app.forecasting.synthetic import generate_dataset
     from app.registry.experiment import train_and_register
 

@@ -14,7 +14,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from app import create_app
+    from app.factory import create_app
 
     return create_app({"TESTING": True}).config["DATABASE_URL"]
 

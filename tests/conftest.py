@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app
+from app.factory import create_app
 from app.monitoring import metrics
 from app.storage import ModelVersion, StageChange
 

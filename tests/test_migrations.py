@@ -136,7 +136,7 @@ def test_upgrade_is_idempotent(empty_database: str) -> None:
     [["models", "list"], ["runs", "list"], ["monitor", "run"], ["train", "--model", "naive"], ["scheduler"]],
 )
 def test_commands_on_a_database_without_tables_say_upgrade(tmp_path: Path, args: list[str]):
-    from app import create_app
+    from app.factory import create_app
 
     url = f"sqlite:///{tmp_path / 'new.db'}"  # no create_all(): a database as a deployment first sees it
     app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": url})

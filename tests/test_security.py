@@ -18,7 +18,7 @@ from flask import Flask
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select, text
 
-from app import create_app
+from app.factory import create_app
 from app.serving.holder import ModelUnavailable
 from app.storage import PredictionLog, is_transient_database_error
 from app.web.security import CONTENT_SECURITY_POLICY

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,6 +146,12 @@ def _score_partition(keys: np.ndarray, *, weeks: int, model: Any) -> pd.DataFram
         return forecaster.forecast_all(weeks, series=positions)
 
 
+def imported_packages() -> list[str]:
+    """The top-level packages this process has imported. Run on the workers (Client.run) it shows that
+    a worker holds the core only: unpickling a task of app.forecasting imports no Flask, no database."""
+    return sorted({name.partition(".")[0] for name in sys.modules if not name.startswith("_")})
+
+
 @contextmanager
 def dask_client(engine: Engine) -> Iterator[Any]:
     """A Client on the engine's scheduler, or on an embedded LocalCluster closed afterwards."""
@@ -159,11 +166,12 @@ def dask_client(engine: Engine) -> Iterator[Any]:
         yield client
 
 
-def local_cluster(workers: int = 0) -> Any:
+def local_cluster(workers: int = 0, **options: Any) -> Any:
     """An embedded cluster: `workers` processes (0: one per core) of one thread each, on loopback.
 
     Its HTTP server (the scheduler starts one even without a dashboard) takes a free port rather than
-    8787, which another cluster on the machine may hold.
+    8787, which another cluster on the machine may hold. `options` go to LocalCluster (the benchmark
+    preloads modules with them).
     """
     # Deferred: distributed adds about 1 s and 60 MB to an import; serving workers never need it.
     from distributed import LocalCluster
@@ -175,4 +183,5 @@ def local_cluster(workers: int = 0) -> Any:
         host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
         silence_logs=logging.WARNING,
+        **options,
     )

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from app.forecasting.artifacts import ArtifactError
-from app.forecasting.engine import Engine, ModelSource, forecast_run, local_cluster
+from app.forecasting.engine import Engine, ModelSource, forecast_run, imported_packages, local_cluster
 from app.loop import publish
 from app.loop.history import rolled_production
 from app.loop.replay import week_csv
@@ -52,6 +52,25 @@ def test_the_dask_run_equals_the_in_process_run(loop_app, small_dataset, held_ba
 
     scattered = forecast_run(forecaster, engine=engine)  # no source: the model itself is sent once
     pd.testing.assert_frame_equal(scattered, local, check_exact=False, rtol=1e-9)
+
+
+def test_workers_import_the_core_only(loop_app, cluster):
+    """After scoring runs, a worker has imported app.forecasting and its libraries, never Flask, the
+    database layer or the web app (app/__init__.py imports nothing; the factory is app.factory).
+    Dask itself brings click and jinja2."""
+    storage = loop_app.extensions["storage"]
+    forecaster, source = rolled_production(storage, loop_app.config["MODEL_NAME"])
+    engine = Engine("dask", scheduler_address=cluster.scheduler_address, partition_series=5)
+    forecast_run(forecaster, engine=engine, source=source)
+    # Deferred: distributed is the engine's optional dependency (its Client, as the engine uses it).
+    from distributed import Client
+
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        packages = client.run(imported_packages)
+    assert len(packages) == 2
+    for imported in packages.values():
+        assert "app" in imported and "sklearn" in imported
+        assert not {"flask", "werkzeug", "sqlalchemy", "alembic", "apscheduler"} & set(imported)
 
 
 def test_workers_refuse_an_artifact_whose_hash_differs(loop_app, cluster):

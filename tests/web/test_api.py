@@ -12,7 +12,7 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from app import create_app
+from app.factory import create_app
 from app.forecasting.features import feature_label
 from app.storage import PredictionLog
 from app.web.schemas import ForecastResponse, PredictResponse
