@@ -51,6 +51,7 @@ class Config:
     REQUEST_LOG_FLUSH_SECONDS = 1.0
     PREDICTION_LOG_RETENTION_DAYS = 180  # raw prediction rows kept (0: all); days are rolled up first
     RETENTION_INTERVAL_HOURS = 24
+    FORECAST_RUN_RETENTION_WEEKS = 104  # published runs kept while they forecast a week this recent (0: all)
     DEGRADATION_FACTOR = 1.5  # live WMAE of a lag bucket over the backtest's WMAE for that bucket
     DEGRADATION_MIN_ROWS = 2000  # scored forecasts in a bucket's window before it can alert
     DEGRADATION_WINDOW_WEEKS = 4

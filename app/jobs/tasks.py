@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from app.forecasting import reference as seasonal_reference
 from app.forecasting.synthetic import load_or_generate
 from app.forecasting.training import limit_training_threads
-from app.loop import history, retrain, weekly
+from app.loop import history, publish, retrain, weekly
 from app.monitoring import alerts, drift, drift_report, performance, retention, webhook
 from app.monitoring.request_log import RequestLogBuffer
 from app.registry.retrain import dataset_with_actuals
@@ -211,9 +211,12 @@ def run_loop(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
 
 
 def run_retention(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
-    """Roll finished days of the prediction log up and delete rows past PREDICTION_LOG_RETENTION_DAYS."""
+    """Roll finished days of the prediction log up and delete rows past PREDICTION_LOG_RETENTION_DAYS;
+    delete published forecast runs past FORECAST_RUN_RETENTION_WEEKS."""
     with ctx.storage.session() as session:
-        return retention.apply_retention(session, ctx.config, now)
+        result = retention.apply_retention(session, ctx.config, now)
+    weeks = int(ctx.config.get("FORECAST_RUN_RETENTION_WEEKS") or 0)
+    return {**result, "forecast_runs_deleted": publish.prune_runs(ctx.storage, weeks)}
 
 
 def run_webhook(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:

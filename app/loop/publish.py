@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, func, select
 
 from app.forecasting.engine import LOCAL, Engine, ModelSource, forecast_run
 from app.forecasting.forecaster import BANDS, MAX_HORIZON, Forecaster
@@ -140,6 +140,33 @@ def _bulk_insert(connection: Connection, run_id: int, frame: pd.DataFrame) -> No
         connection.exec_driver_sql(
             f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows[start : start + _INSERT_CHUNK]
         )
+
+
+def prune_runs(storage: Storage, retention_weeks: int) -> list[int]:
+    """Delete the runs whose every forecast week (data_through + horizon) lies more than `retention_weeks`
+    weeks before the newest run's data_through; their ids (0 weeks: keep every run).
+
+    Measured on the runs themselves, not the clock, so a replay or a paused loop deletes nothing more.
+    Every week up to `retention_weeks` back keeps all the runs that forecast it: its accuracy by lag can
+    be scored again, and the tracking signal's recent lag-1 forecasts stay. Scores already made stay in
+    lag_accuracy for good.
+    """
+    if retention_weeks <= 0:
+        return []
+    with storage.session() as session:
+        newest = session.scalar(select(func.max(ForecastRun.data_through)))
+        if newest is None:
+            return []
+        cutoff = newest - dt.timedelta(weeks=retention_weeks)
+        runs = session.execute(select(ForecastRun.id, ForecastRun.data_through, ForecastRun.horizon)).all()
+        old = sorted(i for i, through, horizon in runs if through + dt.timedelta(weeks=horizon) < cutoff)
+    for run_id in old:  # one run a transaction: millions of rows at a large chain
+        with storage.session() as session:
+            session.execute(delete(ForecastRow).where(ForecastRow.run_id == run_id))
+            session.execute(delete(ForecastRun).where(ForecastRun.id == run_id))
+    if old:
+        log.info("deleted %d forecast run(s) past %d weeks: %s", len(old), retention_weeks, old)
+    return old
 
 
 def list_runs(storage: Storage, limit: int = 50) -> list[PublishedRun]:

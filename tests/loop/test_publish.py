@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import func, select
 
+from app.jobs.tasks import JOBS
 from app.loop import publish
 from app.loop.history import production_forecaster
 from app.monitoring import alerts
+from app.storage import ForecastRow, ForecastRun
 
 
 def test_a_run_stores_52_weeks_for_every_series_and_its_csv_equals_the_rows(loop_app):
@@ -43,6 +47,42 @@ def test_a_run_stores_52_weeks_for_every_series_and_its_csv_equals_the_rows(loop
 
     expected = forecaster.forecast_all()
     np.testing.assert_allclose(sorted(frame["prediction"]), sorted(expected["prediction"]), atol=0.005)
+
+
+def _old_run(storage, newest: publish.PublishedRun, weeks_before: int) -> int:
+    """A stored run of one row whose data_through is `weeks_before` weeks before the newest run's."""
+    through = newest.data_through - dt.timedelta(weeks=weeks_before)
+    with storage.session() as session:
+        run = ForecastRun(model_version="old", data_through=through, lineage=newest.lineage, horizon=52,
+                          series=1, rows=1, seconds=0.0)  # fmt: skip
+        session.add(run)
+        session.flush()
+        band = {"prediction": 1.0, "lower_80": 0.0, "upper_80": 2.0, "lower_95": 0.0, "upper_95": 3.0}
+        week = through + dt.timedelta(weeks=1)
+        session.add(ForecastRow(run_id=run.id, store=1, dept=1, week=week, lag=1, **band))
+        return run.id
+
+
+def test_the_retention_job_deletes_runs_whose_weeks_are_all_past_the_retention(loop_app):
+    storage = loop_app.extensions["storage"]
+    newest = publish.publish(storage, production_forecaster(storage, loop_app.config["MODEL_NAME"]))
+    gone = _old_run(storage, newest, 52 + 11)  # its last forecast week: 11 weeks before the newest run's
+    kept = _old_run(storage, newest, 52 + 10)  # ... 10 weeks before: still within 10 weeks
+    loop_app.config["FORECAST_RUN_RETENTION_WEEKS"] = 0
+    assert publish.prune_runs(storage, 0) == []
+    assert JOBS["retention"](loop_app.extensions["jobs"], dt.datetime.now())["forecast_runs_deleted"] == []
+
+    loop_app.config["FORECAST_RUN_RETENTION_WEEKS"] = 10
+    assert JOBS["retention"](loop_app.extensions["jobs"], dt.datetime.now())["forecast_runs_deleted"] == [
+        gone
+    ]
+    assert [run.id for run in publish.list_runs(storage)] == sorted([newest.id, kept], reverse=True)
+    with storage.session() as session:
+        counts = dict(
+            session.execute(select(ForecastRow.run_id, func.count()).group_by(ForecastRow.run_id)).all()
+        )
+    assert counts == {newest.id: newest.rows, kept: 1}
+    assert publish.prune_runs(storage, 10) == []  # idempotent
 
 
 def test_publish_command_writes_the_run_as_csv(loop_app, tmp_path):
