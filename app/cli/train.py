@@ -18,6 +18,7 @@ from app.cli.data import DATA_HELP, data_dir, load_dataset
 from app.cli.db import requires_schema
 from app.forecasting.backtest import run_backtest
 from app.forecasting.data import DataError, load_test_rows
+from app.forecasting.engine import ENGINES, Engine
 from app.forecasting.estimators import KINDS
 from app.forecasting.forecaster import ForecastError
 from app.forecasting.training import limit_training_threads, save_model, train
@@ -95,6 +96,13 @@ def register_cli(app: Flask) -> None:
     @click.option(
         "--predictions", "pred_path", type=click.Path(dir_okay=False), default=None, help="write a CSV"
     )
+    @click.option(
+        "--engine",
+        "engine_kind",
+        type=click.Choice(ENGINES),
+        default=None,
+        help="where the forecasts are scored (default: FORECAST_ENGINE)",
+    )
     @requires_schema
     def backtest_command(
         data: str | None,
@@ -104,6 +112,7 @@ def register_cli(app: Flask) -> None:
         folds: int,
         json_path: str | None,
         pred_path: str | None,
+        engine_kind: str | None,
     ) -> None:
         """Train up to --origin, forecast --horizon weeks, score against the seasonal naive."""
         dataset = load_dataset(data)
@@ -113,7 +122,14 @@ def register_cli(app: Flask) -> None:
         try:
             with track_run(context.storage(), "backtest", kind, params=settings, dataset=dataset) as run:
                 result = run_backtest(
-                    dataset, origin_ts, horizon, kind=kind, folds=folds, progress=_progress, params=params
+                    dataset,
+                    origin_ts,
+                    horizon,
+                    kind=kind,
+                    folds=folds,
+                    progress=_progress,
+                    params=params,
+                    engine=Engine.from_config(current_app.config, kind=engine_kind),
                 )
                 figures = jsonable(result.to_dict())
                 run.log_metrics(figures)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from app.forecasting import calendar
 from app.forecasting.data import Dataset
+from app.forecasting.engine import LOCAL, Engine, forecast_run
 from app.forecasting.estimators import make_estimator
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
@@ -155,8 +156,36 @@ def cell_bucket(folds: list[dict], bucket: str, base: bool, key: str = "wmae") -
     return f"{m:,.1f}" + (f" ± {float(np.std(vals)):,.1f}" if len(vals) > 1 else "")
 
 
+def _forecast_rows(fc: Forecaster, rows: pd.DataFrame, horizon: int, engine: Engine) -> pd.DataFrame:
+    """predict_frame's columns for `rows` (weeks after the origin). On Dask: the run of every series
+    over `horizon` weeks, scored in partitions by the workers (the fitted model sent to each once), and
+    joined to the rows; rows of series without history (cold starts, outside a run) in this process."""
+    columns = ["prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
+    if engine.kind == "local":
+        return fc.predict_frame(rows)
+    run = forecast_run(fc, weeks=horizon, engine=engine).rename(columns={"lag": "horizon"})
+    run["date"] = pd.to_datetime(run["date"])
+    out = rows.merge(
+        run[["store", "dept", "date", "horizon", *columns]], how="left", on=["store", "dept", "date"]
+    )
+    out.index = rows.index
+    out["cold_start"] = False
+    rest = out["prediction"].isna()
+    if rest.any():
+        out.loc[rest, [*columns, "horizon", "cold_start"]] = fc.predict_frame(rows[rest])[
+            [*columns, "horizon", "cold_start"]
+        ]
+    return out[[*columns, "horizon", "cold_start"]].astype({"horizon": np.int64, "cold_start": bool})
+
+
 def _fold(
-    dataset: Dataset, origin: pd.Timestamp, horizon: int, kind: str, params: dict | None, progress
+    dataset: Dataset,
+    origin: pd.Timestamp,
+    horizon: int,
+    kind: str,
+    params: dict | None,
+    progress,
+    engine: Engine = LOCAL,
 ) -> tuple[dict[str, Any], pd.DataFrame, Forecaster]:
     started = time.perf_counter()
     trained = train(dataset, kind, through=origin, progress=progress, params=params)
@@ -165,7 +194,7 @@ def _fold(
     end = origin + pd.Timedelta(weeks=horizon)
     sales = dataset.sales
     rows = sales[(sales["date"] > origin) & (sales["date"] <= end)].reset_index(drop=True)
-    res = fc.predict_frame(rows[["store", "dept", "date"]])
+    res = _forecast_rows(fc, rows[["store", "dept", "date"]], horizon, engine)
     naive_fc = Forecaster(
         estimator=make_estimator("naive"),
         config=fc.config,
@@ -220,9 +249,11 @@ def run_backtest(
     progress: Callable[[str], None] | None = None,
     params: dict[str, Any] | None = None,
     fold_step: int = FOLD_STEP_WEEKS,
+    engine: Engine = LOCAL,
 ) -> BacktestResult:
     """Train on sales <= origin, forecast `horizon` weeks for every row that exists in that
-    window, score; `folds` > 1 repeats it for origins stepped back `fold_step` weeks each."""
+    window, score; `folds` > 1 repeats it for origins stepped back `fold_step` weeks each. On a Dask
+    `engine` the forecasts are scored by the workers, as a published run's are."""
     origin = calendar.week_ending(origin)
     horizon, folds = int(horizon), int(folds)
     if not 1 <= horizon <= MAX_HORIZON:
@@ -241,7 +272,7 @@ def run_backtest(
             )
         if progress:
             progress(f"fold {k + 1}/{folds}: origin {o.date()}")
-        fold, frame, model = _fold(dataset, o, horizon, kind, params, progress)
+        fold, frame, model = _fold(dataset, o, horizon, kind, params, progress, engine)
         results.append(fold)
         models.append(model)
         if folds > 1:

@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 
 from app.forecasting.artifacts import ArtifactError
+from app.forecasting.backtest import run_backtest
 from app.forecasting.engine import Engine, ModelSource, forecast_run, imported_packages, local_cluster
 from app.loop import publish
 from app.loop.history import rolled_production
 from app.loop.replay import week_csv
 from app.monitoring import actuals
+from tests.conftest import TINY_TRAIN_PARAMS
 from tests.loop.conftest import week_rows
 
 
@@ -71,6 +73,20 @@ def test_workers_import_the_core_only(loop_app, cluster):
     for imported in packages.values():
         assert "app" in imported and "sklearn" in imported
         assert not {"flask", "werkzeug", "sqlalchemy", "alembic", "apscheduler"} & set(imported)
+
+
+def test_the_backtest_on_dask_equals_the_in_process_scoring(small_dataset, held_back_start, cluster):
+    """The same partitioned scoring at a past origin: the fold's rows scored by the workers equal its
+    model's in-process predictions (one training: the local backtest is this scoring after it)."""
+    engine = Engine("dask", scheduler_address=cluster.scheduler_address, partition_series=5)
+    result = run_backtest(small_dataset, held_back_start, 8, params=TINY_TRAIN_PARAMS, engine=engine)
+    sales = small_dataset.sales
+    window = (sales["date"] > held_back_start) & (sales["date"] <= held_back_start + pd.Timedelta(weeks=8))
+    rows = sales[window].reset_index(drop=True)
+    local = result.models[0].predict_frame(rows[["store", "dept", "date"]])
+    assert len(result.predictions) == len(rows) > 5 * 8  # several partitions
+    for band in ("prediction", "lower_80", "upper_80", "lower_95", "upper_95"):
+        np.testing.assert_allclose(result.predictions[band], local[band], rtol=1e-9)
 
 
 def test_workers_refuse_an_artifact_whose_hash_differs(loop_app, cluster):
