@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,6 +16,13 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
+
+
+def train_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The pipeline and model params a training of the app uses: TRAIN_MAX_SERIES, then TRAIN_PARAMS
+    (tests' tiny models), which may override it."""
+    max_series = int(config.get("TRAIN_MAX_SERIES", Config.TRAIN_MAX_SERIES))
+    return {"max_series": max_series, **(config.get("TRAIN_PARAMS") or {})}
 
 
 class Config:
@@ -70,6 +79,7 @@ class Config:
     SESSION_COOKIE_SECURE = False  # set true behind TLS: the cookie then never travels over plain HTTP
     SESSION_COOKIE_HTTPONLY = True
     TRAIN_THREADS = 0  # OpenMP/BLAS threads of a training; 0: every core but one (serving keeps one)
+    TRAIN_MAX_SERIES = 4000  # series a training builds features for (a department-stratified sample; 0: all)
     FORECAST_ENGINE = "local"  # where forecast runs are computed: local (in-process) or dask
     DASK_SCHEDULER_ADDRESS: str | None = None  # tcp://host:8786 of an existing cluster; None: embedded
     DASK_WORKERS = 0  # worker processes of the embedded LocalCluster; 0: one per core

@@ -231,6 +231,8 @@ def run_size(stores: int, *, smoke: bool, beside: bool, dask: bool, depts: int =
         with PeakRss() as peak, limit_training_threads(int(os.environ.get("TRAIN_THREADS") or 0)):
             trained = timed(result, "train_s", lambda: train(dataset, "hgb", params=params))
         result["train_peak_mb"] = round(peak.mb, 1)
+        result["training_series"] = trained.metadata["training_window"]["training_series"]
+        result["backtest_ratio"] = round(trained.metadata["backtest"].get("ratio_to_baseline", 0.0), 3)
         models = workdir / "models"
         info = save_model(trained, str(models))
         result["artifact_mb"] = round(info.path.stat().st_size / 1e6, 2)
@@ -301,6 +303,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
         ("features_s", "{:.1f}"),
         ("train_s", "{:.1f}"),
         ("train_peak_mb", "{:,.0f}"),
+        ("training_series", "{:,}"),
+        ("backtest_ratio", "{:.3f}"),
         ("artifact_mb", "{:.1f}"),
         ("publish_s", "{:.1f}"),
         ("publish_rows_per_s", "{:,}"),

@@ -19,6 +19,7 @@ from flask.cli import with_appcontext
 
 from app.cli.data import load_dataset
 from app.cli.db import SchemaGroup, requires_schema
+from app.config import train_params
 from app.forecasting.engine import ENGINES, Engine
 from app.loop import history, publish, weekly
 from app.loop.replay import ReplaySettings, replay, write_forecasts
@@ -105,7 +106,7 @@ def replay_command(
         start=start_week.date(),
         weeks=weeks,
         retrain_every=retrain_every,
-        params=app.config.get("TRAIN_PARAMS") or None,
+        params=train_params(app.config),
         margin=float(app.config["PROMOTION_MARGIN"]),
         loop=weekly.LoopSettings.from_config(app.config),
     )

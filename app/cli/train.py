@@ -16,6 +16,7 @@ from flask import Flask, current_app
 
 from app.cli.data import DATA_HELP, data_dir, load_dataset
 from app.cli.db import requires_schema
+from app.config import train_params
 from app.forecasting.backtest import run_backtest
 from app.forecasting.data import DataError, load_test_rows
 from app.forecasting.engine import ENGINES, Engine
@@ -37,9 +38,9 @@ def _date(value: str | None, option: str) -> pd.Timestamp | None:
         raise click.ClickException(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _params() -> dict | None:
-    """Optional model/pipeline parameter overrides from app.config["TRAIN_PARAMS"] (tests: tiny models)."""
-    return current_app.config.get("TRAIN_PARAMS") or None
+def _params() -> dict:
+    """Model/pipeline params of the configuration: TRAIN_MAX_SERIES, TRAIN_PARAMS (tests: tiny models)."""
+    return train_params(current_app.config)
 
 
 def _progress(message: str) -> None:

@@ -25,6 +25,7 @@ class TrainingWindow(TypedDict):
     end: str  # last week of sales the model learned from (its origin)
     rows: int  # sales rows in the window
     series: int  # store-departments
+    training_series: int  # of which the training set was built from (FeatureConfig.max_series)
     training_rows: int  # rows of the training set (sampled from every origin's targets)
 
 

@@ -36,6 +36,7 @@ from app.forecasting.features import (
     Panel,
     build_training_set,
     has_yearly_targets,
+    sample_series,
 )
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
 from app.forecasting.intervals import (
@@ -152,6 +153,12 @@ def forecast_actuals(fc: Forecaster, rows: pd.DataFrame) -> dict[str, np.ndarray
         None,
     )
     return res
+
+
+def servable(fc: Forecaster, rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of stores with sales at the Forecaster's origin: a store without any has no level to
+    forecast from (in a series sample, a store whose sampled series all start after an early origin)."""
+    return rows[np.isin(rows["store"].to_numpy(np.int64), fc.stores())]
 
 
 def wmae(y: np.ndarray, pred: np.ndarray, holiday: np.ndarray) -> float:
@@ -287,7 +294,7 @@ def _internal_backtest(
         )
 
     at_cutoff = inner_forecaster(cutoff)
-    cutoff_rows = actual_rows(panel, cutoff, HOLDOUT_WEEKS)
+    cutoff_rows = servable(at_cutoff, actual_rows(panel, cutoff, HOLDOUT_WEEKS))
     # The inner model chooses the damping only if it learned like the final one, from targets
     # with a year before (a real-data backtest at 2011-10-28 chose 1.0 from a first-year fit:
     # 0.897 x naive, against 0.861 with the default 0.6).
@@ -305,7 +312,7 @@ def _internal_backtest(
     at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
     for o in calibration_origins(panel, cutoff):
         fc = at_cutoff if o == cutoff else inner_forecaster(o)
-        rows = cutoff_rows if o == cutoff else actual_rows(panel, o, MAX_HORIZON)
+        rows = cutoff_rows if o == cutoff else servable(fc, actual_rows(panel, o, MAX_HORIZON))
         rows = rows[rows["week"].to_numpy() > cutoff]  # weeks the inner model never saw as targets
         res = forecast_actuals(fc, rows)
         y = rows["weekly_sales"].to_numpy()
@@ -366,15 +373,21 @@ def train(
     T = panel.last_week
     covariates = build_covariates(ds, panel, T)
     est_params = {**make_estimator(kind).params, **est_params}
+    # The series trained on are drawn before any feature is built (features.sample_series): the
+    # backtest, calibration and fit see only them; the Forecaster below serves every series.
+    sample = sample_series(panel, config.max_series, config.seed)
+    learn = panel if len(sample) == len(panel.store) else panel.subset(sample)
+    if learn is not panel:
+        _say(progress, f"training on {len(sample):,} of {len(panel.store):,} series (max_series)")
 
     # 1. internal backtest and calibration
     calibrator, backtest, pred_sample = _internal_backtest(
-        panel, covariates, kind, config, est_params, params, progress
+        learn, covariates, kind, config, est_params, params, progress
     )
 
     # 2. final fit
     _say(progress, f"fitting {kind} on {len(ds.sales):,} rows up to {calendar.week_date(T)[0].date()}")
-    ts = build_training_set(panel, covariates, T, config)
+    ts = build_training_set(learn, covariates, T, config)
     est = make_estimator(kind, est_params).fit(ts.X, ts.y, ts.weight)
     if not calibrator.quantiles:
         fitted = ts.base + ts.scale * est.predict(ts.X)
@@ -403,6 +416,7 @@ def train(
             "end": calendar.week_date(T)[0].date().isoformat(),
             "rows": int(len(ds.sales)),
             "series": int(len(panel.store)),
+            "training_series": int(len(learn.store)),
             "training_rows": int(len(ts.y)),
         },
         "origin": calendar.week_date(T)[0].date().isoformat(),

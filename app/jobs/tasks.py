@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.config import train_params
 from app.forecasting import reference as seasonal_reference
 from app.forecasting.synthetic import load_or_generate
 from app.forecasting.training import limit_training_threads
@@ -246,6 +247,7 @@ def run_retrain(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
             model_name=name,
             models_dir=ctx.config["MODELS_DIR"],
             kind=str(production.metadata.get("kind", "hgb")),
+            params=train_params(ctx.config),
             margin=float(ctx.config["PROMOTION_MARGIN"]),
             holdout_weeks=int(ctx.config["RETRAIN_HOLDOUT_WEEKS"]),
             by="scheduler:retrain",

@@ -14,6 +14,7 @@ from app.forecasting.features import (
     feature_label,
     origin_state,
     resolve_covariates,
+    sample_series,
 )
 from app.forecasting.training import build_covariates, truncate
 
@@ -128,3 +129,16 @@ def test_every_feature_has_a_plain_name():
     assert feature_label("lag52") == "Sales 52 weeks earlier"
     assert all(feature_label(name) != name for name in FEATURE_NAMES)
     assert feature_label("new_thing") == "New thing"  # a name from a newer artifact still reads
+
+
+def test_series_sample_keeps_every_departments_share(setup):
+    panel, _ = setup
+    n = len(panel.store)
+    assert np.array_equal(sample_series(panel, n), np.arange(n))
+    assert np.array_equal(sample_series(panel, 0), np.arange(n))
+    rows = sample_series(panel, n // 2, seed=3)
+    assert len(rows) == n // 2 and len(np.unique(rows)) == len(rows)
+    assert np.array_equal(rows, sample_series(panel, n // 2, seed=3))  # deterministic
+    per_dept = {int(d): int(np.sum(panel.dept[rows] == d)) for d in np.unique(panel.dept)}
+    full = {int(d): int(np.sum(panel.dept == d)) for d in np.unique(panel.dept)}
+    assert all(abs(per_dept[d] - full[d] / 2) <= 1 for d in full)

@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from app.forecasting.estimators import DAMPING_CHOICES, DEFAULT_PARAMS
-from app.forecasting.features import FEATURE_NAMES, Panel
+from app.forecasting.features import FEATURE_NAMES, Panel, sample_series
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
 from app.forecasting.training import (
     HOLDOUT_WEEKS,
@@ -61,6 +62,34 @@ def test_comparators_train_through_the_same_code(small_dataset, kind):
     preds = fc.forecast(store, fc.departments(store)[0], fc.origin + pd.Timedelta(weeks=1), 8)
     assert len(preds) == 8 and all(np.isfinite(p.prediction) for p in preds)
     assert trained.metadata["kind"] == kind
+
+
+def test_training_builds_features_for_its_series_sample_only_and_serves_every_series(small_dataset):
+    """max_series below the chain's series: the model is the one trained on those series alone, and
+    the Forecaster still forecasts every series of the chain."""
+    params = {**TINY_TRAIN_PARAMS, "max_series": 12}
+    sampled = train(small_dataset, "hgb", params=params)
+    panel = Panel.from_sales(small_dataset.sales)
+    window = sampled.metadata["training_window"]
+    assert window["series"] == len(panel.store) > 12 and window["training_series"] == 12
+    rows = sample_series(panel, 12, seed=0)
+    keep = set(zip(panel.store[rows].tolist(), panel.dept[rows].tolist(), strict=True))
+    sales = small_dataset.sales
+    mask = [(s, d) in keep for s, d in zip(sales["store"], sales["dept"], strict=True)]
+    alone = train(replace(small_dataset, sales=sales[mask]), "hgb", params={**params, "max_series": 0})
+    X = np.random.default_rng(1).normal(size=(50, len(FEATURE_NAMES))).astype(np.float32)
+    assert np.array_equal(sampled.forecaster.estimator.predict(X), alone.forecaster.estimator.predict(X))
+    assert sampled.metadata["backtest"]["wmae"] == pytest.approx(alone.metadata["backtest"]["wmae"])
+    assert len(sampled.forecaster.forecast_all(4)) == len(panel.store) * 4
+
+
+def test_a_store_opening_after_early_calibration_origins_still_trains(small_dataset):
+    """Origins before a store's first sale skip its rows (a series sample makes such stores common)."""
+    sales = small_dataset.sales
+    opening = sales["date"].min() + pd.Timedelta(weeks=80)
+    late = sales[(sales["store"] != 1) | (sales["date"] >= opening)]
+    trained = train(replace(small_dataset, sales=late), "hgb", params=TINY_TRAIN_PARAMS)
+    assert trained.metadata["backtest"]["rows"] > 0 and 1 in trained.forecaster.stores()
 
 
 def test_unknown_kind_and_split_params():
