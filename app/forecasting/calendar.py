@@ -91,9 +91,23 @@ def week_date(index: np.ndarray | int) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(EPOCH + idx * 7)
 
 
+def christmas_shift_days(week_end: pd.Timestamp, aligned_end: pd.Timestamp) -> int:
+    """Days by which a week ends later relative to its year's Christmas Day than its aligned week
+    a year before ends relative to theirs (December weeks aligned on Christmas; 0 elsewhere).
+
+    Christmas moves one weekday a year (two after a leap day): 2010 Saturday, 2011 Sunday,
+    2012 Tuesday. The Saturday..Friday week before Christmas held Dec 18-24 in 2010, Dec 17-23 in
+    2011 (-1 day: Christmas Eve moved into the Christmas week) and Dec 15-21 in 2012 (-2 days).
+    """
+    this = (week_end - pd.Timestamp(week_end.year, 12, 25)).days
+    before = (aligned_end - pd.Timestamp(aligned_end.year, 12, 25)).days
+    return this - before
+
+
 @lru_cache(maxsize=4096)
-def _week_info(widx: int) -> tuple[bool, float, float, int, int]:
-    """is_holiday, weeks to Thanksgiving, weeks to Christmas, week of year, aligned-lag index."""
+def _week_info(widx: int) -> tuple[bool, float, float, int, int, int, int, bool]:
+    """is_holiday, weeks to Thanksgiving, weeks to Christmas, week of year, aligned-lag index,
+    which ALIGN_WINDOWS entry aligned it (0: none, 1..), the Christmas shift in days, is Easter."""
     date = pd.Timestamp(EPOCH + np.timedelta64(7 * widx, "D"))
     year = date.year
     hw = {y: holiday_weeks(y) for y in (year - 1, year, year + 1)}
@@ -103,14 +117,21 @@ def _week_info(widx: int) -> tuple[bool, float, float, int, int]:
         diffs = [(hw[y][name] - date).days // 7 for y in hw]
         return float(min(diffs, key=abs))
 
-    aligned = widx - 52
-    for name, lo, hi in ALIGN_WINDOWS:
+    aligned, source, shift = widx - 52, 0, 0
+    for k, (name, lo, hi) in enumerate(ALIGN_WINDOWS, start=1):
         offset = (date - hw[year][name]).days // 7
         if lo <= offset <= hi:
             prev = hw[year - 1][name] + pd.Timedelta(weeks=offset)
-            aligned = int(week_index(prev)[0])
+            aligned, source = int(week_index(prev)[0]), k
+            if name == "christmas" and offset <= 0:  # December weeks up to Christmas week
+                shift = christmas_shift_days(date, prev)
+                if abs(shift) > 3:  # e.g. 2016 against 2015: the nearer week a year before
+                    aligned += int(np.sign(shift))
+                    shift -= 7 * int(np.sign(shift))
             break
-    return is_hol, nearest("thanksgiving"), nearest("christmas"), int(date.isocalendar().week), aligned
+    week_of_year = int(date.isocalendar().week)
+    easter = date == hw[year]["easter"]
+    return is_hol, nearest("thanksgiving"), nearest("christmas"), week_of_year, aligned, source, shift, easter
 
 
 def is_holiday_week(dates: object) -> np.ndarray | bool:
@@ -123,15 +144,21 @@ def is_holiday_week(dates: object) -> np.ndarray | bool:
 
 def calendar_table(week_indices: Iterable[int]) -> dict[str, np.ndarray]:
     """Calendar features for week indices: is_holiday, weeks_to_thanksgiving, weeks_to_christmas,
-    week_of_year and aligned_lag (the week index a year before with the same holiday position)."""
+    week_of_year, aligned_lag (the week index a year before with the same holiday position),
+    align_source (1-based index of the ALIGN_WINDOWS entry that aligned it, 0 for a plain 52-week
+    lag), christmas_shift (christmas_shift_days / 7: the share of a week by which the aligned week
+    last year must be moved to cover the same days before Christmas) and is_easter."""
     rows = [_week_info(int(w)) for w in week_indices]
-    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
     return {
         "is_holiday": np.array(cols[0], dtype=bool),
         "weeks_to_thanksgiving": np.array(cols[1], dtype=float),
         "weeks_to_christmas": np.array(cols[2], dtype=float),
         "week_of_year": np.array(cols[3], dtype=float),
         "aligned_lag": np.array(cols[4], dtype=np.int64),
+        "align_source": np.array(cols[5], dtype=np.int8),
+        "christmas_shift": np.array(cols[6], dtype=float) / 7.0,
+        "is_easter": np.array(cols[7], dtype=bool),
     }
 
 

@@ -50,6 +50,8 @@ class FeatureConfig:
     seed: int = 0
     growth_shrink: float = 0.5  # share of the recent year-over-year change (yoy4) carried into the base
     year_before_only: bool = True  # train on targets that have a week a year before in the data
+    christmas_shift: bool = True  # December bases cover the same days before Christmas as last year's
+    easter_features: bool = True  # is_easter and lag52_is_easter features (0 when off)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +86,13 @@ FEATURES: list[tuple[str, str, str]] = [
     ("week_of_year", "numeric", "ISO week of the target week"),
     ("weeks_to_thanksgiving", "numeric", "signed weeks from the target week to the nearest Thanksgiving"),
     ("weeks_to_christmas", "numeric", "signed weeks from the target week to the nearest Christmas"),
+    (
+        "christmas_shift",
+        "numeric",
+        "share of a week the target's days before Christmas moved since last year",
+    ),
+    ("is_easter", "bool", "target week ends on Good Friday (the Easter shopping week)"),
+    ("lag52_is_easter", "bool", "the week 52 weeks before the target was the Easter week"),
     *[(c, "numeric", f"{c} of the store in the target week") for c in COVARIATE_COLUMNS],
 ]
 FEATURE_NAMES = [f[0] for f in FEATURES]
@@ -118,6 +127,9 @@ FEATURE_LABELS: dict[str, str] = {
     "week_of_year": "Week of the year",
     "weeks_to_thanksgiving": "Weeks to Thanksgiving",
     "weeks_to_christmas": "Weeks to Christmas",
+    "christmas_shift": "Christmas weekday shift",
+    "is_easter": "Easter week",
+    "lag52_is_easter": "Easter week 52 weeks earlier",
     "temperature": "Temperature",
     "fuel_price": "Fuel price",
     **{f"markdown{i}": f"Markdown {i}" for i in range(1, 6)},
@@ -456,7 +468,10 @@ def assemble(
     lag_al = lag(raw, aligned)
     svd_al, svd_prev, svd_next = lag(svd, aligned), lag(svd, aligned - 1), lag(svd, aligned + 1)
     st = {k: v[rows] for k, v in state.stats.items()}
-    base = svd_al.copy()
+    shift = _calendar_column(cov, "christmas_shift", cal_col)
+    if not config.christmas_shift or not config.align:
+        shift = np.zeros(n)
+    base = _shifted(svd_al, lag(svd, aligned + np.sign(shift).astype(np.int64)), shift)
     for alt in (lag_al, lag52, st["level8"], st["last"]):
         base = np.where(np.isnan(base), alt, base)
     base = np.nan_to_num(base, nan=0.0) + config.growth_shrink * np.nan_to_num(st["yoy4"], nan=0.0)
@@ -493,9 +508,29 @@ def assemble(
     X[:, IDX["week_of_year"]] = cov.calendar["week_of_year"][cal_col]
     X[:, IDX["weeks_to_thanksgiving"]] = cov.calendar["weeks_to_thanksgiving"][cal_col]
     X[:, IDX["weeks_to_christmas"]] = cov.calendar["weeks_to_christmas"][cal_col]
+    X[:, IDX["christmas_shift"]] = shift
+    easter = _calendar_column(cov, "is_easter", cal_col).astype(bool)
+    lag52_col = np.clip(week - 52 - cov.first_week, 0, len(cov.calendar["aligned_lag"]) - 1)
+    easter_before = _calendar_column(cov, "is_easter", lag52_col).astype(bool) & (week - 52 >= cov.first_week)
+    X[:, IDX["is_easter"]] = easter & config.easter_features
+    X[:, IDX["lag52_is_easter"]] = easter_before & config.easter_features
     for j, c in enumerate(COVARIATE_COLUMNS):
         X[:, IDX[c]] = covariate_values[:, j]
     return X, base, scale
+
+
+def _calendar_column(cov: Covariates, name: str, col: np.ndarray) -> np.ndarray:
+    """A calendar column at grid columns `col`; zeros for grids pickled before the column existed."""
+    values = cov.calendar.get(name)
+    return np.zeros(len(col)) if values is None else values[col]
+
+
+def _shifted(value: np.ndarray, neighbour: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Last year's value moved by `shift` of a week towards its neighbour (the Christmas weekday
+    shift): (1 - |shift|) x value + |shift| x neighbour, the value alone where the neighbour is unknown."""
+    frac = np.abs(shift)
+    moved = (1 - frac) * value + frac * neighbour
+    return np.where((frac > 0) & ~np.isnan(neighbour), moved, value)
 
 
 # training rows

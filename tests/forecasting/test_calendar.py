@@ -58,3 +58,31 @@ def test_weeks_to_holidays_and_table():
 def test_synthetic_flags_agree_with_the_calendar(small_dataset):
     flags = small_dataset.features.drop_duplicates("date")
     assert np.array_equal(calendar.is_holiday_week(flags["date"]), flags["is_holiday"].to_numpy())
+
+
+def test_christmas_shift_moves_december_weeks_and_only_those():
+    fridays = pd.date_range("2011-01-07", "2016-12-30", freq="W-FRI")
+    table = calendar.calendar_table(calendar.week_index(fridays))
+    moved = fridays[table["christmas_shift"] != 0]
+    assert len(moved) and set(moved.month) == {12}
+    for year in range(2011, 2017):  # Christmas changes weekday every year: the week before it always moves
+        before_christmas = calendar.holiday_weeks(year)["christmas"] - pd.Timedelta(weeks=1)
+        assert before_christmas in set(moved)
+    shift_days = dict(zip(fridays.date, np.round(table["christmas_shift"] * 7), strict=True))
+    # 2011: Christmas on a Sunday, not a Saturday: the week to Dec 23 lost Christmas Eve (one day earlier)
+    assert shift_days[pd.Timestamp("2011-12-23").date()] == -1
+    assert shift_days[pd.Timestamp("2012-12-21").date()] == -2  # Sunday -> Tuesday
+    assert np.all(np.abs(table["christmas_shift"]) <= 3 / 7)
+
+
+def test_easter_weeks_and_thanksgiving_alignment_within_the_data():
+    fridays = pd.date_range("2010-02-05", "2012-12-28", freq="W-FRI")
+    table = calendar.calendar_table(calendar.week_index(fridays))
+    assert [d.date().isoformat() for d in fridays[table["is_easter"]]] == [
+        "2010-04-02",
+        "2011-04-22",
+        "2012-04-06",
+    ]
+    # Thanksgiving-aligned weeks of 2011-2012 are plain 52-week lags: the alignment only matters from 2013
+    thanksgiving = table["align_source"] == 1
+    assert np.all(calendar.week_index(fridays[thanksgiving]) - table["aligned_lag"][thanksgiving] == 52)
