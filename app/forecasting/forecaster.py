@@ -233,7 +233,7 @@ class Forecaster:
         return self._predictions(np.full(n, int(store)), np.full(n, int(dept)), week, overrides, explain)
 
     def forecast_store(self, store: int, start: object, weeks: int) -> StoreForecast:
-        """Every department of a store, plus the store total (intervals added in quadrature)."""
+        """Every department of a store, plus the store total (total_bounds)."""
         depts = self.departments(store)
         first = int(self._weeks([start])[0])
         weeks = int(weeks)
@@ -246,11 +246,11 @@ class Forecaster:
         preds = self._to_predictions(res)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
         total = []
+        half80, half95 = (res["upper_80"] - res["lower_80"]) / 2, (res["upper_95"] - res["lower_95"]) / 2
         for j in range(weeks):
             idx = np.arange(j, len(week), weeks)
-            p = float(res["prediction"][idx].sum())
-            h80 = float(np.sqrt(np.sum(((res["upper_80"] - res["lower_80"])[idx] / 2) ** 2)))
-            h95 = float(np.sqrt(np.sum(((res["upper_95"] - res["lower_95"])[idx] / 2) ** 2)))
+            bounds = self.total_bounds(res["prediction"][idx], half80[idx], half95[idx])
+            p = bounds["prediction"]
             first_pred = preds[idx[0]]
             total.append(
                 Prediction(
@@ -259,10 +259,10 @@ class Forecaster:
                     week=first_pred.week,
                     horizon=first_pred.horizon,
                     prediction=p,
-                    lower_80=p - h80,
-                    upper_80=p + h80,
-                    lower_95=p - h95,
-                    upper_95=p + h95,
+                    lower_80=bounds["lower_80"],
+                    upper_80=bounds["upper_80"],
+                    lower_95=bounds["lower_95"],
+                    upper_95=bounds["upper_95"],
                     inputs=first_pred.inputs,
                     assumed=first_pred.assumed,
                     cold_start=False,
@@ -271,6 +271,22 @@ class Forecaster:
                 )
             )
         return StoreForecast(store=int(store), departments=departments, total=total)
+
+    def total_bounds(
+        self, prediction: np.ndarray, half80: np.ndarray, half95: np.ndarray
+    ) -> dict[str, float]:
+        """The forecast and intervals of a sum of departments (a store total) from theirs (the widths
+        added in quadrature, as if the departments' errors were independent)."""
+        p = float(np.sum(prediction))
+        h80 = float(np.sqrt(np.sum(np.asarray(half80) ** 2)))
+        h95 = float(np.sqrt(np.sum(np.asarray(half95) ** 2)))
+        return {
+            "prediction": p,
+            "lower_80": p - h80,
+            "upper_80": p + h80,
+            "lower_95": p - h95,
+            "upper_95": p + h95,
+        }
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Vectorised predictions for a DataFrame with store, dept, date (+ optional covariates);

@@ -1,0 +1,212 @@
+"""Backtest at several origins: accuracy, interval coverage (rows, horizon buckets, store totals).
+
+    .venv/bin/python benchmarks/bench_origins.py [--data DIR] [--origins 2012-01-27,2011-10-28,2011-07-29]
+        [--horizon 39] [--params '{"christmas_shift": false}'] [--json OUT] [--smoke]
+
+Per origin: the default model trained on sales up to the origin (`run_backtest`, the same code as
+`flask backtest`) forecasts every row of the next `horizon` weeks; WMAE (holiday weeks x5) beside
+the seasonal naive, coverage of the 80% and 95% intervals over all rows, per horizon bucket, and on
+store totals (each store's departments summed per week, with the interval the forecaster gives a
+store total). `--params` overrides pipeline or model settings, so that one run measures one variant.
+`--smoke` runs one origin on a small synthetic dataset, for the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.forecasting.backtest import run_backtest  # noqa: E402
+from app.forecasting.forecaster import Forecaster  # noqa: E402
+from app.forecasting.intervals import BUCKET_LABELS, bucket_index  # noqa: E402
+from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
+from app.forecasting.training import wmae  # noqa: E402
+from benchmarks._table import format_table  # noqa: E402
+
+log = logging.getLogger("bench_origins")
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "walmart"
+ORIGINS = ("2012-01-27", "2011-10-28", "2011-07-29")
+
+
+def _covered(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    return float(np.mean((y >= lower) & (y <= upper))) if len(y) else float("nan")
+
+
+def store_total_coverage(fc: Any, frame: pd.DataFrame) -> dict[str, float]:
+    """Coverage of the store-total intervals (Forecaster.total_bounds) on the store-weeks of `frame`."""
+    rows = frame.assign(
+        half80=(frame["upper_80"] - frame["lower_80"]) / 2, half95=(frame["upper_95"] - frame["lower_95"]) / 2
+    )
+    y, lo80, hi80, lo95, hi95 = [], [], [], [], []
+    for _, g in rows.groupby(["Store", "Date"], sort=False):
+        total = fc.total_bounds(
+            g["prediction"].to_numpy(),
+            g["half80"].to_numpy(),
+            g["half95"].to_numpy(),
+        )
+        y.append(g["Weekly_Sales"].sum())
+        lo80.append(total["lower_80"])
+        hi80.append(total["upper_80"])
+        lo95.append(total["lower_95"])
+        hi95.append(total["upper_95"])
+    y_arr = np.array(y)
+    return {
+        "store_weeks": len(y),
+        "coverage_80": _covered(y_arr, np.array(lo80), np.array(hi80)),
+        "coverage_95": _covered(y_arr, np.array(lo95), np.array(hi95)),
+    }
+
+
+def without_christmas_shift(fc: Any, frame: pd.DataFrame) -> dict[str, float] | None:
+    """WMAE of the same fitted model with the Christmas shift of the bases turned off at prediction
+    time: the shift's whole effect where the model never trained on a December with a year before."""
+    if not fc.config.christmas_shift:
+        return None
+    plain = Forecaster(
+        estimator=fc.estimator,
+        config=replace(fc.config, christmas_shift=False),
+        panel=fc.panel,
+        covariates=fc.covariates,
+        calibrator=fc.calibrator,
+    )
+    rows = pd.DataFrame(
+        {"store": frame["Store"], "dept": frame["Dept"], "date": pd.to_datetime(frame["Date"])}
+    )
+    pred = plain.predict_frame(rows)["prediction"].to_numpy()
+    y, hol = frame["Weekly_Sales"].to_numpy(), frame["IsHoliday"].to_numpy(bool)
+    december = pd.to_datetime(frame["Date"]).dt.month.to_numpy() == 12
+    return {
+        "wmae": wmae(y, pred, hol),
+        "december_wmae": wmae(y[december], pred[december], hol[december]) if december.any() else None,
+        "december_wmae_with_shift": (
+            wmae(y[december], frame["prediction"].to_numpy()[december], hol[december])
+            if december.any()
+            else None
+        ),
+    }
+
+
+def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = run_backtest(dataset, origin, horizon, kind="hgb", params=params)
+    fold, frame, fc = result.folds[0], result.predictions, result.models[0]
+    frame = frame.assign(horizon=(pd.to_datetime(frame["Date"]) - result.origin).dt.days // 7)
+    y = frame["Weekly_Sales"].to_numpy()
+    idx = bucket_index(frame["horizon"].to_numpy())
+    buckets = {}
+    for b, label in enumerate(BUCKET_LABELS):
+        m = idx == b
+        if m.any():
+            buckets[label] = {
+                "rows": int(m.sum()),
+                "coverage_80": _covered(
+                    y[m], frame["lower_80"].to_numpy()[m], frame["upper_80"].to_numpy()[m]
+                ),
+                "coverage_95": _covered(
+                    y[m], frame["lower_95"].to_numpy()[m], frame["upper_95"].to_numpy()[m]
+                ),
+            }
+    return {
+        "christmas_shift_off": without_christmas_shift(fc, frame),
+        "origin": fold["origin"],
+        "rows": fold["rows"],
+        "wmae": fold["wmae"],
+        "naive_wmae": fold["baseline_wmae"],
+        "ratio": fold["ratio_to_baseline"],
+        "coverage_80": fold["coverage_80"],
+        "coverage_95": fold["coverage_95"],
+        "by_bucket": buckets,
+        "store_totals": store_total_coverage(fc, frame),
+        "train_seconds": fold["train_seconds"],
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_after": os.getloadavg(),
+    }
+
+
+def table(results: list[dict[str, Any]]) -> list[list[str]]:
+    def pct(v: float) -> str:
+        return f"{100 * v:.1f}%"
+
+    rows = [
+        [
+            "origin",
+            "WMAE",
+            "naive",
+            "ratio",
+            "cov 80",
+            "cov 95",
+            "buckets 80 (min-max)",
+            "totals 80/95",
+            "train s",
+            "ratio, no Xmas shift",
+        ]
+    ]
+    for r in results:
+        b80 = [b["coverage_80"] for b in r["by_bucket"].values()]
+        b95 = [b["coverage_95"] for b in r["by_bucket"].values()]
+        rows.append(
+            [
+                r["origin"],
+                f"{r['wmae']:,.1f}",
+                f"{r['naive_wmae']:,.1f}",
+                f"{r['ratio']:.3f}",
+                pct(r["coverage_80"]),
+                pct(r["coverage_95"]),
+                f"{pct(min(b80))}-{pct(max(b80))} / {pct(min(b95))}-{pct(max(b95))}",
+                f"{pct(r['store_totals']['coverage_80'])} / {pct(r['store_totals']['coverage_95'])}",
+                f"{r['train_seconds']:.0f}",
+                f"{r['christmas_shift_off']['wmae'] / r['naive_wmae']:.3f}"
+                if r["christmas_shift_off"]
+                else "-",
+            ]
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", default=str(DEFAULT_DATA) if (DEFAULT_DATA / "train.csv").exists() else None
+    )
+    parser.add_argument("--origins", default=",".join(ORIGINS))
+    parser.add_argument("--horizon", type=int, default=39)
+    parser.add_argument("--params", default=None, help="JSON object of pipeline/model settings")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--smoke", action="store_true", help="one origin on a small synthetic dataset")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    params = json.loads(args.params) if args.params else None
+    if args.smoke:
+        dataset = generate_dataset(seed=0, n_stores=2, n_depts=3)
+        origins, horizon = [str(dataset.last_week.date() - pd.Timedelta(weeks=13))], 13
+        params = {"max_rows": 3_000, "max_iter": 10, "origin_step": 8, **(params or {})}
+    else:
+        dataset = load_or_generate(args.data)
+        origins, horizon = args.origins.split(","), args.horizon
+    load_start = os.getloadavg()
+    print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}", flush=True)
+    results = [measure(dataset, o, horizon, params) for o in origins]
+    load_end = os.getloadavg()
+    print(format_table(table(results)))
+    print(f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
+    if args.json:
+        out = {"params": params, "load_start": load_start, "load_end": load_end, "origins": results}
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""bench_origins.py --smoke: one origin on tiny synthetic data, every figure present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import bench_origins
+
+
+def test_smoke_run_reports_accuracy_and_coverage(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "origins.json"
+    bench_origins.main(["--smoke", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "load average at start" in printed and "totals 80/95" in printed
+    (figures,) = json.loads(out.read_text())["origins"]
+    assert figures["rows"] > 0 and figures["naive_wmae"] > 0 and figures["ratio"] > 0
+    for key in ("coverage_80", "coverage_95"):
+        assert 0 <= figures[key] <= 1 and 0 <= figures["store_totals"][key] <= 1
+    assert figures["store_totals"]["store_weeks"] > 0 and figures["by_bucket"]
