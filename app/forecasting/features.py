@@ -52,6 +52,7 @@ class FeatureConfig:
     year_before_only: bool = True  # train on targets that have a week a year before in the data
     christmas_shift: bool = True  # December bases cover the same days before Christmas as last year's
     easter_features: bool = True  # is_easter and lag52_is_easter features (0 when off)
+    skill_rescale: bool = True  # intervals rescaled to a model fitted 13 weeks before the end
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -14,6 +14,12 @@ only target November-January, whose errors run larger at every horizon. Given ea
 divides that out of the bucket's quantile (`season_factors`). A bucket then says how far out
 the error grows, not which weeks happened to be reachable.
 
+The model that gives those residuals saw sales up to 39 weeks before the end; in the data's
+second year it never had a target with a week a year before, and its errors ran far larger than
+the final model's. `rescale_to` therefore follows a model fitted 13 weeks before the end: buckets
+1-4 and 5-13 take the quantiles of its own residuals on the last 13 weeks, the buckets beyond grow
+from them as the older model's errors grew (training._skill_rescale).
+
 Every bucket is calibrated on its own residuals. A bucket with fewer than MIN_BUCKET_ROWS of them
 (a history too short for a forecast that far out to have been scored) takes the quantiles of the
 nearest calibrated bucket, and `fallbacks` names it: the metadata says which buckets were not
@@ -111,6 +117,7 @@ class IntervalCalibrator:
     counts: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)  # bucket -> where its quantiles came from
     season_factors: dict[str, dict[str, float]] = field(default_factory=dict)
+    skill_factors: dict[str, float] = field(default_factory=dict)  # rescale_to's factor per level
 
     def fit(
         self,
@@ -151,6 +158,36 @@ class IntervalCalibrator:
         self.quantiles = {label: self.quantiles[label] for label in BUCKET_LABELS}
         return self
 
+    def rescale_to(
+        self, new_score: np.ndarray, old_score: np.ndarray, new_horizon: np.ndarray | None = None
+    ) -> IntervalCalibrator:
+        """Follow a newer model's scores (training._skill_rescale): every quantile scaled by how much
+        smaller they are than the calibrated model's on the same rows; with their horizons, the
+        buckets they fill take their own quantiles and the later buckets grow from those."""
+        if len(new_score) < MIN_BUCKET_ROWS or len(old_score) < MIN_BUCKET_ROWS:
+            return self
+        factor = {
+            str(lv): float(np.quantile(new_score, lv)) / max(float(np.quantile(old_score, lv)), 1e-12)
+            for lv in LEVELS
+        }
+        old_quantiles = self.quantiles
+        self.quantiles = {b: {lv: v * factor[lv] for lv, v in q.items()} for b, q in old_quantiles.items()}
+        self.skill_factors = {lv: round(v, 4) for lv, v in factor.items()}
+        if new_horizon is None:
+            return self
+        # The buckets the newer model reaches take its own quantiles; the buckets past them grow from
+        # the farthest of those as the calibrating model's errors grew (never shrinking).
+        idx = bucket_index(np.asarray(new_horizon))
+        last = None
+        for b, label in enumerate(BUCKET_LABELS):
+            s = np.sort(new_score[idx == b])
+            if len(s) >= MIN_BUCKET_ROWS:
+                self.quantiles[label], last = _conformal_quantiles(s), label
+            elif last is not None:
+                grow = {lv: old_quantiles[label][lv] / old_quantiles[last][lv] for lv in old_quantiles[last]}
+                self.quantiles[label] = {lv: v * max(1.0, grow[lv]) for lv, v in self.quantiles[last].items()}
+        return self
+
     def bounds(
         self,
         horizon: np.ndarray,
@@ -181,4 +218,5 @@ class IntervalCalibrator:
             "counts": self.counts,
             "fallbacks": self.fallbacks,
             "season_factors": self.season_factors,
+            "skill_factors": getattr(self, "skill_factors", {}),
         }

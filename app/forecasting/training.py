@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 HOLDOUT_WEEKS = 39
 BACKTEST_OFFSETS = (0, 13, 26)  # origins after the inner cutoff: damping, backtest figures, calibration
+SKILL_WEEKS = 13  # the last weeks, forecast by a model fitted just before them (_skill_rescale)
 CALIBRATION_STEP = 4  # weeks between the calibration origins before the cutoff
 CALIBRATION_HISTORY = 52 + 4  # weeks of sales an origin needs to have every feature (yoy4 looks back 56)
 CATEGORICAL = {"store", "dept", "store_type", "is_holiday"}
@@ -328,6 +329,8 @@ def _internal_backtest(
             first = (rows, res, y)
             naive_pred = at_origins[0][2]
     calibrator.fit(*(np.concatenate(a) for a in (hz, resid, denom, target)))
+    if config.skill_rescale:
+        _skill_rescale(panel, covariates, kind, inner_cfg, est_params, calibrator, inner_forecaster, progress)
     rows, res, y = first
     bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
     hol = res["holiday"].astype(bool)
@@ -352,6 +355,42 @@ def _internal_backtest(
     }
     backtest["ratio_to_baseline"] = backtest["wmae"] / backtest["baseline_wmae"]
     return calibrator, backtest, res["prediction"]
+
+
+def _skill_rescale(
+    panel: Panel,
+    covariates: Covariates,
+    kind: str,
+    config: FeatureConfig,
+    est_params: dict[str, Any],
+    calibrator: IntervalCalibrator,
+    inner_forecaster: Callable[[int], Forecaster],
+    progress: Progress | None,
+) -> None:
+    """Scale the intervals to the skill of a model fitted 13 weeks before the end.
+
+    The calibrating model saw only sales up to 39 weeks before the end: at an origin in the data's
+    second year that is a model without a single target a year after its history, and its errors
+    ran far larger than the final model's (80% intervals covered 89-94% of the real data's weeks at
+    2011-10-28 and 2011-07-29). A model fitted up to 13 weeks before the end is nearly the final one:
+    its residuals on the last 13 weeks calibrate buckets 1-4 and 5-13, and the buckets past 13
+    weeks grow from those as the older model's did (intervals.IntervalCalibrator.rescale_to).
+    """
+    recent = panel.last_week - SKILL_WEEKS
+    if kind == "naive" or recent - panel.first_week < config.min_origin_week + 4:
+        return
+    _say(progress, f"interval skill: fitting {kind} on sales up to {calendar.week_date(recent)[0].date()}")
+    fc, _, _ = fit_forecaster(panel, covariates, kind, config, est_params, recent, calibrator)
+    rows = actual_rows(panel, recent, SKILL_WEEKS)
+    new, old = forecast_actuals(fc, rows), forecast_actuals(inner_forecaster(recent), rows)
+    y = rows["weekly_sales"].to_numpy()
+    known = ~new["cold"] & ~old["cold"]
+    calibrator.rescale_to(
+        (np.abs(y - new["prediction"]) / new["denominator"])[known],
+        (np.abs(y - old["prediction"]) / old["denominator"])[known],
+        new["horizon"][known],
+    )
+    _say(progress, f"interval skill factors {calibrator.skill_factors}")
 
 
 def train(

@@ -76,3 +76,24 @@ def test_real_data_backtest_meets_the_accuracy_target():
     assert r["wmae"] <= 0.83 * r["baseline_wmae"]  # issue 2's target (measured: 0.825)
     assert 0.75 <= r["coverage_80"] <= 0.85 and 0.90 <= r["coverage_95"] <= 0.98
     assert r["rows"] == 115_588 and np.isfinite(r["mae"])
+
+
+@pytest.mark.real_data
+@requires_real_data
+def test_real_data_intervals_cover_at_an_early_origin():
+    """Coverage at 2011-07-29 (the origin whose intervals covered 94% for 80%) on 6 stores, small model."""
+    from dataclasses import replace
+
+    from app.forecasting.data import load_dataset
+
+    ds = load_dataset(REAL_DATA_DIR)
+    keep = [1, 5, 10, 20, 33, 40]  # sizes A, B and C
+    ds = replace(
+        ds,
+        sales=ds.sales[ds.sales["store"].isin(keep)].reset_index(drop=True),
+        features=ds.features[ds.features["store"].isin(keep)].reset_index(drop=True),
+        stores=ds.stores[ds.stores["store"].isin(keep)].reset_index(drop=True),
+    )
+    r = run_backtest(ds, "2011-07-29", 39, params={**TINY, "max_rows": 40_000}).to_dict()
+    assert 0.74 <= r["coverage_80"] <= 0.86, r["coverage_80"]
+    assert 0.91 <= r["coverage_95"] <= 0.98, r["coverage_95"]

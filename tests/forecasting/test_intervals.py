@@ -106,3 +106,23 @@ def test_season_matching_divides_out_the_weeks_a_far_bucket_could_reach():
     assert matched.season_factors["40-52"]["0.8"] > 1.4
     assert abs(matched.season_factors["5-13"]["0.8"] - 1) < 0.05
     assert plain.season_factors == {}
+
+
+def test_rescale_to_a_newer_models_skill():
+    cal = IntervalCalibrator(quantiles={"1-4": {"0.8": 2.0, "0.95": 4.0}, "5-13": {"0.8": 3.0, "0.95": 6.0}})
+    old = np.linspace(0, 2, 1001)
+    cal.rescale_to(old / 2, old)
+    assert cal.quantiles["5-13"]["0.8"] == 1.5 and cal.quantiles["1-4"]["0.95"] == 2.0
+    assert cal.skill_factors == {"0.8": 0.5, "0.95": 0.5}
+
+
+def test_rescale_to_takes_the_newer_models_own_buckets_and_grows_past_them():
+    cal = IntervalCalibrator(
+        quantiles={label: {"0.8": 1.0 + b, "0.95": 2.0 + 2 * b} for b, label in enumerate(BUCKET_LABELS)}
+    )
+    new = np.tile(np.linspace(0, 1, 101), 13)
+    horizon = np.repeat(np.arange(1, 14), 101)
+    cal.rescale_to(new, new * 2, horizon)
+    q = cal.quantiles
+    assert 0.79 <= q["1-4"]["0.8"] <= 0.82 and 0.79 <= q["5-13"]["0.8"] <= 0.82  # the newer model's own
+    assert q["14-26"]["0.8"] == q["5-13"]["0.8"] * 3 / 2 and q["40-52"]["0.95"] == q["5-13"]["0.95"] * 10 / 4
