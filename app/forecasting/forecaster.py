@@ -275,11 +275,11 @@ class Forecaster:
     def total_bounds(
         self, prediction: np.ndarray, half80: np.ndarray, half95: np.ndarray
     ) -> dict[str, float]:
-        """The forecast and intervals of a sum of departments (a store total) from theirs (the widths
-        added in quadrature, as if the departments' errors were independent)."""
+        """The forecast and intervals of a sum of departments (a store total) from theirs: the widths
+        combine with the departments' error correlation the calibrator measured (fit_totals)."""
         p = float(np.sum(prediction))
-        h80 = float(np.sqrt(np.sum(np.asarray(half80) ** 2)))
-        h95 = float(np.sqrt(np.sum(np.asarray(half95) ** 2)))
+        h80 = self.calibrator.total_half_width(half80, 0.8)
+        h95 = self.calibrator.total_half_width(half95, 0.95)
         return {
             "prediction": p,
             "lower_80": p - h80,

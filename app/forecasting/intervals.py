@@ -117,6 +117,9 @@ class IntervalCalibrator:
     counts: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)  # bucket -> where its quantiles came from
     season_factors: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Store totals: the correlation of the departments' errors, per level, that makes a sum's
+    # interval cover its share (0: added in quadrature, as if independent; 1: widths simply added).
+    total_correlation: dict[str, float] = field(default_factory=dict)
     skill_factors: dict[str, float] = field(default_factory=dict)  # rescale_to's factor per level
 
     def fit(
@@ -188,6 +191,34 @@ class IntervalCalibrator:
                 self.quantiles[label] = {lv: v * max(1.0, grow[lv]) for lv, v in self.quantiles[last].items()}
         return self
 
+    def fit_totals(
+        self, group: np.ndarray, residual: np.ndarray, half: dict[str, np.ndarray]
+    ) -> IntervalCalibrator:
+        """The error correlation of each level for sums of rows sharing a `group` (store, week, origin).
+
+        A sum's half-width is sqrt(sum h^2 + rho ((sum h)^2 - sum h^2)); each group needs the rho at
+        which its summed residual falls inside, and the level's quantile of those needs is the rho."""
+        _, inverse = np.unique(np.asarray(group), return_inverse=True)
+        error = np.bincount(inverse, weights=np.asarray(residual)) ** 2
+        self.total_correlation = {}
+        for lv in LEVELS:
+            h = np.asarray(half[str(lv)])
+            square = np.bincount(inverse, weights=h**2)
+            cross = np.bincount(inverse, weights=h) ** 2 - square
+            several = cross > 0
+            if several.sum() < MIN_BUCKET_ROWS:
+                continue
+            need = np.clip((error[several] - square[several]) / cross[several], 0.0, 1.0)
+            self.total_correlation[str(lv)] = round(float(np.quantile(need, lv)), 4)
+        return self
+
+    def total_half_width(self, half: np.ndarray, level: float) -> float:
+        """Half-width of a sum of rows from theirs (fit_totals' correlation; quadrature without it)."""
+        rho = getattr(self, "total_correlation", {}).get(str(level), 0.0)
+        h = np.asarray(half, dtype=float)
+        square = float(np.sum(h**2))
+        return float(np.sqrt(square + rho * (float(np.sum(h)) ** 2 - square)))
+
     def bounds(
         self,
         horizon: np.ndarray,
@@ -218,5 +249,6 @@ class IntervalCalibrator:
             "counts": self.counts,
             "fallbacks": self.fallbacks,
             "season_factors": self.season_factors,
+            "total_correlation": getattr(self, "total_correlation", {}),
             "skill_factors": getattr(self, "skill_factors", {}),
         }

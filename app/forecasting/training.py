@@ -309,7 +309,7 @@ def _internal_backtest(
             + f"; chose {damping:g}",
         )
     naive = make_estimator("naive")
-    resid, denom, hz, target = [], [], [], []
+    resid, denom, hz, target, groups = [], [], [], [], []
     at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
     for o in calibration_origins(panel, cutoff):
         fc = at_cutoff if o == cutoff else inner_forecaster(o)
@@ -322,6 +322,8 @@ def _internal_backtest(
         denom.append(res["denominator"][known])
         hz.append(res["horizon"][known])
         target.append(rows["week"].to_numpy()[known])
+        store_week = rows["store"].to_numpy(np.int64) * 100_000 + rows["week"].to_numpy(np.int64)
+        groups.append(o * 10**12 + store_week[known])
         if o < cutoff:
             continue
         at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
@@ -329,6 +331,13 @@ def _internal_backtest(
             first = (rows, res, y)
             naive_pred = at_origins[0][2]
     calibrator.fit(*(np.concatenate(a) for a in (hz, resid, denom, target)))
+    # The departments' error correlation from residuals and widths of one model (_skill_rescale
+    # measures it again on the newer model, whose errors look like the final one's).
+    all_hz, all_resid, all_denom = (np.concatenate(a) for a in (hz, resid, denom))
+    half = calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)
+    calibrator.fit_totals(
+        np.concatenate(groups), all_resid, {"0.8": half["upper_80"], "0.95": half["upper_95"]}
+    )
     if config.skill_rescale:
         _skill_rescale(panel, covariates, kind, inner_cfg, est_params, calibrator, inner_forecaster, progress)
     rows, res, y = first
@@ -389,6 +398,13 @@ def _skill_rescale(
         (np.abs(y - new["prediction"]) / new["denominator"])[known],
         (np.abs(y - old["prediction"]) / old["denominator"])[known],
         new["horizon"][known],
+    )
+    half = calibrator.bounds(new["horizon"][known], np.zeros(int(known.sum())), new["denominator"][known])
+    store_week = rows["store"].to_numpy(np.int64) * 100_000 + rows["week"].to_numpy(np.int64)
+    calibrator.fit_totals(
+        store_week[known],
+        (y - new["prediction"])[known],
+        {"0.8": half["upper_80"], "0.95": half["upper_95"]},
     )
     _say(progress, f"interval skill factors {calibrator.skill_factors}")
 

@@ -108,6 +108,26 @@ def test_season_matching_divides_out_the_weeks_a_far_bucket_could_reach():
     assert plain.season_factors == {}
 
 
+def test_store_totals_cover_when_department_errors_are_correlated():
+    rng = np.random.default_rng(1)
+    groups, depts = 2_000, 10
+    shared = rng.normal(size=(groups, 1))  # a store-week shock every department shares
+    resid = (0.7 * shared + 0.7 * rng.normal(size=(groups, depts))).ravel()
+    group = np.repeat(np.arange(groups), depts)
+    half = {"0.8": np.full(len(resid), 1.2816 * 0.99), "0.95": np.full(len(resid), 1.96 * 0.99)}
+    cal = IntervalCalibrator(quantiles={"1-4": {"0.8": 1.0, "0.95": 1.0}})
+    quadrature = cal.total_half_width(half["0.8"][:depts], 0.8)
+    cal.fit_totals(group, resid, half)
+    assert 0.3 < cal.total_correlation["0.8"] < 0.7  # the true correlation is 0.5
+    fresh = rng.normal(size=(groups, 1)) * 0.7 + 0.7 * rng.normal(size=(groups, depts))
+    for lv in ("0.8", "0.95"):
+        width = cal.total_half_width(half[lv][:depts], float(lv))
+        covered = np.mean(np.abs(fresh.sum(axis=1)) <= width)
+        assert abs(covered - float(lv)) < 0.03, (lv, covered)
+    assert cal.total_half_width(half["0.8"][:depts], 0.8) > quadrature
+    assert IntervalCalibrator().total_half_width(np.array([3.0, 4.0]), 0.8) == 5.0  # uncalibrated: quadrature
+
+
 def test_rescale_to_a_newer_models_skill():
     cal = IntervalCalibrator(quantiles={"1-4": {"0.8": 2.0, "0.95": 4.0}, "5-13": {"0.8": 3.0, "0.95": 6.0}})
     old = np.linspace(0, 2, 1001)
