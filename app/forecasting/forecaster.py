@@ -121,7 +121,6 @@ class Forecaster:
         self.metadata: ModelMetadata = dict(metadata or {})  # type: ignore[assignment]
         self.origin_week = panel.last_week
         self.state: OriginState = origin_state(panel, self.origin_week, config)
-        self._keys = panel.keys()
         self._index_keys()
         self._build_profiles()
         self.version: str = str(self.metadata.get("version", f"{estimator.kind}-{self.origin.date()}"))
@@ -177,8 +176,8 @@ class Forecaster:
     def history(self, store: int, dept: int, weeks: int = 104) -> pd.DataFrame:
         """Observed weekly sales up to the origin (for charts)."""
         self._check_store(store)
-        i = self._keys.get((int(store), int(dept)))
-        if i is None:
+        i = int(self.series_positions(np.array([int(store) * 1000 + int(dept)]))[0])
+        if i < 0:
             return pd.DataFrame(
                 {"date": pd.Series(dtype="datetime64[ns]"), "weekly_sales": pd.Series(dtype=float)}
             )
