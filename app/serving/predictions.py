@@ -231,10 +231,17 @@ def forecast_store(
 
 
 def what_if(
-    model: Forecaster, store: int, dept: int, start: dt.date, weeks: int, given: dict[str, Any]
+    model: Forecaster,
+    store: int,
+    dept: int,
+    start: dt.date,
+    weeks: int,
+    given: dict[str, Any],
+    served_total: float,
 ) -> dict[str, Any] | None:
     """The sensitivity of a forecast to the covariates a planner set (the same values every week):
     the forecast with the model's own assumptions instead, and each driver's effect alone.
+    `served_total` is the forecast served with all of them, which the caller already has.
 
     These forecasts are comparisons, not served predictions: they are not logged. None when nothing
     was set.
@@ -242,7 +249,6 @@ def what_if(
     if not given:
         return None
     default = model.forecast(store, dept, start, weeks)
-    chosen = model.forecast(store, dept, start, weeks, covariates=[given] * weeks)
     base_total = sum(p.prediction for p in default)
     drivers = []
     for name, value in given.items():
@@ -260,6 +266,6 @@ def what_if(
     return {
         "default": [round(p.prediction, 2) for p in default],
         "default_total": round(base_total, 2),
-        "difference": round(sum(p.prediction for p in chosen) - base_total, 2),
+        "difference": round(served_total - base_total, 2),
         "drivers": drivers,
     }

@@ -115,6 +115,7 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     total = sum(p["prediction"] for p in predictions)
     start = dt.date.fromisoformat(predictions[0]["week"])
     parts = why.totals(predictions)
+    sentence = why.sentence(parts) if parts else None
     weeks = f"{data.weeks} weeks" if data.weeks > 1 else "one week"
     described = f"Store {data.store}, dept {data.dept}: sales history and the forecast of {weeks}"
     common = {
@@ -122,10 +123,10 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
             history, page_helpers.frame(predictions), description=described, last_year=True
         ),
         "parts": parts,
-        "sentence": why.sentence(parts) if parts else None,
-        "waterfall": why.waterfall(parts, f"Why this number: {why.sentence(parts)}") if parts else None,
+        "sentence": sentence,
+        "waterfall": why.waterfall(parts, f"Why this number: {sentence}") if parts else None,
         "what_if": why.sensitivity(
-            context.what_if(data.store, data.dept, start, data.weeks, covariates), total
+            context.what_if(data.store, data.dept, start, data.weeks, covariates, total), total
         ),
         "model_version": served.model_version,
     }

@@ -75,30 +75,16 @@ def sensitivity(what_if: dict[str, Any] | None, total: float) -> dict[str, Any] 
     if not what_if:
         return None
     scale = max(abs(total), 1.0)
+
+    def effect(difference: float) -> dict[str, Any]:
+        return {
+            "signed": _signed(difference),
+            "share": difference / scale,
+            "barely": abs(difference) < BARELY * scale,
+        }
+
     drivers = []
     for d in what_if["drivers"]:
-        label, unit = (
-            (COVARIATES[d["name"]][0], COVARIATES[d["name"]][1])
-            if d["name"] in COVARIATES
-            else (
-                "Holiday week",
-                "",
-            )
-        )
-        drivers.append(
-            {
-                **d,
-                "label": label,
-                "unit": unit,
-                "signed": _signed(d["difference"]),
-                "share": d["difference"] / scale,
-                "barely": abs(d["difference"]) < BARELY * scale,
-            }
-        )
-    return {
-        **what_if,
-        "signed": _signed(what_if["difference"]),
-        "share": what_if["difference"] / scale,
-        "barely": abs(what_if["difference"]) < BARELY * scale,
-        "drivers": drivers,
-    }
+        label, unit = COVARIATES[d["name"]][:2] if d["name"] in COVARIATES else ("Holiday week", "")
+        drivers.append({**d, "label": label, "unit": unit, **effect(d["difference"])})
+    return {**what_if, **effect(what_if["difference"]), "drivers": drivers}
