@@ -330,16 +330,16 @@ def _internal_backtest(
         if o == cutoff:
             first = (rows, res, y)
             naive_pred = at_origins[0][2]
-    calibrator.fit(*(np.concatenate(a) for a in (hz, resid, denom, target)))
-    # The departments' error correlation from residuals and widths of one model (_skill_rescale
-    # measures it again on the newer model, whose errors look like the final one's).
     all_hz, all_resid, all_denom = (np.concatenate(a) for a in (hz, resid, denom))
-    half = calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)
-    calibrator.fit_totals(
-        np.concatenate(groups), all_resid, {"0.8": half["upper_80"], "0.95": half["upper_95"]}
+    calibrator.fit(all_hz, all_resid, all_denom, np.concatenate(target))
+    rescaled = config.skill_rescale and _skill_rescale(
+        panel, covariates, kind, inner_cfg, est_params, calibrator, inner_forecaster, progress
     )
-    if config.skill_rescale:
-        _skill_rescale(panel, covariates, kind, inner_cfg, est_params, calibrator, inner_forecaster, progress)
+    if not rescaled:  # the departments' error correlation from the calibrating model (else the newer one's)
+        half = calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)
+        calibrator.fit_totals(
+            np.concatenate(groups), all_resid, {"0.8": half["upper_80"], "0.95": half["upper_95"]}
+        )
     rows, res, y = first
     bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
     hol = res["holiday"].astype(bool)
@@ -375,8 +375,9 @@ def _skill_rescale(
     calibrator: IntervalCalibrator,
     inner_forecaster: Callable[[int], Forecaster],
     progress: Progress | None,
-) -> None:
-    """Scale the intervals to the skill of a model fitted 13 weeks before the end.
+) -> bool:
+    """Scale the intervals to the skill of a model fitted 13 weeks before the end (False: the history
+    is too short for it, or the model is the naive one; nothing changed).
 
     The calibrating model saw only sales up to 39 weeks before the end: at an origin in the data's
     second year that is a model without a single target a year after its history, and its errors
@@ -387,7 +388,7 @@ def _skill_rescale(
     """
     recent = panel.last_week - SKILL_WEEKS
     if kind == "naive" or recent - panel.first_week < config.min_origin_week + 4:
-        return
+        return False
     _say(progress, f"interval skill: fitting {kind} on sales up to {calendar.week_date(recent)[0].date()}")
     fc, _, _ = fit_forecaster(panel, covariates, kind, config, est_params, recent, calibrator)
     rows = actual_rows(panel, recent, SKILL_WEEKS)
@@ -407,6 +408,7 @@ def _skill_rescale(
         {"0.8": half["upper_80"], "0.95": half["upper_95"]},
     )
     _say(progress, f"interval skill factors {calibrator.skill_factors}")
+    return True
 
 
 def train(
