@@ -234,6 +234,11 @@ def legend_items(last_year: bool = False) -> list[tuple[str, str]]:
     ]
 
 
+def signed_dollars(value: float) -> str:
+    """+$1,234 or −$1,234 (a true minus sign): a change in sales, as the waterfall and its sentence say it."""
+    return f"{'+' if value >= 0 else '−'}${abs(value):,.0f}"
+
+
 def waterfall_chart(
     steps: Sequence[tuple[str, float]],
     total_label: str,
@@ -254,7 +259,7 @@ def waterfall_chart(
         start = 0.0 if i == 0 else end
         end = start + amount
         kind = "start" if i == 0 else "up" if amount >= 0 else "down"
-        text = f"${amount:,.0f}" if i == 0 else f"{'+' if amount >= 0 else '−'}${abs(amount):,.0f}"
+        text = f"${amount:,.0f}" if i == 0 else signed_dollars(amount)
         rows.append({"step": label, "start": start, "end": end, "kind": kind, "text": text})
     rows.append({"step": total_label, "start": 0.0, "end": end, "kind": "total", "text": f"${end:,.0f}"})
     frame = pd.DataFrame(rows)

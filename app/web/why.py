@@ -38,19 +38,16 @@ def totals(predictions: list[dict[str, Any]]) -> dict[str, float] | None:
     return {name: round(sum(p["components"][name] for p in predictions), 2) for name in COMPONENTS}
 
 
-def _signed(value: float) -> str:
-    return f"{'+' if value >= 0 else '−'}${abs(value):,.0f}"
-
-
 def sentence(parts: dict[str, float]) -> str:
     """The components in words: 'Last year (smoothed) $46,800; trend +2% (+$936); holiday and calendar
     −$1,200; ...' (the trend also as a
     share of last year's value when there is one)."""
     words = [f"Last year (smoothed) ${parts['last_year']:,.0f}"]
     for name in COMPONENTS[1:]:
-        text = f"{SHORT_LABELS[name]} {_signed(parts[name])}"
+        text = f"{SHORT_LABELS[name]} {charts.signed_dollars(parts[name])}"
         if name == "trend" and parts["last_year"] > 0:
-            text = f"trend {parts['trend'] / parts['last_year']:+.0%} ({_signed(parts['trend'])})"
+            share = parts["trend"] / parts["last_year"]
+            text = f"trend {share:+.0%} ({charts.signed_dollars(parts['trend'])})"
         words.append(text)
     total = sum(parts.values())
     return "; ".join(words) + f": forecast ${total:,.0f}."
@@ -78,7 +75,7 @@ def sensitivity(what_if: dict[str, Any] | None, total: float) -> dict[str, Any] 
 
     def effect(difference: float) -> dict[str, Any]:
         return {
-            "signed": _signed(difference),
+            "signed": charts.signed_dollars(difference),
             "share": difference / scale,
             "barely": abs(difference) < BARELY * scale,
         }
