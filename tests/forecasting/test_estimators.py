@@ -54,3 +54,33 @@ def test_learned_correction_is_applied_damped():
     assert np.allclose(damped, 0.6 * full)
     naive = make_estimator("naive", {"damping": 0.6}).predict(X[:50])
     assert np.allclose(naive, make_estimator("naive").predict(X[:50]), equal_nan=True)
+
+
+def _in_season(X, rows):
+    X[rows, IDX["weeks_to_thanksgiving"]] = 0.0  # Thanksgiving week
+    X[rows, IDX["weeks_to_christmas"]] = 4.0
+    X[rows, IDX["lag_aligned"]] = 1.0
+
+
+def test_no_correction_for_a_holiday_season_the_learner_never_saw():
+    X, y, w = _data()
+    X[:, IDX["weeks_to_thanksgiving"]] = 20.0  # every training target is months before Thanksgiving
+    est = make_estimator("hgb", {"max_iter": 20}).fit(X, y, w)
+    assert not est.saw_holiday_season
+    query = X[:50].copy()
+    before = est.predict(query)
+    _in_season(query, np.arange(25))
+    after = est.predict(query)
+    assert (after[:25] == 0).all()
+    assert np.allclose(after[25:], before[25:])
+
+
+def test_a_learner_that_saw_the_holiday_season_corrects_it():
+    X, y, w = _data()
+    X[:, IDX["weeks_to_thanksgiving"]] = 20.0
+    _in_season(X, np.arange(300))
+    est = make_estimator("hgb", {"max_iter": 20}).fit(X, y, w)
+    assert est.saw_holiday_season
+    query = X[:50].copy()
+    _in_season(query, np.arange(50))
+    assert (est.predict(query) != 0).any()
