@@ -4,7 +4,8 @@ A prediction is `base + scale * f(X)` (features.assemble, estimators): base is l
 denoised value plus part of the recent year-over-year change, and f the learner's scaled correction.
 The components split it for a planner:
 
-- `last_year`: the same week last year, aligned on the moving holidays and denoised across stores;
+- `last_year`: the same week last year, aligned on the moving holidays and denoised across stores
+  (where the data holds two years, leaning part of the way to the year before, at last year's level);
 - `trend`: the level change since last year, both the part carried in the base and the learner's
   response to the recent-level features;
 - `holiday`: the learner's response to the holiday flag and the place in the calendar;
@@ -31,11 +32,12 @@ import numpy as np
 from app.forecasting import calendar
 from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.estimators import Estimator
-from app.forecasting.features import IDX, WINDOW, Covariates, FeatureConfig, OriginState, resolve_covariates
+from app.forecasting.features import IDX, Covariates, FeatureConfig, OriginState, resolve_covariates
 
 COMPONENTS = ("last_year", "trend", "holiday", "covariates", "model")
 COMPONENT_DESCRIPTIONS = {
-    "last_year": "sales of the same week last year, aligned on the moving holidays, smoothed across stores",
+    "last_year": "sales of the same week last year, aligned on the moving holidays, smoothed across stores "
+    "(and blended with the same week two years before where the data has it)",
     "trend": "the change in the series' level since last year",
     "holiday": "the model's adjustment for the holiday flag and the week's place in the calendar "
     "(against a plain midsummer week)",
@@ -76,7 +78,7 @@ def reference_rows(
     st = {k: v[rows] for k, v in state.stats.items()}
     with np.errstate(invalid="ignore"):
         year_ago = {k: st[f"level{k}"] - st[f"yoy{k}"] for k in (4, 8, 13)}
-    last_year_end = state.svd[rows, WINDOW - 1 - 52]  # the denoised week a year before the origin
+    last_year_end = state.svd[rows, state.window - 1 - 52]  # the denoised week a year before the origin
     trend_ref = {
         "last": np.where(np.isfinite(last_year_end), last_year_end, year_ago[4]),
         **{f"level{k}": year_ago[k] for k in (4, 8, 13)},

@@ -21,7 +21,6 @@ from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.estimators import Estimator, seasonal_naive
 from app.forecasting.explain import COMPONENTS, cold_components, components
 from app.forecasting.features import (
-    WINDOW,
     Covariates,
     FeatureConfig,
     OriginState,
@@ -385,7 +384,7 @@ class Forecaster:
         self._default_share = float(np.nanmedian(share)) if np.isfinite(share).any() else 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = st.raw / level[:, None]
-        prof = np.ones((len(depts), WINDOW))
+        prof = np.ones((len(depts), st.window))
         for k, d in enumerate(depts):
             r = ratio[self.panel.dept == d]
             if np.isfinite(r).any():
@@ -403,7 +402,8 @@ class Forecaster:
         known = self._cold_depts[dpc] == dept
         share = np.where(known, self._dept_share[dpc], self._default_share)
         share = np.where(np.isfinite(share), share, self._default_share)
-        col = np.clip(week - 52 - (self.origin_week - WINDOW + 1), 0, WINDOW - 1)
+        window = self.state.window
+        col = np.clip(week - 52 - (self.origin_week - window + 1), 0, window - 1)
         season = np.where(known, self._dept_profile[dpc, col], 1.0)
         return np.nan_to_num(share * level * season, nan=0.0)
 

@@ -142,3 +142,24 @@ def test_series_sample_keeps_every_departments_share(setup):
     per_dept = {int(d): int(np.sum(panel.dept[rows] == d)) for d in np.unique(panel.dept)}
     full = {int(d): int(np.sum(panel.dept == d)) for d in np.unique(panel.dept)}
     assert all(abs(per_dept[d] - full[d] / 2) <= 1 for d in full)
+
+
+def test_base_leans_on_the_week_two_years_before_where_the_data_has_it(setup):
+    panel, cov = setup
+    origin = panel.last_week - 20
+    one, two = FeatureConfig(two_year_weight=0.0), FeatureConfig(two_year_weight=0.3)
+    _, base_one, _ = _features(panel, cov, origin, one)
+    _, base_two, _ = _features(panel, cov, origin, two)
+    week = np.tile(np.arange(origin + 1, origin + 53), len(panel.store))
+    has_two = week - 104 >= panel.first_week + 2  # aligned twice: a holiday week may move by one each time
+    assert not np.allclose(base_two[has_two], base_one[has_two])
+    too_early = week - 104 < panel.first_week - 2
+    assert np.allclose(base_two[too_early], base_one[too_early])
+    # a series that sold 50% more in the 10 weeks two years before the first 10 targets gets higher
+    # bases for those targets
+    raised = Panel(panel.store, panel.dept, panel.first_week, panel.values.copy())
+    start = origin + 1 - 104 - panel.first_week
+    raised.values[:, start : start + 10] *= 1.5
+    _, higher, _ = _features(raised, cov, origin, two)
+    first_ten = has_two & (week <= origin + 10) & (week >= origin + 3)  # clear of the alignment's reach
+    assert first_ten.any() and (higher[first_ten] > base_two[first_ten]).mean() > 0.9
