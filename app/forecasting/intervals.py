@@ -18,7 +18,12 @@ The model that gives those residuals saw sales up to 39 weeks before the end; in
 second year it never had a target with a week a year before, and its errors ran far larger than
 the final model's. `rescale_to` therefore follows a model fitted 13 weeks before the end: buckets
 1-4 and 5-13 take the quantiles of its own residuals on the last 13 weeks, the buckets beyond grow
-from them as the older model's errors grew (training._skill_rescale).
+from them as the older model's errors grew (training._skill_rescale), but only if the older model
+learned from targets with a week a year before, as the final one does. One that did not, never
+learned last year's shape and its errors grew with the horizon where the final model's do not: on
+the real data, the final model's 80% score quantiles in the four buckets were 0.241, 0.253, 0.236
+and 0.248 at 2012-01-27, while growth from such a model widened the 27-39 bucket to cover 88.7% and
+89.7% of the rows at 2011-10-28 and 2011-07-29 (78.4-80.1% without it).
 
 Every bucket is calibrated on its own residuals. A bucket with fewer than MIN_BUCKET_ROWS of them
 (a history too short for a forecast that far out to have been scored) takes the quantiles of the
@@ -162,11 +167,16 @@ class IntervalCalibrator:
         return self
 
     def rescale_to(
-        self, new_score: np.ndarray, old_score: np.ndarray, new_horizon: np.ndarray | None = None
+        self,
+        new_score: np.ndarray,
+        old_score: np.ndarray,
+        new_horizon: np.ndarray | None = None,
+        grow: bool = True,
     ) -> IntervalCalibrator:
         """Follow a newer model's scores (training._skill_rescale): every quantile scaled by how much
         smaller they are than the calibrated model's on the same rows; with their horizons, the
-        buckets they fill take their own quantiles and the later buckets grow from those."""
+        buckets they fill take their own quantiles and the later buckets grow from those (`grow`),
+        or take the farthest of them as they are."""
         if len(new_score) < MIN_BUCKET_ROWS or len(old_score) < MIN_BUCKET_ROWS:
             return self
         factor = {
@@ -187,8 +197,12 @@ class IntervalCalibrator:
             if len(s) >= MIN_BUCKET_ROWS:
                 self.quantiles[label], last = _conformal_quantiles(s), label
             elif last is not None:
-                grow = {lv: old_quantiles[label][lv] / old_quantiles[last][lv] for lv in old_quantiles[last]}
-                self.quantiles[label] = {lv: v * max(1.0, grow[lv]) for lv, v in self.quantiles[last].items()}
+                growth = {
+                    lv: old_quantiles[label][lv] / old_quantiles[last][lv] if grow else 1.0
+                    for lv in old_quantiles[last]
+                }
+                nearest = self.quantiles[last]
+                self.quantiles[label] = {lv: v * max(1.0, growth[lv]) for lv, v in nearest.items()}
         return self
 
     def fit_totals(

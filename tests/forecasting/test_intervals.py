@@ -146,3 +146,14 @@ def test_rescale_to_takes_the_newer_models_own_buckets_and_grows_past_them():
     q = cal.quantiles
     assert 0.79 <= q["1-4"]["0.8"] <= 0.82 and 0.79 <= q["5-13"]["0.8"] <= 0.82  # the newer model's own
     assert q["14-26"]["0.8"] == q["5-13"]["0.8"] * 3 / 2 and q["40-52"]["0.95"] == q["5-13"]["0.95"] * 10 / 4
+
+
+def test_rescale_to_without_growth_keeps_the_farthest_own_bucket_past_it():
+    cal = IntervalCalibrator(
+        quantiles={label: {"0.8": 1.0 + b, "0.95": 2.0 + 2 * b} for b, label in enumerate(BUCKET_LABELS)}
+    )
+    new = np.tile(np.linspace(0, 1, 101), 13)
+    horizon = np.repeat(np.arange(1, 14), 101)
+    cal.rescale_to(new, new * 2, horizon, grow=False)
+    q = cal.quantiles
+    assert q["14-26"] == q["27-39"] == q["40-52"] == q["5-13"]
