@@ -7,6 +7,7 @@ from app.forecasting import calendar
 from app.forecasting.features import (
     FEATURE_LABELS,
     FEATURE_NAMES,
+    IDX,
     FeatureConfig,
     Panel,
     assemble,
@@ -163,3 +164,21 @@ def test_base_leans_on_the_week_two_years_before_where_the_data_has_it(setup):
     _, higher, _ = _features(raised, cov, origin, two)
     first_ten = has_two & (week <= origin + 10) & (week >= origin + 3)  # clear of the alignment's reach
     assert first_ten.any() and (higher[first_ten] > base_two[first_ten]).mean() > 0.9
+
+
+def test_base_leans_on_last_years_neighbouring_weeks_away_from_holidays(setup):
+    panel, cov = setup
+    origin = panel.last_week - 20
+    X, on, scale = _features(panel, cov, origin, FeatureConfig(neighbour_weight=0.3))
+    _, off, _ = _features(panel, cov, origin, FeatureConfig(neighbour_weight=0.0))
+    holiday = X[:, IDX["is_holiday"]] > 0
+    assert holiday.any() and np.allclose(on[holiday], off[holiday])  # a holiday spike is kept whole
+    to_thanksgiving, to_christmas = X[:, IDX["weeks_to_thanksgiving"]], X[:, IDX["weeks_to_christmas"]]
+    near_season = (np.abs(to_thanksgiving) <= 2) | (np.abs(to_christmas) <= 2)
+    assert near_season.any() and np.allclose(on[near_season], off[near_season])
+    moved = ~np.isclose(on, off)
+    assert moved.mean() > 0.5
+    # by 0.3 of the way from last year's (denoised) week to the mean of its neighbours
+    neighbours = (X[:, IDX["svd_lag_prev"]] + X[:, IDX["svd_lag_next"]]) / 2 - X[:, IDX["svd_lag_aligned"]]
+    expected = 0.3 * neighbours[moved].astype(float) * scale[moved]
+    assert np.allclose(on[moved] - off[moved], expected, rtol=1e-3, atol=1e-3 * scale[moved])
