@@ -47,6 +47,7 @@ class FeatureConfig:
     align: bool = True  # aligned yearly lag (Thanksgiving/Christmas/Easter) instead of a plain 52-week lag
     svd_rank: int = 8  # rank of the per-department store x week denoising
     svd_weeks: int = 104  # history used by the denoising
+    svd_row_power: float = 0.5  # each series enters the denoising divided by its size to this power
     origin_step: int = 4  # weeks between training origins
     min_origin_week: int = 13  # earliest training origin (week index since the start of the data)
     max_rows: int = 300_000  # training rows kept (drawn in proportion to their weight, deterministic)
@@ -377,17 +378,21 @@ def _nanmean(a: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _denoise(hist: np.ndarray, dept: np.ndarray, rank: int) -> np.ndarray:
+def _denoise(hist: np.ndarray, dept: np.ndarray, rank: int, row_power: float = 0.0) -> np.ndarray:
     """Rank-k reconstruction of each department's store x week matrix (missing = 0).
 
     Projects on the top-k eigenvectors of M M^T (stores x stores): the same result as a
-    truncated SVD, an order of magnitude faster for these small matrices.
+    truncated SVD, an order of magnitude faster for these small matrices. In dollars the fit is
+    dominated by the largest stores, and a small store's own pattern is smoothed away; each row is
+    divided by its size**row_power first and multiplied back after (0.5: weekly noise grows about
+    with the square root of the level), so that every store's pattern counts.
     """
     out = np.full_like(hist, np.nan)
     filled = np.nan_to_num(hist, nan=0.0)
+    size = np.maximum(np.abs(filled).mean(axis=1, keepdims=True), 10.0) ** row_power if len(filled) else 1.0
     with threadpool_limits(1, user_api="blas"):  # tiny matrices: BLAS threads only add overhead
-        _denoise_into(out, filled, dept, rank)
-    return out
+        _denoise_into(out, filled / size, dept, rank)
+    return out * size
 
 
 def _denoise_into(out: np.ndarray, filled: np.ndarray, dept: np.ndarray, rank: int) -> None:
@@ -419,7 +424,7 @@ def origin_state(panel: Panel, origin: int, config: FeatureConfig) -> OriginStat
     last = np.where(observed.any(axis=1), hist[np.arange(len(hist)), last_pos], np.nan)
     year_ago = _window(panel.values, panel.first_week, origin - 52 - 12, origin - 52)
     svd_hist = hist[:, -config.svd_weeks :] if config.svd_weeks <= hist.shape[1] else hist
-    svd = _denoise(svd_hist, panel.dept, config.svd_rank)
+    svd = _denoise(svd_hist, panel.dept, config.svd_rank, config.svd_row_power)
     stats = {"last": last, "level13_year_ago": _nanmean(year_ago)}
     for k in (4, 8, 13, 52):
         stats[f"level{k}"] = _nanmean(hist[:, -k:])

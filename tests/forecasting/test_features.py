@@ -182,3 +182,19 @@ def test_base_leans_on_last_years_neighbouring_weeks_away_from_holidays(setup):
     neighbours = (X[:, IDX["svd_lag_prev"]] + X[:, IDX["svd_lag_next"]]) / 2 - X[:, IDX["svd_lag_aligned"]]
     expected = 0.3 * neighbours[moved].astype(float) * scale[moved]
     assert np.allclose(on[moved] - off[moved], expected, rtol=1e-3, atol=1e-3 * scale[moved])
+
+
+def test_denoising_balances_stores_of_different_sizes(setup):
+    panel, _ = setup
+    origin = panel.last_week - 20
+    plain = origin_state(panel, origin, FeatureConfig(svd_row_power=0.0))
+    balanced = origin_state(panel, origin, FeatureConfig(svd_row_power=0.5))
+    assert not np.allclose(plain.svd, balanced.svd, equal_nan=True)
+    # still in dollars: a department ten times larger is denoised to ten times the values
+    dept = panel.dept[0]
+    bigger = Panel(panel.store, panel.dept, panel.first_week, panel.values.copy())
+    bigger.values[panel.dept == dept] *= 10.0
+    scaled = origin_state(bigger, origin, FeatureConfig(svd_row_power=0.5))
+    rows = panel.dept == dept
+    assert np.allclose(scaled.svd[rows], 10.0 * balanced.svd[rows], equal_nan=True, rtol=1e-6)
+    assert np.allclose(scaled.svd[~rows], balanced.svd[~rows], equal_nan=True)
