@@ -44,6 +44,7 @@ from app.forecasting.intervals import (
     BUCKETS,
     LAG_BUCKET_LABELS,
     LAG_BUCKETS,
+    UNTRAINED_GROWTH_POWER,
     IntervalCalibrator,
     bucket_index,
     interval_denominator,
@@ -384,8 +385,8 @@ def _skill_rescale(
     ran far larger than the final model's (80% intervals covered 89-94% of the real data's weeks at
     2011-10-28 and 2011-07-29). A model fitted up to 13 weeks before the end is nearly the final one:
     its residuals on the last 13 weeks calibrate buckets 1-4 and 5-13, and the buckets past 13
-    weeks grow from those as the older model's did if it learned from targets with a year before
-    (intervals.IntervalCalibrator.rescale_to).
+    weeks grow from those as the older model's did, in part only if it never learned from targets
+    with a year before (intervals.IntervalCalibrator.rescale_to).
     """
     recent = panel.last_week - SKILL_WEEKS
     if kind == "naive" or recent - panel.first_week < config.min_origin_week + 4:
@@ -400,7 +401,7 @@ def _skill_rescale(
         (np.abs(y - new["prediction"]) / new["denominator"])[known],
         (np.abs(y - old["prediction"]) / old["denominator"])[known],
         new["horizon"][known],
-        grow=has_yearly_targets(panel, panel.last_week - HOLDOUT_WEEKS),
+        1.0 if has_yearly_targets(panel, panel.last_week - HOLDOUT_WEEKS) else UNTRAINED_GROWTH_POWER,
     )
     half = calibrator.bounds(new["horizon"][known], np.zeros(int(known.sum())), new["denominator"][known])
     store_week = rows["store"].to_numpy(np.int64) * 100_000 + rows["week"].to_numpy(np.int64)

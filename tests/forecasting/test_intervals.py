@@ -1,6 +1,7 @@
 """Split-conformal intervals by horizon bucket."""
 
 import numpy as np
+import pytest
 
 from app.forecasting.intervals import (
     BUCKET_LABELS,
@@ -148,12 +149,15 @@ def test_rescale_to_takes_the_newer_models_own_buckets_and_grows_past_them():
     assert q["14-26"]["0.8"] == q["5-13"]["0.8"] * 3 / 2 and q["40-52"]["0.95"] == q["5-13"]["0.95"] * 10 / 4
 
 
-def test_rescale_to_without_growth_keeps_the_farthest_own_bucket_past_it():
+def test_rescale_to_takes_part_of_the_growth_when_asked():
     cal = IntervalCalibrator(
         quantiles={label: {"0.8": 1.0 + b, "0.95": 2.0 + 2 * b} for b, label in enumerate(BUCKET_LABELS)}
     )
     new = np.tile(np.linspace(0, 1, 101), 13)
     horizon = np.repeat(np.arange(1, 14), 101)
-    cal.rescale_to(new, new * 2, horizon, grow=False)
+    cal.rescale_to(new, new * 2, horizon, 0.5)
     q = cal.quantiles
-    assert q["14-26"] == q["27-39"] == q["40-52"] == q["5-13"]
+    assert q["14-26"]["0.8"] == pytest.approx(q["5-13"]["0.8"] * (3 / 2) ** 0.5)
+    assert q["40-52"]["0.95"] == pytest.approx(q["5-13"]["0.95"] * (10 / 4) ** 0.5)
+    cal.rescale_to(new, new, horizon, 0.0)
+    assert cal.quantiles["27-39"] == cal.quantiles["5-13"]
