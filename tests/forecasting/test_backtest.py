@@ -67,15 +67,21 @@ def test_bad_arguments(small_dataset):
 @pytest.mark.real_data
 @requires_real_data
 @pytest.mark.skipif(not os.environ.get("STORECAST_SLOW"), reason="set STORECAST_SLOW=1 (minutes on 2 cores)")
-def test_real_data_backtest_meets_the_accuracy_target():
+@pytest.mark.parametrize(
+    ("origin", "target"),
+    [("2012-01-27", 0.80), ("2011-10-28", 0.85), ("2011-07-29", 0.85)],  # measured 0.790, 0.824, 0.844
+)
+def test_real_data_backtest_meets_the_accuracy_target(origin, target):
+    """Issue 13's targets at its three origins; coverage measured 82.6 / 80.1 / 78.1% (80%) and
+    96.1 / 94.5 / 94.1% (95%)."""
     from app.forecasting.data import load_dataset
 
     ds = load_dataset(REAL_DATA_DIR)
-    r = run_backtest(ds, "2012-01-27", 39).to_dict()
-    assert 1_700 < r["baseline_wmae"] < 1_950  # the notes: ~1,817
-    assert r["wmae"] <= 0.805 * r["baseline_wmae"]  # issue 13's target 0.80 (measured: 0.799)
-    assert 0.78 <= r["coverage_80"] <= 0.83 and 0.93 <= r["coverage_95"] <= 0.97  # measured 82.2%, 95.8%
-    assert r["rows"] == 115_588 and np.isfinite(r["mae"])
+    r = run_backtest(ds, origin, 39).to_dict()
+    assert 1_700 < r["baseline_wmae"] < 2_100  # the notes: ~1,817 at 2012-01-27
+    assert r["wmae"] <= target * r["baseline_wmae"]
+    assert 0.77 <= r["coverage_80"] <= 0.83 and 0.93 <= r["coverage_95"] <= 0.97
+    assert r["rows"] > 110_000 and np.isfinite(r["mae"])
 
 
 @pytest.mark.real_data
