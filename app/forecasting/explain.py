@@ -5,7 +5,8 @@ denoised value plus part of the recent year-over-year change, and f the learner'
 The components split it for a planner:
 
 - `last_year`: the same week last year, aligned on the moving holidays and denoised across stores
-  (where the data holds two years, leaning part of the way to the year before, at last year's level);
+  (leaning part of the way to the week two years before where the data has it, at last year's level,
+  and to last year's neighbouring weeks away from holidays);
 - `trend`: the level change since last year, both the part carried in the base and the learner's
   response to the recent-level features;
 - `holiday`: the learner's response to the holiday flag and the place in the calendar;
@@ -37,7 +38,7 @@ from app.forecasting.features import IDX, Covariates, FeatureConfig, OriginState
 COMPONENTS = ("last_year", "trend", "holiday", "covariates", "model")
 COMPONENT_DESCRIPTIONS = {
     "last_year": "sales of the same week last year, aligned on the moving holidays, smoothed across stores "
-    "(and blended with the same week two years before where the data has it)",
+    "(blended with the week two years before where known, and with its neighbours away from holidays)",
     "trend": "the change in the series' level since last year",
     "holiday": "the model's adjustment for the holiday flag and the week's place in the calendar "
     "(against a plain midsummer week)",
