@@ -430,18 +430,12 @@ def origin_state(panel: Panel, origin: int, config: FeatureConfig) -> OriginStat
         stats[f"level{k}"] = _nanmean(hist[:, -k:])
     for k in (4, 8, 13):
         stats[f"yoy{k}"] = stats[f"level{k}"] - _nanmean(svd[:, -52 - k : -52])
-    stats["yoy52"] = _paired_change(hist[:, -52:], hist[:, -104:-52])
+    # The mean change on the same week a year before, over the weeks both years have (26 at least)
+    change = hist[:, -52:] - hist[:, -104:-52]
+    stats["yoy52"] = np.where(np.sum(~np.isnan(change), axis=1) >= 26, _nanmean(change), np.nan)
     if svd.shape[1] < WINDOW:  # denoised over fewer weeks than the window holds: unknown before them
         svd = np.concatenate([np.full((len(svd), WINDOW - svd.shape[1]), np.nan), svd], axis=1)
     return OriginState(origin, scale, stats, hist[:, -WINDOW:], svd[:, -WINDOW:], has, panel.dept)
-
-
-def _paired_change(this_year: np.ndarray, year_before: np.ndarray, min_pairs: int = 26) -> np.ndarray:
-    """Mean change on the same week a year before, over the weeks both have (NaN under min_pairs)."""
-    both = ~np.isnan(this_year) & ~np.isnan(year_before)
-    pairs = both.sum(axis=1)
-    total = np.where(both, this_year - year_before, 0.0).sum(axis=1)
-    return np.where(pairs >= min_pairs, total / np.maximum(pairs, 1), np.nan)
 
 
 # assembly
@@ -506,7 +500,7 @@ def assemble(
     shift = _calendar_column(cov, "christmas_shift", cal_col)
     if not config.christmas_shift or not config.align:
         shift = np.zeros(n)
-    base = _shifted(svd_al, lag(svd, aligned + np.sign(shift).astype(np.int64)), shift)
+    base = _shifted(svd_al, np.where(shift > 0, svd_next, svd_prev), shift)
     for alt in (lag_al, lag52, st["level8"], st["last"]):
         base = np.where(np.isnan(base), alt, base)
     base = np.nan_to_num(base, nan=0.0) + config.growth_shrink * np.nan_to_num(st["yoy4"], nan=0.0)
@@ -520,7 +514,8 @@ def assemble(
     # it estimates the same season, so the base leans part of the way to the mean of its neighbours.
     # Not where a one-week spike is real: a flagged holiday week (the target or either neighbour), the
     # weeks within 2 of Thanksgiving or Christmas, and the Easter week itself.
-    quiet = _quiet_weeks(cov, aligned, store_pos, holiday, cal_col)
+    easter = _calendar_column(cov, "is_easter", cal_col).astype(bool)
+    quiet = _quiet_weeks(cov, aligned, store_pos, holiday, cal_col, easter)
     neighbours = (svd_prev + svd_next) / 2 - svd_al
     base = base + np.where(quiet, config.neighbour_weight * np.nan_to_num(neighbours, nan=0.0), 0.0)
 
@@ -557,7 +552,6 @@ def assemble(
     X[:, IDX["weeks_to_thanksgiving"]] = cov.calendar["weeks_to_thanksgiving"][cal_col]
     X[:, IDX["weeks_to_christmas"]] = cov.calendar["weeks_to_christmas"][cal_col]
     X[:, IDX["christmas_shift"]] = shift
-    easter = _calendar_column(cov, "is_easter", cal_col).astype(bool)
     lag52_col = np.clip(week - 52 - cov.first_week, 0, len(cov.calendar["aligned_lag"]) - 1)
     easter_before = _calendar_column(cov, "is_easter", lag52_col).astype(bool) & (week - 52 >= cov.first_week)
     X[:, IDX["is_easter"]] = easter & config.easter_features
@@ -573,6 +567,7 @@ def _quiet_weeks(
     store_pos: np.ndarray,
     holiday: np.ndarray,
     cal_col: np.ndarray,
+    easter: np.ndarray,
 ) -> np.ndarray:
     """Target weeks whose base may borrow from last year's neighbouring weeks: no holiday flag on the
     target or on either neighbour of its aligned week, more than 2 weeks from Thanksgiving and
@@ -586,7 +581,6 @@ def _quiet_weeks(
     far = (np.abs(cov.calendar["weeks_to_thanksgiving"][cal_col]) > 2) & (
         np.abs(cov.calendar["weeks_to_christmas"][cal_col]) > 2
     )
-    easter = _calendar_column(cov, "is_easter", cal_col).astype(bool)
     flagged_target = np.asarray(holiday, dtype=bool)  # serving passes 0/1 floats (a caller may set them)
     return ~flagged_target & far & ~easter & ~flagged(aligned - 1) & ~flagged(aligned + 1)
 
