@@ -300,7 +300,8 @@ def _internal_backtest(
     # The inner model chooses the damping only if it learned like the final one, from targets
     # with a year before (a real-data backtest at 2011-10-28 chose 1.0 from a first-year fit:
     # 0.897 x naive, against 0.861 with the default 0.6).
-    if kind != "naive" and "damping" not in (params or {}) and has_yearly_targets(panel, cutoff):
+    learned_yearly = has_yearly_targets(panel, cutoff)
+    if kind != "naive" and "damping" not in (params or {}) and learned_yearly:
         damping, scores = choose_damping(at_cutoff, cutoff_rows)
         inner_est.params["damping"] = est_params["damping"] = damping
         _say(
@@ -323,8 +324,7 @@ def _internal_backtest(
         denom.append(res["denominator"][known])
         hz.append(res["horizon"][known])
         target.append(rows["week"].to_numpy()[known])
-        store_week = rows["store"].to_numpy(np.int64) * 100_000 + rows["week"].to_numpy(np.int64)
-        groups.append(o * 10**12 + store_week[known])
+        groups.append(o * 10**12 + _store_weeks(rows)[known])
         if o < cutoff:
             continue
         at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
@@ -333,8 +333,9 @@ def _internal_backtest(
             naive_pred = at_origins[0][2]
     all_hz, all_resid, all_denom = (np.concatenate(a) for a in (hz, resid, denom))
     calibrator.fit(all_hz, all_resid, all_denom, np.concatenate(target))
+    growth_power = 1.0 if learned_yearly else UNTRAINED_GROWTH_POWER
     rescaled = config.skill_rescale and _skill_rescale(
-        panel, covariates, kind, inner_cfg, est_params, calibrator, inner_forecaster, progress
+        panel, covariates, kind, inner_cfg, est_params, calibrator, inner_forecaster, growth_power, progress
     )
     if not rescaled:  # the departments' error correlation from the calibrating model (else the newer one's)
         half = calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)
@@ -367,6 +368,11 @@ def _internal_backtest(
     return calibrator, backtest, res["prediction"]
 
 
+def _store_weeks(rows: pd.DataFrame) -> np.ndarray:
+    """One key per (store, week) of actual rows: the store totals' groups."""
+    return rows["store"].to_numpy(np.int64) * 100_000 + rows["week"].to_numpy(np.int64)
+
+
 def _skill_rescale(
     panel: Panel,
     covariates: Covariates,
@@ -375,6 +381,7 @@ def _skill_rescale(
     est_params: dict[str, Any],
     calibrator: IntervalCalibrator,
     inner_forecaster: Callable[[int], Forecaster],
+    growth_power: float,
     progress: Progress | None,
 ) -> bool:
     """Scale the intervals to the skill of a model fitted 13 weeks before the end (False: the history
@@ -401,12 +408,11 @@ def _skill_rescale(
         (np.abs(y - new["prediction"]) / new["denominator"])[known],
         (np.abs(y - old["prediction"]) / old["denominator"])[known],
         new["horizon"][known],
-        1.0 if has_yearly_targets(panel, panel.last_week - HOLDOUT_WEEKS) else UNTRAINED_GROWTH_POWER,
+        growth_power,
     )
     half = calibrator.bounds(new["horizon"][known], np.zeros(int(known.sum())), new["denominator"][known])
-    store_week = rows["store"].to_numpy(np.int64) * 100_000 + rows["week"].to_numpy(np.int64)
     calibrator.fit_totals(
-        store_week[known],
+        _store_weeks(rows)[known],
         (y - new["prediction"])[known],
         {"0.8": half["upper_80"], "0.95": half["upper_95"]},
     )
