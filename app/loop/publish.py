@@ -158,7 +158,11 @@ def prune_runs(storage: Storage, retention_weeks: int) -> list[int]:
         if newest is None:
             return []
         cutoff = newest - dt.timedelta(weeks=retention_weeks)
-        runs = session.execute(select(ForecastRun.id, ForecastRun.data_through, ForecastRun.horizon)).all()
+        runs = session.execute(  # a run's horizon is at least a week: only runs from before the cutoff
+            select(ForecastRun.id, ForecastRun.data_through, ForecastRun.horizon).where(
+                ForecastRun.data_through < cutoff
+            )
+        ).all()
         old = sorted(i for i, through, horizon in runs if through + dt.timedelta(weeks=horizon) < cutoff)
     for run_id in old:  # one run a transaction: millions of rows at a large chain
         with storage.session() as session:
