@@ -14,3 +14,8 @@ def format_table(table: list[list[str]]) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def percent(share: float | None) -> str:
+    """A share as a table cell: 0.8259 -> '82.6%'; '-' where there is none (a model without intervals)."""
+    return "-" if share is None else f"{share:.1%}"

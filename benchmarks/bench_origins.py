@@ -33,7 +33,7 @@ from app.forecasting.forecaster import Forecaster  # noqa: E402
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index  # noqa: E402
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
 from app.forecasting.training import wmae  # noqa: E402
-from benchmarks._table import format_table  # noqa: E402
+from benchmarks._table import format_table, percent  # noqa: E402
 
 log = logging.getLogger("bench_origins")
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "walmart"
@@ -136,9 +136,6 @@ def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dic
 
 
 def table(results: list[dict[str, Any]]) -> list[list[str]]:
-    def pct(v: float) -> str:
-        return f"{100 * v:.1f}%"
-
     rows = [
         [
             "origin",
@@ -162,10 +159,10 @@ def table(results: list[dict[str, Any]]) -> list[list[str]]:
                 f"{r['wmae']:,.1f}",
                 f"{r['naive_wmae']:,.1f}",
                 f"{r['ratio']:.3f}",
-                pct(r["coverage_80"]),
-                pct(r["coverage_95"]),
-                f"{pct(min(b80))}-{pct(max(b80))} / {pct(min(b95))}-{pct(max(b95))}",
-                f"{pct(r['store_totals']['coverage_80'])} / {pct(r['store_totals']['coverage_95'])}",
+                percent(r["coverage_80"]),
+                percent(r["coverage_95"]),
+                f"{percent(min(b80))}-{percent(max(b80))} / {percent(min(b95))}-{percent(max(b95))}",
+                f"{percent(r['store_totals']['coverage_80'])} / {percent(r['store_totals']['coverage_95'])}",
                 f"{r['train_seconds']:.0f}",
                 f"{r['christmas_shift_off']['wmae'] / r['naive_wmae']:.3f}"
                 if r["christmas_shift_off"]

@@ -47,7 +47,7 @@ from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.data import COVARIATE_COLUMNS, Dataset  # noqa: E402
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
 from app.forecasting.training import wmae  # noqa: E402
-from benchmarks._table import format_table  # noqa: E402
+from benchmarks._table import format_table, percent  # noqa: E402
 from benchmarks.peers_worker import LGBM_PARAMS, LGBM_SETUPS, PACKAGES  # noqa: E402
 
 log = logging.getLogger("bench_peers")
@@ -249,9 +249,6 @@ def best_setup(results: dict[str, dict[str, Any]]) -> str | None:
 
 
 def table(results: dict[str, dict[str, Any]], best: str | None) -> list[list[str]]:
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1%}"
-
     out = [["origin", "model", "WMAE", "/ naive", "80% covered", "95% covered", "fit+forecast s", "rows"]]
     for origin, res in results.items():
         for name, m in res["models"].items():
@@ -266,8 +263,8 @@ def table(results: dict[str, dict[str, Any]], best: str | None) -> list[list[str
                     label,
                     f"{m['wmae']:,.1f}",
                     f"{m['ratio']:.3f}",
-                    pct(m["coverage_80"]),
-                    pct(m["coverage_95"]),
+                    percent(m["coverage_80"]),
+                    percent(m["coverage_95"]),
                     f"{m['seconds']:.1f}",
                     f"{m['rows']:,}{filled}",
                 ]
