@@ -124,6 +124,8 @@ class StackedTrees:
 class Estimator:
     """A fitted learner with a uniform fit/predict over the pipeline's feature matrix."""
 
+    saw_holiday_season = True  # set by fit; the class default serves estimators pickled before the guard
+
     def __init__(self, kind: str, params: dict[str, Any] | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -131,7 +133,6 @@ class Estimator:
         self.params = {**DEFAULT_PARAMS[kind], **(params or {})}
         self.model: Any = None
         self.stacked: StackedTrees | None = None
-        self.saw_holiday_season = True
 
     def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray) -> Estimator:
         if self.kind == "naive":
@@ -184,7 +185,7 @@ class Estimator:
         if self.kind == "naive":
             return self._naive(X)
         learned = self.params.get("damping", 1.0) * self._learned(X)
-        if not getattr(self, "saw_holiday_season", True):  # artifacts pickled before the guard: as then
+        if not self.saw_holiday_season:
             learned[holiday_season(X)] = 0.0
         return learned
 
