@@ -619,9 +619,9 @@ def training_origins(panel: Panel, through: int, config: FeatureConfig) -> list[
     return list(range(through - 1, first - 1, -config.origin_step))[::-1]
 
 
-def has_yearly_targets(panel: Panel, through: int) -> bool:
-    """At least 13 weeks up to `through` have the same week a year before in the data."""
-    return through - panel.first_week >= 52 + 13
+def has_yearly_targets(panel: Panel, through: int, weeks: int = 13) -> bool:
+    """At least `weeks` weeks up to `through` have the same week a year before in the data."""
+    return through - panel.first_week >= 52 + weeks
 
 
 def build_training_set(

@@ -161,3 +161,25 @@ def test_rescale_to_takes_part_of_the_growth_when_asked():
     assert q["40-52"]["0.95"] == pytest.approx(q["5-13"]["0.95"] * (10 / 4) ** 0.5)
     cal.rescale_to(new, new, horizon, 0.0)
     assert cal.quantiles["27-39"] == cal.quantiles["5-13"]
+
+
+def test_rescale_to_season_matches_the_newer_models_weeks_to_the_reference():
+    """The newer model was only scored on weeks 27-39, which are twice as hard for the calibrating
+    model at every horizon: matched, its buckets say what all weeks would; unmatched, what those did."""
+    rng = np.random.default_rng(3)
+    ref_week = np.tile(np.arange(1, 40), 300)
+    ref_score = np.abs(rng.normal(size=len(ref_week))) * np.where(ref_week >= 27, 2.0, 1.0)
+    new_week = np.tile(np.arange(27, 40), 300)
+    new_score = np.abs(rng.normal(size=len(new_week))) * 2.0
+    horizon = new_week - 26
+
+    def rescaled(**season: object) -> IntervalCalibrator:
+        cal = IntervalCalibrator(quantiles={label: {"0.8": 1.0, "0.95": 2.0} for label in BUCKET_LABELS})
+        return cal.rescale_to(new_score, new_score, horizon, **season)
+
+    plain = rescaled()
+    matched = rescaled(new_week=new_week, reference=(ref_score, ref_week))
+    all_weeks = float(np.quantile(ref_score, 0.8))
+    assert plain.quantiles["5-13"]["0.8"] == pytest.approx(2 * 1.2816, rel=0.1)
+    assert matched.quantiles["5-13"]["0.8"] == pytest.approx(all_weeks, rel=0.1)
+    assert matched.season_factors["5-13"]["0.8"] > 1.5 and plain.season_factors["5-13"]["0.8"] == 1.0
