@@ -52,18 +52,18 @@ echo "==> the suite on SQLite"
 sqlite_status=0
 .venv/bin/pytest "${sqlite_args[@]}" || sqlite_status=$?
 
+# Wait for a leg started in the background (pid, log, heading), print its output; its exit status.
+finish_leg() {
+  local status=0
+  wait "$1" || status=$?
+  echo "==> $3"
+  cat "$2"
+  rm -f "$2"
+  return "$status"
+}
 pg_status=0
-if [ -n "$pg_pid" ]; then
-  wait "$pg_pid" || pg_status=$?
-  echo "==> the suite on PostgreSQL"
-  cat "$pg_log"
-  rm -f "$pg_log"
-fi
+[ -z "$pg_pid" ] || finish_leg "$pg_pid" "$pg_log" "the suite on PostgreSQL" || pg_status=$?
 backtest_status=0
-if [ -n "$backtest_pid" ]; then
-  wait "$backtest_pid" || backtest_status=$?
-  echo "==> the real-data backtest at three origins"
-  cat "$backtest_log"
-  rm -f "$backtest_log"
-fi
+[ -z "$backtest_pid" ] || finish_leg "$backtest_pid" "$backtest_log" "the real-data backtest at three origins" ||
+  backtest_status=$?
 exit $(( sqlite_status || pg_status || backtest_status ))
