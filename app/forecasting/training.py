@@ -339,9 +339,9 @@ def _internal_backtest(
     # one: the newer model's buckets take only part of its growth with the horizon, and none of its
     # seasons unless it had some such targets (intervals.py).
     growth_power = 1.0 if learned_yearly else UNTRAINED_GROWTH_POWER
-    near = all_hz <= REFERENCE_HORIZON
     reference = None
     if has_yearly_targets(panel, cutoff, weeks=1):
+        near = all_hz <= REFERENCE_HORIZON
         reference = (np.abs(all_resid[near]) / all_denom[near], all_target[near])
     rescaled = config.skill_rescale and _skill_rescale(
         panel,
