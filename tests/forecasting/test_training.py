@@ -147,11 +147,15 @@ def test_far_buckets_are_calibrated_on_their_own_residuals(small_artifact, small
     intervals = small_artifact.metadata["intervals"]
     assert intervals["fallbacks"] == {} and set(intervals["season_factors"]) == set(intervals["counts"])
     assert all(n >= 200 for n in intervals["counts"].values()), intervals["counts"]
+    # the calibrating model had targets with a year before: the recent model's weeks are season-matched
+    assert intervals["season_factors"]["5-13"] != {"0.8": 1.0, "0.95": 1.0}
     # ~60 weeks of history: no forecast 40-52 weeks ahead can be scored, so that bucket borrows
     short = train(small_dataset, "hgb", through="2011-03-25", params=TINY_TRAIN_PARAMS)
     intervals = short.metadata["intervals"]
     assert intervals["counts"]["40-52"] == 0 and intervals["fallbacks"] == {"40-52": "27-39"}
     assert intervals["quantiles"]["40-52"] == intervals["quantiles"]["27-39"]
+    # and its calibrating model had none: the recent model's weeks keep their own season
+    assert intervals["season_factors"]["5-13"] == {"0.8": 1.0, "0.95": 1.0}
 
 
 def test_training_threads_leave_serving_a_core_and_the_limit_holds_only_inside():
