@@ -243,6 +243,12 @@ class Covariates:
         pos = np.clip(pos, 0, len(self.stores) - 1)
         return np.where(self.stores[pos] == stores, pos, -1)
 
+    def holiday_flag(self, store_pos: np.ndarray, week: np.ndarray) -> np.ndarray:
+        """The holiday flag of (store position, week) rows, read at the grid's nearest store and week."""
+        return self.holiday[
+            np.maximum(store_pos, 0), np.clip(week - self.first_week, 0, self.holiday.shape[1] - 1)
+        ]
+
     @classmethod
     def build(cls, dataset: Dataset, first_week: int, last_week: int) -> Covariates:
         stores = np.array(sorted(set(dataset.stores["store"].astype(int))), dtype=np.int64)
@@ -572,17 +578,12 @@ def _quiet_weeks(
     """Target weeks whose base may borrow from last year's neighbouring weeks: no holiday flag on the
     target or on either neighbour of its aligned week, more than 2 weeks from Thanksgiving and
     Christmas, and not the Easter week (holiday spikes are real, not noise to smooth away)."""
-    sp = np.maximum(store_pos, 0)
-    last_col = cov.holiday.shape[1] - 1
-
-    def flagged(w: np.ndarray) -> np.ndarray:
-        return cov.holiday[sp, np.clip(w - cov.first_week, 0, last_col)]
-
     far = (np.abs(cov.calendar["weeks_to_thanksgiving"][cal_col]) > 2) & (
         np.abs(cov.calendar["weeks_to_christmas"][cal_col]) > 2
     )
     flagged_target = np.asarray(holiday, dtype=bool)  # serving passes 0/1 floats (a caller may set them)
-    return ~flagged_target & far & ~easter & ~flagged(aligned - 1) & ~flagged(aligned + 1)
+    neighbour_flagged = cov.holiday_flag(store_pos, aligned - 1) | cov.holiday_flag(store_pos, aligned + 1)
+    return ~flagged_target & far & ~easter & ~neighbour_flagged
 
 
 def _calendar_column(cov: Covariates, name: str, col: np.ndarray) -> np.ndarray:
@@ -658,10 +659,10 @@ def build_training_set(
         t = c + o + 1
         keep = t >= first_target
         r, t = r[keep], t[keep]
-        hol = cov.holiday[
-            np.maximum(store_pos_all[r], 0), np.clip(t - cov.first_week, 0, cov.holiday.shape[1] - 1)
-        ]
-        w = np.where(hol, config.holiday_weight, 1.0) * state.scale[r] ** config.weight_power
+        w = (
+            np.where(cov.holiday_flag(store_pos_all[r], t), config.holiday_weight, 1.0)
+            * state.scale[r] ** config.weight_power
+        )
         candidates.append((state, r, t, w))
     if not candidates:
         raise ValueError("no training rows: the history is too short for the chosen origins")
