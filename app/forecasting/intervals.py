@@ -102,6 +102,9 @@ def _weighted_quantile(values: np.ndarray, weight: np.ndarray, level: float) -> 
     return float(values[order][min(len(cum) - 1, np.searchsorted(cum, level * cum[-1]))])
 
 
+NO_SEASON = {str(lv): 1.0 for lv in LEVELS}  # season factors of a bucket left as its weeks were
+
+
 def _season_factors(ref_score: np.ndarray, ref_week: np.ndarray, bucket_week: np.ndarray) -> dict[str, float]:
     """How much larger the reference scores are on a bucket's mix of target weeks than on all
     weeks, per level: the reference rows reweighted to the bucket's count of each week."""
@@ -111,7 +114,7 @@ def _season_factors(ref_score: np.ndarray, ref_week: np.ndarray, bucket_week: np
     have = np.bincount(ref, minlength=len(weeks)).astype(float)
     weight = (wanted / np.maximum(have, 1.0))[ref]
     if (weight > 0).sum() < MIN_BUCKET_ROWS or len(ref_score) < MIN_BUCKET_ROWS:
-        return {str(lv): 1.0 for lv in LEVELS}  # too little overlap to tell the seasons apart
+        return dict(NO_SEASON)  # too little overlap to tell the seasons apart
     return {
         str(lv): _weighted_quantile(ref_score, weight, lv) / max(float(np.quantile(ref_score, lv)), 1e-12)
         for lv in LEVELS
@@ -151,18 +154,15 @@ class IntervalCalibrator:
         score = np.abs(np.asarray(residual)) / np.asarray(denominator)
         idx = bucket_index(horizon)
         self.quantiles, self.counts, self.fallbacks, self.season_factors = {}, {}, {}, {}
+        if target_week is not None:
+            week, near = np.asarray(target_week), horizon <= REFERENCE_HORIZON
         for b, label in enumerate(BUCKET_LABELS):
             s = np.sort(score[idx == b])
             self.counts[label] = int(len(s))
             if len(s) < MIN_BUCKET_ROWS:
                 continue
-            q = _conformal_quantiles(s)
-            if target_week is not None:
-                week, reference = np.asarray(target_week), horizon <= REFERENCE_HORIZON
-                f = _season_factors(score[reference], week[reference], week[idx == b])
-                q = {lv: v / f[lv] for lv, v in q.items()}
-                self.season_factors[label] = {lv: round(v, 4) for lv, v in f.items()}
-            self.quantiles[label] = q
+            f = None if target_week is None else _season_factors(score[near], week[near], week[idx == b])
+            self._calibrate_bucket(label, s, f)
         calibrated = [b for b, label in enumerate(BUCKET_LABELS) if label in self.quantiles]
         for b, label in enumerate(BUCKET_LABELS):
             if label in self.quantiles:
@@ -177,6 +177,17 @@ class IntervalCalibrator:
                 self.fallbacks[label] = "all horizons"
         self.quantiles = {label: self.quantiles[label] for label in BUCKET_LABELS}
         return self
+
+    def _calibrate_bucket(
+        self, label: str, sorted_scores: np.ndarray, factors: dict[str, float] | None
+    ) -> None:
+        """A bucket's conformal quantiles divided by its season factors, which are recorded (None: not
+        season-matched, nothing recorded)."""
+        q = _conformal_quantiles(sorted_scores)
+        if factors is not None:
+            q = {lv: v / factors[lv] for lv, v in q.items()}
+            self.season_factors[label] = {lv: round(v, 4) for lv, v in factors.items()}
+        self.quantiles[label] = q
 
     def rescale_to(
         self,
@@ -210,11 +221,11 @@ class IntervalCalibrator:
         for b, label in enumerate(BUCKET_LABELS):
             s = np.sort(new_score[idx == b])
             if len(s) >= MIN_BUCKET_ROWS:
-                f = {str(lv): 1.0 for lv in LEVELS}
+                f = NO_SEASON
                 if reference is not None and new_week is not None:
                     f = _season_factors(*reference, np.asarray(new_week)[idx == b])
-                self.quantiles[label] = {lv: v / f[lv] for lv, v in _conformal_quantiles(s).items()}
-                self.season_factors[label], last = {lv: round(v, 4) for lv, v in f.items()}, label
+                self._calibrate_bucket(label, s, f)
+                last = label
             elif last is not None:
                 growth = {
                     lv: (old_quantiles[label][lv] / old_quantiles[last][lv]) ** growth_power
