@@ -46,16 +46,10 @@ def _covered(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
 
 def store_total_coverage(fc: Any, frame: pd.DataFrame) -> dict[str, float]:
     """Coverage of the store-total intervals (Forecaster.total_bounds) on the store-weeks of `frame`."""
-    rows = frame.assign(
-        half80=(frame["upper_80"] - frame["lower_80"]) / 2, half95=(frame["upper_95"] - frame["lower_95"]) / 2
-    )
+    rows = frame.assign(half80=(frame["upper_80"] - frame["lower_80"]) / 2)
     y, lo80, hi80, lo95, hi95 = [], [], [], [], []
     for _, g in rows.groupby(["Store", "Date"], sort=False):
-        total = fc.total_bounds(
-            g["prediction"].to_numpy(),
-            g["half80"].to_numpy(),
-            g["half95"].to_numpy(),
-        )
+        total = fc.total_bounds(g["prediction"].to_numpy(), g["half80"].to_numpy(), int(g["horizon"].iloc[0]))
         y.append(g["Weekly_Sales"].sum())
         lo80.append(total["lower_80"])
         hi80.append(total["upper_80"])

@@ -244,10 +244,10 @@ class Forecaster:
         preds = self._to_predictions(res)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
         total = []
-        half80, half95 = (res["upper_80"] - res["lower_80"]) / 2, (res["upper_95"] - res["lower_95"]) / 2
+        half80 = (res["upper_80"] - res["lower_80"]) / 2
         for j in range(weeks):
             idx = np.arange(j, len(week), weeks)
-            bounds = self.total_bounds(res["prediction"][idx], half80[idx], half95[idx])
+            bounds = self.total_bounds(res["prediction"][idx], half80[idx], int(res["horizon"][idx[0]]))
             p = bounds["prediction"]
             first_pred = preds[idx[0]]
             total.append(
@@ -270,14 +270,12 @@ class Forecaster:
             )
         return StoreForecast(store=int(store), departments=departments, total=total)
 
-    def total_bounds(
-        self, prediction: np.ndarray, half80: np.ndarray, half95: np.ndarray
-    ) -> dict[str, float]:
-        """The forecast and intervals of a sum of departments (a store total) from theirs: the widths
-        combine with the departments' error correlation the calibrator measured (fit_totals)."""
+    def total_bounds(self, prediction: np.ndarray, half80: np.ndarray, horizon: int) -> dict[str, float]:
+        """The forecast and intervals of a sum of departments (a store total) `horizon` weeks ahead from
+        theirs and the stores' lasting spread the calibrator measured (fit_totals)."""
         p = float(np.sum(prediction))
-        h80 = self.calibrator.total_half_width(half80, 0.8)
-        h95 = self.calibrator.total_half_width(half95, 0.95)
+        h80 = self.calibrator.total_half_width(half80, horizon, 0.8)
+        h95 = self.calibrator.total_half_width(half80, horizon, 0.95)
         return {
             "prediction": p,
             "lower_80": p - h80,

@@ -47,6 +47,7 @@ from app.forecasting.intervals import (
     REFERENCE_HORIZON,
     UNTRAINED_GROWTH_POWER,
     IntervalCalibrator,
+    StoreTotals,
     bucket_index,
     interval_denominator,
 )
@@ -312,7 +313,7 @@ def _internal_backtest(
             + f"; chose {damping:g}",
         )
     naive = make_estimator("naive")
-    resid, denom, hz, target, groups = [], [], [], [], []
+    resid, denom, hz, target, groups, runs = [], [], [], [], [], []
     at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
     for o in calibration_origins(panel, cutoff):
         fc = at_cutoff if o == cutoff else inner_forecaster(o)
@@ -326,6 +327,7 @@ def _internal_backtest(
         hz.append(res["horizon"][known])
         target.append(rows["week"].to_numpy()[known])
         groups.append(o * 10**12 + _store_weeks(rows)[known])
+        runs.append(o * 100_000 + rows["store"].to_numpy(np.int64)[known])
         if o < cutoff:
             continue
         at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
@@ -335,6 +337,13 @@ def _internal_backtest(
     all_hz, all_resid, all_denom = (np.concatenate(a) for a in (hz, resid, denom))
     all_target = np.concatenate(target)
     calibrator.fit(all_hz, all_resid, all_denom, all_target)
+    calibrating = StoreTotals(
+        np.concatenate(runs),
+        np.concatenate(groups),
+        all_hz,
+        all_resid,
+        calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"],
+    )
     # A calibrating model that did not learn from targets with a year before errs unlike the final
     # one: the newer model's buckets take only part of its growth with the horizon, and none of its
     # seasons unless it had some such targets (intervals.py).
@@ -354,12 +363,10 @@ def _internal_backtest(
         progress,
         growth_power=growth_power,
         reference=reference,
+        calibrating=calibrating,
     )
-    if not rescaled:  # the departments' error correlation from the calibrating model (else the newer one's)
-        half = calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)
-        calibrator.fit_totals(
-            np.concatenate(groups), all_resid, {"0.8": half["upper_80"], "0.95": half["upper_95"]}
-        )
+    if not rescaled:  # the store totals from the calibrating model alone (else the newer one's too)
+        calibrator.fit_totals(calibrating, [calibrating])
     rows, res, y = first
     bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
     hol = res["holiday"].astype(bool)
@@ -403,6 +410,7 @@ def _skill_rescale(
     *,
     growth_power: float,
     reference: tuple[np.ndarray, np.ndarray] | None,
+    calibrating: StoreTotals,
 ) -> bool:
     """Scale the intervals to the skill of a model fitted 13 weeks before the end (False: the history
     is too short for it, or the model is the naive one; nothing changed).
@@ -438,17 +446,17 @@ def _skill_rescale(
         rows["week"].to_numpy()[known],
         reference,
     )
-    # The departments' error correlation is measured against intervals that fit these same weeks, not
-    # the season-matched ones, which are narrower on November-January: at 2012-01-27 it read 0.021
-    # this way and 0.035 against those, which made up for their narrowness with a correlation.
-    half = (
+    # The store totals are measured against intervals that fit these same weeks, not the season-matched
+    # ones, which are narrower on November-January and would read a season as a store's lasting error.
+    # The tail of their week-to-week errors pools these 13 weeks of totals with the calibrating model's.
+    half80 = (
         IntervalCalibrator()
         .fit(horizon, resid, denominator)
-        .bounds(horizon, np.zeros(len(resid)), denominator)
+        .bounds(horizon, np.zeros(len(resid)), denominator)["upper_80"]
     )
-    calibrator.fit_totals(
-        _store_weeks(rows)[known], resid, {"0.8": half["upper_80"], "0.95": half["upper_95"]}
-    )
+    store = rows["store"].to_numpy(np.int64)[known]
+    newer = StoreTotals(store, _store_weeks(rows)[known], horizon, resid, half80)
+    calibrator.fit_totals(newer, [newer, calibrating])
     _say(progress, f"interval skill factors {calibrator.skill_factors}")
     return True
 

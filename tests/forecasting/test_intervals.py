@@ -5,7 +5,9 @@ import pytest
 
 from app.forecasting.intervals import (
     BUCKET_LABELS,
+    NORMAL_Z,
     IntervalCalibrator,
+    StoreTotals,
     bucket_index,
     bucket_sort_key,
     interval_denominator,
@@ -109,24 +111,57 @@ def test_season_matching_divides_out_the_weeks_a_far_bucket_could_reach():
     assert plain.season_factors == {}
 
 
-def test_store_totals_cover_when_department_errors_are_correlated():
+def _store_totals(rng, stores: int, weeks: int, spread: float, shock=None, depts: int = 10) -> StoreTotals:
+    """Residuals of `depts` departments with 80% half-widths of 1 (normal shocks unless `shock` draws
+    them), where each store's total also errs by its own amount every week: `spread` times the sum
+    of its half-widths, across stores."""
+    draw = shock or (lambda size: rng.normal(size=size) / NORMAL_Z["0.8"])
+    lasting = rng.normal(size=(stores, 1, 1)) * spread  # every department of a store, every week
+    resid = draw((stores, weeks, depts)) + lasting
+    store = np.broadcast_to(np.arange(stores)[:, None, None], resid.shape).ravel()
+    week = np.broadcast_to(np.arange(1, weeks + 1)[None, :, None], resid.shape).ravel()
+    return StoreTotals(store, store * 100 + week, week, resid.ravel(), np.ones(resid.size))
+
+
+def _covered(cal: IntervalCalibrator, totals: StoreTotals, level: float) -> float:
+    _, _, error, _, _ = totals.sums()
+    return float(np.mean(np.abs(error) <= cal.total_half_width(np.ones(10), 3, level)))
+
+
+def test_store_totals_cover_when_stores_err_for_weeks_on_end():
     rng = np.random.default_rng(1)
-    groups, depts = 2_000, 10
-    shared = rng.normal(size=(groups, 1))  # a store-week shock every department shares
-    resid = (0.7 * shared + 0.7 * rng.normal(size=(groups, depts))).ravel()
-    group = np.repeat(np.arange(groups), depts)
-    half = {"0.8": np.full(len(resid), 1.2816 * 0.99), "0.95": np.full(len(resid), 1.96 * 0.99)}
-    cal = IntervalCalibrator(quantiles={"1-4": {"0.8": 1.0, "0.95": 1.0}})
-    quadrature = cal.total_half_width(half["0.8"][:depts], 0.8)
-    cal.fit_totals(group, resid, half)
-    assert 0.3 < cal.total_correlation["0.8"] < 0.7  # the true correlation is 0.5
-    fresh = rng.normal(size=(groups, 1)) * 0.7 + 0.7 * rng.normal(size=(groups, depts))
-    for lv in ("0.8", "0.95"):
-        width = cal.total_half_width(half[lv][:depts], float(lv))
-        covered = np.mean(np.abs(fresh.sum(axis=1)) <= width)
-        assert abs(covered - float(lv)) < 0.03, (lv, covered)
-    assert cal.total_half_width(half["0.8"][:depts], 0.8) > quadrature
-    assert IntervalCalibrator().total_half_width(np.array([3.0, 4.0]), 0.8) == 5.0  # uncalibrated: quadrature
+    totals = _store_totals(rng, stores=400, weeks=13, spread=0.12)
+    cal = IntervalCalibrator().fit_totals(totals, [totals])
+    assert set(cal.total_spread) == set(BUCKET_LABELS)
+    for label in ("1-4", "5-13"):
+        assert abs(cal.total_spread[label] - 0.12) < 0.03, (label, cal.total_spread)
+    assert cal.total_spread["40-52"] == cal.total_spread["5-13"]  # unmeasured: the nearest bucket's
+    assert cal.total_tail["0.95"] == pytest.approx(NORMAL_Z["0.95"] / NORMAL_Z["0.8"], rel=0.05)
+    fresh = _store_totals(rng, stores=4_000, weeks=1, spread=0.12)
+    for lv in (0.8, 0.95):
+        assert abs(_covered(cal, fresh, lv) - lv) < 0.02, lv
+    quadrature = IntervalCalibrator()
+    assert quadrature.total_half_width(np.array([3.0, 4.0]), 1, 0.8) == pytest.approx(5.0)
+    assert _covered(quadrature, fresh, 0.8) < 0.77  # the lasting errors ignored
+
+
+def test_store_totals_tail_follows_heavy_tailed_departments():
+    rng = np.random.default_rng(2)
+    heavy = _store_totals(
+        rng, stores=400, weeks=13, spread=0.0, shock=lambda size: rng.standard_t(2, size=size)
+    )
+    cal = IntervalCalibrator().fit_totals(heavy, [heavy])
+    assert max(cal.total_spread.values()) < 0.05
+    assert cal.total_tail["0.95"] > 1.1 * NORMAL_Z["0.95"] / NORMAL_Z["0.8"]
+
+
+def test_store_totals_measure_nothing_from_one_store():
+    one = _store_totals(np.random.default_rng(3), stores=1, weeks=13, spread=0.1)
+    cal = IntervalCalibrator().fit_totals(one, [one])
+    assert cal.total_spread == {} and cal.total_tail == {}
+    assert cal.total_half_width(np.array([3.0, 4.0]), 1, 0.95) == pytest.approx(
+        5.0 * NORMAL_Z["0.95"] / NORMAL_Z["0.8"]
+    )
 
 
 def test_rescale_to_a_newer_models_skill():
