@@ -44,25 +44,6 @@ def _covered(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((y >= lower) & (y <= upper))) if len(y) else float("nan")
 
 
-def store_total_coverage(fc: Any, frame: pd.DataFrame) -> dict[str, float]:
-    """Coverage of the store-total intervals (Forecaster.total_bounds) on the store-weeks of `frame`."""
-    rows = frame.assign(half80=(frame["upper_80"] - frame["lower_80"]) / 2)
-    y, lo80, hi80, lo95, hi95 = [], [], [], [], []
-    for _, g in rows.groupby(["Store", "Date"], sort=False):
-        total = fc.total_bounds(g["prediction"].to_numpy(), g["half80"].to_numpy(), int(g["horizon"].iloc[0]))
-        y.append(g["Weekly_Sales"].sum())
-        lo80.append(total["lower_80"])
-        hi80.append(total["upper_80"])
-        lo95.append(total["lower_95"])
-        hi95.append(total["upper_95"])
-    y_arr = np.array(y)
-    return {
-        "store_weeks": len(y),
-        "coverage_80": _covered(y_arr, np.array(lo80), np.array(hi80)),
-        "coverage_95": _covered(y_arr, np.array(lo95), np.array(hi95)),
-    }
-
-
 def without_christmas_shift(fc: Any, frame: pd.DataFrame) -> dict[str, float] | None:
     """WMAE of the same fitted model with the Christmas shift of the bases turned off at prediction
     time: the shift's whole effect where the model never trained on a December with a year before."""
@@ -122,7 +103,7 @@ def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dic
         "coverage_80": fold["coverage_80"],
         "coverage_95": fold["coverage_95"],
         "by_bucket": buckets,
-        "store_totals": store_total_coverage(fc, frame),
+        "store_totals": fold["store_totals"],
         "train_seconds": fold["train_seconds"],
         "seconds": round(time.perf_counter() - started, 1),
         "load_after": os.getloadavg(),

@@ -50,6 +50,31 @@ def _scores(
     return out
 
 
+def _store_total_scores(
+    fc: Forecaster, rows: pd.DataFrame, y: np.ndarray, res: pd.DataFrame
+) -> dict[str, Any]:
+    """Coverage of the store totals' intervals (Forecaster.total_bounds) over the store-weeks scored."""
+    frame = pd.DataFrame(
+        {
+            "store": rows["store"].to_numpy(),
+            "date": rows["date"].to_numpy(),
+            "y": y,
+            "prediction": res["prediction"].to_numpy(),
+            "half80": ((res["upper_80"] - res["lower_80"]) / 2).to_numpy(),
+            "horizon": res["horizon"].to_numpy(),
+        }
+    )
+    inside = {"coverage_80": [], "coverage_95": []}
+    for _, g in frame.groupby(["store", "date"], sort=False):
+        total = fc.total_bounds(g["prediction"].to_numpy(), g["half80"].to_numpy(), int(g["horizon"].iloc[0]))
+        actual = float(g["y"].sum())
+        inside["coverage_80"].append(total["lower_80"] <= actual <= total["upper_80"])
+        inside["coverage_95"].append(total["lower_95"] <= actual <= total["upper_95"])
+    return {"store_weeks": len(inside["coverage_80"])} | {
+        k: float(np.mean(v)) if v else float("nan") for k, v in inside.items()
+    }
+
+
 def _mean_of_known(values: list[float]) -> float:
     """Mean over the folds that had such weeks (a window may have no holiday week): NaN if none."""
     known = [v for v in values if v == v]
@@ -122,6 +147,8 @@ class BacktestResult:
             lines.append((label, a, n, ratio(a, n)))
         lines.append(("coverage 80%", cell("coverage_80", pct=True), "-", ""))
         lines.append(("coverage 95%", cell("coverage_95", pct=True), "-", ""))
+        totals = [cell(f"coverage_{lv}", "store_totals", pct=True) for lv in (80, 95)]
+        lines.append(("store totals coverage 80% / 95%", " / ".join(totals), "-", ""))
         for b in BUCKET_LABELS:
             c80 = cell_bucket(self.folds, b, False, "coverage_80")
             if c80 != "-":
@@ -221,6 +248,7 @@ def _fold(
     for name, m in (("holiday", hol), ("other", ~hol)):
         fold[name] = _scores(y[m], pred[m], hol[m], res[m])
         fold["baseline"][name] = _scores(y[m], naive[m], hol[m])
+    fold["store_totals"] = _store_total_scores(fc, rows, y, res)
     fold["baseline_wmae"] = fold["baseline"]["wmae"]
     fold["ratio_to_baseline"] = fold["wmae"] / fold["baseline_wmae"] if fold["baseline_wmae"] else None
     frame = pd.DataFrame(
@@ -307,6 +335,9 @@ def run_backtest(
         }
         for b in BUCKET_LABELS
         if any(b in f["by_bucket"] for f in results)
+    }
+    summary["store_totals"] = {
+        k: _mean_of_known([f["store_totals"][k] for f in results]) for k in ("coverage_80", "coverage_95")
     }
     for name in ("holiday", "other"):
         summary[name] = {

@@ -30,6 +30,7 @@ def test_figures_and_predictions(result, small_dataset):
         "by_bucket",
         "holiday",
         "other",
+        "store_totals",
     ):
         assert key in d, key
     assert len(d["folds"]) == 2 and d["folds"][0]["origin"] > d["folds"][1]["origin"]
@@ -43,6 +44,9 @@ def test_figures_and_predictions(result, small_dataset):
     assert set(d["by_bucket"]) == {"1-4", "5-13", "14-26", "27-39"}
     table = result.format_table()
     assert "WMAE" in table and "seasonal naive" in table and "coverage 80%" in table
+    assert "store totals coverage" in table
+    stores, weeks = window["store"].nunique(), window["date"].nunique()
+    assert d["folds"][0]["store_totals"]["store_weeks"] == stores * weeks
 
 
 def test_model_beats_naive_and_intervals_cover_on_synthetic(result):
@@ -50,6 +54,8 @@ def test_model_beats_naive_and_intervals_cover_on_synthetic(result):
     assert d["wmae"] < d["baseline_wmae"]
     assert 0.65 <= d["coverage_80"] <= 0.95
     assert 0.85 <= d["coverage_95"] <= 0.995
+    assert 0.65 <= d["store_totals"]["coverage_80"] <= 0.95
+    assert 0.85 <= d["store_totals"]["coverage_95"] <= 1.0
     p = result.predictions
     assert (p["lower_95"] <= p["lower_80"]).all() and (p["upper_80"] <= p["upper_95"]).all()
 
@@ -73,7 +79,8 @@ def test_bad_arguments(small_dataset):
 )
 def test_real_data_backtest_meets_the_accuracy_target(origin, target):
     """Issue 13's targets at its three origins; coverage measured 80.1 / 80.1 / 78.1% (80%) and
-    95.1 / 94.5 / 94.1% (95%)."""
+    95.1 / 94.5 / 94.1% (95%), store totals 78.3 / 82.9 / 76.0% and 93.9 / 96.7 / 93.4% (held to the
+    bands of a horizon bucket: 45 stores' lasting errors make their coverage vary by about 2 points)."""
     from app.forecasting.data import load_dataset
 
     ds = load_dataset(REAL_DATA_DIR)
@@ -81,6 +88,8 @@ def test_real_data_backtest_meets_the_accuracy_target(origin, target):
     assert 1_700 < r["baseline_wmae"] < 2_100  # the notes: ~1,817 at 2012-01-27
     assert r["wmae"] <= target * r["baseline_wmae"]
     assert 0.77 <= r["coverage_80"] <= 0.83 and 0.93 <= r["coverage_95"] <= 0.97
+    totals = r["store_totals"]
+    assert 0.75 <= totals["coverage_80"] <= 0.85 and 0.90 <= totals["coverage_95"] <= 0.98
     assert r["rows"] > 110_000 and np.isfinite(r["mae"])
 
 
