@@ -151,7 +151,7 @@ def _nearest(bucket: int, candidates: Iterable[int]) -> int:
 def _lasting_spread(store: np.ndarray, value: np.ndarray) -> float | None:
     """The spread across stores of their mean `value`, less the part the values' own scatter puts into
     a mean of a few weeks (a method-of-moments between-store deviation); None with too few stores."""
-    stores, inverse, count = np.unique(store, return_inverse=True, return_counts=True)
+    _, inverse, count = np.unique(store, return_inverse=True, return_counts=True)
     mean = np.bincount(inverse, weights=value) / count
     several = count >= 2
     if several.sum() < MIN_TOTAL_STORES:
@@ -187,8 +187,8 @@ class StoreTotals:
             np.asarray(self.run)[first],
             bucket_index(np.asarray(self.horizon))[first],
             np.bincount(inverse, weights=np.asarray(self.residual, dtype=float)),
-            np.bincount(inverse, weights=h),
-            np.sqrt(np.bincount(inverse, weights=h**2)),
+            np.maximum(np.bincount(inverse, weights=h), 1e-12),  # a zero width must not divide
+            np.maximum(np.sqrt(np.bincount(inverse, weights=h**2)), 1e-12),
         )
 
     def steady_scores(self) -> np.ndarray:
