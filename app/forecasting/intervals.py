@@ -167,41 +167,58 @@ def _conformal_quantiles(sorted_scores: np.ndarray) -> dict[str, float]:
     return {str(lv): float(sorted_scores[min(n - 1, math.ceil((n + 1) * lv) - 1)]) for lv in LEVELS}
 
 
+def _key(*columns: np.ndarray) -> np.ndarray:
+    """One integer per distinct combination of the integer columns' values."""
+    if not len(columns[0]):
+        return np.zeros(0, dtype=np.int64)
+    shifted = [np.asarray(c, dtype=np.int64) - int(np.min(c)) for c in columns]
+    return np.ravel_multi_index(shifted, [int(c.max()) + 1 for c in shifted])
+
+
 @dataclass(frozen=True)
 class StoreTotals:
-    """One model's out-of-sample rows, summed into store totals by `group` (a store's week from one
-    origin); `run` keys a store from one origin, whose lasting error its weeks share."""
+    """One model's out-of-sample store totals (a store's week forecast from one origin), summed once
+    from their rows; `run` numbers a store's totals from one origin, which share its lasting error."""
 
     run: np.ndarray
-    group: np.ndarray
-    horizon: np.ndarray
-    residual: np.ndarray
-    half80: np.ndarray
+    bucket: np.ndarray
+    error: np.ndarray
+    size: np.ndarray  # the rows' 80% half-widths summed
+    quadrature: np.ndarray  # and in quadrature
 
-    def sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per total: its run, horizon bucket, error, and its rows' 80% half-widths summed and in
-        quadrature."""
-        _, first, inverse = np.unique(self.group, return_index=True, return_inverse=True)
-        h = np.asarray(self.half80, dtype=float)
-        return (
-            np.asarray(self.run)[first],
-            bucket_index(np.asarray(self.horizon))[first],
-            np.bincount(inverse, weights=np.asarray(self.residual, dtype=float)),
-            np.maximum(np.bincount(inverse, weights=h), 1e-12),  # a zero width must not divide
-            np.maximum(np.sqrt(np.bincount(inverse, weights=h**2)), 1e-12),
+    @classmethod
+    def of_rows(
+        cls,
+        store: np.ndarray,
+        week: np.ndarray,
+        horizon: np.ndarray,
+        residual: np.ndarray,
+        half80: np.ndarray,
+    ) -> StoreTotals:
+        """Rows of a store's target week `horizon` weeks ahead, forecast from the week less the horizon."""
+        store, week, horizon = (np.asarray(a, dtype=np.int64) for a in (store, week, horizon))
+        origin = week - horizon
+        _, first, total = np.unique(_key(store, origin, week), return_index=True, return_inverse=True)
+        _, run = np.unique(_key(store[first], origin[first]), return_inverse=True)
+        h = np.asarray(half80, dtype=float)
+        return cls(
+            run=run,
+            bucket=bucket_index(horizon[first]),
+            error=np.bincount(total, weights=np.asarray(residual, dtype=float)),
+            size=np.maximum(np.bincount(total, weights=h), 1e-12),  # a zero width must not divide
+            quadrature=np.maximum(np.sqrt(np.bincount(total, weights=h**2)), 1e-12),
         )
 
     def steady_scores(self) -> np.ndarray:
         """Each total's error less its run's lasting part (the run's mean error per half-width, scaled
         up for the share of its own week that mean holds), over its rows' half-widths in quadrature;
         runs of one total are left out."""
-        run, _, error, size, quadrature = self.sums()
-        _, inverse, count = np.unique(run, return_inverse=True, return_counts=True)
-        lasting = (np.bincount(inverse, weights=error / size) / count)[inverse] * size
-        n = count[inverse]
+        count = np.bincount(self.run)
+        lasting = (np.bincount(self.run, weights=self.error / self.size) / np.maximum(count, 1))[self.run]
+        n = count[self.run]
         several = n >= 2
-        steady = (error - lasting)[several] * np.sqrt(n[several] / (n[several] - 1))
-        return np.abs(steady) / quadrature[several]
+        steady = (self.error - lasting * self.size)[several] * np.sqrt(n[several] / (n[several] - 1))
+        return np.abs(steady) / self.quadrature[several]
 
 
 @dataclass
@@ -313,21 +330,21 @@ class IntervalCalibrator:
                 self.quantiles[label] = {lv: v * max(1.0, growth[lv]) for lv, v in nearest.items()}
         return self
 
-    def fit_totals(self, totals: StoreTotals, tail_from: Sequence[StoreTotals] = ()) -> IntervalCalibrator:
+    def fit_totals(self, totals: StoreTotals, tail_also: Sequence[StoreTotals] = ()) -> IntervalCalibrator:
         """How far stores' totals stray for weeks on end, per horizon bucket, from `totals` (a bucket
         without enough stores takes the nearest measured one's spread), and how heavy the tail of
-        their week-to-week errors is, from all of `tail_from` (see the module docstring)."""
-        run, bucket, error, size, _ = totals.sums()
+        their week-to-week errors is, from them and `tail_also` (see the module docstring)."""
+        relative = totals.error / totals.size
         measured = {}
         for b in range(len(BUCKETS)):
-            spread = _lasting_spread(run[bucket == b], (error / size)[bucket == b])
+            spread = _lasting_spread(totals.run[totals.bucket == b], relative[totals.bucket == b])
             if spread is not None:
                 measured[b] = spread
         self.total_spread = {}
         if measured:
             for b, label in enumerate(BUCKET_LABELS):
                 self.total_spread[label] = round(measured[_nearest(b, measured)], 4)
-        steady = [sample.steady_scores() for sample in tail_from]
+        steady = [sample.steady_scores() for sample in (totals, *tail_also)]
         pooled = np.concatenate(
             [s / np.quantile(s, 0.8) for s in steady if len(s) >= MIN_BUCKET_ROWS] or [[]]
         )

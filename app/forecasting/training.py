@@ -313,7 +313,7 @@ def _internal_backtest(
             + f"; chose {damping:g}",
         )
     naive = make_estimator("naive")
-    resid, denom, hz, target, groups, runs = [], [], [], [], [], []
+    resid, denom, hz, target, stores = [], [], [], [], []
     at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
     for o in calibration_origins(panel, cutoff):
         fc = at_cutoff if o == cutoff else inner_forecaster(o)
@@ -326,8 +326,7 @@ def _internal_backtest(
         denom.append(res["denominator"][known])
         hz.append(res["horizon"][known])
         target.append(rows["week"].to_numpy()[known])
-        groups.append(o * 10**12 + _store_weeks(rows)[known])
-        runs.append(o * 100_000 + rows["store"].to_numpy(np.int64)[known])
+        stores.append(rows["store"].to_numpy()[known])
         if o < cutoff:
             continue
         at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
@@ -337,9 +336,9 @@ def _internal_backtest(
     all_hz, all_resid, all_denom = (np.concatenate(a) for a in (hz, resid, denom))
     all_target = np.concatenate(target)
     calibrator.fit(all_hz, all_resid, all_denom, all_target)
-    calibrating = StoreTotals(
-        np.concatenate(runs),
-        np.concatenate(groups),
+    calibrating = StoreTotals.of_rows(
+        np.concatenate(stores),
+        all_target,
         all_hz,
         all_resid,
         calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"],
@@ -366,7 +365,7 @@ def _internal_backtest(
         calibrating=calibrating,
     )
     if not rescaled:  # the store totals from the calibrating model alone (else the newer one's too)
-        calibrator.fit_totals(calibrating, [calibrating])
+        calibrator.fit_totals(calibrating)
     rows, res, y = first
     bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
     hol = res["holiday"].astype(bool)
@@ -391,11 +390,6 @@ def _internal_backtest(
     }
     backtest["ratio_to_baseline"] = backtest["wmae"] / backtest["baseline_wmae"]
     return calibrator, backtest, res["prediction"]
-
-
-def _store_weeks(rows: pd.DataFrame) -> np.ndarray:
-    """One key per (store, week) of actual rows: the store totals' groups."""
-    return rows["store"].to_numpy(np.int64) * 100_000 + rows["week"].to_numpy(np.int64)
 
 
 def _skill_rescale(
@@ -433,17 +427,18 @@ def _skill_rescale(
     new, old = forecast_actuals(fc, rows), forecast_actuals(inner_forecaster(recent), rows)
     y = rows["weekly_sales"].to_numpy()
     known = ~new["cold"] & ~old["cold"]
-    resid, denominator, horizon = (
+    resid, denominator, horizon, week = (
         (y - new["prediction"])[known],
         new["denominator"][known],
         new["horizon"][known],
+        rows["week"].to_numpy()[known],
     )
     calibrator.rescale_to(
         np.abs(resid) / denominator,
         (np.abs(y - old["prediction"]) / old["denominator"])[known],
         horizon,
         growth_power,
-        rows["week"].to_numpy()[known],
+        week,
         reference,
     )
     # The store totals are measured against intervals that fit these same weeks, not the season-matched
@@ -454,9 +449,8 @@ def _skill_rescale(
         .fit(horizon, resid, denominator)
         .bounds(horizon, np.zeros(len(resid)), denominator)["upper_80"]
     )
-    store = rows["store"].to_numpy(np.int64)[known]
-    newer = StoreTotals(store, _store_weeks(rows)[known], horizon, resid, half80)
-    calibrator.fit_totals(newer, [newer, calibrating])
+    newer = StoreTotals.of_rows(rows["store"].to_numpy()[known], week, horizon, resid, half80)
+    calibrator.fit_totals(newer, [calibrating])
     _say(progress, f"interval skill factors {calibrator.skill_factors}")
     return True
 

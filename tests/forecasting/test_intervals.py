@@ -120,18 +120,17 @@ def _store_totals(rng, stores: int, weeks: int, spread: float, shock=None, depts
     resid = draw((stores, weeks, depts)) + lasting
     store = np.broadcast_to(np.arange(stores)[:, None, None], resid.shape).ravel()
     week = np.broadcast_to(np.arange(1, weeks + 1)[None, :, None], resid.shape).ravel()
-    return StoreTotals(store, store * 100 + week, week, resid.ravel(), np.ones(resid.size))
+    return StoreTotals.of_rows(store, week, week, resid.ravel(), np.ones(resid.size))  # all from week 0
 
 
 def _covered(cal: IntervalCalibrator, totals: StoreTotals, level: float) -> float:
-    _, _, error, _, _ = totals.sums()
-    return float(np.mean(np.abs(error) <= cal.total_half_width(np.ones(10), 3, level)))
+    return float(np.mean(np.abs(totals.error) <= cal.total_half_width(np.ones(10), 3, level)))
 
 
 def test_store_totals_cover_when_stores_err_for_weeks_on_end():
     rng = np.random.default_rng(1)
     totals = _store_totals(rng, stores=400, weeks=13, spread=0.12)
-    cal = IntervalCalibrator().fit_totals(totals, [totals])
+    cal = IntervalCalibrator().fit_totals(totals)
     assert set(cal.total_spread) == set(BUCKET_LABELS)
     for label in ("1-4", "5-13"):
         assert abs(cal.total_spread[label] - 0.12) < 0.03, (label, cal.total_spread)
@@ -150,14 +149,14 @@ def test_store_totals_tail_follows_heavy_tailed_departments():
     heavy = _store_totals(
         rng, stores=400, weeks=13, spread=0.0, shock=lambda size: rng.standard_t(2, size=size)
     )
-    cal = IntervalCalibrator().fit_totals(heavy, [heavy])
+    cal = IntervalCalibrator().fit_totals(heavy)
     assert max(cal.total_spread.values()) < 0.05
     assert cal.total_tail["0.95"] > 1.1 * NORMAL_Z["0.95"] / NORMAL_Z["0.8"]
 
 
 def test_store_totals_measure_nothing_from_one_store():
     one = _store_totals(np.random.default_rng(3), stores=1, weeks=13, spread=0.1)
-    cal = IntervalCalibrator().fit_totals(one, [one])
+    cal = IntervalCalibrator().fit_totals(one)
     assert cal.total_spread == {} and cal.total_tail == {}
     assert cal.total_half_width(np.array([3.0, 4.0]), 1, 0.95) == pytest.approx(
         5.0 * NORMAL_Z["0.95"] / NORMAL_Z["0.8"]
