@@ -23,14 +23,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.forecaster import Forecaster  # noqa: E402
-from app.forecasting.intervals import BUCKET_LABELS, bucket_index  # noqa: E402
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
 from app.forecasting.training import wmae  # noqa: E402
 from benchmarks._table import format_table, percent  # noqa: E402
@@ -38,10 +36,6 @@ from benchmarks._table import format_table, percent  # noqa: E402
 log = logging.getLogger("bench_origins")
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "walmart"
 ORIGINS = ("2012-01-27", "2011-10-28", "2011-07-29")
-
-
-def _covered(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    return float(np.mean((y >= lower) & (y <= upper))) if len(y) else float("nan")
 
 
 def without_christmas_shift(fc: Any, frame: pd.DataFrame) -> dict[str, float] | None:
@@ -77,22 +71,6 @@ def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dic
     started = time.perf_counter()
     result = run_backtest(dataset, origin, horizon, kind="hgb", params=params)
     fold, frame, fc = result.folds[0], result.predictions, result.models[0]
-    frame = frame.assign(horizon=(pd.to_datetime(frame["Date"]) - result.origin).dt.days // 7)
-    y = frame["Weekly_Sales"].to_numpy()
-    idx = bucket_index(frame["horizon"].to_numpy())
-    buckets = {}
-    for b, label in enumerate(BUCKET_LABELS):
-        m = idx == b
-        if m.any():
-            buckets[label] = {
-                "rows": int(m.sum()),
-                "coverage_80": _covered(
-                    y[m], frame["lower_80"].to_numpy()[m], frame["upper_80"].to_numpy()[m]
-                ),
-                "coverage_95": _covered(
-                    y[m], frame["lower_95"].to_numpy()[m], frame["upper_95"].to_numpy()[m]
-                ),
-            }
     return {
         "christmas_shift_off": without_christmas_shift(fc, frame),
         "origin": fold["origin"],
@@ -102,7 +80,7 @@ def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dic
         "ratio": fold["ratio_to_baseline"],
         "coverage_80": fold["coverage_80"],
         "coverage_95": fold["coverage_95"],
-        "by_bucket": buckets,
+        "by_bucket": fold["by_bucket"],
         "store_totals": fold["store_totals"],
         "train_seconds": fold["train_seconds"],
         "seconds": round(time.perf_counter() - started, 1),
