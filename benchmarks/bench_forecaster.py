@@ -29,6 +29,7 @@ from app.forecasting.artifacts import load_forecaster  # noqa: E402
 from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.synthetic import load_or_generate  # noqa: E402
 from app.forecasting.training import TrainedModel, save_model, train  # noqa: E402
+from benchmarks._results import load_average, write_json  # noqa: E402
 from benchmarks._table import format_table  # noqa: E402
 
 log = logging.getLogger("bench_forecaster")
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    load_start = load_average()
     dataset = load_or_generate(args.data)
     print(f"data: {dataset.source}, {len(dataset.sales):,} sales rows")
     figures: dict[str, dict] = {}
@@ -160,7 +162,7 @@ def main() -> None:
             )
     print(format_table(table))
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
+        write_json(args.json, "bench_forecaster", {"data": dataset.source, **figures}, load_start)
 
 
 if __name__ == "__main__":

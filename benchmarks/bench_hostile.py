@@ -25,11 +25,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import Service, free_port, prepare  # noqa: E402 - after the path set-up
+from benchmarks._results import load_average, write_json  # noqa: E402 - after the path set-up
+from benchmarks.load import Service, free_port, prepare  # noqa: E402
 
 log = logging.getLogger("bench_hostile")
 
@@ -169,7 +171,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--slow-clients", type=int, default=6)
     parser.add_argument("--no-train-csv", action="store_true", help="skip importing the real train.csv")
+    parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
+    load_start = load_average()
+    figures: dict[str, Any] = {"inputs": []}
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print("load average before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     with tempfile.TemporaryDirectory(prefix="storecast-bench-hostile-") as tmp:
@@ -193,6 +198,7 @@ def main() -> int:
                     and row["mb"] < TARGET_MB
                 )
                 failed |= not ok
+                figures["inputs"].append({"input": request[0], **row, "ok": ok})
                 print(_line(request[0], row), " yes" if ok else " NO")
             if REAL_TRAIN.exists() and not args.no_train_csv:
                 # Parsed whole, then refused by the synthetic model's sales bound: the cost of the upload.
@@ -201,7 +207,9 @@ def main() -> int:
                            REAL_TRAIN.read_bytes(), headers)  # fmt: skip
                 row = measure(port, worker, request, 1)
                 print(_line(request[0], row))
+                figures["inputs"].append({"input": request[0], **row})
             slow = slow_clients(port, args.slow_clients, seconds=20)
+            figures["slow_clients"] = {"clients": args.slow_clients, **slow}
             print(
                 f"\n{args.slow_clients} slow clients (a header byte every 0.5 s; 1 worker of 8 threads, "
                 f"10 s header limit): {slow['dropped']} dropped, the last after "
@@ -212,6 +220,8 @@ def main() -> int:
         finally:
             service.stop()
     print("load average after:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    if args.json:
+        write_json(args.json, "bench_hostile", figures, load_start)
     return 1 if failed else 0
 
 

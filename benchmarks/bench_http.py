@@ -31,7 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import Service, free_port, prepare  # noqa: E402 - after the path set-up
+from benchmarks._results import load_average, write_json  # noqa: E402 - after the path set-up
+from benchmarks.load import Service, free_port, prepare  # noqa: E402
 
 log = logging.getLogger("bench_http")
 
@@ -147,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         help="OMP_NUM_THREADS for the workers (1, recommended: a one-row HGB predict is slower with "
         "OpenMP threads fighting over 2 cores; 'inherit' keeps the environment's)",
     )
+    parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    load_start = load_average()
 
     with tempfile.TemporaryDirectory(prefix="storecast-bench-http-") as tmp:
         workdir = Path(tmp)
@@ -219,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(target >= {TARGET_RPS:.0f}: {ok}); median {rate['median']:.1f} ms, p99 {rate['p99']:.1f} ms; "
         f"{rate['requests']} ok, {rate['failures']} failed"
     )
+    if args.json:
+        run = {**rate, "threads": args.threads, "seconds": args.seconds}
+        figures = {"latency_ms": results, "throughput": run}
+        write_json(args.json, "bench_http", figures, load_start)
     return 1 if rate["failures"] else 0
 
 

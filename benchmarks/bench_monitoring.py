@@ -35,6 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._results import write_json  # noqa: E402 - after the path set-up
+
 log = logging.getLogger("bench_monitoring")
 PORT = 8766
 STAMP = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME format
@@ -420,7 +422,9 @@ def main() -> None:
     parser.add_argument("--skip-gunicorn", action="store_true")
     parser.add_argument("--db", help="keep the jobs database at this path (reused when it exists)")
     parser.add_argument("--skip-jobs", action="store_true")
+    parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
+    load_start = os.getloadavg()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     report = {"in_process": bench_in_process()}
     if not args.skip_gunicorn:
@@ -428,6 +432,8 @@ def main() -> None:
     if not args.skip_jobs:
         report["jobs"] = bench_jobs(args.rows, args.requests, args.db)
     print(json.dumps(report, indent=2))  # noqa: T201 - the benchmark's output
+    if args.json:
+        write_json(args.json, "bench_monitoring", report, load_start)
     gunicorn = report.get("gunicorn_2_workers", {})
     if "with_logging" in gunicorn:
         assert gunicorn["with_logging"]["all_logged"], "prediction log rows differ from predictions served"

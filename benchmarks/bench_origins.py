@@ -31,6 +31,7 @@ from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.forecaster import Forecaster  # noqa: E402
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
 from app.forecasting.training import wmae  # noqa: E402
+from benchmarks._results import write_json  # noqa: E402
 from benchmarks._table import format_table, percent  # noqa: E402
 
 log = logging.getLogger("bench_origins")
@@ -154,8 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(table(results)))
     print(f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
     if args.json:
-        out = {"params": params, "load_start": load_start, "load_end": load_end, "origins": results}
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        out = {"data": dataset.source, "params": params, "load_start": load_start, "load_end": load_end,
+               "origins": results}  # fmt: skip
+        write_json(args.json, "bench_origins", out, load_start)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.data import COVARIATE_COLUMNS, Dataset  # noqa: E402
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
 from app.forecasting.training import wmae  # noqa: E402
+from benchmarks._results import write_json  # noqa: E402
 from benchmarks._table import format_table, percent  # noqa: E402
 from benchmarks.peers_worker import LGBM_PARAMS, LGBM_SETUPS, PACKAGES  # noqa: E402
 
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
             "best_lgbm_setup": best,
             "origins": results,
         }
-        Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
+        write_json(args.json, "bench_peers", figures, load_start)
 
 
 if __name__ == "__main__":

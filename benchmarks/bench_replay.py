@@ -12,7 +12,6 @@ the time per week (median) and the load average, and which of issue 10's targets
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -29,6 +28,7 @@ from app.factory import create_app  # noqa: E402
 from app.forecasting.synthetic import load_or_generate  # noqa: E402
 from app.loop.replay import ReplaySettings, replay, write_forecasts  # noqa: E402
 from app.loop.weekly import LoopSettings  # noqa: E402
+from benchmarks._results import write_json  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "walmart"
 
@@ -108,7 +108,7 @@ def main() -> None:
     for what, held, figure in targets(result):
         print(f"  [{'ok' if held else 'MISSED'}] {what}: {figure}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2, default=str))
+        write_json(args.json_out, "bench_replay", {"data": dataset.source, **result}, load_before)
     if args.forecasts:
         with open(args.forecasts, "w", newline="") as handle:
             print(f"wrote {write_forecasts(storage, handle):,} forecasts to {args.forecasts}")

@@ -60,6 +60,8 @@ from app.forecasting.training import (  # noqa: E402
 from app.loop import history, publish  # noqa: E402
 from app.monitoring import prediction_log  # noqa: E402
 from app.registry import versions  # noqa: E402
+from benchmarks._results import load_average as load_now  # noqa: E402
+from benchmarks._results import write_json  # noqa: E402
 from benchmarks.bench_http import measure  # noqa: E402
 from benchmarks.load import Service, free_port  # noqa: E402
 
@@ -341,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    load_start = load_now()
 
     if args.smoke or args.stores is not None:
         stores = SMOKE["stores"] if args.smoke else args.stores
@@ -348,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_size(stores, smoke=args.smoke, beside=args.beside, dask=args.dask, depts=depts)
         print_table([result])
         if args.json_out:
-            args.json_out.write_text(json.dumps(result, indent=1))
+            write_json(args.json_out, "bench_scale", result, load_start)
         return 0
 
     results = [json.loads(path.read_text()) for path in args.combine or []]
@@ -366,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         ahead = extrapolate(results, args.extrapolate)
         print(f"at {args.extrapolate:,} series: " + ", ".join(f"{k} {v:,}" for k, v in ahead.items()))
     if args.json_out:
-        args.json_out.write_text(json.dumps({"sizes": results, "exponents": growth}, indent=1))
+        write_json(args.json_out, "bench_scale", {"sizes": results, "exponents": growth}, load_start)
     return 0
 
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from distributed import Client  # noqa: E402 - after the path set-up
 
 from app.forecasting.engine import imported_packages, local_cluster  # noqa: E402
+from benchmarks._results import write_json  # noqa: E402
 
 WEB = {"flask", "werkzeug", "sqlalchemy", "alembic", "apscheduler", "pydantic"}
 VARIANTS = {"core only": [], "as before (app.factory)": ["app.factory"]}
@@ -54,8 +55,10 @@ def measure(repeats: int) -> dict[str, dict[str, object]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args(argv)
     before = load_average()
+    load_start = os.getloadavg()
     figures = measure(args.repeats)
     print(f"load average {before} -> {load_average()}")
     for name, row in figures.items():
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: {row['median_s']} s to the first answer; web packages on a worker: "
             f"{row['web_packages']}"
         )
+    if args.json:
+        figures_out = {"repeats": args.repeats, "variants": figures}
+        write_json(args.json, "bench_worker_start", figures_out, load_start)
     return 0
 
 

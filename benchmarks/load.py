@@ -45,6 +45,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._results import load_average, write_json  # noqa: E402 - after the path set-up
+
 log = logging.getLogger("load")
 
 MIX = (("predict", 0.70), ("forecast", 0.20), ("batch", 0.10))
@@ -521,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("app").setLevel(logging.WARNING)
 
+    load_start = load_average()
     workdir = Path(tempfile.mkdtemp(prefix="storecast-load-"))
     checks: dict[str, bool] = {}
     results: dict[str, Any] = {"cpus": os.cpu_count(), "workers": 2, "clients": args.clients}
@@ -561,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, passed in checks.items():
         print(f"  {'PASS' if passed else 'FAIL'}  {name}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str))
+        write_json(args.json, "load", results, load_start)
     return 0 if checks and all(checks.values()) else 1
 
 
