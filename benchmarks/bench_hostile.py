@@ -6,7 +6,7 @@ One worker (so its memory is the one measured), this gunicorn.conf.py, a temp in
 synthetic model in production (benchmarks/load.py's prepare). For each input the worker's peak resident
 memory is reset (/proc/PID/clear_refs) and read back (VmHWM) after the answer; the growth printed is
 that peak over the resident size before the request. Then some clients trickle their headers a byte at
-a time while /api/v1/health is timed. Issue 14's targets (reported, not enforced): a 4xx within 2 s,
+a time while /api/v1/health is timed. Targets (reported, not enforced): a 4xx within 2 s,
 a response under 100 kB, worker growth under 200 MB. Medians of --repeat runs; load average beside.
 """
 
@@ -81,7 +81,7 @@ def _multipart(token: str, filename: str, content: bytes) -> tuple[bytes, str]:
 
 
 def cases(port: int) -> list[tuple[str, str, str, bytes, dict[str, str]]]:
-    """(name, method, path, body, headers) of every hostile input of issue 14."""
+    """(name, method, path, body, headers) of every hostile input."""
     wide = b"Store,Dept,Date" + b",x" * 4_900_000 + b"\n1,1,2012-11-02\n"
     token, cookie = _csrf(port)
     page_body, page_type = _multipart(token, "wide.csv", wide)

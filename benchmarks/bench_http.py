@@ -9,7 +9,7 @@ Bounded load from Python threads (http.client; gunicorn's sync workers close eac
   POST /predict/batch (1,000 rows); the first two also with `"explain": true` (components and last
   year's sales: the forecast page asks for them, API callers when they want them);
 - throughput of POST /predict from --threads clients for --seconds.
-Targets (issue 3): /predict median <= 5 ms and >= 400 req/s; 52-week forecast median <= 30 ms;
+Targets: /predict median <= 5 ms and >= 400 req/s; 52-week forecast median <= 30 ms;
 1,000-row batch <= 150 ms. Exit status 1 when a request fails; the targets are reported, not enforced
 (a loaded machine misses them without the code being wrong).
 """

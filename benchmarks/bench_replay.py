@@ -6,7 +6,7 @@
 Runs `flask replay`'s function on a throw-away SQLite database: train on sales up to --start, then
 week by week ingest the actuals, roll forward, publish a run, score by lag, check drift, degradation
 and bias. Prints accuracy by lag bucket beside seasonal naive and the backtest, coverage, the alerts,
-the time per week (median) and the load average, and which of issue 10's targets hold.
+the time per week (median) and the load average, and which of the loop's targets hold.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def targets(result: dict) -> list[tuple[str, bool, str]]:
-    """Issue 10's replay targets: (what, held, the figure)."""
+    """The replay's targets: (what, held, the figure)."""
     by_lag, backtest = result["accuracy_by_lag"], result["backtest_by_bucket"]
     lag1 = by_lag["1"]
     checks = [("lag-1 WMAE <= 0.80 x seasonal naive", lag1["wmae"] <= 0.8 * lag1["naive_wmae"],

@@ -4,10 +4,10 @@
 
 An embedded cluster of 2 workers (one thread each) is started and asked, through a function of
 app.forecasting (Client.run), which packages it has imported; the time is from starting the cluster
-to that answer, the median of `--repeats`. "as before" preloads app.factory on the workers: what
-unpickling any task of app.forecasting imported while app/__init__.py was the application factory
-(Flask, SQLAlchemy, every layer). This script imports the core only, on purpose: spawned workers
-re-import the main module, so a script that imported Flask would put it on every worker.
+to that answer, the median of `--repeats`. "with app.factory" preloads the application factory on the
+workers (Flask, SQLAlchemy, every layer): what a worker would pay if a task of app.forecasting pulled
+the web stack in. This script imports the core only, on purpose: spawned workers re-import the main
+module, so a script that imported Flask would put it on every worker.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from app.forecasting.engine import imported_packages, local_cluster  # noqa: E40
 from benchmarks._results import write_json  # noqa: E402
 
 WEB = {"flask", "werkzeug", "sqlalchemy", "alembic", "apscheduler", "pydantic"}
-VARIANTS = {"core only": [], "as before (app.factory)": ["app.factory"]}
+VARIANTS = {"core only": [], "with app.factory": ["app.factory"]}
 
 
 def load_average() -> str:

@@ -40,7 +40,7 @@ def small_artifact(small_dataset, tmp_path_factory):
 
 # Set (scripts/test.sh's PostgreSQL leg) to run the suite on PostgreSQL: a server URL whose user may
 # CREATE DATABASE. Each tmp_path then gets its own database. They are not dropped (each DROP DATABASE
-# forces a checkpoint: 150 s for a session's worth); the leg's server is thrown away afterwards.
+# forces a checkpoint, slow over a whole run); the leg's server is thrown away afterwards.
 TEST_DATABASE_URL = os.environ.get("STORECAST_TEST_DATABASE_URL")
 _created_databases: set[str] = set()
 _open_apps: list = []

@@ -1,4 +1,4 @@
-"""The layers of ARCHITECTURE.md, checked on the source: imports point down only, Flask stays in the
+"""The layers of docs/architecture.md, checked on the source: imports point down only, Flask stays in the
 interface layer, and an import inside a function is a deferred optional dependency that says why."""
 
 from __future__ import annotations

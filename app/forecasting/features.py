@@ -11,14 +11,11 @@ sales-derived feature comes from sales at weeks <= T only:
 Training calls both for many past origins; the Forecaster calls them for its one origin. The
 model's target is the residual to a base divided by the series scale; `base` and `scale` are
 returned so that predictions can be mapped back to dollars. The base is last year's (aligned,
-denoised) value plus part of the series' recent year-over-year change: alone, that base scores
-0.86 x seasonal naive on the real data, and it leaves the learner a smaller correction to make.
-Where the data holds the week two years before, the base leans 0.3 of the way to it (brought to
-last year's level): at 2012-01-27, the one backtest origin whose targets all have two years before,
-that took the base alone from 0.857 to 0.830 x seasonal naive (0.839 with an even 0.5 weighting).
-Away from holidays, the base also leans 0.3 of the way from last year's week to the mean of its two
-neighbours (the same season, independent noise): base alone 0.830 -> 0.816 at 2012-01-27, 0.848 ->
-0.841 at 2011-10-28, 0.867 -> 0.858 at 2011-07-29 (0.15: 0.819, 0.5: 0.823 at 2012-01-27).
+denoised) value plus part of the series' recent year-over-year change, which leaves the learner a
+smaller correction to make. Where the data holds the week two years before, the base leans
+`two_year_weight` of the way to it (brought to last year's level), and away from holidays
+`neighbour_weight` of the way to the mean of last year's two neighbouring weeks (the same season,
+independent noise): both average out one year's noise without moving a real holiday spike.
 """
 
 from __future__ import annotations

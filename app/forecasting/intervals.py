@@ -1,64 +1,32 @@
 """Prediction intervals: split-conformal by horizon bucket on out-of-sample residuals.
 
-The residuals come from forecasts made at several origins by a model that never saw their
-targets (training.py). One origin alone mixes seasons badly (spring holdout weeks calibrated on
-autumn weeks), so each residual is divided by a size for its row, `interval_denominator`, which
-grows with both the series' scale and last year's value for that week: a Christmas week's
-error is large in dollars but ordinary relative to its level.
+The residuals come from forecasts made at several origins by a model that never saw their targets
+(training.py). Each residual is divided by a size for its row (`interval_denominator`, growing with
+the series' scale and last year's value for that week), because a Christmas week's error is large in
+dollars but ordinary relative to its level; one set of quantiles then serves every season.
 
-The far buckets can only be scored on some of the weeks the near ones are: with two years of
-history ending in January, a forecast 40-52 weeks ahead from an origin with a year of history can
-only target November-January, whose errors run larger at every horizon. Given each residual's target week,
-`fit` therefore matches seasons: it measures, on the horizons that are scored on every week
-(1..REFERENCE_HORIZON), how much harder a bucket's own mix of weeks is than all of them, and
-divides that out of the bucket's quantile (`season_factors`). A bucket then says how far out
-the error grows, not which weeks happened to be reachable.
+Far buckets can be scored only on the weeks a short history reaches (often only November-January,
+whose errors run larger at every horizon), so `fit` matches seasons: it measures, on the horizons
+scored on every week (1..REFERENCE_HORIZON), how much harder a bucket's mix of weeks is than all of
+them and divides that out (`season_factors`). A bucket then says how far out the error grows, not
+which weeks happened to be reachable.
 
-The model that gives those residuals saw sales up to 39 weeks before the end; in the data's
-second year it never had a target with a week a year before, and its errors ran far larger than
-the final model's. `rescale_to` therefore follows a model fitted 13 weeks before the end: buckets
-1-4 and 5-13 take the quantiles of its own residuals on the last 13 weeks, the buckets beyond grow
-from them as the older model's errors grew (training._skill_rescale).
+The calibrating model saw sales only up to 39 weeks before the end and can be much weaker than the
+final model, so `rescale_to` follows a model fitted 13 weeks before the end: its residuals on the
+last 13 weeks set buckets 1-4 and 5-13, and the buckets beyond grow from them as the older model's
+errors grew. A calibrating model that never learned from a target with last year's week known grows
+its errors with the horizon far more than the final model does, so only the UNTRAINED_GROWTH_POWER
+root of its growth is kept.
 
-If the older model had any target with a week a year before, it lends its seasons: the last 13
-weeks are season-matched to all of its weeks as a far bucket is. At 2012-01-27 they are
-November-January, harder than the February-October weeks that follow, and the older model had 12
-such targets: 80% intervals covered 82.6% unmatched, 80.1% matched. A model with none has seasons
-unlike the final model's (its errors on the last quarter's weeks ran 30-39% below its average; the
-final model's did not), and matched that way intervals covered 88% at the two earlier origins.
+A store total's error has two parts (`fit_totals`, on `StoreTotals`), because a store can sell above
+or below all its departments for weeks on end: a lasting one (a store's mean error, relative to its
+departments' 80% half-widths, whose spread across stores enters as a normal error per bucket) and a
+steady one (the departments' half-widths in quadrature, times a tail measured on past totals at 95%,
+heavier than a normal one).
 
-If the older model learned from targets with a week a year before, as the final one does (13
-weeks of them or more), the buckets keep all of its growth; if not, the 4th root of it
-(UNTRAINED_GROWTH_POWER). Such a model never learned last year's shape, and its errors grew with
-the horizon far more than the final model's: on the real data the final model's 80% score
-quantiles in the four buckets were 0.241, 0.253, 0.236 and 0.248 at 2012-01-27. Chosen on the real
-data's three backtest origins (2012-01-27 / 2011-10-28 / 2011-07-29), 80% coverage with none of the
-growth was 82.2 / 78.0 / 76.5% (27-39 weeks at 2011-07-29: 74.8%), with its 4th root 82.6 / 80.1 /
-78.1% (every bucket 75.4-83.6%), its square root 82.9 / 81.9 / 79.7% (85.5% at 27-39 weeks) and all
-of it 83.7 / 84.7 / 82.1% (89.7%).
-
-A store total sums its departments, and their errors are not independent: for weeks on end a
-store sells above or below what the model expected of all its departments (on the real data, one
-store's 80% total covered 18% of its weeks at an origin, another's all of them). A total's error
-is therefore two parts (`fit_totals`, on `StoreTotals`):
-- a lasting one: a store's mean error over its weeks from one origin, relative to the sum of its
-  departments' 80% half-widths. Its spread across stores, less what the weeks' own scatter puts into
-  such a mean, is measured per horizon bucket (0.06-0.08 at 1-4 weeks and 0.12-0.17 at 5-13 in the
-  backtests) and enters as a normal error;
-- a steady one, week to week: the departments' 80% half-widths in quadrature at 80%, and the tail
-  measured on the totals at 95%. A sum of some 70 departments errs closer to normal than one does
-  (whose 95% half-widths are 2.6-2.9 times its 80% ones), but not quite: the 95% steady error is
-  1.64-1.90 times the 80% one (normal: 1.53). The newer model's 13 weeks of totals are too few for a
-  95% quantile, so they are pooled with the calibrating model's, each over its own 80% quantile.
-Replayed from recorded calibration inputs at the three origins and three seeds, 80% store totals
-covered 76.0-82.9% and 95% ones 93.0-96.9%. A single correlation fitted as the 80% quantile of what
-each store-week needed was far noisier: 0.014, 0.080 and 0.023 with three seeds at one origin, and
-67-88% covered; the normal 1.53 for the tail covered 91.1-95.2%.
-
-Every bucket is calibrated on its own residuals. A bucket with fewer than MIN_BUCKET_ROWS of them
-(a history too short for a forecast that far out to have been scored) takes the quantiles of the
-nearest calibrated bucket, and `fallbacks` names it: the metadata says which buckets were not
-calibrated, rather than a guessed widening posing as calibration.
+A bucket with fewer than MIN_BUCKET_ROWS residuals takes the nearest calibrated bucket's quantiles
+and `fallbacks` names it, so the metadata says which buckets were not calibrated rather than posing
+a guessed widening as calibration. docs/model.md explains the choices.
 """
 
 from __future__ import annotations

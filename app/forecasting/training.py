@@ -250,9 +250,9 @@ def calibration_origins(panel: Panel, cutoff: int) -> list[int]:
 
     The backtest origins, and every CALIBRATION_STEP weeks before the cutoff while a MAX_HORIZON-week
     forecast still reaches past it and the origin has CALIBRATION_HISTORY weeks of sales: forecasts
-    from shorter histories lack features the served ones have, and their errors ran 25-30% larger
-    (real data, 40-52 weeks ahead). From about 100 weeks of history the 40-52 bucket gets residuals;
-    with less it borrows (intervals.py).
+    from shorter histories lack features the served ones have, so their errors would overstate the
+    served model's. From about 100 weeks of history the 40-52 bucket gets residuals; with less it
+    borrows (intervals.py).
     """
     earliest = max(panel.first_week + CALIBRATION_HISTORY - 1, cutoff - MAX_HORIZON + 1)
     before = range(cutoff - CALIBRATION_STEP, earliest - 1, -CALIBRATION_STEP)
@@ -300,8 +300,8 @@ def _internal_backtest(
     at_cutoff = inner_forecaster(cutoff)
     cutoff_rows = servable(at_cutoff, actual_rows(panel, cutoff, HOLDOUT_WEEKS))
     # The inner model chooses the damping only if it learned like the final one, from targets
-    # with a year before (a real-data backtest at 2011-10-28 chose 1.0 from a first-year fit:
-    # 0.897 x naive, against 0.861 with the default 0.6).
+    # with a year before: a first-year fit prefers applying all of its correction, which the
+    # weeks after it do not bear out.
     learned_yearly = has_yearly_targets(panel, cutoff)
     if kind != "naive" and "damping" not in (params or {}) and learned_yearly:
         damping, scores = choose_damping(at_cutoff, cutoff_rows)
@@ -411,8 +411,8 @@ def _skill_rescale(
 
     The calibrating model saw only sales up to 39 weeks before the end: at an origin in the data's
     second year that is a model without a single target a year after its history, and its errors
-    ran far larger than the final model's (80% intervals covered 89-94% of the real data's weeks at
-    2011-10-28 and 2011-07-29). A model fitted up to 13 weeks before the end is nearly the final one:
+    run far larger than the final model's, so intervals calibrated on it alone come out too wide.
+    A model fitted up to 13 weeks before the end is nearly the final one:
     its residuals on the last 13 weeks calibrate buckets 1-4 and 5-13, and the buckets past 13
     weeks grow from those as the older model's did: all of its growth if it learned from targets with
     a year before, part of it if not. When it had some such targets, the last 13 weeks are also

@@ -23,7 +23,7 @@ def reference(small_dataset):
 
 
 def shifted(frame: pd.DataFrame) -> pd.DataFrame:
-    """The issue's scenario: temperature 15 degrees warmer, every markdown tripled."""
+    """A warm, heavily marked-down season: temperature 15 degrees warmer, every markdown tripled."""
     out = frame.copy()
     out["temperature"] = out["temperature"] + 15
     for k in range(1, 6):

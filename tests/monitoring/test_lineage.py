@@ -64,7 +64,7 @@ def test_the_api_and_the_page_tag_actuals(mon_app):
 
 
 def test_predictions_are_never_scored_against_another_dataset(mon_app):
-    """The issue's case: a synthetic model's forecasts, then real data's model and its actuals."""
+    """Data replaced while serving: a synthetic model's forecasts, then real data's model and its actuals."""
     storage = mon_app.extensions["storage"]
     register(mon_app, LINEAGE_A)  # v1
     with mon_app.app_context():

@@ -52,7 +52,7 @@ def test_versions_record_their_data_and_show_it(registry_app, storage, artifacts
     assert versions.get_version(storage, NAME, 1)["data_lineage"] == LINEAGE_A
     client = registry_app.test_client()
     listed = client.get("/api/v1/models").get_json()["versions"][0]
-    # anonymous callers see the data's name, not the server's path (issue 14); an admin the whole path
+    # anonymous callers see the data's name, not the server's path; an admin the whole path
     assert (listed["data_source"], listed["data_lineage"]) == ("walmart", LINEAGE_A)
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     assert (

@@ -1,4 +1,4 @@
-"""Browser tests for the rough edges of issue 11 that a page shows (real headless chromium).
+"""Browser tests for the rough edges a page can show (real headless chromium).
 
 Promotion confirmation and disabled admin forms, chart order and plain feature names, integers and code
 in pages, screen-reader titles, keyboard-reachable tables, contrast in both themes, charts at 375 px.

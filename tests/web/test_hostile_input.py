@@ -1,4 +1,4 @@
-"""Hostile requests get a small 4xx naming the problem, never a 500 (issue 14).
+"""Hostile requests get a small 4xx naming the problem, never a 500.
 
 Time and memory are measured by benchmarks/bench_hostile.py against a real gunicorn; here the
 status, the message and the response size are asserted.
