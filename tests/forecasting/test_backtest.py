@@ -95,7 +95,7 @@ def test_real_data_backtest_meets_the_accuracy_target(origin, target):
 @pytest.mark.real_data
 @requires_real_data
 def test_real_data_intervals_cover_at_an_early_origin():
-    """Coverage at 2011-07-29 (the origin whose intervals covered 94% for 80%) on 6 stores, small model."""
+    """Coverage at 2011-07-29, where the calibrating model never saw a target a year on (6 stores)."""
     from dataclasses import replace
 
     from app.forecasting.data import load_dataset
