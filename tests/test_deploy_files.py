@@ -1,8 +1,8 @@
 """The deployment files stay valid and keep their promises, though no Docker engine runs here.
 
 Dockerfile, .dockerignore, docker-compose.yml and deploy/nginx.conf are parsed and checked: the
-services, their health checks and volumes, a non-root user, no data in the image, no CDN, and a
-README table that names every environment variable the code reads.
+services, their health checks and volumes, a non-root user, no data in the image, no CDN, and the
+configuration table of docs/operations.md, which names every environment variable the code reads.
 """
 
 from __future__ import annotations
@@ -272,13 +272,13 @@ def script_environment() -> set[str]:
     return names
 
 
-def test_readme_deployment_table_names_every_environment_variable() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert "## Deployment" in readme
-    deployment = readme.split("## Deployment", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\|\s*`([A-Z][A-Z0-9_]*)`", deployment, flags=re.MULTILINE))
+def test_operations_configuration_table_names_every_environment_variable() -> None:
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "## Configuration" in operations
+    configuration = operations.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\|\s*`([A-Z][A-Z0-9_]*)`", configuration, flags=re.MULTILINE))
     expected = set(Config.from_environment()) | gunicorn_environment() | script_environment()
     expected |= environ_reads(ROOT / "wsgi.py", *ROOT.joinpath("app").rglob("*.py"))
     expected |= {"STORECAST_TEST_DATABASE_URL"}
     missing = expected - documented
-    assert not missing, f"README's Deployment table misses {sorted(missing)}"
+    assert not missing, f"docs/operations.md's Configuration table misses {sorted(missing)}"
