@@ -32,6 +32,7 @@ class Config:
     DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
     MODELS_DIR = str(PROJECT_ROOT / "models")
     STORECAST_DATA: str | None = None  # directory with the Kaggle CSVs; None: synthetic default
+    DATA_SOURCE_FILE: str | None = None  # the data recorded at first set-up; None: in the instance folder
     MLFLOW_TRACKING_URI: str | None = None  # mirror runs and versions to MLflow (optional)
     STORECAST_ADMIN_TOKEN: str | None = None
     MODEL_NAME = "storecast"

@@ -41,6 +41,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     Path(app.config["MODELS_DIR"]).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("DATA_SOURCE_FILE"):
+        app.config["DATA_SOURCE_FILE"] = str(Path(app.instance_path) / "data-source.json")
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'storecast.db'}"
     if app.config["PROXY_COUNT"]:

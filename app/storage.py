@@ -379,6 +379,22 @@ class StageChange(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+class DataSource(Base):
+    """Append-only record of the data a deployment forecasts from: the newest row of a model name is the
+    current one. Commands that train refuse other data until `flask models switch-data` adds a row."""
+
+    __tablename__ = "data_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # directory, synthetic
+    source: Mapped[str] = mapped_column(String(512))  # the directory's path, or the synthetic dataset's name
+    lineage: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Dataset.lineage()
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
 def parse_row_id(text: str) -> int | None:
     """An id typed by a user (URL, query string, CLI): ASCII digits within the id range, else None."""
     return int(text) if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_ROW_ID else None

@@ -8,8 +8,9 @@ scripts/check_port.sh  # fail before minutes of setup and training, not after
 scripts/setup.sh
 
 flask() { .venv/bin/flask --app wsgi "$@"; }
-# One dataset, no mixing: a production model of other data than $STORECAST_DATA is replaced (and archived)
-# by a model of the data named; `models check-data` exits 3 when there is none of this data.
+# One dataset per deployment: the first run records the data ($STORECAST_DATA, else the synthetic default);
+# `models check-data` exits 3 when there is no production model yet (train one), and 4, naming the
+# recorded data and `flask models switch-data`, when the data given is another: nothing is trained.
 status=0
 message=$(flask models check-data) || status=$?
 echo "==> $message"

@@ -81,6 +81,7 @@ def make_test_app(tmp_path: Path, **overrides):
         "DATABASE_URL": overrides.get("DATABASE_URL") or _test_database_url(tmp_path),
         "MODELS_DIR": str(tmp_path / "models"),
         "MODEL_REFRESH_SECONDS": 0.0,
+        "DATA_SOURCE_FILE": str(tmp_path / "data-source.json"),
         **overrides,
     }
     app = create_app(config)

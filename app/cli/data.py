@@ -1,4 +1,5 @@
-"""The dataset a command works on: --data, else STORECAST_DATA from the app's config, else synthetic."""
+"""The dataset a command works on: --data, else STORECAST_DATA from the app's config, else synthetic;
+and the check that it is the deployment's recorded data before anything is trained or registered."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ from flask import current_app
 
 from app.forecasting.data import DataError, Dataset
 from app.forecasting.synthetic import load_or_generate
+from app.registry import data_source, versions
+from app.registry.retrain import dataset_with_actuals
 
 DATA_HELP = "directory with the Kaggle CSVs (default: STORECAST_DATA, else the synthetic dataset)"
+DATA_REFUSED_EXIT = 4
+
+
+class DataRefused(click.ClickException):
+    """Other data than the deployment's: the command stops before training (exit 4)."""
+
+    exit_code = DATA_REFUSED_EXIT
 
 
 def data_dir(option: str | None) -> str | None:
@@ -21,3 +31,39 @@ def load_dataset(option: str | None) -> Dataset:
         return load_or_generate(data_dir(option))
     except DataError as error:
         raise click.ClickException(str(error)) from None
+
+
+def given_source(dataset: Dataset, option: str | None) -> data_source.Source:
+    return data_source.Source.of(dataset, data_dir(option))
+
+
+def require_deployment_data(dataset: Dataset, option: str | None) -> data_source.Source:
+    """The deployment's data source, after checking `dataset` is it (the first call records it).
+
+    Other data stops the command with the recorded source and the one command that switches.
+    """
+    try:
+        return data_source.ensure(
+            current_app.extensions["storage"],
+            current_app.config["MODEL_NAME"],
+            given_source(dataset, option),
+            instance_file=current_app.config.get("DATA_SOURCE_FILE"),
+            by=versions.default_actor(),
+        )
+    except data_source.DataSourceMismatch as error:
+        raise DataRefused(str(error)) from None
+
+
+def deployment_dataset() -> tuple[Dataset | None, str]:
+    """The recorded data source's dataset with the actual sales of its lineage, or (None, why not)."""
+    storage = current_app.extensions["storage"]
+    source = data_source.recorded(storage, current_app.config["MODEL_NAME"]) or data_source.read_file(
+        current_app.config.get("DATA_SOURCE_FILE")
+    )
+    if source is None:
+        return None, "no data source is recorded yet"
+    try:
+        dataset = load_or_generate(source.source if source.kind == data_source.DIRECTORY else None)
+    except (DataError, OSError) as error:
+        return None, f"{source.describe()} cannot be read: {error}"
+    return dataset_with_actuals(dataset, storage), ""

@@ -17,7 +17,7 @@ import pandas as pd
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.cli.data import load_dataset
+from app.cli.data import load_dataset, require_deployment_data
 from app.cli.db import SchemaGroup, requires_schema
 from app.config import train_params
 from app.forecasting.engine import ENGINES, Engine
@@ -94,6 +94,7 @@ def replay_command(
     app: Flask = current_app
     storage = context.storage()
     dataset = load_dataset(data)
+    require_deployment_data(dataset, data)
     try:
         start_week = pd.Timestamp(start)
     except ValueError:

@@ -9,10 +9,20 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.cli.data import DATA_HELP, load_dataset
+from app.cli.data import (
+    DATA_HELP,
+    DataRefused,
+    deployment_dataset,
+    load_dataset,
+    require_deployment_data,
+)
 from app.cli.db import SchemaGroup, requires_schema
+from app.config import train_params
+from app.forecasting.data import DataError
 from app.forecasting.estimators import KINDS
-from app.registry import versions
+from app.forecasting.synthetic import load_or_generate
+from app.forecasting.training import limit_training_threads
+from app.registry import data_source, gate, versions
 from app.registry.experiment import run_experiment
 from app.registry.retrain import dataset_with_actuals
 from app.registry.runs import get_run, list_runs
@@ -159,7 +169,7 @@ def models_production() -> None:
     click.echo(f"v{production['version']} {production['model_kind']} {production['artifact_path']}")
 
 
-DATA_DIFFERS_EXIT = 3
+NO_PRODUCTION_EXIT = 3
 
 
 @models_cli.command("check-data")
@@ -170,29 +180,100 @@ DATA_DIFFERS_EXIT = 3
     help=DATA_HELP,
 )
 def models_check_data(data_dir: str | None) -> None:
-    """Say whether production was trained on the data configured; exit 3 when it was not (or there is
-    no production model): `make run` then trains and serves a model of that data."""
+    """Say whether production is a model of the deployment's data; the first call records the data.
+
+    Exit 3 when there is no production model yet (`make run` then trains one), exit 4 when the data
+    given is not the deployment's (nothing is trained: the message names the command that switches).
+    """
     dataset = load_dataset(data_dir)
+    recorded = require_deployment_data(dataset, data_dir)
     check = versions.check_data(context.storage(), _name(), dataset.lineage(), dataset.source)
+    if check["status"] == "different":
+        raise DataRefused(
+            f"{check['message']}: nothing was trained. "
+            f"`{recorded.switch_command()}` trains a model of the deployment's data and makes it production"
+        )
     click.echo(check["message"])
-    if check["status"] in ("different", "no-production"):
-        raise SystemExit(DATA_DIFFERS_EXIT)
+    if check["status"] == "no-production":
+        raise SystemExit(NO_PRODUCTION_EXIT)
+
+
+@models_cli.command("switch-data")
+@click.option("--data", "data_dir", default=None, help="directory with the Kaggle CSVs to forecast from")
+@click.option("--synthetic", is_flag=True, help="forecast from the embedded synthetic dataset")
+@click.option("--model", "kind", type=click.Choice(KINDS), default="hgb", show_default=True)
+@click.option("--by", default=None, help="Who: defaults to the OS user running the command.")
+def models_switch_data(data_dir: str | None, synthetic: bool, kind: str, by: str | None) -> None:
+    """Make other data the deployment's: train a model of it, make it production, archive the others.
+
+    The archived versions' history says who switched, when, and from which data to which.
+    """
+    if bool(data_dir) == synthetic:
+        raise click.ClickException("give the new data: --data DIR or --synthetic (one of them)")
+    try:
+        dataset = load_or_generate(data_dir)
+    except DataError as error:
+        raise click.ClickException(str(error)) from None
+    given = data_source.Source.of(dataset, data_dir)
+    click.echo(f"training {kind} on {given.describe()}")
+    try:
+        with limit_training_threads(int(current_app.config.get("TRAIN_THREADS") or 0)):
+            result = data_source.switch(
+                context.storage(),
+                _name(),
+                dataset,
+                given,
+                instance_file=current_app.config.get("DATA_SOURCE_FILE"),
+                models_dir=current_app.config["MODELS_DIR"],
+                kind=kind,
+                params=train_params(current_app.config),
+                by=by or versions.default_actor(),
+            )
+    except versions.RegistryError as error:
+        raise click.ClickException(str(error)) from None
+    if result["version"] is None:
+        click.echo(f"recorded {given.describe()}: {result['reason']}; no version changed")
+        return
+    click.echo(
+        f"this deployment now forecasts from {given.describe()}: {result['version']['label']} is in "
+        f"production; the other versions are archived ({result['reason']})"
+    )
+
+
+def _comparison(version: str) -> dict[str, Any] | None:
+    """VERSION against production on the same weeks of the deployment's data (gate.compare)."""
+    storage = context.storage()
+    production = versions.production_version(storage, _name())
+    try:
+        candidate = versions.get_version(storage, _name(), version)
+    except versions.RegistryError:
+        return None  # promote says what is wrong with it
+    if production is None or candidate["version"] == production["version"]:
+        return None
+    dataset, why = deployment_dataset()
+    if dataset is None:
+        click.echo(f"scoring on the data skipped: {why}", err=True)
+    return gate.compare(candidate, production, dataset)
 
 
 @models_cli.command("promote")
 @click.argument("version")
-@click.option("--force", is_flag=True, help="Promote even when its backtest WMAE is worse than production's.")
+@click.option("--force", is_flag=True, help="Promote even when it scores worse than production.")
 @_actor_options
 def models_promote(version: str, force: bool, by: str | None, reason: str) -> None:
     """Make VERSION (3 or v3) production; the current production version is archived.
 
-    A version whose backtest is worse than production's is refused (saying by how much) without --force.
+    VERSION and production are scored on the same weeks (held out from both, relative to the seasonal
+    naive); a version that scores worse is refused (saying by how much, on which weeks) without --force.
     """
+    comparison = _comparison(version)
     try:
-        row = _run_action(versions.promote, version, by=by, reason=reason, force=force)
+        row = _run_action(versions.promote, version, by=by, reason=reason, force=force, comparison=comparison)
     except versions.WorseThanProduction as worse:
         message = worse.comparison["message"]
         raise click.ClickException(f"{message}: add --force to promote it anyway") from None
+    if comparison is not None:
+        click.echo(comparison["message"])
     click.echo(
         f"{row['label']} is now in production; "
         f"workers switch within {current_app.config['MODEL_REFRESH_SECONDS']}s"
@@ -261,6 +342,7 @@ def experiment_command(
         )
     app = current_app
     dataset = load_dataset(data_dir)
+    require_deployment_data(dataset, data_dir)
     if with_actuals:
         dataset = dataset_with_actuals(dataset, context.storage())
     click.echo(f"data: {dataset.source} ({len(dataset.sales):,} rows through {dataset.last_week.date()})")

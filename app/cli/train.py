@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from flask import Flask, current_app
 
-from app.cli.data import DATA_HELP, data_dir, load_dataset
+from app.cli.data import DATA_HELP, data_dir, load_dataset, require_deployment_data
 from app.cli.db import requires_schema
 from app.config import train_params
 from app.forecasting.backtest import run_backtest
@@ -24,6 +24,7 @@ from app.forecasting.estimators import KINDS
 from app.forecasting.forecaster import ForecastError
 from app.forecasting.training import limit_training_threads, save_model, train
 from app.jsonable import jsonable
+from app.registry import versions
 from app.registry.retrain import dataset_with_actuals
 from app.registry.runs import track_run
 from app.web import context
@@ -57,8 +58,12 @@ def register_cli(app: Flask) -> None:
     @click.option("--with-actuals", is_flag=True, help="add the actual sales ingested since to the data")
     @requires_schema
     def train_command(data: str | None, kind: str, through: str | None, with_actuals: bool) -> None:
-        """Train a model and write it under MODELS_DIR with its metadata."""
+        """Train a model of the deployment's data, write it under MODELS_DIR and register it.
+
+        The first version is production; later ones go to staging until promoted.
+        """
         dataset = load_dataset(data)
+        require_deployment_data(dataset, data)
         if with_actuals:
             dataset = dataset_with_actuals(dataset, context.storage())
         through_ts = _date(through, "--through")
@@ -81,7 +86,7 @@ def register_cli(app: Flask) -> None:
             )
         hook = current_app.extensions.get("on_model_trained")
         if hook is not None:
-            hook(info)
+            click.echo(_registered(hook(info)))
 
     @app.cli.command("backtest")
     @click.option("--data", "data", default=None, help=DATA_HELP)
@@ -176,6 +181,18 @@ def register_cli(app: Flask) -> None:
         )
         frame.to_csv(out, index=False)
         click.echo(f"wrote {out} ({len(frame):,} rows)")
+
+
+def _registered(version: dict | None) -> str:
+    """Which stage the new version got, and why."""
+    if not version:
+        return "not registered"
+    label = version["label"]
+    if version["stage"] == "production":
+        return f"registered {label} in production: there was no production model yet"
+    production = versions.production_version(context.storage(), current_app.config["MODEL_NAME"])
+    kept = f"production {production['label']} is kept" if production else "there is no production model"
+    return f"registered {label} in staging: {kept}; promote with `flask models promote {label}`"
 
 
 def _synthetic_test_rows(dataset) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from app.forecasting.training import limit_training_threads
 from app.loop import history, publish, retrain, weekly
 from app.monitoring import alerts, drift, drift_report, performance, retention, webhook
 from app.monitoring.request_log import RequestLogBuffer
+from app.registry import data_source
 from app.registry.retrain import dataset_with_actuals
 from app.serving.holder import ModelHolder, ModelUnavailable
 from app.storage import JobRun, ModelVersion, Storage, production_row, utcnow
@@ -238,7 +239,18 @@ def run_retrain(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
         production = history.production_forecaster(storage, name)
     except LookupError:
         return {"skipped": "no production model"}
-    dataset = dataset_with_actuals(load_or_generate(ctx.config.get("STORECAST_DATA")), storage)
+    data_dir = ctx.config.get("STORECAST_DATA") or None
+    base = load_or_generate(data_dir)
+    # other data than the deployment's fails the job (names only: job errors reach the health panel)
+    data_source.ensure(
+        storage,
+        name,
+        data_source.Source.of(base, data_dir),
+        instance_file=ctx.config.get("DATA_SOURCE_FILE"),
+        by="scheduler:retrain",
+        public=True,
+    )
+    dataset = dataset_with_actuals(base, storage)
     with limit_training_threads(int(ctx.config.get("TRAIN_THREADS") or 0)):  # beside the serving workers
         return retrain.retrain_through_gate(
             storage,

@@ -8,7 +8,8 @@ run and registered as staging. It is promoted only when its WMAE beats productio
 
 Production's WMAE is measured under the same backtest (its kind and parameters, re-run on this data),
 never taken from an older backtest on other data: the two figures must be comparable. When production
-was trained on other data (another lineage) there is no gate: the best model of this data replaces it.
+was trained on other data (another lineage) there is no gate and no promotion: the best model of this
+data stays in staging (`flask models switch-data` changes a deployment's data).
 """
 
 from __future__ import annotations
@@ -188,11 +189,13 @@ def train_and_register(
     by: str | None = None,
     reason: str = "",
     run_params: dict[str, Any] | None = None,
+    retire_reason: str | None = None,
+    also: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
     """Train on all of `dataset`, save the artifact, record the training run and register the version.
 
-    stage=None: production when there is none yet or production was trained on other data, otherwise
-    staging (what every `train` does).
+    stage=None: production when there is none yet, otherwise staging (what every `train` does).
+    `retire_reason` and `also`: see versions.register_version (a data switch).
     """
     with track_run(
         storage, "train", kind, params={**(run_params or {}), "model_params": params or {}}, dataset=dataset
@@ -217,6 +220,8 @@ def train_and_register(
         reason=reason,
         data_source=artifact.metadata.get("data_source"),
         data_lineage=artifact.metadata.get("data_lineage"),
+        retire_reason=retire_reason,
+        also=also,
     )
 
 
@@ -304,7 +309,7 @@ def run_experiment(
         models_dir=models_dir,
         params=params.get(best.kind),
         metrics=best.metrics,
-        stage=None if production is None or data_changed else "staging",
+        stage=None if production is None else "staging",
         by=by,
         reason=reason,
         run_params={"experiment_runs": [c.run_id for c in candidates]},
@@ -314,10 +319,10 @@ def run_experiment(
         result.promoted = True
         result.decision = f"{best.kind} registered as {label} in production (there was no production model)"
     elif data_changed:
-        result.promoted = result.version["stage"] == "production"
         result.decision = (
-            f"{best.kind} registered as {label} in {result.version['stage']}: production "
-            f"v{production['version']} was trained on other data ({data_check['production_source']})"
+            f"{best.kind} registered as {label} in staging, not compared: production "
+            f"v{production['version']} was trained on other data "
+            f"({versions.source_name(data_check['production_source'])})"
         )
     elif production_wmae is None:
         result.decision = (

@@ -19,7 +19,8 @@ import json
 import logging
 import os
 import re
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePath
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -27,9 +28,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.forecasting.artifacts import sha256_file
-from app.registry import events
+from app.registry import events, gate
 from app.registry.runs import clean_metrics
-from app.storage import ActualSale, ModelVersion, Run, StageChange, Storage, parse_row_id, production_row
+from app.storage import (
+    ActualSale,
+    DataSource,
+    ModelVersion,
+    Run,
+    StageChange,
+    Storage,
+    parse_row_id,
+    production_row,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +162,7 @@ def _sidecar(row: ModelVersion) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _base_source(source: str | None) -> str | None:
+def base_source(source: str | None) -> str | None:
     """A data source without what a retrain appends ("... + 12 actual_sales rows", "... through <date>")."""
     return re.split(r" \+ | through ", source, maxsplit=1)[0].strip() if source else None
 
@@ -184,8 +194,16 @@ def same_data(old: tuple[str | None, str | None], new: tuple[str | None, str | N
     if old_lineage and new_lineage:
         return old_lineage == new_lineage
     if old_source and new_source:
-        return _base_source(old_source) == _base_source(new_source)
+        return base_source(old_source) == base_source(new_source)
     return None
+
+
+def source_name(source: str | None) -> str:
+    """A data source as anyone may see it: a directory's last part, never the server's path."""
+    base = base_source(source)
+    if not base:
+        return "unknown data"
+    return base if base.startswith("synthetic(") else (PurePath(base.replace("\\", "/")).name or base)
 
 
 def _describe(lineage: str | None, source: str | None) -> str:
@@ -233,15 +251,21 @@ def register_version(
     reason: str = "",
     data_source: str | None = None,
     data_lineage: str | None = None,
+    retire_reason: str | None = None,
+    also: Callable[[Session], None] | None = None,
 ) -> dict[str, Any]:
-    """Create the next version of `name`. stage=None: production when there is none yet, or when the
-    new version was trained on other data than production (a model of one dataset must not keep serving
-    another: the reason names the change); else staging.
+    """Create the next version of `name`. stage=None: production when there is none yet, else staging,
+    whatever data it was trained on: only a person promotes, and only `flask models switch-data`
+    changes the deployment's data.
 
-    Registering straight into production (stage="production") archives the current production version.
+    Registering straight into production (stage="production") archives the current production version;
+    with `retire_reason` every other staging and production version is archived with that reason (a
+    data switch). `also` writes more rows in the same transaction.
     """
     if stage is not None and stage not in ("staging", "production"):
         raise RegistryError("a new version starts in staging or production")
+    if retire_reason is not None and stage != "production":
+        raise RegistryError("only a version registered into production retires the others")
     by = by or default_actor()
     for attempt in range(3):
         try:
@@ -253,14 +277,13 @@ def register_version(
                     or 0
                 ) + 1
                 target = stage or ("production" if current is None else "staging")
-                data_reason = ""
-                if stage is None and current is not None:
+                note = ""
+                if target == "staging" and current is not None:
                     old = data_of(session, current)
                     if same_data(old, (data_lineage, data_source)) is False:
-                        target = "production"
-                        data_reason = (
-                            f"data changed: {_describe(data_lineage, data_source)} replaces "
-                            f"{_describe(*old)} of v{current.version}"
+                        note = (
+                            f"trained on other data than production v{current.version}: "
+                            f"{source_name(data_source)} (lineage {data_lineage or 'unknown'})"
                         )
                 row = ModelVersion(
                     name=name,
@@ -274,14 +297,21 @@ def register_version(
                     data_source=data_source[:512] if data_source else None,
                     data_lineage=data_lineage,
                 )
-                if target == "production" and current is not None:
-                    replaced = f"replaced by v{number}" + (f": {data_reason}" if data_reason else "")
-                    _move(session, current, "archived", by, replaced)
+                if retire_reason is not None:
+                    others = session.scalars(
+                        select(ModelVersion)
+                        .where(ModelVersion.name == name, ModelVersion.stage != "archived")
+                        .order_by(ModelVersion.version)
+                    ).all()
+                    for other in others:
+                        _move(session, other, "archived", by, retire_reason)
+                elif target == "production" and current is not None:
+                    _move(session, current, "archived", by, f"replaced by v{number}")
                 session.add(row)
                 session.flush()
                 first_reason = reason or ("first model" if current is None and target == "production" else "")
-                if data_reason:
-                    first_reason = f"{reason}; {data_reason}" if reason else data_reason
+                if note:
+                    first_reason = f"{first_reason}; {note}" if first_reason else note
                 session.add(
                     StageChange(
                         version_id=row.id,
@@ -291,6 +321,8 @@ def register_version(
                         reason=first_reason,
                     )
                 )
+                if also is not None:
+                    also(session)
                 result = version_to_dict(row)
                 changes = session.info.get("stage_changes", [])
             log.info("registered %s v%d as %s", name, number, target)
@@ -303,35 +335,42 @@ def register_version(
     raise AssertionError("unreachable")
 
 
-def _backtest_comparison(row: ModelVersion, current: ModelVersion | None) -> dict[str, Any] | None:
-    """How much worse `row`'s backtest WMAE is than production's, or None when it is not worse or the
-    two cannot be compared (a figure is missing, or they were trained on different data)."""
+def _recorded_lineage(session: Session, name: str) -> str | None:
+    """The lineage of the deployment's recorded data source (None: nothing recorded or no lineage)."""
+    return session.scalar(
+        select(DataSource.lineage).where(DataSource.name == name).order_by(DataSource.id.desc()).limit(1)
+    )
+
+
+def _check_deployment_data(session: Session, name: str, row: ModelVersion) -> None:
+    """Refuse to put a version of other data than the deployment's into production."""
+    recorded = _recorded_lineage(session, name)
+    lineage, source = data_of(session, row)
+    if recorded and lineage and lineage != recorded:
+        raise RegistryError(
+            f"{name} v{row.version} was trained on other data ({source_name(source)}, lineage {lineage}) "
+            "than this deployment forecasts from: `flask models switch-data` switches the data"
+        )
+
+
+def _backtest_comparison(
+    row: ModelVersion, current: ModelVersion | None, comparison: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """How `row` compares with production on the same weeks when it is worse (gate.py), else None.
+
+    `comparison` is one the caller scored on the data (gate.compare); without it only stored backtests
+    of the same window are compared: figures of different weeks never refuse a promotion.
+    """
     if current is None or current.id == row.id:
         return None
-    wmae, production_wmae = (row.metrics or {}).get("wmae"), (current.metrics or {}).get("wmae")
-    if not isinstance(wmae, (int, float)) or not isinstance(production_wmae, (int, float)):
-        return None
-    if row.data_lineage and current.data_lineage and row.data_lineage != current.data_lineage:
-        return None
-    if production_wmae <= 0 or wmae <= production_wmae:
-        return None
-    worse_by = wmae / production_wmae - 1
-    return {
-        "version": f"v{row.version}",
-        "wmae": float(wmae),
-        "production": f"v{current.version}",
-        "production_wmae": float(production_wmae),
-        "worse_by": worse_by,
-        "message": (
-            f"v{row.version}'s backtest WMAE {wmae:,.0f} is {worse_by:.1%} worse than "
-            f"production v{current.version}'s {production_wmae:,.0f}"
-        ),
-    }
+    if comparison is None:
+        comparison = gate.stored(version_to_dict(row), version_to_dict(current))
+    return comparison if comparison.get("worse") else None
 
 
 def promotion_warning(storage: Storage, name: str, version: int | str) -> dict[str, Any] | None:
-    """What promoting `version` would cost by the backtest (see _backtest_comparison), for the page to
-    ask before it posts; None when there is nothing to warn about or no such version."""
+    """What promoting `version` would cost by backtests of the same window (see _backtest_comparison),
+    for the page to ask before it posts; None when there is nothing to warn about or no such version."""
     with storage.session() as session:
         try:
             row = _get(session, name, parse_version(version))
@@ -349,12 +388,15 @@ def promote(
     reason: str = "",
     verify: bool = True,
     force: bool = False,
+    comparison: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Make `version` production; the previous production version is archived. Both steps or neither.
 
     With verify (the default) the artifact's hash is checked first: a tampered file is never promoted.
-    A version whose backtest is worse than production's raises WorseThanProduction unless `force`
-    (the automatic gates pass it: they have measured the candidate on their own terms).
+    A version that scores worse than production on the same weeks (`comparison`, from gate.compare,
+    else their stored backtests of one window) raises WorseThanProduction unless `force` (the automatic
+    gates pass it: they have measured the candidate on their own terms). A version of other data than
+    the deployment's recorded data source is refused.
     """
     number = parse_version(version)
     by = by or default_actor()
@@ -363,8 +405,9 @@ def promote(
         row = _get(session, name, number)
         if row.stage == "production":
             raise RegistryError(f"{name} v{number} is already in production")
+        _check_deployment_data(session, name, row)
         current = production_row(session, name)
-        worse = _backtest_comparison(row, current)
+        worse = _backtest_comparison(row, current, comparison)
         if worse is not None and not force:
             raise WorseThanProduction(worse)
         if verify:
@@ -408,6 +451,7 @@ def rollback(storage: Storage, name: str, *, by: str | None = None, reason: str 
         target = previous_production(session, name, current.id if current else None)
         if target is None:
             raise RegistryError(f"{name} has no earlier production version to roll back to")
+        _check_deployment_data(session, name, target)
         verify_artifact(target.artifact_path, target.artifact_sha256)
         rollback_reason = reason or (f"rollback from v{current.version}" if current else "rollback")
         if current is not None:

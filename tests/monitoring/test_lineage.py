@@ -18,8 +18,8 @@ LINEAGE_A, LINEAGE_B = "a" * 16, "b" * 16
 CSV = "Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,1000,FALSE\n1,1,2012-11-09,2000,FALSE\n"
 
 
-def register(app, lineage: str, *, data_end: dt.date | None = None) -> dict:
-    """A version trained on `lineage` (production when it is the first or of other data)."""
+def register(app, lineage: str, *, data_end: dt.date | None = None, stage: str | None = None) -> dict:
+    """A version trained on `lineage` (production when it is the first, or when `stage` says so)."""
     storage = app.extensions["storage"]
     run_id = runs.start_run(storage, "train", "hgb", data_source=f"data-{lineage[0]}")
     if data_end is not None:
@@ -28,6 +28,7 @@ def register(app, lineage: str, *, data_end: dt.date | None = None) -> dict:
     return versions.register_version(
         storage, NAME, artifact_path=f"/nowhere/{lineage}.joblib", artifact_sha256="0" * 64,
         model_kind="hgb", run_id=run_id, by="tests", data_source=f"data-{lineage[0]}", data_lineage=lineage,
+        stage=stage,
     )  # fmt: skip
 
 
@@ -71,7 +72,7 @@ def test_predictions_are_never_scored_against_another_dataset(mon_app):
         log_predictions(
             storage, simple_predictions(2, start="2012-11-02"), source="api", request_id="a", latency_ms=1
         )
-    assert register(mon_app, LINEAGE_B)["stage"] == "production"  # v2, the data changed
+    assert register(mon_app, LINEAGE_B, stage="production")["stage"] == "production"  # v2: data switched
     with storage.session() as session:
         actuals.import_csv(session, CSV)  # tagged B
     assert lineages(mon_app) == [LINEAGE_B, LINEAGE_B]

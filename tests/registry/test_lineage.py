@@ -1,18 +1,15 @@
-"""One dataset, no mixing: versions record their data, a model of other data replaces production
-(`flask models check-data` + `flask train`, what `make run` does), and a stale production is flagged."""
+"""One dataset, no mixing: versions record their data, a model of other data never replaces
+production by itself, and a stale production is flagged."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
-from app.cli.models import DATA_DIFFERS_EXIT
-from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
+from app.forecasting.synthetic import generate_dataset
 from app.monitoring import actuals
 from app.registry import experiment, runs, versions
 from app.storage import ActualSale, Run
-from tests.conftest import TINY_TRAIN_PARAMS, make_test_app
+from tests.conftest import make_test_app
 from tests.registry.conftest import ADMIN_TOKEN, register
 
 NAME = "storecast"
@@ -35,17 +32,6 @@ def _register(app, artifact, lineage, source, stage=None, reason=""):
     )
 
 
-@pytest.fixture(scope="module")
-def data_dirs(tmp_path_factory):
-    """Two small datasets as Kaggle CSVs: seed 7 and seed 8 have different lineages."""
-    dirs = {}
-    for seed in (7, 8):
-        directory = tmp_path_factory.mktemp(f"kaggle{seed}")
-        write_kaggle_csvs(generate_dataset(seed=seed, n_stores=4, n_depts=6), directory)
-        dirs[seed] = directory
-    return dirs
-
-
 def test_versions_record_their_data_and_show_it(registry_app, storage, artifacts):
     first = _register(registry_app, artifacts[0], LINEAGE_A, "/data/walmart")
     assert (first["data_source"], first["data_lineage"]) == ("/data/walmart", LINEAGE_A)
@@ -66,19 +52,19 @@ def test_versions_record_their_data_and_show_it(registry_app, storage, artifacts
     assert "walmart" in card and "/data/walmart" not in card and LINEAGE_A in card
 
 
-def test_the_same_data_goes_to_staging_other_data_replaces_production(registry_app, storage, artifacts):
+def test_a_new_version_goes_to_staging_whatever_its_data(registry_app, storage, artifacts):
     _register(registry_app, artifacts[0], LINEAGE_A, "synthetic(seed=0)")
     same = _register(registry_app, artifacts[1], LINEAGE_A, "synthetic(seed=0) + 5 actual_sales rows")
     assert same["stage"] == "staging"
     other = _register(registry_app, artifacts[2], LINEAGE_B, "/data/walmart", reason="flask train")
-    assert other["stage"] == "production"
+    assert other["stage"] == "staging"
     stages = {row["version"]: row["stage"] for row in versions.list_versions(storage, NAME)}
-    assert stages == {1: "archived", 2: "staging", 3: "production"}  # earlier versions stay registered
+    assert stages == {1: "production", 2: "staging", 3: "staging"}
     history = {(h["label"], h["to_stage"]): h["reason"] for h in versions.stage_history(storage, NAME)}
-    assert history[("v3", "production")].startswith("flask train; data changed: /data/walmart")
-    assert "synthetic(seed=0)" in history[("v3", "production")]
-    assert history[("v1", "archived")].startswith("replaced by v3: data changed")
-    assert versions.production_lineage(storage, NAME) == LINEAGE_B
+    assert history[("v3", "staging")] == (
+        f"flask train; trained on other data than production v1: walmart (lineage {LINEAGE_B})"
+    )
+    assert versions.production_lineage(storage, NAME) == LINEAGE_A
 
 
 def test_check_data_statuses(registry_app, storage, artifacts, tmp_path):
@@ -108,41 +94,7 @@ def test_a_version_registered_before_lineages_is_judged_by_its_run_source(tmp_pa
     ] == "same"  # fmt: skip
 
 
-def test_check_data_and_train_replace_a_model_of_other_data(tmp_path, data_dirs):
-    """What `make run` does when STORECAST_DATA names other data than production's."""
-    app = make_test_app(tmp_path, TRAIN_PARAMS=TINY_TRAIN_PARAMS)
-    storage = app.extensions["storage"]
-    runner = app.test_cli_runner()
-    first, second = (str(data_dirs[7]), str(data_dirs[8]))
-
-    result = runner.invoke(args=["models", "check-data", "--data", first])
-    assert result.exit_code == DATA_DIFFERS_EXIT and "no production model yet" in result.output
-    assert runner.invoke(args=["train", "--data", first, "--model", "naive"]).exit_code == 0
-    result = runner.invoke(args=["models", "check-data", "--data", first])
-    assert result.exit_code == 0, result.output
-    assert "production v1 was trained on this data" in result.output
-
-    result = runner.invoke(args=["models", "check-data", "--data", second])
-    assert result.exit_code == DATA_DIFFERS_EXIT
-    assert "not on the data configured" in result.output and second in result.output
-
-    result = runner.invoke(args=["train", "--data", second, "--model", "naive"])
-    assert result.exit_code == 0, result.output
-    v1, v2 = versions.get_version(storage, NAME, 1), versions.get_version(storage, NAME, 2)
-    assert (v1["stage"], v2["stage"]) == ("archived", "production")
-    assert v1["data_lineage"] != v2["data_lineage"] and v2["data_source"] == second
-    (registered,) = [h for h in versions.stage_history(storage, NAME, 2)]
-    assert "data changed" in registered["reason"] and first in registered["reason"]
-    assert runner.invoke(args=["models", "check-data", "--data", second]).exit_code == 0
-    assert runner.invoke(args=["models", "production"]).output.startswith("v2 naive")
-
-    # the same data again (plus actuals): staging, production unchanged
-    result = runner.invoke(args=["train", "--data", second, "--model", "naive", "--with-actuals"])
-    assert result.exit_code == 0, result.output
-    assert versions.get_version(storage, NAME, 3)["stage"] == "staging"
-
-
-def test_an_experiment_on_other_data_replaces_production_without_the_gate(registry_app, small_artifact):
+def test_an_experiment_on_other_data_stays_in_staging_without_the_gate(registry_app, small_artifact):
     storage = registry_app.extensions["storage"]
     register(registry_app, small_artifact)  # seed 7: its sidecar metadata records the lineage
     other = generate_dataset(seed=8, n_stores=4, n_depts=6)
@@ -150,10 +102,10 @@ def test_an_experiment_on_other_data_replaces_production_without_the_gate(regist
         storage, other, model_name=NAME, models_dir=registry_app.config["MODELS_DIR"], kinds=["naive"],
         folds=1, horizon=8, by="tests",
     )  # fmt: skip
-    assert result.promoted and result.version["stage"] == "production"
+    assert not result.promoted and result.version["stage"] == "staging"
     assert "other data" in result.decision
     assert [c.role for c in result.candidates] == ["candidate"]  # no baseline of another dataset's model
-    assert versions.production_lineage(storage, NAME) == other.lineage()
+    assert versions.production_lineage(storage, NAME) != other.lineage()
 
 
 def _production_with_run(app, artifact, data_end: dt.date, lineage=LINEAGE_A):

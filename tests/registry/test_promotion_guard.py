@@ -1,4 +1,5 @@
-"""Promoting a version whose backtest is worse than production's needs an explicit `force`, everywhere."""
+"""Promoting a version that scores worse than production on the same weeks needs an explicit `force`,
+everywhere; backtests of different weeks never refuse a promotion."""
 
 from __future__ import annotations
 
@@ -11,17 +12,21 @@ from tests.registry.conftest import ADMIN_TOKEN, csrf_token
 
 NAME = "storecast"
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-MESSAGE = "v2's backtest WMAE 1,612 is 7.3% worse than production v1's 1,502"
+MESSAGE = (
+    "v2 is 7.3% worse than production v1 on the same weeks 2012-02-03..2012-10-26 from 2012-01-27 "
+    "(1,000 forecasts, their stored backtests): WMAE 1,612 (0.806x seasonal naive) against 1,502 (0.751x)"
+)
+WINDOW = {"origin": "2012-01-27", "horizon": 39, "rows": 1000, "baseline_wmae": 2000.0}
 
 
-def _register(app, artifact, wmae, lineage=None, stage=None):
+def _register(app, artifact, wmae, lineage=None, stage=None, window=WINDOW):
     return versions.register_version(
         app.extensions["storage"],
         NAME,
         artifact_path=artifact.path,
         artifact_sha256=artifact.sha256,
         model_kind="hgb",
-        metrics={"wmae": wmae},
+        metrics={"wmae": wmae, **window},
         data_lineage=lineage,
         stage=stage,
         by="tests",
@@ -57,6 +62,23 @@ def test_the_service_refuses_a_worse_backtest_and_says_by_how_much(worse):
     reason = versions.stage_history(storage, NAME)[0]["reason"]
     assert reason == f"holiday weeks look right; forced: {MESSAGE}"  # the history keeps the override
     versions.promote(storage, NAME, 3, by="x")  # better than production: no force needed
+
+
+def test_backtests_of_different_weeks_are_not_compared(registry_app, artifacts):
+    """A model trained through 2012-06-29 (backtest from 2011-09-30) against one trained on all the data
+    (backtest from 2012-01-27): their WMAEs are of different weeks, so neither refuses the other."""
+    storage = registry_app.extensions["storage"]
+    _register(registry_app, artifacts[0], 1502.0, window={**WINDOW, "baseline_wmae": 1896.0})
+    earlier = {"origin": "2011-09-30", "horizon": 39, "rows": 980, "baseline_wmae": 2125.0}
+    _register(registry_app, artifacts[1], 1744.0, window=earlier)
+    assert versions.promotion_warning(storage, NAME, 2) is None
+    promoted = registry_app.test_cli_runner().invoke(args=["models", "promote", "v2"])
+    assert promoted.exit_code == 0, promoted.output
+    assert (
+        "were not compared: their backtests scored different weeks (from 2011-09-30 and from 2012-01-27)"
+        in (promoted.output)
+    )
+    assert _production(registry_app) == 2
 
 
 def test_backtests_of_other_data_are_not_compared(registry_app, artifacts):

@@ -32,7 +32,7 @@ def _register(app, artifact, wmae: float, label: str) -> None:
         artifact_path=path,
         artifact_sha256=artifact.sha256,
         model_kind="hgb",
-        metrics={"wmae": wmae},
+        metrics={"wmae": wmae, "origin": "2012-01-27", "horizon": 39, "rows": 1000, "baseline_wmae": 2000.0},
         by="tests",
     )
 
@@ -54,7 +54,9 @@ def test_a_worse_promotion_asks_for_confirmation(registry_server, local_page):
     assert not page.locator("input[name=token]").is_disabled()
     page.click("a[href*='version=2'][href*='action=promote']")
     warning = page.wait_for_selector("[data-testid=promote-warning]")
-    assert "v2's backtest WMAE 1,612 is 7.3% worse than production v1's 1,502" in warning.inner_text()
+    assert (
+        "v2 is 7.3% worse than production v1 on the same weeks 2012-02-03..2012-10-26" in warning.inner_text()
+    )
     page.fill("input[name=token]", ADMIN_TOKEN)
     page.click("button[value=promote]")  # not confirmed: asked again, nothing changes
     page.wait_for_selector("[data-testid=promote-warning]")

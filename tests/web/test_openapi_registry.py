@@ -71,7 +71,10 @@ def test_a_populated_registry_answers_as_documented(model_app, client, document,
         artifact_path=small_artifact.path,
         artifact_sha256=small_artifact.sha256,
         model_kind="hgb",
-        metrics={"wmae": 1234.5},
+        metrics={
+            **small_artifact.metadata["backtest"],
+            "wmae": 1.5 * small_artifact.metadata["backtest"]["wmae"],
+        },
         run_id=run_id,
         stage="staging",
         by="tests",
@@ -87,7 +90,7 @@ def test_a_populated_registry_answers_as_documented(model_app, client, document,
         ("/models/{version}", "get", client.get("/api/v1/models/v2")),
         ("/models/{version}", "get", client.get("/api/v1/models/99999999999999999999")),
         ("/models/{version}/promote", "post", client.post("/api/v1/models/2/promote")),
-        # v2's backtest (1,234.5) is worse than production's: refused, then forced
+        # v2's backtest of the same weeks is worse than production's: refused, then forced
         ("/models/{version}/promote", "post", client.post("/api/v1/models/v2/promote", headers=AUTH)),
         (
             "/models/{version}/promote",
