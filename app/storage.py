@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -214,12 +215,21 @@ class LagAccuracy(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
 class AlertDelivery(Base):
-    """One webhook notification of an alert opening or closing; retried until delivered."""
+    """One webhook notification of an alert opening or closing; retried until delivered.
+
+    Every attempt carries the same event_id, so a receiver that got an attempt the sender counted as
+    failed (an answer past the deadline) can drop the repeat.
+    """
 
     __tablename__ = "alert_deliveries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True, index=True, default=new_event_id)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(String(16))  # opened, resolved
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
