@@ -30,6 +30,14 @@ class Config:
 
     SECRET_KEY: str | None = None
     DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
+    # PostgreSQL: a request's statement waits at most this long for a lock and runs at most this long,
+    # so a locked table answers 503 with Retry-After within seconds, well before the worker timeout
+    # (0: no limit). A request may wait twice: the model's look at new actuals, then its own write.
+    DATABASE_LOCK_TIMEOUT_SECONDS = 2.0
+    DATABASE_STATEMENT_TIMEOUT_SECONDS = 5.0
+    # The same for the scheduled jobs and the `flask` commands, whose statements may run for minutes.
+    DATABASE_BATCH_LOCK_TIMEOUT_SECONDS = 60.0
+    DATABASE_BATCH_STATEMENT_TIMEOUT_SECONDS = 1800.0
     MODELS_DIR = str(PROJECT_ROOT / "models")
     STORECAST_DATA: str | None = None  # directory with the Kaggle CSVs; None: synthetic default
     DATA_SOURCE_FILE: str | None = None  # the data recorded at first set-up; None: in the instance folder

@@ -19,7 +19,7 @@ from app.monitoring.request_log import RequestLogBuffer
 from app.registry import mlflow_mirror
 from app.registry.registration import register_trained
 from app.serving.holder import ModelHolder
-from app.storage import Storage
+from app.storage import Storage, statement_limits
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         count = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
 
-    storage = Storage(app.config["DATABASE_URL"])
+    storage = Storage(app.config["DATABASE_URL"], *statement_limits(app.config))
     name = app.config["MODEL_NAME"]
     holder = ModelHolder(storage, name, float(app.config["MODEL_REFRESH_SECONDS"]))
     holder.on_load_failure = functools.partial(open_artifact_alert, storage)

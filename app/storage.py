@@ -1,14 +1,19 @@
 """SQLAlchemy tables and session handling: the product's memory of predictions, runs and alerts.
 
 SQLite in the instance folder by default (WAL, busy timeout); any SQLAlchemy URL via DATABASE_URL.
+On PostgreSQL every session carries a lock and a statement timeout (StatementLimits), so a locked
+table fails fast; jobs and commands run their transactions under longer batch limits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -210,12 +215,21 @@ class LagAccuracy(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
 class AlertDelivery(Base):
-    """One webhook notification of an alert opening or closing; retried until delivered."""
+    """One webhook notification of an alert opening or closing; retried until delivered.
+
+    Every attempt carries the same event_id, so a receiver that got an attempt the sender counted as
+    failed (an answer past the deadline) can drop the repeat.
+    """
 
     __tablename__ = "alert_deliveries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True, index=True, default=new_event_id)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
     event: Mapped[str] = mapped_column(String(16))  # opened, resolved
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -429,12 +443,18 @@ _TRANSIENT_MARKERS = (
     "too many clients",
     "lock timeout",
     "canceling statement due to lock timeout",
+    "canceling statement due to statement timeout",
 )
+# PostgreSQL's codes for the same: lock_timeout passed, statement cancelled (statement_timeout), deadlock.
+_TRANSIENT_SQLSTATES = frozenset({"55P03", "57014", "40P01"})
 
 
 def is_transient_database_error(error: BaseException) -> bool:
     """True for a database that is busy (locked) or unreachable, which a retry may cure."""
-    text = str(getattr(error, "orig", None) or error).lower()
+    cause = getattr(error, "orig", None) or error
+    if getattr(cause, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    text = str(cause).lower()
     return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
@@ -449,21 +469,98 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping elsewhere."""
+@dataclass(frozen=True)
+class StatementLimits:
+    """How long a PostgreSQL statement may wait for a lock, and run in all (0: no limit).
+
+    A request must give up well before the worker timeout, so that a locked table answers 503 with
+    Retry-After instead of holding every worker; a job or a command (a publish's inserts, retention's
+    deletes, a training's writes) may legitimately run for minutes.
+    """
+
+    lock_seconds: float
+    statement_seconds: float
+
+    def settings(self) -> dict[str, str]:
+        return {
+            "lock_timeout": f"{round(self.lock_seconds * 1000)}ms",
+            "statement_timeout": f"{round(self.statement_seconds * 1000)}ms",
+        }
+
+    def libpq_options(self) -> str:
+        """The session defaults, given to the server at connect time (no round trip per transaction)."""
+        return " ".join(f"-c {name}={value}" for name, value in self.settings().items())
+
+
+def statement_limits(config: Mapping[str, Any]) -> tuple[StatementLimits, StatementLimits]:
+    """The limits of a request and of a job or command, from the DATABASE_*_TIMEOUT_SECONDS settings."""
+
+    def limits(prefix: str) -> StatementLimits:
+        return StatementLimits(
+            lock_seconds=float(config.get(f"{prefix}_LOCK_TIMEOUT_SECONDS") or 0),
+            statement_seconds=float(config.get(f"{prefix}_STATEMENT_TIMEOUT_SECONDS") or 0),
+        )
+
+    return limits("DATABASE"), limits("DATABASE_BATCH")
+
+
+_batch = ContextVar("storecast_batch_statements", default=False)
+
+
+@contextmanager
+def batch_statements() -> Iterator[None]:
+    """Transactions this thread begins inside the block run under the storage's batch limits.
+
+    The jobs and the CLI commands enter it; web requests never do, so they keep the short limits.
+    """
+    token = _batch.set(True)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
+def _configure_postgresql(engine: Engine, batch: StatementLimits) -> None:
+    settings = list(batch.settings().items())
+
+    @event.listens_for(engine, "begin")
+    def _batch_limits(connection: Any) -> None:
+        if not _batch.get():
+            return
+        # set_config(..., true) lasts until the transaction ends: the pooled session keeps its defaults.
+        with connection.connection.dbapi_connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
+                [part for setting in settings for part in setting],
+            )
+
+
+def make_engine(
+    url: str, limits: StatementLimits | None = None, batch_limits: StatementLimits | None = None
+) -> Engine:
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite; pre-ping elsewhere, and on
+    PostgreSQL the statement limits (none given: the server's, as migrations want)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    connect_args = {}
+    if limits is not None and url.startswith("postgresql"):
+        connect_args["options"] = limits.libpq_options()
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+    if batch_limits is not None and url.startswith("postgresql"):
+        _configure_postgresql(engine, batch_limits)
+    return engine
 
 
 class Storage:
     """The engine and session factory that a Flask app, a job or a test shares."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, limits: StatementLimits | None = None, batch_limits: StatementLimits | None = None
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, limits, batch_limits)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

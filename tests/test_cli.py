@@ -141,3 +141,25 @@ def test_train_registers_production_then_staging_and_takes_actuals(cli_app, data
     metadata = json.loads(Path(newest["artifact_path"]).with_suffix(".json").read_text())
     assert metadata["origin"] == "2012-11-02"  # the ingested week extends the history
     assert runner.invoke(args=["models", "production"]).output.startswith("v1 naive")
+
+
+def test_every_command_runs_under_the_batch_statement_limits(tmp_path):
+    """A publish or an import may run statements for minutes: no command is held to a request's limits."""
+    import click
+
+    def commands(app) -> list[click.Command]:
+        found, pending = [], list(app.cli.commands.values())
+        while pending:
+            command = pending.pop()
+            if isinstance(command, click.Group):
+                pending.extend(command.commands.values())
+            else:
+                found.append(command)
+        return found
+
+    make_test_app(tmp_path)
+    every = commands(make_test_app(tmp_path / "second"))  # module-level commands are shared by both
+    assert len(every) > 10
+    for command in every:
+        assert getattr(command.callback, "batch_limits", False), command.name
+        assert not getattr(command.callback.__wrapped__, "batch_limits", False), command.name  # once

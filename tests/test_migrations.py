@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from app import migrate
-from app.storage import Base, ModelVersion, PredictionLog, Storage, make_engine
+from app.storage import AlertDelivery, Base, ModelVersion, PredictionLog, Storage, make_engine
 from tests.conftest import TEST_DATABASE_URL, _test_database_url
 
 BACKENDS = [
@@ -122,6 +122,31 @@ def test_a_migrated_database_stores_and_reads_rows(empty_database: str) -> None:
             assert session.scalars(select(ModelVersion.metrics)).one() == {"wmae": 1.0}
     finally:
         storage.dispose()
+
+
+def test_deliveries_queued_before_event_ids_get_one_each(empty_database: str) -> None:
+    """A webhook delivery still pending at the upgrade is sent with an id of its own, like a new one."""
+    migrate.upgrade(empty_database, "0003")
+    now = dt.datetime(2026, 1, 1)
+    alert = {"kind": "drift", "severity": "warning", "message": "m", "details": "{}", "opened_at": now}
+    delivery = {"alert_id": 1, "event": "opened", "payload": "{}", "status": "pending", "attempts": 0}
+    engine = make_engine(empty_database)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(_insert("alerts", alert)), alert)
+            for _ in range(2):
+                row = {**delivery, "created_at": now, "next_attempt_at": now}
+                connection.execute(text(_insert("alert_deliveries", row)), row)
+        migrate.upgrade(empty_database)
+        with engine.connect() as connection:
+            ids = connection.execute(select(AlertDelivery.event_id)).scalars().all()
+    finally:
+        engine.dispose()
+    assert len(ids) == 2 and len(set(ids)) == 2 and all(len(event_id) == 36 for event_id in ids)
+
+
+def _insert(table: str, row: dict) -> str:
+    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + name for name in row)})"
 
 
 def test_upgrade_is_idempotent(empty_database: str) -> None:

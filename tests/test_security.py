@@ -7,6 +7,7 @@ silently (an inline script, a new form without a token, an f-string in a query).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import sqlite3
 import threading
@@ -301,6 +302,57 @@ def test_a_locked_database_answers_503_and_loses_nothing_silently(
     with app.extensions["storage"].session() as session:
         assert session.scalar(select(func.count()).select_from(PredictionLog)) == 2  # 200s only
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+requires_postgresql = pytest.mark.skipif(
+    not TEST_DATABASE_URL, reason="STORECAST_TEST_DATABASE_URL unset (scripts/test.sh sets it)"
+)
+
+
+@requires_postgresql
+def test_a_locked_postgresql_table_answers_503_with_retry_after_within_seconds(
+    tmp_path, small_artifact
+) -> None:
+    """Another session holds ACCESS EXCLUSIVE on the table a request writes: the request gives up at
+    the lock timeout with 503 + Retry-After, on the API and the page alike, and stores nothing."""
+    from sqlalchemy import create_engine
+
+    app = make_test_app(tmp_path, TESTING=False, WTF_CSRF_ENABLED=False)
+    register_production(app, small_artifact)
+    client = app.test_client()
+    served = app.extensions["model_holder"].get()
+    store = served.stores()[0]
+    dept = served.departments(store)[0]
+    body = {"store": store, "dept": dept, "date": "2012-11-02"}
+    week = served.data_through + dt.timedelta(weeks=1)
+    actual = f"Store,Dept,Date,Weekly_Sales,IsHoliday\n{store},{dept},{week},100.00,FALSE\n"
+    assert client.post("/api/v1/predict", json=body).status_code == 200  # model loaded, warm
+    requests = {
+        "prediction_log": [
+            lambda: client.post("/api/v1/predict", json=body),
+            lambda: client.post("/", data={**body, "weeks": "1"}),  # the forecast page
+        ],
+        "actual_sales": [lambda: client.post("/api/v1/actuals", data=actual, content_type="text/csv")],
+    }
+
+    locker = create_engine(app.config["DATABASE_URL"])
+    try:
+        for table, sends in requests.items():
+            with locker.connect() as connection:
+                connection.exec_driver_sql(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                for send in sends:
+                    started = time.monotonic()
+                    response = send()
+                    elapsed = time.monotonic() - started
+                    assert response.status_code == 503, (table, response.get_data(as_text=True)[:300])
+                    assert response.headers["Retry-After"]
+                    assert 1.5 < elapsed < 5.0, (table, elapsed)  # the lock timeouts, not the lock's end
+                connection.rollback()
+    finally:
+        locker.dispose()
+    with app.extensions["storage"].session() as session:
+        assert session.scalar(select(func.count()).select_from(PredictionLog)) == 1  # the warm-up only
+    assert client.post("/api/v1/actuals", data=actual, content_type="text/csv").status_code == 200
 
 
 def test_an_htmx_form_refused_for_its_csrf_token_gets_the_expired_notice(production_app: Flask) -> None:

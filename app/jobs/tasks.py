@@ -33,7 +33,7 @@ from app.monitoring.request_log import RequestLogBuffer
 from app.registry import data_source
 from app.registry.retrain import dataset_with_actuals
 from app.serving.holder import ModelHolder, ModelUnavailable
-from app.storage import JobRun, ModelVersion, Storage, production_row, utcnow
+from app.storage import JobRun, ModelVersion, Storage, batch_statements, production_row, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,15 @@ JOBS: dict[str, Callable[[JobContext, dt.datetime], dict[str, Any]]] = {
 
 
 def run_job(ctx: JobContext, job: str, *, now: dt.datetime | None = None, manual: bool = False) -> JobOutcome:
-    """Claim the job's slot and run it; a manual run claims a slot of its own (the exact time)."""
+    """Claim the job's slot and run it; a manual run claims a slot of its own (the exact time).
+
+    Under the batch statement limits: a job's scans and deletes may run long, even inside a worker.
+    """
+    with batch_statements():
+        return _run_job(ctx, job, now=now, manual=manual)
+
+
+def _run_job(ctx: JobContext, job: str, *, now: dt.datetime | None, manual: bool) -> JobOutcome:
     now = now or utcnow()
     slot = now if manual else slot_for(now, interval_minutes(ctx.config, job))
     storage: Storage = ctx.storage
