@@ -126,7 +126,7 @@ def test_a_migrated_database_stores_and_reads_rows(empty_database: str) -> None:
 
 def test_deliveries_queued_before_event_ids_get_one_each(empty_database: str) -> None:
     """A webhook delivery still pending at the upgrade is sent with an id of its own, like a new one."""
-    migrate.upgrade(empty_database, "0003")
+    migrate.upgrade(empty_database, "0004")
     now = dt.datetime(2026, 1, 1)
     alert = {"kind": "drift", "severity": "warning", "message": "m", "details": "{}", "opened_at": now}
     delivery = {"alert_id": 1, "event": "opened", "payload": "{}", "status": "pending", "attempts": 0}

@@ -1,6 +1,6 @@
 """the deployment's data source: an append-only record, the newest row per model name is current
 
-Revision ID: 0004_deployment_data
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-07 10:00:00.000000
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_deployment_data"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """webhook deliveries: an event id, the same for every attempt, so a receiver can drop repeats
 
-Revision ID: 0004_webhook_event_id
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-07 10:00:00.000000
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_webhook_event_id"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
