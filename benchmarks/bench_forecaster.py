@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.forecasting.artifacts import load_forecaster  # noqa: E402
 from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.synthetic import load_or_generate  # noqa: E402
-from app.forecasting.training import TrainedModel, save_model, train  # noqa: E402
+from app.forecasting.training import TrainedModel, save_model, train
 from benchmarks._results import load_average, write_json  # noqa: E402
 from benchmarks._table import format_table  # noqa: E402
 

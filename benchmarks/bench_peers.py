@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.data import COVARIATE_COLUMNS, Dataset  # noqa: E402
+from app.forecasting.holdout import wmae
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
-from app.forecasting.training import wmae  # noqa: E402
 from benchmarks._results import write_json  # noqa: E402
 from benchmarks._table import format_table, percent  # noqa: E402
 from benchmarks.peers_worker import LGBM_PARAMS, LGBM_SETUPS, PACKAGES  # noqa: E402

@@ -47,16 +47,11 @@ sys.path.insert(0, str(ROOT))
 from app import migrate  # noqa: E402 - after the path set-up
 from app.factory import create_app  # noqa: E402
 from app.forecasting.engine import Engine  # noqa: E402
-from app.forecasting.features import Panel, origin_state  # noqa: E402
+from app.forecasting.holdout import build_covariates  # noqa: E402
+from app.forecasting.origin_state import origin_state  # noqa: E402
+from app.forecasting.panel import Panel  # noqa: E402
 from app.forecasting.synthetic import generate_dataset  # noqa: E402
-from app.forecasting.training import (  # noqa: E402
-    build_covariates,
-    limit_training_threads,
-    save_model,
-    split_params,
-    train,
-    training_threads,
-)
+from app.forecasting.training import limit_training_threads, save_model, split_params, train, training_threads  # noqa: E402
 from app.loop import history, publish  # noqa: E402
 from app.monitoring import prediction_log  # noqa: E402
 from app.registry import versions  # noqa: E402

@@ -22,7 +22,9 @@ from app.forecasting.metadata import ModelMetadata
 from app.jsonable import jsonable
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+# What a pickled Forecaster holds and where its classes live; a change to either bumps it, and an
+# artifact of another format is refused by name (retrain it) rather than half-loaded.
+FORMAT = 2
 
 
 class ArtifactError(Exception):
@@ -137,6 +139,11 @@ def load_forecaster(path: str | Path, expected_sha256: str | None = None) -> Any
         raise ArtifactError(
             f"artifact {path.name} was made with other library versions ({'; '.join(problems)}); "
             "retrain it with the installed versions"
+        )
+    if meta.get("format") != FORMAT:
+        raise ArtifactError(
+            f"artifact {path.name} is of format {meta.get('format')}, this version of Storecast reads "
+            f"format {FORMAT}: retrain it (flask train)"
         )
     payload = joblib.load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

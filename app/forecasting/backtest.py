@@ -17,8 +17,9 @@ from app.forecasting.data import Dataset
 from app.forecasting.engine import LOCAL, Engine, forecast_run
 from app.forecasting.estimators import make_estimator
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.holdout import wmae
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
-from app.forecasting.training import train, wmae
+from app.forecasting.training import train
 
 log = logging.getLogger(__name__)
 FOLD_STEP_WEEKS = 13

@@ -139,7 +139,7 @@ def _worker_model(model: Any) -> Forecaster:
 def _score_partition(keys: np.ndarray, *, weeks: int, model: Any) -> pd.DataFrame:
     """One partition's rows, in a worker: the model rebuilt (or reused) there, one thread per task."""
     forecaster = _worker_model(model)
-    positions = forecaster.series_positions(keys)
+    positions = forecaster.panel.positions(keys)
     if (positions < 0).any():  # the worker's model must be the publisher's, series for series
         raise RuntimeError(f"the worker's model lacks {int((positions < 0).sum())} series of the run")
     with threadpool_limits(1):

@@ -120,8 +120,6 @@ class StackedTrees:
 class Estimator:
     """A fitted learner with a uniform fit/predict over the pipeline's feature matrix."""
 
-    saw_holiday_season = True  # set by fit; the class default serves estimators pickled before the guard
-
     def __init__(self, kind: str, params: dict[str, Any] | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -129,6 +127,9 @@ class Estimator:
         self.params = {**DEFAULT_PARAMS[kind], **(params or {})}
         self.model: Any = None
         self.stacked: StackedTrees | None = None
+        # Whether the training rows held a holiday season with last year's week: if not, the learner's
+        # correction is not trusted there (it never saw one) and the base stands alone.
+        self.saw_holiday_season = True
 
     def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray) -> Estimator:
         if self.kind == "naive":
@@ -140,7 +141,7 @@ class Estimator:
             X[:, empty] = 0.0
         if self.kind == "hgb":
             self.model = HistGradientBoostingRegressor(**self._learner_params("use_weights"))
-            # Rows were drawn in proportion to their weight (features.build_training_set), so the
+            # Rows were drawn in proportion to their weight (training_set.build_training_set), so the
             # residual weights are near 1 and off by default: with them, sklearn computes weighted
             # percentiles for binning and for every leaf, which costs more than the rest of the fit.
             use_weights = bool(self.params.get("use_weights"))
@@ -192,7 +193,7 @@ class Estimator:
     def _learned(self, X: np.ndarray) -> np.ndarray:
         if self.kind == "rf":
             return self.model.predict(np.nan_to_num(X, nan=-999.0))
-        if self.kind == "hgb" and getattr(self, "stacked", None) is not None and len(X) <= STACKED_MAX_ROWS:
+        if self.kind == "hgb" and self.stacked is not None and len(X) <= STACKED_MAX_ROWS:
             return self.stacked.predict(X)
         if len(X) < SMALL_FIT:
             with _single_thread():

@@ -31,9 +31,12 @@ from math import factorial
 import numpy as np
 
 from app.forecasting import calendar
+from app.forecasting.covariates import Covariates
 from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.estimators import Estimator
-from app.forecasting.features import IDX, Covariates, FeatureConfig, OriginState, resolve_covariates
+from app.forecasting.feature_config import FeatureConfig
+from app.forecasting.features import IDX, resolve_covariates
+from app.forecasting.origin_state import OriginState
 
 COMPONENTS = ("last_year", "trend", "holiday", "covariates", "model")
 COMPONENT_DESCRIPTIONS = {

@@ -1,6 +1,6 @@
 """The Forecaster: what the CLI, the API, the pages and the jobs call.
 
-It holds one origin's state (features.origin_state, computed once when the model is built), the
+It holds one origin's state (origin_state.origin_state, computed once when the model is built), the
 resolved covariate grid, the fitted estimator and the interval calibrator. Every predict path
 goes through `_predict_arrays`, vectorised over rows, which calls the same feature assembly as
 training.
@@ -9,40 +9,26 @@ training.
 from __future__ import annotations
 
 import datetime as dt
-import warnings
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from app.forecasting import calendar
+from app.forecasting.cold_start import ColdStart
+from app.forecasting.covariates import Covariates
 from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.estimators import Estimator, seasonal_naive
 from app.forecasting.explain import COMPONENTS, cold_components, components
-from app.forecasting.features import (
-    Covariates,
-    FeatureConfig,
-    OriginState,
-    Panel,
-    aligned_weeks,
-    assemble,
-    origin_state,
-    resolve_covariates,
-)
+from app.forecasting.feature_config import FeatureConfig
+from app.forecasting.features import aligned_weeks, assemble, resolve_covariates
 from app.forecasting.intervals import IntervalCalibrator, interval_denominator
 from app.forecasting.metadata import ModelMetadata
+from app.forecasting.origin_state import OriginState, origin_state
+from app.forecasting.panel import Panel
+from app.forecasting.prediction import Prediction, StoreForecast, to_predictions
 
 MAX_HORIZON = 52
-BANDS = ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
-SOURCE_NAMES = {
-    0: "features table",
-    1: "same week last year",
-    2: "last known value",
-    3: "missing",
-    4: "caller",
-    5: "holiday calendar",
-}
 
 
 class ForecastError(ValueError):
@@ -52,51 +38,6 @@ class ForecastError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-@dataclass
-class Prediction:
-    store: int
-    dept: int
-    week: dt.date
-    horizon: int
-    prediction: float
-    lower_80: float
-    upper_80: float
-    lower_95: float
-    upper_95: float
-    # Plain JSON values (floats, None for unknown, a bool): the log and the API store and send them as is.
-    inputs: dict[str, Any] = field(default_factory=dict)
-    assumed: dict[str, str] = field(default_factory=dict)
-    cold_start: bool = False
-    model_version: str = ""
-    data_through: dt.date | None = None  # the last week of known sales the forecast used
-    # Asked for with explain=True: dollar parts summing to `prediction` (COMPONENTS order), and
-    # the actual sales of the week a year before that the model reads (holiday-aligned).
-    components: dict[str, float] | None = None
-    last_year_week: dt.date | None = None
-    last_year_sales: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["week"] = self.week.isoformat()
-        d["data_through"] = self.data_through.isoformat() if self.data_through else None
-        d["last_year_week"] = self.last_year_week.isoformat() if self.last_year_week else None
-        return d
-
-
-@dataclass
-class StoreForecast:
-    store: int
-    departments: dict[int, list[Prediction]]
-    total: list[Prediction]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "store": self.store,
-            "departments": {str(k): [p.to_dict() for p in v] for k, v in self.departments.items()},
-            "total": [p.to_dict() for p in self.total],
-        }
 
 
 class Forecaster:
@@ -120,8 +61,8 @@ class Forecaster:
         self.metadata: ModelMetadata = dict(metadata or {})  # type: ignore[assignment]
         self.origin_week = panel.last_week
         self.state: OriginState = origin_state(panel, self.origin_week, config)
-        self._index_keys()
-        self._build_profiles()
+        self.cold_start = ColdStart(panel, self.state)
+        self._store_set = {int(x) for x in self.cold_start.stores}
         self.version: str = str(self.metadata.get("version", f"{estimator.kind}-{self.origin.date()}"))
 
     def with_history(self, sales: pd.DataFrame, features: pd.DataFrame | None = None) -> Forecaster:
@@ -175,7 +116,7 @@ class Forecaster:
     def history(self, store: int, dept: int, weeks: int = 104) -> pd.DataFrame:
         """Observed weekly sales up to the origin (for charts)."""
         self._check_store(store)
-        i = int(self.series_positions(np.array([int(store) * 1000 + int(dept)]))[0])
+        i = int(self.panel.positions(np.array([int(store) * 1000 + int(dept)]))[0])
         if i < 0:
             return pd.DataFrame(
                 {"date": pd.Series(dtype="datetime64[ns]"), "weekly_sales": pd.Series(dtype=float)}
@@ -241,7 +182,7 @@ class Forecaster:
         week = np.tile(np.arange(first, first + weeks), len(depts))
         dept_arr = np.repeat(np.array(depts, dtype=np.int64), weeks)
         res = self._predict_arrays(np.full(len(week), int(store)), dept_arr, week, None)
-        preds = self._to_predictions(res)
+        preds = to_predictions(res, self.version, self.data_through)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
         total = []
         half80 = (res["upper_80"] - res["lower_80"]) / 2
@@ -353,79 +294,6 @@ class Forecaster:
             out[c] = arr
         return out
 
-    def _build_profiles(self) -> None:
-        """Store levels, department shares and seasonal profiles for cold starts."""
-        st = self.state
-        self._store_set = {int(s) for s in np.unique(self.panel.store[st.has_history])}
-        level = st.stats["level52"]
-        window = st.raw[:, -52:]
-        stores = np.array(sorted(self._store_set), dtype=np.int64)
-        self._cold_stores = stores
-        store_level = np.zeros(len(stores))
-        for k, s in enumerate(stores):
-            rows = self.panel.store == s
-            store_level[k] = float(np.nanmean(np.nansum(window[rows], axis=0))) if rows.any() else np.nan
-        self._store_level = store_level
-        spos = np.searchsorted(stores, self.panel.store)
-        spos = np.clip(spos, 0, len(stores) - 1)
-        share = level / store_level[spos]
-        depts = np.unique(self.panel.dept)
-        self._cold_depts = depts
-        self._dept_share = np.array(
-            [
-                np.nanmedian(share[self.panel.dept == d])
-                if np.isfinite(share[self.panel.dept == d]).any()
-                else np.nan
-                for d in depts
-            ]
-        )
-        self._default_share = float(np.nanmedian(share)) if np.isfinite(share).any() else 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = st.raw / level[:, None]
-        prof = np.ones((len(depts), st.window))
-        for k, d in enumerate(depts):
-            r = ratio[self.panel.dept == d]
-            if np.isfinite(r).any():
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # weeks where no store sold
-                    med = np.nanmedian(np.where(np.isfinite(r), r, np.nan), axis=0)
-                prof[k] = np.where(np.isfinite(med), med, 1.0)
-        self._dept_profile = prof
-
-    def _cold(self, store: np.ndarray, dept: np.ndarray, week: np.ndarray) -> np.ndarray:
-        sp = np.searchsorted(self._cold_stores, store)
-        level = self._store_level[np.clip(sp, 0, len(self._cold_stores) - 1)]
-        dp = np.searchsorted(self._cold_depts, dept)
-        dpc = np.clip(dp, 0, len(self._cold_depts) - 1)
-        known = self._cold_depts[dpc] == dept
-        share = np.where(known, self._dept_share[dpc], self._default_share)
-        share = np.where(np.isfinite(share), share, self._default_share)
-        window = self.state.window
-        col = np.clip(week - 52 - (self.origin_week - window + 1), 0, window - 1)
-        season = np.where(known, self._dept_profile[dpc, col], 1.0)
-        return np.nan_to_num(share * level * season, nan=0.0)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Artifacts pickled before the sorted key index existed get it when they are loaded."""
-        self.__dict__.update(state)
-        if "_sorted_keys" not in state:
-            self._index_keys()
-
-    def _index_keys(self) -> None:
-        """store*1000+dept of every panel row, sorted, for a vectorised lookup (a dict lookup per row
-        took seconds per million rows of a run)."""
-        panel_keys = self.panel.store.astype(np.int64) * 1000 + self.panel.dept.astype(np.int64)
-        self._key_order = np.argsort(panel_keys, kind="stable")
-        self._sorted_keys = panel_keys[self._key_order]
-
-    def series_positions(self, keys: np.ndarray) -> np.ndarray:
-        """Panel rows of store*1000+dept keys (-1 where the panel has no such series)."""
-        keys = np.asarray(keys, dtype=np.int64)
-        if not len(self._sorted_keys):
-            return np.full(len(keys), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self._sorted_keys, keys), len(self._sorted_keys) - 1)
-        return np.where(self._sorted_keys[pos] == keys, self._key_order[pos], -1)
-
     def forecast_all(self, weeks: int = MAX_HORIZON, series: np.ndarray | None = None) -> pd.DataFrame:
         """Weeks 1..`weeks` after the origin for every series with history (or the panel rows
         `series`, a partition of them), beside the seasonal naive known at the origin: a published
@@ -477,7 +345,7 @@ class Forecaster:
                 given = ~np.isnan(overrides["is_holiday"])
                 holiday[given] = overrides["is_holiday"][given]
                 holiday_source[given] = 4
-        series = self.series_positions(store * 1000 + dept)
+        series = self.panel.positions(store * 1000 + dept)
         has = series >= 0
         has[has] = self.state.has_history[series[has]]
         n = len(store)
@@ -511,7 +379,7 @@ class Forecaster:
                 )
         cold = ~has
         if cold.any():
-            pred[cold] = self._cold(store[cold], dept[cold], week[cold])
+            pred[cold] = self.cold_start.predict(store[cold], dept[cold], week[cold])
             if naive_pred is not None:
                 naive_pred[cold] = pred[cold]
             base[cold] = pred[cold]
@@ -568,55 +436,8 @@ class Forecaster:
         overrides: dict[str, np.ndarray] | None,
         explain: bool = False,
     ) -> list[Prediction]:
-        return self._to_predictions(self._predict_arrays(store, dept, week, overrides, explain=explain))
-
-    def _to_predictions(self, res: dict[str, np.ndarray]) -> list[Prediction]:
-        dates = (calendar.EPOCH + res["week"] * 7).astype("datetime64[D]").tolist()
-        values, source = res["values"].tolist(), res["source"].tolist()
-        holiday, hsrc = res["holiday"].tolist(), res["holiday_source"].tolist()
-        cols = list(
-            zip(
-                *(
-                    res[k].tolist()
-                    for k in (
-                        "store",
-                        "dept",
-                        "horizon",
-                        "prediction",
-                        "lower_80",
-                        "upper_80",
-                        "lower_95",
-                        "upper_95",
-                        "cold",
-                    )
-                ),
-                strict=True,
-            )
-        )
-        out = []
-        version, through = self.version, self.data_through
-        for j, (s, d, h, p, l8, u8, l9, u9, c) in enumerate(cols):
-            vals, srcs = values[j], source[j]
-            inputs = {name: (None if v != v else v) for name, v in zip(COVARIATE_COLUMNS, vals, strict=True)}
-            inputs["is_holiday"] = bool(holiday[j])
-            assumed = {
-                name: SOURCE_NAMES[sc] for name, sc in zip(COVARIATE_COLUMNS, srcs, strict=True) if sc != 4
-            }
-            if hsrc[j] != 4:
-                assumed["is_holiday"] = SOURCE_NAMES[hsrc[j]]
-            out.append(
-                Prediction(s, d, dates[j], h, p, l8, u8, l9, u9, inputs, assumed, bool(c), version, through)
-            )
-        if "components" in res:
-            names = COMPONENTS
-            last_dates = (calendar.EPOCH + res["last_year_week"] * 7).astype("datetime64[D]").tolist()
-            for item, parts, last_date, sales in zip(
-                out, res["components"].tolist(), last_dates, res["last_year_sales"].tolist(), strict=True
-            ):
-                item.components = dict(zip(names, parts, strict=True))
-                item.last_year_week = last_date
-                item.last_year_sales = None if sales != sales else sales
-        return out
+        arrays = self._predict_arrays(store, dept, week, overrides, explain=explain)
+        return to_predictions(arrays, self.version, self.data_through)
 
 
 def _merged_panel(panel: Panel, sales: pd.DataFrame, week: np.ndarray) -> Panel:

@@ -261,7 +261,7 @@ class IntervalCalibrator:
         new_week: np.ndarray | None = None,
         reference: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> IntervalCalibrator:
-        """Follow a newer model's scores (training._skill_rescale): every quantile scaled by how much
+        """Follow a newer model's scores (training.skill_rescale): every quantile scaled by how much
         smaller they are than the calibrated model's on the same rows; with their horizons, the
         buckets they fill take their own quantiles, season-matched to the calibrating model's
         `reference` (scores, target weeks) when given with the `new_week`s, and the later buckets grow
@@ -326,9 +326,9 @@ class IntervalCalibrator:
         quadrature (times the measured tail at 95%) plus the stores' lasting spread as a normal error."""
         h = np.asarray(half80, dtype=float)
         bucket = BUCKET_LABELS[int(bucket_index(np.array([horizon]))[0])]
-        spread = getattr(self, "total_spread", {}).get(bucket, 0.0)
+        spread = self.total_spread.get(bucket, 0.0)
         normal_tail = NORMAL_Z[str(level)] / NORMAL_Z["0.8"]
-        tail = getattr(self, "total_tail", {}).get(str(level), normal_tail)
+        tail = self.total_tail.get(str(level), normal_tail)
         steady = tail * np.sqrt(float(np.sum(h**2)))
         lasting = NORMAL_Z[str(level)] * spread * float(np.sum(h))
         return float(np.hypot(steady, lasting))
@@ -363,7 +363,7 @@ class IntervalCalibrator:
             "counts": self.counts,
             "fallbacks": self.fallbacks,
             "season_factors": self.season_factors,
-            "total_spread": getattr(self, "total_spread", {}),
-            "total_tail": getattr(self, "total_tail", {}),
-            "skill_factors": getattr(self, "skill_factors", {}),
+            "total_spread": self.total_spread,
+            "total_tail": self.total_tail,
+            "skill_factors": self.skill_factors,
         }

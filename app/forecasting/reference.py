@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from app.forecasting.covariates import Covariates
 from app.forecasting.data import COVARIATE_COLUMNS
-from app.forecasting.features import Covariates
 
 FORMAT = "seasonal-1"
 WEEKS_PER_YEAR = 52  # the grid's "same week a year before" is 52 weeks back; the season follows it

@@ -19,7 +19,8 @@ import pandas as pd
 from sqlalchemy import Connection, delete, func, select
 
 from app.forecasting.engine import LOCAL, Engine, ModelSource, forecast_run
-from app.forecasting.forecaster import BANDS, MAX_HORIZON, Forecaster
+from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.prediction import BANDS
 from app.loop.history import lineage_of
 from app.storage import ActualSale, ForecastRow, ForecastRun, Storage, get_row, utcnow
 

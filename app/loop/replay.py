@@ -22,7 +22,8 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from app.forecasting.data import TRAIN_HEADER, Dataset
-from app.forecasting.forecaster import BANDS, Forecaster
+from app.forecasting.forecaster import Forecaster
+from app.forecasting.prediction import BANDS
 from app.loop import accuracy, retrain, weekly
 from app.loop.history import lineage_of, production_forecaster, roll_forward
 from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log

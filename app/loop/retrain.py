@@ -20,9 +20,10 @@ import numpy as np
 
 from app.forecasting import calendar
 from app.forecasting.data import Dataset
-from app.forecasting.features import Panel
 from app.forecasting.forecaster import Forecaster
-from app.forecasting.training import actual_rows, forecast_actuals, train, wmae
+from app.forecasting.holdout import actual_rows, forecast_actuals, wmae
+from app.forecasting.panel import Panel
+from app.forecasting.training import train
 from app.registry import experiment, versions
 from app.registry.runs import track_run
 from app.storage import Storage

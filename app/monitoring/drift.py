@@ -41,8 +41,9 @@ from scipy.spatial.distance import jensenshannon
 
 from app.forecasting import calendar
 from app.forecasting import reference as seasonal
+from app.forecasting.covariates import Covariates
 from app.forecasting.data import COVARIATE_COLUMNS
-from app.forecasting.features import Covariates, resolve_covariates
+from app.forecasting.features import resolve_covariates
 
 SMALL_SAMPLE_MAX = 1000
 MIN_ROWS = 10  # fewer current values than this: not tested

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from app.forecasting.features import Covariates
+from app.forecasting.covariates import Covariates
 from app.monitoring import actual_features, drift, performance
 from app.storage import DriftReport, DriftResult, PredictionLog, Storage, utcnow
 

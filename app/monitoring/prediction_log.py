@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert
 
-from app.forecasting.forecaster import Prediction
+from app.forecasting.prediction import Prediction
 from app.jsonable import jsonable
 from app.monitoring import metrics
 from app.storage import PredictionLog, Storage, utcnow

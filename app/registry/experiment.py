@@ -26,7 +26,8 @@ import pandas as pd
 from app.forecasting.backtest import run_backtest
 from app.forecasting.data import Dataset
 from app.forecasting.estimators import KINDS
-from app.forecasting.training import HOLDOUT_WEEKS, save_model, train
+from app.forecasting.holdout import HOLDOUT_WEEKS
+from app.forecasting.training import save_model, train
 from app.registry import versions
 from app.registry.runs import track_run
 from app.storage import Run, Storage

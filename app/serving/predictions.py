@@ -16,7 +16,8 @@ from typing import Any
 
 from app.forecasting.calendar import friday_on_or_after
 from app.forecasting.explain import rounded
-from app.forecasting.forecaster import BANDS, Forecaster
+from app.forecasting.forecaster import Forecaster
+from app.forecasting.prediction import BANDS
 from app.monitoring.prediction_log import log_predictions
 from app.storage import Storage
 

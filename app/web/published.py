@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from app.forecasting.forecaster import BANDS
 from app.forecasting.intervals import LAG_BUCKET_LABELS
+from app.forecasting.prediction import BANDS
 from app.loop import accuracy, publish
 from app.loop.history import lineage_of
 from app.loop.weekly import backtest_by_lag

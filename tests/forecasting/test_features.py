@@ -4,20 +4,19 @@ import numpy as np
 import pytest
 
 from app.forecasting import calendar
+from app.forecasting.feature_config import FeatureConfig
 from app.forecasting.features import (
     FEATURE_LABELS,
     FEATURE_NAMES,
     IDX,
-    FeatureConfig,
-    Panel,
     assemble,
-    build_training_set,
     feature_label,
-    origin_state,
     resolve_covariates,
-    sample_series,
 )
-from app.forecasting.training import build_covariates, truncate
+from app.forecasting.holdout import build_covariates, truncate
+from app.forecasting.origin_state import origin_state
+from app.forecasting.panel import Panel, sample_series
+from app.forecasting.training_set import build_training_set
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 
 from app.forecasting.artifacts import load_forecaster
 from app.forecasting.data import Dataset
-from app.forecasting.forecaster import ForecastError, Prediction
+from app.forecasting.forecaster import ForecastError
+from app.forecasting.prediction import Prediction
 from app.forecasting.training import train
 from tests.conftest import TINY_TRAIN_PARAMS
 

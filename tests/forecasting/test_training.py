@@ -10,21 +10,19 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from app.forecasting.estimators import DAMPING_CHOICES, DEFAULT_PARAMS
-from app.forecasting.features import FEATURE_NAMES, Panel, sample_series
+from app.forecasting.features import FEATURE_NAMES
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
-from app.forecasting.training import (
+from app.forecasting.holdout import (
     HOLDOUT_WEEKS,
     actual_rows,
     calibration_origins,
     choose_damping,
     forecast_actuals,
-    limit_training_threads,
-    split_params,
-    train,
-    training_threads,
     truncate,
     wmae,
 )
+from app.forecasting.panel import Panel, sample_series
+from app.forecasting.training import limit_training_threads, split_params, train, training_threads
 from tests.conftest import TINY_TRAIN_PARAMS
 
 

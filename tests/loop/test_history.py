@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from app.forecasting.features import Panel
 from app.forecasting.forecaster import Forecaster
-from app.forecasting.training import truncate
+from app.forecasting.holdout import truncate
+from app.forecasting.panel import Panel
 from app.loop.history import production_forecaster, roll_forward
 from app.loop.replay import week_csv
 from app.monitoring import actuals

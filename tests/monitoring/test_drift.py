@@ -170,7 +170,7 @@ def test_the_reference_saved_at_training_is_used(small_artifact, covariate_frame
 
 
 def _grid(dataset):
-    from app.forecasting.features import Covariates
+    from app.forecasting.covariates import Covariates
 
     first = int(drift.calendar.week_index(dataset.sales["date"]).min())
     return Covariates.build(dataset, first, int(drift.calendar.week_index(dataset.features["date"]).max()))
@@ -241,9 +241,9 @@ def replay():
     """
     from app.forecasting import calendar
     from app.forecasting.data import load_dataset
-    from app.forecasting.features import Panel
+    from app.forecasting.holdout import build_covariates
+    from app.forecasting.panel import Panel
     from app.forecasting.reference import build_reference
-    from app.forecasting.training import build_covariates
     from tests.conftest import REAL_DATA_DIR
 
     dataset = load_dataset(REAL_DATA_DIR)
