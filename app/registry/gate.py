@@ -23,9 +23,9 @@ from app.forecasting.artifacts import load_forecaster
 from app.forecasting.backtest import FOLD_STEP_WEEKS
 from app.forecasting.data import Dataset
 from app.forecasting.estimators import make_estimator
-from app.forecasting.features import Panel
 from app.forecasting.forecaster import Forecaster
-from app.forecasting.training import HOLDOUT_WEEKS, actual_rows, forecast_actuals, servable, wmae
+from app.forecasting.holdout import HOLDOUT_WEEKS, actual_rows, forecast_actuals, servable, wmae
+from app.forecasting.panel import Panel
 
 log = logging.getLogger(__name__)
 
