@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -36,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import write_json  # noqa: E402 - after the path set-up
+from benchmarks._wrk import available as wrk_available  # noqa: E402
+from benchmarks._wrk import wrk  # noqa: E402
 
 log = logging.getLogger("bench_monitoring")
 PORT = 8766
@@ -171,26 +172,6 @@ def _train_model(directory: Path, url: str) -> bool:
     return True
 
 
-def _wrk(url: str, body: dict, seconds: int, connections: int) -> dict:
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(json.dumps(body))}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-    )
-    output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    script.unlink()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    latency = re.search(r"Latency\s+([\d.]+\w+)", output).group(1)
-    return {"requests_per_s": rps, "non_2xx": int(non2xx.group(1)) if non2xx else 0, "mean_latency": latency}
-
-
 def _serve(
     directory: Path, url: str, logging_on: bool, module: str, seconds: int, path: str, body: dict
 ) -> dict:
@@ -228,8 +209,10 @@ def _serve(
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError(f"gunicorn did not start: {server.stderr.read()[-2000:]}") from None
                 time.sleep(0.3)
-        _wrk(f"http://127.0.0.1:{PORT}{path}", body, 2, 8)  # warm-up (model load, first requests)
-        result = _wrk(f"http://127.0.0.1:{PORT}{path}", body, seconds, 16)
+        wrk(
+            f"http://127.0.0.1:{PORT}{path}", body, seconds=2, connections=8
+        )  # warm-up (model load, first requests)
+        result = wrk(f"http://127.0.0.1:{PORT}{path}", body, seconds=seconds, connections=16)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
@@ -238,7 +221,7 @@ def _serve(
 
 
 def bench_gunicorn(seconds: int) -> dict:
-    if shutil.which("wrk") is None:
+    if not wrk_available():
         return {"skipped": "wrk not installed (apt-get install -y wrk)"}
     directory = Path(tempfile.mkdtemp(prefix="bench-mon-gunicorn-"))
     url = f"sqlite:///{directory / 'bench.db'}"

@@ -219,20 +219,29 @@ HTTP_LABELS = {
 
 
 def http(f: dict[str, Any]) -> Table:
-    header = ["request", "n", "median ms", "p99 ms"]
+    header = ["request", "n", "median ms", "p99 ms", "x /health"]
+    base = f["latency_ms"]["health"]["median"]
     rows = [
-        [HTTP_LABELS.get(name, name), str(r["n"]), f"{r['median']:.1f}", f"{r['p99']:.1f}"]
+        [
+            HTTP_LABELS.get(name, name),
+            str(r["n"]),
+            f"{r['median']:.2f}",
+            f"{r['p99']:.2f}",
+            f"{r['median'] / base:.2f}",
+        ]
         for name, r in f["latency_ms"].items()
     ]
-    t = f["throughput"]
-    rows.append(
-        [
-            f"POST /predict, {t['threads']} threads x {t['seconds']:.0f} s",
-            f"{t['rps']:.0f} req/s",
-            f"{t['median']:.1f}",
-            f"{t['p99']:.1f}",
-        ]
-    )
+    base_rate = f["throughput"]["health"]["requests_per_s"]
+    for name, t in f["throughput"].items():
+        rows.append(
+            [
+                f"{HTTP_LABELS.get(name, name)}, wrk throughput",
+                f"{t['requests_per_s']:,.0f} req/s",
+                f"{t['median_ms']:.2f}",
+                f"{t['p99_ms']:.2f}",
+                f"{t['requests_per_s'] / base_rate:.2f}",
+            ]
+        )
     return header, rows
 
 

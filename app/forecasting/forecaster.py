@@ -9,6 +9,7 @@ training.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import numpy as np
@@ -96,11 +97,12 @@ class Forecaster:
         )
 
     # info
-    @property
+    @functools.cached_property
     def origin(self) -> pd.Timestamp:
+        """The week the forecasts are made from (fixed for a Forecaster: read on every request)."""
         return calendar.week_date(self.origin_week)[0]
 
-    @property
+    @functools.cached_property
     def data_through(self) -> dt.date:
         """The last week of known sales: forecasts start the week after."""
         return self.origin.date()
@@ -328,9 +330,10 @@ class Forecaster:
         naive: bool = False,
         explain: bool = False,
     ) -> dict[str, np.ndarray]:
-        bad = ~np.isin(store, list(self._store_set))
-        if bad.any():
-            self._check_store(int(store[np.argmax(bad)]))
+        known = self._store_set
+        unknown = next((s for s in store.tolist() if s not in known), None)
+        if unknown is not None:
+            self._check_store(unknown)
         cov = self.covariates
         store_pos = cov.store_pos(store)
         values, source, holiday, holiday_source = resolve_covariates(cov, store_pos, week)

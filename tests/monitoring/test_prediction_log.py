@@ -71,6 +71,55 @@ def test_concurrent_threads_lose_nothing(mon_app):
     assert _count(storage) == 6 * 40 * 3
 
 
+def test_each_request_gets_the_ids_of_its_own_rows(mon_app):
+    """Requests that share one group commit each get back the ids of the rows they sent, in order."""
+    storage = mon_app.extensions["storage"]
+    answers: dict[str, list[int]] = {}
+    start = threading.Barrier(8)
+
+    def serve(worker: int) -> None:
+        start.wait()
+        for i in range(25):
+            rid = f"{worker}-{i}"
+            answers[rid] = log_predictions(
+                storage, simple_predictions(1 + i % 3), source="api", request_id=rid, latency_ms=1
+            )
+
+    threads = [threading.Thread(target=serve, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with storage.session() as session:
+        stored = dict(session.execute(select(PredictionLog.id, PredictionLog.request_id)).all())
+    for rid, ids in answers.items():
+        assert ids == sorted(ids) and {stored[i] for i in ids} == {rid}
+    assert len(stored) == sum(len(ids) for ids in answers.values())
+
+
+def test_a_failed_commit_fails_every_request_in_it(mon_app):
+    """No request is answered as logged when its rows were not committed."""
+    storage = mon_app.extensions["storage"]
+    PredictionLog.__table__.drop(storage.engine)
+    failures = []
+
+    def serve(worker: int) -> None:
+        try:
+            rows = simple_predictions(2)
+            log_predictions(storage, rows, source="api", request_id=str(worker), latency_ms=1)
+        except Exception as error:  # noqa: BLE001 - the test collects what each request saw
+            failures.append(error)
+
+    threads = [threading.Thread(target=serve, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(failures) == 6
+    PredictionLog.__table__.create(storage.engine)
+    assert log_predictions(storage, simple_predictions(1), source="api", request_id="after", latency_ms=1)
+
+
 def _process_writer(url: str, worker: int, requests: int) -> None:
     storage = Storage(url)
     for i in range(requests):
