@@ -10,6 +10,7 @@ With open_when_unset (writing actual sales), a server without a token lets every
 from __future__ import annotations
 
 import hmac
+import re
 from pathlib import PurePath
 from typing import Any
 
@@ -70,6 +71,21 @@ def path_name(value: Any) -> Any:
     if not isinstance(value, str) or ("/" not in value and "\\" not in value):
         return value
     return PurePath(value.replace("\\", "/")).name or value
+
+
+# An absolute path of two parts or more (/app/models/x.joblib), quoted or not; "/ready" is left alone.
+_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+([\w.@+-]+)")
+
+
+def without_paths(text: Any) -> Any:
+    """Free text (an error, a traceback's last line) with every server path cut to its file name."""
+    return _SERVER_PATH.sub(r"\1", text) if isinstance(text, str) else text
+
+
+def last_line(text: Any) -> str:
+    """A stored error's last line (a traceback's exception) without server paths, for anonymous pages."""
+    lines = str(text or "").strip().splitlines()
+    return without_paths(lines[-1]) if lines else ""
 
 
 def is_admin() -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.forecasting.forecaster import ForecastError
+from app.serving.holder import ModelUnavailable
 from app.web import context
 from app.web.apidoc import json_body, json_object, openapi_document, operation, query_args
 from app.web.csv_io import decode, parse_csv, predictions_csv, validate_batch
@@ -65,32 +66,46 @@ def health() -> Any:
 @operation(
     "Readiness",
     "service",
-    description="A production model is loaded and the database answers; 503 (same body) otherwise.",
+    description=(
+        "This worker serves the registry's production version and the database answers; 503 (same body) "
+        "otherwise, naming the version it serves and the production version when they differ."
+    ),
     ok=ReadyResponse,
     ok_description="Ready",
-    errors={503: "Not ready: no model loaded, or the database is unreachable"},
+    errors={
+        503: "Not ready: no model loaded, a version other than production's, or the database is unreachable"
+    },
     error_models={503: ReadyResponse},
 )
 def ready() -> Any:
-    """Ready to serve: a production model is loaded and the database answers; 503 otherwise."""
+    """Ready to serve: this worker serves the production version and the database answers; 503 otherwise.
+
+    A worker that cannot load production's artifact and still holds another version is not ready,
+    whatever it answers meanwhile: behind a load balancer it is taken out until production loads.
+    """
     holder = current_app.extensions["model_holder"]
     database = current_app.extensions["storage"].ping()
     version, why = None, None
     try:
         version = str(holder.get().version)
     except Exception as error:  # noqa: BLE001 - ModelUnavailable or a registry failure: not ready
-        why = str(error)
+        why = str(error) if isinstance(error, ModelUnavailable) else "the model registry cannot be read"
     loaded = version is not None
+    other = holder.not_production() if loaded else None
+    if other:
+        why = other
     if not database:
         why = "the database is unreachable"
+    ok = loaded and database and not other
     body = {
-        "status": "ready" if loaded and database else "unavailable",
+        "status": "ready" if ok else "unavailable",
         "model_loaded": loaded,
         "database": database,
         "model_version": version,
+        "production_version": holder.production_version,
         "detail": why,
     }
-    return body, 200 if loaded and database else 503
+    return body, 200 if ok else 503
 
 
 @bp.post("/predict")

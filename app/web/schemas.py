@@ -397,7 +397,8 @@ class ReadyResponse(BaseModel):
     status: str = Field(description="`ready` or `unavailable`")
     model_loaded: bool
     database: bool
-    model_version: str | None = None
+    model_version: str | None = Field(None, description="the version this worker serves")
+    production_version: str | None = Field(None, description="the registry's production version")
     detail: str | None = None
 
 
