@@ -126,6 +126,13 @@ def predict(rows: list[PredictRequest], *, source: str, explain: bool = False) -
     )
 
 
+def predict_batch(
+    rows: list[PredictRequest], write: Callable[[list[dict[str, Any]]], T], *, source: str = "batch"
+) -> predictions.ServedBatch[T]:
+    """A validated batch of any size, predicted and logged chunk by chunk (see predictions.predict_batch)."""
+    return _call(predictions.predict_batch, forecaster(), rows, _caller(source), write)
+
+
 def forecast(req: ForecastRequest, *, source: str, explain: bool | None = None) -> Served:
     """`explain`: None takes the request's own flag."""
     return _call(

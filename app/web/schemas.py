@@ -150,7 +150,7 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[PredictRequest] = Field(description="at most MAX_BATCH_ROWS rows (1,000 by default)")
+    rows: list[PredictRequest] = Field(description="at most MAX_BATCH_ROWS rows (100,000 by default)")
 
 
 def _one_name_for_the_first_week(data: Any) -> Any:
