@@ -25,7 +25,7 @@ from app.web import (
     security,
     store_pages,
 )
-from app.web.admin_auth import last_line, path_name
+from app.web.admin_auth import last_line, path_name, without_paths
 
 # Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
 csrf = CSRFProtect()
@@ -65,6 +65,7 @@ def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
     # Pages show artifact and data names and a stored error's last line, never server paths.
     app.add_template_filter(path_name, "path_name")
     app.add_template_filter(last_line, "last_line")
+    app.add_template_filter(without_paths, "without_paths")
 
     @app.context_processor
     def _model_version() -> dict[str, Any]:

@@ -98,7 +98,11 @@ def is_admin() -> bool:
 
 
 def public_row(row: dict[str, Any], admin: bool = False) -> dict[str, Any]:
-    """A registry row for the caller: artifact and data names for anyone, whole server paths for an admin."""
+    """A registry row for the caller: artifact and data names (and errors without server paths) for
+    anyone, whole server paths for an admin."""
     if admin:
         return row
-    return {**row, **{name: path_name(row[name]) for name in SERVER_PATH_FIELDS if name in row}}
+    public = {**row, **{name: path_name(row[name]) for name in SERVER_PATH_FIELDS if name in row}}
+    if "error" in public:
+        public["error"] = without_paths(public["error"])
+    return public
