@@ -38,7 +38,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def post_fork(server, worker):
-    """Give each worker its own database connections.
+    """Give each worker its own database connections and its own first look at the registry.
 
     With preload_app the engine (and any connection the master opened while loading the app) is
     inherited through fork; two processes sharing one socket corrupt each other's conversations.
@@ -49,6 +49,11 @@ def post_fork(server, worker):
     if storage is not None:
         storage.engine.dispose(close=False)
         server.log.debug("worker %s: inherited database pool disposed", worker.pid)
+    # The model inherited from the master may be older than production (a worker restarted after a
+    # promotion): the first request checks the registry instead of serving it for a refresh interval.
+    holder = getattr(app, "extensions", {}).get("model_holder")
+    if holder is not None:
+        holder.mark_check_due()
 
 
 def when_ready(server):

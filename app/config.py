@@ -45,7 +45,7 @@ class Config:
     STORECAST_ADMIN_TOKEN: str | None = None
     MODEL_NAME = "storecast"
     MODEL_REFRESH_SECONDS = 5.0
-    MAX_BATCH_ROWS = 1000
+    MAX_BATCH_ROWS = 100_000  # a chain-week of every store and department is about 3,000
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024
     MAX_ACTUALS_BYTES = 32 * 1024 * 1024  # actual-sales uploads: a whole train.csv (12.8 MB) fits
     ACTUALS_MAX_SALES_MULTIPLE = 10.0  # weekly sales beyond this multiple of the series' largest are refused

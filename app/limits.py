@@ -16,19 +16,30 @@ from typing import Any
 import orjson
 
 MAX_DETAILS = 50  # problems listed in one error response; the rest are counted
+# A batch answer lists a problem for every bad row of a full batch (MAX_BATCH_ROWS rows) and counts any
+# beyond: a batch is fixed in one round, and the answer stays within a few MB.
+MAX_BATCH_DETAILS = 100_000
 MAX_CSV_COLUMNS = 64  # the widest file read (features.csv) has 12
 MAX_HEADER_BYTES = 16 * 1024  # the header line of a CSV
 MAX_JSON_DEPTH = 32  # the deepest body read ({"covariates": [{...}]}) is 3 levels
 
 
 class InputRejected(ValueError):
-    """Input refused before it was processed: status (400, 413, 422...), a message and field details."""
+    """Input refused before it was processed: status (400, 413, 422...), a message and field details
+    (at most `limit` of them, then one that counts the rest)."""
 
-    def __init__(self, status: int, message: str, details: Iterable[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: Iterable[dict[str, Any]] | None = None,
+        limit: int = MAX_DETAILS,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        self.details = cap_details(details or [])
+        self.limit = limit
+        self.details = cap_details(details or [], limit)
 
 
 def problem(field: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -28,7 +28,27 @@ FORMAT = 2
 
 
 class ArtifactError(Exception):
-    """An artifact that must not be loaded (tampered, wrong versions, missing files)."""
+    """An artifact that must not be loaded (tampered, wrong versions, missing files).
+
+    Its message names files by their name only: it reaches answers, pages and alerts that anyone
+    may read, where a server path would tell an attacker where the models live.
+    """
+
+
+def artifact_problem(error: BaseException, path: str | Path) -> str:
+    """Why an artifact failed to load, naming its files without their server directory.
+
+    An ArtifactError already says it that way; an OSError or an unpickling error may carry the whole
+    path (PermissionError's text does), so every form of it is cut to the file name.
+    """
+    path = Path(path)
+    text = str(error) or type(error).__name__
+    for whole in (path.with_suffix(".json"), path.with_suffix(".joblib"), path):
+        text = text.replace(str(whole), whole.name)
+    parent = str(path.parent)
+    if parent not in ("", "."):
+        text = text.replace(parent + "/", "").replace(parent, "the models directory")
+    return text
 
 
 @dataclass
@@ -107,11 +127,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     meta_path = path if path.suffix == ".json" else path.with_suffix(".json")
     if not meta_path.exists():
-        raise ArtifactError(f"metadata file {meta_path} is missing")
+        raise ArtifactError(f"metadata file {meta_path.name} is missing")
     try:
         return json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"metadata file {meta_path} is not valid JSON: {exc}") from None
+        raise ArtifactError(f"metadata file {meta_path.name} is not valid JSON: {exc}") from None
 
 
 def load_forecaster(path: str | Path, expected_sha256: str | None = None) -> Any:
@@ -120,7 +140,7 @@ def load_forecaster(path: str | Path, expected_sha256: str | None = None) -> Any
     if path.suffix == ".json":
         path = path.with_suffix(".joblib")
     if not path.exists():
-        raise ArtifactError(f"artifact {path} does not exist")
+        raise ArtifactError(f"artifact {path.name} does not exist")
     meta = read_metadata(path)
     actual = sha256_file(path)
     for label, want in (

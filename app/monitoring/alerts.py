@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.forecasting.artifacts import artifact_problem
 from app.storage import Alert, AlertDelivery, DriftReport, PerformanceSnapshot, Storage, get_row, utcnow
 
 log = logging.getLogger(__name__)
@@ -210,22 +212,31 @@ def evaluate(session: Session, config: Mapping[str, Any]) -> dict[str, Any]:
 
 def open_artifact_alert(storage: Storage, row: Any, error: BaseException | str) -> None:
     """Open (or refresh) the critical "artifact" alert of a refused version: one per version, however
-    many workers refuse the same file (open_alert dedupes by kind and key)."""
+    many workers refuse the same file (open_alert dedupes by kind and key).
+
+    The text says what every worker does, whichever worker wrote it, and names the artifact's file
+    only: alerts reach the monitoring page and the webhook, where no server path belongs.
+    """
     version = int(row.version)
+    artifact = PurePath(str(row.artifact_path)).name
+    reason = artifact_problem(error, row.artifact_path) if isinstance(error, BaseException) else error
     with storage.session() as session:
         open_alert(
             session,
             "artifact",
             "critical",
-            f"production version v{version} was refused: its artifact failed to load ({error}). "
-            "The previous version keeps serving; roll back or promote another version.",
+            f"production version v{version} cannot be loaded from its artifact {artifact} ({reason}). "
+            f"A worker that already holds v{version} in memory keeps serving it; any other worker "
+            "reports not ready (/ready 503) and answers predictions with the version it holds, named in "
+            "every answer, or 503 when it holds none. Restore the artifact, or roll back or promote "
+            "another version.",
             {
                 "version": version,
                 "name": row.name,
-                "artifact_path": row.artifact_path,
+                "artifact": artifact,
                 "expected_sha256": row.artifact_sha256,
-                "error": str(error)[:1000],
+                "error": reason[:1000],
             },
             key=f"{row.name}:v{version}",
         )
-    log.critical("artifact of %s v%s refused: %s", row.name, version, error)
+    log.critical("artifact of %s v%s refused: %s", row.name, version, reason)

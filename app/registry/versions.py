@@ -90,14 +90,18 @@ def parse_version(value: str | int) -> int:
 
 
 def verify_artifact(path: str | Path, expected_sha256: str) -> None:
-    """Raise ArtifactIntegrityError unless the file exists and hashes to what was registered."""
+    """Raise ArtifactIntegrityError unless the file exists and hashes to what was registered.
+
+    The message names the file only: it reaches the registry's pages and API answers.
+    """
+    name = Path(path).name
     try:
         actual = sha256_file(path)
     except OSError as error:
-        raise ArtifactIntegrityError(f"artifact {path} cannot be read: {error.strerror or error}") from error
+        raise ArtifactIntegrityError(f"artifact {name} cannot be read: {error.strerror or error}") from error
     if actual != expected_sha256:
         raise ArtifactIntegrityError(
-            f"artifact {path} has SHA-256 {actual[:12]}..., registered {expected_sha256[:12]}...: "
+            f"artifact {name} has SHA-256 {actual[:12]}..., registered {expected_sha256[:12]}...: "
             "it was modified or corrupted"
         )
 

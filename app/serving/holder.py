@@ -6,6 +6,15 @@ the actuals; only when that id changes is the artifact loaded (hash checked) and
 when actuals arrived is the model rolled forward to the newest week of known sales (same fitted model,
 features at the new origin). So a promotion, a rollback or a week of actuals reaches every worker
 within a few seconds, with no restart and no per-request reload.
+
+When production's artifact cannot be loaded (missing, corrupted, made with other libraries), a worker
+that already holds that same production version keeps serving its copy in memory: it is the version
+the registry names, so nothing changes for callers. A worker that holds another version (forked from a
+master that loaded an older one, or running when a broken version was promoted) keeps answering
+predictions with the version it holds rather than failing every request, but never as if it were
+production: every prediction names the version that made it (`model_version`, the X-Model-Version
+header), and /ready answers 503 naming both versions until production loads, so a load balancer takes
+the worker out and an operator sees why. A worker holding nothing answers 503.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.forecasting.artifacts import ArtifactError, load_forecaster
+from app.forecasting.artifacts import ArtifactError, artifact_problem, load_forecaster
 from app.forecasting.forecaster import Forecaster
 from app.loop.history import actuals_stamp, roll_forward
 from app.storage import ModelVersion, Storage, production_row
@@ -35,15 +44,16 @@ class ModelHolder:
     """The worker's production Forecaster: a cheap registry check every few seconds, a swap on change.
 
     A production version whose artifact fails to load (missing, tampered, wrong library versions)
-    is refused; the version already in memory keeps serving and `on_load_failure(version_row, error)`
-    is told (the registry opens an alert).
+    is refused; the version already in memory keeps serving (see the module's docstring for what that
+    means for /ready and the answers) and `on_load_failure(version_row, reason)` is told, the reason
+    naming files without their server directory (the registry opens an alert).
     """
 
     def __init__(self, storage: Storage, model_name: str, refresh_seconds: float) -> None:
         self.storage = storage
         self.model_name = model_name
         self.refresh_seconds = refresh_seconds
-        self.on_load_failure: Callable[[Any, BaseException], None] | None = None
+        self.on_load_failure: Callable[[Any, str], None] | None = None
         self._forecaster: Forecaster | None = None  # the production model rolled to the newest actuals
         self._base: Forecaster | None = None  # the production model as trained
         self._actuals_stamp: tuple | None = None
@@ -51,7 +61,8 @@ class ModelHolder:
         self._loaded_version: int | None = None
         self._refused_id: int | None = None
         self._refused_at = 0.0
-        self._refused_error: str | None = None
+        self._refused_error: str | None = None  # why, naming the artifact's file only
+        self._production_version: int | None = None  # the registry's, as of the last check
         self._checked_at: float | None = None  # never checked yet
         self._lock = threading.Lock()
 
@@ -84,6 +95,7 @@ class ModelHolder:
             except Exception:  # database unreachable: keep serving what we have
                 log.exception("registry check failed")
                 return
+            self._production_version = None if row is None else row.version
             if row is None:
                 return
             if row.id == self._loaded_id:  # e.g. rolled back to what we serve: any refusal is over
@@ -114,7 +126,7 @@ class ModelHolder:
         try:
             forecaster = load_forecaster(row.artifact_path, expected_sha256=row.artifact_sha256)
         except (ArtifactError, OSError, EOFError, ValueError) as error:
-            log.error(
+            log.error(  # the server's log may name the whole path; answers and alerts do not
                 "refusing %s v%s (%s): %s; still serving %s",
                 self.model_name,
                 row.version,
@@ -122,10 +134,11 @@ class ModelHolder:
                 error,
                 f"v{self._loaded_version}" if self._loaded_version else "nothing",
             )
-            self._refused_id, self._refused_at, self._refused_error = row.id, time.monotonic(), str(error)
+            reason = artifact_problem(error, row.artifact_path)
+            self._refused_id, self._refused_at, self._refused_error = row.id, time.monotonic(), reason
             if self.on_load_failure is not None:
                 try:
-                    self.on_load_failure(row, error)
+                    self.on_load_failure(row, reason)
                 except Exception:  # an alert that cannot be written must not stop serving
                     log.exception("on_load_failure callback failed")
             return
@@ -149,10 +162,33 @@ class ModelHolder:
         """The version this worker serves ("v3"), or None."""
         return f"v{self._loaded_version}" if self._loaded_version is not None else None
 
+    @property
+    def production_version(self) -> str | None:
+        """The registry's production version as of the last check ("v4"), or None."""
+        return f"v{self._production_version}" if self._production_version is not None else None
+
+    def not_production(self) -> str | None:
+        """Why this worker does not serve the registry's production version, or None when it does.
+
+        Names versions and the artifact's file, never a server path: /ready shows it to anyone.
+        """
+        production = self.production_version
+        if production is None or production == self.version:
+            return None
+        serving = f"serves {self.version}" if self.version else "serves no model"
+        why = f": {self._refused_error}" if self._refused_error else " (not loaded yet)"
+        return f"this worker {serving} but the production version is {production}{why}"
+
+    def mark_check_due(self) -> None:
+        """Check the registry on the next request (a forked worker must not trust the master's look)."""
+        self._checked_at = None
+
     def status(self) -> dict[str, Any]:
         """What this worker serves and whether it refused something (for pages and health checks)."""
         return {
             "serving": self.version,
+            "production": self.production_version,
+            "not_production": self.not_production(),
             "refused": self._refused_error is not None,
             "refused_error": self._refused_error,
             "seconds_since_check": round(time.monotonic() - self._checked_at, 1)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from app.forecasting.calendar import friday_on_or_after
 from app.forecasting.explain import rounded
@@ -22,6 +22,7 @@ from app.monitoring.prediction_log import log_predictions
 from app.storage import Storage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,49 @@ def predict(model: Forecaster, rows: list[dict[str, Any]], caller: Caller, expla
     latency = (time.perf_counter() - started) * 1000
     shaped = log_and_shape(predictions, caller, latency)
     return Served(shaped, _version(model, predictions), caller.request_id, latency)
+
+
+BATCH_CHUNK = 5_000  # rows predicted, logged and shaped together: what a large batch holds at once
+
+
+@dataclass
+class ServedBatch(Generic[T]):
+    """A batch's predictions, written chunk by chunk (`parts`), and what produced them."""
+
+    parts: list[T]
+    count: int
+    model_version: str
+    request_id: str
+    latency_ms: float
+
+
+def predict_batch(
+    model: Forecaster,
+    rows: Sequence[Any],
+    caller: Caller,
+    write: Callable[[list[dict[str, Any]]], T],
+    chunk: int = BATCH_CHUNK,
+) -> ServedBatch[T]:
+    """Predict a batch of any size in chunks; each chunk is logged (one transaction), shaped and handed
+    to `write` (which turns it into bytes, CSV text or a summary), so a 100,000-row batch never holds
+    every prediction object, log row and answer dict at once, and the log's write lock is held for one
+    chunk at a time.
+
+    `rows` are the batch's validated rows (anything with to_row(), or row dicts). Every row is checked
+    before the first chunk (check_rows): a chunk that still fails raises before its rows are logged.
+    """
+    parts: list[T] = []
+    version = ""
+    latency = 0.0
+    for start in range(0, len(rows), chunk):
+        part = [row.to_row() if hasattr(row, "to_row") else row for row in rows[start : start + chunk]]
+        started = time.perf_counter()
+        predictions = model.predict_rows(part)
+        elapsed = (time.perf_counter() - started) * 1000
+        latency += elapsed
+        version = version or _version(model, predictions)
+        parts.append(write(log_and_shape(predictions, caller, elapsed)))
+    return ServedBatch(parts, len(rows), version or _version(model, []), caller.request_id, latency)
 
 
 def default_start(model: Any) -> dt.date:

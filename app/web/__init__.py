@@ -13,6 +13,7 @@ from app.web import (
     api,
     batch_pages,
     charts,
+    context,
     errors,
     loop_api,
     loop_pages,
@@ -24,7 +25,7 @@ from app.web import (
     security,
     store_pages,
 )
-from app.web.admin_auth import path_name
+from app.web.admin_auth import last_line, path_name, without_paths
 
 # Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
 csrf = CSRFProtect()
@@ -60,12 +61,17 @@ def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
     request_metrics.init_app(app, request_log)
     # First of all before-request hooks: Flask-WTF's CSRF check parses the form, under this limit.
     app.before_request_funcs.setdefault(None, []).insert(0, _upload_limit)
-    app.add_template_filter(path_name, "path_name")  # pages show artifact and data names, never server paths
+    app.after_request(context.version_headers)
+    # Pages show artifact and data names and a stored error's last line, never server paths.
+    app.add_template_filter(path_name, "path_name")
+    app.add_template_filter(last_line, "last_line")
+    app.add_template_filter(without_paths, "without_paths")
 
     @app.context_processor
     def _model_version() -> dict[str, Any]:
         # What is in memory now; never triggers a registry check or a load.
-        return {"model_version": app.extensions["model_holder"].version}
+        holder = app.extensions["model_holder"]
+        return {"model_version": holder.version, "model_not_production": holder.not_production()}
 
     if not app.testing:
         # Warm vl-convert in the worker that will render (after any gunicorn fork), off the request path.

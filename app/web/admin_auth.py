@@ -10,6 +10,7 @@ With open_when_unset (writing actual sales), a server without a token lets every
 from __future__ import annotations
 
 import hmac
+import re
 from pathlib import PurePath
 from typing import Any
 
@@ -72,6 +73,21 @@ def path_name(value: Any) -> Any:
     return PurePath(value.replace("\\", "/")).name or value
 
 
+# An absolute path of two parts or more (/app/models/x.joblib), quoted or not; "/ready" is left alone.
+_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+([\w.@+-]+)")
+
+
+def without_paths(text: Any) -> Any:
+    """Free text (an error, a traceback's last line) with every server path cut to its file name."""
+    return _SERVER_PATH.sub(r"\1", text) if isinstance(text, str) else text
+
+
+def last_line(text: Any) -> str:
+    """A stored error's last line (a traceback's exception) without server paths, for anonymous pages."""
+    lines = str(text or "").strip().splitlines()
+    return without_paths(lines[-1]) if lines else ""
+
+
 def is_admin() -> bool:
     """The request carries the configured admin bearer token."""
     try:
@@ -82,7 +98,11 @@ def is_admin() -> bool:
 
 
 def public_row(row: dict[str, Any], admin: bool = False) -> dict[str, Any]:
-    """A registry row for the caller: artifact and data names for anyone, whole server paths for an admin."""
+    """A registry row for the caller: artifact and data names (and errors without server paths) for
+    anyone, whole server paths for an admin."""
     if admin:
         return row
-    return {**row, **{name: path_name(row[name]) for name in SERVER_PATH_FIELDS if name in row}}
+    public = {**row, **{name: path_name(row[name]) for name in SERVER_PATH_FIELDS if name in row}}
+    if "error" in public:
+        public["error"] = without_paths(public["error"])
+    return public

@@ -11,9 +11,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.forecasting.forecaster import ForecastError
+from app.limits import MAX_BATCH_DETAILS
+from app.serving.holder import ModelUnavailable
 from app.web import context
 from app.web.apidoc import json_body, json_object, openapi_document, operation, query_args
-from app.web.csv_io import decode, parse_csv, predictions_csv, validate_batch
+from app.web.csv_io import csv_answer, csv_part, decode, json_answer, json_part, parse_csv, validate_batch
 from app.web.errors import ApiError, detail
 from app.web.model_card import model_features as features_of
 from app.web.model_card import model_summary
@@ -65,32 +67,46 @@ def health() -> Any:
 @operation(
     "Readiness",
     "service",
-    description="A production model is loaded and the database answers; 503 (same body) otherwise.",
+    description=(
+        "This worker serves the registry's production version and the database answers; 503 (same body) "
+        "otherwise, naming the version it serves and the production version when they differ."
+    ),
     ok=ReadyResponse,
     ok_description="Ready",
-    errors={503: "Not ready: no model loaded, or the database is unreachable"},
+    errors={
+        503: "Not ready: no model loaded, a version other than production's, or the database is unreachable"
+    },
     error_models={503: ReadyResponse},
 )
 def ready() -> Any:
-    """Ready to serve: a production model is loaded and the database answers; 503 otherwise."""
+    """Ready to serve: this worker serves the production version and the database answers; 503 otherwise.
+
+    A worker that cannot load production's artifact and still holds another version is not ready,
+    whatever it answers meanwhile: behind a load balancer it is taken out until production loads.
+    """
     holder = current_app.extensions["model_holder"]
     database = current_app.extensions["storage"].ping()
     version, why = None, None
     try:
         version = str(holder.get().version)
     except Exception as error:  # noqa: BLE001 - ModelUnavailable or a registry failure: not ready
-        why = str(error)
+        why = str(error) if isinstance(error, ModelUnavailable) else "the model registry cannot be read"
     loaded = version is not None
+    other = holder.not_production() if loaded else None
+    if other:
+        why = other
     if not database:
         why = "the database is unreachable"
+    ok = loaded and database and not other
     body = {
-        "status": "ready" if loaded and database else "unavailable",
+        "status": "ready" if ok else "unavailable",
         "model_loaded": loaded,
         "database": database,
         "model_version": version,
+        "production_version": holder.production_version,
         "detail": why,
     }
-    return body, 200 if loaded and database else 503
+    return body, 200 if ok else 503
 
 
 @bp.post("/predict")
@@ -119,7 +135,7 @@ def predict() -> Any:
     "Predict many rows",
     "predictions",
     description=(
-        'At most MAX_BATCH_ROWS (1,000) rows as JSON `{"rows": [...]}` or a `text/csv` body with the '
+        'At most MAX_BATCH_ROWS (100,000) rows as JSON `{"rows": [...]}` or a `text/csv` body with the '
         "Kaggle train.csv/test.csv columns (Store, Dept, Date, IsHoliday, ...). One invalid row rejects "
         "the batch with a 422 listing every bad row by index (and CSV line) and field. `?format=csv` "
         "(or `Accept: text/csv`) returns the predictions as CSV."
@@ -163,23 +179,26 @@ def predict_batch() -> Any:
             "unsupported content type: send application/json or text/csv",
             [detail("Content-Type", f"got {request.mimetype or 'none'}")],
         )
-    valid, errors = validate_batch(rows, lines)
-    if errors:
-        bad = len({e.get("row") for e in errors})
-        raise ApiError(422, f"{bad} invalid row{'s' if bad != 1 else ''}: nothing was predicted", errors)
-    served = context.predict(valid, source="batch")
+    checked = validate_batch(rows, lines)
+    del rows  # the raw rows are not needed once validated: a large batch holds one copy
+    if checked.errors:
+        bad = checked.bad_rows
+        raise ApiError(
+            422,
+            f"{bad:,} invalid row{'s' if bad != 1 else ''}: nothing was predicted",
+            checked.errors,
+            limit=MAX_BATCH_DETAILS,
+        )
     if params.format == "csv" or request.accept_mimetypes.best == "text/csv":
-        body = predictions_csv(served.predictions, passthrough if passthrough and passthrough[0] else None)
-        response = Response(body, mimetype="text/csv")
+        extra = passthrough if passthrough and passthrough[0] else None
+        served = context.predict_batch(checked.valid, csv_part(extra))
+        response = Response(csv_answer(served.parts, extra), mimetype="text/csv")
         response.headers["Content-Disposition"] = "attachment; filename=predictions.csv"
         response.headers["X-Model-Version"] = served.model_version
         return response
-    return {
-        "model_version": served.model_version,
-        "request_id": served.request_id,
-        "count": len(served.predictions),
-        "predictions": served.predictions,
-    }
+    served = context.predict_batch(checked.valid, json_part)
+    head = {"model_version": served.model_version, "request_id": served.request_id, "count": served.count}
+    return Response(json_answer(head, "predictions", served.parts), mimetype="application/json")
 
 
 @bp.post("/forecast")

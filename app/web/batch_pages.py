@@ -6,11 +6,11 @@ import datetime as dt
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 
 from app.limits import cap_details
 from app.web import context, downloads, page_helpers
-from app.web.csv_io import decode, parse_csv, predictions_csv, validate_batch
+from app.web.csv_io import csv_answer, csv_part, decode, parse_csv, validate_batch
 from app.web.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,7 @@ bp = Blueprint("batch_pages", __name__)
 
 BATCH_PREVIEW_ROWS = 10
 BATCH_RESULT_ROWS = 50
+BATCH_PAGE_PROBLEMS = 500  # problems a page lists; the rest are counted
 
 
 @bp.route("/batch", methods=["GET", "POST"])
@@ -69,32 +70,39 @@ def _run_batch(data: bytes, view: dict[str, Any]) -> int:
         "count": len(parsed.rows),
     }
     try:
-        valid, errors = validate_batch(parsed.rows, parsed.lines)
+        checked = validate_batch(parsed.rows, parsed.lines)
     except ApiError as error:
         view["message"] = error.message
         return error.status
-    if errors:
-        view["errors"] = cap_details(errors)
-        bad = len({e.get("row") for e in errors})
+    if checked.errors:
+        # The page lists the first problems; the API answer (and a re-upload) names every one.
+        view["errors"] = cap_details(checked.errors, BATCH_PAGE_PROBLEMS)
         view["message"] = (
-            f"{view['filename']} was not predicted: {bad} of {len(parsed.rows)} rows are invalid. "
-            "Fix them and upload again."
+            f"{view['filename']} was not predicted: {checked.bad_rows:,} of {len(parsed.rows):,} rows are "
+            "invalid. Fix them and upload again."
         )
         return 422
+    extra = parsed.passthrough if parsed.passthrough and parsed.passthrough[0] else None
+    summary = {"rows": [], "total": 0.0, "cold_starts": 0}
+    to_csv = csv_part(extra)
+
+    def write(chunk: list[dict[str, Any]]) -> str:
+        room = BATCH_RESULT_ROWS - len(summary["rows"])
+        summary["rows"] += chunk[:room] if room > 0 else []
+        summary["total"] += sum(p["prediction"] for p in chunk)
+        summary["cold_starts"] += sum(1 for p in chunk if p["cold_start"])
+        return to_csv(chunk)
+
     try:
-        served = context.predict(valid, source="batch")
+        served = context.predict_batch(checked.valid, write)
     except ApiError as error:
         view["message"] = error.message
         view["errors"] = error.details
         return error.status
-    extra = parsed.passthrough if parsed.passthrough and parsed.passthrough[0] else None
-    token = downloads.keep(predictions_csv(served.predictions, extra))
-    predictions = served.predictions
+    token = downloads.keep(csv_answer(served.parts, extra))
     view["result"] = {
-        "count": len(predictions),
-        "rows": predictions[:BATCH_RESULT_ROWS],
-        "total": sum(p["prediction"] for p in predictions),
-        "cold_starts": sum(1 for p in predictions if p["cold_start"]),
+        **summary,
+        "count": served.count,
         "download": url_for("batch_pages.batch_download", token=token),
         "model_version": served.model_version,
     }
@@ -104,12 +112,16 @@ def _run_batch(data: bytes, view: dict[str, Any]) -> int:
 @bp.get("/batch/<token>.csv")
 def batch_download(token: str) -> Any:
     """The results of an uploaded batch (kept for an hour)."""
-    text = downloads.fetch(token)
-    if text is None:
+    path = downloads.kept_path(token)
+    if path is None:
         abort(404, description="These results have expired; upload the file again.")
-    response = Response(text, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f"attachment; filename=storecast_batch_{dt.date.today()}.csv"
-    return response
+    return send_file(
+        path,
+        mimetype="text/csv",
+        as_attachment=True,
+        download_name=f"storecast_batch_{dt.date.today()}.csv",
+        max_age=0,
+    )
 
 
 # model

@@ -60,19 +60,40 @@ def request_id() -> str:
 
 
 def forecaster() -> Forecaster:
-    """The production Forecaster, or ApiError 503 when none can be served."""
+    """The production Forecaster, or ApiError 503 when none can be served.
+
+    The answer's headers name the version that answers (X-Model-Version) and the registry's
+    production version (X-Production-Version): they differ only while this worker cannot load
+    production's artifact, and then /ready is 503 too (app/serving/holder.py says why it still answers).
+    """
     try:
-        return holder().get()
+        model = holder().get()
     except ModelUnavailable as error:
         raise ApiError(503, str(error), [detail("model", "no production model is loaded")]) from None
+    if has_request_context():
+        g.served_versions = (str(model.version), holder().production_version)
+    return model
+
+
+def version_headers(response: Any) -> Any:
+    """X-Model-Version and X-Production-Version on every answer a model made (see forecaster())."""
+    served = g.get("served_versions")
+    if served:
+        response.headers.setdefault("X-Model-Version", served[0])
+        if served[1]:
+            response.headers.setdefault("X-Production-Version", served[1])
+    return response
 
 
 def forecaster_or_none() -> Forecaster | None:
     """The production Forecaster, or None: pages render their no-model state instead of an error."""
     try:
-        return holder().get()
+        model = holder().get()
     except ModelUnavailable:
         return None
+    if has_request_context():
+        g.served_versions = (str(model.version), holder().production_version)
+    return model
 
 
 def _caller(source: str) -> Caller:
@@ -103,6 +124,13 @@ def predict(rows: list[PredictRequest], *, source: str, explain: bool = False) -
         _caller(source),
         explain,
     )
+
+
+def predict_batch(
+    rows: list[PredictRequest], write: Callable[[list[dict[str, Any]]], T], *, source: str = "batch"
+) -> predictions.ServedBatch[T]:
+    """A validated batch of any size, predicted and logged chunk by chunk (see predictions.predict_batch)."""
+    return _call(predictions.predict_batch, forecaster(), rows, _caller(source), write)
 
 
 def forecast(req: ForecastRequest, *, source: str, explain: bool | None = None) -> Served:

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+import orjson
+from pydantic import TypeAdapter, ValidationError
 
-from app.limits import InputRejected, csv_header
+from app.limits import MAX_BATCH_DETAILS, InputRejected, csv_header
 from app.web import context
 from app.web.errors import ApiError, detail
-from app.web.schemas import CSV_COLUMNS, CSV_NULLS, CSV_PASSTHROUGH, ROWS, PredictRequest
+from app.web.schemas import CSV_COLUMNS, CSV_NULLS, CSV_PASSTHROUGH, ROWS, PredictionOut, PredictRequest
 
 REQUIRED = ("store", "dept", "date")
 
@@ -151,48 +152,105 @@ def parse_csv(text: str, max_rows: int) -> ParsedBatch:
     return ParsedBatch(rows=rows, lines=lines, columns=[m[1] for m in mapping], passthrough=passthrough)
 
 
+VALIDATION_CHUNK = 5_000  # rows per schema call: only one chunk's pydantic errors are held at once
+
+
+class Problems:
+    """A batch's problems in one pass: up to `limit` details listed, the rest counted, bad rows tallied."""
+
+    def __init__(self, limit: int = MAX_BATCH_DETAILS) -> None:
+        self.limit = limit
+        self.details: list[dict[str, Any]] = []
+        self.more = 0
+        self.rows: set[int] = set()
+
+    def add(self, item: dict[str, Any]) -> None:
+        if isinstance(item.get("row"), int):
+            self.rows.add(item["row"])
+        if len(self.details) < self.limit:
+            self.details.append(item)
+        else:
+            self.more += 1
+
+    def listed(self) -> list[dict[str, Any]]:
+        """In row order (a row's schema problems before the model's), then the count of the rest."""
+        ordered = sorted(self.details, key=lambda e: e.get("row", -1))
+        if self.more:
+            ordered.append(detail("details", f"and {self.more:,} more problems not listed", count=self.more))
+        return ordered
+
+
+def _schema_problem(e: Any, start: int, lines: list[int] | None) -> dict[str, Any]:
+    loc = e["loc"]
+    if not loc or not isinstance(loc[0], int):
+        return detail("rows", e["msg"])
+    index = start + loc[0]
+    name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+    message = str(e["msg"]).removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        message = "unknown field"
+    item = detail(f"rows[{index}]{name}", message, row=index)
+    if lines is not None:
+        item["line"] = lines[index]
+    return item
+
+
+def _schema_check(
+    rows: list[Any], lines: list[int] | None, problems: Problems
+) -> list[PredictRequest | None]:
+    """Every row through the one schema, VALIDATION_CHUNK rows at a time; None in place of a bad row."""
+    checked: list[PredictRequest | None] = []
+    for start in range(0, len(rows), VALIDATION_CHUNK):
+        chunk = rows[start : start + VALIDATION_CHUNK]
+        bad: set[Any] = set()
+        try:
+            checked.extend(ROWS.validate_python(chunk))
+            continue
+        except ValidationError as error:
+            for e in error.errors(include_url=False):
+                item = _schema_problem(e, start, lines)
+                bad.add(item.get("row"))
+                problems.add(item)
+        for offset, raw in enumerate(chunk):
+            checked.append(None if start + offset in bad else PredictRequest.model_validate(raw))
+    return checked
+
+
 def validate_rows(
     rows: list[Any], lines: list[int] | None = None
 ) -> tuple[list[PredictRequest], list[dict[str, Any]]]:
     """All rows through the one schema; every error with its row index (and CSV line)."""
-    try:
-        return ROWS.validate_python(rows), []
-    except ValidationError as error:
-        errors = []
-        for e in error.errors(include_url=False):
-            loc = e["loc"]
-            if not loc or not isinstance(loc[0], int):
-                errors.append(detail("rows", e["msg"]))
-                continue
-            index = loc[0]
-            name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
-            message = (
-                "unknown field"
-                if e["type"] == "extra_forbidden"
-                else str(e["msg"]).removeprefix("Value error, ")
-            )
-            item = detail(f"rows[{index}]{name}", message, row=index)
-            if lines is not None:
-                item["line"] = lines[index]
-            errors.append(item)
-        return [], errors
+    problems = Problems()
+    checked = _schema_check(rows, lines, problems)
+    if problems.details:
+        return [], problems.listed()
+    return [row for row in checked if row is not None], []
 
 
-def validate_batch(
-    rows: list[Any], lines: list[int] | None = None
-) -> tuple[list[PredictRequest], list[dict[str, Any]]]:
+@dataclass
+class CheckedBatch:
+    """A batch after every check: the rows when all are valid, else the problems and how many rows."""
+
+    valid: list[PredictRequest]
+    errors: list[dict[str, Any]]
+    bad_rows: int
+
+
+def validate_batch(rows: list[Any], lines: list[int] | None = None) -> CheckedBatch:
     """Every problem of every row in one pass: the schema's, then the served model's (unknown store,
-    week out of range) for the rows the schema accepts, in row order. Valid rows only without errors."""
-    valid, errors = validate_rows(rows, lines)
-    if errors:
-        bad = {e.get("row") for e in errors}
-        indexes = [i for i in range(len(rows)) if i not in bad]
-        accepted = [PredictRequest.model_validate(rows[i]) for i in indexes]
-    else:
-        indexes, accepted = list(range(len(rows))), valid
-    errors = errors + context.check_rows(accepted, lines, indexes)
-    errors.sort(key=lambda e: e.get("row", -1))  # stable: a row's schema problems before the model's
-    return ([] if errors else valid), errors
+    week out of range) for the rows the schema accepts, in row order. Valid rows only without errors.
+
+    Up to MAX_BATCH_DETAILS problems are listed (one per row of a full batch), the rest counted.
+    """
+    problems = Problems()
+    checked = _schema_check(rows, lines, problems)
+    indexes = [i for i, row in enumerate(checked) if row is not None]
+    accepted = [checked[i] for i in indexes] if problems.details else checked
+    for item in context.check_rows(accepted, lines, indexes):  # type: ignore[arg-type]
+        problems.add(item)
+    if problems.details:
+        return CheckedBatch([], problems.listed(), len(problems.rows))
+    return CheckedBatch(checked, [], 0)  # type: ignore[arg-type]
 
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -220,12 +278,66 @@ def predictions_csv(
     columns: Sequence[str] = PREDICTION_COLUMNS,
 ) -> str:
     """Predictions (their API dicts) as CSV, with any passthrough columns (Weekly_Sales, Id) first."""
+    return csv_header_line(extra, columns) + _csv_rows(predictions, extra, 0, columns)
+
+
+def csv_header_line(
+    extra: list[dict[str, str]] | None = None, columns: Sequence[str] = PREDICTION_COLUMNS
+) -> str:
     out = io.StringIO()
-    predictions = list(predictions)
+    csv.writer(out, lineterminator="\n").writerow([*(list(extra[0]) if extra else []), *columns])
+    return out.getvalue()
+
+
+def csv_part(extra: list[dict[str, str]] | None = None) -> Callable[[list[dict[str, Any]]], str]:
+    """A batch writer (predictions.predict_batch): each chunk's rows as CSV text, with the passthrough
+    columns of the same file lines."""
+    done = [0]
+
+    def write(chunk: list[dict[str, Any]]) -> str:
+        text = _csv_rows(chunk, extra, done[0])
+        done[0] += len(chunk)
+        return text
+
+    return write
+
+
+def csv_answer(parts: list[str], extra: list[dict[str, str]] | None = None) -> list[str]:
+    """A whole CSV answer from a batch's parts (sent as they are: no second copy is joined)."""
+    return [csv_header_line(extra), *parts]
+
+
+# The answer model writes each chunk: what a batch answer holds is what BatchResponse documents.
+_PREDICTIONS_OUT = TypeAdapter(list[PredictionOut])
+
+
+def json_part(chunk: list[dict[str, Any]]) -> bytes:
+    """A batch writer: a chunk of predictions as the inside of a JSON array (PredictionOut's fields)."""
+    return _PREDICTIONS_OUT.dump_json(_PREDICTIONS_OUT.validate_python(chunk), exclude_unset=True)[1:-1]
+
+
+def json_answer(head: dict[str, Any], key: str, parts: list[bytes]) -> list[bytes]:
+    """`head` plus `key`: the array of every part, as the pieces of one JSON object (no joined copy)."""
+    pieces = [orjson.dumps(head)[:-1] + b',"' + key.encode() + b'":[']
+    for part in parts:
+        if part:
+            if len(pieces) > 1:
+                pieces.append(b",")
+            pieces.append(part)
+    pieces.append(b"]}")
+    return pieces
+
+
+def _csv_rows(
+    predictions: Iterable[Mapping[str, Any]],
+    extra: list[dict[str, str]] | None,
+    offset: int,
+    columns: Sequence[str] = PREDICTION_COLUMNS,
+) -> str:
+    out = io.StringIO()
     extra_columns = list(extra[0]) if extra else []
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*extra_columns, *columns])
-    for i, item in enumerate(predictions):
+    for i, item in enumerate(predictions, start=offset):
         values = []
         for column in columns:
             value = item.get(column, "")

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from flask import current_app
@@ -37,23 +38,34 @@ def _prune(directory: Path) -> None:
             pass
 
 
-def keep(text: str) -> str:
-    """Store a CSV a page offers for download; returns its token."""
+def keep(text: str | Iterable[str]) -> str:
+    """Store a CSV a page offers for download (whole, or in parts written one after another); its token."""
     directory = _directory()
     _prune(directory)
     token = uuid.uuid4().hex
-    (directory / f"{token}.csv").write_text(text, encoding="utf-8")
+    with (directory / f"{token}.csv").open("w", encoding="utf-8", newline="") as handle:
+        for part in [text] if isinstance(text, str) else text:
+            handle.write(part)
     return token
 
 
-def fetch(token: str) -> str | None:
-    """The kept CSV, or None when the token is malformed, unknown or expired."""
+def kept_path(token: str) -> Path | None:
+    """The kept CSV's file (a large one is sent from disk), or None when malformed, unknown or expired."""
     if not TOKEN.match(token):
         return None
     path = _directory() / f"{token}.csv"
     try:
         if path.stat().st_mtime < time.time() - KEEP_SECONDS:
             return None
-        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return path
+
+
+def fetch(token: str) -> str | None:
+    """The kept CSV, or None when the token is malformed, unknown or expired."""
+    path = kept_path(token)
+    try:
+        return None if path is None else path.read_text(encoding="utf-8")
     except OSError:
         return None

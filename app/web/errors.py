@@ -16,7 +16,7 @@ from markupsafe import escape
 from pydantic import ValidationError
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestTimeout
 
-from app.limits import InputRejected, cap_details, problem
+from app.limits import MAX_DETAILS, InputRejected, cap_details, problem
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +36,24 @@ class ApiError(InputRejected):
         message: str,
         details: Sequence[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        limit: int = MAX_DETAILS,
     ) -> None:
-        super().__init__(status, message, details)
+        super().__init__(status, message, details, limit)
         self.headers = headers or {}
 
 
 detail = problem
 
 
-def api_error(status: int, message: str, details: Iterable[dict[str, Any]] | None = None) -> Response:
+def api_error(
+    status: int, message: str, details: Iterable[dict[str, Any]] | None = None, limit: int = MAX_DETAILS
+) -> Response:
     """The one JSON error shape: {"error": message, "details": [{"field", "message"}, ...]}.
 
-    Details are capped (app.limits.MAX_DETAILS, then a count of the rest) so that no input, however
-    wrong, makes a large error response.
+    Details are capped (app.limits.MAX_DETAILS unless the error says otherwise, then a count of the
+    rest) so that no input, however wrong, makes a large error response.
     """
-    response = jsonify({"error": message, "details": cap_details(details or [])})
+    response = jsonify({"error": message, "details": cap_details(details or [], limit)})
     response.status_code = status
     return response
 
@@ -105,7 +108,7 @@ TITLES = {403: "Forbidden", 503: "Service unavailable"}
 def error_response(error: InputRejected) -> Response:
     """The one rendering of a refused request: the JSON shape under /api, the error page elsewhere."""
     if wants_json():
-        response = api_error(error.status, error.message, error.details)
+        response = api_error(error.status, error.message, error.details, getattr(error, "limit", MAX_DETAILS))
     else:
         body, status = _html_error(error.status, TITLES.get(error.status, "Request failed"), error.message)
         response = Response(body, status=status, mimetype="text/html")

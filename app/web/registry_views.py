@@ -21,7 +21,7 @@ from flask import (
     url_for,
 )
 
-from app.forecasting.artifacts import read_metadata
+from app.forecasting.artifacts import artifact_problem, read_metadata
 from app.forecasting.intervals import bucket_sort_key
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
@@ -341,7 +341,7 @@ def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
         card = model_card_context(_version_metadata(version))
     except Exception as error:  # noqa: BLE001 - a card that cannot be built is reported on the page
         log.warning("model card of %s unavailable: %s", version["label"], error)
-        return {"card_error": str(error)}
+        return {"card_error": artifact_problem(error, version["artifact_path"])}
     card["version"] = version["label"]
     return card
 

@@ -150,7 +150,7 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[PredictRequest] = Field(description="at most MAX_BATCH_ROWS rows (1,000 by default)")
+    rows: list[PredictRequest] = Field(description="at most MAX_BATCH_ROWS rows (100,000 by default)")
 
 
 def _one_name_for_the_first_week(data: Any) -> Any:
@@ -397,7 +397,8 @@ class ReadyResponse(BaseModel):
     status: str = Field(description="`ready` or `unavailable`")
     model_loaded: bool
     database: bool
-    model_version: str | None = None
+    model_version: str | None = Field(None, description="the version this worker serves")
+    production_version: str | None = Field(None, description="the registry's production version")
     detail: str | None = None
 
 

@@ -119,3 +119,73 @@ def _first_series(forecaster):
     store = forecaster.stores()[0]
     dept = forecaster.departments(store)[0]
     return store, dept, (pd.Timestamp(forecaster.origin) + pd.Timedelta(weeks=1)).date()
+
+
+def _valid_row(forecaster) -> dict:
+    store, dept, week = _first_series(forecaster)
+    return {"store": int(store), "dept": int(dept), "date": week.isoformat()}
+
+
+def test_a_worker_left_on_another_version_is_not_ready_and_labels_every_answer(tmp_path, artifacts):
+    """One worker loaded v2 before its file was corrupted, another still holds v1: the first keeps its
+    copy of production, the second answers as v1 with /ready 503 naming both, and no text shows a path."""
+    models_dir = str(artifacts[0].path.parent)
+    stale = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
+    current = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
+    storage = stale.extensions["storage"]
+    register(stale, artifacts[0])
+    register(stale, artifacts[1])
+    assert stale.extensions["model_holder"].get().version == "v1"
+    versions.promote(storage, "storecast", 2, by="tests")
+    assert current.extensions["model_holder"].get().version == "v2"
+    flip_bytes(artifacts[1].path)
+
+    ready = stale.test_client().get("/api/v1/ready")
+    body = ready.get_json()
+    assert ready.status_code == 503 and body["status"] == "unavailable"
+    assert body["model_version"] == "v1" and body["production_version"] == "v2"
+    assert "serves v1" in body["detail"] and "production version is v2" in body["detail"]
+    assert artifacts[1].path.name in body["detail"] and models_dir not in ready.get_data(as_text=True)
+
+    held = current.test_client().get("/api/v1/ready")  # the last good copy of production itself
+    assert held.status_code == 200 and held.get_json()["model_version"] == "v2"
+
+    row = _valid_row(stale.extensions["model_holder"].get())
+    answer = stale.test_client().post("/api/v1/predict", json=row)
+    assert answer.status_code == 200 and answer.get_json()["model_version"] == "v1"
+    assert answer.headers["X-Model-Version"] == "v1" and answer.headers["X-Production-Version"] == "v2"
+    same = current.test_client().post("/api/v1/predict", json=row)
+    assert same.headers["X-Model-Version"] == same.headers["X-Production-Version"] == "v2"
+
+    page = stale.test_client().get("/monitoring").get_data(as_text=True)
+    assert 'data-testid="not-production"' in page and models_dir not in page
+    assert models_dir not in stale.test_client().get("/models").get_data(as_text=True)
+    with storage.session() as session:
+        alert = session.scalars(select(Alert).where(Alert.kind == "artifact")).one()
+        assert models_dir not in alert.message and models_dir not in str(alert.details)
+        assert artifacts[1].path.name in alert.message and "/ready 503" in alert.message
+        assert "keeps serving it" in alert.message
+
+
+def test_a_missing_artifact_is_named_without_its_server_path(tmp_path, artifacts):
+    app = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
+    register(app, artifacts[0])
+    models_dir = str(artifacts[0].path.parent)
+    artifacts[0].path.unlink()
+    client = app.test_client()
+
+    predicted = client.post("/api/v1/predict", json={"store": 1, "dept": 1, "date": "2012-11-02"})
+    assert predicted.status_code == 503
+    assert f"artifact {artifacts[0].path.name} does not exist" in predicted.get_json()["error"]
+    ready = client.get("/api/v1/ready")
+    assert ready.status_code == 503 and ready.get_json()["production_version"] == "v1"
+    for text in (
+        predicted.get_data(as_text=True),
+        ready.get_data(as_text=True),
+        client.get("/monitoring").get_data(as_text=True),
+        client.get("/models").get_data(as_text=True),
+    ):
+        assert models_dir not in text
+    with app.extensions["storage"].session() as session:
+        alert = session.scalars(select(Alert).where(Alert.kind == "artifact")).one()
+        assert models_dir not in alert.message and "does not exist" in alert.message

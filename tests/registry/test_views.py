@@ -196,3 +196,16 @@ def test_anonymous_callers_see_artifact_names_not_server_paths(
     assert client.get(f"/api/v1/runs/{run.id}", headers=admin).get_json()["artifact_path"] == str(
         artifacts[0].path
     )
+
+
+def test_a_failed_run_shows_anyone_its_error_without_server_paths(registry_app, tmp_path):
+    storage = registry_app.extensions["storage"]
+    missing = tmp_path / "walmart" / "train.csv"
+    with pytest.raises(FileNotFoundError), runs.track_run(storage, "train", "hgb") as run:
+        missing.open()
+    client = registry_app.test_client()
+    for url in ("/api/v1/runs", f"/api/v1/runs/{run.id}", "/runs", f"/runs/{run.id}"):
+        text = client.get(url).get_data(as_text=True)
+        assert str(tmp_path) not in text and "train.csv" in text, url
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert str(missing) in client.get(f"/api/v1/runs/{run.id}", headers=admin).get_json()["error"]

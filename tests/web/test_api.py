@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.factory import create_app
 from app.forecasting.features import feature_label
 from app.storage import PredictionLog
-from app.web.schemas import ForecastResponse, PredictResponse
+from app.web.schemas import BatchResponse, ForecastResponse, PredictResponse
 from tests.conftest import make_test_app, register_production
 
 ANY_ROW = {"store": 1, "dept": 1, "date": "2012-11-02"}  # for apps without a model: never predicted
@@ -266,7 +266,7 @@ def test_batch_shape_errors(client, row):
 
 
 def test_batch_over_the_limit_is_413_naming_it(model_app, client, row, known):
-    limit = model_app.config["MAX_BATCH_ROWS"]
+    model_app.config["MAX_BATCH_ROWS"] = limit = 40
     body = assert_error(client.post("/api/v1/predict/batch", json={"rows": [row] * (limit + 1)}), 413, "rows")
     assert str(limit) in body["error"]
     csv_body = "Store,Dept,Date\n" + f"{known.store},{known.dept},{known.week}\n" * (limit + 1)
@@ -579,3 +579,58 @@ def test_real_model_batch_csv(client, forecaster, known):
     text = "Store,Dept,Date,IsHoliday\n" + "".join(f"{known.store},{d},{known.week},FALSE\n" for d in depts)
     response = client.post("/api/v1/predict/batch", data=io.BytesIO(text.encode()), content_type="text/csv")
     assert response.status_code == 200 and response.get_json()["count"] == len(depts) == 3
+
+
+def _chain_rows(known, count: int) -> list[dict]:
+    """`count` valid rows over the model's series and the next weeks, in a repeating order."""
+    pairs = [(known.store, known.dept), (known.store, known.dept2)]
+    pairs += [(known.other_store, dept) for dept in known.other_depts]
+    return [
+        {
+            "store": pairs[i % len(pairs)][0],
+            "dept": pairs[i % len(pairs)][1],
+            "date": known.weeks_after(i % 8),
+        }
+        for i in range(count)
+    ]
+
+
+def test_a_large_batch_lists_every_bad_row_in_one_answer(model_app, client, known):
+    """More bad rows than a usual error lists, across several validation chunks: each one, in row order,
+    by row and field, schema problems and the model's alike; nothing predicted or logged."""
+    rows = _chain_rows(known, 12_000)
+    for i in range(0, 12_000, 10):
+        rows[i]["dept"] = 0
+    for i in range(3, 12_000, 40):
+        rows[i]["store"] = known.unknown_store
+    body = assert_error(client.post("/api/v1/predict/batch", json={"rows": rows}), 422)
+    expected = sorted(
+        [(i, f"rows[{i}].dept") for i in range(0, 12_000, 10)]
+        + [(i, f"rows[{i}].store") for i in range(3, 12_000, 40)]
+    )
+    assert [(d["row"], d["field"]) for d in body["details"]] == expected
+    assert body["error"] == f"{len(expected):,} invalid rows: nothing was predicted"
+    assert logged(model_app) == 0
+
+
+def test_a_batch_of_several_chunks_answers_every_row_in_order(model_app, client, known):
+    rows = _chain_rows(known, 12_000)
+    answer = client.post("/api/v1/predict/batch", json={"rows": rows})
+    assert answer.status_code == 200
+    body = BatchResponse.model_validate_json(answer.get_data())  # the documented shape, whole
+    assert body.count == len(body.predictions) == 12_000
+    assert [(p.store, p.dept, p.week.isoformat()) for p in body.predictions] == [
+        (r["store"], r["dept"], r["date"]) for r in rows
+    ]
+    assert len({p.prediction_id for p in body.predictions}) == 12_000 == logged(model_app, source="batch")
+
+    text = "Id,Store,Dept,Date\n" + "".join(
+        f"id-{i},{r['store']},{r['dept']},{r['date']}\n" for i, r in enumerate(rows)
+    )
+    answer = client.post("/api/v1/predict/batch?format=csv", data=text, content_type="text/csv")
+    lines = answer.get_data(as_text=True).splitlines()
+    assert answer.status_code == 200 and len(lines) == 12_001 and lines[0].startswith("id,store,dept,week")
+    assert all(
+        line.startswith(f"id-{i},{r['store']},{r['dept']},{r['date']},")
+        for i, (line, r) in enumerate(zip(lines[1:], rows, strict=True))
+    )

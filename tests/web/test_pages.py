@@ -294,12 +294,33 @@ def test_batch_upload_reports_every_invalid_row_in_one_pass(model_app, client, k
     assert logged(model_app, "batch") == 0
 
 
+def test_a_chain_week_upload_is_predicted_and_its_bad_rows_counted(model_app, client, known):
+    """A file past the old cap: predicted whole when valid; when not, the page lists the first problems
+    and counts the rest (the API answer names every one)."""
+    pairs = [(known.store, known.dept), (known.store, known.dept2), (known.other_store, known.missing_dept)]
+    rows = [f"{s},{d},{known.weeks_after(i % 4)}" for i in range(3_000) for s, d in [pairs[i % 3]]]
+    html = upload(client, "Store,Dept,Date\n" + "\n".join(rows) + "\n").get_data(as_text=True)
+    assert "3,000 rows predicted" in html and logged(model_app, "batch") == 3_000
+    link = re.search(r'href="(/batch/[0-9a-f]{32}\.csv)"', html).group(1)
+    assert len(client.get(link).get_data(as_text=True).splitlines()) == 3_001
+
+    bad = [row if i % 5 else f"0,{row.split(',', 1)[1]}" for i, row in enumerate(rows)]
+    response = upload(client, "Store,Dept,Date\n" + "\n".join(bad) + "\n", HTMX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "600 of 3,000 rows are invalid" in html
+    assert (
+        len(re.findall(r'<tr class="row-error"><td class="num">\d+<', html)) == 500
+        and "and 100 more problems not listed" in html
+    )
+
+
 def test_batch_bad_files(client, known):
     assert upload(client, "Shop,Dept\n1,1\n").status_code == 400
     assert "unknown column" in upload(client, "Shop,Dept\n1,1\n").get_data(as_text=True)
-    big = "Store,Dept,Date\n" + f"{known.store},{known.dept},{known.week}\n" * 1001
+    client.application.config["MAX_BATCH_ROWS"] = 20
+    big = "Store,Dept,Date\n" + f"{known.store},{known.dept},{known.week}\n" * 21
     response = upload(client, big)
-    assert response.status_code == 413 and "1000" in response.get_data(as_text=True)
+    assert response.status_code == 413 and "at most 20 rows" in response.get_data(as_text=True)
     response = client.post("/batch", data={"csrf_token": token(client, "/batch")})
     assert response.status_code == 422 and "Choose a CSV file" in response.get_data(as_text=True)
 
