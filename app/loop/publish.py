@@ -11,12 +11,12 @@ import datetime as dt
 import io
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 import pandas as pd
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, CursorResult, delete, func, select
 
 from app.forecasting.engine import LOCAL, Engine, ModelSource, forecast_run
 from app.forecasting.forecaster import BANDS, MAX_HORIZON, Forecaster
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CSV_HEADER = ["Store", "Dept", "Date", "lag", *BANDS]
 _ROW_COLUMNS = ("store", "dept", "week", "lag", *BANDS)
 _INSERT_CHUNK = 50_000
+CSV_CHUNK_ROWS = 5_000  # rows read from the database and formatted at a time while a CSV streams
 
 
 @dataclass
@@ -195,42 +196,93 @@ def latest_run(storage: Storage, lineage: str | None = None) -> PublishedRun | N
         return _published(run) if run is not None else None
 
 
-def run_rows(storage: Storage, run_id: int, store: int | None = None, dept: int | None = None) -> list[dict]:
-    """The stored rows of a run (one series when store and dept are given), by store, dept and week."""
+def _rows_query(run_id: int, store: int | None = None, dept: int | None = None) -> Any:
     table = ForecastRow.__table__
     query = select(*(table.c[c] for c in _ROW_COLUMNS)).where(table.c.run_id == run_id)
     if store is not None:
         query = query.where(table.c.store == store)
     if dept is not None:
         query = query.where(table.c.dept == dept)
+    return query.order_by(table.c.store, table.c.dept, table.c.week)
+
+
+def run_rows(storage: Storage, run_id: int, store: int | None = None, dept: int | None = None) -> list[dict]:
+    """The stored rows of a run (one series when store and dept are given), by store, dept and week."""
     with storage.engine.connect() as connection:
-        result = connection.execute(query.order_by(table.c.store, table.c.dept, table.c.week))
-        return [dict(row._mapping) for row in result]
+        return [dict(row._mapping) for row in connection.execute(_rows_query(run_id, store, dept))]
+
+
+def _csv_text(rows: Iterable[Mapping[str, Any]], header: bool = False) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(CSV_HEADER)
+    writer.writerows(
+        [row["store"], row["dept"], row["week"].isoformat(), row["lag"]]
+        + [f"{row[band]:.2f}" for band in BANDS]
+        for row in rows
+    )
+    return buffer.getvalue()
 
 
 def csv_lines(rows: list[dict]) -> Iterator[str]:
-    """A run's rows as CSV text, header first (Store,Dept,Date,lag,prediction,lower_80,...)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for row in rows:
-        writer.writerow(
-            [row["store"], row["dept"], row["week"].isoformat(), row["lag"]]
-            + [f"{row[band]:.2f}" for band in BANDS]
-        )
-        if buffer.tell() > 1 << 16:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    """Rows already read (run_rows) as CSV text, header first (Store,Dept,Date,lag,prediction,...)."""
+    yield _csv_text([], header=True)
+    for start in range(0, len(rows), CSV_CHUNK_ROWS):
+        yield _csv_text(rows[start : start + CSV_CHUNK_ROWS])
+
+
+class RunCsv:
+    """A stored run as CSV text, read from the database CSV_CHUNK_ROWS rows at a time as it is
+    consumed, so memory stays flat whatever the run's size (a server-side cursor on PostgreSQL).
+
+    The query runs when the object is made, so a database that is down or locked fails before the
+    first byte is sent; the connection stays open until the last chunk, an error or close(). Each
+    chunk holds whole rows: a stream cut by an error never ends in half a row.
+    """
+
+    def __init__(self, storage: Storage, run_id: int) -> None:
+        self.rows = 0
+        self._connection = storage.engine.connect()
+        try:
+            self._result: CursorResult = self._connection.execution_options(
+                stream_results=True, yield_per=CSV_CHUNK_ROWS
+            ).execute(_rows_query(run_id))
+        except BaseException:
+            self._connection.close()
+            raise
+        self._chunks = self._generate()
+
+    def _generate(self) -> Iterator[str]:
+        try:
+            yield _csv_text([], header=True)
+            for partition in self._result.mappings().partitions():
+                self.rows += len(partition)
+                yield _csv_text(partition)
+        finally:
+            self._connection.close()
+
+    def __iter__(self) -> RunCsv:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading and give the connection back (a client that went away)."""
+        self._chunks.close()
+        self._connection.close()
 
 
 def write_csv(storage: Storage, run_id: int, out: IO[str]) -> int:
-    """Write a run's rows as CSV to `out`; returns the number of rows."""
-    rows = run_rows(storage, run_id)
-    for chunk in csv_lines(rows):
-        out.write(chunk)
-    return len(rows)
+    """Write a run's rows as CSV to `out`, streamed from the database; returns the number of rows."""
+    chunks = RunCsv(storage, run_id)
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+    finally:
+        chunks.close()
+    return chunks.rows
 
 
 def published_against_actuals(storage: Storage, store: int, dept: int, lag: int = 1) -> list[dict]:

@@ -1,7 +1,8 @@
 """The weekly loop under /api/v1: published forecast runs (metadata, CSV, one series) and accuracy by lag.
 
-Runs are read as stored: the CSV streams the rows that were published, never a new forecast.
-Errors are the API's one JSON shape; an unknown run or series is a 404.
+Runs are read as stored: the CSV streams the rows that were published, never a new forecast, a chunk
+of rows at a time from the database (a worker's memory does not grow with the run). Errors are the
+API's one JSON shape; an unknown run or series is a 404.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, stream_with_context
 
 from app.loop import publish
 from app.loop.history import lineage_of
@@ -56,8 +57,9 @@ def _latest() -> publish.PublishedRun:
 
 
 def _csv(run: publish.PublishedRun) -> Response:
-    rows = publish.run_rows(context.storage(), run.id)
-    response = Response(publish.csv_lines(rows), mimetype="text/csv")
+    rows = publish.RunCsv(context.storage(), run.id)  # the query runs now: a database error is a 503
+    response = Response(stream_with_context(rows), mimetype="text/csv")
+    response.call_on_close(rows.close)
     response.headers["Content-Disposition"] = f"attachment; filename={published.csv_name(run)}"
     response.headers["X-Forecast-Run"] = str(run.id)
     return response

@@ -63,6 +63,23 @@ def _old_run(storage, newest: publish.PublishedRun, weeks_before: int) -> int:
         return run.id
 
 
+def test_a_run_csv_streams_in_chunks_of_whole_rows_and_gives_its_connection_back(loop_app, monkeypatch):
+    storage = loop_app.extensions["storage"]
+    run = publish.publish(storage, production_forecaster(storage, loop_app.config["MODEL_NAME"]))
+    monkeypatch.setattr(publish, "CSV_CHUNK_ROWS", 100)
+    chunks = list(publish.RunCsv(storage, run.id))
+    assert len(chunks) == 1 + -(-run.rows // 100)  # the header, then 100 rows at a time
+    assert all(chunk.endswith("\n") for chunk in chunks)
+    assert "".join(chunks) == "".join(publish.csv_lines(publish.run_rows(storage, run.id)))
+    assert storage.engine.pool.checkedout() == 0
+
+    stopped = publish.RunCsv(storage, run.id)  # a client that goes away after the first rows
+    next(stopped), next(stopped)
+    assert storage.engine.pool.checkedout() == 1
+    stopped.close()
+    assert storage.engine.pool.checkedout() == 0
+
+
 def test_the_retention_job_deletes_runs_whose_weeks_are_all_past_the_retention(loop_app):
     storage = loop_app.extensions["storage"]
     newest = publish.publish(storage, production_forecaster(storage, loop_app.config["MODEL_NAME"]))
