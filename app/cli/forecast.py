@@ -19,6 +19,7 @@ from flask.cli import with_appcontext
 
 from app.cli.data import load_dataset
 from app.cli.db import SchemaGroup, requires_schema
+from app.cli.files import written_atomically
 from app.config import train_params
 from app.forecasting.engine import ENGINES, Engine
 from app.loop import history, publish, weekly
@@ -30,7 +31,10 @@ forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan o
 
 @forecast_cli.command("publish")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="also write the rows as CSV"
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the rows as CSV (written to a temporary file, then renamed into place)",
 )
 @click.option(
     "--engine",
@@ -57,7 +61,7 @@ def publish_command(out: Path | None, engine_kind: str | None) -> None:
         f"weeks scored: {len(turn['weeks_scored'])}"
     )
     if out is not None:
-        with out.open("w", newline="") as handle:
+        with written_atomically(out) as handle:
             count = publish.write_csv(storage, run.id, handle)
         click.echo(f"wrote {out} ({count:,} rows)")
 
@@ -132,7 +136,7 @@ def replay_command(
     )
     if forecasts is not None:
         began = time.perf_counter()
-        with forecasts.open("w", newline="") as handle:
+        with written_atomically(forecasts) as handle:
             count = write_forecasts(storage, handle)
         click.echo(f"wrote {forecasts} ({count:,} forecasts, {time.perf_counter() - began:.0f}s)")
     if json_out is not None:
