@@ -2,6 +2,8 @@
 
 A run is computed once, stored (forecast_runs, forecast_rows) and then only read: its CSV, a series'
 forecasts and the lag scoring all come from the stored rows, so what was published is what is judged.
+There is one run per (data week, model version) (a unique index): a second publish of the same week
+returns the stored run, however many processes publish at once; only `force` replaces it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,25 @@ import io
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import pandas as pd
 from sqlalchemy import Connection, CursorResult, delete, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.forecasting.engine import LOCAL, Engine, ModelSource, forecast_run
 from app.forecasting.forecaster import BANDS, MAX_HORIZON, Forecaster
 from app.loop.history import lineage_of
-from app.storage import ActualSale, ForecastRow, ForecastRun, Storage, get_row, utcnow
+from app.storage import (
+    ActualSale,
+    ForecastRow,
+    ForecastRun,
+    Storage,
+    get_row,
+    is_transient_database_error,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +40,11 @@ CSV_HEADER = ["Store", "Dept", "Date", "lag", *BANDS]
 _ROW_COLUMNS = ("store", "dept", "week", "lag", *BANDS)
 _INSERT_CHUNK = 50_000
 CSV_CHUNK_ROWS = 5_000  # rows read from the database and formatted at a time while a CSV streams
+# How long a publish keeps retrying while another one holds the write lock (SQLite) or the same key
+# (PostgreSQL): a large chain's run takes minutes to write.
+STORE_RETRY_SECONDS = 600.0
+
+STORED, EXISTING, REPLACED = "stored", "existing", "replaced"
 
 
 @dataclass
@@ -42,6 +58,8 @@ class PublishedRun:
     series: int
     rows: int
     seconds: float
+    # what publish() did: stored a new run, found the week's run already stored, or replaced it (force)
+    outcome: str = STORED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,32 +97,43 @@ def publish(
     now: dt.datetime | None = None,
     engine: Engine = LOCAL,
     source: ModelSource | None = None,
+    force: bool = False,
 ) -> PublishedRun:
-    """Forecast every series `weeks` ahead from the forecaster's origin on `engine` and store the run.
+    """Forecast every series `weeks` ahead from the forecaster's origin on `engine` and store the run,
+    once per (data week, model version).
 
+    When the week is already published by this version, the stored run comes back (outcome
+    "existing") and nothing is computed; a publish that loses a race to another one returns the
+    winner's run the same way. `force` replaces the stored run's rows in one transaction (outcome
+    "replaced", same id): readers see the old rows or the new ones, never a mix.
     `source` (history.rolled_production) lets Dask workers load the registered artifact themselves.
     """
+    version, through = str(forecaster.version), forecaster.data_through
+    if not force and (existing := find_run(storage, through, version)) is not None:
+        return _kept(existing)
     started = time.perf_counter()
     frame = forecast_run(forecaster, weeks, engine, source)
     computed = time.perf_counter() - started
-    with storage.session() as session:
-        run = ForecastRun(
-            created_at=now or utcnow(),
-            model_version=str(forecaster.version),
-            data_through=forecaster.data_through,
-            lineage=lineage_of(forecaster),
-            horizon=weeks,
-            series=len(frame) // weeks,  # forecast_all gives every series `weeks` rows
-            rows=len(frame),
-            seconds=0.0,
-        )
-        session.add(run)
-        session.flush()
-        _bulk_insert(session.connection(), run.id, frame)
-        run.seconds = time.perf_counter() - started
-        published = _published(run)
+    deadline = time.monotonic() + STORE_RETRY_SECONDS
+    while True:
+        try:
+            published = _store(storage, forecaster, frame, weeks, now or utcnow(), started, force)
+            break
+        except IntegrityError:  # another publish stored this week first
+            if not force and (existing := find_run(storage, through, version)) is not None:
+                return _kept(existing)
+            if time.monotonic() > deadline:
+                raise
+        except OperationalError as error:  # the database is busy writing another run: wait for it
+            if not is_transient_database_error(error) or time.monotonic() > deadline:
+                raise
+            if not force and (existing := find_run(storage, through, version)) is not None:
+                return _kept(existing)
+            log.info("database busy while storing the run of %s (%s): retrying", through, version)
+        time.sleep(0.2)
     log.info(
-        "published forecast run %d: %d rows from %s (%s) in %.1fs (%.1fs computing on %s)",
+        "%s forecast run %d: %d rows from %s (%s) in %.1fs (%.1fs computing on %s)",
+        published.outcome,
         published.id,
         published.rows,
         published.data_through,
@@ -114,6 +143,65 @@ def publish(
         engine.kind,
     )
     return published
+
+
+def _kept(run: PublishedRun) -> PublishedRun:
+    log.info(
+        "forecast run %d already holds the week from %s of %s: kept (force replaces it)",
+        run.id,
+        run.data_through,
+        run.model_version,
+    )
+    return replace(run, outcome=EXISTING)
+
+
+def _store(
+    storage: Storage,
+    forecaster: Forecaster,
+    frame: pd.DataFrame,
+    weeks: int,
+    now: dt.datetime,
+    started: float,
+    force: bool,
+) -> PublishedRun:
+    """The run and its rows in one transaction.
+
+    The run's row is written before its forecast rows, so a publish racing for the same key fails
+    (or waits for the winner) before writing any of them. `force` keeps the stored run's id and
+    replaces its rows and figures: the run is locked first (FOR UPDATE), so two forced publishes of
+    one week take turns instead of leaving both their rows under it.
+    """
+    version, through = str(forecaster.version), forecaster.data_through
+    figures = {
+        "created_at": now,
+        "lineage": lineage_of(forecaster),
+        "horizon": weeks,
+        "series": len(frame) // weeks,  # forecast_all gives every series `weeks` rows
+        "rows": len(frame),
+        "seconds": 0.0,
+    }
+    with storage.session() as session:
+        run = None
+        if force:
+            run = session.scalars(
+                select(ForecastRun)
+                .where(ForecastRun.data_through == through, ForecastRun.model_version == version)
+                .with_for_update()
+            ).first()
+        if run is None:
+            run = ForecastRun(model_version=version, data_through=through, **figures)
+            session.add(run)
+            session.flush()
+            outcome = STORED
+        else:
+            session.execute(delete(ForecastRow).where(ForecastRow.run_id == run.id))
+            for name, value in figures.items():
+                setattr(run, name, value)
+            outcome = REPLACED
+        _bulk_insert(session.connection(), run.id, frame)
+        run.seconds = time.perf_counter() - started
+        session.flush()
+        return replace(_published(run), outcome=outcome)
 
 
 def _bulk_insert(connection: Connection, run_id: int, frame: pd.DataFrame) -> None:
@@ -183,6 +271,17 @@ def list_runs(storage: Storage, limit: int = 50) -> list[PublishedRun]:
 def get_run(storage: Storage, run_id: int) -> PublishedRun | None:
     with storage.session() as session:
         run = get_row(session, ForecastRun, run_id)
+        return _published(run) if run is not None else None
+
+
+def find_run(storage: Storage, data_through: dt.date, model_version: str) -> PublishedRun | None:
+    """The run of one data week by one model version (there is at most one)."""
+    with storage.session() as session:
+        run = session.scalars(
+            select(ForecastRun).where(
+                ForecastRun.data_through == data_through, ForecastRun.model_version == model_version
+            )
+        ).first()
         return _published(run) if run is not None else None
 
 

@@ -143,8 +143,9 @@ def test_latest_csv_and_series_before_any_run_are_404(client):
 
 def test_latest_series_is_the_newest_runs_rows(model_app, client, forecaster, known):
     storage = _storage(model_app)
-    publish.publish(storage, forecaster)
-    newest = publish.publish(storage, forecaster)
+    first = publish.publish(storage, forecaster)
+    newest = publish.publish(storage, forecaster, force=True)  # replaces the week's run
+    assert newest.outcome == publish.REPLACED and newest.id == first.id
     response = client.get(f"/api/v1/forecast-runs/latest/series/{known.store}/{known.dept}")
     assert response.status_code == 200
     body = response.get_json()
