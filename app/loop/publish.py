@@ -3,7 +3,8 @@
 A run is computed once, stored (forecast_runs, forecast_rows) and then only read: its CSV, a series'
 forecasts and the lag scoring all come from the stored rows, so what was published is what is judged.
 There is one run per (data week, model version) (a unique index): a second publish of the same week
-returns the stored run, however many processes publish at once; only `force` replaces it.
+returns the stored run, however many processes publish at once; only `force` replaces it. "The latest
+run" means one thing everywhere: the newest run of the registry's production version (latest_run).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from app.forecasting.engine import LOCAL, Engine, ModelSource, forecast_run
 from app.forecasting.forecaster import BANDS, MAX_HORIZON, Forecaster
 from app.loop.history import lineage_of
+from app.registry import versions
 from app.storage import (
     ActualSale,
     ForecastRow,
@@ -263,6 +265,7 @@ def prune_runs(storage: Storage, retention_weeks: int) -> list[int]:
 
 
 def list_runs(storage: Storage, limit: int = 50) -> list[PublishedRun]:
+    """Every version's runs, newest first (the runs page labels each with its model version)."""
     with storage.session() as session:
         runs = session.scalars(select(ForecastRun).order_by(ForecastRun.id.desc()).limit(limit))
         return [_published(run) for run in runs]
@@ -285,11 +288,22 @@ def find_run(storage: Storage, data_through: dt.date, model_version: str) -> Pub
         return _published(run) if run is not None else None
 
 
-def latest_run(storage: Storage, lineage: str | None = None) -> PublishedRun | None:
-    """The newest run (of a lineage, when given)."""
-    query = select(ForecastRun).order_by(ForecastRun.data_through.desc(), ForecastRun.id.desc()).limit(1)
-    if lineage is not None:
-        query = query.where(ForecastRun.lineage == lineage)
+def latest_run(storage: Storage, model_name: str) -> PublishedRun | None:
+    """The plan of record: the newest run (by data week) of the registry's production version.
+
+    Every page, CSV, API answer and job that means "the latest run" reads this, so after a promotion
+    or a rollback they all serve the same run; runs of other versions stay listed and readable by id.
+    None without a production version or before its first run.
+    """
+    production = versions.production_version(storage, model_name)
+    if production is None:
+        return None
+    query = (
+        select(ForecastRun)
+        .where(ForecastRun.model_version == production["label"])
+        .order_by(ForecastRun.data_through.desc(), ForecastRun.id.desc())
+        .limit(1)
+    )
     with storage.session() as session:
         run = session.scalars(query).first()
         return _published(run) if run is not None else None

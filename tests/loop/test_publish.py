@@ -118,7 +118,7 @@ def test_publish_command_writes_the_run_as_csv(loop_app, tmp_path):
     result = loop_app.test_cli_runner().invoke(args=["forecast", "publish", "--out", str(out)])
     assert result.exit_code == 0, result.output
     storage = loop_app.extensions["storage"]
-    run = publish.latest_run(storage)
+    run = publish.latest_run(storage, loop_app.config["MODEL_NAME"])
     assert f"forecast run {run.id}" in result.output
     written = pd.read_csv(out)
     assert len(written) == run.rows
