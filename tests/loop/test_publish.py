@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.jobs.tasks import JOBS
 from app.loop import publish
@@ -88,6 +88,34 @@ def test_a_run_csv_streams_in_chunks_of_whole_rows_and_gives_its_connection_back
     next(stopped), next(stopped)
     assert storage.engine.pool.checkedout() == 1
     stopped.close()
+    assert storage.engine.pool.checkedout() == 0
+
+
+def _cut(storage, reading: publish.RunCsv) -> None:
+    """The database connection under a stream goes away (a server restart, a killed backend)."""
+    connection = reading._connection
+    if connection.dialect.name == "postgresql":
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with storage.engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    else:
+        connection.connection.dbapi_connection.close()
+
+
+def test_a_stream_cut_by_a_database_error_ends_on_a_whole_row(loop_app, monkeypatch):
+    storage = loop_app.extensions["storage"]
+    run = publish.publish(storage, production_forecaster(storage, loop_app.config["MODEL_NAME"]))
+    monkeypatch.setattr(publish, "CSV_CHUNK_ROWS", 100)
+    reading = publish.RunCsv(storage, run.id)
+    sent = next(reading) + next(reading)
+    _cut(storage, reading)
+    with pytest.raises(DBAPIError):
+        for chunk in reading:
+            sent += chunk
+    assert sent.endswith("\n")
+    frame = pd.read_csv(io.StringIO(sent))
+    assert 100 <= len(frame) < run.rows and not frame.isna().any().any()
+    reading.close()
     assert storage.engine.pool.checkedout() == 0
 
 
