@@ -117,6 +117,7 @@ def publish(
     frame = forecast_run(forecaster, weeks, engine, source)
     computed = time.perf_counter() - started
     deadline = time.monotonic() + STORE_RETRY_SECONDS
+    conflicts = 0
     while True:
         try:
             published = _store(storage, forecaster, frame, weeks, now or utcnow(), started, force)
@@ -124,7 +125,8 @@ def publish(
         except IntegrityError:  # another publish stored this week first
             if not force and (existing := find_run(storage, through, version)) is not None:
                 return _kept(existing)
-            if time.monotonic() > deadline:
+            conflicts += 1  # a forced publish racing another one; anything else is no race: raise
+            if conflicts > 3 or time.monotonic() > deadline:
                 raise
         except OperationalError as error:  # the database is busy writing another run: wait for it
             if not is_transient_database_error(error) or time.monotonic() > deadline:
