@@ -155,9 +155,14 @@ class ActualFeature(Base):
 
 
 class ForecastRun(Base):
-    """A published forecast run: the plan of record, 52 weeks for every series from the newest data."""
+    """A published forecast run: the plan of record, 52 weeks for every series from the newest data.
+
+    One run per (data week, model version): the unique index makes concurrent publishes of the same
+    week store one run, whoever loses the race reads the winner's (app/loop/publish.py).
+    """
 
     __tablename__ = "forecast_runs"
+    __table_args__ = (Index("uq_forecast_runs_week_version", "data_through", "model_version", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psutil
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,6 +56,7 @@ from app.forecasting.training import limit_training_threads, save_model, split_p
 from app.loop import history, publish  # noqa: E402
 from app.monitoring import prediction_log  # noqa: E402
 from app.registry import versions  # noqa: E402
+from app.storage import ForecastRun  # noqa: E402
 from benchmarks._results import load_average as load_now  # noqa: E402
 from benchmarks._results import write_json  # noqa: E402
 from benchmarks.bench_http import measure  # noqa: E402
@@ -127,11 +129,31 @@ def table_bytes(storage: Any, table: str) -> int:
             return -1
 
 
-def simulate_month(storage: Any, forecaster: Any, source: Any, result: dict[str, Any]) -> None:
+def copy_run(storage: Any, run: publish.PublishedRun, weeks_later: int) -> None:
+    """The run stored again as if published `weeks_later` weeks on (one run per week and version:
+    publishing the same week again stores nothing), rows copied in the database."""
+    through = run.data_through + dt.timedelta(weeks=weeks_later)
+    with storage.session() as session:
+        kept = ("model_version", "lineage", "horizon", "series", "rows", "seconds")
+        figures = {name: getattr(run, name) for name in kept}
+        copy = ForecastRun(data_through=through, **figures)
+        session.add(copy)
+        session.flush()
+        columns = "store, dept, week, lag, prediction, lower_80, upper_80, lower_95, upper_95, naive"
+        session.execute(
+            text(
+                f"INSERT INTO forecast_rows (run_id, {columns}) SELECT :copy, {columns} "
+                "FROM forecast_rows WHERE run_id = :run"
+            ),
+            {"copy": copy.id, "run": run.id},
+        )
+
+
+def simulate_month(storage: Any, forecaster: Any, run: publish.PublishedRun, result: dict[str, Any]) -> None:
     """Three more weekly runs (four in all), and a week of logged 13-week forecasts of every series
     written through the logging path; the log's month is four such weeks (its rows are alike)."""
-    for _ in range(MONTH_RUNS - 1):
-        publish.publish(storage, forecaster, source=source)
+    for weeks_later in range(1, MONTH_RUNS):
+        copy_run(storage, run, weeks_later)
     keys = np.flatnonzero(forecaster.state.has_history)
     weeks = [
         w.date().isoformat() for w in pd.date_range(forecaster.valid_range()[0], periods=LOG_WEEKS, freq="7D")
@@ -257,12 +279,12 @@ def run_size(stores: int, *, smoke: bool, beside: bool, dask: bool, depts: int =
         result["publish_rows_per_s"] = round(run.rows / result["publish_s"])
         if dask:
             engine = Engine("dask", workers=2 if smoke else 0)
-            timed(
+            timed(  # the same week again: replaced (force), so it is computed and stored again
                 result,
                 "publish_dask_s",
-                lambda: publish.publish(storage, forecaster, engine=engine, source=source),
+                lambda: publish.publish(storage, forecaster, engine=engine, source=source, force=True),
             )
-        simulate_month(storage, forecaster, source, result)
+        simulate_month(storage, forecaster, run, result)
         storage.dispose()
         if not smoke:
             serve_and_measure(workdir, database_url, models, result, beside, dataset)

@@ -12,10 +12,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import insert, inspect, select, text
 
 from app import migrate
-from app.storage import AlertDelivery, Base, ModelVersion, PredictionLog, Storage, make_engine
+from app.storage import (
+    AlertDelivery,
+    Base,
+    ForecastRow,
+    ForecastRun,
+    ModelVersion,
+    PredictionLog,
+    Storage,
+    make_engine,
+)
 from tests.conftest import TEST_DATABASE_URL, _test_database_url
 
 BACKENDS = [
@@ -154,6 +163,43 @@ def test_upgrade_is_idempotent(empty_database: str) -> None:
     head = migrate.current(empty_database)
     migrate.upgrade(empty_database)
     assert migrate.current(empty_database) == head
+
+
+def test_upgrade_keeps_the_newest_run_of_each_week_and_version(empty_database: str) -> None:
+    """Databases written before the unique key may hold duplicate runs: the newest of each stays."""
+    migrate.upgrade(empty_database, "0005")
+    week, other_week = dt.date(2012, 10, 26), dt.date(2012, 11, 2)
+    runs = [(1, week, "v1"), (2, week, "v1"), (3, week, "v1"), (4, week, "v2"), (5, other_week, "v1")]
+    band = {"prediction": 1.0, "lower_80": 0.0, "upper_80": 2.0, "lower_95": 0.0, "upper_95": 3.0}
+    storage = Storage(empty_database)
+    try:
+        with storage.session() as session:
+            session.execute(
+                insert(ForecastRun),
+                [
+                    {
+                        "id": i,
+                        "model_version": v,
+                        "data_through": d,
+                        "horizon": 1,
+                        "series": 1,
+                        "rows": 1,
+                        "seconds": 0.0,
+                    }  # fmt: skip
+                    for i, d, v in runs
+                ],
+            )
+            session.execute(
+                insert(ForecastRow),
+                [{"run_id": i, "store": 1, "dept": 1, "week": d, "lag": 1, **band} for i, d, _ in runs],
+            )
+        migrate.upgrade(empty_database)
+        with storage.session() as session:
+            assert session.scalars(select(ForecastRun.id).order_by(ForecastRun.id)).all() == [3, 4, 5]
+            assert session.scalars(select(ForecastRow.run_id).order_by(ForecastRow.run_id)).all() == [3, 4, 5]
+    finally:
+        storage.dispose()
+    assert _differences(empty_database) == []
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from flask.cli import with_appcontext
 
 from app.cli.data import load_dataset, require_deployment_data
 from app.cli.db import SchemaGroup, requires_schema
+from app.cli.files import written_atomically
 from app.config import train_params
 from app.forecasting.engine import ENGINES, Engine
 from app.loop import history, publish, weekly
@@ -30,7 +31,10 @@ forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan o
 
 @forecast_cli.command("publish")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="also write the rows as CSV"
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the rows as CSV (written to a temporary file, then renamed into place)",
 )
 @click.option(
     "--engine",
@@ -40,8 +44,17 @@ forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan o
     help="local: this process; dask: an embedded LocalCluster, or DASK_SCHEDULER_ADDRESS "
     "(default: FORECAST_ENGINE, else local)",
 )
-def publish_command(out: Path | None, engine_kind: str | None) -> None:
-    """Publish a run now: 52 weeks for every series from the newest week of known sales, then score."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="replace the run production already published from this week (default: keep it)",
+)
+def publish_command(out: Path | None, engine_kind: str | None, force: bool) -> None:
+    """Publish a run now: 52 weeks for every series from the newest week of known sales, then score.
+
+    One run per week and model version: when production already published this week, its run is kept
+    and reused (--force replaces it).
+    """
     app = current_app
     storage = context.storage()
     try:
@@ -49,15 +62,23 @@ def publish_command(out: Path | None, engine_kind: str | None) -> None:
     except LookupError:
         raise click.ClickException("no production model: run `flask --app wsgi train` first") from None
     engine = Engine.from_config(app.config, kind=engine_kind)
-    run = publish.publish(storage, forecaster, engine=engine, source=source)
+    run = publish.publish(storage, forecaster, engine=engine, source=source, force=force)
     turn = weekly.run_week(storage, forecaster, weekly.LoopSettings.from_config(app.config))
-    click.echo(
-        f"forecast run {run.id}: {run.rows:,} rows for {run.series:,} series from {run.data_through} "
-        f"({run.model_version}) in {run.seconds:.1f}s on {engine.kind}; "
-        f"weeks scored: {len(turn['weeks_scored'])}"
-    )
+    if run.outcome == publish.EXISTING:
+        click.echo(
+            f"forecast run {run.id} already holds the week from {run.data_through} for {run.model_version} "
+            f"({run.rows:,} rows): kept it, nothing new stored (--force replaces it); "
+            f"weeks scored: {len(turn['weeks_scored'])}"
+        )
+    else:
+        replaced = " (replacing the week's previous run)" if run.outcome == publish.REPLACED else ""
+        click.echo(
+            f"forecast run {run.id}{replaced}: {run.rows:,} rows for {run.series:,} series from "
+            f"{run.data_through} ({run.model_version}) in {run.seconds:.1f}s on {engine.kind}; "
+            f"weeks scored: {len(turn['weeks_scored'])}"
+        )
     if out is not None:
-        with out.open("w", newline="") as handle:
+        with written_atomically(out) as handle:
             count = publish.write_csv(storage, run.id, handle)
         click.echo(f"wrote {out} ({count:,} rows)")
 
@@ -133,7 +154,7 @@ def replay_command(
     )
     if forecasts is not None:
         began = time.perf_counter()
-        with forecasts.open("w", newline="") as handle:
+        with written_atomically(forecasts) as handle:
             count = write_forecasts(storage, handle)
         click.echo(f"wrote {forecasts} ({count:,} forecasts, {time.perf_counter() - began:.0f}s)")
     if json_out is not None:

@@ -2,6 +2,9 @@
 
 A run is computed once, stored (forecast_runs, forecast_rows) and then only read: its CSV, a series'
 forecasts and the lag scoring all come from the stored rows, so what was published is what is judged.
+There is one run per (data week, model version) (a unique index): a second publish of the same week
+returns the stored run, however many processes publish at once; only `force` replaces it. "The latest
+run" means one thing everywhere: the newest run of the registry's production version (latest_run).
 """
 
 from __future__ import annotations
@@ -11,24 +14,40 @@ import datetime as dt
 import io
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import pandas as pd
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, CursorResult, delete, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.forecasting.engine import LOCAL, Engine, ModelSource, forecast_run
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
 from app.forecasting.prediction import BANDS
 from app.loop.history import lineage_of
-from app.storage import ActualSale, ForecastRow, ForecastRun, Storage, get_row, utcnow
+from app.registry import versions
+from app.storage import (
+    ActualSale,
+    ForecastRow,
+    ForecastRun,
+    Storage,
+    get_row,
+    is_transient_database_error,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
 CSV_HEADER = ["Store", "Dept", "Date", "lag", *BANDS]
 _ROW_COLUMNS = ("store", "dept", "week", "lag", *BANDS)
 _INSERT_CHUNK = 50_000
+CSV_CHUNK_ROWS = 5_000  # rows read from the database and formatted at a time while a CSV streams
+# How long a publish keeps retrying while another one holds the write lock (SQLite) or the same key
+# (PostgreSQL): a large chain's run takes minutes to write.
+STORE_RETRY_SECONDS = 600.0
+
+STORED, EXISTING, REPLACED = "stored", "existing", "replaced"
 
 
 @dataclass
@@ -42,6 +61,8 @@ class PublishedRun:
     series: int
     rows: int
     seconds: float
+    # what publish() did: stored a new run, found the week's run already stored, or replaced it (force)
+    outcome: str = STORED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,32 +100,45 @@ def publish(
     now: dt.datetime | None = None,
     engine: Engine = LOCAL,
     source: ModelSource | None = None,
+    force: bool = False,
 ) -> PublishedRun:
-    """Forecast every series `weeks` ahead from the forecaster's origin on `engine` and store the run.
+    """Forecast every series `weeks` ahead from the forecaster's origin on `engine` and store the run,
+    once per (data week, model version).
 
+    When the week is already published by this version, the stored run comes back (outcome
+    "existing") and nothing is computed; a publish that loses a race to another one returns the
+    winner's run the same way. `force` replaces the stored run's rows in one transaction (outcome
+    "replaced", same id): readers see the old rows or the new ones, never a mix.
     `source` (history.rolled_production) lets Dask workers load the registered artifact themselves.
     """
+    version, through = str(forecaster.version), forecaster.data_through
+    if not force and (existing := find_run(storage, through, version)) is not None:
+        return _kept(existing)
     started = time.perf_counter()
     frame = forecast_run(forecaster, weeks, engine, source)
     computed = time.perf_counter() - started
-    with storage.session() as session:
-        run = ForecastRun(
-            created_at=now or utcnow(),
-            model_version=str(forecaster.version),
-            data_through=forecaster.data_through,
-            lineage=lineage_of(forecaster),
-            horizon=weeks,
-            series=len(frame) // weeks,  # forecast_all gives every series `weeks` rows
-            rows=len(frame),
-            seconds=0.0,
-        )
-        session.add(run)
-        session.flush()
-        _bulk_insert(session.connection(), run.id, frame)
-        run.seconds = time.perf_counter() - started
-        published = _published(run)
+    deadline = time.monotonic() + STORE_RETRY_SECONDS
+    conflicts = 0
+    while True:
+        try:
+            published = _store(storage, forecaster, frame, weeks, now or utcnow(), started, force)
+            break
+        except IntegrityError:  # another publish stored this week first
+            if not force and (existing := find_run(storage, through, version)) is not None:
+                return _kept(existing)
+            conflicts += 1  # a forced publish racing another one; anything else is no race: raise
+            if conflicts > 3 or time.monotonic() > deadline:
+                raise
+        except OperationalError as error:  # the database is busy writing another run: wait for it
+            if not is_transient_database_error(error) or time.monotonic() > deadline:
+                raise
+            if not force and (existing := find_run(storage, through, version)) is not None:
+                return _kept(existing)
+            log.info("database busy while storing the run of %s (%s): retrying", through, version)
+        time.sleep(0.2)
     log.info(
-        "published forecast run %d: %d rows from %s (%s) in %.1fs (%.1fs computing on %s)",
+        "%s forecast run %d: %d rows from %s (%s) in %.1fs (%.1fs computing on %s)",
+        published.outcome,
         published.id,
         published.rows,
         published.data_through,
@@ -114,6 +148,65 @@ def publish(
         engine.kind,
     )
     return published
+
+
+def _kept(run: PublishedRun) -> PublishedRun:
+    log.info(
+        "forecast run %d already holds the week from %s of %s: kept (force replaces it)",
+        run.id,
+        run.data_through,
+        run.model_version,
+    )
+    return replace(run, outcome=EXISTING)
+
+
+def _store(
+    storage: Storage,
+    forecaster: Forecaster,
+    frame: pd.DataFrame,
+    weeks: int,
+    now: dt.datetime,
+    started: float,
+    force: bool,
+) -> PublishedRun:
+    """The run and its rows in one transaction.
+
+    The run's row is written before its forecast rows, so a publish racing for the same key fails
+    (or waits for the winner) before writing any of them. `force` keeps the stored run's id and
+    replaces its rows and figures: the run is locked first (FOR UPDATE), so two forced publishes of
+    one week take turns instead of leaving both their rows under it.
+    """
+    version, through = str(forecaster.version), forecaster.data_through
+    figures = {
+        "created_at": now,
+        "lineage": lineage_of(forecaster),
+        "horizon": weeks,
+        "series": len(frame) // weeks,  # forecast_all gives every series `weeks` rows
+        "rows": len(frame),
+        "seconds": 0.0,
+    }
+    with storage.session() as session:
+        run = None
+        if force:
+            run = session.scalars(
+                select(ForecastRun)
+                .where(ForecastRun.data_through == through, ForecastRun.model_version == version)
+                .with_for_update()
+            ).first()
+        if run is None:
+            run = ForecastRun(model_version=version, data_through=through, **figures)
+            session.add(run)
+            session.flush()
+            outcome = STORED
+        else:
+            session.execute(delete(ForecastRow).where(ForecastRow.run_id == run.id))
+            for name, value in figures.items():
+                setattr(run, name, value)
+            outcome = REPLACED
+        _bulk_insert(session.connection(), run.id, frame)
+        run.seconds = time.perf_counter() - started
+        session.flush()
+        return replace(_published(run), outcome=outcome)
 
 
 def _bulk_insert(connection: Connection, run_id: int, frame: pd.DataFrame) -> None:
@@ -175,6 +268,7 @@ def prune_runs(storage: Storage, retention_weeks: int) -> list[int]:
 
 
 def list_runs(storage: Storage, limit: int = 50) -> list[PublishedRun]:
+    """Every version's runs, newest first (the runs page labels each with its model version)."""
     with storage.session() as session:
         runs = session.scalars(select(ForecastRun).order_by(ForecastRun.id.desc()).limit(limit))
         return [_published(run) for run in runs]
@@ -186,52 +280,125 @@ def get_run(storage: Storage, run_id: int) -> PublishedRun | None:
         return _published(run) if run is not None else None
 
 
-def latest_run(storage: Storage, lineage: str | None = None) -> PublishedRun | None:
-    """The newest run (of a lineage, when given)."""
-    query = select(ForecastRun).order_by(ForecastRun.data_through.desc(), ForecastRun.id.desc()).limit(1)
-    if lineage is not None:
-        query = query.where(ForecastRun.lineage == lineage)
+def find_run(storage: Storage, data_through: dt.date, model_version: str) -> PublishedRun | None:
+    """The run of one data week by one model version (there is at most one)."""
+    with storage.session() as session:
+        run = session.scalars(
+            select(ForecastRun).where(
+                ForecastRun.data_through == data_through, ForecastRun.model_version == model_version
+            )
+        ).first()
+        return _published(run) if run is not None else None
+
+
+def latest_run(storage: Storage, model_name: str) -> PublishedRun | None:
+    """The plan of record: the newest run (by data week) of the registry's production version.
+
+    Every page, CSV, API answer and job that means "the latest run" reads this, so after a promotion
+    or a rollback they all serve the same run; runs of other versions stay listed and readable by id.
+    None without a production version or before its first run.
+    """
+    production = versions.production_version(storage, model_name)
+    if production is None:
+        return None
+    query = (
+        select(ForecastRun)
+        .where(ForecastRun.model_version == production["label"])
+        .order_by(ForecastRun.data_through.desc(), ForecastRun.id.desc())
+        .limit(1)
+    )
     with storage.session() as session:
         run = session.scalars(query).first()
         return _published(run) if run is not None else None
 
 
-def run_rows(storage: Storage, run_id: int, store: int | None = None, dept: int | None = None) -> list[dict]:
-    """The stored rows of a run (one series when store and dept are given), by store, dept and week."""
+def _rows_query(run_id: int, store: int | None = None, dept: int | None = None) -> Any:
     table = ForecastRow.__table__
     query = select(*(table.c[c] for c in _ROW_COLUMNS)).where(table.c.run_id == run_id)
     if store is not None:
         query = query.where(table.c.store == store)
     if dept is not None:
         query = query.where(table.c.dept == dept)
+    return query.order_by(table.c.store, table.c.dept, table.c.week)
+
+
+def run_rows(storage: Storage, run_id: int, store: int | None = None, dept: int | None = None) -> list[dict]:
+    """The stored rows of a run (one series when store and dept are given), by store, dept and week."""
     with storage.engine.connect() as connection:
-        result = connection.execute(query.order_by(table.c.store, table.c.dept, table.c.week))
-        return [dict(row._mapping) for row in result]
+        return [dict(row._mapping) for row in connection.execute(_rows_query(run_id, store, dept))]
+
+
+def _csv_text(rows: Iterable[Mapping[str, Any]], header: bool = False) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(CSV_HEADER)
+    writer.writerows(
+        [row["store"], row["dept"], row["week"].isoformat(), row["lag"]]
+        + [f"{row[band]:.2f}" for band in BANDS]
+        for row in rows
+    )
+    return buffer.getvalue()
 
 
 def csv_lines(rows: list[dict]) -> Iterator[str]:
-    """A run's rows as CSV text, header first (Store,Dept,Date,lag,prediction,lower_80,...)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for row in rows:
-        writer.writerow(
-            [row["store"], row["dept"], row["week"].isoformat(), row["lag"]]
-            + [f"{row[band]:.2f}" for band in BANDS]
-        )
-        if buffer.tell() > 1 << 16:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    """Rows already read (run_rows) as CSV text, header first (Store,Dept,Date,lag,prediction,...)."""
+    yield _csv_text([], header=True)
+    for start in range(0, len(rows), CSV_CHUNK_ROWS):
+        yield _csv_text(rows[start : start + CSV_CHUNK_ROWS])
+
+
+class RunCsv:
+    """A stored run as CSV text, read from the database CSV_CHUNK_ROWS rows at a time as it is
+    consumed, so memory stays flat whatever the run's size (a server-side cursor on PostgreSQL).
+
+    The query runs when the object is made, so a database that is down or locked fails before the
+    first byte is sent; the connection stays open until the last chunk, an error or close(). Each
+    chunk holds whole rows: a stream cut by an error never ends in half a row.
+    """
+
+    def __init__(self, storage: Storage, run_id: int) -> None:
+        self.rows = 0
+        self._connection = storage.engine.connect()
+        try:
+            self._result: CursorResult = self._connection.execution_options(
+                stream_results=True, yield_per=CSV_CHUNK_ROWS
+            ).execute(_rows_query(run_id))
+        except BaseException:
+            self._connection.close()
+            raise
+        self._chunks = self._generate()
+
+    def _generate(self) -> Iterator[str]:
+        try:
+            yield _csv_text([], header=True)
+            for partition in self._result.mappings().partitions():
+                self.rows += len(partition)
+                yield _csv_text(partition)
+        finally:
+            self._connection.close()
+
+    def __iter__(self) -> RunCsv:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading and give the connection back (a client that went away)."""
+        self._chunks.close()
+        self._connection.close()
 
 
 def write_csv(storage: Storage, run_id: int, out: IO[str]) -> int:
-    """Write a run's rows as CSV to `out`; returns the number of rows."""
-    rows = run_rows(storage, run_id)
-    for chunk in csv_lines(rows):
-        out.write(chunk)
-    return len(rows)
+    """Write a run's rows as CSV to `out`, streamed from the database; returns the number of rows."""
+    chunks = RunCsv(storage, run_id)
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+    finally:
+        chunks.close()
+    return chunks.rows
 
 
 def published_against_actuals(storage: Storage, store: int, dept: int, lag: int = 1) -> list[dict]:

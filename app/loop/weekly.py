@@ -2,8 +2,9 @@
 
 The caller passes the production model already rolled to the newest week of known sales
 (history.roll_forward; the serving ModelHolder does it too). Then: publish a forecast run from that
-week unless one exists, score every published forecast of the weeks that now have actuals, check each
-lag bucket against the backtest, and flag persistently biased series.
+week unless this model version has one (publish.publish keeps one per week and version), score every
+published forecast of the weeks that now have actuals, check each lag bucket against the backtest,
+and flag persistently biased series.
 """
 
 from __future__ import annotations
@@ -86,14 +87,8 @@ def run_week(
 ) -> dict[str, Any]:
     """Publish, score, check: one turn of the loop for the forecaster's newest week of known sales."""
     lineage = lineage_of(forecaster)
-    latest = publish.latest_run(storage, lineage)
-    published = None
-    if (
-        latest is None
-        or latest.data_through < forecaster.data_through
-        or latest.model_version != forecaster.version
-    ):
-        published = publish.publish(storage, forecaster, now=now, engine=settings.engine)
+    run = publish.publish(storage, forecaster, now=now, engine=settings.engine)  # once per week and version
+    published = run if run.outcome != publish.EXISTING else None
     trained_through = forecaster.metadata.get("origin")
     rolled = trained_through is None or forecaster.data_through.isoformat() > str(trained_through)
     quality = new_week_quality(storage, forecaster) if published and rolled else None  # ingested weeks only

@@ -1,7 +1,9 @@
 """The weekly loop under /api/v1: published forecast runs (metadata, CSV, one series) and accuracy by lag.
 
-Runs are read as stored: the CSV streams the rows that were published, never a new forecast.
-Errors are the API's one JSON shape; an unknown run or series is a 404.
+Runs are read as stored: the CSV streams the rows that were published, never a new forecast, a chunk
+of rows at a time from the database (a worker's memory does not grow with the run). "latest" is the
+newest run of the production version (publish.latest_run). Errors are the API's one JSON shape; an
+unknown run or series is a 404.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, stream_with_context
 
 from app.loop import publish
 from app.loop.history import lineage_of
@@ -45,19 +47,20 @@ def _run(run_id: int) -> publish.PublishedRun:
 
 
 def _latest() -> publish.PublishedRun:
-    run = publish.latest_run(context.storage())
+    run = publish.latest_run(context.storage(), current_app.config["MODEL_NAME"])
     if run is None:
         raise ApiError(
             404,
-            "no forecast run has been published yet",
+            "no forecast run of the production model has been published yet",
             [detail("run", "run `flask --app wsgi forecast publish`")],
         )
     return run
 
 
 def _csv(run: publish.PublishedRun) -> Response:
-    rows = publish.run_rows(context.storage(), run.id)
-    response = Response(publish.csv_lines(rows), mimetype="text/csv")
+    rows = publish.RunCsv(context.storage(), run.id)  # the query runs now: a database error is a 503
+    response = Response(stream_with_context(rows), mimetype="text/csv")
+    response.call_on_close(rows.close)
     response.headers["Content-Disposition"] = f"attachment; filename={published.csv_name(run)}"
     response.headers["X-Forecast-Run"] = str(run.id)
     return response
@@ -110,13 +113,15 @@ def forecast_run_csv(run_id: int) -> Response:
 @operation(
     "The newest forecast run as CSV",
     "published",
-    description="The run from the newest week of data (404 before the first is published).",
+    description=(
+        "The production model's run from the newest week of data (404 before its first is published)."
+    ),
     json_response=False,
     csv_response=RUN_CSV,
     errors={404: "No such forecast run (or no run published yet), or unknown route"},
 )
 def latest_run_csv() -> Response:
-    """The newest run as CSV."""
+    """The production model's newest run as CSV."""
     return _csv(_latest())
 
 
@@ -124,13 +129,13 @@ def latest_run_csv() -> Response:
 @operation(
     "One series of the newest run",
     "published",
-    description="The published forecasts of one store-department, 1-52 weeks ahead.",
+    description="The production model's published forecasts of one store-department, 1-52 weeks ahead.",
     ok=SeriesForecastResponse,
     ok_description="The series",
     errors={404: "No run published yet, the series is not in it, or unknown route"},
 )
 def latest_series(store: int, dept: int) -> Any:
-    """One series' published forecasts in the newest run."""
+    """One series' published forecasts in the production model's newest run."""
     run = _latest()
     rows = (
         publish.run_rows(context.storage(), run.id, store=store, dept=dept)

@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 import pandas as pd
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from app.loop import publish
+from app.registry import versions
 from app.web import charts, context, published
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,18 @@ CONTEXT_WEEKS = 13  # weeks of history drawn before the first published forecast
 
 @bp.get("/forecast-runs")
 def runs_page() -> str:
-    """Published runs, newest first, each with its CSV; a form to open one series."""
-    runs = publish.list_runs(context.storage())
-    return render_template("pages/forecast_runs.html", runs=runs, latest=runs[0] if runs else None)
+    """Published runs of every version, newest first, each with its CSV; the production model's
+    newest run (what "latest" serves everywhere) on top; a form to open one series."""
+    storage = context.storage()
+    runs = publish.list_runs(storage)
+    latest = publish.latest_run(storage, current_app.config["MODEL_NAME"])
+    production = versions.production_version(storage, current_app.config["MODEL_NAME"])
+    return render_template(
+        "pages/forecast_runs.html",
+        runs=runs,
+        latest=latest,
+        production=production["label"] if production else None,
+    )
 
 
 @bp.get("/series")
@@ -68,13 +78,14 @@ def _actuals_line(history: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataF
 
 @bp.get("/series/<int:store>/<int:dept>")
 def series_page(store: int, dept: int) -> Any:
-    """One series: its published forecasts `lag` weeks ahead against actual sales, and the newest run."""
+    """One series: its published forecasts `lag` weeks ahead against actual sales, and the production
+    model's newest run."""
     lag = request.args.get("lag", "1")
     lag = int(lag) if lag.isascii() and lag.isdigit() and 1 <= int(lag) <= 52 else 1
     valid = published.valid_number(store) and published.valid_number(dept)
     db = context.storage()
     rows = publish.published_against_actuals(db, store, dept, lag=lag) if valid else []
-    latest = publish.latest_run(db)
+    latest = publish.latest_run(db, current_app.config["MODEL_NAME"])
     latest_rows = publish.run_rows(db, latest.id, store=store, dept=dept) if latest and valid else []
     model = context.forecaster_or_none()
     history = _history(model, store, dept) if valid else pd.DataFrame()

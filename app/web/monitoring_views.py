@@ -153,7 +153,7 @@ def _bounds() -> actuals.Bounds:
 
 
 def _context_lag() -> dict[str, Any]:
-    return published.lag_accuracy_context(context.storage(), _production())
+    return published.lag_accuracy_context(context.storage(), _production(), current_app.config["MODEL_NAME"])
 
 
 def _context_alerts() -> dict[str, Any]:
@@ -341,7 +341,9 @@ def metrics() -> Response:
     with context.storage().session() as session:
         gauges = monitoring_metrics.database_gauges(session)
     holder = context.holder()  # what is in memory: a scrape never loads a model
-    gauges += published.lag_gauges(context.storage(), holder.loaded_forecaster)
+    gauges += published.lag_gauges(
+        context.storage(), holder.loaded_forecaster, current_app.config["MODEL_NAME"]
+    )
     return Response(monitoring_metrics.exposition(gauges), mimetype=monitoring_metrics.CONTENT_TYPE)
 
 

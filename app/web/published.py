@@ -119,9 +119,9 @@ def accuracy_charts(storage: Storage, lineage: str | None) -> dict[str, str]:
     }
 
 
-def lag_accuracy_context(storage: Storage, forecaster: Any | None) -> dict[str, Any]:
+def lag_accuracy_context(storage: Storage, forecaster: Any | None, model_name: str) -> dict[str, Any]:
     """The monitoring page's "Accuracy by lag" section (empty figures without a production model)."""
-    latest = publish.latest_run(storage)
+    latest = publish.latest_run(storage, model_name)
     if forecaster is None:
         return {"lag": {"buckets": [], "charts": {}, "lineage": None, "latest_run": latest, "model": None}}
     lineage = lineage_of(forecaster)
@@ -143,7 +143,7 @@ def _unix(day: dt.date) -> float:
     return float(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
-def lag_gauges(storage: Storage, forecaster: Any | None) -> list[Gauge]:
+def lag_gauges(storage: Storage, forecaster: Any | None, model_name: str) -> list[Gauge]:
     """/metrics gauges: live accuracy per lag bucket, and how fresh the published and served data are."""
     gauges: list[Gauge] = []
     buckets = accuracy_buckets(storage, forecaster) if forecaster is not None else []
@@ -160,11 +160,11 @@ def lag_gauges(storage: Storage, forecaster: Any | None) -> list[Gauge]:
         for bucket in buckets:
             if bucket["rows"]:
                 gauges.append((name, help_text, {"bucket": bucket["bucket"]}, bucket[key]))
-    latest = publish.latest_run(storage)
+    latest = publish.latest_run(storage, model_name)
     gauges += [
         (
             "storecast_forecast_run_data_through",
-            "Last week of sales the newest published forecast run used (unix time).",
+            "Last week of sales the production model's newest published forecast run used (unix time).",
             {},
             _unix(latest.data_through) if latest else None,
         ),

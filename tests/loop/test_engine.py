@@ -103,7 +103,7 @@ def _publish_on_dask(app, tmp_path) -> None:
     result = app.test_cli_runner().invoke(args=["forecast", "publish", "--engine", "dask", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "on dask" in result.output
-    run = publish.latest_run(app.extensions["storage"])
+    run = publish.latest_run(app.extensions["storage"], app.config["MODEL_NAME"])
     assert len(pd.read_csv(out)) == run.rows == int(run.series) * 52
 
 

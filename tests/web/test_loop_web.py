@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from app.loop import accuracy, publish
-from app.loop.history import lineage_of
+from app.loop.history import lineage_of, production_forecaster
 from app.monitoring import alerts
+from app.registry import versions
 from app.storage import ActualSale, PredictionLog
 from tests.web.test_pages import HTMX, post_form
 
@@ -143,8 +144,9 @@ def test_latest_csv_and_series_before_any_run_are_404(client):
 
 def test_latest_series_is_the_newest_runs_rows(model_app, client, forecaster, known):
     storage = _storage(model_app)
-    publish.publish(storage, forecaster)
-    newest = publish.publish(storage, forecaster)
+    first = publish.publish(storage, forecaster)
+    newest = publish.publish(storage, forecaster, force=True)  # replaces the week's run
+    assert newest.outcome == publish.REPLACED and newest.id == first.id
     response = client.get(f"/api/v1/forecast-runs/latest/series/{known.store}/{known.dept}")
     assert response.status_code == 200
     body = response.get_json()
@@ -329,3 +331,38 @@ def test_metrics_carry_lag_gauges_and_data_freshness(model_app, client, forecast
     assert re.search(r"^storecast_serving_data_through [0-9.e+]+$", text, re.M)
     helps = re.findall(r"^# HELP (\S+)", text, re.M)
     assert len(helps) == len(set(helps))  # one family per name
+
+
+def test_latest_after_a_rollback_is_the_production_versions_newest_run(model_app, client, known):
+    """v2 publishes after v1, then production rolls back to v1: every "latest" serves v1's run."""
+    storage, name = _storage(model_app), model_app.config["MODEL_NAME"]
+    old = publish.publish(storage, production_forecaster(storage, name))
+    first = versions.production_version(storage, name)
+    artifact = {"artifact_path": first["artifact_path"], "artifact_sha256": first["artifact_sha256"]}
+    versions.register_version(storage, name, **artifact, model_kind="hgb", stage="staging")
+    versions.promote(storage, name, 2, force=True)
+    newer = publish.publish(storage, production_forecaster(storage, name))
+    assert (old.model_version, newer.model_version) == ("v1", "v2") and newer.id > old.id
+    assert client.get("/api/v1/forecast-runs/latest.csv").headers["X-Forecast-Run"] == str(newer.id)
+
+    versions.rollback(storage, name, reason="test")
+    csv_response = client.get("/api/v1/forecast-runs/latest.csv")
+    assert csv_response.headers["X-Forecast-Run"] == str(old.id)
+    stored = "".join(publish.csv_lines(publish.run_rows(storage, old.id)))
+    assert csv_response.get_data(as_text=True) == stored
+    series = client.get(f"/api/v1/forecast-runs/latest/series/{known.store}/{known.dept}").get_json()
+    assert series["run"]["id"] == old.id and series["run"]["model_version"] == "v1"
+
+    runs_page = client.get("/forecast-runs").get_data(as_text=True)
+    assert f"Newest run of production v1 · #{old.id}" in runs_page
+    assert f"#{newer.id}" in runs_page and "v2" in runs_page  # still listed, labelled with its version
+    series_page = client.get(f"/series/{known.store}/{known.dept}").get_data(as_text=True)
+    assert f"Newest run of production v1 · #{old.id}" in series_page
+    monitoring = client.get("/monitoring").get_data(as_text=True)
+    assert f"Production v1's newest run #{old.id}" in monitoring
+
+    versions.register_version(storage, name, **artifact, model_kind="hgb", stage="staging")
+    versions.promote(storage, name, 3, force=True)  # production without a run yet: no latest run
+    missing = client.get("/api/v1/forecast-runs/latest.csv")
+    assert missing.status_code == 404 and "production model" in missing.get_json()["error"]
+    assert "No run of the production model yet" in client.get("/forecast-runs").get_data(as_text=True)
