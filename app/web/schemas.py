@@ -631,6 +631,22 @@ class ActualsRequest(BaseModel):
     rows: list[ActualRow] = Field(min_length=1, description="unique by store, dept and date")
 
 
+class ActualsQuery(BaseModel):
+    """How POST /actuals treats rows that would change stored weeks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    correct: bool = Field(
+        False, description="change stored weeks on purpose: each change is recorded (old, new, who, when)"
+    )
+    reason: str | None = Field(
+        None, max_length=1000, description="why stored weeks change; required with correct=true"
+    )
+    by: str | None = Field(
+        None, max_length=40, description="who (unverified: recorded in brackets after `admin-token`)"
+    )
+
+
 class ActualsResponse(BaseModel):
     received: int = Field(description="rows in the request")
     inserted: int
