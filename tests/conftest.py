@@ -81,6 +81,8 @@ def make_test_app(tmp_path: Path, **overrides):
         "DATABASE_URL": overrides.get("DATABASE_URL") or _test_database_url(tmp_path),
         "MODELS_DIR": str(tmp_path / "models"),
         "MODEL_REFRESH_SECONDS": 0.0,
+        # No admin token unless a test gives one: never the one `make run` wrote to instance/config.py.
+        "STORECAST_ADMIN_TOKEN": None,
         **overrides,
     }
     app = create_app(config)
