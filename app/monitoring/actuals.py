@@ -245,6 +245,9 @@ def calendar_bounds(today: dt.date | None = None) -> Bounds:
     return bounds_for(None, today or dt.date.today(), 0.0)
 
 
+COLUMN_ORDER = {column: rank for rank, column in enumerate(HEADER)}  # a row's problems, left to right
+
+
 class _Problems:
     """Every problem of a table in one pass: each rule lists its first rows and counts the rest."""
 
@@ -273,7 +276,7 @@ class _Problems:
     def error(self) -> ActualsError | None:
         if not self.total:
             return None
-        self.found.sort(key=lambda f: (f[0], f[1]))
+        self.found.sort(key=lambda f: (f[0], COLUMN_ORDER.get(f[2], len(COLUMN_ORDER)), f[1]))
         listed = self.found[:MAX_ERRORS]
         errors: list[dict[str, Any]] = [
             {"field": self.field(i, column), "line": int(self.table.lines[i]), "message": message}
