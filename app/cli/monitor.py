@@ -1,4 +1,5 @@
-"""The monitoring commands: `flask monitor run`, `flask scheduler`, `flask actuals import[-features] FILE`.
+"""The monitoring commands: `flask monitor run`, `flask scheduler`, `flask actuals import[-features] FILE`,
+`flask actuals corrections`.
 
 Thin wrappers: the work is in jobs.tasks.run_all, jobs.scheduler.make_scheduler and actuals.import_csv.
 """
@@ -91,6 +92,27 @@ def actuals_import(file: Path, correct: bool, by: str | None, reason: str | None
     _echo_result(file, result)
     if correction is not None:
         click.echo(f"{file.name}: {result.corrected} stored week(s) corrected by {correction.by}, recorded")
+
+
+@actuals_cli.command("corrections")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+def actuals_corrections(limit: int) -> None:
+    """Stored weeks changed on purpose, newest first: old and new values, who, when and why."""
+    with context.storage().session() as session:
+        found = actuals.corrections(session, limit)
+        if not found:
+            click.echo("no stored week of actual sales has been corrected")
+        for c in found:
+            holiday = (
+                f", holiday {c.old_is_holiday} -> {c.new_is_holiday}"
+                if c.old_is_holiday != c.new_is_holiday
+                else ""
+            )
+            click.echo(
+                f"{c.corrected_at:%Y-%m-%d %H:%M} store {c.store} dept {c.dept} week {c.week}: "
+                f"{c.old_weekly_sales:,.2f} -> {c.new_weekly_sales:,.2f}{holiday}; "
+                f"by {c.corrected_by}: {c.reason}"
+            )
 
 
 @actuals_cli.command("import-features")

@@ -370,6 +370,8 @@ def test_cli_corrects_stored_weeks_only_when_told_and_records_who(model_app, tmp
     assert done.exit_code == 0, done.output
     assert "1 updated" in done.output and "1 stored week(s) corrected" in done.output
     assert _corrections(model_app) == [(1, 8, dt.date(2012, 11, 2), 100.0, -5.0, "cli (ana)", "refund")]
+    listed = runner.invoke(args=["actuals", "corrections"])
+    assert "store 1 dept 8 week 2012-11-02: 100.00 -> -5.00; by cli (ana): refund" in listed.output
 
 
 def test_json_rows_are_checked_by_the_documented_model_in_one_pass(mon_app):
