@@ -521,20 +521,21 @@ def parse_rows(rows: Any, bounds: Bounds | None = None) -> pd.DataFrame:
 _UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
-def _insert_statement(session: Session) -> Any:
-    """INSERT that tolerates a concurrent import of the same keys (upsert on SQLite and PostgreSQL)."""
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, int, dt.date]]:
+    """Insert rows whose keys were not stored; the keys inserted. A key that a concurrent import stored
+    in the meantime is skipped (SQLite, PostgreSQL), for the caller to compare as a stored week."""
+    if not rows:
+        return set()
     dialect = session.get_bind().dialect.name
-    if dialect in _UPSERTS:
-        statement = _UPSERTS[dialect](_TABLE)
-        return statement.on_conflict_do_update(
-            index_elements=["store", "dept", "week"],
-            set_={
-                "weekly_sales": statement.excluded.weekly_sales,
-                "is_holiday": statement.excluded.is_holiday,
-                "lineage": statement.excluded.lineage,
-            },
-        )
-    return insert(_TABLE)
+    if dialect not in _UPSERTS:
+        session.execute(insert(_TABLE), rows)
+        return {(r["store"], r["dept"], r["week"]) for r in rows}
+    statement = (
+        _UPSERTS[dialect](_TABLE)
+        .on_conflict_do_nothing(index_elements=["store", "dept", "week"])
+        .returning(_TABLE.c.store, _TABLE.c.dept, _TABLE.c.week)
+    )
+    return {(int(s), int(d), w) for s, d, w in session.execute(statement, rows).all()}
 
 
 @dataclass(frozen=True)
@@ -580,6 +581,23 @@ def _stored_conflicts(changed: pd.DataFrame, json_rows: bool) -> StoredWeekConfl
     return StoredWeekConflict(errors, status=422)
 
 
+def _stored(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
+    """The stored rows of the frame's stores and weeks (old_sales, old_holiday, old_lineage)."""
+    stores = sorted({int(s) for s in frame["store"]})
+    first, last = min(frame["week"]), max(frame["week"])
+    rows = session.execute(
+        select(
+            _TABLE.c.store,
+            _TABLE.c.dept,
+            _TABLE.c.week,
+            _TABLE.c.weekly_sales,
+            _TABLE.c.is_holiday,
+            _TABLE.c.lineage,
+        ).where(and_(_TABLE.c.store.in_(stores), _TABLE.c.week >= first, _TABLE.c.week <= last))
+    ).all()
+    return pd.DataFrame(rows, columns=["store", "dept", "week", "old_sales", "old_holiday", "old_lineage"])
+
+
 def upsert_actuals(
     session: Session,
     frame: pd.DataFrame,
@@ -589,60 +607,80 @@ def upsert_actuals(
 ) -> ImportResult:
     """Insert new keys, leave equal ones alone; the caller's session commits.
 
-    A row that would change a stored week's sales or holiday flag is refused (ActualsError, 422, nothing
-    written) unless `correction` is given; then each change is recorded in actual_sale_corrections with
-    the old and new values, who and why. Every row written is tagged with the data lineage of
-    `model_name`'s production version: actuals are only scored against forecasts of models of the same
-    data. A row re-sent while production is a model of other data is re-tagged (an update, not a change
-    of its values).
+    A row that would change a stored week's sales or holiday flag is refused (StoredWeekConflict, 422;
+    the caller's session rolls back, so nothing is written) unless `correction` is given; then each change
+    is recorded in actual_sale_corrections with the old and new values, who and why. A week stored by a
+    concurrent import between our read and our insert is compared the same way. Every row written is
+    tagged with the data lineage of `model_name`'s production version: actuals are only scored against
+    forecasts of models of the same data. A row re-sent while production is a model of other data is
+    re-tagged (an update, not a change of its values).
     """
     if frame.empty:
         return ImportResult(0, 0, 0, 0)
     if "line" not in frame:
         frame = frame.assign(line=np.arange(1, len(frame) + 1))
+    json_rows = bool(frame.attrs.get("json_rows"))
     lineage = production_lineage(session, model_name)
-    stores = sorted({int(s) for s in frame["store"]})
-    first, last = min(frame["week"]), max(frame["week"])
-    existing = pd.DataFrame(
-        session.execute(
-            select(
-                _TABLE.c.store,
-                _TABLE.c.dept,
-                _TABLE.c.week,
-                _TABLE.c.weekly_sales,
-                _TABLE.c.is_holiday,
-                _TABLE.c.lineage,
-            ).where(and_(_TABLE.c.store.in_(stores), _TABLE.c.week >= first, _TABLE.c.week <= last))
-        ).all(),
-        columns=["store", "dept", "week", "old_sales", "old_holiday", "old_lineage"],
+    now = utcnow()
+    counts = {"inserted": 0, "updated": 0, "unchanged": 0, "corrected": 0}
+    pending = frame
+    for _ in range(2):  # the second pass compares the weeks a concurrent import stored meanwhile
+        merged = pending.merge(
+            _stored(session, pending), on=["store", "dept", "week"], how="left", indicator=True
+        )
+        new = merged[merged["_merge"] == "left_only"]
+        known = merged[merged["_merge"] == "both"]
+        _update_known(session, known, lineage, correction, json_rows, now, counts)
+        inserted = _insert_new(
+            session,
+            [
+                {
+                    "store": int(s),
+                    "dept": int(d),
+                    "week": w,
+                    "weekly_sales": float(v),
+                    "is_holiday": bool(h),
+                    "ingested_at": now,
+                    "lineage": lineage,
+                }
+                for s, d, w, v, h in new[["store", "dept", "week", "weekly_sales", "is_holiday"]].itertuples(
+                    index=False
+                )
+            ],
+        )
+        counts["inserted"] += len(inserted)
+        keys = list(zip(new["store"].astype(int), new["dept"].astype(int), new["week"], strict=True))
+        raced = np.array([key not in inserted for key in keys], dtype=bool)
+        if not raced.any():
+            break
+        pending = pending.merge(new.loc[raced, ["store", "dept", "week"]], on=["store", "dept", "week"])
+        pending.attrs["json_rows"] = json_rows
+    result = ImportResult(
+        len(frame), counts["inserted"], counts["updated"], counts["unchanged"], counts["corrected"]
     )
-    merged = frame.merge(existing, on=["store", "dept", "week"], how="left", indicator=True)
-    new = merged[merged["_merge"] == "left_only"]
-    known = merged[merged["_merge"] == "both"]
+    log.info("actuals: %s (%d corrected)", result.to_dict(), result.corrected)
+    return result
+
+
+def _update_known(
+    session: Session,
+    known: pd.DataFrame,
+    lineage: str | None,
+    correction: Correction | None,
+    json_rows: bool,
+    now: dt.datetime,
+    counts: dict[str, int],
+) -> None:
+    """Stored keys: equal ones left alone, re-tagged ones updated, changed ones refused or corrected."""
+    if known.empty:
+        return
     values_differ = ~np.isclose(
         known["weekly_sales"], known["old_sales"].astype("float64"), rtol=0, atol=1e-9
     ) | (known["is_holiday"].astype(bool) != known["old_holiday"].astype(bool))
     corrected = known[values_differ]
     if len(corrected) and correction is None:
-        raise _stored_conflicts(corrected, bool(frame.attrs.get("json_rows")))
+        raise _stored_conflicts(corrected, json_rows)
     changed = known[values_differ | (known["old_lineage"].fillna("").astype(str) != (lineage or ""))]
-    now = utcnow()
-    if len(new):
-        rows = [
-            {
-                "store": int(s),
-                "dept": int(d),
-                "week": w,
-                "weekly_sales": float(v),
-                "is_holiday": bool(h),
-                "ingested_at": now,
-                "lineage": lineage,
-            }
-            for s, d, w, v, h in new[["store", "dept", "week", "weekly_sales", "is_holiday"]].itertuples(
-                index=False
-            )
-        ]
-        session.execute(_insert_statement(session), rows)
     if len(changed):
         statement = (
             update(_TABLE)
@@ -675,9 +713,9 @@ def upsert_actuals(
         session.connection().execute(statement, rows)
     if len(corrected) and correction is not None:
         _record_corrections(session, corrected, correction, now)
-    result = ImportResult(len(frame), len(new), len(changed), len(known) - len(changed), len(corrected))
-    log.info("actuals: %s (%d corrected)", result.to_dict(), len(corrected))
-    return result
+    counts["updated"] += len(changed)
+    counts["unchanged"] += len(known) - len(changed)
+    counts["corrected"] += len(corrected)
 
 
 def _record_corrections(

@@ -3,10 +3,11 @@ recorded corrections of stored weeks, API, page and CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, insert, select
 
 from app.monitoring import actuals
 from app.storage import ActualSale, ActualSaleCorrection
@@ -406,3 +407,38 @@ def test_json_rows_are_checked_by_the_documented_model_in_one_pass(mon_app):
         ("rows[4].store/dept/date", "duplicate row for Store 1, Dept 2, Date 2012-11-02 (first as rows[3])"),
     ]
     assert "the current week" in body["details"][5]["message"]
+
+
+@contextlib.contextmanager
+def _stored_concurrently_before_our_insert(storage, value: float):
+    """Another import stores 1/2/2012-11-02 (as `value`) after this one read the table, before it inserts."""
+    pending = [value]
+
+    def other_import(conn, cursor, statement, *args) -> None:
+        if pending and statement.lstrip().upper().startswith("INSERT INTO ACTUAL_SALES"):
+            row = {"store": 1, "dept": 2, "week": dt.date(2012, 11, 2), "weekly_sales": pending.pop()}
+            with storage.engine.begin() as other:
+                other.execute(insert(ActualSale.__table__), [{**row, "is_holiday": False}])
+
+    event.listen(storage.engine, "before_cursor_execute", other_import)
+    try:
+        yield
+    finally:
+        event.remove(storage.engine, "before_cursor_execute", other_import)
+
+
+def test_a_week_stored_by_a_concurrent_import_is_compared_not_overwritten(mon_app):
+    storage = mon_app.extensions["storage"]
+    with (
+        _stored_concurrently_before_our_insert(storage, 777.0),
+        pytest.raises(actuals.StoredWeekConflict) as caught,
+        storage.session() as session,
+    ):
+        actuals.import_csv(session, CSV)
+    assert caught.value.errors[0]["line"] == 4 and "stored as 777.00" in caught.value.errors[0]["message"]
+    assert [r[:4] for r in _rows(mon_app)] == [(1, 2, dt.date(2012, 11, 2), 777.0)]  # ours rolled back
+    with storage.session() as session:
+        session.execute(ActualSale.__table__.delete())
+    with _stored_concurrently_before_our_insert(storage, -12.30), storage.session() as session:
+        result = actuals.import_csv(session, CSV)  # the same value: nothing to refuse
+    assert result.to_dict() == {"received": 3, "inserted": 2, "updated": 0, "unchanged": 1}
