@@ -65,7 +65,10 @@ def actuals_import(file: Path, correct: bool, by: str | None, reason: str | None
     config = current_app.config
     model = context.forecaster_or_none()
     if model is None:
-        log.warning("no production model: stores, departments and sales sizes of %s are not checked", file)
+        click.echo(
+            f"no production model: the stores, departments and sales sizes in {file.name} are not checked",
+            err=True,
+        )
     bounds = actuals.bounds_for(
         model,
         dt.date.today(),
