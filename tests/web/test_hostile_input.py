@@ -111,15 +111,20 @@ def test_a_5000_digit_integer_is_refused_without_python_internals(admin_client, 
 def test_a_5000_digit_number_as_text_is_named_and_cut(admin_client, row):
     data = _refused(admin_client.post("/api/v1/predict", json={**row, "store": "9" * 5000}), 422)
     assert data["details"][0]["field"] == "store"
-    csv_body = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02," + b"9" * 5000 + b",FALSE\n"
+    series = f"{row['store']},{row['dept']}".encode()  # a series the model knows: only the number is wrong
+    csv_body = (
+        b"Store,Dept,Date,Weekly_Sales,IsHoliday\n" + series + b",2012-11-02," + b"9" * 5000 + b",FALSE\n"
+    )
     response = admin_client.post("/api/v1/actuals", data=csv_body, content_type="text/csv", headers=AUTH)
     data = _refused(response, 400)
     assert data["details"][0]["field"] == "Weekly_Sales"
     assert "(cut; 5,000 characters)" in data["details"][0]["message"]
 
 
-def test_a_week_past_the_timestamp_range_is_refused_not_wrapped(admin_client):
-    body = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,9999-12-31,5,FALSE\n"
+def test_a_week_past_the_timestamp_range_is_refused_not_wrapped(admin_client, row):
+    body = (
+        f"Store,Dept,Date,Weekly_Sales,IsHoliday\n{row['store']},{row['dept']},9999-12-31,5,FALSE\n".encode()
+    )
     data = _refused(
         admin_client.post("/api/v1/actuals", data=body, content_type="text/csv", headers=AUTH), 400
     )
