@@ -134,6 +134,26 @@ class ActualSale(Base):
     lineage: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class ActualSaleCorrection(Base):
+    """Append-only history of stored weeks of actual sales changed on purpose: old and new values, by whom,
+    when and why (a week is never changed silently)."""
+
+    __tablename__ = "actual_sale_corrections"
+    __table_args__ = (Index("ix_actual_sale_corrections_key", "store", "dept", "week"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    store: Mapped[int] = mapped_column(Integer)
+    dept: Mapped[int] = mapped_column(Integer)
+    week: Mapped[dt.date] = mapped_column(Date)
+    old_weekly_sales: Mapped[float] = mapped_column(Float)
+    new_weekly_sales: Mapped[float] = mapped_column(Float)
+    old_is_holiday: Mapped[bool] = mapped_column(Boolean)
+    new_is_holiday: Mapped[bool] = mapped_column(Boolean)
+    corrected_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    corrected_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
 class ActualFeature(Base):
     """Observed covariates of a store-week (a features.csv row), ingested as the weeks arrive."""
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a checkout: virtualenv, Python packages, front-end assets, a secret key, the database schema.
+# Set up a checkout: virtualenv, Python packages, front-end assets, a secret key and an admin token,
+# the database schema.
 # Usage: scripts/setup.sh [--dev]   (--dev adds the test tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +24,7 @@ echo "==> front-end assets"
 scripts/setup_assets.sh
 
 mkdir -p instance models
-if [ ! -f instance/config.py ] && [ -z "${SECRET_KEY:-}" ]; then
-  echo "==> writing a random SECRET_KEY to instance/config.py"
-  .venv/bin/python -c "import secrets; print(f'SECRET_KEY = {secrets.token_hex(32)!r}')" > instance/config.py
-fi
+scripts/instance_config.sh  # a SECRET_KEY and an admin token, once
 
 echo "==> database schema"
 .venv/bin/flask --app wsgi db upgrade

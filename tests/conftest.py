@@ -82,6 +82,8 @@ def make_test_app(tmp_path: Path, **overrides):
         "MODELS_DIR": str(tmp_path / "models"),
         "MODEL_REFRESH_SECONDS": 0.0,
         "DATA_SOURCE_FILE": str(tmp_path / "data-source.json"),
+        # No admin token unless a test gives one: never the one `make run` wrote to instance/config.py.
+        "STORECAST_ADMIN_TOKEN": None,
         **overrides,
     }
     app = create_app(config)

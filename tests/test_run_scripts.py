@@ -84,3 +84,50 @@ def test_the_scheduler_stops_when_gunicorn_fails(tmp_path):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(pid), "the scheduler outlived gunicorn"
+
+
+def _instance_config(instance: Path, **env: str) -> subprocess.CompletedProcess:
+    """scripts/instance_config.sh on `instance`, with no SECRET_KEY or admin token from this environment."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "STORECAST_ADMIN_TOKEN")}
+    return subprocess.run(
+        [str(ROOT / "scripts" / "instance_config.sh")],
+        cwd=ROOT,
+        env={**clean, "STORECAST_INSTANCE": str(instance), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def test_first_set_up_writes_an_admin_token_once_and_the_app_closes_writes_with_it(tmp_path, monkeypatch):
+    from app.factory import create_app
+
+    instance = tmp_path / "instance"
+    config = instance / "config.py"
+    first = _instance_config(instance)
+    assert f"wrote an admin token to {config}: read STORECAST_ADMIN_TOKEN there" in first.stdout
+    settings: dict[str, str] = {}
+    exec(config.read_text(), settings)  # noqa: S102 - the file the app itself executes
+    token = settings["STORECAST_ADMIN_TOKEN"]
+    assert len(token) >= 40 and len(settings["SECRET_KEY"]) == 64
+    assert config.stat().st_mode & 0o777 == 0o600
+    before = config.read_text()
+    again = _instance_config(instance)
+    assert "admin token" not in again.stdout and "SECRET_KEY" not in again.stdout  # said once
+    assert config.read_text() == before
+
+    given = _instance_config(tmp_path / "other", STORECAST_ADMIN_TOKEN="from-env")
+    assert "admin token" not in given.stdout  # the environment's token is the one
+    assert "STORECAST_ADMIN_TOKEN" not in (tmp_path / "other" / "config.py").read_text()
+
+    monkeypatch.setenv("STORECAST_INSTANCE", str(instance))
+    monkeypatch.delenv("STORECAST_ADMIN_TOKEN", raising=False)
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "MODELS_DIR": str(tmp_path)})
+    app.extensions["storage"].create_all()
+    client = app.test_client()
+    rows = [{"store": 1, "dept": 1, "date": "2012-11-02", "weekly_sales": 5.0}]
+    assert client.post("/api/v1/actuals", json=rows).status_code == 401
+    authorised = client.post("/api/v1/actuals", json=rows, headers={"Authorization": f"Bearer {token}"})
+    assert authorised.status_code == 200
+    app.extensions["storage"].dispose()

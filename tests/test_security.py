@@ -195,6 +195,24 @@ def test_admin_api_actions_need_the_admin_token(production_app: Flask, path: str
     assert right.status_code < 500
 
 
+# What a POST may do without the admin token: compute forecasts (logged as predictions), nothing else.
+READ_ONLY_POSTS = {"/api/v1/predict", "/api/v1/predict/batch", "/api/v1/forecast"}
+
+
+def test_no_write_is_open_on_a_server_without_an_admin_token(tmp_path) -> None:
+    app = make_test_app(tmp_path)  # STORECAST_ADMIN_TOKEN unset, as before the first set-up wrote one
+    client = app.test_client()
+    writes = [
+        rule for rule in _api_rules(app) if rule.methods & STATE_CHANGING and rule.rule not in READ_ONLY_POSTS
+    ]
+    assert {rule.rule for rule in writes} >= {"/api/v1/actuals", "/api/v1/models/rollback"}
+    for rule in writes:
+        anonymous = client.post(_url_for_rule(rule), json={"rows": [{"store": 1}]})
+        assert anonymous.status_code == 401, rule.rule
+        guessed = client.post(_url_for_rule(rule), json={}, headers={"Authorization": "Bearer guess"})
+        assert guessed.status_code == 403 and "not set" in guessed.get_json()["error"], rule.rule
+
+
 def _api_rules(app: Flask) -> list:
     return [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/")]
 

@@ -1,4 +1,5 @@
-"""The monitoring commands: `flask monitor run`, `flask scheduler`, `flask actuals import[-features] FILE`.
+"""The monitoring commands: `flask monitor run`, `flask scheduler`, `flask actuals import[-features] FILE`,
+`flask actuals corrections`.
 
 Thin wrappers: the work is in jobs.tasks.run_all, jobs.scheduler.make_scheduler and actuals.import_csv.
 """
@@ -6,6 +7,7 @@ Thin wrappers: the work is in jobs.tasks.run_all, jobs.scheduler.make_scheduler 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import signal
@@ -46,17 +48,74 @@ def monitor_run(only: str | None) -> None:
 
 @actuals_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def actuals_import(file: Path) -> None:
-    """Import actual sales from a CSV in train.csv's format (Store,Dept,Date,Weekly_Sales,IsHoliday)."""
+@click.option("--correct", is_flag=True, help="Change stored weeks on purpose (each change is recorded).")
+@click.option("--by", "by", default=None, help="Who corrects (recorded); required with --correct.")
+@click.option("--reason", default=None, help="Why stored weeks change (recorded); required with --correct.")
+def actuals_import(file: Path, correct: bool, by: str | None, reason: str | None) -> None:
+    """Import actual sales from a CSV in train.csv's format (Store,Dept,Date,Weekly_Sales,IsHoliday).
+
+    Checked as every path checks them (stores, departments and weeks of the production model's data,
+    plausible sales, no repeated rows); a row that would change a stored week is refused unless --correct.
+    """
+    correction = None
+    if correct:
+        if not (by or "").strip() or not (reason or "").strip():
+            raise click.UsageError("--correct needs --by NAME and --reason TEXT (both are recorded)")
+        correction = actuals.Correction(by=f"cli ({by.strip()[:40]})", reason=reason.strip())
+    config = current_app.config
+    model = context.forecaster_or_none()
+    if model is None:
+        click.echo(
+            f"no production model: the stores, departments and sales sizes in {file.name} are not checked",
+            err=True,
+        )
+    bounds = actuals.bounds_for(
+        model,
+        dt.date.today(),
+        float(config["ACTUALS_MAX_SALES_MULTIPLE"]),
+        int(config["ACTUALS_MAX_WEEKS_AHEAD"]),
+    )
     try:
         with context.storage().session() as session:
             result = actuals.import_csv(
-                session, file.read_bytes(), name=file.name, model_name=current_app.config["MODEL_NAME"]
+                session,
+                file.read_bytes(),
+                name=file.name,
+                model_name=config["MODEL_NAME"],
+                bounds=bounds,
+                correction=correction,
             )
     except actuals.ActualsError as error:
         _echo_errors(file, error)
+        problems = sum(e.get("count", 1) for e in error.errors)
+        click.echo(f"{file.name}: {problems} problem(s); nothing was imported", err=True)
+        if isinstance(error, actuals.StoredWeekConflict):
+            click.echo("to change stored weeks on purpose: add --correct --by NAME --reason TEXT", err=True)
         raise SystemExit(1) from None
     _echo_result(file, result)
+    if correction is not None:
+        click.echo(f"{file.name}: {result.corrected} stored week(s) corrected by {correction.by}, recorded")
+
+
+@actuals_cli.command("corrections")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+def actuals_corrections(limit: int) -> None:
+    """Stored weeks changed on purpose, newest first: old and new values, who, when and why."""
+    with context.storage().session() as session:
+        found = actuals.corrections(session, limit)
+        if not found:
+            click.echo("no stored week of actual sales has been corrected")
+        for c in found:
+            holiday = (
+                f", holiday {c.old_is_holiday} -> {c.new_is_holiday}"
+                if c.old_is_holiday != c.new_is_holiday
+                else ""
+            )
+            click.echo(
+                f"{c.corrected_at:%Y-%m-%d %H:%M} store {c.store} dept {c.dept} week {c.week}: "
+                f"{c.old_weekly_sales:,.2f} -> {c.new_weekly_sales:,.2f}{holiday}; "
+                f"by {c.corrected_by}: {c.reason}"
+            )
 
 
 @actuals_cli.command("import-features")
@@ -91,6 +150,8 @@ def _echo_errors(file: Path, error: actuals.ActualsError) -> None:
             )
             if part
         )
+        if problem.get("field") == "details":
+            where = file.name  # the count of problems not listed
         click.echo(f"{where}: {problem['message']}", err=True)
 
 

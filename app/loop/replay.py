@@ -1,9 +1,9 @@
 """Replay: the weekly loop driven over past weeks of a dataset, with the clock set to each week.
 
 Train on sales up to `start`; then, week by week, ingest that week's rows of train.csv as actual sales
-through the import code that `flask actuals import` uses, roll the production model forward, publish
-a forecast run, score and check everything the scheduler would, and every K weeks retrain through the
-experiment's gate. It proves the loop on the real files and measures it.
+through the import and the check that `flask actuals import` uses (against the served model), roll the
+production model forward, publish a forecast run, score and check everything the scheduler would, and
+every K weeks retrain through the experiment's gate. It proves the loop on the real files and measures it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
+from app.config import Config
 from app.forecasting.data import TRAIN_HEADER, Dataset
 from app.forecasting.forecaster import Forecaster
 from app.forecasting.prediction import BANDS
@@ -47,6 +48,7 @@ class ReplaySettings:
     params: dict[str, Any] | None = None
     margin: float = 0.01
     loop: weekly.LoopSettings = field(default_factory=weekly.LoopSettings)
+    max_sales_multiple: float = Config.ACTUALS_MAX_SALES_MULTIPLE
 
 
 def week_csv(sales: pd.DataFrame) -> bytes:
@@ -126,16 +128,18 @@ def replay(
     with storage.session() as session:
         last_alert = int(session.scalar(select(func.max(Alert.id))) or 0)
     weeks, retrains = [], []
+    served = base
     for k in range(1, settings.weeks + 1):
         week_started = time.perf_counter()
         week = start + pd.Timedelta(weeks=k)
         rows = dataset.sales[dataset.sales["date"] == week]
+        bounds = actuals.bounds_for(served, week.date(), settings.max_sales_multiple)
         with storage.session() as session:
             imported = actuals.import_csv(
-                session, week_csv(rows), name=f"train-{week.date()}.csv", model_name=model_name
+                session, week_csv(rows), name=f"train-{week.date()}.csv", model_name=model_name, bounds=bounds
             )
             actual_features.upsert_features(session, dataset.features[dataset.features["date"] == week])
-        forecaster = roll_forward(base, storage)
+        forecaster = served = roll_forward(base, storage)
         now = dt.datetime.combine(week.date() + dt.timedelta(days=3), dt.time(6))
         turn = weekly.run_week(storage, forecaster, settings.loop, now=now)
         planner_requests(storage, forecaster, now, seed=k)

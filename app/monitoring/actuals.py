@@ -1,11 +1,14 @@
 """Actual weekly sales, ingested after the fact, so the performance job can score logged predictions.
 
 Input is a CSV in train.csv's format (Store,Dept,Date,Weekly_Sales,IsHoliday) or JSON rows
-({"store", "dept", "date" or "week", "weekly_sales", optional "is_holiday"}). Both go through the
-loader's own column parsers (app/forecasting/data.py), so the same mistakes get the same messages,
-by line and column. The upsert is idempotent: a row equal to the stored one is left untouched,
-so re-importing a file changes nothing (not even `ingested_at`). Rows are tagged with the lineage of
-the production model's data when they arrive.
+({"store", "dept", "date" or "week", "weekly_sales", optional "is_holiday"}). Every path (the CLI, the
+API's JSON and CSV, the page's upload, replay) goes through one check, check_table, against the served
+model's data (Bounds): malformed cells, unknown stores and departments, weeks outside its calendar,
+implausible sales and repeated rows, all named by row and field in one answer. The upsert is
+idempotent: a row equal to the stored one is left untouched, so re-importing a file changes nothing
+(not even `ingested_at`); a row that would change a stored week is refused unless it comes as an
+explicit Correction, which is recorded (old and new values, who, when, why). Rows are tagged with the
+lineage of the production model's data when they arrive.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from app.config import Config
 from app.forecasting import calendar
 from app.forecasting import data as loader
 from app.forecasting.calendar import is_holiday_week
-from app.limits import InputRejected, cap_details, csv_header
+from app.limits import MAX_DETAILS, InputRejected, cap_details, csv_header
 from app.registry.versions import production_lineage
-from app.storage import ActualSale, utcnow
+from app.storage import ActualSale, ActualSaleCorrection, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ JSON_KEYS = {
     "IsHoliday": ("is_holiday", "IsHoliday"),
 }
 NUMERIC = ("Store", "Dept", "Weekly_Sales")
-MAX_ERRORS = 20
+MAX_ERRORS = MAX_DETAILS  # problems listed per answer; the rest are counted
 _TABLE = ActualSale.__table__
 
 
@@ -53,11 +56,16 @@ class ActualsError(ValueError):
     """Input that cannot be imported; `errors` are {"field", "line", "message"} dicts, in line order."""
 
     errors: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 400  # 400: malformed input; 422: well-formed rows refused (unknown, implausible, stored)
 
     def __str__(self) -> str:
         return "; ".join(
             e["message"] if not e.get("field") else f"{e['field']}: {e['message']}" for e in self.errors
         )
+
+
+class StoredWeekConflict(ActualsError):
+    """Rows that would change stored weeks without an explicit correction (nothing was written)."""
 
 
 @dataclass
@@ -66,6 +74,7 @@ class ImportResult:
     inserted: int
     updated: int
     unchanged: int
+    corrected: int = 0  # of `updated`, rows whose stored values a correction changed (recorded)
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -183,12 +192,13 @@ def _json_field(column: str | None) -> str:
 
 @dataclass(frozen=True)
 class Bounds:
-    """What a plausible week of actual sales is, judged against the served model's history.
+    """What a plausible week of actual sales is, judged against the served model's data.
 
-    A week no later than `last_week` (the current week, and the last week of the features table when
-    a model is served); weekly sales whose size is at most `multiple` times the series' largest week
-    so far, or times a typical series' largest when the series is new or small (a -99,999,999 typo
-    or a pasted total is refused, a holiday spike is not).
+    Stores and departments that data knows; weeks from its first (`first_week`) to `last_week` (the
+    current week, and the last week of the features table when a model is served); weekly sales whose
+    size is at most `multiple` times the series' largest week so far, or times a typical series' largest
+    when the series is new or small (a -99,999,999 typo or a pasted total is refused, a holiday spike or
+    a week of returns is not). Without a model only the calendar and finiteness are checked.
     """
 
     last_week: dt.date
@@ -196,6 +206,10 @@ class Bounds:
     multiple: float
     series_max: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))  # by (store, dept)
     typical_max: float = 0.0
+    first_week: dt.date | None = None
+    stores: np.ndarray | None = None  # sorted store numbers; None: not checked
+    departments: np.ndarray | None = None  # sorted department numbers; None: not checked
+    known_from: str = "the production model's data"
 
 
 def bounds_for(model: Any, today: dt.date, multiple: float, weeks_ahead: int = 1) -> Bounds:
@@ -213,102 +227,282 @@ def bounds_for(model: Any, today: dt.date, multiple: float, weeks_ahead: int = 1
         [peaks[i] for i in keys.values()], index=pd.MultiIndex.from_tuples(list(keys)), dtype="float64"
     )
     typical = float(np.median(peaks)) if len(peaks) else 0.0
-    return Bounds(last, rule, multiple, series_max, typical)
-
-
-def _implausible(parsed: dict[str, Any], bounds: Bounds) -> tuple[list[tuple[int, str, str]], int]:
-    """(row, column, reason) of the first rows outside `bounds` (MAX_ERRORS per rule) and how many in all."""
-    found: list[tuple[int, str, str]] = []
-    weeks = np.asarray(parsed["Date"], dtype="datetime64[D]")
-    late = np.flatnonzero(weeks > np.datetime64(bounds.last_week))
-    for i in late[:MAX_ERRORS]:
-        found.append((int(i), "Date", f"{weeks[i]} is {bounds.last_week_rule}"))
-    total = len(late)
-    if bounds.multiple > 0 and bounds.typical_max > 0:
-        sales = np.asarray(parsed["Weekly_Sales"], dtype="float64")
-        peaks = bounds.series_max.reindex(pd.MultiIndex.from_arrays([parsed["Store"], parsed["Dept"]]))
-        peak = np.maximum(peaks.fillna(0.0).to_numpy(), bounds.typical_max)
-        large = np.flatnonzero(np.abs(sales) > bounds.multiple * peak)
-        for i in large[:MAX_ERRORS]:
-            reason = (
-                f"{sales[i]:,.2f} is more than {bounds.multiple:g} times the series' largest week "
-                f"({peak[i]:,.2f}); a typo or a total?"
-            )
-            found.append((int(i), "Weekly_Sales", reason))
-        total += len(large)
-    return found, total
-
-
-def _parse(
-    table: loader._Table,
-    *,
-    no_holiday: np.ndarray | None = None,
-    json_rows: bool = False,
-    bounds: Bounds | None = None,
-) -> pd.DataFrame:
-    """Every column parsed by the loader's helpers; collects errors of all columns."""
-    errors: list[dict[str, Any]] = []
-    parsed: dict[str, Any] = {}
-
-    def add(error: loader.DataError) -> None:
-        message = str(error).split(": ", 1)[-1] if error.line is not None or error.column else str(error)
-        if json_rows:
-            where = f"rows[{error.line - 1}].{_json_field(error.column)}" if error.line else "rows"
-            errors.append({"field": where, "line": error.line, "message": message})
-        else:
-            errors.append({"field": error.column or "", "line": error.line, "message": message})
-
-    def attempt(column: str, parse: Any) -> None:
-        try:
-            parsed[column] = parse()
-        except loader.DataError as error:
-            add(error)
-
-    attempt("Store", lambda: loader._parse_int(table, "Store"))
-    attempt("Dept", lambda: loader._parse_int(table, "Dept"))
-    attempt("Date", lambda: loader._parse_friday(table, "Date"))
-    attempt("Weekly_Sales", lambda: loader._parse_float(table, "Weekly_Sales", required=True)[0])
-    attempt("IsHoliday", lambda: loader._parse_bool(table, "IsHoliday"))
-    for column in ("Store", "Dept"):
-        if column in parsed and (parsed[column] < 1).any():
-            i = int(np.argmax(parsed[column] < 1))
-            add(table.fail(i, column, f"must be a positive whole number, got {parsed[column][i]}"))
-    if not errors:
-        keys = pd.DataFrame({"store": parsed["Store"], "dept": parsed["Dept"], "date": parsed["Date"]})
-        attempt("keys", lambda: loader._check_unique(table, keys, ["Store", "Dept", "Date"]))
-    if not errors and bounds is not None:
-        implausible, total = _implausible(parsed, bounds)
-        for i, column, reason in implausible:
-            add(table.fail(i, column, reason))
-        if total > len(implausible):
-            rest = total - len(implausible)
-            errors.append({"field": "details", "line": None, "message": f"and {rest:,} more", "count": rest})
-    if errors:
-        errors.sort(key=lambda e: (e["field"] == "details", e["line"] or 0, e["field"]))  # counts last
-        raise ActualsError(cap_details(errors, MAX_ERRORS))
-    weeks = pd.to_datetime(parsed["Date"])
-    holiday = np.asarray(parsed["IsHoliday"], dtype=bool).copy()
-    if no_holiday is not None and no_holiday.any():
-        holiday[no_holiday] = np.asarray(is_holiday_week(weeks[no_holiday]), dtype=bool)
-    return pd.DataFrame(
-        {
-            "store": parsed["Store"].astype("int64"),
-            "dept": parsed["Dept"].astype("int64"),
-            "week": weeks.date if hasattr(weeks, "date") else weeks,
-            "weekly_sales": parsed["Weekly_Sales"].astype("float64"),
-            "is_holiday": np.asarray(holiday, dtype=bool),
-        }
+    return Bounds(
+        last,
+        rule,
+        multiple,
+        series_max,
+        typical,
+        first_week=calendar.week_date(model.panel.first_week)[0].date(),
+        stores=np.unique(np.asarray(model.covariates.stores, dtype="int64")),
+        departments=np.unique(np.asarray(model.panel.dept, dtype="int64")),
+        known_from=f"the data of production model {model.version}",
     )
 
 
-def parse_csv(raw: bytes | str, name: str = CSV_NAME, bounds: Bounds | None = None) -> pd.DataFrame:
-    """A train.csv-format file as a frame of store, dept, week (date), weekly_sales, is_holiday.
+def calendar_bounds(today: dt.date | None = None) -> Bounds:
+    """The bounds without a served model: weeks up to the current one, any finite sales."""
+    return bounds_for(None, today or dt.date.today(), 0.0)
 
-    With `bounds` (uploads over HTTP), implausible rows are refused too; the CLI's import is trusted.
+
+COLUMN_ORDER = {column: rank for rank, column in enumerate(HEADER)}  # a row's problems, left to right
+
+
+class _Problems:
+    """Every problem of a table in one pass: each rule lists its first rows and counts the rest."""
+
+    def __init__(self, table: loader._Table, json_rows: bool) -> None:
+        self.table, self.json_rows = table, json_rows
+        self.found: list[tuple[int, int, str, str]] = []  # (row position, rule order, column, message)
+        self.total = 0
+        self.malformed = False
+
+    def add(self, column: str, mask: np.ndarray, message: Any, *, malformed: bool = False) -> None:
+        """Rows where `mask` holds break one rule; `message(i)` says how row i does."""
+        positions = np.flatnonzero(mask)
+        if not len(positions):
+            return
+        self.total += len(positions)
+        self.malformed |= malformed
+        for i in positions[:MAX_ERRORS]:
+            self.found.append((int(i), len(self.found), column, message(int(i))))
+
+    def field(self, i: int, column: str) -> str:
+        if not self.json_rows:
+            return column
+        name = "/".join(_json_field(c) for c in column.split("/"))
+        return f"rows[{int(self.table.lines[i]) - 1}].{name}"
+
+    def error(self) -> ActualsError | None:
+        if not self.total:
+            return None
+        self.found.sort(key=lambda f: (f[0], COLUMN_ORDER.get(f[2], len(COLUMN_ORDER)), f[1]))
+        listed = self.found[:MAX_ERRORS]
+        errors: list[dict[str, Any]] = [
+            {"field": self.field(i, column), "line": int(self.table.lines[i]), "message": message}
+            for i, _, column, message in listed
+        ]
+        rest = self.total - len(listed)
+        if rest:
+            errors.append(
+                {
+                    "field": "details",
+                    "line": None,
+                    "message": f"and {rest:,} more problems not listed",
+                    "count": rest,
+                }
+            )
+        return ActualsError(errors, status=400 if self.malformed else 422)
+
+
+def _cell(table: loader._Table, column: str, i: int) -> str:
+    return loader._shown(table.frame[column].iat[i])
+
+
+def _whole_numbers(table: loader._Table, column: str, problems: _Problems) -> np.ndarray:
+    """Positive whole numbers, NaN where a row's value is not one (and a problem says why)."""
+    text = table.frame[column]
+    missing = text.isna().to_numpy()
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
+    not_number = ~missing & ~np.isfinite(values)
+    finite = np.isfinite(values)
+    fraction = finite & (values != np.round(np.where(finite, values, 0.0)))
+    out_of_range = finite & ~fraction & ((values < 1) | (values > loader._MAX_INT))
+    problems.add(column, missing, lambda i: "missing value", malformed=True)
+    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}", malformed=True)
+    problems.add(column, fraction, lambda i: f"not a whole number: {_cell(table, column, i)}", malformed=True)
+    problems.add(
+        column,
+        out_of_range,
+        lambda i: f"must be a positive whole number, got {_cell(table, column, i)}",
+        malformed=True,
+    )
+    return np.where(missing | not_number | fraction | out_of_range, np.nan, values)
+
+
+def _known(
+    values: np.ndarray, known: np.ndarray | None, column: str, noun: str, bounds: Bounds, problems: _Problems
+) -> None:
+    if known is None or not len(known):
+        return
+    valid = np.isfinite(values)
+    unknown = valid & ~np.isin(np.where(valid, values, 0).astype("int64"), known)
+    shown = f"{len(known)} {noun}s, numbered {known.min()} to {known.max()}"
+    problems.add(
+        column,
+        unknown,
+        lambda i: f"{noun} {int(values[i])} is not in {bounds.known_from} ({shown})",
+    )
+
+
+def _weeks(table: loader._Table, bounds: Bounds, problems: _Problems) -> np.ndarray:
+    """The week-ending Fridays (datetime64[ns], NaT where a row's date is refused)."""
+    column = "Date"
+    series = table.frame[column]
+    categories, codes = series.cat.categories.astype(str).str.strip(), series.cat.codes.to_numpy()
+    parsed = pd.to_datetime(categories, format="%Y-%m-%d", errors="coerce")
+    present = codes >= 0
+
+    def rows(per_category: np.ndarray) -> np.ndarray:
+        return present & np.append(np.asarray(per_category, dtype=bool), False)[codes]
+
+    def text(i: int) -> str:
+        return str(categories[codes[i]])
+
+    valid = ~parsed.isna()
+    weekday = np.where(valid, parsed.day_of_week.fillna(-1), -1).astype("int64")
+    in_range = valid & (parsed >= loader._FIRST_DATE) & (parsed <= loader._LAST_DATE)
+    friday = in_range & (weekday == 4)
+    day = parsed.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    early = friday & (day < np.datetime64(bounds.first_week)) if bounds.first_week else np.zeros_like(friday)
+    late = friday & (day > np.datetime64(bounds.last_week))
+    problems.add(column, ~present, lambda i: "missing date", malformed=True)
+    problems.add(
+        column,
+        rows(~valid),
+        lambda i: f"not a date (expected YYYY-MM-DD): {_cell(table, column, i)}",
+        malformed=True,
+    )
+    problems.add(
+        column,
+        rows(valid & ~in_range),
+        lambda i: f"{text(i)} is outside {loader._FIRST_DATE.date()} to {loader._LAST_DATE.date()}",
+        malformed=True,
+    )
+    problems.add(
+        column,
+        rows(in_range & ~friday),
+        lambda i: f"{text(i)} is a {loader._WEEKDAYS[weekday[codes[i]]]}, not a Friday (weeks end on Friday)",
+        malformed=True,
+    )
+    problems.add(
+        column, rows(early), lambda i: f"{text(i)} is before {bounds.first_week}, the data's first week"
+    )
+    problems.add(column, rows(late), lambda i: f"{text(i)} is {bounds.last_week_rule}")
+    accepted = np.append(friday & ~early & ~late, False)[codes]
+    weeks = np.append(parsed.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))[codes]
+    return np.where(accepted, weeks, np.datetime64("NaT", "ns"))
+
+
+def _sales(
+    table: loader._Table, store: np.ndarray, dept: np.ndarray, bounds: Bounds, problems: _Problems
+) -> np.ndarray:
+    column = "Weekly_Sales"
+    text = table.frame[column]
+    missing = text.isna().to_numpy()
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
+    not_number = ~missing & np.isnan(values)
+    infinite = np.isinf(values)
+    problems.add(column, missing, lambda i: "missing value", malformed=True)
+    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}", malformed=True)
+    problems.add(
+        column, infinite, lambda i: f"not a finite number: {_cell(table, column, i)}", malformed=True
+    )
+    if bounds.multiple > 0 and bounds.typical_max > 0:
+        known = np.isfinite(store) & np.isfinite(dept)
+        index = pd.MultiIndex.from_arrays(
+            [np.where(known, store, 0).astype("int64"), np.where(known, dept, 0).astype("int64")]
+        )
+        peak = np.maximum(bounds.series_max.reindex(index).fillna(0.0).to_numpy(), bounds.typical_max)
+        large = np.isfinite(values) & (np.abs(values) > bounds.multiple * peak)
+        problems.add(
+            column,
+            large,
+            lambda i: (
+                f"{values[i]:,.2f} is more than {bounds.multiple:g} times the series' largest week "
+                f"({peak[i]:,.2f}); a typo or a total?"
+            ),
+        )
+    return values
+
+
+def _holidays(table: loader._Table, problems: _Problems) -> np.ndarray:
+    column = "IsHoliday"
+    series = table.frame[column]
+    upper, codes = series.cat.categories.astype(str).str.strip().str.upper(), series.cat.codes.to_numpy()
+    known = np.append(upper.isin(["TRUE", "FALSE"]), False)[codes]
+    problems.add(
+        column, ~known, lambda i: f"expected TRUE or FALSE, got {_cell(table, column, i)}", malformed=True
+    )
+    return np.append(upper == "TRUE", False)[codes]
+
+
+def _duplicates(
+    table: loader._Table, store: np.ndarray, dept: np.ndarray, week: np.ndarray, problems: _Problems
+) -> None:
+    valid = np.isfinite(store) & np.isfinite(dept) & ~np.isnat(week)
+    keys = pd.DataFrame({"store": store, "dept": dept, "week": week, "position": np.arange(len(store))})[
+        valid
+    ]
+    repeated = keys.duplicated(["store", "dept", "week"], keep="first").to_numpy()
+    if not repeated.any():
+        return
+    first = keys.groupby(["store", "dept", "week"])["position"].transform("min").to_numpy()
+    mask = np.zeros(len(store), dtype=bool)
+    mask[keys["position"].to_numpy()[repeated]] = True
+    first_of = np.zeros(len(store), dtype="int64")
+    first_of[keys["position"].to_numpy()] = first
+
+    def message(i: int) -> str:
+        described = f"Store {int(store[i])}, Dept {int(dept[i])}, Date {str(week[i])[:10]}"
+        line = int(table.lines[first_of[i]])
+        first_at = f"rows[{line - 1}]" if problems.json_rows else f"line {line}"
+        return f"duplicate row for {described} (first {'as' if problems.json_rows else 'on'} {first_at})"
+
+    problems.add("Store/Dept/Date", mask, message)
+
+
+def check_table(
+    table: loader._Table,
+    bounds: Bounds,
+    *,
+    no_holiday: np.ndarray | None = None,
+    json_rows: bool = False,
+) -> pd.DataFrame:
+    """The one check of actual sales, whatever path they came by: every problem of every row in one pass.
+
+    Malformed values, stores and departments the served model's data does not know, weeks outside its
+    calendar, implausible sales and rows repeated in the input; raises ActualsError naming each by row
+    and field (status 400 when something is malformed, else 422). Stored weeks are upsert_actuals' check.
+    """
+    problems = _Problems(table, json_rows)
+    store = _whole_numbers(table, "Store", problems)
+    dept = _whole_numbers(table, "Dept", problems)
+    week = _weeks(table, bounds, problems)
+    sales = _sales(table, store, dept, bounds, problems)
+    holiday = _holidays(table, problems)
+    _known(store, bounds.stores, "Store", "store", bounds, problems)
+    _known(dept, bounds.departments, "Dept", "department", bounds, problems)
+    _duplicates(table, store, dept, week, problems)
+    error = problems.error()
+    if error is not None:
+        raise error
+    weeks = pd.to_datetime(week)
+    holiday = holiday.copy()
+    if no_holiday is not None and no_holiday.any():
+        holiday[no_holiday] = np.asarray(is_holiday_week(weeks[no_holiday]), dtype=bool)
+    frame = pd.DataFrame(
+        {
+            "store": store.astype("int64"),
+            "dept": dept.astype("int64"),
+            "week": weeks.date,
+            "weekly_sales": sales.astype("float64"),
+            "is_holiday": np.asarray(holiday, dtype=bool),
+            "line": np.asarray(table.lines, dtype="int64"),
+        }
+    )
+    frame.attrs["json_rows"] = json_rows
+    return frame
+
+
+def parse_csv(raw: bytes | str, name: str = CSV_NAME, bounds: Bounds | None = None) -> pd.DataFrame:
+    """A train.csv-format file as a frame of store, dept, week (date), weekly_sales, is_holiday, line.
+
+    `bounds` come from the served model (bounds_for); without them only the calendar is known.
     """
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
-    return _parse(upload_table(raw, name), bounds=bounds)
+    return check_table(upload_table(raw, name), bounds or calendar_bounds())
 
 
 def parse_rows(rows: Any, bounds: Bounds | None = None) -> pd.DataFrame:
@@ -318,7 +512,7 @@ def parse_rows(rows: Any, bounds: Bounds | None = None) -> pd.DataFrame:
     if not isinstance(rows, list) or not rows:
         raise ActualsError([{"field": "rows", "line": None, "message": "expected a non-empty list of rows"}])
     table, no_holiday = _table_from_rows(rows)
-    return _parse(table, no_holiday=no_holiday, json_rows=True, bounds=bounds)
+    return check_table(table, bounds or calendar_bounds(), no_holiday=no_holiday, json_rows=True)
 
 
 # Upsert
@@ -327,74 +521,166 @@ def parse_rows(rows: Any, bounds: Bounds | None = None) -> pd.DataFrame:
 _UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
-def _insert_statement(session: Session) -> Any:
-    """INSERT that tolerates a concurrent import of the same keys (upsert on SQLite and PostgreSQL)."""
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, int, dt.date]]:
+    """Insert rows whose keys were not stored; the keys inserted. A key that a concurrent import stored
+    in the meantime is skipped (SQLite, PostgreSQL), for the caller to compare as a stored week."""
+    if not rows:
+        return set()
     dialect = session.get_bind().dialect.name
-    if dialect in _UPSERTS:
-        statement = _UPSERTS[dialect](_TABLE)
-        return statement.on_conflict_do_update(
-            index_elements=["store", "dept", "week"],
-            set_={
-                "weekly_sales": statement.excluded.weekly_sales,
-                "is_holiday": statement.excluded.is_holiday,
-                "lineage": statement.excluded.lineage,
-            },
+    if dialect not in _UPSERTS:
+        session.execute(insert(_TABLE), rows)
+        return {(r["store"], r["dept"], r["week"]) for r in rows}
+    statement = (
+        _UPSERTS[dialect](_TABLE)
+        .on_conflict_do_nothing(index_elements=["store", "dept", "week"])
+        .returning(_TABLE.c.store, _TABLE.c.dept, _TABLE.c.week)
+    )
+    return {(int(s), int(d), w) for s, d, w in session.execute(statement, rows).all()}
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The authority to change stored weeks: who (a verified actor) and why; every change is recorded."""
+
+    by: str
+    reason: str
+
+
+CORRECTION_HINT = "a stored week changes only by an explicit correction, with the admin token and a reason"
+
+
+def _stored_conflicts(changed: pd.DataFrame, json_rows: bool) -> StoredWeekConflict:
+    """Rows that would change stored values, refused by row and field (re-sending a stored value is fine)."""
+    errors: list[dict[str, Any]] = []
+    for row in changed.sort_values("line").head(MAX_ERRORS).itertuples(index=False):
+        sales_differ = not np.isclose(row.weekly_sales, float(row.old_sales), rtol=0, atol=1e-9)
+        column = "Weekly_Sales" if sales_differ else "IsHoliday"
+        old = f"{float(row.old_sales):,.2f}" if sales_differ else str(bool(row.old_holiday)).upper()
+        new = f"{row.weekly_sales:,.2f}" if sales_differ else str(bool(row.is_holiday)).upper()
+        where = f"rows[{row.line - 1}].{_json_field(column)}" if json_rows else column
+        errors.append(
+            {
+                "field": where,
+                "line": int(row.line),
+                "message": (
+                    f"store {row.store} dept {row.dept} week {row.week} is stored as {old}; "
+                    f"{new} would change it: {CORRECTION_HINT}"
+                ),
+            }
         )
-    return insert(_TABLE)
+    rest = len(changed) - len(errors)
+    if rest:
+        errors.append(
+            {
+                "field": "details",
+                "line": None,
+                "message": f"and {rest:,} more problems not listed",
+                "count": rest,
+            }
+        )
+    return StoredWeekConflict(errors, status=422)
+
+
+def _stored(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
+    """The stored rows of the frame's stores and weeks (old_sales, old_holiday, old_lineage)."""
+    stores = sorted({int(s) for s in frame["store"]})
+    first, last = min(frame["week"]), max(frame["week"])
+    rows = session.execute(
+        select(
+            _TABLE.c.store,
+            _TABLE.c.dept,
+            _TABLE.c.week,
+            _TABLE.c.weekly_sales,
+            _TABLE.c.is_holiday,
+            _TABLE.c.lineage,
+        ).where(and_(_TABLE.c.store.in_(stores), _TABLE.c.week >= first, _TABLE.c.week <= last))
+    ).all()
+    return pd.DataFrame(rows, columns=["store", "dept", "week", "old_sales", "old_holiday", "old_lineage"])
 
 
 def upsert_actuals(
-    session: Session, frame: pd.DataFrame, *, model_name: str = Config.MODEL_NAME
+    session: Session,
+    frame: pd.DataFrame,
+    *,
+    model_name: str = Config.MODEL_NAME,
+    correction: Correction | None = None,
 ) -> ImportResult:
-    """Insert new keys, update changed ones, leave equal ones alone; the caller's session commits.
+    """Insert new keys, leave equal ones alone; the caller's session commits.
 
-    Every row written is tagged with the data lineage of `model_name`'s production version: actuals
-    are only scored against forecasts of models of the same data. A row re-imported while production
-    is a model of other data is re-tagged (an update).
+    A row that would change a stored week's sales or holiday flag is refused (StoredWeekConflict, 422;
+    the caller's session rolls back, so nothing is written) unless `correction` is given; then each change
+    is recorded in actual_sale_corrections with the old and new values, who and why. A week stored by a
+    concurrent import between our read and our insert is compared the same way. Every row written is
+    tagged with the data lineage of `model_name`'s production version: actuals are only scored against
+    forecasts of models of the same data. A row re-sent while production is a model of other data is
+    re-tagged (an update, not a change of its values).
     """
     if frame.empty:
         return ImportResult(0, 0, 0, 0)
+    if "line" not in frame:
+        frame = frame.assign(line=np.arange(1, len(frame) + 1))
+    json_rows = bool(frame.attrs.get("json_rows"))
     lineage = production_lineage(session, model_name)
-    stores = sorted({int(s) for s in frame["store"]})
-    first, last = min(frame["week"]), max(frame["week"])
-    existing = pd.DataFrame(
-        session.execute(
-            select(
-                _TABLE.c.store,
-                _TABLE.c.dept,
-                _TABLE.c.week,
-                _TABLE.c.weekly_sales,
-                _TABLE.c.is_holiday,
-                _TABLE.c.lineage,
-            ).where(and_(_TABLE.c.store.in_(stores), _TABLE.c.week >= first, _TABLE.c.week <= last))
-        ).all(),
-        columns=["store", "dept", "week", "old_sales", "old_holiday", "old_lineage"],
-    )
-    merged = frame.merge(existing, on=["store", "dept", "week"], how="left", indicator=True)
-    new = merged[merged["_merge"] == "left_only"]
-    known = merged[merged["_merge"] == "both"]
-    changed = known[
-        ~np.isclose(known["weekly_sales"], known["old_sales"].astype("float64"), rtol=0, atol=1e-9)
-        | (known["is_holiday"].astype(bool) != known["old_holiday"].astype(bool))
-        | (known["old_lineage"].fillna("").astype(str) != (lineage or ""))
-    ]
     now = utcnow()
-    if len(new):
-        rows = [
-            {
-                "store": int(s),
-                "dept": int(d),
-                "week": w,
-                "weekly_sales": float(v),
-                "is_holiday": bool(h),
-                "ingested_at": now,
-                "lineage": lineage,
-            }
-            for s, d, w, v, h in new[["store", "dept", "week", "weekly_sales", "is_holiday"]].itertuples(
-                index=False
-            )
-        ]
-        session.execute(_insert_statement(session), rows)
+    counts = {"inserted": 0, "updated": 0, "unchanged": 0, "corrected": 0}
+    pending = frame
+    for _ in range(2):  # the second pass compares the weeks a concurrent import stored meanwhile
+        merged = pending.merge(
+            _stored(session, pending), on=["store", "dept", "week"], how="left", indicator=True
+        )
+        new = merged[merged["_merge"] == "left_only"]
+        known = merged[merged["_merge"] == "both"]
+        _update_known(session, known, lineage, correction, json_rows, now, counts)
+        inserted = _insert_new(
+            session,
+            [
+                {
+                    "store": int(s),
+                    "dept": int(d),
+                    "week": w,
+                    "weekly_sales": float(v),
+                    "is_holiday": bool(h),
+                    "ingested_at": now,
+                    "lineage": lineage,
+                }
+                for s, d, w, v, h in new[["store", "dept", "week", "weekly_sales", "is_holiday"]].itertuples(
+                    index=False
+                )
+            ],
+        )
+        counts["inserted"] += len(inserted)
+        keys = list(zip(new["store"].astype(int), new["dept"].astype(int), new["week"], strict=True))
+        raced = np.array([key not in inserted for key in keys], dtype=bool)
+        if not raced.any():
+            break
+        pending = pending.merge(new.loc[raced, ["store", "dept", "week"]], on=["store", "dept", "week"])
+        pending.attrs["json_rows"] = json_rows
+    result = ImportResult(
+        len(frame), counts["inserted"], counts["updated"], counts["unchanged"], counts["corrected"]
+    )
+    log.info("actuals: %s (%d corrected)", result.to_dict(), result.corrected)
+    return result
+
+
+def _update_known(
+    session: Session,
+    known: pd.DataFrame,
+    lineage: str | None,
+    correction: Correction | None,
+    json_rows: bool,
+    now: dt.datetime,
+    counts: dict[str, int],
+) -> None:
+    """Stored keys: equal ones left alone, re-tagged ones updated, changed ones refused or corrected."""
+    if known.empty:
+        return
+    values_differ = ~np.isclose(
+        known["weekly_sales"], known["old_sales"].astype("float64"), rtol=0, atol=1e-9
+    ) | (known["is_holiday"].astype(bool) != known["old_holiday"].astype(bool))
+    corrected = known[values_differ]
+    if len(corrected) and correction is None:
+        raise _stored_conflicts(corrected, json_rows)
+    changed = known[values_differ | (known["old_lineage"].fillna("").astype(str) != (lineage or ""))]
     if len(changed):
         statement = (
             update(_TABLE)
@@ -425,9 +711,43 @@ def upsert_actuals(
             )
         ]
         session.connection().execute(statement, rows)
-    result = ImportResult(len(frame), len(new), len(changed), len(known) - len(changed))
-    log.info("actuals: %s", result.to_dict())
-    return result
+    if len(corrected) and correction is not None:
+        _record_corrections(session, corrected, correction, now)
+    counts["updated"] += len(changed)
+    counts["unchanged"] += len(known) - len(changed)
+    counts["corrected"] += len(corrected)
+
+
+def _record_corrections(
+    session: Session, corrected: pd.DataFrame, correction: Correction, now: dt.datetime
+) -> None:
+    session.execute(
+        insert(ActualSaleCorrection.__table__),
+        [
+            {
+                "store": int(row.store),
+                "dept": int(row.dept),
+                "week": row.week,
+                "old_weekly_sales": float(row.old_sales),
+                "new_weekly_sales": float(row.weekly_sales),
+                "old_is_holiday": bool(row.old_holiday),
+                "new_is_holiday": bool(row.is_holiday),
+                "corrected_at": now,
+                "corrected_by": correction.by[:64],
+                "reason": correction.reason,
+            }
+            for row in corrected.itertuples(index=False)
+        ],
+    )
+    log.warning(
+        "actuals: %d stored week(s) corrected by %s: %s", len(corrected), correction.by, correction.reason
+    )
+
+
+def corrections(session: Session, limit: int = 100) -> list[ActualSaleCorrection]:
+    """The newest recorded corrections first."""
+    query = select(ActualSaleCorrection).order_by(ActualSaleCorrection.id.desc()).limit(limit)
+    return list(session.scalars(query))
 
 
 def import_csv(
@@ -437,9 +757,20 @@ def import_csv(
     *,
     model_name: str = Config.MODEL_NAME,
     bounds: Bounds | None = None,
+    correction: Correction | None = None,
 ) -> ImportResult:
-    return upsert_actuals(session, parse_csv(raw, name, bounds), model_name=model_name)
+    """A train.csv-format file checked (check_table) and upserted; all rows or none."""
+    frame = parse_csv(raw, name, bounds)
+    return upsert_actuals(session, frame, model_name=model_name, correction=correction)
 
 
-def import_rows(session: Session, rows: Any, *, model_name: str = Config.MODEL_NAME) -> ImportResult:
-    return upsert_actuals(session, parse_rows(rows), model_name=model_name)
+def import_rows(
+    session: Session,
+    rows: Any,
+    *,
+    model_name: str = Config.MODEL_NAME,
+    bounds: Bounds | None = None,
+    correction: Correction | None = None,
+) -> ImportResult:
+    """JSON rows checked (check_table) and upserted; all rows or none."""
+    return upsert_actuals(session, parse_rows(rows, bounds), model_name=model_name, correction=correction)

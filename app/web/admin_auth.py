@@ -4,7 +4,8 @@
 - a token presented, but wrong       -> 403
 - a token presented, none configured -> 403 "admin actions are disabled" (nothing can be right)
 
-With open_when_unset (writing actual sales), a server without a token lets every request through.
+Every write goes through here (actual sales, alerts, the registry): a server without a token accepts
+none. `make run` writes a token to the instance configuration on first set-up.
 """
 
 from __future__ import annotations
@@ -27,10 +28,8 @@ class AdminDenied(Exception):
         self.status, self.message = status, message
 
 
-def check_admin_token(presented: str | None, open_when_unset: bool = False) -> None:
+def check_admin_token(presented: str | None) -> None:
     """Raise AdminDenied (401 or 403) unless `presented` is the configured admin token."""
-    if open_when_unset and not current_app.config.get("STORECAST_ADMIN_TOKEN"):
-        return
     presented = (presented or "").strip()  # a pasted token's stray space, as the API's bearer header
     if not presented:
         raise AdminDenied(401, "admin token required: send Authorization: Bearer <STORECAST_ADMIN_TOKEN>")
@@ -52,10 +51,10 @@ def bearer_token() -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def require_admin(open_when_unset: bool = False) -> None:
+def require_admin() -> None:
     """Return when the request carries the admin bearer token; otherwise raise the 401 or 403."""
     try:
-        check_admin_token(bearer_token(), open_when_unset)
+        check_admin_token(bearer_token())
     except AdminDenied as denied:
         challenge = {"WWW-Authenticate": 'Bearer realm="storecast admin"'} if denied.status == 401 else {}
         raise ApiError(

@@ -85,7 +85,7 @@ class Operation:
     json_response: bool = True
     errors: dict[int, str] = field(default_factory=dict)
     error_models: dict[int, type[BaseModel]] = field(default_factory=dict)
-    admin: str | None = None  # "required", or "when set" (open while no token is configured)
+    admin: str | None = None  # "required": the admin bearer token
     path_descriptions: dict[str, str] = field(default_factory=dict)
     extra_models: tuple[type[BaseModel], ...] = ()  # models `body_schema` refers to
 
@@ -312,7 +312,7 @@ def build_document(app: Flask, error_model: type[BaseModel] = ErrorResponse) -> 
             if spec.description:
                 entry["description"] = spec.description
             if spec.admin:
-                entry["security"] = [{BEARER: []}] if spec.admin == "required" else [{}, {BEARER: []}]
+                entry["security"] = [{BEARER: []}]
             parameters = _parameters(spec, variables, components)
             if parameters:
                 entry["parameters"] = parameters

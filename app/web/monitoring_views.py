@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pandas as pd
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -27,9 +28,16 @@ from app.storage import DriftReport, DriftResult, PerformanceSnapshot, get_row, 
 from app.web import context, published
 from app.web import monitoring_charts as charts
 from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token, require_admin
-from app.web.apidoc import json_body, operation
+from app.web.apidoc import json_body, operation, query_args
 from app.web.errors import ApiError, validation_details
-from app.web.schemas import ActualRow, ActualsRequest, ActualsResponse, AlertActionRequest, AlertOut
+from app.web.schemas import (
+    ActualRow,
+    ActualsQuery,
+    ActualsRequest,
+    ActualsResponse,
+    AlertActionRequest,
+    AlertOut,
+)
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,12 +51,28 @@ CHART_DAYS = 365  # the predictions-per-day chart: a year of the retention's dai
 
 
 def _authorised(presented: str | None) -> str | None:
-    """None when actuals may be written; otherwise why not. Open unless STORECAST_ADMIN_TOKEN is set."""
+    """None when actuals may be written (the admin token was given); otherwise why not."""
     try:
-        check_admin_token(presented, open_when_unset=True)
+        check_admin_token(presented)
     except AdminDenied as denied:
         return denied.message
     return None
+
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+CORRECT_HOW = "to change stored weeks on purpose, send the rows again with correct=true and a reason"
+
+
+def _correction(correct: str | None, reason: str | None, by: str | None) -> actuals.Correction | None:
+    """A correction when one was asked for explicitly (with a reason); None for a plain import."""
+    if (correct or "").strip().lower() not in TRUE_WORDS:
+        return None
+    reason = (reason or "").strip()
+    if not reason:
+        raise actuals.ActualsError(
+            [{"field": "reason", "line": None, "message": "a correction of stored weeks needs a reason"}]
+        )
+    return actuals.Correction(by=admin_actor(by), reason=reason[:1000])
 
 
 # data for panels
@@ -294,7 +318,7 @@ def api_resolve_alert(alert_id: int) -> Any:
 
 @pages_bp.post("/monitoring/actuals")
 def upload_actuals() -> Any:
-    """The page's CSV upload (CSRF-protected form post); answers with the upload panel."""
+    """The page's CSV upload (CSRF-protected form post, admin token); answers with the upload panel."""
     upload: dict[str, Any] = {}
     denied = _authorised(request.form.get("admin_token") or None)
     file = request.files.get("file")
@@ -305,6 +329,9 @@ def upload_actuals() -> Any:
         upload, status = {"error": "choose a CSV file in train.csv's format", "details": []}, 400
     else:
         try:
+            correction = _correction(
+                request.form.get("correct"), request.form.get("reason"), request.form.get("by")
+            )
             with context.storage().session() as session:
                 result = actuals.import_csv(
                     session,
@@ -312,10 +339,16 @@ def upload_actuals() -> Any:
                     name=file.filename,
                     model_name=current_app.config["MODEL_NAME"],
                     bounds=_bounds(),
+                    correction=correction,
                 )
-            upload = {"result": result.to_dict(), "filename": file.filename}
+            upload = {"result": result.to_dict(), "filename": file.filename, "corrected": bool(correction)}
         except actuals.ActualsError as error:
-            upload, status = {"error": f"{file.filename} was not imported", "details": error.errors}, 400
+            message = f"{file.filename} was not imported"
+            if isinstance(error, actuals.StoredWeekConflict):
+                message += (
+                    ": it would change stored weeks (tick \u201ccorrect stored weeks\u201d and give a reason)"
+                )
+            upload, status = {"error": message, "details": error.errors}, error.status
     if request.headers.get("HX-Request"):
         return render_template("monitoring/_upload.html", upload=upload), status
     return (
@@ -361,18 +394,34 @@ def _detail(error: dict[str, Any]) -> dict[str, Any]:
     return {"field": field, "message": message, **extra}
 
 
-def _refused(details: list[dict[str, Any]]) -> ApiError:
+def _refused(details: list[dict[str, Any]], status: int = 400, hint: str = "") -> ApiError:
     problems = sum(d.get("count", 1) for d in details)
-    return ApiError(400, f"{problems} problem(s) in the actual sales; nothing was imported", details)
+    message = f"{problems} problem(s) in the actual sales; nothing was imported"
+    return ApiError(status, f"{message} ({hint})" if hint else message, details)
 
 
-def _json_rows(data: Any) -> list[dict[str, Any]]:
-    """JSON rows checked by ActualsRequest, the model the document shows (a bare list is its `rows`)."""
+def _json_rows(data: Any, bounds: actuals.Bounds) -> pd.DataFrame:
+    """JSON rows checked by ActualsRequest (the model the document shows; a bare list is its `rows`) and
+    by the one check of actual sales, both in the same answer."""
     try:
         body = ActualsRequest.model_validate({"rows": data} if isinstance(data, list) else data)
     except ValidationError as error:
-        raise _refused(validation_details(error)) from None
-    return [row.model_dump(exclude_unset=True) for row in body.rows]
+        details = validation_details(error)
+        raw = data.get("rows") if isinstance(data, dict) else data
+        try:
+            actuals.parse_rows(raw, bounds)
+        except actuals.ActualsError as checked:
+            named = {d["field"] for d in details}
+            details += [_detail(e) for e in checked.errors if e.get("field") not in named]
+            details.sort(key=lambda d: (d["field"] == "details", _row_of(d["field"])))
+        raise _refused(details) from None
+    return actuals.parse_rows([row.model_dump(exclude_unset=True) for row in body.rows], bounds)
+
+
+def _row_of(field: str) -> int:
+    """rows[12].store -> 12 (so details of both checks are listed in row order)."""
+    head = field.removeprefix("rows[").partition("]")[0]
+    return int(head) if head.isdigit() else -1
 
 
 @api_bp.post("/actuals")
@@ -382,9 +431,13 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     description=(
         'Actual weekly sales, so live accuracy can be scored: JSON rows (`{"rows": [...]}` or a bare '
         "list) or a `text/csv` body in train.csv's format (Store, Dept, Date, Weekly_Sales, IsHoliday; "
-        "`application/csv`, `text/plain` and a multipart `file` are read the same way). All rows or none: "
-        "one bad row is a 400 naming every problem. Upserts by store, dept and week; re-importing changes "
-        "nothing. Open unless the server sets STORECAST_ADMIN_TOKEN; then the admin bearer token is required."
+        "`application/csv`, `text/plain` and a multipart `file` are read the same way). Admin bearer token "
+        "required. All rows or none, every problem in one answer by row and field: malformed values (400); "
+        "stores and departments the production model's data does not know, weeks before its data or past "
+        "the current week, sales beyond a multiple of the series' largest week, repeated rows (422). "
+        "Re-sending a stored week's value changes nothing; a row that would change a stored week is "
+        "refused (422) unless the request says `correct=true` with a `reason` (and optionally `by`): each "
+        "change is then recorded with its old and new values, who and when."
     ),
     body_schema={
         "anyOf": [
@@ -392,26 +445,35 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
             {"type": "array", "items": {"$ref": "#/components/schemas/ActualRow"}, "minItems": 1},
         ]
     },
+    query=ActualsQuery,
     body_example={"rows": [{"store": 1, "dept": 1, "date": "2012-11-02", "weekly_sales": 41231.5}]},
     csv_body="Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,41231.5,FALSE\n",
     ok=ActualsResponse,
     ok_description="Counts of the upsert",
-    admin="when set",
+    admin="required",
     errors={
         400: (
             "Malformed JSON, or rows that cannot be imported (nothing is): `details` names each by "
             "`rows[i].field` (JSON) or CSV column and `line`"
         ),
-        401: "STORECAST_ADMIN_TOKEN is set and no token was sent",
-        403: "STORECAST_ADMIN_TOKEN is set and the token sent is wrong",
+        401: "no admin token was sent",
+        403: "the admin token is wrong, or STORECAST_ADMIN_TOKEN is not set on the server",
+        422: (
+            "A query parameter is unknown or out of range, or well-formed rows are refused (nothing is "
+            "imported): unknown stores or departments, weeks outside "
+            "the model's calendar, implausible sales, repeated rows, or changes to stored weeks without "
+            "`correct=true`"
+        ),
     },
     extra_models=(ActualsRequest, ActualRow),
 )
 def api_actuals() -> Any:
     """Actual weekly sales as JSON rows ({"rows": [...]} or a list) or a CSV body (text/csv)."""
-    require_admin(open_when_unset=True)
+    require_admin()
     content_type = (request.mimetype or "").lower()
     try:
+        query = query_args()
+        correction = _correction("true" if query.correct else None, query.reason, query.by)
         if content_type in {"text/csv", "application/csv", "text/plain"}:
             parsed = actuals.parse_csv(request.get_data(), bounds=_bounds())
         elif content_type == "multipart/form-data" and "file" in request.files:
@@ -419,15 +481,18 @@ def api_actuals() -> Any:
                 request.files["file"].read(), name=request.files["file"].filename or "file", bounds=_bounds()
             )
         elif content_type == "application/json":
-            parsed = actuals.parse_rows(_json_rows(parse_json(request.get_data())), bounds=_bounds())
+            parsed = _json_rows(parse_json(request.get_data()), _bounds())
         else:
             raise ApiError(
                 415,
                 "send JSON rows (application/json) or a CSV in train.csv's format (text/csv)",
                 [{"field": "Content-Type", "message": f"got {content_type or 'none'}"}],
             )
+        with context.storage().session() as session:
+            result = actuals.upsert_actuals(
+                session, parsed, model_name=current_app.config["MODEL_NAME"], correction=correction
+            )
     except actuals.ActualsError as error:
-        raise _refused([_detail(e) for e in error.errors]) from None
-    with context.storage().session() as session:
-        result = actuals.upsert_actuals(session, parsed, model_name=current_app.config["MODEL_NAME"])
+        hint = CORRECT_HOW if isinstance(error, actuals.StoredWeekConflict) else ""
+        raise _refused([_detail(e) for e in error.errors], error.status, hint) from None
     return result.to_dict()

@@ -586,8 +586,9 @@ def _a_friday(value: dt.date) -> dt.date:
 
 
 class ActualRow(BaseModel):
-    """One week of actual sales in a JSON import: validated here, then checked against what is stored and
-    served by app.monitoring.actuals (duplicates, weeks past the current one, implausible sales).
+    """One week of actual sales in a JSON import: validated here and, in the same answer, by the one check
+    of app.monitoring.actuals (stores, departments and weeks of the served model's data, implausible sales,
+    repeated rows), then against what is stored (a changed stored week needs correct=true).
     train.csv's column names are accepted too; other keys are ignored."""
 
     model_config = ConfigDict(allow_inf_nan=False, validate_by_name=True, validate_by_alias=True)
@@ -632,11 +633,30 @@ class ActualsRequest(BaseModel):
     rows: list[ActualRow] = Field(min_length=1, description="unique by store, dept and date")
 
 
+class ActualsQuery(BaseModel):
+    """How POST /actuals treats rows that would change stored weeks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    correct: bool = Field(
+        False, description="change stored weeks on purpose: each change is recorded (old, new, who, when)"
+    )
+    reason: str | None = Field(
+        None, max_length=1000, description="why stored weeks change; required with correct=true"
+    )
+    by: str | None = Field(
+        None, max_length=40, description="who (unverified: recorded in brackets after `admin-token`)"
+    )
+
+
 class ActualsResponse(BaseModel):
     received: int = Field(description="rows in the request")
     inserted: int
     updated: int = Field(
-        description="rows whose stored sales, holiday flag or data lineage (the production model's) changed"
+        description=(
+            "rows whose data lineage (the production model's) was re-tagged, or whose stored sales or "
+            "holiday flag a correction (correct=true) changed"
+        )
     )
     unchanged: int = Field(description="rows equal to the stored ones (re-imports change nothing)")
 

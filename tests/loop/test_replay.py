@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pandas as pd
+import pytest
 
 from app.loop import publish
 from app.loop.replay import FORECASTS_HEADER, ReplaySettings, replay, write_forecasts
+from app.monitoring import actuals
 from tests.conftest import TINY_TRAIN_PARAMS
 
 
@@ -53,3 +56,21 @@ def test_an_eight_week_replay_publishes_scores_and_retrains_through_the_gate(app
 def test_replay_command_refuses_a_start_outside_the_data(app):
     result = app.test_cli_runner().invoke(args=["replay", "--start", "1999-01-01", "--weeks", "2"])
     assert result.exit_code != 0 and "--start" in result.output
+
+
+def test_replay_checks_each_week_of_actuals_as_the_import_does(app, small_dataset):
+    start = small_dataset.last_week - pd.Timedelta(weeks=2)
+    sales = small_dataset.sales.copy()
+    typo = sales.index[(sales["date"] == start + pd.Timedelta(weeks=1))][0]
+    sales.loc[typo, "weekly_sales"] = 99_999_999.0
+    dataset = dataclasses.replace(small_dataset, sales=sales)
+    with pytest.raises(actuals.ActualsError) as caught:
+        replay(
+            app.extensions["storage"],
+            dataset,
+            ReplaySettings(start=start.date(), weeks=1, params=TINY_TRAIN_PARAMS),
+            model_name=app.config["MODEL_NAME"],
+            models_dir=app.config["MODELS_DIR"],
+        )
+    (problem,) = caught.value.errors
+    assert problem["field"] == "Weekly_Sales" and "times the series' largest week" in problem["message"]

@@ -20,6 +20,14 @@ def covariate_frame(small_dataset) -> pd.DataFrame:
 
 
 COVARIATES = COVARIATE_COLUMNS
+ADMIN_TOKEN = "monitoring-admin-token"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def admin_headers(app) -> dict[str, str]:
+    """Give `app` an admin token (every write of actual sales needs one) and the header that carries it."""
+    app.config["STORECAST_ADMIN_TOKEN"] = ADMIN_TOKEN
+    return ADMIN_HEADERS
 
 
 def prediction_rows(frame: pd.DataFrame, *, version: str = "v1", horizon: int = 1) -> list[dict]:

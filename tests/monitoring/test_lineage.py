@@ -11,7 +11,7 @@ from app.monitoring import actuals, performance
 from app.monitoring.prediction_log import log_predictions
 from app.registry import runs, versions
 from app.storage import ActualSale, Run
-from tests.monitoring.conftest import at, simple_predictions
+from tests.monitoring.conftest import admin_headers, at, simple_predictions
 
 NAME = "storecast"
 LINEAGE_A, LINEAGE_B = "a" * 16, "b" * 16
@@ -60,7 +60,9 @@ def test_the_api_and_the_page_tag_actuals(mon_app):
     register(mon_app, LINEAGE_A)
     client = mon_app.test_client()
     rows = [{"store": 2, "dept": 1, "date": "2012-11-02", "weekly_sales": 5.0}]
-    assert client.post("/api/v1/actuals", json={"rows": rows}).status_code == 200
+    assert (
+        client.post("/api/v1/actuals", json={"rows": rows}, headers=admin_headers(mon_app)).status_code == 200
+    )
     assert lineages(mon_app) == [LINEAGE_A]
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from app.monitoring import alerts
+from app.monitoring import actuals, alerts
 from app.monitoring.drift_report import drift_check
 from app.monitoring.prediction_log import log_predictions
 from app.storage import Alert, DriftResult, PerformanceSnapshot
@@ -161,21 +161,53 @@ def test_the_alerts_api_needs_the_bearer_token_and_records_who(busy_app):
 
 
 def test_upload_form_imports_and_shows_errors(mon_app):
+    mon_app.config["STORECAST_ADMIN_TOKEN"] = ADMIN
     client = mon_app.test_client()
     token = _csrf(client.get("/monitoring").get_data(as_text=True))
     good = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,10,FALSE\n"
+    form = {"csrf_token": token, "admin_token": ADMIN}
     response = client.post(
         "/monitoring/actuals",
-        data={"csrf_token": token, "file": (io.BytesIO(good), "week.csv")},
+        data={**form, "file": (io.BytesIO(good), "week.csv")},
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 200 and "1 inserted" in response.get_data(as_text=True)
     bad = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,ten,FALSE\n"
-    response = client.post(
-        "/monitoring/actuals", data={"csrf_token": token, "file": (io.BytesIO(bad), "bad.csv")}
-    )
+    response = client.post("/monitoring/actuals", data={**form, "file": (io.BytesIO(bad), "bad.csv")})
     html = response.get_data(as_text=True)
     assert response.status_code == 400 and "line 2, column Weekly_Sales" in html and "<html" in html
+
+
+def test_upload_form_needs_the_token_and_corrects_stored_weeks_only_when_ticked(mon_app):
+    client = mon_app.test_client()
+    token = _csrf(client.get("/monitoring").get_data(as_text=True))
+    week = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,10,FALSE\n"
+
+    def upload(body: bytes, **fields: str):
+        data = {"csrf_token": token, **fields, "file": (io.BytesIO(body), "week.csv")}
+        return client.post("/monitoring/actuals", data=data, headers={"HX-Request": "true"})
+
+    refused = upload(week)  # no token configured: no write is open
+    assert refused.status_code == 403 and "admin token required" in refused.get_data(as_text=True)
+    mon_app.config["STORECAST_ADMIN_TOKEN"] = ADMIN
+    assert upload(week).status_code == 403
+    assert upload(week, admin_token=ADMIN).status_code == 200
+    changed = week.replace(b",10,", b",-5,")
+    overwrite = upload(changed, admin_token=ADMIN)
+    text = overwrite.get_data(as_text=True)
+    assert (
+        overwrite.status_code == 422
+        and "line 2, column Weekly_Sales" in text
+        and "correct stored weeks" in text
+    )
+    no_reason = upload(changed, admin_token=ADMIN, correct="true")
+    assert no_reason.status_code == 400 and "needs a reason" in no_reason.get_data(as_text=True)
+    corrected = upload(changed, admin_token=ADMIN, correct="true", reason="returns", by="ana")
+    assert corrected.status_code == 200 and "recorded as corrections" in corrected.get_data(as_text=True)
+    with mon_app.extensions["storage"].session() as session:
+        (record,) = actuals.corrections(session)
+        assert (record.old_weekly_sales, record.new_weekly_sales) == (10.0, -5.0)
+        assert (record.corrected_by, record.reason) == ("admin-token (ana)", "returns")
 
 
 def test_metrics_in_prometheus_text_format(busy_app):

@@ -14,19 +14,19 @@ import re
 import pytest
 
 from app.web.csv_io import neutralise_cell
-from tests.conftest import make_test_app, register_production
 
 SMALL = 100_000  # bytes: every error response stays under this
 TOKEN = "hostile-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DEEP = b"[" * 100_000 + b"]" * 100_000
 DEEP_OBJECT = b'{"rows": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
 
 @pytest.fixture
-def admin_client(tmp_path, small_artifact):
-    application = make_test_app(tmp_path, STORECAST_ADMIN_TOKEN=TOKEN)
-    register_production(application, small_artifact)
-    return application.test_client()
+def admin_client(model_app):
+    """The small model's app with an admin token (every write needs one)."""
+    model_app.config["STORECAST_ADMIN_TOKEN"] = TOKEN
+    return model_app.test_client()
 
 
 def csrf_token(client, path: str) -> str:
@@ -65,12 +65,16 @@ def test_the_batch_page_shows_the_wide_header_inline(client):
     assert "longer than 16,384 bytes" in page.get_data(as_text=True)
 
 
-def test_an_actuals_csv_repeating_a_column_is_refused_before_pandas(client):
+def test_an_actuals_csv_repeating_a_column_is_refused_before_pandas(admin_client):
     body = b"Store,Dept,Date,Weekly_Sales,IsHoliday" + b",Store" * 100_000 + b"\n1,1,2012-11-02,5,FALSE\n"
-    data = _refused(client.post("/api/v1/actuals", data=body, content_type="text/csv"), 400)
+    data = _refused(
+        admin_client.post("/api/v1/actuals", data=body, content_type="text/csv", headers=AUTH), 400
+    )
     assert data["details"][0]["field"] == "header"
     short = b"Store,Dept,Date,Weekly_Sales,IsHoliday,Store,Dept\n1,1,2012-11-02,5,FALSE,1,1\n"
-    data = _refused(client.post("/api/v1/actuals", data=short, content_type="text/csv"), 400)
+    data = _refused(
+        admin_client.post("/api/v1/actuals", data=short, content_type="text/csv", headers=AUTH), 400
+    )
     assert [(d["field"], d["message"]) for d in data["details"]] == [
         ("Store", "line 1: duplicate column (2 times)"),
         ("Dept", "line 1: duplicate column (2 times)"),
@@ -81,8 +85,8 @@ def test_an_actuals_csv_repeating_a_column_is_refused_before_pandas(client):
     "path", ["/api/v1/predict", "/api/v1/predict/batch", "/api/v1/forecast", "/api/v1/actuals"]
 )
 @pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT], ids=["array", "object"])
-def test_deeply_nested_json_is_a_400_not_a_recursion_error(client, path, body):
-    data = _refused(client.post(path, data=body, content_type="application/json"), 400)
+def test_deeply_nested_json_is_a_400_not_a_recursion_error(admin_client, path, body):
+    data = _refused(admin_client.post(path, data=body, content_type="application/json", headers=AUTH), 400)
     assert data["details"][0]["message"].startswith("nested deeper than")
 
 
@@ -97,25 +101,33 @@ def test_deeply_nested_json_on_an_admin_route_is_a_400(admin_client):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/predict", "/api/v1/actuals"])
-def test_a_5000_digit_integer_is_refused_without_python_internals(client, path, row):
+def test_a_5000_digit_integer_is_refused_without_python_internals(admin_client, path, row):
     body = b'{"store": ' + b"9" * 5000 + b', "dept": 1, "date": "2012-11-02"}'
-    data = _refused(client.post(path, data=body, content_type="application/json"), 400)
+    data = _refused(admin_client.post(path, data=body, content_type="application/json", headers=AUTH), 400)
     text = json.dumps(data)
     assert "too large" in text and "sys." not in text and "set_int_max_str_digits" not in text
 
 
-def test_a_5000_digit_number_as_text_is_named_and_cut(client, row):
-    data = _refused(client.post("/api/v1/predict", json={**row, "store": "9" * 5000}), 422)
+def test_a_5000_digit_number_as_text_is_named_and_cut(admin_client, row):
+    data = _refused(admin_client.post("/api/v1/predict", json={**row, "store": "9" * 5000}), 422)
     assert data["details"][0]["field"] == "store"
-    csv_body = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02," + b"9" * 5000 + b",FALSE\n"
-    data = _refused(client.post("/api/v1/actuals", data=csv_body, content_type="text/csv"), 400)
+    series = f"{row['store']},{row['dept']}".encode()  # a series the model knows: only the number is wrong
+    csv_body = (
+        b"Store,Dept,Date,Weekly_Sales,IsHoliday\n" + series + b",2012-11-02," + b"9" * 5000 + b",FALSE\n"
+    )
+    response = admin_client.post("/api/v1/actuals", data=csv_body, content_type="text/csv", headers=AUTH)
+    data = _refused(response, 400)
     assert data["details"][0]["field"] == "Weekly_Sales"
     assert "(cut; 5,000 characters)" in data["details"][0]["message"]
 
 
-def test_a_week_past_the_timestamp_range_is_refused_not_wrapped(client):
-    body = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,9999-12-31,5,FALSE\n"
-    data = _refused(client.post("/api/v1/actuals", data=body, content_type="text/csv"), 400)
+def test_a_week_past_the_timestamp_range_is_refused_not_wrapped(admin_client, row):
+    body = (
+        f"Store,Dept,Date,Weekly_Sales,IsHoliday\n{row['store']},{row['dept']},9999-12-31,5,FALSE\n".encode()
+    )
+    data = _refused(
+        admin_client.post("/api/v1/actuals", data=body, content_type="text/csv", headers=AUTH), 400
+    )
     assert data["details"][0]["field"] == "Date"
     assert "outside" in data["details"][0]["message"]
 
