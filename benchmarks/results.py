@@ -266,7 +266,9 @@ def image(f: dict[str, Any]) -> Table:
         for key, label in steps
         if f.get(key)
     ]
-    rows += [[f"{name} image MB", _num(size), "-"] for name, size in (f.get("size_mb") or {}).items()]
+    names = {"image": "storecast", "base": "Debian Python base"}
+    sizes = (f.get("size_mb") or {}).items()
+    rows += [[f"{names.get(name, name)} image MB", _num(size), "-"] for name, size in sizes]
     return header, rows
 
 
