@@ -18,7 +18,14 @@ RUN apt-get update \
 WORKDIR /src
 RUN python -m venv /opt/venv
 COPY requirements.txt ./
-RUN /opt/venv/bin/pip install -r requirements.txt
+# Serving needs none of pip, setuptools or the packages' own test suites (no module outside a tests
+# directory imports one): they stay in this stage.
+RUN /opt/venv/bin/pip install -r requirements.txt \
+    && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools \
+    && find /opt/venv/lib -depth -type d -name tests \
+         \( -path '*/site-packages/numpy/*' -o -path '*/site-packages/pandas/*' \
+            -o -path '*/site-packages/scipy/*' -o -path '*/site-packages/sklearn/*' \) \
+         -exec rm -rf {} +
 # The front-end runtime (htmx, pinned in package.json / package-lock.json) into static/vendor/.
 COPY package.json package-lock.json ./
 COPY scripts/setup_assets.sh scripts/setup_assets.sh
@@ -28,13 +35,16 @@ RUN mkdir -p static && PYTHON=/opt/venv/bin/python scripts/setup_assets.sh
 FROM ${PYTHON_IMAGE} AS runtime
 # gunicorn binds 0.0.0.0:8000 so that the proxy container reaches it; docker-compose.yml publishes only
 # the proxy's port. Run the image alone only behind a proxy that buffers requests (README, "Slow clients").
+# Scratch (gunicorn's control socket, the metrics of the workers) goes to /tmp, a tmpfs in compose: the
+# home /app is read-only for the user, and only the two volumes hold anything that lasts.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     STORECAST_INSTANCE=/app/instance \
     MODELS_DIR=/app/models \
     GUNICORN_BIND=0.0.0.0:8000 \
-    PORT=8000
+    PORT=8000 \
+    XDG_RUNTIME_DIR=/tmp
 RUN groupadd --system --gid 10001 storecast \
     && useradd --system --uid 10001 --gid storecast --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin storecast
@@ -45,7 +55,6 @@ COPY migrations/ migrations/
 COPY templates/ templates/
 COPY static/ static/
 COPY --from=builder /src/static/vendor/ static/vendor/
-COPY benchmarks/ benchmarks/
 COPY wsgi.py gunicorn.conf.py pyproject.toml requirements.txt ./
 RUN mkdir -p /app/instance /app/models \
     && chown storecast:storecast /app/instance /app/models

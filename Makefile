@@ -1,4 +1,4 @@
-.PHONY: run test setup
+.PHONY: run test setup image image-check
 
 # Set up on a fresh machine and serve the app (synthetic data unless STORECAST_DATA is set).
 run:
@@ -10,3 +10,11 @@ test:
 
 setup:
 	scripts/setup.sh --dev
+
+# Build the image (docker, else podman with a base made from Debian's packages when none can be pulled).
+image:
+	scripts/image.sh
+
+# The release check: the built images run for real on loopback (podman, podman-compose).
+image-check:
+	scripts/image_check.sh

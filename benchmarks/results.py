@@ -263,6 +263,24 @@ def worker_start(f: dict[str, Any]) -> Table:
     return header, rows
 
 
+def image(f: dict[str, Any]) -> Table:
+    header = ["figure", "value", "load average (1 min) at start, end"]
+    steps = (
+        ("build_cold", "make image, cold s"),
+        ("build_warm", "make image, warm s"),
+        ("check", "make image-check s"),
+    )
+    rows = [
+        [label, _num(f[key]["seconds"]), f"{f[key]['load_start'][0]:.2f}, {f[key]['load_end'][0]:.2f}"]
+        for key, label in steps
+        if f.get(key)
+    ]
+    names = {"image": "storecast", "base": "Debian Python base"}
+    sizes = (f.get("size_mb") or {}).items()
+    rows += [[f"{names.get(name, name)} image MB", _num(size), "-"] for name, size in sizes]
+    return header, rows
+
+
 def flat(f: dict[str, Any], prefix: str = "") -> Table:
     """Any other figures: one row per scalar, nested keys joined by dots."""
     rows: list[list[str]] = []
@@ -307,6 +325,7 @@ BENCHMARKS = (
     Benchmark("bench_monitoring", "Prediction logging and the monitoring jobs", "bench_monitoring.py", flat),
     Benchmark("bench_scale", "Chain scale", "bench_scale.py --sizes 45,900", scale),
     Benchmark("bench_worker_start", "Dask worker start", "bench_worker_start.py", worker_start),
+    Benchmark("image", "The container image: size, build and release check", "bench_image.py --cold", image),
 )
 
 

@@ -106,7 +106,8 @@ def test_compose_has_the_four_services_with_health_checks(compose: dict) -> None
     for name in ("web", "scheduler", "proxy", "postgres"):
         check = services[name].get("healthcheck")
         assert check and check.get("test") and not check.get("disable"), f"{name} has no health check"
-    assert "/api/v1/health" in " ".join(services["web"]["healthcheck"]["test"])
+    test = services["web"]["healthcheck"]["test"]
+    assert "/api/v1/health" in (test if isinstance(test, str) else " ".join(test))
     assert "postgres" in services["postgres"].get("profiles", []), "postgres only behind its profile"
 
 
