@@ -8,7 +8,6 @@ from flask import Flask, current_app, request
 from flask_wtf.csrf import CSRFProtect
 
 from app.jobs.scheduler import start_background_scheduler
-from app.monitoring.request_log import RequestLogBuffer
 from app.web import (
     api,
     batch_pages,
@@ -39,7 +38,7 @@ def _upload_limit() -> None:
         request.max_content_length = int(current_app.config["MAX_ACTUALS_BYTES"])
 
 
-def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
+def init_app(app: Flask) -> None:
     """Blueprints (pages, api under /api/v1), error handlers, response headers, request metrics."""
     csrf.init_app(app)
     for blueprint in (api.bp, loop_api.bp, registry_views.api_bp, monitoring_views.api_bp):
@@ -58,7 +57,7 @@ def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
         app.register_blueprint(blueprint)
     errors.register_error_handlers(app)
     security.init_app(app)  # response headers; a locked database answers 503
-    request_metrics.init_app(app, request_log)
+    request_metrics.init_app(app, app.extensions["request_log"])
     # First of all before-request hooks: Flask-WTF's CSRF check parses the form, under this limit.
     app.before_request_funcs.setdefault(None, []).insert(0, _upload_limit)
     app.after_request(context.version_headers)

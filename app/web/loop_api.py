@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, stream_with_context
 
+from app import extensions
 from app.loop import publish
 from app.loop.history import lineage_of
 from app.web import context, published
@@ -40,14 +41,16 @@ def _request_id_header(response: Response) -> Response:
 
 
 def _run(run_id: int) -> publish.PublishedRun:
-    run = publish.get_run(context.storage(), run_id)  # None for unknown ids and ids past the column's range
+    run = publish.get_run(
+        extensions.storage(), run_id
+    )  # None for unknown ids and ids past the column's range
     if run is None:
         raise ApiError(404, f"no forecast run {run_id}", [detail("run_id", "no such forecast run")])
     return run
 
 
 def _latest() -> publish.PublishedRun:
-    run = publish.latest_run(context.storage(), current_app.config["MODEL_NAME"])
+    run = publish.latest_run(extensions.storage(), current_app.config["MODEL_NAME"])
     if run is None:
         raise ApiError(
             404,
@@ -58,7 +61,7 @@ def _latest() -> publish.PublishedRun:
 
 
 def _csv(run: publish.PublishedRun) -> Response:
-    rows = publish.RunCsv(context.storage(), run.id)  # the query runs now: a database error is a 503
+    rows = publish.RunCsv(extensions.storage(), run.id)  # the query runs now: a database error is a 503
     response = Response(stream_with_context(rows), mimetype="text/csv")
     response.call_on_close(rows.close)
     response.headers["Content-Disposition"] = f"attachment; filename={published.csv_name(run)}"
@@ -78,7 +81,7 @@ def _csv(run: publish.PublishedRun) -> Response:
 def forecast_runs() -> Any:
     """Published runs, newest first."""
     limit = query_args().limit
-    return {"runs": [run.to_dict() for run in publish.list_runs(context.storage(), limit=limit)]}
+    return {"runs": [run.to_dict() for run in publish.list_runs(extensions.storage(), limit=limit)]}
 
 
 @bp.get("/forecast-runs/<int:run_id>")
@@ -138,7 +141,7 @@ def latest_series(store: int, dept: int) -> Any:
     """One series' published forecasts in the production model's newest run."""
     run = _latest()
     rows = (
-        publish.run_rows(context.storage(), run.id, store=store, dept=dept)
+        publish.run_rows(extensions.storage(), run.id, store=store, dept=dept)
         if published.valid_number(store) and published.valid_number(dept)
         else []
     )
@@ -179,5 +182,5 @@ def accuracy_by_lag() -> Any:
         "lineage": lineage_of(model),
         "data_through": model.data_through.isoformat(),
         "since": since.isoformat() if since else None,
-        "buckets": published.accuracy_buckets(context.storage(), model, since=since),
+        "buckets": published.accuracy_buckets(extensions.storage(), model, since=since),
     }

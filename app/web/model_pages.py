@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
+from app import extensions
 from app.web import context, page_helpers
 from app.web.apidoc import openapi_document
 from app.web.docs import docs_context
@@ -23,7 +24,9 @@ def model_page() -> Any:
     model = context.forecaster_or_none()
     if model is None:
         return page_helpers.no_model()
-    return render_template("pages/model.html", card=model_card_context(model), staleness=context.staleness())
+    return render_template(
+        "pages/model.html", card=model_card_context(model), staleness=extensions.staleness()
+    )
 
 
 @bp.get("/api/docs")

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from app import extensions
 from app.jobs import tasks as jobs
 from app.limits import parse_json
 from app.monitoring import actuals, alerts, performance, retention
@@ -89,15 +90,15 @@ def _latest_drift(session: Any) -> tuple[DriftReport | None, list[DriftResult]]:
 
 
 def _health() -> dict[str, Any]:
-    holder = context.holder()
+    holder = extensions.holder()
     with contextlib.suppress(Exception):  # no model yet: the panel says so
         holder.get()
     status = holder.status()
-    database = context.storage().ping()
+    database = extensions.storage().ping()
     job_names = jobs.enabled_jobs(current_app.config)
-    runs = jobs.last_runs(context.storage(), job_names) if database else {}
+    runs = jobs.last_runs(extensions.storage(), job_names) if database else {}
     now = utcnow()
-    live, stale = (_live_counts(now), context.staleness()) if database else (None, None)
+    live, stale = (_live_counts(now), extensions.staleness()) if database else (None, None)
     job_rows = []
     for job in job_names:
         run = runs.get(job)
@@ -109,7 +110,7 @@ def _health() -> dict[str, Any]:
         "refused": status.get("refused_error"),
         "uptime": _duration(time.time() - STARTED),
         "database": database,
-        "database_backend": context.storage().engine.dialect.name,
+        "database_backend": extensions.storage().engine.dialect.name,
         "jobs": job_rows,
         "scheduler_enabled": bool(current_app.config.get("SCHEDULER_ENABLED")),
         "live": live,
@@ -120,8 +121,8 @@ def _health() -> dict[str, Any]:
 def _live_counts(now: dt.datetime) -> dict[str, Any] | None:
     """The last 24 hours' requests and predictions, read now (this worker's buffered rows first)."""
     try:
-        context.request_log().flush()
-        with context.storage().engine.connect() as connection:
+        extensions.request_log().flush()
+        with extensions.storage().engine.connect() as connection:
             return performance.live_counts(connection, now)
     except Exception:  # noqa: BLE001 - the panel still shows the rest
         log.exception("live counts failed")
@@ -141,7 +142,7 @@ def _duration(seconds: float) -> str:
 
 def _context_charts() -> dict[str, Any]:
     now = utcnow()
-    with context.storage().session() as session:
+    with extensions.storage().session() as session:
         snapshots = list(
             session.scalars(
                 select(PerformanceSnapshot).order_by(PerformanceSnapshot.id.desc()).limit(CHART_SNAPSHOTS)
@@ -155,7 +156,7 @@ def _context_charts() -> dict[str, Any]:
 
 
 def _context_drift() -> dict[str, Any]:
-    with context.storage().session() as session:
+    with extensions.storage().session() as session:
         report, results = _latest_drift(session)
     return {"report": report, "results": results}
 
@@ -177,11 +178,13 @@ def _bounds() -> actuals.Bounds:
 
 
 def _context_lag() -> dict[str, Any]:
-    return published.lag_accuracy_context(context.storage(), _production(), current_app.config["MODEL_NAME"])
+    return published.lag_accuracy_context(
+        extensions.storage(), _production(), current_app.config["MODEL_NAME"]
+    )
 
 
 def _context_alerts() -> dict[str, Any]:
-    with context.storage().session() as session:
+    with extensions.storage().session() as session:
         return {"open_alerts": alerts.open_alerts(session), "past_alerts": alerts.past_alerts(session)}
 
 
@@ -223,7 +226,7 @@ def partial_alerts() -> str:
 
 @pages_bp.get("/monitoring/drift/<int:result_id>")
 def partial_feature(result_id: int) -> Any:
-    with context.storage().session() as session:
+    with extensions.storage().session() as session:
         result = get_row(session, DriftResult, result_id)
     if result is None:
         return Response("<p class='muted'>That drift result no longer exists.</p>", status=404)
@@ -233,7 +236,7 @@ def partial_feature(result_id: int) -> Any:
 
 def _change_alert(alert_id: int, action: str, by: str) -> dict[str, Any] | None:
     """Acknowledge or resolve; the alert as a dict, or None when there is no such alert."""
-    with context.storage().session() as session:
+    with extensions.storage().session() as session:
         change = alerts.acknowledge if action == "acknowledge" else alerts.resolve
         alert = change(session, alert_id, by=by)
         return None if alert is None else alert_dict(alert)
@@ -332,7 +335,7 @@ def upload_actuals() -> Any:
             correction = _correction(
                 request.form.get("correct"), request.form.get("reason"), request.form.get("by")
             )
-            with context.storage().session() as session:
+            with extensions.storage().session() as session:
                 result = actuals.import_csv(
                     session,
                     file.read(),
@@ -371,11 +374,11 @@ def upload_actuals() -> Any:
 @pages_bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text format: the workers' counters, plus drift and accuracy from the jobs' tables."""
-    with context.storage().session() as session:
+    with extensions.storage().session() as session:
         gauges = monitoring_metrics.database_gauges(session)
-    holder = context.holder()  # what is in memory: a scrape never loads a model
+    holder = extensions.holder()  # what is in memory: a scrape never loads a model
     gauges += published.lag_gauges(
-        context.storage(), holder.loaded_forecaster, current_app.config["MODEL_NAME"]
+        extensions.storage(), holder.loaded_forecaster, current_app.config["MODEL_NAME"]
     )
     return Response(monitoring_metrics.exposition(gauges), mimetype=monitoring_metrics.CONTENT_TYPE)
 
@@ -488,7 +491,7 @@ def api_actuals() -> Any:
                 "send JSON rows (application/json) or a CSV in train.csv's format (text/csv)",
                 [{"field": "Content-Type", "message": f"got {content_type or 'none'}"}],
             )
-        with context.storage().session() as session:
+        with extensions.storage().session() as session:
             result = actuals.upsert_actuals(
                 session, parsed, model_name=current_app.config["MODEL_NAME"], correction=correction
             )

@@ -21,12 +21,12 @@ from flask import (
     url_for,
 )
 
+from app import extensions
 from app.forecasting.artifacts import artifact_problem, read_metadata
 from app.forecasting.intervals import bucket_sort_key
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.storage import parse_row_id
-from app.web import context
 from app.web.admin_auth import (
     AdminDenied,
     admin_actor,
@@ -68,13 +68,13 @@ _actor = admin_actor
 def _refresh_holder() -> None:
     """This worker switches at once; the others within MODEL_REFRESH_SECONDS."""
     try:
-        context.holder().refresh()
+        extensions.holder().refresh()
     except Exception:  # the stage change is committed; a load problem is the holder's to report
         log.exception("refresh after a stage change failed")
 
 
 def _serving() -> dict[str, Any]:
-    holder = context.holder()
+    holder = extensions.holder()
     with contextlib.suppress(Exception):  # ModelUnavailable: nothing to serve yet; status() says why
         holder.get()
     return holder.status()
@@ -96,7 +96,7 @@ def _serving() -> dict[str, Any]:
 )
 def api_models() -> Any:
     """Every version with its stage, the stage history (newest first) and what this worker serves."""
-    storage, name = context.storage(), _name()
+    storage, name = extensions.storage(), _name()
     rows = versions.list_versions(storage, name)
     production = next((row["label"] for row in rows if row["stage"] == "production"), None)
     admin = is_admin()
@@ -119,12 +119,12 @@ def api_models() -> Any:
 )
 def api_model(version: str) -> Any:
     try:
-        row = versions.get_version(context.storage(), _name(), version)
+        row = versions.get_version(extensions.storage(), _name(), version)
     except versions.RegistryError as error:
         raise ApiError(error.status, str(error), [detail("version", str(error))]) from None
     return {
         **public_row(row, is_admin()),
-        "history": versions.stage_history(context.storage(), _name(), version),
+        "history": versions.stage_history(extensions.storage(), _name(), version),
     }
 
 
@@ -133,12 +133,14 @@ def _admin_action(action, *args: Any) -> Any:
     parsed = json_body()
     try:
         options = {"force": parsed.force} if action is versions.promote else {}
-        row = action(context.storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason, **options)
+        row = action(
+            extensions.storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason, **options
+        )
     except versions.RegistryError as error:
         field = "force" if isinstance(error, versions.WorseThanProduction) else "version" if args else "body"
         raise ApiError(error.status, str(error), [detail(field, str(error))]) from None
     _refresh_holder()
-    return {**row, "history": versions.stage_history(context.storage(), _name())[:10]}
+    return {**row, "history": versions.stage_history(extensions.storage(), _name())[:10]}
 
 
 def _admin_operation(summary: str, description: str, with_version: bool = True) -> Callable[[F], F]:
@@ -207,7 +209,7 @@ def api_archive(version: str) -> Any:
 )
 def api_runs() -> Any:
     query = query_args()
-    runs = list_runs(context.storage(), limit=query.limit, run_type=query.type)
+    runs = list_runs(extensions.storage(), limit=query.limit, run_type=query.type)
     admin = is_admin()
     return {"runs": [public_row(run, admin) for run in runs]}
 
@@ -221,7 +223,7 @@ def api_runs() -> Any:
     ok_description="The run",
 )
 def api_run(run_id: int) -> Any:
-    run = get_run(context.storage(), run_id)
+    run = get_run(extensions.storage(), run_id)
     if run is None:
         raise ApiError(404, f"run {run_id} does not exist", [detail("run_id", "no such run")])
     return public_row(run, is_admin())
@@ -233,7 +235,7 @@ ACTIONS = {"promote": versions.promote, "rollback": versions.rollback, "archive"
 
 
 def _models_context(full_history: bool = False) -> dict[str, Any]:
-    storage, name = context.storage(), _name()
+    storage, name = extensions.storage(), _name()
     rows = versions.list_versions(storage, name)
     history = versions.stage_history(storage, name)
     return {
@@ -245,7 +247,7 @@ def _models_context(full_history: bool = False) -> dict[str, Any]:
         "serving": _serving(),
         "admin_enabled": bool(current_app.config.get("STORECAST_ADMIN_TOKEN")),
         "refresh_seconds": current_app.config["MODEL_REFRESH_SECONDS"],
-        "staleness": context.staleness(),
+        "staleness": extensions.staleness(),
     }
 
 
@@ -253,7 +255,7 @@ def _promotion_warning(action: str, version: str) -> dict[str, Any] | None:
     """The backtest regression the page asks the admin to confirm before promoting `version`."""
     if action != "promote" or not version:
         return None
-    return versions.promotion_warning(context.storage(), _name(), version)
+    return versions.promotion_warning(extensions.storage(), _name(), version)
 
 
 @pages_bp.get("/models")
@@ -305,7 +307,7 @@ def models_action() -> Any:
     options = {"force": confirmed} if action == "promote" else {}
     try:
         row = ACTIONS[action](
-            context.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason, **options
+            extensions.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason, **options
         )
     except versions.WorseThanProduction as worse:
         return fail(worse.status, "Confirm the promotion: its backtest is worse.", worse.comparison)
@@ -326,7 +328,7 @@ def _version_metadata(version: dict[str, Any]) -> dict[str, Any]:
     """The artifact's metadata: from the forecaster this worker serves, else from its JSON sidecar."""
     sha = version["artifact_sha256"]
     if sha not in _CARD_METADATA:
-        holder = context.holder()
+        holder = extensions.holder()
         if holder.version == version["label"]:
             metadata = dict(holder.get().metadata or {})
         else:  # the metadata sidecar: display only, nothing from it is executed
@@ -349,17 +351,17 @@ def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
 @pages_bp.get("/models/<version>")
 def model_card_page(version: str) -> Any:
     try:
-        row = versions.get_version(context.storage(), _name(), version)
+        row = versions.get_version(extensions.storage(), _name(), version)
     except versions.RegistryError as error:
         return render_template("error.html", status=404, title="No such version", message=str(error)), 404
-    run = get_run(context.storage(), row["run_id"]) if row["run_id"] else None
+    run = get_run(extensions.storage(), row["run_id"]) if row["run_id"] else None
     return render_template(
         "registry/model_card.html",
         version=row,
         run=run,
-        history=versions.stage_history(context.storage(), _name(), row["version"]),
+        history=versions.stage_history(extensions.storage(), _name(), row["version"]),
         card=_model_card(row),
-        staleness=context.staleness() if row["stage"] == "production" else None,
+        staleness=extensions.staleness() if row["stage"] == "production" else None,
     )
 
 
@@ -392,7 +394,7 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
 @pages_bp.get("/runs")
 def runs_page() -> Any:
     """Runs side by side: a table of all, a chart of the chosen ones (default: the newest with metrics)."""
-    storage = context.storage()
+    storage = extensions.storage()
     runs = list_runs(storage, limit=100)
     chosen_ids = [n for n in map(parse_row_id, request.args.getlist("run")) if n is not None]
     if chosen_ids:
@@ -412,7 +414,7 @@ def runs_page() -> Any:
 
 @pages_bp.get("/runs/<int:run_id>")
 def run_page(run_id: int) -> Any:
-    run = get_run(context.storage(), run_id)
+    run = get_run(extensions.storage(), run_id)
     if run is None:
         return render_template(
             "error.html", status=404, title="No such run", message=f"run {run_id} does not exist"
