@@ -13,15 +13,14 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 from pydantic import ValidationError
 
+from app.forecasting.inputs import COVARIATES, MAX_HORIZON
 from app.forecasting.intervals import bucket_sort_key
 from app.serving import predictions
 from app.web import charts, context, downloads, page_helpers, why
 from app.web.csv_io import predictions_csv
 from app.web.errors import ApiError, form_errors
 from app.web.schemas import (
-    COVARIATES,
     DEFAULT_WEEKS,
-    MAX_WEEKS,
     ForecastForm,
     ForecastRequest,
     PredictRequest,
@@ -209,7 +208,7 @@ def _forecast_context(
         "covariates_open": any(form.get(name) or name in errors for name in COVARIATES),
         "placeholders": placeholders,
         "placeholder_week": form.get("date") if placeholders else None,
-        "max_weeks": MAX_WEEKS,
+        "max_weeks": MAX_HORIZON,
         "origin": getattr(model, "origin", None),
         "first_week": predictions.default_start(model),
         "legend_items": charts.legend_items(last_year=bool(result)),
@@ -238,7 +237,7 @@ def forecast_csv() -> Any:
         weeks = -1
     try:
         req = ForecastRequest.model_validate(
-            {**args, "covariates": [covariates] * weeks if covariates and 0 < weeks <= MAX_WEEKS else None}
+            {**args, "covariates": [covariates] * weeks if covariates and 0 < weeks <= MAX_HORIZON else None}
         )
     except ValidationError as error:
         message = "; ".join(f"{k}: {v}" for k, v in form_errors(error).items())

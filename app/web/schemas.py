@@ -15,22 +15,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, fi
 from pydantic_core import PydanticCustomError
 
 from app.forecasting.explain import COMPONENT_DESCRIPTIONS
+from app.forecasting.inputs import COVARIATES, MAX_HORIZON
 
 DEFAULT_WEEKS = 8
-MAX_WEEKS = 52
 
-# name -> (label, unit, minimum, maximum, description); the ranges reject typos, not unusual weeks.
-COVARIATES: dict[str, tuple[str, str, float, float, str]] = {
-    "temperature": ("Temperature", "°F", -80.0, 150.0, "average temperature in the store's region"),
-    "fuel_price": ("Fuel price", "$/gal", 0.0, 20.0, "cost of fuel in the store's region"),
-    "markdown1": ("MarkDown 1", "$", -100_000.0, 10_000_000.0, "promotional markdown 1"),
-    "markdown2": ("MarkDown 2", "$", -100_000.0, 10_000_000.0, "promotional markdown 2"),
-    "markdown3": ("MarkDown 3", "$", -100_000.0, 10_000_000.0, "promotional markdown 3"),
-    "markdown4": ("MarkDown 4", "$", -100_000.0, 10_000_000.0, "promotional markdown 4"),
-    "markdown5": ("MarkDown 5", "$", -100_000.0, 10_000_000.0, "promotional markdown 5"),
-    "cpi": ("CPI", "index", 0.0, 1000.0, "consumer price index"),
-    "unemployment": ("Unemployment", "%", 0.0, 100.0, "unemployment rate"),
-}
 COVARIATE_NAMES = tuple(COVARIATES)
 
 # Kaggle train.csv / test.csv / features.csv headers (normalised: lower case, no "_") -> schema field.
@@ -46,17 +34,18 @@ CSV_COLUMNS: dict[str, str] = {
     "unemployment": "unemployment",
 }
 CSV_PASSTHROUGH = {"weeklysales": "weekly_sales", "id": "id"}  # kept for the results file, not predicted on
-CSV_NULLS = {"", "na", "nan", "null", "none"}
 
 
 def _covariate(name: str) -> Any:
-    label, unit, low, high, description = COVARIATES[name]
+    covariate = COVARIATES[name]
     return Field(
         None,
-        ge=low,
-        le=high,
-        description=f"{description} ({unit}); omitted: the model's known or assumed value",
-        title=label,
+        ge=covariate.low,
+        le=covariate.high,
+        description=(
+            f"{covariate.description} ({covariate.unit}); omitted: the model's known or assumed value"
+        ),
+        title=covariate.label,
     )
 
 
@@ -174,7 +163,7 @@ class ForecastRequest(_StoreDept):
     start: dt.date | None = Field(
         None, validation_alias=AliasChoices("date", "start"), description=FIRST_WEEK_DESCRIPTION
     )
-    weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_WEEKS, description="number of weeks, 1-52")
+    weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_HORIZON, description="number of weeks, 1-52")
     covariates: list[Covariates] | None = Field(
         None,
         description="per-week inputs: item i applies to week i; shorter lists leave later weeks to the model",
@@ -215,7 +204,7 @@ class StoreForecastQuery(BaseModel):
     start: dt.date | None = Field(
         None, validation_alias=AliasChoices("date", "start"), description=FIRST_WEEK_DESCRIPTION
     )
-    weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_WEEKS)
+    weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_HORIZON)
 
     _no_bool = field_validator("store", mode="before")(_reject_bool)
     _start = field_validator("start", mode="before")(_plain_date)
@@ -263,7 +252,7 @@ class AccuracyQuery(BaseModel):
 class ForecastForm(PredictRequest):
     """The forecast page's form: a single week (weeks=1) or a multi-week forecast from `date`."""
 
-    weeks: int = Field(1, ge=1, le=MAX_WEEKS, description="1: a single week; more: a multi-week forecast")
+    weeks: int = Field(1, ge=1, le=MAX_HORIZON, description="1: a single week; more: a multi-week forecast")
 
 
 ROWS = TypeAdapter(list[PredictRequest])

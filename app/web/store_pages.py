@@ -9,12 +9,12 @@ import pandas as pd
 from flask import Blueprint, render_template, request
 from pydantic import ValidationError
 
+from app.forecasting.inputs import MAX_HORIZON
 from app.serving import predictions
 from app.web import charts, context, page_helpers
 from app.web.errors import ApiError, form_errors
 from app.web.schemas import (
     DEFAULT_WEEKS,
-    MAX_WEEKS,
     StoreForecastQuery,
 )
 
@@ -57,7 +57,7 @@ def store_page() -> Any:
         "form": form,
         "errors": errors,
         "result": result,
-        "max_weeks": MAX_WEEKS,
+        "max_weeks": MAX_HORIZON,
         "legend_items": charts.legend_items(),
     }
     template = "partials/store_panel.html" if page_helpers.is_htmx() else "pages/store.html"
