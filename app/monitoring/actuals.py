@@ -56,7 +56,7 @@ class ActualsError(ValueError):
     """Input that cannot be imported; `errors` are {"field", "line", "message"} dicts, in line order."""
 
     errors: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 400  # 400: malformed input; 422: well-formed rows refused (unknown, implausible, stored)
+    status: int = 400  # 400: the file cannot be read (not CSV, not UTF-8, its header); 422: rows refused
 
     def __str__(self) -> str:
         return "; ".join(
@@ -255,15 +255,13 @@ class _Problems:
         self.table, self.json_rows = table, json_rows
         self.found: list[tuple[int, int, str, str]] = []  # (row position, rule order, column, message)
         self.total = 0
-        self.malformed = False
 
-    def add(self, column: str, mask: np.ndarray, message: Any, *, malformed: bool = False) -> None:
+    def add(self, column: str, mask: np.ndarray, message: Any) -> None:
         """Rows where `mask` holds break one rule; `message(i)` says how row i does."""
         positions = np.flatnonzero(mask)
         if not len(positions):
             return
         self.total += len(positions)
-        self.malformed |= malformed
         for i in positions[:MAX_ERRORS]:
             self.found.append((int(i), len(self.found), column, message(int(i))))
 
@@ -292,7 +290,7 @@ class _Problems:
                     "count": rest,
                 }
             )
-        return ActualsError(errors, status=400 if self.malformed else 422)
+        return ActualsError(errors, status=422)
 
 
 def _cell(table: inputs.Table, column: str, i: int) -> str:
@@ -308,14 +306,13 @@ def _whole_numbers(table: inputs.Table, column: str, problems: _Problems) -> np.
     finite = np.isfinite(values)
     fraction = finite & (values != np.round(np.where(finite, values, 0.0)))
     out_of_range = finite & ~fraction & ((values < 1) | (values > inputs.MAX_INT))
-    problems.add(column, missing, lambda i: "missing value", malformed=True)
-    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}", malformed=True)
-    problems.add(column, fraction, lambda i: f"not a whole number: {_cell(table, column, i)}", malformed=True)
+    problems.add(column, missing, lambda i: "missing value")
+    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}")
+    problems.add(column, fraction, lambda i: f"not a whole number: {_cell(table, column, i)}")
     problems.add(
         column,
         out_of_range,
         lambda i: f"must be a positive whole number, got {_cell(table, column, i)}",
-        malformed=True,
     )
     return np.where(missing | not_number | fraction | out_of_range, np.nan, values)
 
@@ -356,24 +353,21 @@ def _weeks(table: inputs.Table, bounds: Bounds, problems: _Problems) -> np.ndarr
     day = parsed.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
     early = friday & (day < np.datetime64(bounds.first_week)) if bounds.first_week else np.zeros_like(friday)
     late = friday & (day > np.datetime64(bounds.last_week))
-    problems.add(column, ~present, lambda i: "missing date", malformed=True)
+    problems.add(column, ~present, lambda i: "missing date")
     problems.add(
         column,
         rows(~valid),
         lambda i: f"not a date (expected YYYY-MM-DD): {_cell(table, column, i)}",
-        malformed=True,
     )
     problems.add(
         column,
         rows(valid & ~in_range),
         lambda i: f"{text(i)} is outside {inputs.FIRST_DATE.date()} to {inputs.LAST_DATE.date()}",
-        malformed=True,
     )
     problems.add(
         column,
         rows(in_range & ~friday),
         lambda i: f"{text(i)} is a {inputs.WEEKDAYS[weekday[codes[i]]]}, not a Friday (weeks end on Friday)",
-        malformed=True,
     )
     problems.add(
         column, rows(early), lambda i: f"{text(i)} is before {bounds.first_week}, the data's first week"
@@ -393,11 +387,9 @@ def _sales(
     values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
     not_number = ~missing & np.isnan(values)
     infinite = np.isinf(values)
-    problems.add(column, missing, lambda i: "missing value", malformed=True)
-    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}", malformed=True)
-    problems.add(
-        column, infinite, lambda i: f"not a finite number: {_cell(table, column, i)}", malformed=True
-    )
+    problems.add(column, missing, lambda i: "missing value")
+    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}")
+    problems.add(column, infinite, lambda i: f"not a finite number: {_cell(table, column, i)}")
     if bounds.multiple > 0 and bounds.typical_max > 0:
         known = np.isfinite(store) & np.isfinite(dept)
         index = pd.MultiIndex.from_arrays(
@@ -421,9 +413,7 @@ def _holidays(table: inputs.Table, problems: _Problems) -> np.ndarray:
     series = table.frame[column]
     upper, codes = series.cat.categories.astype(str).str.strip().str.upper(), series.cat.codes.to_numpy()
     known = np.append(upper.isin(["TRUE", "FALSE"]), False)[codes]
-    problems.add(
-        column, ~known, lambda i: f"expected TRUE or FALSE, got {_cell(table, column, i)}", malformed=True
-    )
+    problems.add(column, ~known, lambda i: f"expected TRUE or FALSE, got {_cell(table, column, i)}")
     return np.append(upper == "TRUE", False)[codes]
 
 
@@ -463,7 +453,7 @@ def check_table(
 
     Malformed values, stores and departments the served model's data does not know, weeks outside its
     calendar, implausible sales and rows repeated in the input; raises ActualsError naming each by row
-    and field (status 400 when something is malformed, else 422). Stored weeks are upsert_actuals' check.
+    and field (status 422). Stored weeks are upsert_actuals' check.
     """
     problems = _Problems(table, json_rows)
     store = _whole_numbers(table, "Store", problems)

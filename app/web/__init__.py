@@ -14,7 +14,6 @@ from app.web import (
     charts,
     context,
     errors,
-    loop_api,
     loop_pages,
     model_pages,
     monitoring_views,
@@ -41,9 +40,9 @@ def _upload_limit() -> None:
 def init_app(app: Flask) -> None:
     """Blueprints (pages, api under /api/v1), error handlers, response headers, request metrics."""
     csrf.init_app(app)
-    for blueprint in (api.bp, loop_api.bp, registry_views.api_bp, monitoring_views.api_bp):
-        csrf.exempt(blueprint)
-        app.register_blueprint(blueprint, url_prefix="/api/v1")
+    csrf.exempt(api.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(api.health.metrics_bp)
     page_blueprints = (
         pages.bp,
         store_pages.bp,

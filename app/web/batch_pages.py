@@ -10,8 +10,8 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 
 from app.limits import cap_details
 from app.web import context, downloads, page_helpers
+from app.web.api.errors import ApiError
 from app.web.csv_io import csv_answer, csv_part, decode, parse_csv, validate_batch
-from app.web.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from app.forecasting.forecaster import Forecaster, ForecastError
 from app.serving import predictions
 from app.serving.holder import ModelUnavailable
 from app.serving.predictions import Caller, Served
-from app.web.errors import ApiError, detail, forecast_error_detail
+from app.web.api.errors import ApiError, detail, forecast_error_detail
 from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from app.forecasting.inputs import is_na
 from app.limits import MAX_BATCH_DETAILS, InputRejected, csv_header
 from app.web import context
-from app.web.errors import ApiError, detail
+from app.web.api.errors import ApiError, detail
 from app.web.schemas import CSV_COLUMNS, CSV_PASSTHROUGH, ROWS, PredictionOut, PredictRequest
 
 REQUIRED = ("store", "dept", "date")

@@ -9,7 +9,7 @@ from flask import Blueprint, render_template
 
 from app import extensions
 from app.web import context, page_helpers
-from app.web.apidoc import openapi_document
+from app.web.api.openapi import openapi_document
 from app.web.docs import docs_context
 from app.web.model_card import model_card_context
 

@@ -1,4 +1,4 @@
-"""Monitoring over HTTP: the /monitoring page and its HTMX partials, /metrics, and POST /api/v1/actuals.
+"""The /monitoring page and its HTMX partials; the actuals upload and the alert buttons of the page.
 
 The page is server-rendered; each panel is a partial that HTMX re-fetches every 30 s. The web
 layer computes nothing here either: figures come from the jobs' tables, except the health panel's
@@ -11,69 +11,27 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import pandas as pd
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
-from pydantic import ValidationError
 from sqlalchemy import select
 
 from app import extensions
 from app.jobs import tasks as jobs
-from app.limits import parse_json
 from app.monitoring import actuals, alerts, performance, retention
-from app.monitoring import metrics as monitoring_metrics
-from app.monitoring.alerts import alert_dict
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, get_row, utcnow
 from app.web import context, published
 from app.web import monitoring_charts as charts
-from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token, require_admin
-from app.web.apidoc import json_body, operation, query_args
-from app.web.errors import ApiError, validation_details
-from app.web.schemas import (
-    ActualRow,
-    ActualsQuery,
-    ActualsRequest,
-    ActualsResponse,
-    AlertActionRequest,
-    AlertOut,
-)
+from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token
+from app.web.monitoring_actions import authorised, change_alert, correction, upload_bounds
 
 log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
 
 pages_bp = Blueprint("monitoring", __name__)
-api_bp = Blueprint("monitoring_api", __name__)
 
 STARTED = time.time()
 CHART_SNAPSHOTS = 96  # a day of 15-minute windows
 CHART_DAYS = 365  # the predictions-per-day chart: a year of the retention's daily rollup
-
-
-def _authorised(presented: str | None) -> str | None:
-    """None when actuals may be written (the admin token was given); otherwise why not."""
-    try:
-        check_admin_token(presented)
-    except AdminDenied as denied:
-        return denied.message
-    return None
-
-
-TRUE_WORDS = {"1", "true", "yes", "on"}
-CORRECT_HOW = "to change stored weeks on purpose, send the rows again with correct=true and a reason"
-
-
-def _correction(correct: str | None, reason: str | None, by: str | None) -> actuals.Correction | None:
-    """A correction when one was asked for explicitly (with a reason); None for a plain import."""
-    if (correct or "").strip().lower() not in TRUE_WORDS:
-        return None
-    reason = (reason or "").strip()
-    if not reason:
-        raise actuals.ActualsError(
-            [{"field": "reason", "line": None, "message": "a correction of stored weeks needs a reason"}]
-        )
-    return actuals.Correction(by=admin_actor(by), reason=reason[:1000])
 
 
 # data for panels
@@ -166,17 +124,6 @@ def _production() -> Any:
     return context.forecaster_or_none()
 
 
-def _bounds() -> actuals.Bounds:
-    """Plausible actual sales for an upload over HTTP, judged against the served model."""
-    config = current_app.config
-    return actuals.bounds_for(
-        _production(),
-        dt.date.today(),
-        float(config["ACTUALS_MAX_SALES_MULTIPLE"]),
-        int(config["ACTUALS_MAX_WEEKS_AHEAD"]),
-    )
-
-
 def _context_lag() -> dict[str, Any]:
     return published.lag_accuracy_context(
         extensions.storage(), _production(), current_app.config["MODEL_NAME"]
@@ -186,9 +133,6 @@ def _context_lag() -> dict[str, Any]:
 def _context_alerts() -> dict[str, Any]:
     with extensions.storage().session() as session:
         return {"open_alerts": alerts.open_alerts(session), "past_alerts": alerts.past_alerts(session)}
-
-
-# pages
 
 
 @pages_bp.get("/monitoring")
@@ -234,14 +178,6 @@ def partial_feature(result_id: int) -> Any:
     return render_template("monitoring/_feature.html", result=result, chart=chart)
 
 
-def _change_alert(alert_id: int, action: str, by: str) -> dict[str, Any] | None:
-    """Acknowledge or resolve; the alert as a dict, or None when there is no such alert."""
-    with extensions.storage().session() as session:
-        change = alerts.acknowledge if action == "acknowledge" else alerts.resolve
-        alert = change(session, alert_id, by=by)
-        return None if alert is None else alert_dict(alert)
-
-
 def _alert_action(alert_id: int, action: str) -> Any:
     """The page's buttons: CSRF-checked and admin-token-gated (no anonymous visitor silences an alert)."""
     try:
@@ -259,7 +195,7 @@ def _alert_action(alert_id: int, action: str) -> Any:
             **view,
             upload=None,
         ), denied.status
-    if _change_alert(alert_id, action, admin_actor(request.form.get("by"))) is None:
+    if change_alert(alert_id, action, admin_actor(request.form.get("by"))) is None:
         return Response("no such alert", status=404)
     if request.headers.get("HX-Request"):
         return render_template("monitoring/_alerts.html", **_context_alerts())
@@ -276,54 +212,11 @@ def resolve_alert(alert_id: int) -> Any:
     return _alert_action(alert_id, "resolve")
 
 
-def _api_alert_action(alert_id: int, action: str) -> Any:
-    require_admin()
-    body = json_body()
-    alert = _change_alert(alert_id, action, admin_actor(body.by))
-    if alert is None:
-        raise ApiError(404, "no such alert", [{"field": "alert_id", "message": f"no alert {alert_id}"}])
-    return alert
-
-
-_ALERT_ERRORS = {
-    401: "no admin token was sent",
-    403: "the admin token is wrong, or STORECAST_ADMIN_TOKEN is not set on the server",
-    404: "no alert with that id",
-}
-
-
-def _alert_operation(summary: str) -> Callable[[F], F]:
-    return operation(
-        summary,
-        "monitoring",
-        description="Admin bearer token required; `by` (optional) is recorded beside the token's name.",
-        body=AlertActionRequest,
-        body_required=False,
-        ok=AlertOut,
-        admin="required",
-        errors=_ALERT_ERRORS,
-    )
-
-
-@api_bp.post("/alerts/<int:alert_id>/acknowledge")
-@_alert_operation("Acknowledge an alert")
-def api_acknowledge_alert(alert_id: int) -> Any:
-    """Acknowledge an alert (admin bearer token); `{"by": "name"}` is recorded beside the token."""
-    return _api_alert_action(alert_id, "acknowledge")
-
-
-@api_bp.post("/alerts/<int:alert_id>/resolve")
-@_alert_operation("Resolve an alert")
-def api_resolve_alert(alert_id: int) -> Any:
-    """Resolve an alert by hand (admin bearer token); `{"by": "name"}` is recorded beside the token."""
-    return _api_alert_action(alert_id, "resolve")
-
-
 @pages_bp.post("/monitoring/actuals")
 def upload_actuals() -> Any:
     """The page's CSV upload (CSRF-protected form post, admin token); answers with the upload panel."""
     upload: dict[str, Any] = {}
-    denied = _authorised(request.form.get("admin_token") or None)
+    denied = authorised(request.form.get("admin_token") or None)
     file = request.files.get("file")
     status = 200
     if denied:
@@ -332,7 +225,7 @@ def upload_actuals() -> Any:
         upload, status = {"error": "choose a CSV file in train.csv's format", "details": []}, 400
     else:
         try:
-            correction = _correction(
+            asked = correction(
                 request.form.get("correct"), request.form.get("reason"), request.form.get("by")
             )
             with extensions.storage().session() as session:
@@ -341,10 +234,10 @@ def upload_actuals() -> Any:
                     file.read(),
                     name=file.filename,
                     model_name=current_app.config["MODEL_NAME"],
-                    bounds=_bounds(),
-                    correction=correction,
+                    bounds=upload_bounds(),
+                    correction=asked,
                 )
-            upload = {"result": result.to_dict(), "filename": file.filename, "corrected": bool(correction)}
+            upload = {"result": result.to_dict(), "filename": file.filename, "corrected": bool(asked)}
         except actuals.ActualsError as error:
             message = f"{file.filename} was not imported"
             if isinstance(error, actuals.StoredWeekConflict):
@@ -366,136 +259,3 @@ def upload_actuals() -> Any:
         ),
         status,
     )
-
-
-# metrics
-
-
-@pages_bp.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text format: the workers' counters, plus drift and accuracy from the jobs' tables."""
-    with extensions.storage().session() as session:
-        gauges = monitoring_metrics.database_gauges(session)
-    holder = extensions.holder()  # what is in memory: a scrape never loads a model
-    gauges += published.lag_gauges(
-        extensions.storage(), holder.loaded_forecaster, current_app.config["MODEL_NAME"]
-    )
-    return Response(monitoring_metrics.exposition(gauges), mimetype=monitoring_metrics.CONTENT_TYPE)
-
-
-# API
-
-
-def _detail(error: dict[str, Any]) -> dict[str, Any]:
-    """{"field", "message", "line"}; CSV messages start with their line, JSON fields name rows[i]."""
-    field, line, message = error.get("field") or "body", error.get("line"), error["message"]
-    if line and not field.startswith("rows"):
-        message = f"line {line}: {message}"
-    extra = {"line": line} if line else {}
-    if "count" in error:  # app.limits.cap_details' summary of the problems not listed
-        extra["count"] = error["count"]
-    return {"field": field, "message": message, **extra}
-
-
-def _refused(details: list[dict[str, Any]], status: int = 400, hint: str = "") -> ApiError:
-    problems = sum(d.get("count", 1) for d in details)
-    message = f"{problems} problem(s) in the actual sales; nothing was imported"
-    return ApiError(status, f"{message} ({hint})" if hint else message, details)
-
-
-def _json_rows(data: Any, bounds: actuals.Bounds) -> pd.DataFrame:
-    """JSON rows checked by ActualsRequest (the model the document shows; a bare list is its `rows`) and
-    by the one check of actual sales, both in the same answer."""
-    try:
-        body = ActualsRequest.model_validate({"rows": data} if isinstance(data, list) else data)
-    except ValidationError as error:
-        details = validation_details(error)
-        raw = data.get("rows") if isinstance(data, dict) else data
-        try:
-            actuals.parse_rows(raw, bounds)
-        except actuals.ActualsError as checked:
-            named = {d["field"] for d in details}
-            details += [_detail(e) for e in checked.errors if e.get("field") not in named]
-            details.sort(key=lambda d: (d["field"] == "details", _row_of(d["field"])))
-        raise _refused(details) from None
-    return actuals.parse_rows([row.model_dump(exclude_unset=True) for row in body.rows], bounds)
-
-
-def _row_of(field: str) -> int:
-    """rows[12].store -> 12 (so details of both checks are listed in row order)."""
-    head = field.removeprefix("rows[").partition("]")[0]
-    return int(head) if head.isdigit() else -1
-
-
-@api_bp.post("/actuals")
-@operation(
-    "Import actual sales",
-    "monitoring",
-    description=(
-        'Actual weekly sales, so live accuracy can be scored: JSON rows (`{"rows": [...]}` or a bare '
-        "list) or a `text/csv` body in train.csv's format (Store, Dept, Date, Weekly_Sales, IsHoliday; "
-        "`application/csv`, `text/plain` and a multipart `file` are read the same way). Admin bearer token "
-        "required. All rows or none, every problem in one answer by row and field: malformed values (400); "
-        "stores and departments the production model's data does not know, weeks before its data or past "
-        "the current week, sales beyond a multiple of the series' largest week, repeated rows (422). "
-        "Re-sending a stored week's value changes nothing; a row that would change a stored week is "
-        "refused (422) unless the request says `correct=true` with a `reason` (and optionally `by`): each "
-        "change is then recorded with its old and new values, who and when."
-    ),
-    body_schema={
-        "anyOf": [
-            {"$ref": "#/components/schemas/ActualsRequest"},
-            {"type": "array", "items": {"$ref": "#/components/schemas/ActualRow"}, "minItems": 1},
-        ]
-    },
-    query=ActualsQuery,
-    body_example={"rows": [{"store": 1, "dept": 1, "date": "2012-11-02", "weekly_sales": 41231.5}]},
-    csv_body="Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,41231.5,FALSE\n",
-    ok=ActualsResponse,
-    ok_description="Counts of the upsert",
-    admin="required",
-    errors={
-        400: (
-            "Malformed JSON, or rows that cannot be imported (nothing is): `details` names each by "
-            "`rows[i].field` (JSON) or CSV column and `line`"
-        ),
-        401: "no admin token was sent",
-        403: "the admin token is wrong, or STORECAST_ADMIN_TOKEN is not set on the server",
-        422: (
-            "A query parameter is unknown or out of range, or well-formed rows are refused (nothing is "
-            "imported): unknown stores or departments, weeks outside "
-            "the model's calendar, implausible sales, repeated rows, or changes to stored weeks without "
-            "`correct=true`"
-        ),
-    },
-    extra_models=(ActualsRequest, ActualRow),
-)
-def api_actuals() -> Any:
-    """Actual weekly sales as JSON rows ({"rows": [...]} or a list) or a CSV body (text/csv)."""
-    require_admin()
-    content_type = (request.mimetype or "").lower()
-    try:
-        query = query_args()
-        correction = _correction("true" if query.correct else None, query.reason, query.by)
-        if content_type in {"text/csv", "application/csv", "text/plain"}:
-            parsed = actuals.parse_csv(request.get_data(), bounds=_bounds())
-        elif content_type == "multipart/form-data" and "file" in request.files:
-            parsed = actuals.parse_csv(
-                request.files["file"].read(), name=request.files["file"].filename or "file", bounds=_bounds()
-            )
-        elif content_type == "application/json":
-            parsed = _json_rows(parse_json(request.get_data()), _bounds())
-        else:
-            raise ApiError(
-                415,
-                "send JSON rows (application/json) or a CSV in train.csv's format (text/csv)",
-                [{"field": "Content-Type", "message": f"got {content_type or 'none'}"}],
-            )
-        with extensions.storage().session() as session:
-            result = actuals.upsert_actuals(
-                session, parsed, model_name=current_app.config["MODEL_NAME"], correction=correction
-            )
-    except actuals.ActualsError as error:
-        hint = CORRECT_HOW if isinstance(error, actuals.StoredWeekConflict) else ""
-        raise _refused([_detail(e) for e in error.errors], error.status, hint) from None
-    return result.to_dict()

@@ -17,8 +17,9 @@ from app.forecasting.inputs import COVARIATES, MAX_HORIZON
 from app.forecasting.intervals import bucket_sort_key
 from app.serving import predictions
 from app.web import charts, context, downloads, page_helpers, why
+from app.web.api.errors import ApiError
 from app.web.csv_io import predictions_csv
-from app.web.errors import ApiError, form_errors
+from app.web.errors import form_errors
 from app.web.schemas import (
     DEFAULT_WEEKS,
     ForecastForm,

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from app.forecasting.inputs import MAX_HORIZON
 from app.serving import predictions
 from app.web import charts, context, page_helpers
-from app.web.errors import ApiError, form_errors
+from app.web.api.errors import ApiError
+from app.web.errors import form_errors
 from app.web.schemas import (
     DEFAULT_WEEKS,
     StoreForecastQuery,
