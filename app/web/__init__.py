@@ -8,21 +8,7 @@ from flask import Flask, current_app, request
 from flask_wtf.csrf import CSRFProtect
 
 from app.jobs.scheduler import start_background_scheduler
-from app.web import (
-    api,
-    batch_pages,
-    charts,
-    context,
-    errors,
-    loop_pages,
-    model_pages,
-    monitoring_views,
-    pages,
-    registry_views,
-    request_metrics,
-    security,
-    store_pages,
-)
+from app.web import api, charts, context, errors, pages, request_metrics, security
 from app.web.admin_auth import last_line, path_name, without_paths
 
 # Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
@@ -43,16 +29,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.health.metrics_bp)
-    page_blueprints = (
-        pages.bp,
-        store_pages.bp,
-        batch_pages.bp,
-        model_pages.bp,
-        loop_pages.bp,
-        registry_views.pages_bp,
-        monitoring_views.pages_bp,
-    )
-    for blueprint in page_blueprints:
+    for blueprint in pages.BLUEPRINTS:
         app.register_blueprint(blueprint)
     errors.register_error_handlers(app)
     security.init_app(app)  # response headers; a locked database answers 503

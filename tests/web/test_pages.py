@@ -415,7 +415,7 @@ def test_covariate_placeholders_show_the_models_values(client, forecaster, known
 
 
 def test_api_docs_render_code_spans_not_backticks(client):
-    from app.web.docs import code_spans
+    from app.web.pages.api_docs import code_spans
 
     assert code_spans("send `cold_start`: <b>") == "send <code>cold_start</code>: &lt;b&gt;"
     html = client.get("/api/docs").get_data(as_text=True)

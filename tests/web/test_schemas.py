@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from app.forecasting.inputs import COVARIATES, MAX_HORIZON
-from app.web.csv_io import parse_csv, predictions_csv, validate_rows
 from app.web.api.errors import ApiError, validation_details
+from app.web.csv_io import parse_csv, predictions_csv, validate_rows
 from app.web.errors import form_errors
 from app.web.schemas import (
     ForecastForm,

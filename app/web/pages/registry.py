@@ -36,7 +36,7 @@ from app.web.registry_actions import refresh_holder, serving
 
 log = logging.getLogger(__name__)
 
-pages_bp = Blueprint("registry", __name__)
+bp = Blueprint("registry", __name__)
 
 HISTORY_ON_PAGE = 12
 
@@ -75,7 +75,7 @@ def _promotion_warning(action: str, version: str) -> dict[str, Any] | None:
     return versions.promotion_warning(extensions.storage(), _name(), version)
 
 
-@pages_bp.get("/models")
+@bp.get("/models")
 def models_page() -> Any:
     selected = request.args.get("version", "")
     action = request.args.get("action", "promote")
@@ -90,7 +90,7 @@ def models_page() -> Any:
     )
 
 
-@pages_bp.post("/models/action")
+@bp.post("/models/action")
 def models_action() -> Any:
     """Promote, roll back or archive from the page: CSRF-checked (Flask-WTF) and token-gated."""
     form = request.form
@@ -165,7 +165,7 @@ def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
     return card
 
 
-@pages_bp.get("/models/<version>")
+@bp.get("/models/<version>")
 def model_card_page(version: str) -> Any:
     try:
         row = versions.get_version(extensions.storage(), _name(), version)
@@ -208,7 +208,7 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
     )
 
 
-@pages_bp.get("/runs")
+@bp.get("/runs")
 def runs_page() -> Any:
     """Runs side by side: a table of all, a chart of the chosen ones (default: the newest with metrics)."""
     storage = extensions.storage()
@@ -229,7 +229,7 @@ def runs_page() -> Any:
     )
 
 
-@pages_bp.get("/runs/<int:run_id>")
+@bp.get("/runs/<int:run_id>")
 def run_page(run_id: int) -> Any:
     run = get_run(extensions.storage(), run_id)
     if run is None:

@@ -21,13 +21,13 @@ from app.jobs import tasks as jobs
 from app.monitoring import actuals, alerts, performance, retention
 from app.storage import DriftReport, DriftResult, PerformanceSnapshot, get_row, utcnow
 from app.web import context, published
-from app.web import monitoring_charts as charts
 from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token
 from app.web.monitoring_actions import authorised, change_alert, correction, upload_bounds
+from app.web.pages import monitoring_charts as charts
 
 log = logging.getLogger(__name__)
 
-pages_bp = Blueprint("monitoring", __name__)
+bp = Blueprint("monitoring", __name__)
 
 STARTED = time.time()
 CHART_SNAPSHOTS = 96  # a day of 15-minute windows
@@ -135,7 +135,7 @@ def _context_alerts() -> dict[str, Any]:
         return {"open_alerts": alerts.open_alerts(session), "past_alerts": alerts.past_alerts(session)}
 
 
-@pages_bp.get("/monitoring")
+@bp.get("/monitoring")
 def page() -> str:
     return render_template(
         "monitoring/page.html",
@@ -148,27 +148,27 @@ def page() -> str:
     )
 
 
-@pages_bp.get("/monitoring/partials/health")
+@bp.get("/monitoring/partials/health")
 def partial_health() -> str:
     return render_template("monitoring/_health.html", health=_health())
 
 
-@pages_bp.get("/monitoring/partials/charts")
+@bp.get("/monitoring/partials/charts")
 def partial_charts() -> str:
     return render_template("monitoring/_charts.html", **_context_charts())
 
 
-@pages_bp.get("/monitoring/partials/drift")
+@bp.get("/monitoring/partials/drift")
 def partial_drift() -> str:
     return render_template("monitoring/_drift.html", **_context_drift())
 
 
-@pages_bp.get("/monitoring/partials/alerts")
+@bp.get("/monitoring/partials/alerts")
 def partial_alerts() -> str:
     return render_template("monitoring/_alerts.html", **_context_alerts())
 
 
-@pages_bp.get("/monitoring/drift/<int:result_id>")
+@bp.get("/monitoring/drift/<int:result_id>")
 def partial_feature(result_id: int) -> Any:
     with extensions.storage().session() as session:
         result = get_row(session, DriftResult, result_id)
@@ -202,17 +202,17 @@ def _alert_action(alert_id: int, action: str) -> Any:
     return redirect(url_for("monitoring.page") + "#alerts", code=303)
 
 
-@pages_bp.post("/monitoring/alerts/<int:alert_id>/acknowledge")
+@bp.post("/monitoring/alerts/<int:alert_id>/acknowledge")
 def acknowledge_alert(alert_id: int) -> Any:
     return _alert_action(alert_id, "acknowledge")
 
 
-@pages_bp.post("/monitoring/alerts/<int:alert_id>/resolve")
+@bp.post("/monitoring/alerts/<int:alert_id>/resolve")
 def resolve_alert(alert_id: int) -> Any:
     return _alert_action(alert_id, "resolve")
 
 
-@pages_bp.post("/monitoring/actuals")
+@bp.post("/monitoring/actuals")
 def upload_actuals() -> Any:
     """The page's CSV upload (CSRF-protected form post, admin token); answers with the upload panel."""
     upload: dict[str, Any] = {}

@@ -10,8 +10,8 @@ import pandas as pd
 from flask import render_template, request, url_for
 
 from app.forecasting.inputs import COVARIATES
-from app.web import downloads
 from app.web.csv_io import PREDICTION_COLUMNS, predictions_csv
+from app.web.pages import downloads
 
 log = logging.getLogger(__name__)
 
