@@ -10,14 +10,6 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
 def train_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """The pipeline and model params a training of the app uses: TRAIN_MAX_SERIES, then TRAIN_PARAMS
     (tests' tiny models), which may override it."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from pathlib import Path
@@ -11,15 +10,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import cli, web
+from app import cli, extensions, web
 from app.config import PROJECT_ROOT, Config
-from app.jobs.tasks import JobContext
-from app.monitoring.alerts import open_artifact_alert
-from app.monitoring.request_log import RequestLogBuffer
-from app.registry import mlflow_mirror
-from app.registry.registration import register_trained
-from app.serving.holder import ModelHolder
-from app.storage import Storage, statement_limits
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +41,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         count = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
 
-    storage = Storage(app.config["DATABASE_URL"], *statement_limits(app.config))
-    name = app.config["MODEL_NAME"]
-    holder = ModelHolder(storage, name, float(app.config["MODEL_REFRESH_SECONDS"]))
-    holder.on_load_failure = functools.partial(open_artifact_alert, storage)
-    # Tests get no writer thread (it would outlive their temporary database): they flush it themselves.
-    flush_seconds = 0.0 if app.testing else float(app.config["REQUEST_LOG_FLUSH_SECONDS"])
-    request_log = RequestLogBuffer(storage, flush_seconds)
-    app.extensions.update(
-        storage=storage,
-        model_holder=holder,
-        request_log=request_log,
-        jobs=JobContext(storage, app.config, holder, request_log),
-        on_model_trained=functools.partial(register_trained, storage, name),
-        mlflow_mirror=mlflow_mirror.install(storage, app.config.get("MLFLOW_TRACKING_URI"), name),
-    )
-
-    web.init_app(app, request_log)
+    extensions.init_app(app)
+    web.init_app(app)
     cli.register_cli(app)
     return app
 

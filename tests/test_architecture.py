@@ -4,13 +4,16 @@ interface layer, and an import inside a function is a deferred optional dependen
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 APP = Path(__file__).resolve().parents[1] / "app"
 
-# Bottom to top; a module may import its own layer and the ones below it.
+# Bottom to top; a module may import its own layer and the ones below it. Every package and top-level
+# module is named here: a new one fails test_the_layers_cover_every_module until it is given its layer.
 LAYERS: list[tuple[str, ...]] = [
     ("app.forecasting", "app.jsonable"),
     ("app.config", "app.limits", "app.storage", "app.migrate"),
@@ -19,9 +22,15 @@ LAYERS: list[tuple[str, ...]] = [
     ("app.loop",),
     ("app.serving",),
     ("app.jobs",),
-    ("app.web", "app.cli", "app"),
+    ("app.extensions", "app.gunicorn_worker"),
+    ("app.web", "app.cli"),
+    ("app.factory", "app"),
 ]
-INTERFACE = LAYERS[-1]
+INTERFACE = LAYERS.index(("app.extensions", "app.gunicorn_worker"))  # Flask from here up
+# The two interfaces side by side: neither imports the other (shared state is app.extensions).
+APART = ("app.web", "app.cli")
+# The only packages that create blueprints: the API (one blueprint, and /metrics beside it) and the pages.
+BLUEPRINT_HOMES = ("app.web.api", "app.web.pages")
 
 
 def _module(path: Path) -> str:
@@ -29,11 +38,17 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
 def _layer(module: str) -> int:
+    """The layer of the longest prefix that names `module`; "app" names the package itself only."""
     best, rank = "", -1
     for index, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best):
+            named = module == prefix if prefix == "app" else _within(module, prefix)
+            if named and len(prefix) > len(best):
                 best, rank = prefix, index
     return rank
 
@@ -81,7 +96,7 @@ def test_imports_point_down(path: Path) -> None:
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(APP.parent)))
 def test_flask_only_in_the_interface_layer(path: Path) -> None:
     module = _module(path)
-    if _layer(module) == LAYERS.index(INTERFACE):
+    if _layer(module) >= INTERFACE:
         return
     flask = [
         f"line {line}: {name}"
@@ -108,3 +123,47 @@ def test_imports_inside_functions_only_defer_an_optional_dependency(path: Path) 
 
 def test_the_layers_cover_every_module() -> None:
     assert all(_layer(_module(path)) >= 0 for path in SOURCES)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(APP.parent)))
+def test_web_and_cli_do_not_import_each_other(path: Path) -> None:
+    module = _module(path)
+    own = next((side for side in APART if _within(module, side)), None)
+    if own is None:
+        return
+    other = next(side for side in APART if side != own)
+    crossing = [f"line {line}: {name}" for name, line, _ in _imports(path) if _within(name, other)]
+    assert not crossing, f"{module} imports the other interface ({other}):\n" + "\n".join(crossing)
+
+
+def test_the_cli_loads_no_web_module() -> None:
+    code = (
+        "import sys; import app.cli, app.extensions; "
+        "print(sorted(m for m in sys.modules if m == 'app.web' or m.startswith('app.web.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=APP.parent
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(APP.parent)))
+def test_only_the_api_and_pages_packages_create_blueprints(path: Path) -> None:
+    module = _module(path)
+    if any(_within(module, home) for home in BLUEPRINT_HOMES):
+        return
+    created = [
+        f"line {node.lineno}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Blueprint"
+    ]
+    assert not created, (
+        f"{module} creates a blueprint (put its routes in app/web/api or app/web/pages):\n"
+        + "\n".join(created)
+    )
+
+
+def test_a_new_package_has_no_layer_until_it_is_given_one() -> None:
+    assert _layer("app.newpackage") == -1 and _layer("app.newpackage.module") == -1
+    assert _layer("app") == len(LAYERS) - 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
+from app import extensions
 from app.forecasting.data import DataError, Dataset
 from app.forecasting.synthetic import load_or_generate
 from app.registry import data_source, versions
@@ -44,7 +45,7 @@ def require_deployment_data(dataset: Dataset, option: str | None) -> data_source
     """
     try:
         return data_source.ensure(
-            current_app.extensions["storage"],
+            extensions.storage(),
             current_app.config["MODEL_NAME"],
             given_source(dataset, option),
             instance_file=current_app.config.get("DATA_SOURCE_FILE"),
@@ -56,7 +57,7 @@ def require_deployment_data(dataset: Dataset, option: str | None) -> data_source
 
 def deployment_dataset() -> tuple[Dataset | None, str]:
     """The recorded data source's dataset with the actual sales of its lineage, or (None, why not)."""
-    storage = current_app.extensions["storage"]
+    storage = extensions.storage()
     source = data_source.recorded(storage, current_app.config["MODEL_NAME"]) or data_source.read_file(
         current_app.config.get("DATA_SOURCE_FILE")
     )

@@ -10,8 +10,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.extensions import storage
 from app.migrate import current, downgrade, missing_tables, upgrade
-from app.web.context import storage
 
 
 def requires_schema(function: Callable[..., Any]) -> Callable[..., Any]:

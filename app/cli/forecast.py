@@ -17,6 +17,7 @@ import pandas as pd
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from app import extensions
 from app.cli.data import load_dataset, require_deployment_data
 from app.cli.db import SchemaGroup, requires_schema
 from app.cli.files import written_atomically
@@ -24,7 +25,6 @@ from app.config import train_params
 from app.forecasting.engine import ENGINES, Engine
 from app.loop import history, publish, weekly
 from app.loop.replay import ReplaySettings, replay, write_forecasts
-from app.web import context
 
 forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan of record).")
 
@@ -56,7 +56,7 @@ def publish_command(out: Path | None, engine_kind: str | None, force: bool) -> N
     and reused (--force replaces it).
     """
     app = current_app
-    storage = context.storage()
+    storage = extensions.storage()
     try:
         forecaster, source = history.rolled_production(storage, app.config["MODEL_NAME"])
     except LookupError:
@@ -113,7 +113,7 @@ def replay_command(
 ) -> None:
     """Replay the weekly loop over the weeks after --start on this database (use an empty one)."""
     app: Flask = current_app
-    storage = context.storage()
+    storage = extensions.storage()
     dataset = load_dataset(data)
     require_deployment_data(dataset, data)
     try:

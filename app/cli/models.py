@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from app import extensions
 from app.cli.data import (
     DATA_HELP,
     DataRefused,
@@ -26,7 +27,6 @@ from app.registry import data_source, gate, versions
 from app.registry.experiment import run_experiment
 from app.registry.retrain import dataset_with_actuals
 from app.registry.runs import get_run, list_runs
-from app.web import context
 
 runs_cli = SchemaGroup("runs", help="Training, backtest and experiment runs.")
 models_cli = SchemaGroup("models", help="Registered model versions and their stages.")
@@ -49,7 +49,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 @click.option("--type", "run_type", type=click.Choice(["train", "backtest", "experiment"]), default=None)
 def runs_list(limit: int, run_type: str | None) -> None:
     """The newest runs: type, model, status, data window, WMAE, duration."""
-    rows = list_runs(context.storage(), limit=limit, run_type=run_type)
+    rows = list_runs(extensions.storage(), limit=limit, run_type=run_type)
     if not rows:
         click.echo("no runs yet: `flask train`, `flask backtest` or `flask experiment` records one")
         return
@@ -73,7 +73,7 @@ def runs_list(limit: int, run_type: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole run as JSON.")
 def runs_show(run_id: int, as_json: bool) -> None:
     """Everything recorded about one run."""
-    run = get_run(context.storage(), run_id)
+    run = get_run(extensions.storage(), run_id)
     if run is None:
         raise click.ClickException(f"run {run_id} does not exist")
     if as_json:
@@ -113,7 +113,7 @@ def runs_show(run_id: int, as_json: bool) -> None:
 
 
 def _print_versions() -> None:
-    rows = versions.list_versions(context.storage(), _name())
+    rows = versions.list_versions(extensions.storage(), _name())
     if not rows:
         click.echo("no versions registered yet: `flask train` registers the first as production")
         return
@@ -135,7 +135,7 @@ def models_list(history: bool) -> None:
     _print_versions()
     if history:
         click.echo("")
-        for change in versions.stage_history(context.storage(), _name()):
+        for change in versions.stage_history(extensions.storage(), _name()):
             click.echo(
                 f"{change['changed_at'].replace('T', ' ')}  {change['label']:<5} "
                 f"{change['from_stage'] or 'new':>10} -> {change['to_stage']:<10} by {change['changed_by']}"
@@ -153,7 +153,7 @@ def _actor_options(function):
 def _run_action(action, *args, by: str | None, reason: str, **options: Any) -> dict[str, Any]:
     try:
         options = {"by": by or versions.default_actor(), "reason": reason, **options}
-        return action(context.storage(), _name(), *args, **options)
+        return action(extensions.storage(), _name(), *args, **options)
     except versions.WorseThanProduction:
         raise  # the command says what to do about it
     except versions.RegistryError as error:
@@ -163,7 +163,7 @@ def _run_action(action, *args, by: str | None, reason: str, **options: Any) -> d
 @models_cli.command("production")
 def models_production() -> None:
     """Print the production version; exit 1 when there is none (scripts use it)."""
-    production = versions.production_version(context.storage(), _name())
+    production = versions.production_version(extensions.storage(), _name())
     if production is None:
         raise click.ClickException("no production version yet")
     click.echo(f"v{production['version']} {production['model_kind']} {production['artifact_path']}")
@@ -187,7 +187,7 @@ def models_check_data(data_dir: str | None) -> None:
     """
     dataset = load_dataset(data_dir)
     recorded = require_deployment_data(dataset, data_dir)
-    check = versions.check_data(context.storage(), _name(), dataset.lineage(), dataset.source)
+    check = versions.check_data(extensions.storage(), _name(), dataset.lineage(), dataset.source)
     if check["status"] == "different":
         raise DataRefused(
             f"{check['message']}: nothing was trained. "
@@ -219,7 +219,7 @@ def models_switch_data(data_dir: str | None, synthetic: bool, kind: str, by: str
     try:
         with limit_training_threads(int(current_app.config.get("TRAIN_THREADS") or 0)):
             result = data_source.switch(
-                context.storage(),
+                extensions.storage(),
                 _name(),
                 dataset,
                 given,
@@ -242,7 +242,7 @@ def models_switch_data(data_dir: str | None, synthetic: bool, kind: str, by: str
 
 def _comparison(version: str) -> dict[str, Any] | None:
     """VERSION against production on the same weeks of the deployment's data (gate.compare)."""
-    storage = context.storage()
+    storage = extensions.storage()
     production = versions.production_version(storage, _name())
     try:
         candidate = versions.get_version(storage, _name(), version)
@@ -344,11 +344,11 @@ def experiment_command(
     dataset = load_dataset(data_dir)
     require_deployment_data(dataset, data_dir)
     if with_actuals:
-        dataset = dataset_with_actuals(dataset, context.storage())
+        dataset = dataset_with_actuals(dataset, extensions.storage())
     click.echo(f"data: {dataset.source} ({len(dataset.sales):,} rows through {dataset.last_week.date()})")
     try:
         result = run_experiment(
-            context.storage(),
+            extensions.storage(),
             dataset,
             model_name=_name(),
             models_dir=app.config["MODELS_DIR"],

@@ -17,11 +17,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from app import extensions
 from app.cli.db import SchemaGroup, requires_schema
 from app.jobs import scheduler as job_scheduler
 from app.jobs import tasks as jobs
 from app.monitoring import actual_features, actuals
-from app.web import context
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ actuals_cli = SchemaGroup("actuals", help="Actual weekly sales for live accuracy
 @click.option("--job", "only", type=click.Choice(list(jobs.JOBS)), default=None, help="Run one job only.")
 def monitor_run(only: str | None) -> None:
     """Run every monitoring job once, now (whatever the schedule says)."""
-    ctx = context.jobs()
+    ctx = extensions.jobs()
     outcomes = [jobs.run_job(ctx, only, manual=True)] if only else jobs.run_all(ctx, manual=True)
     failed = False
     for outcome in outcomes:
@@ -63,7 +63,7 @@ def actuals_import(file: Path, correct: bool, by: str | None, reason: str | None
             raise click.UsageError("--correct needs --by NAME and --reason TEXT (both are recorded)")
         correction = actuals.Correction(by=f"cli ({by.strip()[:40]})", reason=reason.strip())
     config = current_app.config
-    model = context.forecaster_or_none()
+    model = extensions.production_or_none()
     if model is None:
         click.echo(
             f"no production model: the stores, departments and sales sizes in {file.name} are not checked",
@@ -76,7 +76,7 @@ def actuals_import(file: Path, correct: bool, by: str | None, reason: str | None
         int(config["ACTUALS_MAX_WEEKS_AHEAD"]),
     )
     try:
-        with context.storage().session() as session:
+        with extensions.storage().session() as session:
             result = actuals.import_csv(
                 session,
                 file.read_bytes(),
@@ -101,7 +101,7 @@ def actuals_import(file: Path, correct: bool, by: str | None, reason: str | None
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 def actuals_corrections(limit: int) -> None:
     """Stored weeks changed on purpose, newest first: old and new values, who, when and why."""
-    with context.storage().session() as session:
+    with extensions.storage().session() as session:
         found = actuals.corrections(session, limit)
         if not found:
             click.echo("no stored week of actual sales has been corrected")
@@ -123,7 +123,7 @@ def actuals_corrections(limit: int) -> None:
 def actuals_import_features(file: Path) -> None:
     """Import actual covariates from a CSV in features.csv's format (Store,Date,Temperature,...,IsHoliday)."""
     try:
-        with context.storage().session() as session:
+        with extensions.storage().session() as session:
             result = actual_features.import_features_csv(session, file.read_bytes(), name=file.name)
     except actual_features.FeaturesError as error:
         _echo_errors(file, error)
@@ -162,7 +162,7 @@ def scheduler_command() -> click.Command:
     def scheduler() -> None:
         if not logging.getLogger().handlers:  # a foreground service: say what each run did
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        blocking = job_scheduler.make_scheduler(context.jobs(), blocking=True)
+        blocking = job_scheduler.make_scheduler(extensions.jobs(), blocking=True)
         for job in blocking.get_jobs():
             click.echo(f"scheduled {job.name}: {job.trigger}")
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from flask import Flask, current_app
 
+from app import extensions
 from app.cli.data import DATA_HELP, data_dir, load_dataset, require_deployment_data
 from app.cli.db import requires_schema
 from app.config import train_params
@@ -27,7 +28,6 @@ from app.jsonable import jsonable
 from app.registry import versions
 from app.registry.retrain import dataset_with_actuals
 from app.registry.runs import track_run
-from app.web import context
 
 
 def _date(value: str | None, option: str) -> pd.Timestamp | None:
@@ -65,7 +65,7 @@ def register_cli(app: Flask) -> None:
         dataset = load_dataset(data)
         require_deployment_data(dataset, data)
         if with_actuals:
-            dataset = dataset_with_actuals(dataset, context.storage())
+            dataset = dataset_with_actuals(dataset, extensions.storage())
         through_ts = _date(through, "--through")
         if through_ts is not None and through_ts < dataset.sales["date"].min():
             raise click.ClickException(f"--through {through} is before the first sales week")
@@ -126,7 +126,7 @@ def register_cli(app: Flask) -> None:
         params = _params()
         settings = {"origin": str(origin_ts.date()), "horizon": horizon, "folds": folds, "params": params}
         try:
-            with track_run(context.storage(), "backtest", kind, params=settings, dataset=dataset) as run:
+            with track_run(extensions.storage(), "backtest", kind, params=settings, dataset=dataset) as run:
                 result = run_backtest(
                     dataset,
                     origin_ts,
@@ -190,7 +190,7 @@ def _registered(version: dict | None) -> str:
     label = version["label"]
     if version["stage"] == "production":
         return f"registered {label} in production: there was no production model yet"
-    production = versions.production_version(context.storage(), current_app.config["MODEL_NAME"])
+    production = versions.production_version(extensions.storage(), current_app.config["MODEL_NAME"])
     kept = f"production {production['label']} is kept" if production else "there is no production model"
     return f"registered {label} in staging: {kept}; promote with `flask models promote {label}`"
 

@@ -16,8 +16,9 @@ from app.forecasting import calendar
 from app.forecasting.data import Dataset
 from app.forecasting.engine import LOCAL, Engine, forecast_run
 from app.forecasting.estimators import make_estimator
-from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.forecaster import Forecaster
 from app.forecasting.holdout import wmae
+from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
 from app.forecasting.training import train
 

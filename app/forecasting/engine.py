@@ -25,7 +25,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from app.forecasting.artifacts import load_forecaster
-from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.forecaster import Forecaster
+from app.forecasting.inputs import MAX_HORIZON
 
 log = logging.getLogger(__name__)
 

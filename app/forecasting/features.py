@@ -27,6 +27,7 @@ from app.forecasting import calendar
 from app.forecasting.covariates import Covariates
 from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.feature_config import FeatureConfig
+from app.forecasting.inputs import COVARIATES
 from app.forecasting.origin_state import OriginState
 
 FEATURES: list[tuple[str, str, str]] = [
@@ -107,11 +108,7 @@ FEATURE_LABELS: dict[str, str] = {
     "christmas_shift": "Christmas weekday shift",
     "is_easter": "Easter week",
     "lag52_is_easter": "Easter week 52 weeks earlier",
-    "temperature": "Temperature",
-    "fuel_price": "Fuel price",
-    **{f"markdown{i}": f"Markdown {i}" for i in range(1, 6)},
-    "cpi": "Consumer price index",
-    "unemployment": "Unemployment rate",
+    **{name: covariate.label for name, covariate in COVARIATES.items()},
 }
 
 

@@ -23,13 +23,12 @@ from app.forecasting.estimators import Estimator, seasonal_naive
 from app.forecasting.explain import COMPONENTS, cold_components, components
 from app.forecasting.feature_config import FeatureConfig
 from app.forecasting.features import aligned_weeks, assemble, resolve_covariates
+from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.intervals import IntervalCalibrator, interval_denominator
 from app.forecasting.metadata import ModelMetadata
 from app.forecasting.origin_state import OriginState, origin_state
 from app.forecasting.panel import Panel
 from app.forecasting.prediction import Prediction, StoreForecast, to_predictions
-
-MAX_HORIZON = 52
 
 
 class ForecastError(ValueError):

@@ -21,7 +21,8 @@ from app.forecasting.covariates import Covariates
 from app.forecasting.data import Dataset
 from app.forecasting.estimators import DAMPING_CHOICES, Estimator, make_estimator
 from app.forecasting.feature_config import FeatureConfig
-from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.forecaster import Forecaster
+from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.intervals import (
     BUCKET_LABELS,
     BUCKETS,

@@ -29,8 +29,9 @@ from app.forecasting.data import COVARIATE_COLUMNS, Dataset
 from app.forecasting.estimators import KINDS, Estimator, make_estimator
 from app.forecasting.feature_config import FeatureConfig
 from app.forecasting.features import FEATURE_NAMES, FEATURES
-from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.forecaster import Forecaster
 from app.forecasting.holdout import Progress, build_covariates, internal_backtest, say
+from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.intervals import (
     interval_denominator,
 )

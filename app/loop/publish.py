@@ -23,7 +23,8 @@ from sqlalchemy import Connection, CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.forecasting.engine import LOCAL, Engine, ModelSource, forecast_run
-from app.forecasting.forecaster import MAX_HORIZON, Forecaster
+from app.forecasting.forecaster import Forecaster
+from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.prediction import BANDS
 from app.loop.history import lineage_of
 from app.registry import versions

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.forecasting import data as loader
+from app.forecasting import inputs
 from app.forecasting.data import COVARIATE_COLUMNS, FEATURE_COLUMNS
 from app.limits import cap_details
 from app.monitoring.actuals import ActualsError, ImportResult, upload_table
@@ -51,18 +52,18 @@ def parse_features_csv(raw: bytes | str, name: str = CSV_NAME) -> pd.DataFrame:
             message = str(error).split(": ", 1)[-1] if error.line is not None or error.column else str(error)
             errors.append({"field": error.column or "", "line": error.line, "message": message})
 
-    attempt("Store", lambda: loader._parse_int(table, "Store"))
-    attempt("Date", lambda: loader._parse_friday(table, "Date"))
+    attempt("Store", lambda: inputs.parse_int(table, "Store"))
+    attempt("Date", lambda: inputs.parse_friday(table, "Date"))
     for column, kaggle in loader.KAGGLE_COVARIATES.items():
-        attempt(column, lambda kaggle=kaggle: loader._parse_float(table, kaggle, required=False)[0])
-    attempt("IsHoliday", lambda: loader._parse_bool(table, "IsHoliday"))
+        attempt(column, lambda kaggle=kaggle: inputs.parse_float(table, kaggle, required=False)[0])
+    attempt("IsHoliday", lambda: inputs.parse_bool(table, "IsHoliday"))
     if "Store" in parsed and (parsed["Store"] < 1).any():
         i = int(np.argmax(parsed["Store"] < 1))
         error = table.fail(i, "Store", f"must be a positive whole number, got {parsed['Store'][i]}")
         errors.append({"field": "Store", "line": error.line, "message": str(error).split(": ", 1)[-1]})
     if not errors:
         keys = pd.DataFrame({"store": parsed["Store"], "date": parsed["Date"]})
-        attempt("keys", lambda: loader._check_unique(table, keys, ["Store", "Date"]))
+        attempt("keys", lambda: inputs.check_unique(table, keys, ["Store", "Date"]))
     if errors:
         errors.sort(key=lambda e: (e["line"] or 0, e["field"]))
         raise FeaturesError(cap_details(errors, MAX_ERRORS))

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.config import Config
-from app.forecasting import calendar
+from app.forecasting import calendar, inputs
 from app.forecasting import data as loader
 from app.forecasting.calendar import is_holiday_week
 from app.limits import MAX_DETAILS, InputRejected, cap_details, csv_header
@@ -56,7 +56,7 @@ class ActualsError(ValueError):
     """Input that cannot be imported; `errors` are {"field", "line", "message"} dicts, in line order."""
 
     errors: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 400  # 400: malformed input; 422: well-formed rows refused (unknown, implausible, stored)
+    status: int = 400  # 400: the file cannot be read (not CSV, not UTF-8, its header); 422: rows refused
 
     def __str__(self) -> str:
         return "; ".join(
@@ -94,7 +94,7 @@ def upload_table(
     header: Sequence[str] = HEADER,
     numeric: Sequence[str] = NUMERIC,
     error: type[ActualsError] = ActualsError,
-) -> loader._Table:
+) -> inputs.Table:
     """Like the loader's _read_table, from uploaded bytes: one reader for the sales and features files."""
 
     def fail(field: str, line: int | None, message: str) -> ActualsError:
@@ -135,7 +135,7 @@ def upload_table(
     lines = np.arange(2, len(frame) + 2)
     blank = (frame.fillna("") == "").all(axis=1).to_numpy()
     frame, lines = frame[~blank].reset_index(drop=True), lines[~blank]
-    return loader._Table(name, _loader_frame(frame, header, numeric), lines, int(blank.sum()))
+    return inputs.Table(name, _loader_frame(frame, header, numeric), lines, int(blank.sum()))
 
 
 def _loader_frame(
@@ -145,7 +145,7 @@ def _loader_frame(
     out = pd.DataFrame(index=frame.index)
     for column in header:
         text = frame[column].fillna("").astype(str).str.strip()
-        text = text.where(~text.isin(loader._NA_TOKENS))
+        text = text.where(~text.str.lower().isin(inputs.NA_TOKENS))
         out[column] = text if column in numeric else text.astype("category")
     return out
 
@@ -158,7 +158,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _table_from_rows(rows: Sequence[Any]) -> tuple[loader._Table, np.ndarray]:
+def _table_from_rows(rows: Sequence[Any]) -> tuple[inputs.Table, np.ndarray]:
     """JSON rows as the loader's table (the 'line' of row i is i + 1), and which rows gave no is_holiday."""
     records, errors, no_holiday = [], [], []
     for i, row in enumerate(rows):
@@ -176,7 +176,7 @@ def _table_from_rows(rows: Sequence[Any]) -> tuple[loader._Table, np.ndarray]:
     if errors:
         raise ActualsError(cap_details(errors, MAX_ERRORS))
     frame = _loader_frame(pd.DataFrame.from_records(records, columns=HEADER))
-    return loader._Table("rows", frame, np.arange(1, len(frame) + 1), 0), np.array(no_holiday, dtype=bool)
+    return inputs.Table("rows", frame, np.arange(1, len(frame) + 1), 0), np.array(no_holiday, dtype=bool)
 
 
 def _json_field(column: str | None) -> str:
@@ -251,19 +251,17 @@ COLUMN_ORDER = {column: rank for rank, column in enumerate(HEADER)}  # a row's p
 class _Problems:
     """Every problem of a table in one pass: each rule lists its first rows and counts the rest."""
 
-    def __init__(self, table: loader._Table, json_rows: bool) -> None:
+    def __init__(self, table: inputs.Table, json_rows: bool) -> None:
         self.table, self.json_rows = table, json_rows
         self.found: list[tuple[int, int, str, str]] = []  # (row position, rule order, column, message)
         self.total = 0
-        self.malformed = False
 
-    def add(self, column: str, mask: np.ndarray, message: Any, *, malformed: bool = False) -> None:
+    def add(self, column: str, mask: np.ndarray, message: Any) -> None:
         """Rows where `mask` holds break one rule; `message(i)` says how row i does."""
         positions = np.flatnonzero(mask)
         if not len(positions):
             return
         self.total += len(positions)
-        self.malformed |= malformed
         for i in positions[:MAX_ERRORS]:
             self.found.append((int(i), len(self.found), column, message(int(i))))
 
@@ -292,14 +290,14 @@ class _Problems:
                     "count": rest,
                 }
             )
-        return ActualsError(errors, status=400 if self.malformed else 422)
+        return ActualsError(errors, status=422)
 
 
-def _cell(table: loader._Table, column: str, i: int) -> str:
-    return loader._shown(table.frame[column].iat[i])
+def _cell(table: inputs.Table, column: str, i: int) -> str:
+    return inputs.shown(table.frame[column].iat[i])
 
 
-def _whole_numbers(table: loader._Table, column: str, problems: _Problems) -> np.ndarray:
+def _whole_numbers(table: inputs.Table, column: str, problems: _Problems) -> np.ndarray:
     """Positive whole numbers, NaN where a row's value is not one (and a problem says why)."""
     text = table.frame[column]
     missing = text.isna().to_numpy()
@@ -307,15 +305,14 @@ def _whole_numbers(table: loader._Table, column: str, problems: _Problems) -> np
     not_number = ~missing & ~np.isfinite(values)
     finite = np.isfinite(values)
     fraction = finite & (values != np.round(np.where(finite, values, 0.0)))
-    out_of_range = finite & ~fraction & ((values < 1) | (values > loader._MAX_INT))
-    problems.add(column, missing, lambda i: "missing value", malformed=True)
-    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}", malformed=True)
-    problems.add(column, fraction, lambda i: f"not a whole number: {_cell(table, column, i)}", malformed=True)
+    out_of_range = finite & ~fraction & ((values < 1) | (values > inputs.MAX_INT))
+    problems.add(column, missing, lambda i: "missing value")
+    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}")
+    problems.add(column, fraction, lambda i: f"not a whole number: {_cell(table, column, i)}")
     problems.add(
         column,
         out_of_range,
         lambda i: f"must be a positive whole number, got {_cell(table, column, i)}",
-        malformed=True,
     )
     return np.where(missing | not_number | fraction | out_of_range, np.nan, values)
 
@@ -335,7 +332,7 @@ def _known(
     )
 
 
-def _weeks(table: loader._Table, bounds: Bounds, problems: _Problems) -> np.ndarray:
+def _weeks(table: inputs.Table, bounds: Bounds, problems: _Problems) -> np.ndarray:
     """The week-ending Fridays (datetime64[ns], NaT where a row's date is refused)."""
     column = "Date"
     series = table.frame[column]
@@ -351,29 +348,26 @@ def _weeks(table: loader._Table, bounds: Bounds, problems: _Problems) -> np.ndar
 
     valid = ~parsed.isna()
     weekday = np.where(valid, parsed.day_of_week.fillna(-1), -1).astype("int64")
-    in_range = valid & (parsed >= loader._FIRST_DATE) & (parsed <= loader._LAST_DATE)
+    in_range = valid & (parsed >= inputs.FIRST_DATE) & (parsed <= inputs.LAST_DATE)
     friday = in_range & (weekday == 4)
     day = parsed.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
     early = friday & (day < np.datetime64(bounds.first_week)) if bounds.first_week else np.zeros_like(friday)
     late = friday & (day > np.datetime64(bounds.last_week))
-    problems.add(column, ~present, lambda i: "missing date", malformed=True)
+    problems.add(column, ~present, lambda i: "missing date")
     problems.add(
         column,
         rows(~valid),
         lambda i: f"not a date (expected YYYY-MM-DD): {_cell(table, column, i)}",
-        malformed=True,
     )
     problems.add(
         column,
         rows(valid & ~in_range),
-        lambda i: f"{text(i)} is outside {loader._FIRST_DATE.date()} to {loader._LAST_DATE.date()}",
-        malformed=True,
+        lambda i: f"{text(i)} is outside {inputs.FIRST_DATE.date()} to {inputs.LAST_DATE.date()}",
     )
     problems.add(
         column,
         rows(in_range & ~friday),
-        lambda i: f"{text(i)} is a {loader._WEEKDAYS[weekday[codes[i]]]}, not a Friday (weeks end on Friday)",
-        malformed=True,
+        lambda i: f"{text(i)} is a {inputs.WEEKDAYS[weekday[codes[i]]]}, not a Friday (weeks end on Friday)",
     )
     problems.add(
         column, rows(early), lambda i: f"{text(i)} is before {bounds.first_week}, the data's first week"
@@ -385,7 +379,7 @@ def _weeks(table: loader._Table, bounds: Bounds, problems: _Problems) -> np.ndar
 
 
 def _sales(
-    table: loader._Table, store: np.ndarray, dept: np.ndarray, bounds: Bounds, problems: _Problems
+    table: inputs.Table, store: np.ndarray, dept: np.ndarray, bounds: Bounds, problems: _Problems
 ) -> np.ndarray:
     column = "Weekly_Sales"
     text = table.frame[column]
@@ -393,11 +387,9 @@ def _sales(
     values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
     not_number = ~missing & np.isnan(values)
     infinite = np.isinf(values)
-    problems.add(column, missing, lambda i: "missing value", malformed=True)
-    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}", malformed=True)
-    problems.add(
-        column, infinite, lambda i: f"not a finite number: {_cell(table, column, i)}", malformed=True
-    )
+    problems.add(column, missing, lambda i: "missing value")
+    problems.add(column, not_number, lambda i: f"not a number: {_cell(table, column, i)}")
+    problems.add(column, infinite, lambda i: f"not a finite number: {_cell(table, column, i)}")
     if bounds.multiple > 0 and bounds.typical_max > 0:
         known = np.isfinite(store) & np.isfinite(dept)
         index = pd.MultiIndex.from_arrays(
@@ -416,19 +408,17 @@ def _sales(
     return values
 
 
-def _holidays(table: loader._Table, problems: _Problems) -> np.ndarray:
+def _holidays(table: inputs.Table, problems: _Problems) -> np.ndarray:
     column = "IsHoliday"
     series = table.frame[column]
     upper, codes = series.cat.categories.astype(str).str.strip().str.upper(), series.cat.codes.to_numpy()
     known = np.append(upper.isin(["TRUE", "FALSE"]), False)[codes]
-    problems.add(
-        column, ~known, lambda i: f"expected TRUE or FALSE, got {_cell(table, column, i)}", malformed=True
-    )
+    problems.add(column, ~known, lambda i: f"expected TRUE or FALSE, got {_cell(table, column, i)}")
     return np.append(upper == "TRUE", False)[codes]
 
 
 def _duplicates(
-    table: loader._Table, store: np.ndarray, dept: np.ndarray, week: np.ndarray, problems: _Problems
+    table: inputs.Table, store: np.ndarray, dept: np.ndarray, week: np.ndarray, problems: _Problems
 ) -> None:
     valid = np.isfinite(store) & np.isfinite(dept) & ~np.isnat(week)
     keys = pd.DataFrame({"store": store, "dept": dept, "week": week, "position": np.arange(len(store))})[
@@ -453,7 +443,7 @@ def _duplicates(
 
 
 def check_table(
-    table: loader._Table,
+    table: inputs.Table,
     bounds: Bounds,
     *,
     no_holiday: np.ndarray | None = None,
@@ -463,7 +453,7 @@ def check_table(
 
     Malformed values, stores and departments the served model's data does not know, weeks outside its
     calendar, implausible sales and rows repeated in the input; raises ActualsError naming each by row
-    and field (status 400 when something is malformed, else 422). Stored weeks are upsert_actuals' check.
+    and field (status 422). Stored weeks are upsert_actuals' check.
     """
     problems = _Problems(table, json_rows)
     store = _whole_numbers(table, "Store", problems)

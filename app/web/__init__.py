@@ -8,23 +8,7 @@ from flask import Flask, current_app, request
 from flask_wtf.csrf import CSRFProtect
 
 from app.jobs.scheduler import start_background_scheduler
-from app.monitoring.request_log import RequestLogBuffer
-from app.web import (
-    api,
-    batch_pages,
-    charts,
-    context,
-    errors,
-    loop_api,
-    loop_pages,
-    model_pages,
-    monitoring_views,
-    pages,
-    registry_views,
-    request_metrics,
-    security,
-    store_pages,
-)
+from app.web import api, charts, context, errors, pages, request_metrics, security
 from app.web.admin_auth import last_line, path_name, without_paths
 
 # Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
@@ -39,26 +23,17 @@ def _upload_limit() -> None:
         request.max_content_length = int(current_app.config["MAX_ACTUALS_BYTES"])
 
 
-def init_app(app: Flask, request_log: RequestLogBuffer) -> None:
+def init_app(app: Flask) -> None:
     """Blueprints (pages, api under /api/v1), error handlers, response headers, request metrics."""
     csrf.init_app(app)
-    for blueprint in (api.bp, loop_api.bp, registry_views.api_bp, monitoring_views.api_bp):
-        csrf.exempt(blueprint)
-        app.register_blueprint(blueprint, url_prefix="/api/v1")
-    page_blueprints = (
-        pages.bp,
-        store_pages.bp,
-        batch_pages.bp,
-        model_pages.bp,
-        loop_pages.bp,
-        registry_views.pages_bp,
-        monitoring_views.pages_bp,
-    )
-    for blueprint in page_blueprints:
+    csrf.exempt(api.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(api.health.metrics_bp)
+    for blueprint in pages.BLUEPRINTS:
         app.register_blueprint(blueprint)
     errors.register_error_handlers(app)
     security.init_app(app)  # response headers; a locked database answers 503
-    request_metrics.init_app(app, request_log)
+    request_metrics.init_app(app, app.extensions["request_log"])
     # First of all before-request hooks: Flask-WTF's CSRF check parses the form, under this limit.
     app.before_request_funcs.setdefault(None, []).insert(0, _upload_limit)
     app.after_request(context.version_headers)

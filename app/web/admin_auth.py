@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import current_app, request
 
-from app.web.errors import ApiError
+from app.web.api.errors import ApiError
 
 ADMIN_ACTOR = "admin-token"
 

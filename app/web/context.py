@@ -1,5 +1,5 @@
-"""What a request gets from the app: its storage, the production model, a request id, and the
-prediction service, whose errors become the API's error shape (ApiError)."""
+"""What a request gets beyond the shared state (app.extensions): a request id, the production model
+named in the answer's headers, and the prediction service, whose errors become the API's error shape."""
 
 from __future__ import annotations
 
@@ -10,41 +10,16 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, has_request_context, request
 
+from app.extensions import holder, storage
 from app.forecasting.forecaster import Forecaster, ForecastError
-from app.jobs.tasks import JobContext
-from app.monitoring.request_log import RequestLogBuffer
-from app.registry import versions
 from app.serving import predictions
-from app.serving.holder import ModelHolder, ModelUnavailable
+from app.serving.holder import ModelUnavailable
 from app.serving.predictions import Caller, Served
-from app.storage import Storage
-from app.web.errors import ApiError, detail, forecast_error_detail
+from app.web.api.errors import ApiError, detail, forecast_error_detail
 from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 T = TypeVar("T")
-
-
-def storage() -> Storage:
-    return current_app.extensions["storage"]
-
-
-def holder() -> ModelHolder:
-    return current_app.extensions["model_holder"]
-
-
-def staleness() -> dict[str, Any] | None:
-    """Whether production's data ends STALE_AFTER_WEEKS or more before the newest actuals (None: no model)."""
-    config = current_app.config
-    return versions.staleness(storage(), config["MODEL_NAME"], int(config["STALE_AFTER_WEEKS"]))
-
-
-def request_log() -> RequestLogBuffer:
-    return current_app.extensions["request_log"]
-
-
-def jobs() -> JobContext:
-    return current_app.extensions["jobs"]
 
 
 def request_id() -> str:

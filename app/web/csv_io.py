@@ -15,10 +15,11 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from app.forecasting.inputs import is_na
 from app.limits import MAX_BATCH_DETAILS, InputRejected, csv_header
 from app.web import context
-from app.web.errors import ApiError, detail
-from app.web.schemas import CSV_COLUMNS, CSV_NULLS, CSV_PASSTHROUGH, ROWS, PredictionOut, PredictRequest
+from app.web.api.errors import ApiError, detail
+from app.web.schemas import CSV_COLUMNS, CSV_PASSTHROUGH, ROWS, PredictionOut, PredictRequest
 
 REQUIRED = ("store", "dept", "date")
 
@@ -136,7 +137,7 @@ def parse_csv(text: str, max_rows: int) -> ParsedBatch:
                 cell = record[index].strip() if index < len(record) else ""
                 if is_passthrough:
                     extra[target] = cell
-                elif cell.lower() not in CSV_NULLS:
+                elif not is_na(cell):
                     row[target] = cell
             rows.append(row)
             lines.append(reader.line_num)

@@ -1,85 +1,25 @@
-"""Error responses: JSON {"error", "details": [{"field", "message"}]} under /api, HTML pages elsewhere.
-
-Views raise ApiError (or let a validation error through); the handlers here render every error, so a
-script sees one error shape and bad input never surfaces as a 500.
+"""Every error the app answers: the API's JSON shape (app/web/api/errors.py) under /api, an HTML page
+elsewhere. Views raise ApiError (or let a validation error through); the handlers here render every
+error, so a script sees one error shape and bad input never surfaces as a 500.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from pydantic import ValidationError
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestTimeout
 
-from app.limits import MAX_DETAILS, InputRejected, cap_details, problem
+from app.limits import MAX_DETAILS, InputRejected, cap_details
+from app.web.api.errors import api_error, detail, error_message, validation_details
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-
-
-class ApiError(InputRejected):
-    """Raise anywhere in a request to answer with an error JSON (API) or an error page (HTML).
-
-    The web layer's name for app.limits.InputRejected: the services below raise that one, and the
-    same handler renders both.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        details: Sequence[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
-        limit: int = MAX_DETAILS,
-    ) -> None:
-        super().__init__(status, message, details, limit)
-        self.headers = headers or {}
-
-
-detail = problem
-
-
-def api_error(
-    status: int, message: str, details: Iterable[dict[str, Any]] | None = None, limit: int = MAX_DETAILS
-) -> Response:
-    """The one JSON error shape: {"error": message, "details": [{"field", "message"}, ...]}.
-
-    Details are capped (app.limits.MAX_DETAILS unless the error says otherwise, then a count of the
-    rest) so that no input, however wrong, makes a large error response.
-    """
-    response = jsonify({"error": message, "details": cap_details(details or [], limit)})
-    response.status_code = status
-    return response
-
-
-def _loc_to_field(loc: Sequence[Any], prefix: str = "") -> str:
-    field = prefix
-    for part in loc:
-        if isinstance(part, int):
-            field += f"[{part}]"
-        else:
-            field += f".{part}" if field else str(part)
-    return field or "body"
-
-
-def _message(error: dict[str, Any]) -> str:
-    message = str(error.get("msg", "invalid value"))
-    for noise in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(noise)
-    if error.get("type") == "extra_forbidden":
-        return "unknown field"
-    return message
-
-
-def validation_details(error: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
-    """Pydantic errors as [{"field": "rows[3].date", "message": ...}], in input order."""
-    return [detail(_loc_to_field(e["loc"], prefix), _message(e)) for e in error.errors(include_url=False)]
 
 
 def form_errors(error: ValidationError) -> dict[str, str]:
@@ -87,15 +27,8 @@ def form_errors(error: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for e in error.errors(include_url=False):
         name = str(e["loc"][0]) if e["loc"] else "form"
-        errors.setdefault(name, _message(e))
+        errors.setdefault(name, error_message(e))
     return errors
-
-
-def forecast_error_detail(error: Exception) -> dict[str, Any]:
-    """A core ForecastError (unknown store, week out of range...) as a field error."""
-    field = getattr(error, "field", None) or "body"
-    message = getattr(error, "message", None) or str(error)
-    return detail(str(field), str(message))
 
 
 def wants_json() -> bool:

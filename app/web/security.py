@@ -16,7 +16,8 @@ from flask import Flask, Response, request
 from sqlalchemy.exc import OperationalError
 
 from app.storage import is_transient_database_error
-from app.web.errors import ApiError, error_response
+from app.web.api.errors import ApiError
+from app.web.errors import error_response
 
 log = logging.getLogger(__name__)
 

@@ -114,7 +114,7 @@ def test_every_problem_of_a_file_is_named_in_one_pass(served_bounds):
     assert "the data's first week" in messages[2] and "Saturday" in messages[3]
     assert "times the series' largest week" in messages[4] and "not a finite number" in messages[5]
     assert "first on line 2" in messages[6]
-    assert caught.value.status == 400  # malformed cells among them
+    assert caught.value.status == 422  # read, then refused: malformed cells among them
 
 
 def test_a_large_return_is_real_but_an_implausible_one_is_refused(served_bounds):
@@ -225,7 +225,7 @@ def test_api_accepts_json_and_csv_and_reports_errors_by_field(mon_app):
         headers=auth,
     )
     body = response.get_json()
-    assert response.status_code == 400 and set(body) == {"error", "details"}
+    assert response.status_code == 422 and set(body) == {"error", "details"}
     assert {d["field"] for d in body["details"]} == {"rows[0].date", "rows[0].weekly_sales"}
     response = client.post(
         "/api/v1/actuals",
@@ -234,7 +234,7 @@ def test_api_accepts_json_and_csv_and_reports_errors_by_field(mon_app):
         headers=auth,
     )
     detail = response.get_json()["details"][0]
-    assert response.status_code == 400 and detail["field"] == "Weekly_Sales" and detail["line"] == 2
+    assert response.status_code == 422 and detail["field"] == "Weekly_Sales" and detail["line"] == 2
     assert detail["message"].startswith("line 2:")
     response = client.post(
         "/api/v1/actuals", data="nonsense", content_type="application/octet-stream", headers=auth
@@ -277,7 +277,7 @@ def test_a_correction_through_the_api_is_explicit_and_recorded(model_app):
     row = {"store": 1, "dept": 8, "date": "2012-11-02", "weekly_sales": 1000.0}
     assert client.post("/api/v1/actuals", json=[row], headers=auth).status_code == 200
     no_reason = client.post("/api/v1/actuals?correct=true", json=[{**row, "weekly_sales": -5}], headers=auth)
-    assert no_reason.status_code == 400 and no_reason.get_json()["details"][0]["field"] == "reason"
+    assert no_reason.status_code == 422 and no_reason.get_json()["details"][0]["field"] == "reason"
     corrected = client.post(
         "/api/v1/actuals?correct=true&reason=refund+booked+twice&by=ana",
         json=[{**row, "weekly_sales": -5}],
@@ -396,7 +396,7 @@ def test_json_rows_are_checked_by_the_documented_model_in_one_pass(mon_app):
         headers=auth,
     )
     body = response.get_json()
-    assert response.status_code == 400 and body["error"].startswith("7 problem(s)")
+    assert response.status_code == 422 and body["error"].startswith("7 problem(s)")
     assert [(d["field"], d["message"]) for d in body["details"]] == [
         ("rows[0].store", "must be a number, not a boolean"),
         ("rows[0].weekly_sales", "Field required"),

@@ -175,7 +175,7 @@ def test_upload_form_imports_and_shows_errors(mon_app):
     bad = b"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,ten,FALSE\n"
     response = client.post("/monitoring/actuals", data={**form, "file": (io.BytesIO(bad), "bad.csv")})
     html = response.get_data(as_text=True)
-    assert response.status_code == 400 and "line 2, column Weekly_Sales" in html and "<html" in html
+    assert response.status_code == 422 and "line 2, column Weekly_Sales" in html and "<html" in html
 
 
 def test_upload_form_needs_the_token_and_corrects_stored_weeks_only_when_ticked(mon_app):
@@ -201,7 +201,7 @@ def test_upload_form_needs_the_token_and_corrects_stored_weeks_only_when_ticked(
         and "correct stored weeks" in text
     )
     no_reason = upload(changed, admin_token=ADMIN, correct="true")
-    assert no_reason.status_code == 400 and "needs a reason" in no_reason.get_data(as_text=True)
+    assert no_reason.status_code == 422 and "needs a reason" in no_reason.get_data(as_text=True)
     corrected = upload(changed, admin_token=ADMIN, correct="true", reason="returns", by="ana")
     assert corrected.status_code == 200 and "recorded as corrections" in corrected.get_data(as_text=True)
     with mon_app.extensions["storage"].session() as session:

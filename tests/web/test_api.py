@@ -634,3 +634,29 @@ def test_a_batch_of_several_chunks_answers_every_row_in_order(model_app, client,
         line.startswith(f"id-{i},{r['store']},{r['dept']},{r['date']},")
         for i, (line, r) in enumerate(zip(lines[1:], rows, strict=True))
     )
+
+
+def _api_get_routes(app) -> list[str]:
+    """Every GET route of the app under /api/v1, with sample path values (store 1, dept 1, run 1, v1)."""
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1/") and "GET" in rule.methods:
+            urls.append(rule.rule.replace("<int:", "<").replace("<version>", "v1").replace("<store>", "1"))
+    return sorted(url.replace("<run_id>", "1").replace("<store>", "1").replace("<dept>", "1") for url in urls)
+
+
+def test_every_api_answer_names_its_request_and_is_never_cached(client, model_app):
+    routes = _api_get_routes(model_app)
+    assert "/api/v1/models" in routes and "/api/v1/runs" in routes and "/api/v1/forecast-runs" in routes
+    for url in routes:
+        response = client.get(url, headers={"X-Request-ID": "probe-1"})
+        assert response.headers.get("X-Request-ID") == "probe-1", url
+        assert response.headers.get("Cache-Control") == "no-store", url
+
+
+def test_api_posts_name_their_request_and_are_never_cached(client):
+    for url in ("/api/v1/actuals", "/api/v1/alerts/1/resolve", "/api/v1/models/rollback", "/api/v1/predict"):
+        response = client.post(url, json={})
+        assert response.headers.get("X-Request-ID") and response.headers.get("Cache-Control") == "no-store", (
+            url
+        )

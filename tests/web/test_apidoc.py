@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask, Response
 
-from app.web.apidoc import API_PREFIX, COMMON_ERRORS, operation
+from app.web.api.openapi import API_PREFIX, COMMON_ERRORS, operation
 from app.web.schemas import HealthResponse, ReadyResponse
 
 

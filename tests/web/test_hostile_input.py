@@ -116,7 +116,7 @@ def test_a_5000_digit_number_as_text_is_named_and_cut(admin_client, row):
         b"Store,Dept,Date,Weekly_Sales,IsHoliday\n" + series + b",2012-11-02," + b"9" * 5000 + b",FALSE\n"
     )
     response = admin_client.post("/api/v1/actuals", data=csv_body, content_type="text/csv", headers=AUTH)
-    data = _refused(response, 400)
+    data = _refused(response, 422)
     assert data["details"][0]["field"] == "Weekly_Sales"
     assert "(cut; 5,000 characters)" in data["details"][0]["message"]
 
@@ -126,7 +126,7 @@ def test_a_week_past_the_timestamp_range_is_refused_not_wrapped(admin_client, ro
         f"Store,Dept,Date,Weekly_Sales,IsHoliday\n{row['store']},{row['dept']},9999-12-31,5,FALSE\n".encode()
     )
     data = _refused(
-        admin_client.post("/api/v1/actuals", data=body, content_type="text/csv", headers=AUTH), 400
+        admin_client.post("/api/v1/actuals", data=body, content_type="text/csv", headers=AUTH), 422
     )
     assert data["details"][0]["field"] == "Date"
     assert "outside" in data["details"][0]["message"]

@@ -154,7 +154,7 @@ def test_what_if_shows_the_sensitivity_to_the_values_set(model_app, client, know
     form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "4"}
     html = post_form(client, {**form, "temperature": "20", "markdown1": "50000"}, HTMX).get_data(as_text=True)
     assert 'data-testid="what-if"' in html and "against the model's own assumptions" in html
-    assert html.count('data-testid="what-if-driver"') == 2 and "Temperature" in html and "MarkDown 1" in html
+    assert html.count('data-testid="what-if-driver"') == 2 and "Temperature" in html and "Markdown 1" in html
     assert logged(model_app, "page") == 4  # the comparisons are not served predictions: not logged
 
 
@@ -415,7 +415,7 @@ def test_covariate_placeholders_show_the_models_values(client, forecaster, known
 
 
 def test_api_docs_render_code_spans_not_backticks(client):
-    from app.web.docs import code_spans
+    from app.web.pages.api_docs import code_spans
 
     assert code_spans("send `cold_start`: <b>") == "send <code>cold_start</code>: &lt;b&gt;"
     html = client.get("/api/docs").get_data(as_text=True)

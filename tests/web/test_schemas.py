@@ -7,8 +7,10 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
+from app.forecasting.inputs import COVARIATES, MAX_HORIZON
+from app.web.api.errors import ApiError, validation_details
 from app.web.csv_io import parse_csv, predictions_csv, validate_rows
-from app.web.errors import ApiError, form_errors, validation_details
+from app.web.errors import form_errors
 from app.web.schemas import (
     ForecastForm,
     ForecastRequest,
@@ -150,3 +152,20 @@ def test_predictions_csv_keeps_passthrough_columns_first():
     header, line = text.strip().splitlines()
     assert header.startswith("weekly_sales,store,dept,week")
     assert line.startswith("9.5,1,2,2012-11-02") and "cpi=last_year" in line
+
+
+def test_request_fields_take_the_covariate_catalogue_and_the_horizon():
+    for name, covariate in COVARIATES.items():
+        field = PredictRequest.model_fields[name]
+        assert field.title == covariate.label and covariate.unit in field.description
+    with pytest.raises(ValidationError):
+        ForecastRequest.model_validate(
+            {"store": 1, "dept": 1, "date": "2012-11-02", "weeks": MAX_HORIZON + 1}
+        )
+
+
+@pytest.mark.parametrize("token", ["N/A", "NA", "none", ""])
+def test_a_batch_csv_reads_missing_values_as_the_data_files_do(token):
+    parsed = parse_csv(f"Store,Dept,Date,MarkDown1\n1,1,2012-11-02,{token}\n", 10)
+    valid, errors = validate_rows(parsed.rows, parsed.lines)
+    assert not errors and valid[0].markdown1 is None

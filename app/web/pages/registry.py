@@ -1,14 +1,12 @@
-"""The registry over HTTP: JSON under /api/v1 (reads open, admin actions behind a bearer token) and pages.
+"""The registry's pages: model versions and their stages, a version's card, training runs side by side.
 
-Admin actions, API and forms alike, are checked by app.web.admin_auth; reading needs no token.
+The stage-change form is checked by app.web.admin_auth (the admin token); reading needs no token.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
 from flask import (
@@ -21,39 +19,24 @@ from flask import (
     url_for,
 )
 
+from app import extensions
 from app.forecasting.artifacts import artifact_problem, read_metadata
 from app.forecasting.intervals import bucket_sort_key
 from app.registry import versions
 from app.registry.runs import get_run, list_runs
 from app.storage import parse_row_id
-from app.web import context
 from app.web.admin_auth import (
     AdminDenied,
     admin_actor,
     check_admin_token,
-    is_admin,
-    public_row,
-    require_admin,
 )
-from app.web.apidoc import json_body, operation, query_args
 from app.web.charts import grouped_bar_chart
-from app.web.errors import ApiError, detail
 from app.web.model_card import model_card_context
-from app.web.schemas import (
-    AdminActionRequest,
-    ModelsResponse,
-    ModelVersionDetail,
-    RunOut,
-    RunsQuery,
-    RunsResponse,
-)
+from app.web.registry_actions import refresh_holder, serving
 
 log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
-VERSION_PATH = "a version number, with or without its `v` (3 or v3)"
 
-api_bp = Blueprint("registry_api", __name__)
-pages_bp = Blueprint("registry", __name__)
+bp = Blueprint("registry", __name__)
 
 HISTORY_ON_PAGE = 12
 
@@ -65,175 +48,11 @@ def _name() -> str:
 _actor = admin_actor
 
 
-def _refresh_holder() -> None:
-    """This worker switches at once; the others within MODEL_REFRESH_SECONDS."""
-    try:
-        context.holder().refresh()
-    except Exception:  # the stage change is committed; a load problem is the holder's to report
-        log.exception("refresh after a stage change failed")
-
-
-def _serving() -> dict[str, Any]:
-    holder = context.holder()
-    with contextlib.suppress(Exception):  # ModelUnavailable: nothing to serve yet; status() says why
-        holder.get()
-    return holder.status()
-
-
-# API
-
-
-@api_bp.get("/models")
-@operation(
-    "Model versions",
-    "registry",
-    description=(
-        "Every registered version (newest first) with its stage, the stage history (newest first) and "
-        "the version this worker serves. No token needed."
-    ),
-    ok=ModelsResponse,
-    ok_description="The registry",
-)
-def api_models() -> Any:
-    """Every version with its stage, the stage history (newest first) and what this worker serves."""
-    storage, name = context.storage(), _name()
-    rows = versions.list_versions(storage, name)
-    production = next((row["label"] for row in rows if row["stage"] == "production"), None)
-    admin = is_admin()
-    return {
-        "name": name,
-        "production": production,
-        "serving": _serving().get("serving"),
-        "versions": [public_row(row, admin) for row in rows],
-        "history": versions.stage_history(storage, name),
-    }
-
-
-@api_bp.get("/models/<version>")
-@operation(
-    "One model version",
-    "registry",
-    description="The version and its own stage history (newest first).",
-    ok=ModelVersionDetail,
-    path_descriptions={"version": VERSION_PATH},
-)
-def api_model(version: str) -> Any:
-    try:
-        row = versions.get_version(context.storage(), _name(), version)
-    except versions.RegistryError as error:
-        raise ApiError(error.status, str(error), [detail("version", str(error))]) from None
-    return {
-        **public_row(row, is_admin()),
-        "history": versions.stage_history(context.storage(), _name(), version),
-    }
-
-
-def _admin_action(action, *args: Any) -> Any:
-    require_admin()
-    parsed = json_body()
-    try:
-        options = {"force": parsed.force} if action is versions.promote else {}
-        row = action(context.storage(), _name(), *args, by=_actor(parsed.by), reason=parsed.reason, **options)
-    except versions.RegistryError as error:
-        field = "force" if isinstance(error, versions.WorseThanProduction) else "version" if args else "body"
-        raise ApiError(error.status, str(error), [detail(field, str(error))]) from None
-    _refresh_holder()
-    return {**row, "history": versions.stage_history(context.storage(), _name())[:10]}
-
-
-def _admin_operation(summary: str, description: str, with_version: bool = True) -> Callable[[F], F]:
-    return operation(
-        summary,
-        "registry",
-        description=(
-            f"{description} Needs the admin token. The JSON body is optional. Answers with the version now "
-            "in the stage and the 10 newest stage changes of the registry."
-        ),
-        body=AdminActionRequest,
-        body_required=False,
-        body_example={"reason": "better backtest", "by": "ana"},
-        ok=ModelVersionDetail,
-        ok_description="The version after the change",
-        admin="required",
-        errors={
-            404: "No such version (or not a version number such as 3 or v3), or unknown route",
-            409: (
-                "Not possible as asked: already in production or archived, production cannot be archived, "
-                "nothing to roll back to, the artifact file is missing or not the one registered, or "
-                "(promote) the version's backtest WMAE is worse than production's and `force` is not true: "
-                "the message says by how much"
-            ),
-        },
-        path_descriptions={"version": VERSION_PATH} if with_version else {},
-    )
-
-
-@api_bp.post("/models/<version>/promote")
-@_admin_operation(
-    "Promote a version",
-    "Makes the version production; the production version is archived (both or neither). The artifact's "
-    "SHA-256 is checked first.",
-)
-def api_promote(version: str) -> Any:
-    return _admin_action(versions.promote, version)
-
-
-@api_bp.post("/models/rollback")
-@_admin_operation(
-    "Roll back",
-    "Puts back the version that was production before the current one, which is archived.",
-    with_version=False,
-)
-def api_rollback() -> Any:
-    return _admin_action(versions.rollback)
-
-
-@api_bp.post("/models/<version>/archive")
-@_admin_operation(
-    "Archive a version", "Retires a staging version (production cannot be archived: promote or roll back)."
-)
-def api_archive(version: str) -> Any:
-    return _admin_action(versions.archive, version)
-
-
-@api_bp.get("/runs")
-@operation(
-    "Runs",
-    "registry",
-    description="Training, backtest and experiment runs, newest first.",
-    query=RunsQuery,
-    ok=RunsResponse,
-    ok_description="The runs",
-)
-def api_runs() -> Any:
-    query = query_args()
-    runs = list_runs(context.storage(), limit=query.limit, run_type=query.type)
-    admin = is_admin()
-    return {"runs": [public_row(run, admin) for run in runs]}
-
-
-@api_bp.get("/runs/<int:run_id>")
-@operation(
-    "One run",
-    "registry",
-    description="Parameters, data window and fingerprint, metrics, artifact and code version.",
-    ok=RunOut,
-    ok_description="The run",
-)
-def api_run(run_id: int) -> Any:
-    run = get_run(context.storage(), run_id)
-    if run is None:
-        raise ApiError(404, f"run {run_id} does not exist", [detail("run_id", "no such run")])
-    return public_row(run, is_admin())
-
-
-# pages
-
 ACTIONS = {"promote": versions.promote, "rollback": versions.rollback, "archive": versions.archive}
 
 
 def _models_context(full_history: bool = False) -> dict[str, Any]:
-    storage, name = context.storage(), _name()
+    storage, name = extensions.storage(), _name()
     rows = versions.list_versions(storage, name)
     history = versions.stage_history(storage, name)
     return {
@@ -242,10 +61,10 @@ def _models_context(full_history: bool = False) -> dict[str, Any]:
         "production": next((row for row in rows if row["stage"] == "production"), None),
         "history": history if full_history else history[:HISTORY_ON_PAGE],
         "history_total": len(history),
-        "serving": _serving(),
+        "serving": serving(),
         "admin_enabled": bool(current_app.config.get("STORECAST_ADMIN_TOKEN")),
         "refresh_seconds": current_app.config["MODEL_REFRESH_SECONDS"],
-        "staleness": context.staleness(),
+        "staleness": extensions.staleness(),
     }
 
 
@@ -253,10 +72,10 @@ def _promotion_warning(action: str, version: str) -> dict[str, Any] | None:
     """The backtest regression the page asks the admin to confirm before promoting `version`."""
     if action != "promote" or not version:
         return None
-    return versions.promotion_warning(context.storage(), _name(), version)
+    return versions.promotion_warning(extensions.storage(), _name(), version)
 
 
-@pages_bp.get("/models")
+@bp.get("/models")
 def models_page() -> Any:
     selected = request.args.get("version", "")
     action = request.args.get("action", "promote")
@@ -271,7 +90,7 @@ def models_page() -> Any:
     )
 
 
-@pages_bp.post("/models/action")
+@bp.post("/models/action")
 def models_action() -> Any:
     """Promote, roll back or archive from the page: CSRF-checked (Flask-WTF) and token-gated."""
     form = request.form
@@ -305,13 +124,13 @@ def models_action() -> Any:
     options = {"force": confirmed} if action == "promote" else {}
     try:
         row = ACTIONS[action](
-            context.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason, **options
+            extensions.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason, **options
         )
     except versions.WorseThanProduction as worse:
         return fail(worse.status, "Confirm the promotion: its backtest is worse.", worse.comparison)
     except versions.RegistryError as error:
         return fail(error.status, str(error))
-    _refresh_holder()
+    refresh_holder()
     verb = {"promote": "promoted to production", "rollback": "back in production", "archive": "archived"}[
         action
     ]
@@ -326,7 +145,7 @@ def _version_metadata(version: dict[str, Any]) -> dict[str, Any]:
     """The artifact's metadata: from the forecaster this worker serves, else from its JSON sidecar."""
     sha = version["artifact_sha256"]
     if sha not in _CARD_METADATA:
-        holder = context.holder()
+        holder = extensions.holder()
         if holder.version == version["label"]:
             metadata = dict(holder.get().metadata or {})
         else:  # the metadata sidecar: display only, nothing from it is executed
@@ -346,20 +165,20 @@ def _model_card(version: dict[str, Any]) -> dict[str, Any] | None:
     return card
 
 
-@pages_bp.get("/models/<version>")
+@bp.get("/models/<version>")
 def model_card_page(version: str) -> Any:
     try:
-        row = versions.get_version(context.storage(), _name(), version)
+        row = versions.get_version(extensions.storage(), _name(), version)
     except versions.RegistryError as error:
         return render_template("error.html", status=404, title="No such version", message=str(error)), 404
-    run = get_run(context.storage(), row["run_id"]) if row["run_id"] else None
+    run = get_run(extensions.storage(), row["run_id"]) if row["run_id"] else None
     return render_template(
         "registry/model_card.html",
         version=row,
         run=run,
-        history=versions.stage_history(context.storage(), _name(), row["version"]),
+        history=versions.stage_history(extensions.storage(), _name(), row["version"]),
         card=_model_card(row),
-        staleness=context.staleness() if row["stage"] == "production" else None,
+        staleness=extensions.staleness() if row["stage"] == "production" else None,
     )
 
 
@@ -389,10 +208,10 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
     )
 
 
-@pages_bp.get("/runs")
+@bp.get("/runs")
 def runs_page() -> Any:
     """Runs side by side: a table of all, a chart of the chosen ones (default: the newest with metrics)."""
-    storage = context.storage()
+    storage = extensions.storage()
     runs = list_runs(storage, limit=100)
     chosen_ids = [n for n in map(parse_row_id, request.args.getlist("run")) if n is not None]
     if chosen_ids:
@@ -410,9 +229,9 @@ def runs_page() -> Any:
     )
 
 
-@pages_bp.get("/runs/<int:run_id>")
+@bp.get("/runs/<int:run_id>")
 def run_page(run_id: int) -> Any:
-    run = get_run(context.storage(), run_id)
+    run = get_run(extensions.storage(), run_id)
     if run is None:
         return render_template(
             "error.html", status=404, title="No such run", message=f"run {run_id} does not exist"

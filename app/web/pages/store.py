@@ -9,12 +9,14 @@ import pandas as pd
 from flask import Blueprint, render_template, request
 from pydantic import ValidationError
 
+from app.forecasting.inputs import MAX_HORIZON
 from app.serving import predictions
-from app.web import charts, context, page_helpers
-from app.web.errors import ApiError, form_errors
+from app.web import charts, context
+from app.web.api.errors import ApiError
+from app.web.errors import form_errors
+from app.web.pages import helpers
 from app.web.schemas import (
     DEFAULT_WEEKS,
-    MAX_WEEKS,
     StoreForecastQuery,
 )
 
@@ -28,8 +30,8 @@ def store_page() -> Any:
     """A whole store: departments ranked by forecast, the store total chart."""
     model = context.forecaster_or_none()
     if model is None:
-        return page_helpers.no_model()
-    stores = page_helpers.store_options(model)
+        return helpers.no_model()
+    stores = helpers.store_options(model)
     form = {
         "store": request.args.get("store", "").strip(),
         "start": request.args.get("start", "").strip() or predictions.default_start(model).isoformat(),
@@ -57,10 +59,10 @@ def store_page() -> Any:
         "form": form,
         "errors": errors,
         "result": result,
-        "max_weeks": MAX_WEEKS,
+        "max_weeks": MAX_HORIZON,
         "legend_items": charts.legend_items(),
     }
-    template = "partials/store_panel.html" if page_helpers.is_htmx() else "pages/store.html"
+    template = "partials/store_panel.html" if helpers.is_htmx() else "pages/store.html"
     return render_template(template, **view), status
 
 
@@ -102,7 +104,7 @@ def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
         "weeks": len(total),
         "start": total[0]["week"] if total else None,
         "data_through": served.predictions[0]["data_through"] if served.predictions else None,
-        "csv_url": page_helpers.kept_csv(served.predictions, name),
+        "csv_url": helpers.kept_csv(served.predictions, name),
         "total": total,
         "grand_total": sum(t["prediction"] for t in total),
         "departments": rows,
@@ -120,7 +122,7 @@ def _store_history(model: Any, store: int, departments: list[int]) -> pd.DataFra
             return history(store)
         except Exception as error:  # noqa: BLE001 - a chart without history is still useful
             log.debug("no store history for %s: %s", store, error)
-    frames = [page_helpers.history(model, store, dept, weeks=104) for dept in departments]
+    frames = [helpers.history(model, store, dept, weeks=104) for dept in departments]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=["date", "weekly_sales"])

@@ -1,112 +1,34 @@
-"""The JSON API under /api/v1: predictions, forecasts, the model card's data and the OpenAPI document.
-
-Requests are validated by app/web/schemas.py (the same models generate /openapi.json); every error is
-{"error", "details": [{"field", "message"}]}; every prediction served is logged.
-"""
+"""Predictions and forecasts: one week, a batch (JSON or CSV), consecutive weeks, a whole store."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Response, current_app, request
 
 from app.forecasting.forecaster import ForecastError
 from app.limits import MAX_BATCH_DETAILS
-from app.serving.holder import ModelUnavailable
 from app.web import context
-from app.web.apidoc import json_body, json_object, openapi_document, operation, query_args
+from app.web.api import bp
+from app.web.api.errors import ApiError, detail
+from app.web.api.openapi import json_body, json_object, operation, query_args
 from app.web.csv_io import csv_answer, csv_part, decode, json_answer, json_part, parse_csv, validate_batch
-from app.web.errors import ApiError, detail
-from app.web.model_card import model_features as features_of
-from app.web.model_card import model_summary
 from app.web.schemas import (
     BatchQuery,
     BatchRequest,
     BatchResponse,
-    FeaturesResponse,
     ForecastRequest,
     ForecastResponse,
-    HealthResponse,
-    ModelResponse,
     PredictOneRequest,
     PredictResponse,
-    ReadyResponse,
     StoreForecastParams,
     StoreForecastResponse,
-    input_features,
 )
-
-bp = Blueprint("api", __name__)
-
-
-@bp.after_request
-def _request_id_header(response: Response) -> Response:
-    response.headers.setdefault("X-Request-ID", context.request_id())
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
 
 PREDICT_EXAMPLE = {"store": 1, "dept": 1, "date": "2012-11-02", "is_holiday": False, "temperature": 55.3}
+
+
 BATCH_CSV_EXAMPLE = "Store,Dept,Date,IsHoliday\n1,1,2012-11-02,FALSE\n1,2,2012-11-02,FALSE\n"
-
-
-@bp.get("/health")
-@operation(
-    "Liveness",
-    "service",
-    description="The process answers; needs neither a model nor the database.",
-    ok=HealthResponse,
-    ok_description="Alive",
-)
-def health() -> Any:
-    """Alive: the process answers (no model or database needed)."""
-    return {"status": "ok"}
-
-
-@bp.get("/ready")
-@operation(
-    "Readiness",
-    "service",
-    description=(
-        "This worker serves the registry's production version and the database answers; 503 (same body) "
-        "otherwise, naming the version it serves and the production version when they differ."
-    ),
-    ok=ReadyResponse,
-    ok_description="Ready",
-    errors={
-        503: "Not ready: no model loaded, a version other than production's, or the database is unreachable"
-    },
-    error_models={503: ReadyResponse},
-)
-def ready() -> Any:
-    """Ready to serve: this worker serves the production version and the database answers; 503 otherwise.
-
-    A worker that cannot load production's artifact and still holds another version is not ready,
-    whatever it answers meanwhile: behind a load balancer it is taken out until production loads.
-    """
-    holder = current_app.extensions["model_holder"]
-    database = current_app.extensions["storage"].ping()
-    version, why = None, None
-    try:
-        version = str(holder.get().version)
-    except Exception as error:  # noqa: BLE001 - ModelUnavailable or a registry failure: not ready
-        why = str(error) if isinstance(error, ModelUnavailable) else "the model registry cannot be read"
-    loaded = version is not None
-    other = holder.not_production() if loaded else None
-    if other:
-        why = other
-    if not database:
-        why = "the database is unreachable"
-    ok = loaded and database and not other
-    body = {
-        "status": "ready" if ok else "unavailable",
-        "model_loaded": loaded,
-        "database": database,
-        "model_version": version,
-        "production_version": holder.production_version,
-        "detail": why,
-    }
-    return body, 200 if ok else 503
 
 
 @bp.post("/predict")
@@ -283,35 +205,3 @@ def store_forecast(store: str) -> Any:
         "total": total,
         "departments": served.extra["departments"],
     }
-
-
-@bp.get("/model")
-@operation(
-    "The production model",
-    "model",
-    description="Version, kind, parameters, training window, backtest, importances.",
-    ok=ModelResponse,
-)
-def model() -> Any:
-    """The production model: version, kind, parameters, training window, backtest, feature importances."""
-    return model_summary(context.forecaster())
-
-
-@bp.get("/model/features")
-@operation(
-    "Inputs and features",
-    "model",
-    description="Request fields with types and valid ranges; the features the model computes.",
-    ok=FeaturesResponse,
-)
-def model_features() -> Any:
-    """The request fields (types, valid ranges) and the features the model computes (with importances)."""
-    model = context.forecaster()
-    return {"model_version": str(model.version), "inputs": input_features(), "features": features_of(model)}
-
-
-@bp.get("/openapi.json")
-@operation("This document", "service", description="OpenAPI 3.1, generated from the routes and their models.")
-def openapi() -> Any:
-    """The OpenAPI 3.1 document, generated from the routes and their models."""
-    return jsonify(openapi_document())

@@ -7,10 +7,12 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from app.web import context, page_helpers
-from app.web.apidoc import openapi_document
-from app.web.docs import docs_context
+from app import extensions
+from app.web import context
+from app.web.api.openapi import openapi_document
 from app.web.model_card import model_card_context
+from app.web.pages import helpers
+from app.web.pages.api_docs import docs_context
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,10 @@ def model_page() -> Any:
     """The production model's card."""
     model = context.forecaster_or_none()
     if model is None:
-        return page_helpers.no_model()
-    return render_template("pages/model.html", card=model_card_context(model), staleness=context.staleness())
+        return helpers.no_model()
+    return render_template(
+        "pages/model.html", card=model_card_context(model), staleness=extensions.staleness()
+    )
 
 
 @bp.get("/api/docs")

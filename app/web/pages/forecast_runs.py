@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
+from app import extensions
 from app.loop import publish
 from app.registry import versions
 from app.web import charts, context, published
@@ -25,7 +26,7 @@ CONTEXT_WEEKS = 13  # weeks of history drawn before the first published forecast
 def runs_page() -> str:
     """Published runs of every version, newest first, each with its CSV; the production model's
     newest run (what "latest" serves everywhere) on top; a form to open one series."""
-    storage = context.storage()
+    storage = extensions.storage()
     runs = publish.list_runs(storage)
     latest = publish.latest_run(storage, current_app.config["MODEL_NAME"])
     production = versions.production_version(storage, current_app.config["MODEL_NAME"])
@@ -83,7 +84,7 @@ def series_page(store: int, dept: int) -> Any:
     lag = request.args.get("lag", "1")
     lag = int(lag) if lag.isascii() and lag.isdigit() and 1 <= int(lag) <= 52 else 1
     valid = published.valid_number(store) and published.valid_number(dept)
-    db = context.storage()
+    db = extensions.storage()
     rows = publish.published_against_actuals(db, store, dept, lag=lag) if valid else []
     latest = publish.latest_run(db, current_app.config["MODEL_NAME"])
     latest_rows = publish.run_rows(db, latest.id, store=store, dept=dept) if latest and valid else []

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 from flask import render_template, request, url_for
 
-from app.web import downloads
+from app.forecasting.inputs import COVARIATES
 from app.web.csv_io import PREDICTION_COLUMNS, predictions_csv
-from app.web.schemas import COVARIATES
+from app.web.pages import downloads
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,15 @@ def dept_options(model: Any, store: Any) -> list[int]:
 
 def covariate_fields() -> list[dict[str, Any]]:
     return [
-        {"name": name, "label": label, "unit": unit, "min": low, "max": high, "description": description}
-        for name, (label, unit, low, high, description) in COVARIATES.items()
+        {
+            "name": c.name,
+            "label": c.label,
+            "unit": c.unit,
+            "min": c.low,
+            "max": c.high,
+            "description": c.description,
+        }
+        for c in COVARIATES.values()
     ]
 
 

@@ -13,15 +13,16 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 from pydantic import ValidationError
 
+from app.forecasting.inputs import COVARIATES, MAX_HORIZON
 from app.forecasting.intervals import bucket_sort_key
 from app.serving import predictions
-from app.web import charts, context, downloads, page_helpers, why
+from app.web import charts, context
+from app.web.api.errors import ApiError
 from app.web.csv_io import predictions_csv
-from app.web.errors import ApiError, form_errors
+from app.web.errors import form_errors
+from app.web.pages import downloads, helpers, why
 from app.web.schemas import (
-    COVARIATES,
     DEFAULT_WEEKS,
-    MAX_WEEKS,
     ForecastForm,
     ForecastRequest,
     PredictRequest,
@@ -47,8 +48,8 @@ def forecast() -> Any:
     """The forecast form: one week (a result card) or 2-52 weeks (chart, table, CSV download)."""
     model = context.forecaster_or_none()
     if model is None:
-        return page_helpers.no_model()
-    stores = page_helpers.store_options(model)
+        return helpers.no_model()
+    stores = helpers.store_options(model)
     default_start = predictions.default_start(model)
     if request.method == "GET":
         store = request.args.get("store") or (str(stores[0]) if stores else "")
@@ -59,14 +60,14 @@ def forecast() -> Any:
             "weeks": "1",
             "is_holiday": "auto",
         }
-        departments = page_helpers.dept_options(model, store)
+        departments = helpers.dept_options(model, store)
         form["dept"] = request.args.get("dept") or (str(departments[0]) if departments else "")
         view = _forecast_context(model, stores, departments, form, {}, None)
         return render_template("pages/forecast.html", **view)
 
     form = {name: (request.form.get(name) or "").strip() for name in FORM_FIELDS}
     form["is_holiday"] = form["is_holiday"] or "auto"
-    departments = page_helpers.dept_options(model, form["store"])
+    departments = helpers.dept_options(model, form["store"])
     errors: dict[str, str] = {}
     result = None
     status = 200
@@ -86,11 +87,11 @@ def forecast() -> Any:
                     "form": error.message
                 }
                 if error.status == 503:
-                    return page_helpers.no_model()
+                    return helpers.no_model()
         if errors:
             status = 422
     view = _forecast_context(model, stores, departments, form, errors, result)
-    template = "partials/forecast_panel.html" if page_helpers.is_htmx() else "pages/forecast.html"
+    template = "partials/forecast_panel.html" if helpers.is_htmx() else "pages/forecast.html"
     return render_template(template, **view), status
 
 
@@ -98,7 +99,7 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     """The forecast, explained (components, last year's sales), with the what-if of the covariates set."""
     covariates = data.given()
     # a single week is a point at the end of the history: a year of it keeps the point visible
-    history = page_helpers.history(model, data.store, data.dept, weeks=52 if data.weeks == 1 else 104)
+    history = helpers.history(model, data.store, data.dept, weeks=52 if data.weeks == 1 else 104)
     if data.weeks == 1:
         served = context.predict([data], source="page", explain=True)
         predictions = served.predictions
@@ -120,7 +121,7 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     described = f"Store {data.store}, dept {data.dept}: sales history and the forecast of {weeks}"
     common = {
         "chart": charts.forecast_chart(
-            history, page_helpers.frame(predictions), description=described, last_year=True
+            history, helpers.frame(predictions), description=described, last_year=True
         ),
         "parts": parts,
         "sentence": sentence,
@@ -137,7 +138,7 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
         "mode": "multi",
         "predictions": predictions,
         "total": total,
-        "csv_url": page_helpers.kept_csv(why.csv_rows(predictions), name, why.CSV_COLUMNS),
+        "csv_url": helpers.kept_csv(why.csv_rows(predictions), name, why.CSV_COLUMNS),
         **common,
     }
 
@@ -177,7 +178,7 @@ def covariates_partial() -> Any:
     form = {name: args.get(name, "") for name in COVARIATES}
     return render_template(
         "partials/covariates_body.html",
-        covariates=page_helpers.covariate_fields(),
+        covariates=helpers.covariate_fields(),
         placeholders=placeholders,
         placeholder_week=args.get("date") if placeholders else None,
         form=form,
@@ -205,11 +206,11 @@ def _forecast_context(
         "form": form,
         "errors": errors,
         "result": result,
-        "covariates": page_helpers.covariate_fields(),
+        "covariates": helpers.covariate_fields(),
         "covariates_open": any(form.get(name) or name in errors for name in COVARIATES),
         "placeholders": placeholders,
         "placeholder_week": form.get("date") if placeholders else None,
-        "max_weeks": MAX_WEEKS,
+        "max_weeks": MAX_HORIZON,
         "origin": getattr(model, "origin", None),
         "first_week": predictions.default_start(model),
         "legend_items": charts.legend_items(last_year=bool(result)),
@@ -221,7 +222,7 @@ def departments_partial() -> Any:
     """The department <select> for a store (HTMX swaps it in when the store changes)."""
     model = context.forecaster_or_none()
     store = request.args.get("store", "")
-    departments = page_helpers.dept_options(model, store) if model is not None else []
+    departments = helpers.dept_options(model, store) if model is not None else []
     form = {"dept": str(departments[0]) if departments else ""}
     return render_template("partials/dept_field.html", departments=departments, form=form, errors={})
 
@@ -238,7 +239,7 @@ def forecast_csv() -> Any:
         weeks = -1
     try:
         req = ForecastRequest.model_validate(
-            {**args, "covariates": [covariates] * weeks if covariates and 0 < weeks <= MAX_WEEKS else None}
+            {**args, "covariates": [covariates] * weeks if covariates and 0 < weeks <= MAX_HORIZON else None}
         )
     except ValidationError as error:
         message = "; ".join(f"{k}: {v}" for k, v in form_errors(error).items())

@@ -9,9 +9,10 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 
 from app.limits import cap_details
-from app.web import context, downloads, page_helpers
+from app.web import context
+from app.web.api.errors import ApiError
 from app.web.csv_io import csv_answer, csv_part, decode, parse_csv, validate_batch
-from app.web.errors import ApiError
+from app.web.pages import downloads, helpers
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def batch() -> Any:
     """Upload a CSV (train.csv / test.csv columns): preview, errors by line, results to download."""
     model = context.forecaster_or_none()
     if model is None:
-        return page_helpers.no_model()
+        return helpers.no_model()
     view: dict[str, Any] = {
         "limit": int(current_app.config["MAX_BATCH_ROWS"]),
         "errors": [],
@@ -45,7 +46,7 @@ def batch() -> Any:
         else:
             view["filename"] = upload.filename
             status = _run_batch(upload.read(), view)
-    template = "partials/batch_panel.html" if page_helpers.is_htmx() else "pages/batch.html"
+    template = "partials/batch_panel.html" if helpers.is_htmx() else "pages/batch.html"
     return render_template(template, **view), status
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.forecasting.explain import COMPONENTS
+from app.forecasting.inputs import COVARIATES
 from app.web import charts
 from app.web.csv_io import PREDICTION_COLUMNS
-from app.web.schemas import COVARIATES
 
 CHART_LABELS = {
     "last_year": "Last year, smoothed",
@@ -82,6 +82,7 @@ def sensitivity(what_if: dict[str, Any] | None, total: float) -> dict[str, Any] 
 
     drivers = []
     for d in what_if["drivers"]:
-        label, unit = COVARIATES[d["name"]][:2] if d["name"] in COVARIATES else ("Holiday week", "")
+        covariate = COVARIATES.get(d["name"])
+        label, unit = (covariate.label, covariate.unit) if covariate else ("Holiday week", "")
         drivers.append({**d, "label": label, "unit": unit, **effect(d["difference"])})
     return {**what_if, **effect(what_if["difference"]), "drivers": drivers}

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from app.limits import parse_json
-from app.web.errors import ApiError, detail, validation_details
+from app.web.api import bp
+from app.web.api.errors import ApiError, detail, validation_details
 from app.web.schemas import ErrorResponse
 
 API_PREFIX = "/api/v1"
@@ -346,3 +347,10 @@ def build_document(app: Flask, error_model: type[BaseModel] = ErrorResponse) -> 
             },
         },
     }
+
+
+@bp.get("/openapi.json")
+@operation("This document", "service", description="OpenAPI 3.1, generated from the routes and their models.")
+def openapi() -> Any:
+    """The OpenAPI 3.1 document, generated from the routes and their models."""
+    return jsonify(openapi_document())

@@ -1,4 +1,4 @@
-"""The weekly loop under /api/v1: published forecast runs (metadata, CSV, one series) and accuracy by lag.
+"""Published forecast runs under /api/v1: metadata, the whole run as CSV, one series of the newest run.
 
 Runs are read as stored: the CSV streams the rows that were published, never a new forecast, a chunk
 of rows at a time from the database (a worker's memory does not grow with the run). "latest" is the
@@ -8,46 +8,32 @@ unknown run or series is a 404.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, current_app, stream_with_context
+from flask import Response, current_app, stream_with_context
 
+from app import extensions
 from app.loop import publish
-from app.loop.history import lineage_of
-from app.web import context, published
-from app.web.apidoc import operation, query_args
-from app.web.errors import ApiError, detail
-from app.web.schemas import (
-    AccuracyQuery,
-    AccuracyResponse,
-    ForecastRunOut,
-    ForecastRunsResponse,
-    ListQuery,
-    SeriesForecastResponse,
-)
+from app.web import published
+from app.web.api import bp
+from app.web.api.errors import ApiError, detail
+from app.web.api.openapi import operation, query_args
+from app.web.schemas import ForecastRunOut, ForecastRunsResponse, ListQuery, SeriesForecastResponse
 
 RUN_CSV = "Store,Dept,Date,lag,prediction,lower_80,upper_80,lower_95,upper_95; one row per series and week"
 
-bp = Blueprint("loop_api", __name__)
-
-
-@bp.after_request
-def _request_id_header(response: Response) -> Response:
-    response.headers.setdefault("X-Request-ID", context.request_id())
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
 
 def _run(run_id: int) -> publish.PublishedRun:
-    run = publish.get_run(context.storage(), run_id)  # None for unknown ids and ids past the column's range
+    run = publish.get_run(
+        extensions.storage(), run_id
+    )  # None for unknown ids and ids past the column's range
     if run is None:
         raise ApiError(404, f"no forecast run {run_id}", [detail("run_id", "no such forecast run")])
     return run
 
 
 def _latest() -> publish.PublishedRun:
-    run = publish.latest_run(context.storage(), current_app.config["MODEL_NAME"])
+    run = publish.latest_run(extensions.storage(), current_app.config["MODEL_NAME"])
     if run is None:
         raise ApiError(
             404,
@@ -58,7 +44,7 @@ def _latest() -> publish.PublishedRun:
 
 
 def _csv(run: publish.PublishedRun) -> Response:
-    rows = publish.RunCsv(context.storage(), run.id)  # the query runs now: a database error is a 503
+    rows = publish.RunCsv(extensions.storage(), run.id)  # the query runs now: a database error is a 503
     response = Response(stream_with_context(rows), mimetype="text/csv")
     response.call_on_close(rows.close)
     response.headers["Content-Disposition"] = f"attachment; filename={published.csv_name(run)}"
@@ -78,7 +64,7 @@ def _csv(run: publish.PublishedRun) -> Response:
 def forecast_runs() -> Any:
     """Published runs, newest first."""
     limit = query_args().limit
-    return {"runs": [run.to_dict() for run in publish.list_runs(context.storage(), limit=limit)]}
+    return {"runs": [run.to_dict() for run in publish.list_runs(extensions.storage(), limit=limit)]}
 
 
 @bp.get("/forecast-runs/<int:run_id>")
@@ -138,7 +124,7 @@ def latest_series(store: int, dept: int) -> Any:
     """One series' published forecasts in the production model's newest run."""
     run = _latest()
     rows = (
-        publish.run_rows(context.storage(), run.id, store=store, dept=dept)
+        publish.run_rows(extensions.storage(), run.id, store=store, dept=dept)
         if published.valid_number(store) and published.valid_number(dept)
         else []
     )
@@ -153,31 +139,4 @@ def latest_series(store: int, dept: int) -> Any:
         "store": store,
         "dept": dept,
         "forecasts": [published.forecast_out(row) for row in rows],
-    }
-
-
-@bp.get("/accuracy")
-@operation(
-    "Accuracy by lag",
-    "monitoring",
-    description=(
-        "Published forecasts scored against actual sales, per lag bucket (weeks ahead), for the production "
-        "model's data lineage: live WMAE beside the seasonal naive on the same rows and beside the model's "
-        "own backtest for that bucket; bias; interval coverage. `weeks` keeps the last N scored weeks."
-    ),
-    query=AccuracyQuery,
-    ok=AccuracyResponse,
-    ok_description="Per lag bucket",
-)
-def accuracy_by_lag() -> Any:
-    """Published forecasts scored against actual sales per lag bucket, beside the backtest's figures."""
-    weeks = query_args().weeks
-    model = context.forecaster()
-    since = model.data_through - dt.timedelta(weeks=weeks) if weeks else None
-    return {
-        "model_version": str(model.version),
-        "lineage": lineage_of(model),
-        "data_through": model.data_through.isoformat(),
-        "since": since.isoformat() if since else None,
-        "buckets": published.accuracy_buckets(context.storage(), model, since=since),
     }
