@@ -13,7 +13,7 @@ from app.monitoring.drift import DriftSettings, compute_drift, reference_from_da
 from app.monitoring.drift_report import drift_check
 from app.monitoring.prediction_log import log_predictions
 from app.storage import DriftReport, DriftResult
-from tests.conftest import requires_real_data
+from tests.helpers.data import REAL_DATA_DIR
 from tests.monitoring.conftest import prediction_rows
 
 
@@ -244,7 +244,6 @@ def replay():
     from app.forecasting.holdout import build_covariates
     from app.forecasting.panel import Panel
     from app.forecasting.reference import build_reference
-    from tests.conftest import REAL_DATA_DIR
 
     dataset = load_dataset(REAL_DATA_DIR)
     through = dataset.through(REPLAY_ORIGIN)
@@ -276,7 +275,7 @@ def _replay_week(replay, week: pd.Timestamp, actual_change=None) -> drift.DriftO
     return compute_drift(reference, logged, DriftSettings(), actual=actual, covariates=covariates)
 
 
-@requires_real_data
+@pytest.mark.real_data
 def test_real_2012_replay_raises_no_drift_alert_and_injected_shifts_are_flagged(replay):
     outcomes = {week: _replay_week(replay, week) for week in REPLAY_WEEKS}
     alarms = [str(week.date()) for week, outcome in outcomes.items() if outcome.dataset_drift]
