@@ -23,12 +23,14 @@ from app.factory import create_app
 from app.serving.holder import ModelUnavailable
 from app.storage import PredictionLog, is_transient_database_error
 from app.web.security import CONTENT_SECURITY_POLICY
-from tests.conftest import TEST_DATABASE_URL, make_test_app, register_production
+from tests.helpers.admin import ADMIN_TOKEN
+from tests.helpers.app import make_test_app
+from tests.helpers.database import TEST_DATABASE_URL
+from tests.helpers.registry import register_production
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 CSRF_REFUSAL = re.compile(r"CSRF (session )?token (is|has)")  # Flask-WTF's CSRFError descriptions
-ADMIN_TOKEN = "s3cret-admin-token"
 
 
 def _policy(header: str) -> dict[str, list[str]]:

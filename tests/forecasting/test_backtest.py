@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from app.forecasting.backtest import PREDICTION_COLUMNS, run_backtest
-from tests.conftest import TINY_TRAIN_PARAMS
 from tests.helpers.data import REAL_DATA_DIR
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 TINY = {**TINY_TRAIN_PARAMS, "max_iter": 30}
 

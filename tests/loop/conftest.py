@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from app.registry import versions
-from tests.conftest import TINY_TRAIN_PARAMS, make_test_app
+from tests.helpers.app import make_test_app
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 HELD_BACK_WEEKS = 12
 
@@ -42,7 +43,3 @@ def loop_app(tmp_path, loop_artifact):
     )
     yield app
     storage.dispose()
-
-
-def week_rows(dataset, week: pd.Timestamp) -> pd.DataFrame:
-    return dataset.sales[dataset.sales["date"] == week]

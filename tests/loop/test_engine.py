@@ -16,8 +16,8 @@ from app.loop import publish
 from app.loop.history import rolled_production
 from app.loop.replay import week_csv
 from app.monitoring import actuals
-from tests.conftest import TINY_TRAIN_PARAMS
-from tests.loop.conftest import week_rows
+from tests.helpers.data import week_rows
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import re
 import pytest
 
 from app.monitoring import actuals
-from tests.conftest import make_test_app
+from tests.helpers.admin import admin_headers
+from tests.helpers.app import make_test_app
 from tests.helpers.data import REAL_DATA_DIR
-from tests.monitoring.conftest import admin_headers
 
 HEADER = "Store,Dept,Date,Weekly_Sales,IsHoliday\n"
 

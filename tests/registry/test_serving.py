@@ -10,8 +10,8 @@ from sqlalchemy import select
 from app.registry import versions
 from app.serving.holder import ModelUnavailable
 from app.storage import Alert
-from tests.conftest import make_test_app
-from tests.registry.conftest import flip_bytes, register
+from tests.helpers.app import make_test_app
+from tests.helpers.registry import flip_bytes, register
 
 
 def test_no_model_means_model_unavailable(registry_app):

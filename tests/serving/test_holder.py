@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from app.registry import versions
 from app.storage import Alert
-from tests.conftest import make_test_app
-from tests.gunicorn_server import call, database_url, replace_a_worker, running
+from tests.helpers.app import make_test_app
+from tests.helpers.gunicorn import call, database_url, replace_a_worker, running
 
 ANSWERS = 24  # fresh connections per look: enough for both workers to answer some
 
