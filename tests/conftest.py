@@ -1,14 +1,17 @@
-"""Shared fixtures: a small synthetic dataset, a model trained on it once, and apps on temporary databases."""
+"""Shared fixtures: a small synthetic dataset, models trained on it once, and apps on temporary databases."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from app.monitoring import metrics
+from app.registry import versions
+from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.app import dispose_test_apps, make_test_app
 from tests.helpers.data import REAL_DATA_DIR, has_real_data
-from tests.helpers.registry import register_production
-from tests.helpers.training import SMALL_TRAIN_PARAMS
+from tests.helpers.registry import copy_artifact, register_production
+from tests.helpers.training import SMALL_TRAIN_PARAMS, TINY_TRAIN_PARAMS
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -75,3 +78,66 @@ def mon_app(tmp_path):
         counter.clear()  # this process' counters start from zero for each monitoring test
     yield app
     app.extensions["storage"].dispose()
+
+
+# The weekly loop: a small model trained 12 weeks before the data ends, so weeks can arrive one by one.
+
+
+@pytest.fixture(scope="session")
+def held_back_start(small_dataset) -> pd.Timestamp:
+    """Twelve weeks before the small dataset ends: the weekly loop's tests ingest the weeks after it."""
+    return small_dataset.last_week - pd.Timedelta(weeks=12)
+
+
+@pytest.fixture(scope="session")
+def loop_artifact(small_dataset, held_back_start, tmp_path_factory):
+    from app.forecasting.training import save_model, train
+
+    trained = train(small_dataset, kind="hgb", through=held_back_start, params=TINY_TRAIN_PARAMS)
+    return save_model(trained, tmp_path_factory.mktemp("loop-models"))
+
+
+@pytest.fixture
+def loop_app(tmp_path, loop_artifact):
+    """An app whose production model knows sales up to `held_back_start`."""
+    app = make_test_app(tmp_path)
+    storage = app.extensions["storage"]
+    meta = loop_artifact.metadata
+    versions.register_version(
+        storage,
+        app.config["MODEL_NAME"],
+        artifact_path=loop_artifact.path,
+        artifact_sha256=loop_artifact.sha256,
+        model_kind="hgb",
+        metrics=meta.get("backtest") or {},
+        data_source=meta.get("data_source"),
+        data_lineage=meta.get("data_lineage"),
+    )
+    yield app
+    storage.dispose()
+
+
+# The registry: copies of the small artifact (a test may corrupt its own copy) and admin apps.
+
+
+@pytest.fixture
+def artifacts(small_artifact, tmp_path):
+    """Three distinct artifact files of the small model: v1, v2, v3 material."""
+    return [copy_artifact(small_artifact, tmp_path / "models", f"storecast-{i}") for i in (1, 2, 3)]
+
+
+@pytest.fixture
+def registry_app(tmp_path):
+    """An app with an admin token configured and an empty registry."""
+    return make_test_app(tmp_path, STORECAST_ADMIN_TOKEN=ADMIN_TOKEN)
+
+
+# Monitoring: training rows with their covariates.
+
+
+@pytest.fixture(scope="session")
+def covariate_frame(small_dataset) -> pd.DataFrame:
+    """Training rows with their covariates: what the reference is built from and windows are drawn like."""
+    sales = small_dataset.sales[["store", "dept", "date", "weekly_sales", "is_holiday"]]
+    covariates = small_dataset.features.drop(columns=["is_holiday"])
+    return sales.merge(covariates, on=["store", "date"], how="left")
