@@ -1,25 +1,28 @@
-"""Shared fixtures: a small synthetic dataset, a model trained on it once, and apps on temporary databases."""
+"""Shared fixtures: a small synthetic dataset, models trained on it once, and apps on temporary databases."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
+import pandas as pd
 import pytest
 
-from app.factory import create_app
 from app.monitoring import metrics
-from app.storage import ModelVersion, StageChange
+from app.registry import versions
+from tests.helpers.admin import ADMIN_TOKEN
+from tests.helpers.app import dispose_test_apps, make_test_app
+from tests.helpers.data import REAL_DATA_DIR, has_real_data
+from tests.helpers.registry import copy_artifact, register_production
+from tests.helpers.training import SMALL_TRAIN_PARAMS, TINY_TRAIN_PARAMS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA_DIR = Path(os.environ.get("STORECAST_DATA") or REPO_ROOT.parent / "shared" / "data" / "walmart")
-HAS_REAL_DATA = (REAL_DATA_DIR / "train.csv").exists()
-requires_real_data = pytest.mark.skipif(
-    not HAS_REAL_DATA, reason=f"real Walmart files absent ({REAL_DATA_DIR})"
-)
 
-SMALL_TRAIN_PARAMS = {"max_iter": 60}
-TINY_TRAIN_PARAMS = {"max_iter": 15, "max_leaf_nodes": 15, "origin_step": 8}  # tests that train their own
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the `real_data` tests, with the folder they looked in, when the Kaggle files are absent."""
+    if has_real_data():
+        return
+    reason = f"real Walmart files absent: no train.csv in {REAL_DATA_DIR} (STORECAST_DATA names their folder)"
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if item.get_closest_marker("real_data"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -38,75 +41,11 @@ def small_artifact(small_dataset, tmp_path_factory):
     return save_model(trained, tmp_path_factory.mktemp("models"))
 
 
-# Set (scripts/test.sh's PostgreSQL leg) to run the suite on PostgreSQL: a server URL whose user may
-# CREATE DATABASE. Each tmp_path then gets its own database. They are not dropped (each DROP DATABASE
-# forces a checkpoint, slow over a whole run); the leg's server is thrown away afterwards.
-TEST_DATABASE_URL = os.environ.get("STORECAST_TEST_DATABASE_URL")
-_created_databases: set[str] = set()
-_open_apps: list = []
-
-
-def _test_database_url(tmp_path: Path) -> str:
-    """SQLite in tmp_path, or a fresh PostgreSQL database named after tmp_path (same path, same database)."""
-    if not TEST_DATABASE_URL:
-        return f"sqlite:///{tmp_path / 'storecast.db'}"
-    import hashlib
-
-    from sqlalchemy import create_engine, make_url
-
-    name = "t_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:20]
-    if name not in _created_databases:
-        admin = create_engine(make_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        _created_databases.add(name)
-    return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(autouse=True)
 def _dispose_test_apps():
     """Close every test app's connections after each test, so PostgreSQL never runs out of them."""
     yield
-    while _open_apps:
-        _open_apps.pop().extensions["storage"].dispose()
-
-
-def make_test_app(tmp_path: Path, **overrides):
-    """A real app on a fresh database (SQLite file in tmp_path, or PostgreSQL), schema from the models."""
-    config = {
-        "TESTING": True,
-        "SECRET_KEY": "test",
-        "DATABASE_URL": overrides.get("DATABASE_URL") or _test_database_url(tmp_path),
-        "MODELS_DIR": str(tmp_path / "models"),
-        "MODEL_REFRESH_SECONDS": 0.0,
-        "DATA_SOURCE_FILE": str(tmp_path / "data-source.json"),
-        # No admin token unless a test gives one: never the one `make run` wrote to instance/config.py.
-        "STORECAST_ADMIN_TOKEN": None,
-        **overrides,
-    }
-    app = create_app(config)
-    app.extensions["storage"].create_all()
-    _open_apps.append(app)
-    return app
-
-
-def register_production(app, artifact) -> None:
-    """Put an artifact into the registry as the production version (as the first train does)."""
-    with app.extensions["storage"].session() as session:
-        version = ModelVersion(
-            name=app.config["MODEL_NAME"],
-            version=1,
-            stage="production",
-            artifact_path=str(artifact.path),
-            artifact_sha256=artifact.sha256,
-            model_kind=artifact.metadata.get("kind", "hgb"),
-            metrics=artifact.metadata.get("backtest", {}),
-        )
-        session.add(version)
-        session.flush()
-        session.add(StageChange(version_id=version.id, to_stage="production", changed_by="tests"))
+    dispose_test_apps()
 
 
 @pytest.fixture
@@ -139,3 +78,66 @@ def mon_app(tmp_path):
         counter.clear()  # this process' counters start from zero for each monitoring test
     yield app
     app.extensions["storage"].dispose()
+
+
+# The weekly loop: a small model trained 12 weeks before the data ends, so weeks can arrive one by one.
+
+
+@pytest.fixture(scope="session")
+def held_back_start(small_dataset) -> pd.Timestamp:
+    """Twelve weeks before the small dataset ends: the weekly loop's tests ingest the weeks after it."""
+    return small_dataset.last_week - pd.Timedelta(weeks=12)
+
+
+@pytest.fixture(scope="session")
+def loop_artifact(small_dataset, held_back_start, tmp_path_factory):
+    from app.forecasting.training import save_model, train
+
+    trained = train(small_dataset, kind="hgb", through=held_back_start, params=TINY_TRAIN_PARAMS)
+    return save_model(trained, tmp_path_factory.mktemp("loop-models"))
+
+
+@pytest.fixture
+def loop_app(tmp_path, loop_artifact):
+    """An app whose production model knows sales up to `held_back_start`."""
+    app = make_test_app(tmp_path)
+    storage = app.extensions["storage"]
+    meta = loop_artifact.metadata
+    versions.register_version(
+        storage,
+        app.config["MODEL_NAME"],
+        artifact_path=loop_artifact.path,
+        artifact_sha256=loop_artifact.sha256,
+        model_kind="hgb",
+        metrics=meta.get("backtest") or {},
+        data_source=meta.get("data_source"),
+        data_lineage=meta.get("data_lineage"),
+    )
+    yield app
+    storage.dispose()
+
+
+# The registry: copies of the small artifact (a test may corrupt its own copy) and admin apps.
+
+
+@pytest.fixture
+def artifacts(small_artifact, tmp_path):
+    """Three distinct artifact files of the small model: v1, v2, v3 material."""
+    return [copy_artifact(small_artifact, tmp_path / "models", f"storecast-{i}") for i in (1, 2, 3)]
+
+
+@pytest.fixture
+def registry_app(tmp_path):
+    """An app with an admin token configured and an empty registry."""
+    return make_test_app(tmp_path, STORECAST_ADMIN_TOKEN=ADMIN_TOKEN)
+
+
+# Monitoring: training rows with their covariates.
+
+
+@pytest.fixture(scope="session")
+def covariate_frame(small_dataset) -> pd.DataFrame:
+    """Training rows with their covariates: what the reference is built from and windows are drawn like."""
+    sales = small_dataset.sales[["store", "dept", "date", "weekly_sales", "is_holiday"]]
+    covariates = small_dataset.features.drop(columns=["is_holiday"])
+    return sales.merge(covariates, on=["store", "date"], how="left")

@@ -20,7 +20,8 @@ from schemathesis import GenerationMode, checks
 from sqlalchemy import func, select
 
 from app.storage import PredictionLog
-from tests.conftest import make_test_app, register_production
+from tests.helpers.app import make_test_app
+from tests.helpers.registry import register_production
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ import time
 import pytest
 
 from benchmarks.load import free_port
-from tests.conftest import REPO_ROOT, make_test_app
+from tests.helpers.app import make_test_app
+from tests.helpers.paths import REPO_ROOT
 
 LIMIT = 2.0  # GUNICORN_HEADER_TIMEOUT and GUNICORN_BODY_TIMEOUT for this server
 SLOW_CLIENTS = 6

@@ -25,7 +25,7 @@ from app.storage import (
     Storage,
     make_engine,
 )
-from tests.conftest import TEST_DATABASE_URL, _test_database_url
+from tests.helpers.database import TEST_DATABASE_URL, database_url_for
 
 BACKENDS = [
     "sqlite",
@@ -43,7 +43,7 @@ def empty_database(request, tmp_path: Path) -> str:
     """The URL of an empty database on the requested backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'migrations.db'}"
-    return _test_database_url(tmp_path / "migrations")
+    return database_url_for(tmp_path / "migrations")
 
 
 def _differences(url: str) -> list:

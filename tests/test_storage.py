@@ -14,7 +14,7 @@ from app.storage import (
     is_transient_database_error,
     statement_limits,
 )
-from tests.conftest import TEST_DATABASE_URL, _test_database_url
+from tests.helpers.database import TEST_DATABASE_URL, database_url_for
 
 requires_postgresql = pytest.mark.skipif(
     not TEST_DATABASE_URL, reason="STORECAST_TEST_DATABASE_URL unset (scripts/test.sh sets it)"
@@ -26,7 +26,7 @@ BATCH = StatementLimits(lock_seconds=60, statement_seconds=1800)
 
 @pytest.fixture
 def storage(tmp_path):
-    storage = Storage(_test_database_url(tmp_path), REQUEST, BATCH)
+    storage = Storage(database_url_for(tmp_path), REQUEST, BATCH)
     yield storage
     storage.dispose()
 

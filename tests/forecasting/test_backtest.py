@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from app.forecasting.backtest import PREDICTION_COLUMNS, run_backtest
-from tests.conftest import REAL_DATA_DIR, TINY_TRAIN_PARAMS, requires_real_data
+from tests.helpers.data import REAL_DATA_DIR
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 TINY = {**TINY_TRAIN_PARAMS, "max_iter": 30}
 
@@ -71,7 +72,6 @@ def test_bad_arguments(small_dataset):
 
 @pytest.mark.slow
 @pytest.mark.real_data
-@requires_real_data
 @pytest.mark.skipif(not os.environ.get("STORECAST_SLOW"), reason="set STORECAST_SLOW=1 (minutes on 2 cores)")
 @pytest.mark.parametrize(
     ("origin", "target"),
@@ -93,7 +93,6 @@ def test_real_data_backtest_meets_the_accuracy_target(origin, target):
 
 
 @pytest.mark.real_data
-@requires_real_data
 def test_real_data_intervals_cover_at_an_early_origin():
     """Coverage at 2011-07-29, where the calibrating model never saw a target a year on (6 stores)."""
     from dataclasses import replace

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -20,12 +19,7 @@ from app.forecasting.data import (
     load_test_rows,
 )
 from app.forecasting.synthetic import generate_dataset, load_or_generate, write_kaggle_csvs
-
-REAL_DATA = Path(os.environ.get("STORECAST_DATA") or Path(__file__).parents[2].parent / "shared/data/walmart")
-real_data = pytest.mark.skipif(
-    not (REAL_DATA / "train.csv").is_file(), reason=f"real Walmart files absent ({REAL_DATA})"
-)
-
+from tests.helpers.data import REAL_DATA_DIR
 
 # helpers
 
@@ -83,18 +77,17 @@ def kaggle_dir(tmp_path: Path) -> Path:
 # real files
 
 
-@real_data
 @pytest.mark.real_data
 def test_real_files_load_with_expected_counts_and_types() -> None:
     started = time.perf_counter()
-    dataset = load_dataset(REAL_DATA)
+    dataset = load_dataset(REAL_DATA_DIR)
     elapsed = time.perf_counter() - started
     assert elapsed < 3.0, f"loading took {elapsed:.2f}s"
 
     assert len(dataset.sales) == 421_570
     assert len(dataset.features) == 8_190
     assert len(dataset.stores) == 45
-    assert dataset.source == str(REAL_DATA.resolve())
+    assert dataset.source == str(REAL_DATA_DIR.resolve())
     assert list(dataset.sales.columns) == SALES_COLUMNS
     assert list(dataset.features.columns) == FEATURE_COLUMNS
     assert list(dataset.stores.columns) == STORE_COLUMNS
@@ -127,39 +120,36 @@ def test_real_files_load_with_expected_counts_and_types() -> None:
     assert dataset.features.loc[dataset.features["date"] < "2011-11-11", "markdown1"].isna().all()
 
 
-@real_data
 @pytest.mark.real_data
 def test_real_stores_csv_has_bare_cr_line_endings_and_loads() -> None:
-    raw = (REAL_DATA / "stores.csv").read_bytes()
+    raw = (REAL_DATA_DIR / "stores.csv").read_bytes()
     assert b"\r" in raw and b"\n" not in raw
-    stores = load_dataset(REAL_DATA).stores
+    stores = load_dataset(REAL_DATA_DIR).stores
     assert stores["store"].tolist() == list(range(1, 46))
     assert set(stores["type"]) == {"A", "B", "C"}
     assert stores.loc[0, "size"] == 151_315
     assert stores.loc[44, ["type", "size"]].tolist() == ["B", 118_221]
 
 
-@real_data
 @pytest.mark.real_data
 def test_real_test_csv_rows() -> None:
-    rows = load_test_rows(REAL_DATA)
+    rows = load_test_rows(REAL_DATA_DIR)
     assert len(rows) == 115_064
     assert list(rows.columns) == ["store", "dept", "date", "is_holiday"]
     assert rows["date"].min() == pd.Timestamp("2012-11-02")
     assert rows["date"].max() == pd.Timestamp("2013-07-26")
     train_pairs = set(
-        map(tuple, load_dataset(REAL_DATA).sales[["store", "dept"]].drop_duplicates().to_numpy())
+        map(tuple, load_dataset(REAL_DATA_DIR).sales[["store", "dept"]].drop_duplicates().to_numpy())
     )
     test_pairs = set(map(tuple, rows[["store", "dept"]].drop_duplicates().to_numpy()))
     assert len(test_pairs - train_pairs) == 11
 
 
-@real_data
 @pytest.mark.real_data
 def test_real_holiday_flags_follow_the_calendar_rule() -> None:
     from app.forecasting.calendar import flagged_holiday_weeks
 
-    features = load_dataset(REAL_DATA).features
+    features = load_dataset(REAL_DATA_DIR).features
     flagged = set(features.loc[features["is_holiday"], "date"])
     expected = {day for year in range(2010, 2014) for day in flagged_holiday_weeks(year).values()}
     in_range = {day for day in expected if features["date"].min() <= day <= features["date"].max()}

@@ -11,7 +11,7 @@ from app.forecasting.data import Dataset
 from app.forecasting.forecaster import ForecastError
 from app.forecasting.prediction import Prediction
 from app.forecasting.training import train
-from tests.conftest import TINY_TRAIN_PARAMS
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 
 @pytest.fixture(scope="module")

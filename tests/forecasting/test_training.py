@@ -23,7 +23,7 @@ from app.forecasting.holdout import (
 )
 from app.forecasting.panel import Panel, sample_series
 from app.forecasting.training import limit_training_threads, split_params, train, training_threads
-from tests.conftest import TINY_TRAIN_PARAMS
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 
 def test_metadata_has_everything_monitoring_needs(small_artifact):

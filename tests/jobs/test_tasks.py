@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.jobs import scheduler as job_scheduler
 from app.jobs import tasks as jobs
 from app.storage import JobRun, PerformanceSnapshot
-from tests.conftest import make_test_app
+from tests.helpers.app import make_test_app
 
 
 def _runs(storage) -> dict[str, int]:

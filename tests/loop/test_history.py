@@ -12,7 +12,7 @@ from app.loop.history import production_forecaster, roll_forward
 from app.loop.replay import week_csv
 from app.monitoring import actuals
 from app.registry.retrain import actuals_frame
-from tests.loop.conftest import week_rows
+from tests.helpers.data import week_rows
 
 
 def _ingest(app, dataset, week: pd.Timestamp) -> None:

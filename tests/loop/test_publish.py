@@ -24,7 +24,7 @@ from app.loop import publish
 from app.loop.history import production_forecaster
 from app.monitoring import alerts
 from app.storage import ForecastRow, ForecastRun
-from tests.loop.processes import flask_env, start_flask, stop, wait_for
+from tests.helpers.processes import flask_env, start_flask, stop, wait_for
 
 
 def test_a_run_stores_52_weeks_for_every_series_and_its_csv_equals_the_rows(loop_app):

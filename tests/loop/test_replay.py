@@ -11,7 +11,7 @@ import pytest
 from app.loop import publish
 from app.loop.replay import FORECASTS_HEADER, ReplaySettings, replay, write_forecasts
 from app.monitoring import actuals
-from tests.conftest import TINY_TRAIN_PARAMS
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 
 def test_an_eight_week_replay_publishes_scores_and_retrains_through_the_gate(app, small_dataset):

@@ -7,7 +7,7 @@ import pandas as pd
 from app.loop.history import production_forecaster
 from app.loop.retrain import retrain_through_gate
 from app.registry import versions
-from tests.conftest import TINY_TRAIN_PARAMS
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 
 def _gate(app, dataset, margin: float) -> dict:

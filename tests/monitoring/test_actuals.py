@@ -11,7 +11,7 @@ from sqlalchemy import event, insert, select
 
 from app.monitoring import actuals
 from app.storage import ActualSale, ActualSaleCorrection
-from tests.monitoring.conftest import ADMIN_HEADERS, admin_headers
+from tests.helpers.admin import ADMIN_HEADERS, admin_headers
 
 CSV = (
     "Store,Dept,Date,Weekly_Sales,IsHoliday\n"
@@ -296,7 +296,7 @@ def test_a_correction_through_the_api_is_explicit_and_recorded(model_app):
 
 
 def test_writes_need_the_admin_token_and_none_are_open_without_one(tmp_path):
-    from tests.conftest import make_test_app
+    from tests.helpers.app import make_test_app
 
     rows = [{"store": 1, "dept": 1, "date": "2012-11-02", "weekly_sales": 5.5}]
     unset = make_test_app(tmp_path / "unset").test_client()

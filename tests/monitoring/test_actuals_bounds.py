@@ -9,8 +9,9 @@ import re
 import pytest
 
 from app.monitoring import actuals
-from tests.conftest import REAL_DATA_DIR, make_test_app, requires_real_data
-from tests.monitoring.conftest import admin_headers
+from tests.helpers.admin import admin_headers
+from tests.helpers.app import make_test_app
+from tests.helpers.data import REAL_DATA_DIR
 
 HEADER = "Store,Dept,Date,Weekly_Sales,IsHoliday\n"
 
@@ -101,7 +102,7 @@ def test_actuals_uploads_may_be_larger_than_other_requests(tmp_path):
     assert client.post("/api/v1/predict/batch", data=body, content_type="text/csv").status_code == 413
 
 
-@requires_real_data
+@pytest.mark.real_data
 def test_the_real_train_csv_imports_through_the_api(tmp_path):
     app = make_test_app(tmp_path)  # no model: the calendar bound only (a synthetic model's series differ)
     data = (REAL_DATA_DIR / "train.csv").read_bytes()

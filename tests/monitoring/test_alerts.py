@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.monitoring import alerts
 from app.storage import Alert, DriftReport, PerformanceSnapshot
-from tests.monitoring.conftest import at
+from tests.helpers.clock import at
 
 
 def test_open_dedupes_acknowledge_and_resolve(mon_app):

@@ -13,22 +13,14 @@ from app.monitoring.drift import DriftSettings, compute_drift, reference_from_da
 from app.monitoring.drift_report import drift_check
 from app.monitoring.prediction_log import log_predictions
 from app.storage import DriftReport, DriftResult
-from tests.conftest import requires_real_data
-from tests.monitoring.conftest import prediction_rows
+from tests.helpers.data import REAL_DATA_DIR
+from tests.helpers.drift import shifted
+from tests.helpers.predictions import prediction_rows
 
 
 @pytest.fixture(scope="module")
 def reference(small_dataset):
     return reference_from_dataset(small_dataset)
-
-
-def shifted(frame: pd.DataFrame) -> pd.DataFrame:
-    """A warm, heavily marked-down season: temperature 15 degrees warmer, every markdown tripled."""
-    out = frame.copy()
-    out["temperature"] = out["temperature"] + 15
-    for k in range(1, 6):
-        out[f"markdown{k}"] = out[f"markdown{k}"] * 3
-    return out
 
 
 def test_reference_is_seasonal_per_store_and_saved_in_one_format(reference):
@@ -135,7 +127,7 @@ def _log(app, frame: pd.DataFrame) -> None:
 def test_drift_check_over_the_log_flags_the_scenario_and_stores_histograms(
     mon_app, reference, covariate_frame, size
 ):
-    from tests.monitoring.conftest import at
+    from tests.helpers.clock import at
 
     storage = mon_app.extensions["storage"]
     _log(mon_app, shifted(covariate_frame.sample(size, random_state=3, replace=True)))
@@ -151,7 +143,7 @@ def test_drift_check_over_the_log_flags_the_scenario_and_stores_histograms(
 
 
 def test_drift_check_on_unshifted_log_is_quiet(mon_app, reference, covariate_frame):
-    from tests.monitoring.conftest import at
+    from tests.helpers.clock import at
 
     _log(mon_app, covariate_frame.sample(3000, random_state=4, replace=True))
     result = drift_check(mon_app.extensions["storage"], reference, version="v1", start=at(1), end=at(-1))
@@ -223,7 +215,7 @@ def test_drift_check_compares_ingested_covariates_and_the_alert_opens(mon_app, s
 
 
 def at(hours_ago: float = 0.0):
-    from tests.monitoring.conftest import at as _at
+    from tests.helpers.clock import at as _at
 
     return _at(hours_ago)
 
@@ -244,7 +236,6 @@ def replay():
     from app.forecasting.holdout import build_covariates
     from app.forecasting.panel import Panel
     from app.forecasting.reference import build_reference
-    from tests.conftest import REAL_DATA_DIR
 
     dataset = load_dataset(REAL_DATA_DIR)
     through = dataset.through(REPLAY_ORIGIN)
@@ -276,7 +267,7 @@ def _replay_week(replay, week: pd.Timestamp, actual_change=None) -> drift.DriftO
     return compute_drift(reference, logged, DriftSettings(), actual=actual, covariates=covariates)
 
 
-@requires_real_data
+@pytest.mark.real_data
 def test_real_2012_replay_raises_no_drift_alert_and_injected_shifts_are_flagged(replay):
     outcomes = {week: _replay_week(replay, week) for week in REPLAY_WEEKS}
     alarms = [str(week.date()) for week, outcome in outcomes.items() if outcome.dataset_drift]

@@ -11,7 +11,9 @@ from app.monitoring import actuals, performance
 from app.monitoring.prediction_log import log_predictions
 from app.registry import runs, versions
 from app.storage import ActualSale, Run
-from tests.monitoring.conftest import admin_headers, at, simple_predictions
+from tests.helpers.admin import admin_headers
+from tests.helpers.clock import at
+from tests.helpers.predictions import simple_predictions
 
 NAME = "storecast"
 LINEAGE_A, LINEAGE_B = "a" * 16, "b" * 16

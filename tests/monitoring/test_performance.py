@@ -9,7 +9,7 @@ from app.monitoring import actuals, performance
 from app.monitoring.prediction_log import log_predictions
 from app.registry import versions
 from app.storage import PerformanceSnapshot
-from tests.monitoring.conftest import at
+from tests.helpers.clock import at
 
 
 def _prediction(store, dept, week, value, version="v1"):

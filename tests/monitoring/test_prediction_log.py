@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.monitoring.metrics import COUNTERS
 from app.monitoring.prediction_log import log_predictions
 from app.storage import PredictionLog, Storage
-from tests.monitoring.conftest import simple_predictions
+from tests.helpers.predictions import simple_predictions
 
 
 def _count(storage: Storage) -> int:

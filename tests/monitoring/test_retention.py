@@ -15,7 +15,7 @@ from app.jobs.tasks import JobContext, run_job
 from app.monitoring import prediction_log, retention
 from app.storage import PredictionDaily, PredictionLog
 from app.web.pages import monitoring_charts
-from tests.conftest import make_test_app
+from tests.helpers.app import make_test_app
 
 NOW = dt.datetime(2026, 3, 20, 0, 30)  # half an hour into a day: the day before is still in its grace
 CONFIG = {"PREDICTION_LOG_RETENTION_DAYS": 10, "PERFORMANCE_ACCURACY_DAYS": 5, "DRIFT_WINDOW_HOURS": 24}

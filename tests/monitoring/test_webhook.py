@@ -20,7 +20,7 @@ import pytest
 
 from app.monitoring import alerts, webhook
 from app.storage import AlertDelivery, utcnow
-from tests.conftest import REPO_ROOT as ROOT
+from tests.helpers.paths import REPO_ROOT as ROOT
 
 DEADLINE = 1.0
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"

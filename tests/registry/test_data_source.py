@@ -17,7 +17,8 @@ from app.cli.models import NO_PRODUCTION_EXIT
 from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
 from app.jobs import tasks
 from app.registry import data_source, runs, versions
-from tests.conftest import TINY_TRAIN_PARAMS, make_test_app
+from tests.helpers.app import make_test_app
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 NAME = "storecast"
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.registry import experiment, runs, versions
-from tests.conftest import SMALL_TRAIN_PARAMS
-from tests.registry.conftest import register
+from tests.helpers.registry import register
+from tests.helpers.training import SMALL_TRAIN_PARAMS
 
 NAME = "storecast"
 PROTOCOL = {"folds": 1, "horizon": 8}

@@ -9,7 +9,8 @@ import pytest
 from app.forecasting.artifacts import load_forecaster
 from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
 from app.registry import gate, versions
-from tests.conftest import SMALL_TRAIN_PARAMS, make_test_app
+from tests.helpers.app import make_test_app
+from tests.helpers.training import SMALL_TRAIN_PARAMS
 
 NAME = "storecast"
 

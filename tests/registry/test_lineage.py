@@ -9,8 +9,9 @@ from app.forecasting.synthetic import generate_dataset
 from app.monitoring import actuals
 from app.registry import experiment, runs, versions
 from app.storage import ActualSale, Run
-from tests.conftest import make_test_app
-from tests.registry.conftest import ADMIN_TOKEN, register
+from tests.helpers.admin import ADMIN_TOKEN
+from tests.helpers.app import make_test_app
+from tests.helpers.registry import register
 
 NAME = "storecast"
 LINEAGE_A, LINEAGE_B = "a" * 16, "b" * 16

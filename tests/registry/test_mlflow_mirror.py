@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.registry import runs, versions
-from tests.conftest import make_test_app
-from tests.registry.conftest import register
+from tests.helpers.app import make_test_app
+from tests.helpers.registry import register
 
 mlflow = pytest.importorskip("mlflow")
 

@@ -8,7 +8,8 @@ from html import unescape
 import pytest
 
 from app.registry import versions
-from tests.registry.conftest import ADMIN_TOKEN, csrf_token
+from tests.helpers.admin import ADMIN_TOKEN
+from tests.helpers.forms import csrf_token
 
 NAME = "storecast"
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -118,7 +119,12 @@ def test_the_page_asks_for_confirmation_of_that_version(worse):
     client = worse.test_client()
     shown = unescape(client.get("/models?version=2&action=promote").get_data(as_text=True))
     assert MESSAGE in shown and 'name="force" value="v2"' in shown  # asked before anything is posted
-    form = {"action": "promote", "version": "2", "token": ADMIN_TOKEN, "csrf_token": csrf_token(client)}
+    form = {
+        "action": "promote",
+        "version": "2",
+        "token": ADMIN_TOKEN,
+        "csrf_token": csrf_token(client, "/models"),
+    }
 
     response = client.post("/models/action", data=form)
     assert response.status_code == 409 and MESSAGE in unescape(response.get_data(as_text=True))

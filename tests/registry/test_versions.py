@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app.registry import versions
 from app.storage import ModelVersion, StageChange
-from tests.registry.conftest import flip_bytes, register
+from tests.helpers.registry import flip_bytes, register
 
 NAME = "storecast"
 
@@ -162,7 +162,7 @@ def test_concurrent_promotions_leave_exactly_one_production(tmp_path, artifacts)
     """Two workers promoting different versions at the same moment: one wins, then the other; never two."""
     import threading
 
-    from tests.conftest import make_test_app
+    from tests.helpers.app import make_test_app
 
     apps = [make_test_app(tmp_path), make_test_app(tmp_path)]
     for artifact in artifacts:

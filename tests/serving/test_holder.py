@@ -1,123 +1,191 @@
-"""Which version each worker serves, under a real gunicorn with two workers on 127.0.0.1: a worker that
-cannot load production's artifact never says ready while serving another version, every answer names
-the version that made it, and no answer, page or alert shows where the models live."""
+"""Serving follows the registry: hot swap across app instances, and a corrupt artifact never serves."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
-from pathlib import Path
+import threading
 
 import pytest
 from sqlalchemy import select
 
 from app.registry import versions
+from app.serving.holder import ModelUnavailable
 from app.storage import Alert
-from tests.conftest import make_test_app
-from tests.gunicorn_server import call, database_url, replace_a_worker, running
-
-ANSWERS = 24  # fresh connections per look: enough for both workers to answer some
+from tests.helpers.app import make_test_app
+from tests.helpers.registry import flip_bytes, register
 
 
-def _copy(artifact, models: Path, stem: str) -> Path:
-    models.mkdir(parents=True, exist_ok=True)
-    path = models / f"{stem}.joblib"
-    shutil.copyfile(artifact.path, path)
-    shutil.copyfile(artifact.metadata_path, path.with_suffix(".json"))
-    return path
+def test_no_model_means_model_unavailable(registry_app):
+    with pytest.raises(ModelUnavailable, match="no production model"):
+        registry_app.extensions["model_holder"].get()
 
 
-def _register(storage, path: Path, artifact) -> None:
-    versions.register_version(
-        storage,
-        "storecast",
-        artifact_path=path,
-        artifact_sha256=artifact.sha256,
-        model_kind="hgb",
-        metrics={},
-        by="tests",
-    )
+def test_two_apps_sharing_a_database_see_a_promotion(tmp_path, artifacts):
+    first = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
+    second = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)  # another "worker" on the same database
+    register(first, artifacts[0])
+    register(first, artifacts[1])
+    holder_1, holder_2 = first.extensions["model_holder"], second.extensions["model_holder"]
+    assert holder_1.get().version == "v1" and holder_2.get().version == "v1"
+    served = holder_2.get()
+
+    versions.promote(first.extensions["storage"], "storecast", 2, by="tests")
+
+    assert holder_2.get().version == "v2"  # the second app swapped without a restart
+    assert holder_2.get() is not served
+    assert holder_1.get().version == "v2"
+    versions.rollback(second.extensions["storage"], "storecast", by="tests")
+    assert holder_1.get().version == "v1"
 
 
-def _ready_answers(port: int) -> list[tuple[int, dict]]:
-    return [
-        (status, json.loads(text))
-        for status, _, text in (call(port, "GET", "/api/v1/ready") for _ in range(ANSWERS))
-    ]
+def test_threads_asking_while_the_first_model_loads_all_get_it(tmp_path, artifacts):
+    """The scheduler's jobs start together: none may be told "no model" while another loads it."""
+    app = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=3600.0)
+    register(app, artifacts[0])
+    holder = app.extensions["model_holder"]
+    served, refused = [], []
+
+    def ask() -> None:
+        try:
+            served.append(holder.get().version)
+        except ModelUnavailable as error:
+            refused.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert refused == [] and served == ["v1"] * 4
 
 
-def _corrupt(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
-    path.write_bytes(bytes(data))
+def test_the_check_is_throttled(tmp_path, artifacts):
+    app = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=3600.0)
+    register(app, artifacts[0])
+    register(app, artifacts[1])
+    holder = app.extensions["model_holder"]
+    assert holder.get().version == "v1"
+    versions.promote(app.extensions["storage"], "storecast", 2, by="tests")
+    assert holder.get().version == "v1"  # no registry query per request
+    holder.refresh()
+    assert holder.get().version == "v2"
 
 
-@pytest.mark.slow  # a gunicorn start, a worker restart and about 100 requests: half a minute on 2 busy cores
-def test_a_worker_that_cannot_load_production_is_not_ready_and_names_the_versions(tmp_path, small_artifact):
-    models = tmp_path / "models"
-    app = make_test_app(tmp_path, DATABASE_URL=database_url(tmp_path), MODELS_DIR=str(models))
+def test_a_corrupt_artifact_is_refused_and_the_previous_version_keeps_serving(tmp_path, artifacts):
+    app = make_test_app(tmp_path)
     storage = app.extensions["storage"]
-    paths = [_copy(small_artifact, models, f"storecast-{n}") for n in (1, 2, 3)]
-    for path in paths:
-        _register(storage, path, small_artifact)  # the first is production
-    model = app.extensions["model_holder"].get()
-    store = model.stores()[0]
-    row = {
-        "store": int(store),
-        "dept": int(model.departments(store)[0]),
-        "date": str(model.valid_range()[0].date()),
-    }
+    register(app, artifacts[0])
+    register(app, artifacts[1])
+    holder = app.extensions["model_holder"]
+    assert holder.get().version == "v1"
 
-    with running(tmp_path, MODEL_REFRESH_SECONDS="0.2") as service:  # the master preloads v1
-        port = service.port
-        versions.promote(storage, "storecast", 2, by="tests", verify=False, force=True)
-        deadline = time.monotonic() + 20
-        while {body["model_version"] for _, body in _ready_answers(port)} != {"v2"}:
-            assert time.monotonic() < deadline, "the workers did not follow the promotion"
-            time.sleep(0.3)
+    versions.promote(storage, "storecast", 2, by="tests")  # a valid file when promoted...
+    flip_bytes(artifacts[1].path)  # ...corrupted before this worker loads it
 
-        # v2's file is corrupted and a worker restarts: forked from the master, it holds v1.
-        _corrupt(paths[1])
-        replace_a_worker(service)
-        time.sleep(0.5)
-        answers = _ready_answers(port)
-        for status, body in answers:  # ready only while serving production: never v1 with a 200
-            assert (status, body["model_version"]) in {(200, "v2"), (503, "v1")}, body
-            assert body["production_version"] == "v2"
-        stale = [body for status, body in answers if status == 503]
-        assert stale, "the restarted worker never answered"
-        assert "this worker serves v1 but the production version is v2" in stale[0]["detail"]
-        assert paths[1].name in stale[0]["detail"]
-
-        # Production v3 has no file at all: every worker is not ready and says which version answers.
-        paths[2].unlink()
-        paths[2].with_suffix(".json").unlink()
-        versions.promote(storage, "storecast", 3, by="tests", verify=False, force=True)
-        time.sleep(0.5)
-        for status, body in _ready_answers(port):
-            assert status == 503 and body["production_version"] == "v3", body
-            assert f"artifact {paths[2].name} does not exist" in body["detail"]
-        texts = []
-        for _ in range(8):
-            status, headers, text = call(
-                port,
-                "POST",
-                "/api/v1/predict",
-                json.dumps(row).encode(),
-                {"Content-Type": "application/json"},
-            )
-            assert status == 200, text
-            answered = json.loads(text)["model_version"]
-            assert headers["X-Model-Version"] == answered != headers["X-Production-Version"] == "v3"
-            texts.append(text)
-        texts += [call(port, "GET", path)[2] for path in ("/api/v1/ready", "/monitoring", "/models", "/")]
-
-    assert all(str(models) not in text for text in texts)
+    served = holder.get()
+    assert served.version == "v1"
+    assert holder.status()["refused"] is True
+    holder.get()
+    holder.refresh()
     with storage.session() as session:
         alerts = session.scalars(select(Alert).where(Alert.kind == "artifact")).all()
-    assert {alert.details["version"] for alert in alerts} == {2, 3}
-    for alert in alerts:
-        assert str(models) not in alert.message and str(models) not in json.dumps(alert.details)
-        assert "reports not ready (/ready 503)" in alert.message
+        assert len(alerts) == 1  # opened once, not once per check
+        alert = alerts[0]
+        assert alert.severity == "critical" and alert.resolved_at is None
+        assert alert.details["version"] == 2 and alert.details["expected_sha256"] == artifacts[1].sha256
+        assert "v2" in alert.message
+
+    # The predictions still come from v1.
+    prediction = served.forecast(*_first_series(served), weeks=1)[0]
+    assert prediction.model_version == "v1"
+
+    # Rolling back to v1 (or promoting a sound v3) ends the incident without a restart.
+    versions.rollback(storage, "storecast", by="tests")
+    assert holder.get().version == "v1" and holder.status()["refused"] is False
+
+
+def test_a_corrupt_first_model_is_unavailable_not_a_crash(tmp_path, artifacts):
+    app = make_test_app(tmp_path)
+    register(app, artifacts[0])
+    flip_bytes(artifacts[0].path)
+    with pytest.raises(ModelUnavailable, match="cannot be loaded"):
+        app.extensions["model_holder"].get()
+    with app.extensions["storage"].session() as session:
+        assert session.scalars(select(Alert).where(Alert.kind == "artifact")).first() is not None
+
+
+def _first_series(forecaster):
+    import pandas as pd
+
+    store = forecaster.stores()[0]
+    dept = forecaster.departments(store)[0]
+    return store, dept, (pd.Timestamp(forecaster.origin) + pd.Timedelta(weeks=1)).date()
+
+
+def _valid_row(forecaster) -> dict:
+    store, dept, week = _first_series(forecaster)
+    return {"store": int(store), "dept": int(dept), "date": week.isoformat()}
+
+
+def test_a_worker_left_on_another_version_is_not_ready_and_labels_every_answer(tmp_path, artifacts):
+    """One worker loaded v2 before its file was corrupted, another still holds v1: the first keeps its
+    copy of production, the second answers as v1 with /ready 503 naming both, and no text shows a path."""
+    models_dir = str(artifacts[0].path.parent)
+    stale = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
+    current = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
+    storage = stale.extensions["storage"]
+    register(stale, artifacts[0])
+    register(stale, artifacts[1])
+    assert stale.extensions["model_holder"].get().version == "v1"
+    versions.promote(storage, "storecast", 2, by="tests")
+    assert current.extensions["model_holder"].get().version == "v2"
+    flip_bytes(artifacts[1].path)
+
+    ready = stale.test_client().get("/api/v1/ready")
+    body = ready.get_json()
+    assert ready.status_code == 503 and body["status"] == "unavailable"
+    assert body["model_version"] == "v1" and body["production_version"] == "v2"
+    assert "serves v1" in body["detail"] and "production version is v2" in body["detail"]
+    assert artifacts[1].path.name in body["detail"] and models_dir not in ready.get_data(as_text=True)
+
+    held = current.test_client().get("/api/v1/ready")  # the last good copy of production itself
+    assert held.status_code == 200 and held.get_json()["model_version"] == "v2"
+
+    row = _valid_row(stale.extensions["model_holder"].get())
+    answer = stale.test_client().post("/api/v1/predict", json=row)
+    assert answer.status_code == 200 and answer.get_json()["model_version"] == "v1"
+    assert answer.headers["X-Model-Version"] == "v1" and answer.headers["X-Production-Version"] == "v2"
+    same = current.test_client().post("/api/v1/predict", json=row)
+    assert same.headers["X-Model-Version"] == same.headers["X-Production-Version"] == "v2"
+
+    page = stale.test_client().get("/monitoring").get_data(as_text=True)
+    assert 'data-testid="not-production"' in page and models_dir not in page
+    assert models_dir not in stale.test_client().get("/models").get_data(as_text=True)
+    with storage.session() as session:
+        alert = session.scalars(select(Alert).where(Alert.kind == "artifact")).one()
+        assert models_dir not in alert.message and models_dir not in str(alert.details)
+        assert artifacts[1].path.name in alert.message and "/ready 503" in alert.message
+        assert "keeps serving it" in alert.message
+
+
+def test_a_missing_artifact_is_named_without_its_server_path(tmp_path, artifacts):
+    app = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
+    register(app, artifacts[0])
+    models_dir = str(artifacts[0].path.parent)
+    artifacts[0].path.unlink()
+    client = app.test_client()
+
+    predicted = client.post("/api/v1/predict", json={"store": 1, "dept": 1, "date": "2012-11-02"})
+    assert predicted.status_code == 503
+    assert f"artifact {artifacts[0].path.name} does not exist" in predicted.get_json()["error"]
+    ready = client.get("/api/v1/ready")
+    assert ready.status_code == 503 and ready.get_json()["production_version"] == "v1"
+    for text in (
+        predicted.get_data(as_text=True),
+        ready.get_data(as_text=True),
+        client.get("/monitoring").get_data(as_text=True),
+        client.get("/models").get_data(as_text=True),
+    ):
+        assert models_dir not in text
+    with app.extensions["storage"].session() as session:
+        alert = session.scalars(select(Alert).where(Alert.kind == "artifact")).one()
+        assert models_dir not in alert.message and "does not exist" in alert.message

@@ -7,47 +7,12 @@ model_app serves, so the tests follow the model wherever the synthetic data puts
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
-
-@dataclass(frozen=True)
-class Known:
-    """Valid and invalid inputs for the served model, read from the model itself."""
-
-    store: int  # the first store
-    dept: int  # its first department
-    dept2: int  # its second department
-    other_store: int  # a store whose departments differ from `store`'s
-    other_depts: tuple[int, ...]
-    missing_dept: int  # a department of `store` that `other_store` has no history for (cold start)
-    unknown_store: int
-    week: str  # the first week the model forecasts (the week after its history)
-    last_week: str  # the last one (52 weeks after its history)
-    after: str  # the week after the last
-    before: str  # the model's origin: history, not forecastable
-
-    def weeks_after(self, n: int) -> str:
-        return (dt.date.fromisoformat(self.week) + dt.timedelta(weeks=n)).isoformat()
-
-    def days_before_week(self, n: int) -> str:
-        return (dt.date.fromisoformat(self.week) - dt.timedelta(days=n)).isoformat()
-
-    def fill(self, value: Any) -> Any:
-        """Replace "<name>" strings (in dicts and lists too) by this object's attribute `name`."""
-        if isinstance(value, dict):
-            return {k: self.fill(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.fill(v) for v in value]
-        if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
-            return getattr(self, value[1:-1])
-        return value
+from tests.helpers.known import Known
 
 
 @pytest.fixture
@@ -98,21 +63,6 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-@contextmanager
-def serve(app) -> Iterator[str]:
-    """Serve `app` with werkzeug in a thread on a free loopback port (browser tests); yields its base URL."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-
-
 @pytest.fixture
 def local_page(page):
     """A page that refuses (and records) any request leaving 127.0.0.1."""
@@ -135,7 +85,3 @@ def local_page(page):
     # validation answers are swapped in, and a promotion awaiting confirmation answers 409: not failures
     expected = ("status of 422", "status of 413", "status of 409")
     assert [e for e in errors if not any(x in e for x in expected)] == [], errors
-
-
-def wait_htmx(page):
-    page.wait_for_function("() => window.htmx !== undefined")

@@ -16,7 +16,8 @@ from app.factory import create_app
 from app.forecasting.features import feature_label
 from app.storage import PredictionLog
 from app.web.schemas import BatchResponse, ForecastResponse, PredictResponse
-from tests.conftest import make_test_app, register_production
+from tests.helpers.app import make_test_app
+from tests.helpers.registry import register_production
 
 ANY_ROW = {"store": 1, "dept": 1, "date": "2012-11-02"}  # for apps without a model: never predicted
 PREDICTION_KEYS = {
@@ -448,7 +449,7 @@ def test_model_and_features(client, forecaster):
     body = client.get("/api/v1/model").get_json()
     assert body["model_version"] == "v1" and body["kind"] == "hgb"
     assert body["origin"] == forecaster.origin.date().isoformat()
-    assert body["params"]["max_iter"] == 60  # tests/conftest.py's SMALL_TRAIN_PARAMS
+    assert body["params"]["max_iter"] == 60  # tests/helpers/training.py's SMALL_TRAIN_PARAMS
     assert body["backtest"]["baseline_wmae"] == pytest.approx(meta["backtest"]["baseline_wmae"])
     assert body["backtest"]["wmae"] == pytest.approx(meta["backtest"]["wmae"])
     assert body["training"]["start"] == meta["training_window"]["start"]

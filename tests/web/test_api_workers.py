@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.storage import PredictionLog
-from tests.conftest import make_test_app, register_production
-from tests.gunicorn_server import call, database_url, running
+from tests.helpers.app import make_test_app
+from tests.helpers.gunicorn import call, database_url, running
+from tests.helpers.registry import register_production
 
 log = logging.getLogger(__name__)
 ROWS = 100_000

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import serve, wait_htmx
+from tests.helpers.browser import serve, wait_htmx
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

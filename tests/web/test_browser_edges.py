@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from app.registry import versions
-from tests.conftest import make_test_app
-from tests.registry.conftest import ADMIN_TOKEN
-from tests.web.conftest import serve
+from tests.helpers.admin import ADMIN_TOKEN
+from tests.helpers.app import make_test_app
+from tests.helpers.browser import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

@@ -20,7 +20,7 @@ from app.loop.history import lineage_of, production_forecaster
 from app.monitoring import alerts
 from app.registry import versions
 from app.storage import ActualSale, PredictionLog
-from tests.web.test_pages import HTMX, post_form
+from tests.helpers.forms import HTMX, post_form
 
 jsonschema = pytest.importorskip("jsonschema")
 

@@ -14,17 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.storage import PredictionLog
-
-HTMX = {"HX-Request": "true"}
-
-
-def token(client, path: str = "/") -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def post_form(client, data: dict, headers: dict | None = None, path: str = "/"):
-    return client.post(path, data={"csrf_token": token(client, path), **data}, headers=headers or {})
+from tests.helpers.forms import HTMX, csrf_token, post_form
 
 
 def money(value: float) -> str:
@@ -228,7 +218,7 @@ def test_store_page_errors_inline(client, known):
 
 # batch
 def upload(client, text: str, headers: dict | None = None, name: str = "test.csv"):
-    data = {"csrf_token": token(client, "/batch"), "file": (io.BytesIO(text.encode()), name)}
+    data = {"csrf_token": csrf_token(client, "/batch"), "file": (io.BytesIO(text.encode()), name)}
     return client.post("/batch", data=data, content_type="multipart/form-data", headers=headers or {})
 
 
@@ -321,7 +311,7 @@ def test_batch_bad_files(client, known):
     big = "Store,Dept,Date\n" + f"{known.store},{known.dept},{known.week}\n" * 21
     response = upload(client, big)
     assert response.status_code == 413 and "at most 20 rows" in response.get_data(as_text=True)
-    response = client.post("/batch", data={"csrf_token": token(client, "/batch")})
+    response = client.post("/batch", data={"csrf_token": csrf_token(client, "/batch")})
     assert response.status_code == 422 and "Choose a CSV file" in response.get_data(as_text=True)
 
 

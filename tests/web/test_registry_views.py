@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from app.registry import runs, versions
-from tests.conftest import make_test_app
-from tests.registry.conftest import ADMIN_TOKEN, csrf_token, register
+from tests.helpers.admin import ADMIN_TOKEN
+from tests.helpers.app import make_test_app
+from tests.helpers.forms import csrf_token
+from tests.helpers.registry import register
 
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -129,7 +131,7 @@ def test_page_actions_need_csrf_and_the_token(two_versions):
 
     assert client.post("/models/action", data=form).status_code == 400  # no CSRF token
 
-    token = csrf_token(client)
+    token = csrf_token(client, "/models")
     response = client.post("/models/action", data={**form, "csrf_token": token, "token": "wrong"})
     assert response.status_code == 403 and "wrong admin token" in response.get_data(as_text=True)
     response = client.post("/models/action", data={**form, "csrf_token": token, "token": ""})

@@ -1,33 +1,11 @@
-"""Monitoring fixtures: apps on real SQLite files, prediction rows shaped like Prediction.to_dict()."""
+"""Prediction rows shaped like Prediction.to_dict(), for the prediction log and the monitoring on it."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
-import pytest
 
-from app.forecasting.data import COVARIATE_COLUMNS
-
-
-@pytest.fixture(scope="session")
-def covariate_frame(small_dataset) -> pd.DataFrame:
-    """Training rows with their covariates: what the reference is built from and windows are drawn like."""
-    sales = small_dataset.sales[["store", "dept", "date", "weekly_sales", "is_holiday"]]
-    covariates = small_dataset.features.drop(columns=["is_holiday"])
-    return sales.merge(covariates, on=["store", "date"], how="left")
-
-
-COVARIATES = COVARIATE_COLUMNS
-ADMIN_TOKEN = "monitoring-admin-token"
-ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def admin_headers(app) -> dict[str, str]:
-    """Give `app` an admin token (every write of actual sales needs one) and the header that carries it."""
-    app.config["STORECAST_ADMIN_TOKEN"] = ADMIN_TOKEN
-    return ADMIN_HEADERS
+from app.forecasting.data import COVARIATE_COLUMNS as COVARIATES
 
 
 def prediction_rows(frame: pd.DataFrame, *, version: str = "v1", horizon: int = 1) -> list[dict]:
@@ -76,9 +54,3 @@ def simple_predictions(n: int, *, store: int = 1, dept: int = 1, start: str = "2
         }
     )
     return prediction_rows(frame)
-
-
-def at(hours_ago: float = 0.0) -> dt.datetime:
-    from app.storage import utcnow
-
-    return utcnow() - dt.timedelta(hours=hours_ago)

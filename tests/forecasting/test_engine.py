@@ -16,8 +16,8 @@ from app.loop import publish
 from app.loop.history import rolled_production
 from app.loop.replay import week_csv
 from app.monitoring import actuals
-from tests.conftest import TINY_TRAIN_PARAMS
-from tests.loop.conftest import week_rows
+from tests.helpers.data import week_rows
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,7 @@ def test_publish_command_on_the_cluster_at_dask_scheduler_address(loop_app, tmp_
     _publish_on_dask(loop_app, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("STORECAST_SLOW"), reason="set STORECAST_SLOW=1 (own cluster)")
 def test_publish_command_on_an_embedded_cluster(loop_app, tmp_path):
     loop_app.config["DASK_WORKERS"] = 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.registry import runs, versions
-from tests.registry.conftest import register
+from tests.helpers.registry import register
 
 
 def invoke(app, *args):

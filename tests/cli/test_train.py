@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
-from tests.conftest import TINY_TRAIN_PARAMS, make_test_app
+from tests.helpers.app import make_test_app
+from tests.helpers.training import TINY_TRAIN_PARAMS
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.paths import REPO_ROOT
 
 FLASK = Path(sys.executable).with_name("flask")
 

@@ -11,15 +11,16 @@ from app.monitoring import actuals, alerts
 from app.monitoring.drift_report import drift_check
 from app.monitoring.prediction_log import log_predictions
 from app.storage import Alert, DriftResult, PerformanceSnapshot
-from tests.monitoring.conftest import at, simple_predictions
+from tests.helpers.clock import at
+from tests.helpers.predictions import simple_predictions
 
 
 @pytest.fixture
 def busy_app(mon_app, small_dataset, covariate_frame):
     """Requests, predictions, a drift report, performance snapshots and an open alert."""
     from app.monitoring.drift import reference_from_dataset
-    from tests.monitoring.conftest import prediction_rows
-    from tests.monitoring.test_drift import shifted
+    from tests.helpers.drift import shifted
+    from tests.helpers.predictions import prediction_rows
 
     client = mon_app.test_client()
     for _ in range(5):

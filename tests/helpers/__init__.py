@@ -1,0 +1,1 @@
+"""Plain helpers the tests import by name; fixtures and hooks stay in the conftest.py files."""
