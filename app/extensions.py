@@ -16,7 +16,7 @@ from app.forecasting.forecaster import Forecaster
 from app.jobs.tasks import JobContext
 from app.monitoring.alerts import open_artifact_alert
 from app.monitoring.request_log import RequestLogBuffer
-from app.registry import mlflow_mirror, versions
+from app.registry import lineage, mlflow_mirror
 from app.registry.registration import register_trained
 from app.serving.holder import ModelHolder, ModelUnavailable
 from app.storage import Storage, statement_limits
@@ -60,7 +60,7 @@ def jobs() -> JobContext:
 def staleness() -> dict[str, Any] | None:
     """Whether production's data ends STALE_AFTER_WEEKS or more before the newest actuals (None: no model)."""
     config = current_app.config
-    return versions.staleness(storage(), config["MODEL_NAME"], int(config["STALE_AFTER_WEEKS"]))
+    return lineage.staleness(storage(), config["MODEL_NAME"], int(config["STALE_AFTER_WEEKS"]))
 
 
 def production_or_none() -> Forecaster | None:

@@ -10,7 +10,7 @@ from app import extensions
 from app.forecasting.data import DataError, Dataset
 from app.forecasting.synthetic import load_or_generate
 from app.registry import data_source, versions
-from app.registry.retrain import dataset_with_actuals
+from app.registry.actual_history import dataset_with_actuals
 
 DATA_HELP = "directory with the Kaggle CSVs (default: STORECAST_DATA, else the synthetic dataset)"
 DATA_REFUSED_EXIT = 4

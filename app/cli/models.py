@@ -23,10 +23,10 @@ from app.forecasting.data import DataError
 from app.forecasting.estimators import KINDS
 from app.forecasting.synthetic import load_or_generate
 from app.forecasting.training import limit_training_threads
-from app.registry import data_source, gate, versions
+from app.registry import data_source, gate, lineage, versions
+from app.registry.actual_history import dataset_with_actuals
 from app.registry.experiment import run_experiment
-from app.registry.retrain import dataset_with_actuals
-from app.registry.runs import get_run, list_runs
+from app.registry.training_runs import get_training_run, list_training_runs
 
 runs_cli = SchemaGroup("runs", help="Training, backtest and experiment runs.")
 models_cli = SchemaGroup("models", help="Registered model versions and their stages.")
@@ -49,7 +49,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 @click.option("--type", "run_type", type=click.Choice(["train", "backtest", "experiment"]), default=None)
 def runs_list(limit: int, run_type: str | None) -> None:
     """The newest runs: type, model, status, data window, WMAE, duration."""
-    rows = list_runs(extensions.storage(), limit=limit, run_type=run_type)
+    rows = list_training_runs(extensions.storage(), limit=limit, run_type=run_type)
     if not rows:
         click.echo("no runs yet: `flask train`, `flask backtest` or `flask experiment` records one")
         return
@@ -73,7 +73,7 @@ def runs_list(limit: int, run_type: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole run as JSON.")
 def runs_show(run_id: int, as_json: bool) -> None:
     """Everything recorded about one run."""
-    run = get_run(extensions.storage(), run_id)
+    run = get_training_run(extensions.storage(), run_id)
     if run is None:
         raise click.ClickException(f"run {run_id} does not exist")
     if as_json:
@@ -187,7 +187,7 @@ def models_check_data(data_dir: str | None) -> None:
     """
     dataset = load_dataset(data_dir)
     recorded = require_deployment_data(dataset, data_dir)
-    check = versions.check_data(extensions.storage(), _name(), dataset.lineage(), dataset.source)
+    check = lineage.check_data(extensions.storage(), _name(), dataset.lineage(), dataset.source)
     if check["status"] == "different":
         raise DataRefused(
             f"{check['message']}: nothing was trained. "

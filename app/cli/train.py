@@ -26,8 +26,8 @@ from app.forecasting.forecaster import ForecastError
 from app.forecasting.training import limit_training_threads, save_model, train
 from app.jsonable import jsonable
 from app.registry import versions
-from app.registry.retrain import dataset_with_actuals
-from app.registry.runs import track_run
+from app.registry.actual_history import dataset_with_actuals
+from app.registry.training_runs import track_run
 
 
 def _date(value: str | None, option: str) -> pd.Timestamp | None:

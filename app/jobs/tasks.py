@@ -31,7 +31,7 @@ from app.loop import history, publish, retrain, weekly
 from app.monitoring import alerts, drift, drift_report, performance, retention, webhook
 from app.monitoring.request_log import RequestLogBuffer
 from app.registry import data_source
-from app.registry.retrain import dataset_with_actuals
+from app.registry.actual_history import dataset_with_actuals
 from app.serving.holder import ModelHolder, ModelUnavailable
 from app.storage import JobRun, ModelVersion, Storage, batch_statements, production_row, utcnow
 
@@ -218,7 +218,7 @@ def run_retention(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:
     with ctx.storage.session() as session:
         result = retention.apply_retention(session, ctx.config, now)
     weeks = int(ctx.config.get("FORECAST_RUN_RETENTION_WEEKS") or 0)
-    return {**result, "forecast_runs_deleted": publish.prune_runs(ctx.storage, weeks)}
+    return {**result, "forecast_runs_deleted": publish.prune_forecast_runs(ctx.storage, weeks)}
 
 
 def run_webhook(ctx: JobContext, now: dt.datetime) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from app.forecasting.engine import ModelSource
 from app.forecasting.forecaster import Forecaster
 from app.monitoring.actual_features import features_frame
 from app.registry import versions
-from app.registry.retrain import actuals_frame
+from app.registry.actual_history import actuals_frame
 from app.storage import ActualFeature, ActualSale, Storage
 
 

@@ -4,7 +4,7 @@ A run is computed once, stored (forecast_runs, forecast_rows) and then only read
 forecasts and the lag scoring all come from the stored rows, so what was published is what is judged.
 There is one run per (data week, model version) (a unique index): a second publish of the same week
 returns the stored run, however many processes publish at once; only `force` replaces it. "The latest
-run" means one thing everywhere: the newest run of the registry's production version (latest_run).
+run" means one thing everywhere: the newest run of the registry's production version (latest_forecast_run).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def publish(
     `source` (history.rolled_production) lets Dask workers load the registered artifact themselves.
     """
     version, through = str(forecaster.version), forecaster.data_through
-    if not force and (existing := find_run(storage, through, version)) is not None:
+    if not force and (existing := find_forecast_run(storage, through, version)) is not None:
         return _kept(existing)
     started = time.perf_counter()
     frame = forecast_run(forecaster, weeks, engine, source)
@@ -125,7 +125,7 @@ def publish(
             published = _store(storage, forecaster, frame, weeks, now or utcnow(), started, force)
             break
         except IntegrityError:  # another publish stored this week first
-            if not force and (existing := find_run(storage, through, version)) is not None:
+            if not force and (existing := find_forecast_run(storage, through, version)) is not None:
                 return _kept(existing)
             conflicts += 1  # a forced publish racing another one; anything else is no race: raise
             if conflicts > 3 or time.monotonic() > deadline:
@@ -133,7 +133,7 @@ def publish(
         except OperationalError as error:  # the database is busy writing another run: wait for it
             if not is_transient_database_error(error) or time.monotonic() > deadline:
                 raise
-            if not force and (existing := find_run(storage, through, version)) is not None:
+            if not force and (existing := find_forecast_run(storage, through, version)) is not None:
                 return _kept(existing)
             log.info("database busy while storing the run of %s (%s): retrying", through, version)
         time.sleep(0.2)
@@ -237,7 +237,7 @@ def _bulk_insert(connection: Connection, run_id: int, frame: pd.DataFrame) -> No
         )
 
 
-def prune_runs(storage: Storage, retention_weeks: int) -> list[int]:
+def prune_forecast_runs(storage: Storage, retention_weeks: int) -> list[int]:
     """Delete the runs whose every forecast week (data_through + horizon) lies more than `retention_weeks`
     weeks before the newest run's data_through; their ids (0 weeks: keep every run).
 
@@ -268,20 +268,20 @@ def prune_runs(storage: Storage, retention_weeks: int) -> list[int]:
     return old
 
 
-def list_runs(storage: Storage, limit: int = 50) -> list[PublishedRun]:
+def list_forecast_runs(storage: Storage, limit: int = 50) -> list[PublishedRun]:
     """Every version's runs, newest first (the runs page labels each with its model version)."""
     with storage.session() as session:
         runs = session.scalars(select(ForecastRun).order_by(ForecastRun.id.desc()).limit(limit))
         return [_published(run) for run in runs]
 
 
-def get_run(storage: Storage, run_id: int) -> PublishedRun | None:
+def get_forecast_run(storage: Storage, run_id: int) -> PublishedRun | None:
     with storage.session() as session:
         run = get_row(session, ForecastRun, run_id)
         return _published(run) if run is not None else None
 
 
-def find_run(storage: Storage, data_through: dt.date, model_version: str) -> PublishedRun | None:
+def find_forecast_run(storage: Storage, data_through: dt.date, model_version: str) -> PublishedRun | None:
     """The run of one data week by one model version (there is at most one)."""
     with storage.session() as session:
         run = session.scalars(
@@ -292,7 +292,7 @@ def find_run(storage: Storage, data_through: dt.date, model_version: str) -> Pub
         return _published(run) if run is not None else None
 
 
-def latest_run(storage: Storage, model_name: str) -> PublishedRun | None:
+def latest_forecast_run(storage: Storage, model_name: str) -> PublishedRun | None:
     """The plan of record: the newest run (by data week) of the registry's production version.
 
     Every page, CSV, API answer and job that means "the latest run" reads this, so after a promotion
@@ -323,7 +323,9 @@ def _rows_query(run_id: int, store: int | None = None, dept: int | None = None) 
     return query.order_by(table.c.store, table.c.dept, table.c.week)
 
 
-def run_rows(storage: Storage, run_id: int, store: int | None = None, dept: int | None = None) -> list[dict]:
+def forecast_run_rows(
+    storage: Storage, run_id: int, store: int | None = None, dept: int | None = None
+) -> list[dict]:
     """The stored rows of a run (one series when store and dept are given), by store, dept and week."""
     with storage.engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(_rows_query(run_id, store, dept))]
@@ -343,7 +345,7 @@ def _csv_text(rows: Iterable[Mapping[str, Any]], header: bool = False) -> str:
 
 
 def csv_lines(rows: list[dict]) -> Iterator[str]:
-    """Rows already read (run_rows) as CSV text, header first (Store,Dept,Date,lag,prediction,...)."""
+    """Rows already read (forecast_run_rows) as CSV text, header first (Store,Dept,Date,lag,...)."""
     yield _csv_text([], header=True)
     for start in range(0, len(rows), CSV_CHUNK_ROWS):
         yield _csv_text(rows[start : start + CSV_CHUNK_ROWS])

@@ -29,7 +29,7 @@ from app.loop import accuracy, retrain, weekly
 from app.loop.history import lineage_of, production_forecaster, roll_forward
 from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log
 from app.registry import experiment
-from app.registry.retrain import dataset_with_actuals
+from app.registry.actual_history import dataset_with_actuals
 from app.storage import Alert, ForecastRow, ForecastRun, Storage
 
 log = logging.getLogger(__name__)

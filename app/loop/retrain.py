@@ -25,7 +25,7 @@ from app.forecasting.holdout import actual_rows, forecast_actuals, wmae
 from app.forecasting.panel import Panel
 from app.forecasting.training import train
 from app.registry import experiment, versions
-from app.registry.runs import track_run
+from app.registry.training_runs import track_run
 from app.storage import Storage
 
 log = logging.getLogger(__name__)

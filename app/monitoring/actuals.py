@@ -32,7 +32,7 @@ from app.forecasting import calendar, inputs
 from app.forecasting import data as loader
 from app.forecasting.calendar import is_holiday_week
 from app.limits import MAX_DETAILS, InputRejected, cap_details, csv_header
-from app.registry.versions import production_lineage
+from app.registry.lineage import production_lineage
 from app.storage import ActualSale, ActualSaleCorrection, utcnow
 
 log = logging.getLogger(__name__)

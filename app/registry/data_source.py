@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.forecasting.data import Dataset
-from app.registry import experiment, versions
+from app.registry import experiment, lineage, versions
 from app.storage import DataSource, Storage, production_row
 
 log = logging.getLogger(__name__)
@@ -174,13 +174,13 @@ def _from_production(storage: Storage, name: str) -> tuple[Source | None, str]:
         row = production_row(session, name)
         if row is None:
             return None, ""
-        lineage, source = versions.data_of(session, row)
+        data_lineage, source = lineage.data_of(session, row)
         label = f"v{row.version}"
-    base = versions.base_source(source)
+    base = lineage.base_source(source)
     if not base:
         return None, ""
     kind = SYNTHETIC if base.startswith("synthetic(") else DIRECTORY
-    return Source(kind, base, lineage), f"the data of production {label}"
+    return Source(kind, base, data_lineage), f"the data of production {label}"
 
 
 def ensure(

@@ -28,8 +28,8 @@ from app.forecasting.data import Dataset
 from app.forecasting.estimators import KINDS
 from app.forecasting.holdout import HOLDOUT_WEEKS
 from app.forecasting.training import save_model, train
-from app.registry import versions
-from app.registry.runs import track_run
+from app.registry import lineage, versions
+from app.registry.training_runs import track_run
 from app.storage import Run, Storage
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def run_experiment(
         "models": list(kinds),
     }
     production = versions.production_version(storage, model_name)
-    data_check = versions.check_data(storage, model_name, dataset.lineage(), dataset.source)
+    data_check = lineage.check_data(storage, model_name, dataset.lineage(), dataset.source)
     data_changed = data_check["status"] == "different"  # production's data is not this: no gate
 
     candidates = [
@@ -323,7 +323,7 @@ def run_experiment(
         result.decision = (
             f"{best.kind} registered as {label} in staging, not compared: production "
             f"v{production['version']} was trained on other data "
-            f"({versions.source_name(data_check['production_source'])})"
+            f"({lineage.source_name(data_check['production_source'])})"
         )
     elif production_wmae is None:
         result.decision = (

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from app.registry import versions
-from app.registry.runs import record_trained_artifact
+from app.registry.training_runs import record_trained_artifact
 from app.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -121,7 +121,7 @@ def accuracy_charts(storage: Storage, lineage: str | None) -> dict[str, str]:
 
 def lag_accuracy_context(storage: Storage, forecaster: Any | None, model_name: str) -> dict[str, Any]:
     """The monitoring page's "Accuracy by lag" section (empty figures without a production model)."""
-    latest = publish.latest_run(storage, model_name)
+    latest = publish.latest_forecast_run(storage, model_name)
     if forecaster is None:
         return {"lag": {"buckets": [], "charts": {}, "lineage": None, "latest_run": latest, "model": None}}
     lineage = lineage_of(forecaster)
@@ -160,7 +160,7 @@ def lag_gauges(storage: Storage, forecaster: Any | None, model_name: str) -> lis
         for bucket in buckets:
             if bucket["rows"]:
                 gauges.append((name, help_text, {"bucket": bucket["bucket"]}, bucket[key]))
-    latest = publish.latest_run(storage, model_name)
+    latest = publish.latest_forecast_run(storage, model_name)
     gauges += [
         (
             "storecast_forecast_run_data_through",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.registry import runs, versions
+from app.registry import training_runs, versions
 from tests.helpers.registry import register
 
 
@@ -14,10 +14,12 @@ def invoke(app, *args):
 def test_runs_list_and_show(registry_app, small_dataset):
     storage = registry_app.extensions["storage"]
     assert "no runs yet" in invoke(registry_app, "runs", "list").output
-    with runs.track_run(storage, "backtest", "rf", params={"folds": 2}, dataset=small_dataset) as run:
+    with training_runs.track_run(
+        storage, "backtest", "rf", params={"folds": 2}, dataset=small_dataset
+    ) as run:
         run.log_metrics({"wmae": 1234.5, "by_bucket": {"1-4": {"wmae": 1000.0}}})
-    failed = runs.start_run(storage, "train", "hgb")
-    runs.fail_run(storage, failed, "DataError: train.csv, line 3: bad date")
+    failed = training_runs.start_run(storage, "train", "hgb")
+    training_runs.fail_run(storage, failed, "DataError: train.csv, line 3: bad date")
 
     listed = invoke(registry_app, "runs", "list")
     assert listed.exit_code == 0
@@ -85,7 +87,7 @@ def test_experiment_command(registry_app, small_dataset, tmp_path):
     assert "naive" in result.output and "linear" in result.output and "WMAE" in result.output
     assert "in production (there was no production model)" in result.output
     storage = registry_app.extensions["storage"]
-    assert len(runs.list_runs(storage, run_type="experiment")) == 2
+    assert len(training_runs.list_training_runs(storage, run_type="experiment")) == 2
     assert versions.production_version(storage, "storecast") is not None
     bad = invoke(registry_app, "experiment", "--data", str(data), "--models", "nope")
     assert bad.exit_code != 0 and "unknown model kind" in bad.output

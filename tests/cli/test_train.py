@@ -101,7 +101,7 @@ def test_errors_are_one_line_messages(cli_app, args, message):
 
 
 def test_backtest_is_recorded_as_a_run(cli_app, data_dir):
-    from app.registry.runs import list_runs
+    from app.registry.training_runs import list_training_runs
 
     args = [
         "backtest",
@@ -116,7 +116,7 @@ def test_backtest_is_recorded_as_a_run(cli_app, data_dir):
     ]
     result = cli_app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 0, result.output
-    (run,) = list_runs(cli_app.extensions["storage"], run_type="backtest")
+    (run,) = list_training_runs(cli_app.extensions["storage"], run_type="backtest")
     assert run["status"] == "finished" and run["model_kind"] == "naive"
     assert run["metrics"]["wmae"] > 0 and run["params"]["horizon"] == 8
 

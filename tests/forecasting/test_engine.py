@@ -47,7 +47,7 @@ def test_the_dask_run_equals_the_in_process_run(loop_app, small_dataset, held_ba
     pd.testing.assert_frame_equal(distributed, local, check_exact=False, rtol=1e-9)
 
     run = publish.publish(storage, forecaster, engine=engine, source=source)
-    stored = pd.DataFrame(publish.run_rows(storage, run.id))
+    stored = pd.DataFrame(publish.forecast_run_rows(storage, run.id))
     assert run.rows == len(local) and run.series == len(local) // 52
     ordered = local.sort_values(["store", "dept", "lag"]).reset_index(drop=True)
     np.testing.assert_allclose(stored["prediction"], ordered["prediction"], rtol=1e-9)
@@ -103,7 +103,7 @@ def _publish_on_dask(app, tmp_path) -> None:
     result = app.test_cli_runner().invoke(args=["forecast", "publish", "--engine", "dask", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "on dask" in result.output
-    run = publish.latest_run(app.extensions["storage"], app.config["MODEL_NAME"])
+    run = publish.latest_forecast_run(app.extensions["storage"], app.config["MODEL_NAME"])
     assert len(pd.read_csv(out)) == run.rows == int(run.series) * 52
 
 

@@ -11,7 +11,7 @@ from app.forecasting.panel import Panel
 from app.loop.history import production_forecaster, roll_forward
 from app.loop.replay import week_csv
 from app.monitoring import actuals
-from app.registry.retrain import actuals_frame
+from app.registry.actual_history import actuals_frame
 from tests.helpers.data import week_rows
 
 

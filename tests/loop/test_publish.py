@@ -31,7 +31,7 @@ def test_a_run_stores_52_weeks_for_every_series_and_its_csv_equals_the_rows(loop
     storage = loop_app.extensions["storage"]
     forecaster = production_forecaster(storage, loop_app.config["MODEL_NAME"])
     run = publish.publish(storage, forecaster)
-    rows = publish.run_rows(storage, run.id)
+    rows = publish.forecast_run_rows(storage, run.id)
     series = int(forecaster.state.has_history.sum())
     assert run.series == series and run.rows == len(rows) == series * 52
     assert run.data_through == forecaster.data_through and run.model_version == forecaster.version
@@ -81,7 +81,7 @@ def test_a_run_csv_streams_in_chunks_of_whole_rows_and_gives_its_connection_back
     chunks = list(publish.RunCsv(storage, run.id))
     assert len(chunks) == 1 + -(-run.rows // 100)  # the header, then 100 rows at a time
     assert all(chunk.endswith("\n") for chunk in chunks)
-    assert "".join(chunks) == "".join(publish.csv_lines(publish.run_rows(storage, run.id)))
+    assert "".join(chunks) == "".join(publish.csv_lines(publish.forecast_run_rows(storage, run.id)))
     assert storage.engine.pool.checkedout() == 0
 
     stopped = publish.RunCsv(storage, run.id)  # a client that goes away after the first rows
@@ -125,20 +125,20 @@ def test_the_retention_job_deletes_runs_whose_weeks_are_all_past_the_retention(l
     gone = _old_run(storage, newest, 52 + 11)  # its last forecast week: 11 weeks before the newest run's
     kept = _old_run(storage, newest, 52 + 10)  # ... 10 weeks before: still within 10 weeks
     loop_app.config["FORECAST_RUN_RETENTION_WEEKS"] = 0
-    assert publish.prune_runs(storage, 0) == []
+    assert publish.prune_forecast_runs(storage, 0) == []
     assert JOBS["retention"](loop_app.extensions["jobs"], dt.datetime.now())["forecast_runs_deleted"] == []
 
     loop_app.config["FORECAST_RUN_RETENTION_WEEKS"] = 10
     assert JOBS["retention"](loop_app.extensions["jobs"], dt.datetime.now())["forecast_runs_deleted"] == [
         gone
     ]
-    assert [run.id for run in publish.list_runs(storage)] == sorted([newest.id, kept], reverse=True)
+    assert [run.id for run in publish.list_forecast_runs(storage)] == sorted([newest.id, kept], reverse=True)
     with storage.session() as session:
         counts = dict(
             session.execute(select(ForecastRow.run_id, func.count()).group_by(ForecastRow.run_id)).all()
         )
     assert counts == {newest.id: newest.rows, kept: 1}
-    assert publish.prune_runs(storage, 10) == []  # idempotent
+    assert publish.prune_forecast_runs(storage, 10) == []  # idempotent
 
 
 def test_publish_command_writes_the_run_as_csv(loop_app, tmp_path):
@@ -146,13 +146,13 @@ def test_publish_command_writes_the_run_as_csv(loop_app, tmp_path):
     result = loop_app.test_cli_runner().invoke(args=["forecast", "publish", "--out", str(out)])
     assert result.exit_code == 0, result.output
     storage = loop_app.extensions["storage"]
-    run = publish.latest_run(storage, loop_app.config["MODEL_NAME"])
+    run = publish.latest_forecast_run(storage, loop_app.config["MODEL_NAME"])
     assert f"forecast run {run.id}" in result.output
     written = pd.read_csv(out)
     assert len(written) == run.rows
     with storage.session() as session:  # the training data's own last week is not an ingested week
         assert alerts.open_alerts(session, "data_quality") == []
-    assert out.read_text() == "".join(publish.csv_lines(publish.run_rows(storage, run.id)))
+    assert out.read_text() == "".join(publish.csv_lines(publish.forecast_run_rows(storage, run.id)))
 
 
 def test_publish_command_without_a_model_says_so(app):
@@ -236,7 +236,7 @@ def test_force_replaces_the_weeks_run_and_readers_never_see_a_mix(loop_app, monk
     assert len(old) == first.rows and old["lag"].max() == 52
     new = pd.read_csv(io.StringIO("".join(publish.RunCsv(storage, first.id))))
     assert len(new) == replaced.rows and new["lag"].max() == 4
-    assert publish.get_run(storage, first.id).horizon == 4
+    assert publish.get_forecast_run(storage, first.id).horizon == 4
 
 
 def test_another_versions_run_of_the_same_week_is_its_own(loop_app):
@@ -266,14 +266,14 @@ def test_two_publish_commands_at_once_store_one_run(loop_app, tmp_path):
         outputs.append(output)
         assert command.returncode == 0, output
     storage = loop_app.extensions["storage"]
-    runs = publish.list_runs(storage)
+    runs = publish.list_forecast_runs(storage)
     assert len(runs) == 1 and _run_count(storage) == (1, runs[0].rows)
     assert sum("kept it, nothing new stored" in output for output in outputs) == 1, outputs
     assert "Traceback" not in "".join(outputs)
 
     forced = loop_app.test_cli_runner().invoke(args=["forecast", "publish", "--force"])
     assert forced.exit_code == 0 and "replacing the week's previous run" in forced.output
-    assert [run.id for run in publish.list_runs(storage)] == [runs[0].id]
+    assert [run.id for run in publish.list_forecast_runs(storage)] == [runs[0].id]
 
 
 def _big_run(storage, forecaster, rows: int) -> publish.PublishedRun:
@@ -295,7 +295,7 @@ def _big_run(storage, forecaster, rows: int) -> publish.PublishedRun:
         session.flush()
         publish._bulk_insert(session.connection(), run.id, frame)
         run_id = run.id
-    return publish.get_run(storage, run_id)
+    return publish.get_forecast_run(storage, run_id)
 
 
 def test_a_kill_during_out_leaves_the_previous_file_or_none(loop_app, tmp_path):

@@ -49,7 +49,7 @@ def test_an_eight_week_replay_publishes_scores_and_retrains_through_the_gate(app
     count = write_forecasts(storage, out)
     frame = pd.read_csv(io.StringIO(out.getvalue()))
     assert list(frame.columns) == FORECASTS_HEADER and len(frame) == count
-    assert count == sum(run.rows for run in publish.list_runs(storage))
+    assert count == sum(run.rows for run in publish.list_forecast_runs(storage))
     assert sorted(frame["run_week"].unique()) == [w["week"] for w in weeks]
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.monitoring import actuals, performance
 from app.monitoring.prediction_log import log_predictions
-from app.registry import runs, versions
+from app.registry import training_runs, versions
 from app.storage import ActualSale, Run
 from tests.helpers.admin import admin_headers
 from tests.helpers.clock import at
@@ -23,7 +23,7 @@ CSV = "Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,1000,FALSE\n1,1,20
 def register(app, lineage: str, *, data_end: dt.date | None = None, stage: str | None = None) -> dict:
     """A version trained on `lineage` (production when it is the first, or when `stage` says so)."""
     storage = app.extensions["storage"]
-    run_id = runs.start_run(storage, "train", "hgb", data_source=f"data-{lineage[0]}")
+    run_id = training_runs.start_run(storage, "train", "hgb", data_source=f"data-{lineage[0]}")
     if data_end is not None:
         with storage.session() as session:
             session.get(Run, run_id).data_end = data_end

@@ -16,7 +16,7 @@ from app.cli.data import DATA_REFUSED_EXIT
 from app.cli.models import NO_PRODUCTION_EXIT
 from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
 from app.jobs import tasks
-from app.registry import data_source, runs, versions
+from app.registry import data_source, lineage, training_runs, versions
 from tests.helpers.app import make_test_app
 from tests.helpers.training import TINY_TRAIN_PARAMS
 
@@ -60,7 +60,7 @@ def test_the_first_train_records_the_data_and_other_data_is_refused(app, data_di
     on_file = json.loads(Path(app.config["DATA_SOURCE_FILE"]).read_text())
     assert on_file["source"] == str(first) and on_file["lineage"] == recorded.lineage
 
-    run_count = len(runs.list_runs(storage))
+    run_count = len(training_runs.list_training_runs(storage))
     for args in (("--data", second), ()):  # another directory, and no data at all (the synthetic default)
         refused = invoke(app, "train", *args, "--model", "naive")
         assert refused.exit_code == DATA_REFUSED_EXIT, refused.output
@@ -69,7 +69,7 @@ def test_the_first_train_records_the_data_and_other_data_is_refused(app, data_di
         assert f"pass --data {first}" in refused.output
     assert f"`flask models switch-data --data {second}`" in invoke(app, "train", "--data", second).output
     assert "`flask models switch-data --synthetic`" in invoke(app, "train").output
-    assert _stages(app) == {1: "production"} and len(runs.list_runs(storage)) == run_count
+    assert _stages(app) == {1: "production"} and len(training_runs.list_training_runs(storage)) == run_count
 
     again = invoke(app, "train", "--data", first, "--model", "naive")
     assert again.exit_code == 0, again.output
@@ -107,8 +107,7 @@ def test_the_switch_trains_the_new_data_and_archives_the_old_versions_with_the_r
         assert archived["reason"].startswith("data switched by sam at ")
         assert archived["reason"].endswith(f": {first.name} -> {second.name}")  # names, not server paths
     assert (
-        versions.production_lineage(storage, NAME)
-        == generate_dataset(seed=8, n_stores=4, n_depts=6).lineage()
+        lineage.production_lineage(storage, NAME) == generate_dataset(seed=8, n_stores=4, n_depts=6).lineage()
     )
     assert data_source.recorded(storage, NAME).source == str(second)
     assert json.loads(Path(app.config["DATA_SOURCE_FILE"]).read_text())["source"] == str(second)

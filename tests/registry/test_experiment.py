@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.registry import experiment, runs, versions
+from app.registry import experiment, training_runs, versions
 from tests.helpers.registry import register
 from tests.helpers.training import SMALL_TRAIN_PARAMS
 
@@ -28,8 +28,10 @@ def run(app, dataset, kinds, margin=0.01):
 
 def test_the_gate_refuses_a_worse_challenger(registry_app, small_dataset, small_artifact):
     storage = registry_app.extensions["storage"]
-    run_id = runs.start_run(storage, "train", "hgb", params={"model_params": SMALL_TRAIN_PARAMS})
-    runs.finish_run(storage, run_id, artifact_path=small_artifact.path, artifact_sha256=small_artifact.sha256)
+    run_id = training_runs.start_run(storage, "train", "hgb", params={"model_params": SMALL_TRAIN_PARAMS})
+    training_runs.finish_run(
+        storage, run_id, artifact_path=small_artifact.path, artifact_sha256=small_artifact.sha256
+    )
     production = versions.register_version(
         storage,
         NAME,
@@ -50,7 +52,7 @@ def test_the_gate_refuses_a_worse_challenger(registry_app, small_dataset, small_
     assert versions.production_version(storage, NAME)["version"] == 1
     assert "not promoted" in result.decision
     # naive candidate, hgb production baseline (same backtest), and the naive training: three runs
-    recorded = runs.list_runs(storage, limit=10)
+    recorded = training_runs.list_training_runs(storage, limit=10)
     kinds = sorted((r["run_type"], r["model_kind"], r["params"].get("role")) for r in recorded[:3])
     assert kinds == [
         ("experiment", "hgb", "production-baseline v1"),
@@ -77,7 +79,7 @@ def test_the_gate_promotes_a_better_challenger(registry_app, small_dataset, arti
     assert change["to_stage"] == "production" and change["reason"].startswith("experiment gate:")
     assert versions.get_version(storage, NAME, 1)["stage"] == "archived"
     # the registered version carries the experiment's backtest and points at its training run
-    trained = runs.get_run(storage, result.version["run_id"])
+    trained = training_runs.get_training_run(storage, result.version["run_id"])
     assert trained["run_type"] == "train" and trained["artifact_sha256"] == result.version["artifact_sha256"]
     assert result.version["metrics"]["wmae"] == pytest.approx(result.best.wmae)
     # the new production version serves
@@ -104,7 +106,7 @@ def test_a_failing_candidate_is_recorded_and_the_rest_still_compete(registry_app
         by="tests",
     )
     assert result.best is None and result.version is None
-    failed = runs.list_runs(storage)
+    failed = training_runs.list_training_runs(storage)
     assert len(failed) == 2 and all(r["status"] == "failed" and r["error"] for r in failed)
     assert "failed" in result.format_table()
 

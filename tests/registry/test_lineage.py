@@ -7,7 +7,7 @@ import datetime as dt
 
 from app.forecasting.synthetic import generate_dataset
 from app.monitoring import actuals
-from app.registry import experiment, runs, versions
+from app.registry import experiment, lineage, training_runs, versions
 from app.storage import ActualSale, Run
 from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.app import make_test_app
@@ -65,14 +65,14 @@ def test_a_new_version_goes_to_staging_whatever_its_data(registry_app, storage, 
     assert history[("v3", "staging")] == (
         f"flask train; trained on other data than production v1: walmart (lineage {LINEAGE_B})"
     )
-    assert versions.production_lineage(storage, NAME) == LINEAGE_A
+    assert lineage.production_lineage(storage, NAME) == LINEAGE_A
 
 
 def test_check_data_statuses(registry_app, storage, artifacts, tmp_path):
-    assert versions.check_data(storage, NAME, LINEAGE_A, "x")["status"] == "no-production"
+    assert lineage.check_data(storage, NAME, LINEAGE_A, "x")["status"] == "no-production"
     _register(registry_app, artifacts[0], LINEAGE_A, "/data/walmart")
-    assert versions.check_data(storage, NAME, LINEAGE_A, "/data/walmart")["status"] == "same"
-    different = versions.check_data(storage, NAME, LINEAGE_B, "synthetic(seed=0)")
+    assert lineage.check_data(storage, NAME, LINEAGE_A, "/data/walmart")["status"] == "same"
+    different = lineage.check_data(storage, NAME, LINEAGE_B, "synthetic(seed=0)")
     assert different["status"] == "different" and different["production"] == "v1"
     assert "/data/walmart" in different["message"] and LINEAGE_B in different["message"]
 
@@ -83,14 +83,16 @@ def test_a_version_registered_before_lineages_is_judged_by_its_run_source(tmp_pa
     storage = app.extensions["storage"]
     legacy = tmp_path / "legacy.joblib"  # no metadata sidecar either
     legacy.write_bytes(small_artifact.path.read_bytes())
-    run_id = runs.start_run(storage, "train", "hgb", data_source="synthetic(seed=0, n_stores=45, n_depts=81)")
+    run_id = training_runs.start_run(
+        storage, "train", "hgb", data_source="synthetic(seed=0, n_stores=45, n_depts=81)"
+    )
     versions.register_version(
         storage, NAME, artifact_path=legacy, artifact_sha256=small_artifact.sha256, model_kind="hgb",
         run_id=run_id, by="tests",
     )  # fmt: skip
-    check = versions.check_data(storage, NAME, LINEAGE_B, "/work/shared/data/walmart")
+    check = lineage.check_data(storage, NAME, LINEAGE_B, "/work/shared/data/walmart")
     assert check["status"] == "different" and check["production_lineage"] is None
-    assert versions.check_data(storage, NAME, LINEAGE_B, "synthetic(seed=0, n_stores=45, n_depts=81)")[
+    assert lineage.check_data(storage, NAME, LINEAGE_B, "synthetic(seed=0, n_stores=45, n_depts=81)")[
         "status"
     ] == "same"  # fmt: skip
 
@@ -106,13 +108,13 @@ def test_an_experiment_on_other_data_stays_in_staging_without_the_gate(registry_
     assert not result.promoted and result.version["stage"] == "staging"
     assert "other data" in result.decision
     assert [c.role for c in result.candidates] == ["candidate"]  # no baseline of another dataset's model
-    assert versions.production_lineage(storage, NAME) != other.lineage()
+    assert lineage.production_lineage(storage, NAME) != other.lineage()
 
 
 def _production_with_run(app, artifact, data_end: dt.date, lineage=LINEAGE_A):
     storage = app.extensions["storage"]
-    run_id = runs.start_run(storage, "train", "hgb", data_source="/data/walmart")
-    runs.finish_run(storage, run_id, artifact_path=artifact.path, artifact_sha256=artifact.sha256)
+    run_id = training_runs.start_run(storage, "train", "hgb", data_source="/data/walmart")
+    training_runs.finish_run(storage, run_id, artifact_path=artifact.path, artifact_sha256=artifact.sha256)
     with storage.session() as session:
         session.get(Run, run_id).data_end = data_end
     return versions.register_version(
@@ -128,12 +130,12 @@ def _actual_weeks(app, *weeks: str) -> None:
 
 
 def test_staleness_counts_weeks_to_the_newest_actual_of_its_lineage(registry_app, storage, artifacts):
-    assert versions.staleness(storage, NAME, 4) is None
+    assert lineage.staleness(storage, NAME, 4) is None
     _production_with_run(registry_app, artifacts[0], dt.date(2012, 10, 26))
-    fresh = versions.staleness(storage, NAME, 4)
+    fresh = lineage.staleness(storage, NAME, 4)
     assert fresh["stale"] is False and fresh["weeks_behind"] is None and fresh["data_end"] == "2012-10-26"
     _actual_weeks(registry_app, "2012-11-02", "2012-11-23")  # 4 weeks after: not more than 4
-    assert versions.staleness(storage, NAME, 4) == {
+    assert lineage.staleness(storage, NAME, 4) == {
         "version": "v1",
         "lineage": LINEAGE_A,
         "data_end": "2012-10-26",
@@ -143,9 +145,9 @@ def test_staleness_counts_weeks_to_the_newest_actual_of_its_lineage(registry_app
         "stale": False,
     }
     _actual_weeks(registry_app, "2012-11-30")
-    stale = versions.staleness(storage, NAME, 4)
+    stale = lineage.staleness(storage, NAME, 4)
     assert stale["stale"] is True and stale["weeks_behind"] == 5
-    assert versions.staleness(storage, NAME, 8)["stale"] is False
+    assert lineage.staleness(storage, NAME, 8)["stale"] is False
 
 
 def test_actuals_of_another_lineage_do_not_make_production_stale(registry_app, storage, artifacts):
@@ -155,7 +157,7 @@ def test_actuals_of_another_lineage_do_not_make_production_stale(registry_app, s
         session.add(
             ActualSale(store=9, dept=9, week=dt.date(2013, 6, 7), weekly_sales=1.0, lineage=LINEAGE_B)
         )
-    assert versions.staleness(storage, NAME, 4)["newest_actual_week"] == "2012-11-02"
+    assert lineage.staleness(storage, NAME, 4)["newest_actual_week"] == "2012-11-02"
 
 
 def test_the_stale_flag_is_on_the_models_page_and_the_model_cards(registry_app, artifacts):

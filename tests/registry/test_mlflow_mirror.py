@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.registry import runs, versions
+from app.registry import training_runs, versions
 from tests.helpers.app import make_test_app
 from tests.helpers.registry import register
 
@@ -17,9 +17,11 @@ def test_runs_and_versions_are_mirrored(tmp_path, artifacts, small_dataset):
     mirror = app.extensions["mlflow_mirror"]
     storage = app.extensions["storage"]
 
-    with runs.track_run(storage, "backtest", "hgb", params={"folds": 2}, dataset=small_dataset) as run:
+    with training_runs.track_run(
+        storage, "backtest", "hgb", params={"folds": 2}, dataset=small_dataset
+    ) as run:
         run.log_metrics({"wmae": 1500.0, "by_bucket": {"1-4": {"wmae": 1400.0}}})
-    with pytest.raises(RuntimeError), runs.track_run(storage, "train", "rf", dataset=small_dataset):
+    with pytest.raises(RuntimeError), training_runs.track_run(storage, "train", "rf", dataset=small_dataset):
         raise RuntimeError("out of memory")
     register(app, artifacts[0])
     register(app, artifacts[1])

@@ -88,11 +88,11 @@ THEMES = ("light", "dark")
 def rich_server(model_app):
     """The small model in production, a backtest run by horizon bucket, and a published forecast run."""
     from app.loop import publish
-    from app.registry import runs
+    from app.registry import training_runs
 
     storage = model_app.extensions["storage"]
     by_bucket = {bucket: {"wmae": wmae, "mae": wmae * 0.9} for bucket, wmae in BUCKETS.items()}
-    with runs.track_run(storage, "backtest", "hgb", params={"folds": 3}) as run:
+    with training_runs.track_run(storage, "backtest", "hgb", params={"folds": 3}) as run:
         run.log_metrics({"wmae": 1207.6, "rows": 123906.0, "horizon": 39.0, "by_bucket": by_bucket})
     publish.publish(storage, model_app.extensions["model_holder"].get())
     with serve(model_app) as url:

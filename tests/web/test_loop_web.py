@@ -45,7 +45,7 @@ def scored(model_app, forecaster, run):
     """The week after the run's data with actual sales 10% above each next-week forecast, scored."""
     storage, lineage = _storage(model_app), lineage_of(forecaster)
     week = run.data_through + dt.timedelta(weeks=1)
-    rows = [r for r in publish.run_rows(storage, run.id) if r["week"] == week]
+    rows = [r for r in publish.forecast_run_rows(storage, run.id) if r["week"] == week]
     with storage.session() as session:
         session.execute(
             insert(ActualSale),
@@ -113,7 +113,7 @@ def test_bad_query_parameters_are_422(client, run):
 
 
 def test_run_csv_is_exactly_the_stored_rows(model_app, client, run):
-    stored = publish.run_rows(_storage(model_app), run.id)
+    stored = publish.forecast_run_rows(_storage(model_app), run.id)
     expected = "".join(publish.csv_lines(stored))
     for url in (f"/api/v1/forecast-runs/{run.id}.csv", "/api/v1/forecast-runs/latest.csv"):
         response = client.get(url)
@@ -151,7 +151,7 @@ def test_latest_series_is_the_newest_runs_rows(model_app, client, forecaster, kn
     assert response.status_code == 200
     body = response.get_json()
     assert body["run"]["id"] == newest.id and (body["store"], body["dept"]) == (known.store, known.dept)
-    stored = publish.run_rows(storage, newest.id, store=known.store, dept=known.dept)
+    stored = publish.forecast_run_rows(storage, newest.id, store=known.store, dept=known.dept)
     assert [f["week"] for f in body["forecasts"]] == [r["week"].isoformat() for r in stored]
     assert [f["lag"] for f in body["forecasts"]] == list(range(1, 53))
     assert body["forecasts"][0]["prediction"] == round(stored[0]["prediction"], 2)
@@ -348,7 +348,7 @@ def test_latest_after_a_rollback_is_the_production_versions_newest_run(model_app
     versions.rollback(storage, name, reason="test")
     csv_response = client.get("/api/v1/forecast-runs/latest.csv")
     assert csv_response.headers["X-Forecast-Run"] == str(old.id)
-    stored = "".join(publish.csv_lines(publish.run_rows(storage, old.id)))
+    stored = "".join(publish.csv_lines(publish.forecast_run_rows(storage, old.id)))
     assert csv_response.get_data(as_text=True) == stored
     series = client.get(f"/api/v1/forecast-runs/latest/series/{known.store}/{known.dept}").get_json()
     assert series["run"]["id"] == old.id and series["run"]["model_version"] == "v1"

@@ -7,7 +7,7 @@ import pytest
 
 jsonschema = pytest.importorskip("jsonschema")
 
-from app.registry import runs, versions  # noqa: E402
+from app.registry import training_runs, versions  # noqa: E402
 
 TOKEN = "registry-doc-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,9 +62,9 @@ def test_the_admin_body_schema_is_the_one_the_view_enforces(model_app, client) -
 
 def test_a_populated_registry_answers_as_documented(model_app, client, document, small_artifact) -> None:
     storage, name = model_app.extensions["storage"], model_app.config["MODEL_NAME"]
-    run_id = runs.record_trained_artifact(storage, small_artifact)
-    failed = runs.start_run(storage, "experiment", "hgb", data_source="synthetic")
-    runs.fail_run(storage, failed, "boom")
+    run_id = training_runs.record_trained_artifact(storage, small_artifact)
+    failed = training_runs.start_run(storage, "experiment", "hgb", data_source="synthetic")
+    training_runs.fail_run(storage, failed, "boom")
     versions.register_version(
         storage,
         name,

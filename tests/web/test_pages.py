@@ -415,10 +415,10 @@ def test_api_docs_render_code_spans_not_backticks(client):
 
 
 def test_run_detail_shows_whole_numbers_as_whole(model_app, client):
-    from app.registry import runs
+    from app.registry import training_runs
 
     storage = model_app.extensions["storage"]
-    with runs.track_run(storage, "backtest", "hgb") as run:
+    with training_runs.track_run(storage, "backtest", "hgb") as run:
         run.log_metrics({"rows": 123906.0, "horizon": 39.0, "folds": 3, "wmae": 1207.64})
         run.log_metrics({"coverage_80": 0.798})
         run.log_metrics({"by_bucket": {"1-4": {"wmae": 1.0}, "14-26": {"wmae": 2.0}, "5-13": {"wmae": 3.0}}})

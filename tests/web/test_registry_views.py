@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.registry import runs, versions
+from app.registry import training_runs, versions
 from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.app import make_test_app
 from tests.helpers.forms import csrf_token
@@ -109,8 +109,8 @@ def test_api_errors_are_json(two_versions):
 
 def test_runs_api(registry_app):
     storage = registry_app.extensions["storage"]
-    run_id = runs.start_run(storage, "backtest", "rf")
-    runs.fail_run(storage, run_id, "ValueError: bad origin")
+    run_id = training_runs.start_run(storage, "backtest", "rf")
+    training_runs.fail_run(storage, run_id, "ValueError: bad origin")
     client = registry_app.test_client()
     listed = client.get("/api/v1/runs").get_json()["runs"]
     assert listed[0]["id"] == run_id and listed[0]["status"] == "failed"
@@ -160,7 +160,7 @@ def test_page_actions_need_csrf_and_the_token(two_versions):
 
 def test_model_card_and_run_pages(two_versions, small_dataset):
     storage = two_versions.extensions["storage"]
-    with runs.track_run(storage, "experiment", "hgb", dataset=small_dataset) as run:
+    with training_runs.track_run(storage, "experiment", "hgb", dataset=small_dataset) as run:
         run.log_metrics({"wmae": 2000.0, "by_bucket": {"1-4": {"wmae": 1800.0}, "5-8": {"wmae": 2100.0}}})
     client = two_versions.test_client()
     card = client.get("/models/v1")
@@ -180,7 +180,7 @@ def test_anonymous_callers_see_artifact_names_not_server_paths(
     two_versions, artifacts, small_dataset, tmp_path
 ):
     storage = two_versions.extensions["storage"]
-    with runs.track_run(storage, "train", "hgb", data_source=str(tmp_path / "walmart")) as run:
+    with training_runs.track_run(storage, "train", "hgb", data_source=str(tmp_path / "walmart")) as run:
         run.log_artifact(artifacts[0])
     client = two_versions.test_client()
     server_path = str(tmp_path)
@@ -203,7 +203,7 @@ def test_anonymous_callers_see_artifact_names_not_server_paths(
 def test_a_failed_run_shows_anyone_its_error_without_server_paths(registry_app, tmp_path):
     storage = registry_app.extensions["storage"]
     missing = tmp_path / "walmart" / "train.csv"
-    with pytest.raises(FileNotFoundError), runs.track_run(storage, "train", "hgb") as run:
+    with pytest.raises(FileNotFoundError), training_runs.track_run(storage, "train", "hgb") as run:
         missing.open()
     client = registry_app.test_client()
     for url in ("/api/v1/runs", f"/api/v1/runs/{run.id}", "/runs", f"/runs/{run.id}"):

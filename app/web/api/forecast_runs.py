@@ -2,7 +2,7 @@
 
 Runs are read as stored: the CSV streams the rows that were published, never a new forecast, a chunk
 of rows at a time from the database (a worker's memory does not grow with the run). "latest" is the
-newest run of the production version (publish.latest_run). Errors are the API's one JSON shape; an
+newest run of the production version (publish.latest_forecast_run). Errors are the API's one JSON shape; an
 unknown run or series is a 404.
 """
 
@@ -24,7 +24,7 @@ RUN_CSV = "Store,Dept,Date,lag,prediction,lower_80,upper_80,lower_95,upper_95; o
 
 
 def _run(run_id: int) -> publish.PublishedRun:
-    run = publish.get_run(
+    run = publish.get_forecast_run(
         extensions.storage(), run_id
     )  # None for unknown ids and ids past the column's range
     if run is None:
@@ -33,7 +33,7 @@ def _run(run_id: int) -> publish.PublishedRun:
 
 
 def _latest() -> publish.PublishedRun:
-    run = publish.latest_run(extensions.storage(), current_app.config["MODEL_NAME"])
+    run = publish.latest_forecast_run(extensions.storage(), current_app.config["MODEL_NAME"])
     if run is None:
         raise ApiError(
             404,
@@ -64,7 +64,7 @@ def _csv(run: publish.PublishedRun) -> Response:
 def forecast_runs() -> Any:
     """Published runs, newest first."""
     limit = query_args().limit
-    return {"runs": [run.to_dict() for run in publish.list_runs(extensions.storage(), limit=limit)]}
+    return {"runs": [run.to_dict() for run in publish.list_forecast_runs(extensions.storage(), limit=limit)]}
 
 
 @bp.get("/forecast-runs/<int:run_id>")
@@ -124,7 +124,7 @@ def latest_series(store: int, dept: int) -> Any:
     """One series' published forecasts in the production model's newest run."""
     run = _latest()
     rows = (
-        publish.run_rows(extensions.storage(), run.id, store=store, dept=dept)
+        publish.forecast_run_rows(extensions.storage(), run.id, store=store, dept=dept)
         if published.valid_number(store) and published.valid_number(dept)
         else []
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app import extensions
-from app.registry.runs import get_run, list_runs
+from app.registry.training_runs import get_training_run, list_training_runs
 from app.web.admin_auth import is_admin, public_row
 from app.web.api import bp
 from app.web.api.errors import ApiError, detail
@@ -24,7 +24,7 @@ from app.web.schemas import RunOut, RunsQuery, RunsResponse
 )
 def runs() -> Any:
     query = query_args()
-    runs = list_runs(extensions.storage(), limit=query.limit, run_type=query.type)
+    runs = list_training_runs(extensions.storage(), limit=query.limit, run_type=query.type)
     admin = is_admin()
     return {"runs": [public_row(run, admin) for run in runs]}
 
@@ -38,7 +38,7 @@ def runs() -> Any:
     ok_description="The run",
 )
 def run(run_id: int) -> Any:
-    run = get_run(extensions.storage(), run_id)
+    run = get_training_run(extensions.storage(), run_id)
     if run is None:
         raise ApiError(404, f"run {run_id} does not exist", [detail("run_id", "no such run")])
     return public_row(run, is_admin())

@@ -27,8 +27,8 @@ def runs_page() -> str:
     """Published runs of every version, newest first, each with its CSV; the production model's
     newest run (what "latest" serves everywhere) on top; a form to open one series."""
     storage = extensions.storage()
-    runs = publish.list_runs(storage)
-    latest = publish.latest_run(storage, current_app.config["MODEL_NAME"])
+    runs = publish.list_forecast_runs(storage)
+    latest = publish.latest_forecast_run(storage, current_app.config["MODEL_NAME"])
     production = versions.production_version(storage, current_app.config["MODEL_NAME"])
     return render_template(
         "pages/forecast_runs.html",
@@ -86,8 +86,8 @@ def series_page(store: int, dept: int) -> Any:
     valid = published.valid_number(store) and published.valid_number(dept)
     db = extensions.storage()
     rows = publish.published_against_actuals(db, store, dept, lag=lag) if valid else []
-    latest = publish.latest_run(db, current_app.config["MODEL_NAME"])
-    latest_rows = publish.run_rows(db, latest.id, store=store, dept=dept) if latest and valid else []
+    latest = publish.latest_forecast_run(db, current_app.config["MODEL_NAME"])
+    latest_rows = publish.forecast_run_rows(db, latest.id, store=store, dept=dept) if latest and valid else []
     model = context.forecaster_or_none()
     history = _history(model, store, dept) if valid else pd.DataFrame()
     scored = [r for r in rows if r["actual"] is not None]

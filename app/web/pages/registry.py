@@ -23,7 +23,7 @@ from app import extensions
 from app.forecasting.artifacts import artifact_problem, read_metadata
 from app.forecasting.intervals import bucket_sort_key
 from app.registry import versions
-from app.registry.runs import get_run, list_runs
+from app.registry.training_runs import get_training_run, list_training_runs
 from app.storage import parse_row_id
 from app.web.admin_auth import (
     AdminDenied,
@@ -171,7 +171,7 @@ def model_card_page(version: str) -> Any:
         row = versions.get_version(extensions.storage(), _name(), version)
     except versions.RegistryError as error:
         return render_template("error.html", status=404, title="No such version", message=str(error)), 404
-    run = get_run(extensions.storage(), row["run_id"]) if row["run_id"] else None
+    run = get_training_run(extensions.storage(), row["run_id"]) if row["run_id"] else None
     return render_template(
         "registry/model_card.html",
         version=row,
@@ -212,10 +212,12 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
 def runs_page() -> Any:
     """Runs side by side: a table of all, a chart of the chosen ones (default: the newest with metrics)."""
     storage = extensions.storage()
-    runs = list_runs(storage, limit=100)
+    runs = list_training_runs(storage, limit=100)
     chosen_ids = [n for n in map(parse_row_id, request.args.getlist("run")) if n is not None]
     if chosen_ids:
-        chosen = [run for run in runs if run["id"] in chosen_ids] or list_runs(storage, ids=chosen_ids)
+        chosen = [run for run in runs if run["id"] in chosen_ids] or list_training_runs(
+            storage, ids=chosen_ids
+        )
     else:
         chosen = [run for run in runs if run["metrics"].get("by_bucket")][:6]
     chosen = chosen[:6]  # a chart with more colours than that is unreadable
@@ -231,7 +233,7 @@ def runs_page() -> Any:
 
 @bp.get("/runs/<int:run_id>")
 def run_page(run_id: int) -> Any:
-    run = get_run(extensions.storage(), run_id)
+    run = get_training_run(extensions.storage(), run_id)
     if run is None:
         return render_template(
             "error.html", status=404, title="No such run", message=f"run {run_id} does not exist"

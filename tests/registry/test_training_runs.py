@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from app.registry import runs, versions
+from app.registry import training_runs, versions
 
 
 def test_track_run_records_inputs_outputs_and_duration(storage, small_dataset, small_artifact):
-    with runs.track_run(storage, "train", "hgb", params={"max_iter": 60}, dataset=small_dataset) as run:
+    with training_runs.track_run(
+        storage, "train", "hgb", params={"max_iter": 60}, dataset=small_dataset
+    ) as run:
         run.log_metrics({"wmae": 1234.5, "by_bucket": {"1-4": {"wmae": 1000.0}}, "predictions": [1, 2, 3]})
         run.log_artifact(small_artifact)
-    recorded = runs.get_run(storage, run.id)
+    recorded = training_runs.get_training_run(storage, run.id)
     assert recorded["status"] == "finished" and recorded["error"] is None
     assert recorded["run_type"] == "train" and recorded["model_kind"] == "hgb"
     assert recorded["params"] == {"max_iter": 60}
@@ -24,14 +26,17 @@ def test_track_run_records_inputs_outputs_and_duration(storage, small_dataset, s
     assert recorded["artifact_sha256"] == small_artifact.sha256
     assert recorded["duration_s"] is not None and recorded["duration_s"] >= 0
     assert recorded["finished_at"] >= recorded["started_at"]
-    assert recorded["code_version"] == runs.code_version()
-    assert runs.code_version()  # the tests run in a git checkout
+    assert recorded["code_version"] == training_runs.code_version()
+    assert training_runs.code_version()  # the tests run in a git checkout
 
 
 def test_a_failing_run_is_recorded_with_its_error(storage, small_dataset):
-    with pytest.raises(ZeroDivisionError), runs.track_run(storage, "backtest", "rf", dataset=small_dataset):
+    with (
+        pytest.raises(ZeroDivisionError),
+        training_runs.track_run(storage, "backtest", "rf", dataset=small_dataset),
+    ):
         1 / 0  # noqa: B018
-    (failed,) = runs.list_runs(storage)
+    (failed,) = training_runs.list_training_runs(storage)
     assert failed["status"] == "failed"
     assert failed["error"].startswith("ZeroDivisionError: division by zero")
     assert failed["finished_at"] is not None and failed["metrics"] == {}
@@ -40,15 +45,18 @@ def test_a_failing_run_is_recorded_with_its_error(storage, small_dataset):
 def test_a_real_training_failure_is_recorded(storage, small_dataset):
     from app.forecasting.training import train
 
-    with pytest.raises(Exception) as raised, runs.track_run(storage, "train", "nope", dataset=small_dataset):
+    with (
+        pytest.raises(Exception) as raised,
+        training_runs.track_run(storage, "train", "nope", dataset=small_dataset),
+    ):
         train(small_dataset, kind="nope")
-    (failed,) = runs.list_runs(storage)
+    (failed,) = training_runs.list_training_runs(storage)
     assert failed["status"] == "failed" and type(raised.value).__name__ in failed["error"]
 
 
 def test_run_type_is_checked(storage):
     with pytest.raises(ValueError, match="run_type"):
-        runs.start_run(storage, "deploy", "hgb")
+        training_runs.start_run(storage, "deploy", "hgb")
 
 
 def test_on_model_trained_records_a_run_and_registers(registry_app, storage, artifacts):
@@ -57,7 +65,7 @@ def test_on_model_trained_records_a_run_and_registers(registry_app, storage, art
     second = hook(artifacts[1])
     assert (first["version"], first["stage"]) == (1, "production")
     assert (second["version"], second["stage"]) == (2, "staging")
-    run = runs.get_run(storage, second["run_id"])
+    run = training_runs.get_training_run(storage, second["run_id"])
     assert run["run_type"] == "train" and run["status"] == "finished"
     assert run["artifact_sha256"] == artifacts[1].sha256
     assert run["artifact_path"] == str(artifacts[1].path)
@@ -68,8 +76,12 @@ def test_on_model_trained_records_a_run_and_registers(registry_app, storage, art
 
 def test_list_runs_filters(storage):
     for run_type in ("train", "backtest", "experiment", "experiment"):
-        runs.finish_run(storage, runs.start_run(storage, run_type, "hgb"), metrics={"wmae": 1.0})
-    assert len(runs.list_runs(storage)) == 4
-    assert [r["run_type"] for r in runs.list_runs(storage, run_type="experiment")] == ["experiment"] * 2
-    assert len(runs.list_runs(storage, limit=1)) == 1
-    assert runs.get_run(storage, 999) is None
+        training_runs.finish_run(
+            storage, training_runs.start_run(storage, run_type, "hgb"), metrics={"wmae": 1.0}
+        )
+    assert len(training_runs.list_training_runs(storage)) == 4
+    assert [r["run_type"] for r in training_runs.list_training_runs(storage, run_type="experiment")] == [
+        "experiment"
+    ] * 2
+    assert len(training_runs.list_training_runs(storage, limit=1)) == 1
+    assert training_runs.get_training_run(storage, 999) is None

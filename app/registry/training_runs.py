@@ -119,7 +119,7 @@ def _close(storage: Storage, run_id: int, **values: Any) -> None:
         run.duration_s = max((run.finished_at - run.started_at).total_seconds(), 0.0)
         for key, value in values.items():
             setattr(run, key, value)
-        payload = run_to_dict(run)
+        payload = training_run_dict(run)
     events.emit(storage, f"run_{payload['status']}", payload)
 
 
@@ -233,12 +233,12 @@ def record_trained_artifact(storage: Storage, artifact: Any, *, run_type: str = 
         )
         session.add(run)
         session.flush()
-        payload = run_to_dict(run)
+        payload = training_run_dict(run)
     events.emit(storage, "run_finished", payload)
     return payload["id"]
 
 
-def run_to_dict(run: Run) -> dict[str, Any]:
+def training_run_dict(run: Run) -> dict[str, Any]:
     return {
         "id": run.id,
         "run_type": run.run_type,
@@ -260,7 +260,7 @@ def run_to_dict(run: Run) -> dict[str, Any]:
     }
 
 
-def list_runs(
+def list_training_runs(
     storage: Storage, *, limit: int = 50, run_type: str | None = None, ids: list[int] | None = None
 ) -> list[dict[str, Any]]:
     """The newest runs first."""
@@ -270,10 +270,10 @@ def list_runs(
     if ids:
         query = query.where(Run.id.in_(ids))
     with storage.session() as session:
-        return [run_to_dict(run) for run in session.scalars(query.limit(limit))]
+        return [training_run_dict(run) for run in session.scalars(query.limit(limit))]
 
 
-def get_run(storage: Storage, run_id: int) -> dict[str, Any] | None:
+def get_training_run(storage: Storage, run_id: int) -> dict[str, Any] | None:
     with storage.session() as session:
         run = get_row(session, Run, run_id)
-        return run_to_dict(run) if run is not None else None
+        return training_run_dict(run) if run is not None else None

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from app.registry.retrain import dataset_with_actuals
+from app.registry.actual_history import dataset_with_actuals
 from app.storage import ActualSale
 
 
