@@ -1,5 +1,8 @@
 """SQLAlchemy tables and session handling: the product's memory of predictions, runs and alerts.
 
+One module over 500 lines on purpose: it is the schema, every table side by side as the migrations
+see it (tests/test_migrations.py compares the two), plus the engine and session they share.
+
 SQLite in the instance folder by default (WAL, busy timeout); any SQLAlchemy URL via DATABASE_URL.
 On PostgreSQL every session carries a lock and a statement timeout (StatementLimits), so a locked
 table fails fast; jobs and commands run their transactions under longer batch limits.

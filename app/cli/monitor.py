@@ -21,7 +21,7 @@ from app import extensions
 from app.cli.db import SchemaGroup, requires_schema
 from app.jobs import scheduler as job_scheduler
 from app.jobs import tasks as jobs
-from app.monitoring import actual_features, actuals
+from app.monitoring import actual_features, actuals, sales_check
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def actuals_import(file: Path, correct: bool, by: str | None, reason: str | None
             f"no production model: the stores, departments and sales sizes in {file.name} are not checked",
             err=True,
         )
-    bounds = actuals.bounds_for(
+    bounds = sales_check.bounds_for(
         model,
         dt.date.today(),
         float(config["ACTUALS_MAX_SALES_MULTIPLE"]),

@@ -27,7 +27,7 @@ from app.forecasting.forecaster import Forecaster
 from app.forecasting.prediction import BANDS
 from app.loop import accuracy, retrain, weekly
 from app.loop.history import lineage_of, production_forecaster, roll_forward
-from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log
+from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log, sales_check
 from app.registry import experiment
 from app.registry.actual_history import dataset_with_actuals
 from app.storage import Alert, ForecastRow, ForecastRun, Storage
@@ -133,7 +133,7 @@ def replay(
         week_started = time.perf_counter()
         week = start + pd.Timedelta(weeks=k)
         rows = dataset.sales[dataset.sales["date"] == week]
-        bounds = actuals.bounds_for(served, week.date(), settings.max_sales_multiple)
+        bounds = sales_check.bounds_for(served, week.date(), settings.max_sales_multiple)
         with storage.session() as session:
             imported = actuals.import_csv(
                 session, week_csv(rows), name=f"train-{week.date()}.csv", model_name=model_name, bounds=bounds

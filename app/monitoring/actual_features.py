@@ -21,7 +21,8 @@ from app.forecasting import data as loader
 from app.forecasting import inputs
 from app.forecasting.data import COVARIATE_COLUMNS, FEATURE_COLUMNS
 from app.limits import cap_details
-from app.monitoring.actuals import ActualsError, ImportResult, upload_table
+from app.monitoring.actuals import ActualsError, ImportResult
+from app.monitoring.sales_check import upload_table
 from app.storage import ActualFeature, Storage, utcnow
 
 log = logging.getLogger(__name__)

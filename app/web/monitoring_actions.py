@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app
 
 from app import extensions
-from app.monitoring import actuals, alerts
+from app.monitoring import actuals, alerts, sales_check
 from app.monitoring.alerts import alert_dict
 from app.web import context
 from app.web.admin_auth import AdminDenied, admin_actor, check_admin_token
@@ -42,10 +42,10 @@ def correction(correct: str | None, reason: str | None, by: str | None) -> actua
     return actuals.Correction(by=admin_actor(by), reason=reason[:1000])
 
 
-def upload_bounds() -> actuals.Bounds:
+def upload_bounds() -> sales_check.Bounds:
     """Plausible actual sales for an upload over HTTP, judged against the served model."""
     config = current_app.config
-    return actuals.bounds_for(
+    return sales_check.bounds_for(
         context.forecaster_or_none(),
         dt.date.today(),
         float(config["ACTUALS_MAX_SALES_MULTIPLE"]),

@@ -122,7 +122,8 @@ def test_backtest_is_recorded_as_a_run(cli_app, data_dir):
 
 
 def test_train_registers_production_then_staging_and_takes_actuals(cli_app, data_dir):
-    from app.monitoring.actuals import parse_rows, upsert_actuals
+    from app.monitoring.actuals import upsert_actuals
+    from app.monitoring.sales_check import parse_rows
     from app.registry.versions import list_versions
 
     runner = cli_app.test_cli_runner()

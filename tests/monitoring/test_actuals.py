@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import event, insert, select
 
-from app.monitoring import actuals
+from app.monitoring import actuals, sales_check
 from app.storage import ActualSale, ActualSaleCorrection
 from tests.helpers.admin import ADMIN_HEADERS, admin_headers
 
@@ -22,9 +22,9 @@ CSV = (
 
 
 @pytest.fixture
-def served_bounds(model_app) -> actuals.Bounds:
+def served_bounds(model_app) -> sales_check.Bounds:
     """The bounds of the small synthetic model (stores 1-4, six departments, weeks from 2010-02-05)."""
-    return actuals.bounds_for(model_app.extensions["model_holder"].get(), dt.date(2030, 1, 2), 10.0)
+    return sales_check.bounds_for(model_app.extensions["model_holder"].get(), dt.date(2030, 1, 2), 10.0)
 
 
 def _rows(app) -> list[tuple]:
@@ -94,7 +94,7 @@ def test_every_problem_of_a_file_is_named_in_one_pass(served_bounds):
         f"x,{dept},2012-11-23,y,maybe\n"  # 10: three bad cells
     )
     with pytest.raises(actuals.ActualsError) as caught:
-        actuals.parse_csv(text, bounds=served_bounds)
+        sales_check.parse_csv(text, bounds=served_bounds)
     found = [(e["line"], e["field"]) for e in caught.value.errors]
     assert found == [
         (3, "Store"),
@@ -121,24 +121,24 @@ def test_a_large_return_is_real_but_an_implausible_one_is_refused(served_bounds)
     dept = served_bounds.departments[0]
     peak = max(float(served_bounds.series_max.get((1, dept), 0.0)), served_bounds.typical_max)
     ok = f"Store,Dept,Date,Weekly_Sales,IsHoliday\n1,{dept},2012-11-02,{-peak:.2f},FALSE\n"
-    assert actuals.parse_csv(ok, bounds=served_bounds)["weekly_sales"].iat[0] == pytest.approx(-peak)
+    assert sales_check.parse_csv(ok, bounds=served_bounds)["weekly_sales"].iat[0] == pytest.approx(-peak)
     huge = ok.replace(f"{-peak:.2f}", f"{-peak * 11:.2f}")
     with pytest.raises(actuals.ActualsError) as caught:
-        actuals.parse_csv(huge, bounds=served_bounds)
+        sales_check.parse_csv(huge, bounds=served_bounds)
     assert caught.value.status == 422 and caught.value.errors[0]["field"] == "Weekly_Sales"
 
 
 def test_a_file_with_thousands_of_problems_lists_some_and_counts_the_rest(served_bounds):
     body = "".join(f"{100 + i},8,2012-11-02,5,FALSE\n" for i in range(3000))  # 3,000 unknown stores
     with pytest.raises(actuals.ActualsError) as caught:
-        actuals.parse_csv("Store,Dept,Date,Weekly_Sales,IsHoliday\n" + body, bounds=served_bounds)
+        sales_check.parse_csv("Store,Dept,Date,Weekly_Sales,IsHoliday\n" + body, bounds=served_bounds)
     errors = caught.value.errors
-    assert len(errors) == actuals.MAX_ERRORS + 1
+    assert len(errors) == sales_check.MAX_ERRORS + 1
     assert errors[-1] == {
         "field": "details",
         "line": None,
-        "message": f"and {3000 - actuals.MAX_ERRORS:,} more problems not listed",
-        "count": 3000 - actuals.MAX_ERRORS,
+        "message": f"and {3000 - sales_check.MAX_ERRORS:,} more problems not listed",
+        "count": 3000 - sales_check.MAX_ERRORS,
     }
 
 
@@ -170,7 +170,7 @@ def test_a_file_with_thousands_of_problems_lists_some_and_counts_the_rest(served
 )
 def test_validation_names_line_and_column(text, line, column, fragment):
     with pytest.raises(actuals.ActualsError) as caught:
-        actuals.parse_csv(text)
+        sales_check.parse_csv(text)
     error = caught.value.errors[0]
     assert (error["line"], error["field"]) == (line, column)
     assert fragment in error["message"]
@@ -179,12 +179,12 @@ def test_validation_names_line_and_column(text, line, column, fragment):
 def test_every_bad_column_is_reported_not_just_the_first():
     text = "Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,1,FALSE\nx,1,2012-11-09,y,FALSE\n"
     with pytest.raises(actuals.ActualsError) as caught:
-        actuals.parse_csv(text)
+        sales_check.parse_csv(text)
     assert {(e["line"], e["field"]) for e in caught.value.errors} == {(3, "Store"), (3, "Weekly_Sales")}
 
 
 def test_json_rows_default_the_holiday_flag_from_the_calendar():
-    frame = actuals.parse_rows(
+    frame = sales_check.parse_rows(
         {
             "rows": [
                 {"store": 1, "dept": 1, "week": "2012-11-23", "weekly_sales": 10},

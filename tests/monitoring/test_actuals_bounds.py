@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from app.monitoring import actuals
+from app.monitoring import sales_check
 from tests.helpers.admin import admin_headers
 from tests.helpers.app import make_test_app
 from tests.helpers.data import REAL_DATA_DIR
@@ -30,11 +30,11 @@ def _series(served) -> tuple[int, int, float]:
 
 def test_bounds_come_from_the_served_model_and_the_calendar(served):
     today = dt.date(2030, 6, 5)  # a Wednesday
-    bounds = actuals.bounds_for(served, today, multiple=10.0)
+    bounds = sales_check.bounds_for(served, today, multiple=10.0)
     features_end = bounds.last_week
     assert features_end < dt.date(2030, 6, 7)
     assert "the last week of the features table" in bounds.last_week_rule
-    assert actuals.bounds_for(None, today, 10.0).last_week == dt.date(2030, 6, 7)  # that week's Friday
+    assert sales_check.bounds_for(None, today, 10.0).last_week == dt.date(2030, 6, 7)  # that week's Friday
     assert bounds.typical_max > 0 and len(bounds.series_max) > 0
 
 
@@ -43,7 +43,7 @@ def test_a_week_beyond_the_features_table_and_huge_sales_are_refused(model_app, 
     store, dept, peak = _series(served)
     origin = served.data_through
     ok_week = origin + dt.timedelta(weeks=1)
-    late_week = actuals.bounds_for(served, dt.date.today(), 10.0).last_week + dt.timedelta(weeks=1)
+    late_week = sales_check.bounds_for(served, dt.date.today(), 10.0).last_week + dt.timedelta(weeks=1)
     body = (
         HEADER
         + f"{store},{dept},{ok_week},{peak * 1.5:.2f},FALSE\n"
