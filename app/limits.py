@@ -47,6 +47,11 @@ def problem(field: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"field": field, "message": message, **extra}
 
 
+def more_problems(rest: int, **extra: Any) -> dict[str, Any]:
+    """The detail that counts the problems a capped answer does not list."""
+    return problem("details", f"and {rest:,} more problems not listed", count=rest, **extra)
+
+
 def cap_details(details: Iterable[dict[str, Any]], limit: int = MAX_DETAILS) -> list[dict[str, Any]]:
     """The first `limit` details, then one that counts the rest (so a response stays small)."""
     kept: list[dict[str, Any]] = []
@@ -59,7 +64,7 @@ def cap_details(details: Iterable[dict[str, Any]], limit: int = MAX_DETAILS) -> 
         else:
             rest += 1
     if rest:
-        kept.append(problem("details", f"and {rest:,} more problems not listed", count=rest))
+        kept.append(more_problems(rest))
     return kept
 
 

@@ -77,25 +77,7 @@ def to_predictions(res: dict[str, np.ndarray], version: str, through: dt.date) -
     dates = (calendar.EPOCH + res["week"] * 7).astype("datetime64[D]").tolist()
     values, source = res["values"].tolist(), res["source"].tolist()
     holiday, hsrc = res["holiday"].tolist(), res["holiday_source"].tolist()
-    cols = list(
-        zip(
-            *(
-                res[k].tolist()
-                for k in (
-                    "store",
-                    "dept",
-                    "horizon",
-                    "prediction",
-                    "lower_80",
-                    "upper_80",
-                    "lower_95",
-                    "upper_95",
-                    "cold",
-                )
-            ),
-            strict=True,
-        )
-    )
+    cols = list(zip(*(res[k].tolist() for k in ("store", "dept", "horizon", *BANDS, "cold")), strict=True))
     out = []
     for j, (s, d, h, p, l8, u8, l9, u9, c) in enumerate(cols):
         vals, srcs = values[j], source[j]

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.config import Config
+from app.limits import more_problems
 from app.monitoring.sales_check import (
     CSV_NAME,
     MAX_ERRORS,
@@ -118,14 +119,7 @@ def _stored_conflicts(changed: pd.DataFrame, json_rows: bool) -> StoredWeekConfl
         )
     rest = len(changed) - len(errors)
     if rest:
-        errors.append(
-            {
-                "field": "details",
-                "line": None,
-                "message": f"and {rest:,} more problems not listed",
-                "count": rest,
-            }
-        )
+        errors.append(more_problems(rest, line=None))
     return StoredWeekConflict(errors, status=422)
 
 

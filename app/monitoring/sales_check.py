@@ -22,7 +22,7 @@ import pandas as pd
 from app.forecasting import calendar, inputs
 from app.forecasting import data as loader
 from app.forecasting.calendar import is_holiday_week
-from app.limits import MAX_DETAILS, InputRejected, cap_details, csv_header
+from app.limits import MAX_DETAILS, InputRejected, cap_details, csv_header, more_problems
 
 log = logging.getLogger(__name__)
 CSV_NAME = "actuals.csv"
@@ -245,14 +245,7 @@ class _Problems:
         ]
         rest = self.total - len(listed)
         if rest:
-            errors.append(
-                {
-                    "field": "details",
-                    "line": None,
-                    "message": f"and {rest:,} more problems not listed",
-                    "count": rest,
-                }
-            )
+            errors.append(more_problems(rest, line=None))
         return ActualsError(errors, status=422)
 
 

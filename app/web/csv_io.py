@@ -16,6 +16,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from app.forecasting.inputs import is_na
+from app.forecasting.prediction import BANDS
 from app.limits import MAX_BATCH_DETAILS, InputRejected, csv_header
 from app.web import context
 from app.web.api.errors import ApiError, detail
@@ -28,11 +29,7 @@ PREDICTION_COLUMNS = (
     "dept",
     "week",
     "horizon",
-    "prediction",
-    "lower_80",
-    "upper_80",
-    "lower_95",
-    "upper_95",
+    *BANDS,
     "data_through",
     "cold_start",
     "assumed",
