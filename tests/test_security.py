@@ -24,7 +24,7 @@ from app.factory import create_app
 from app.serving.holder import ModelUnavailable
 from app.storage import PredictionLog, is_transient_database_error
 from app.web.security import CONTENT_SECURITY_POLICY
-from tests.helpers.admin import ADMIN_TOKEN
+from tests.helpers.admin import ADMIN_TOKEN, admin_headers
 from tests.helpers.app import make_test_app
 from tests.helpers.database import TEST_DATABASE_URL
 from tests.helpers.registry import register_production
@@ -345,6 +345,7 @@ def test_a_locked_postgresql_table_answers_503_with_retry_after_within_seconds(
 
     app = make_test_app(tmp_path, TESTING=False, WTF_CSRF_ENABLED=False)
     register_production(app, small_artifact)
+    token = admin_headers(app)  # writing actual sales needs the admin token
     client = app.test_client()
     served = app.extensions["model_holder"].get()
     store = served.stores()[0]
@@ -358,7 +359,9 @@ def test_a_locked_postgresql_table_answers_503_with_retry_after_within_seconds(
             lambda: client.post("/api/v1/predict", json=body),
             lambda: client.post("/", data={**body, "weeks": "1"}),  # the forecast page
         ],
-        "actual_sales": [lambda: client.post("/api/v1/actuals", data=actual, content_type="text/csv")],
+        "actual_sales": [
+            lambda: client.post("/api/v1/actuals", data=actual, content_type="text/csv", headers=token)
+        ],
     }
 
     locker = create_engine(app.config["DATABASE_URL"])
@@ -378,7 +381,8 @@ def test_a_locked_postgresql_table_answers_503_with_retry_after_within_seconds(
         locker.dispose()
     with app.extensions["storage"].session() as session:
         assert session.scalar(select(func.count()).select_from(PredictionLog)) == 1  # the warm-up only
-    assert client.post("/api/v1/actuals", data=actual, content_type="text/csv").status_code == 200
+    answer = client.post("/api/v1/actuals", data=actual, content_type="text/csv", headers=token)
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
 
 
 def test_an_htmx_form_refused_for_its_csrf_token_gets_the_expired_notice(production_app: Flask) -> None:
