@@ -6,7 +6,8 @@ forecasts of the last `history_weeks` weeks are joined with their actual sales a
 standardised errors z = (actual - forecast) / (half the 95% interval / 1.96); for a store total the
 interval is the Forecaster's own `total_bounds` of its departments. A CUSUM of z per direction
 (S = max(0, S + |z| - k)) adds up a run of misses the same way and forgets ordinary noise; a store or a
-department is at warning when its CUSUM passes its limit while the newest week is still off the same
+department is at warning when its CUSUM passes its limit (or, for a store, when it is outside its 95%
+range `store_run` weeks running the same way) while the newest week is still off the same
 way (outside the 80% range for a store; outside the 95% range, and by a material share and amount, for
 a department), and the alert closes with the first week back. A department of a store at warning is
 named in the store's alert rather than alerted on its own.
@@ -45,6 +46,7 @@ class ExceedanceSettings:
     history_weeks: int = 8  # weeks of standardised errors a CUSUM looks back over
     store_k: float = 1.0  # allowance per week: misses within it are forgotten
     store_h: float = 4.0  # a store total's CUSUM at or over this: warning
+    store_run: int = 2  # ... or this many weeks running outside its 95% range the same way
     dept_k: float = 1.0
     dept_h: float = 8.0  # a department's CUSUM at or over this, ...
     dept_min_share: float = 0.5  # ... missing its forecast by this share this week ...
@@ -57,6 +59,7 @@ class ExceedanceSettings:
     def from_config(cls, config: Mapping[str, Any]) -> ExceedanceSettings:
         return cls(
             store_h=float(config.get("STORE_CUSUM_LIMIT", cls.store_h)),
+            store_run=int(config.get("STORE_WEEKS_OUTSIDE", cls.store_run)),
             dept_h=float(config.get("DEPT_CUSUM_LIMIT", cls.dept_h)),
         )
 
@@ -141,14 +144,16 @@ def chain_weeks(totals: pd.DataFrame, share: float) -> dict[Any, dict[str, Any]]
 
 
 def cusum(frame: pd.DataFrame, keys: list[str], k: float) -> pd.DataFrame:
-    """Per key, at its newest week: the CUSUM of z up (S+) and down (S-), and the weeks each has run."""
+    """Per key, at its newest week: the CUSUM of z up (S+) and down (S-), the weeks it has run, and the
+    weeks running outside the 95% range its way."""
     rows = []
     for key, group in frame.sort_values("week").groupby(keys):
         up = down = 0.0
-        run_up = run_down = 0
+        run_up = run_down = out_up = out_down = 0
         for z in group["z"].to_numpy(float):
             up, down = max(0.0, up + z - k), max(0.0, down - z - k)
             run_up, run_down = (run_up + 1 if up > 0 else 0), (run_down + 1 if down > 0 else 0)
+            out_up, out_down = (out_up + 1 if z > Z95 else 0), (out_down + 1 if z < -Z95 else 0)
         last = group.iloc[-1]
         key = key if isinstance(key, tuple) else (key,)
         rows.append(
@@ -159,10 +164,11 @@ def cusum(frame: pd.DataFrame, keys: list[str], k: float) -> pd.DataFrame:
                 "down": down,
                 "cusum": max(up, down),
                 "run": run_up if up >= down else run_down,
+                "outside": out_up if up >= down else out_down,
                 "direction": "above" if up >= down else "below",
             }
         )
-    return pd.DataFrame(rows, columns=[*keys, "week", "up", "down", "cusum", "run", "direction"])
+    return pd.DataFrame(rows, columns=[*keys, "week", "up", "down", "cusum", "run", "outside", "direction"])
 
 
 def money(value: float) -> str:
@@ -222,7 +228,7 @@ def evaluate(
             "direction": row.direction,
         }
         toward = float(now["z"]) if row.direction == "above" else -float(now["z"])
-        if row.cusum >= settings.store_h and toward > Z80:
+        if (row.cusum >= settings.store_h or row.outside >= settings.store_run) and toward > Z80:
             result["stores"].append({**seen, "departments": _worst(frame, row.store, newest, row.direction)})
         elif abs(now["z"]) > Z95:
             result["notices"].append({**seen, "dept": None})

@@ -117,7 +117,7 @@ def parse_fault(spec: str) -> Fault:
         raise FaultSpecError(f"{unknown[0]}: not a setting of {kind} (use {', '.join(sorted(allowed))})")
     missing = [k for k in ("start", *KINDS[kind]) if k not in values]
     if missing:
-        raise FaultSpecError(f"{missing[0]}: required by {kind}")
+        raise FaultSpecError(f"{', '.join(missing)}: required by {kind}")
     try:
         start = dt.date.fromisoformat(values["start"])
     except ValueError:
