@@ -3,8 +3,8 @@
 - actuals_feed (warning): a week of actual sales that did not arrive (overdue, or a hole among the
   weeks that did), a store that sent nothing, a week counted twice (most stores outside their range
   the same way) or the week before sent again (most series equal to last week's to the cent).
-- store_total (warning): a store's total whose CUSUM of standardised errors passed its limit.
-- series (warning): a department persistently and materially outside its 95% range.
+- store_total (warning): a store's total shifted outside its 95% range (app/loop/exceedance.py).
+- series (warning): a department of one store collapsed below its 95% range while its peers held.
 - digest (info): one per store, refreshed weekly, gathering its department-level notices (bias from
   the tracking signal, single misses outside the 95% range) and a single miss of its total, so an
   operator reads one line per store instead of one per department.
@@ -162,7 +162,7 @@ def raise_alerts(
         furthest = f"; furthest off: dept {', '.join(map(str, worst))}" if worst else ""
         message = (
             f"store {store}: total {_range(seen)}, {running(seen['weeks_running'])} "
-            f"({seen['direction']} its forecasts, CUSUM {seen['cusum']:.1f}){furthest}"
+            f"({seen['direction']} {seen['against']}){furthest}"
         )
         details = {**seen, "stores": [store], "url": store_url(store)}
         alerts.open_alert(session, STORE, "warning", message, details, key=key, store=store)
@@ -174,7 +174,7 @@ def raise_alerts(
         warned_series.add((store, dept))
         message = (
             f"store {store} dept {dept}: {_range(seen)}, {running(seen['weeks_running'])} "
-            f"({seen['direction']} its forecasts, CUSUM {seen['cusum']:.1f})"
+            f"({seen['direction']} {seen['against']}, while the department held up in other stores)"
         )
         details = {**seen, "stores": [store], "departments": [dept], "url": series_url(store, dept)}
         alerts.open_alert(session, SERIES, "warning", message, details, key=key, store=store, dept=dept)
