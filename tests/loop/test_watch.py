@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
@@ -15,7 +18,7 @@ import pytest
 
 from app.forecasting.artifacts import load_forecaster
 from app.loop import exceedance, watch
-from app.monitoring import alerts
+from app.monitoring import alerts, webhook
 from tests.loop.rows import add_week
 
 STORES, DEPTS = (1, 2, 3, 4), (1, 2, 3, 4, 5, 6)
@@ -202,3 +205,33 @@ def test_the_week_due_follows_the_clock():
     assert watch.expected_week(dt.datetime(2012, 5, 6, 6), 3) == dt.date(2012, 4, 27)
     assert exceedance.money(612_000) == "$612k" and exceedance.money(1_310_000) == "$1.31M"
     assert dataclasses.is_dataclass(exceedance.ExceedanceSettings)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_store_alert_reaches_the_webhook_when_it_opens_and_when_it_closes(app, forecaster):
+    storage = app.extensions["storage"]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    _Receiver.received = []
+    try:
+        _replay(storage, forecaster, lambda s, d, a: a * 0.5 if s == 2 else a, until=FAULT_WEEK + 1)
+        assert webhook.deliver_pending(storage, url)["delivered"] == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    opened, closed = _Receiver.received
+    assert (opened["event"], closed["event"]) == ("opened", "resolved")
+    assert opened["text"].startswith("[warning] Storecast store_total alert opened store 2: store 2: total $")
+    assert opened["alert"]["store"] == 2
