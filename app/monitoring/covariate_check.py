@@ -8,7 +8,7 @@ distribution. Here each store's arriving value is compared with what that store 
 - fuel price, CPI, unemployment: the store's own level over weeks 5-13 before, plus the chain's median
   change since (a reference the first weeks of a broken feed do not reach).
 
-A value is off when it is further from that than twice the largest 0.1% of such gaps in the model's
+A value is off when it is further from that than 1.5 times the largest 0.1% of such gaps in the model's
 training weeks, for the column (so the limit follows the data, not a constant). A value equal to the
 week before to the last digit is stuck, for columns whose stores practically never repeat (temperature,
 CPI); an empty value where the store sent one the week before, while most stores still send it, is
@@ -40,7 +40,7 @@ SEASONAL = {"temperature"}
 LEVEL_WEEKS = (5, 13)  # the weeks before that make a store's level
 SEASON_WEEKS = (51, 53)  # a year before, one week either side
 LIMIT_QUANTILE = 0.999
-LIMIT_FACTOR = 2.0
+LIMIT_FACTOR = 1.5  # the clean 2012 weeks reach 1.15 times the training weeks' 0.1% gap (temperature)
 STUCK_RATE = 0.005  # columns repeated less often than this in training can be stuck
 PRESENT_SHARE = 0.5  # a column most stores sent this week is expected from every store
 
