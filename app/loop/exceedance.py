@@ -18,6 +18,8 @@ a few stores; these rules did not (docs: benchmarks/bench_faults.py measures the
   its forecast and a dollar amount, while the same department in the other stores did not (so Easter's
   candy aisle after Easter, low in every store, is no store's fault).
 - notice (info, for the store's digest): a store total or a department outside its 95% range this week.
+- department across the chain (info): a department outside its 95% range the same way in most of the
+  stores selling it this week (a change of the department everywhere, or a season misjudged).
 - chain: a week in which most stores miss the same way is a fault of the week's file (counted twice, a
   wrong file); it is one chain-level finding and no store's.
 
@@ -149,7 +151,7 @@ def chain_weeks(totals: pd.DataFrame, share: float) -> dict[Any, dict[str, Any]]
         if n >= 3 and max(above, below) >= share * n:
             found[week] = {
                 "week": pd.Timestamp(week).date().isoformat(),
-                "stores": n,
+                "store_count": n,
                 "outside": max(above, below),
                 "direction": "above" if above >= below else "below",
                 "actual": float(group["actual"].sum()),
@@ -206,7 +208,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """The week's findings: chain-level weeks, store and department warnings, and digest notices."""
     frame = published_errors(storage, lineage, today)
-    result: dict[str, Any] = {"chain": [], "stores": [], "series": [], "notices": []}
+    result: dict[str, Any] = {"chain": [], "stores": [], "series": [], "notices": [], "departments": []}
     if frame.empty:
         return result
     totals = store_totals(frame, forecaster)
@@ -264,6 +266,7 @@ def evaluate(
             & (t["prediction"] - t["actual"] >= settings.dept_dollars)
         )
 
+    result["departments"] = chain_departments(series, newest, settings)
     dept_runs = _runs(series, newest, ["store", "dept"], collapsed)
     now_series = series[(series["week"] == newest) & (series["lag"] == 1)]
     for row in now_series.itertuples(index=False):
@@ -288,6 +291,31 @@ def evaluate(
             direction = "above" if miss > 0 else "below"
             result["notices"].append({"store": key[0], "dept": key[1], **_seen(row, 1, direction)})
     return result
+
+
+def chain_departments(
+    series: pd.DataFrame, week: dt.date, settings: ExceedanceSettings
+) -> list[dict[str, Any]]:
+    """Departments outside their 95% range the same way in most of the stores selling them this week:
+    a change of the department across the chain (or a season the model misjudged), not one store's."""
+    rows = series[(series["week"] == week) & (series["lag"] == 1)]
+    found = []
+    for dept, group in rows.groupby("dept"):
+        n = len(group)
+        above, below = int((group["z"] > Z95).sum()), int((group["z"] < -Z95).sum())
+        if n >= 3 and max(above, below) >= settings.chain_share * n:
+            found.append(
+                {
+                    "dept": int(dept),
+                    "week": week.isoformat(),
+                    "store_count": n,
+                    "outside": max(above, below),
+                    "direction": "above" if above >= below else "below",
+                    "actual": float(group["actual"].sum()),
+                    "prediction": float(group["prediction"].sum()),
+                }
+            )
+    return found
 
 
 def _worst(frame: pd.DataFrame, store: int, week: dt.date, direction: str, count: int = 5) -> list[int]:

@@ -5,6 +5,7 @@
   the same way) or the week before sent again (most series equal to last week's to the cent).
 - store_total (warning): a store's total shifted outside its 95% range (app/loop/exceedance.py).
 - series (warning): a department of one store collapsed below its 95% range while its peers held.
+- department (info): a department outside its 95% range in most stores this week.
 - digest (info): one per store, refreshed weekly, gathering its department-level notices (bias from
   the tracking signal, single misses outside the 95% range) and a single miss of its total, so an
   operator reads one line per store instead of one per department.
@@ -30,7 +31,7 @@ from app.monitoring import alerts
 
 log = logging.getLogger(__name__)
 
-FEED, STORE, SERIES, DIGEST = "actuals_feed", "store_total", "series", "digest"
+FEED, STORE, SERIES, DIGEST, DEPARTMENT = "actuals_feed", "store_total", "series", "digest", "department"
 FEED_WINDOW = 13  # weeks a hole among the arrived weeks is reported for
 OVERDUE_WEEKS = 4  # an overdue week is reported while the newest week is at most this far behind
 HOLE_SHARE = 0.5  # a week with fewer rows than this share of a typical week is missing
@@ -128,7 +129,8 @@ def _feed_alert(session: Session, finding: dict[str, Any]) -> str:
     else:  # doubled: most stores off their range the same way
         key = f"chain {week}"
         message = (
-            f"the week of {week}: {finding['outside']} of {finding['stores']} stores {finding['direction']} "
+            f"the week of {week}: {finding['outside']} of {finding['store_count']} stores "
+            f"{finding['direction']} "
             f"their 95% range; chain total {money(finding['actual'])} against {money(finding['prediction'])} "
             f"forecast ({finding['actual'] / max(finding['prediction'], 1.0):.2f}x): a week counted twice "
             "or a wrong file?"
@@ -149,7 +151,19 @@ def raise_alerts(
     bias_notices: list[dict[str, Any]],
 ) -> dict[str, int]:
     """Open or refresh this week's alerts and resolve those whose condition cleared."""
-    wanted: dict[str, set[str]] = {FEED: set(), STORE: set(), SERIES: set(), DIGEST: set()}
+    wanted: dict[str, set[str]] = {FEED: set(), STORE: set(), SERIES: set(), DIGEST: set(), DEPARTMENT: set()}
+    for seen in exceed.get("departments", []):
+        dept = seen["dept"]
+        key = f"dept {dept}"
+        wanted[DEPARTMENT].add(key)
+        total, forecast = money(seen["actual"]), money(seen["prediction"])
+        message = (
+            f"dept {dept}: {seen['direction']} its 95% range in {seen['outside']} of {seen['store_count']} "
+            f"stores in the week of {seen['week']} (chain total {total} against {forecast} forecast): "
+            "a change across the chain, or a season misjudged"
+        )
+        details = {**seen, "departments": [dept], "url": f"/series?dept={dept}"}
+        alerts.open_alert(session, DEPARTMENT, "info", message, details, key=key, dept=dept)
     for finding in [*feed, *({**c, "finding": "chain"} for c in exceed.get("chain", []))]:
         wanted[FEED].add(_feed_alert(session, finding))
     warned_stores = set()

@@ -33,6 +33,7 @@ KINDS = (
     "series",
     "digest",
     "covariates",
+    "department",
 )
 SEVERITIES = ("info", "warning", "critical")
 MIN_REQUESTS_FOR_ERROR_RATE = 20  # fewer requests in a window: one failure is not a rate

@@ -235,3 +235,13 @@ def test_a_store_alert_reaches_the_webhook_when_it_opens_and_when_it_closes(app,
     assert (opened["event"], closed["event"]) == ("opened", "resolved")
     assert opened["text"].startswith("[warning] Storecast store_total alert opened store 2: store 2: total $")
     assert opened["alert"]["store"] == 2
+
+
+def test_a_department_shifting_in_every_store_is_one_chain_level_info_naming_it(app, forecaster):
+    storage = app.extensions["storage"]
+    seen = _replay(storage, forecaster, lambda s, d, a: a * 0.7 if d == 3 else a, until=FAULT_WEEK)
+    assert ("department", "info", None, 3, (3,)) in seen[FAULT_WEEK]
+    assert not any(a[1] == "warning" for found in seen.values() for a in found)
+    with storage.session() as session:
+        (alert,) = [a for a in alerts.past_alerts(session) if a.kind == "department"]
+        assert alert.message.startswith("dept 3: below its 95% range in 4 of 4 stores")
