@@ -241,7 +241,7 @@ def names_entity(fault: Fault, alert: Mapping[str, Any]) -> bool:
     if fault.kind == "covariate":
         return details.get("column") == fault.column and set(fault.affected_stores) <= stores
     if fault.kind.startswith("actuals_"):
-        return details.get("week") == fault.start.isoformat()
+        return alert.get("kind") == "actuals_feed" and details.get("week") == fault.start.isoformat()
     if fault.kind == "dept_shift":
         return fault.dept in depts
     if fault.store not in stores:

@@ -124,4 +124,9 @@ def test_an_alert_names_the_fault_by_its_store_department_column_or_week():
     assert faults.names_entity(feed, {"store": None, "details": {"column": "cpi", "stores": [3, 4, 9]}})
     assert not faults.names_entity(feed, {"store": None, "details": {"column": "cpi", "stores": [3]}})
     missing = faults.parse_fault("actuals_missing:start=2012-05-04")
-    assert faults.names_entity(missing, {"store": None, "details": {"week": "2012-05-04"}})
+    assert faults.names_entity(
+        missing, {"kind": "actuals_feed", "store": None, "details": {"week": "2012-05-04"}}
+    )
+    assert not faults.names_entity(
+        missing, {"kind": "store_total", "store": 3, "details": {"week": "2012-05-04"}}
+    )
