@@ -165,12 +165,11 @@ def fault_battery(f: dict[str, Any]) -> Table:
     for r in f.get("faults", []):
         named = r.get("weeks_to_warning") is not None or r.get("weeks_to_info") is not None
         what = r["kind"] + (f" ({r['mode']} {r['column']})" if r.get("column") else "")
-        where = ", ".join(f"store {s}" for s in r.get("stores") or []) + (
-            f" dept {r['dept']}" if r.get("dept") is not None else ""
-        )
+        where = [", ".join(f"store {s}" for s in r.get("stores") or [])]
+        where += [f"dept {r['dept']}"] if r.get("dept") is not None else []
         rows.append(
             [
-                f"{what} {where}".strip(),
+                " ".join(part for part in (what, *where) if part),
                 "-" if not r.get("size") else f"{r['size']:+g}",
                 r["start"],
                 "never" if r.get("weeks_to_warning") is None else str(r["weeks_to_warning"]),
