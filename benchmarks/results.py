@@ -158,6 +158,34 @@ def replay(f: dict[str, Any]) -> Table:
     return header, rows
 
 
+def fault_battery(f: dict[str, Any]) -> Table:
+    """Per fault: weeks to the first warning and info naming it; then the clean replay's alerts."""
+    header = ["fault", "size", "start", "weeks to first warning", "weeks to first info", "named entity"]
+    rows = []
+    for r in f.get("faults", []):
+        named = r.get("weeks_to_warning") is not None or r.get("weeks_to_info") is not None
+        what = r["kind"] + (f" ({r['mode']} {r['column']})" if r.get("column") else "")
+        where = [", ".join(f"store {s}" for s in r.get("stores") or [])]
+        where += [f"dept {r['dept']}"] if r.get("dept") is not None else []
+        rows.append(
+            [
+                " ".join(part for part in (what, *where) if part),
+                "-" if not r.get("size") else f"{r['size']:+g}",
+                r["start"],
+                "never" if r.get("weeks_to_warning") is None else str(r["weeks_to_warning"]),
+                "never" if r.get("weeks_to_info") is None else str(r["weeks_to_info"]),
+                "yes" if named else "no",
+            ]
+        )
+    clean = f.get("clean")
+    if clean:
+        levels = ", ".join(f"{n} {level}" for level, n in clean["by_level"].items())
+        rows.append(
+            [f"clean replay, {clean['weeks']} weeks: alerts opened", "-", f.get("start", "-"), levels, "", ""]
+        )
+    return header, rows
+
+
 def scale(f: dict[str, Any]) -> Table:
     header = [
         "stores",
@@ -319,6 +347,12 @@ BENCHMARKS = (
         forecaster,
     ),
     Benchmark("bench_replay", "The weekly loop replayed over 39 weeks", "bench_replay.py --data DIR", replay),
+    Benchmark(
+        "bench_faults",
+        "Faults injected into the replayed loop: weeks until each is named",
+        "bench_faults.py --data DIR",
+        fault_battery,
+    ),
     Benchmark("bench_http", "API latency and throughput under gunicorn", "bench_http.py", http),
     Benchmark("load", "Mixed load and faults under gunicorn", "load.py --seconds 60 --all", load),
     Benchmark("bench_hostile", "Hostile requests", "bench_hostile.py", hostile),

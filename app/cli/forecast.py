@@ -23,7 +23,7 @@ from app.cli.db import SchemaGroup, requires_schema
 from app.cli.files import written_atomically
 from app.config import train_params
 from app.forecasting.engine import ENGINES, Engine
-from app.loop import history, publish, weekly
+from app.loop import faults, history, publish, weekly
 from app.loop.replay import ReplaySettings, replay, write_forecasts
 
 forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan of record).")
@@ -101,6 +101,14 @@ def _progress(message: str) -> None:
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--forecasts", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--inject",
+    "specs",
+    multiple=True,
+    metavar="SPEC",
+    help="a fault fed to the loop, e.g. store_level:store=20,size=-0.5,start=2012-05-04 (repeatable; "
+    "kinds: " + ", ".join(faults.KINDS) + ")",
+)
 @with_appcontext
 @requires_schema
 def replay_command(
@@ -110,8 +118,13 @@ def replay_command(
     retrain_every: int | None,
     json_out: Path | None,
     forecasts: Path | None,
+    specs: tuple[str, ...],
 ) -> None:
-    """Replay the weekly loop over the weeks after --start on this database (use an empty one)."""
+    """Replay the weekly loop over the weeks after --start on this database (use an empty one).
+
+    With --inject, the weeks fed to the loop carry the faults (in memory; the files are not touched) and
+    the replay reports, per fault, the weeks until the first alert naming what broke.
+    """
     app: Flask = current_app
     storage = extensions.storage()
     dataset = load_dataset(data)
@@ -122,6 +135,23 @@ def replay_command(
         raise click.ClickException(f"--start: {start!r} is not a date (YYYY-MM-DD)") from None
     if not dataset.sales["date"].min() < start_week < dataset.sales["date"].max():
         raise click.ClickException(f"--start {start} must fall inside the data's sales weeks")
+    injected = []
+    last_week = (start_week + pd.Timedelta(weeks=weeks)).date()
+    for spec in specs:
+        try:
+            fault = faults.parse_fault(spec)
+        except faults.FaultSpecError as error:
+            raise click.BadParameter(f"{spec!r}: {error}", param_hint="--inject") from None
+        if not start_week.date() < fault.start <= last_week:
+            raise click.BadParameter(
+                f"{spec!r}: start {fault.start} must fall within the replayed weeks "
+                f"({(start_week + pd.Timedelta(weeks=1)).date()}..{last_week})",
+                param_hint="--inject",
+            )
+        problem = faults.unknown_entity(fault, dataset)
+        if problem:
+            raise click.BadParameter(f"{spec!r}: {problem}", param_hint="--inject")
+        injected.append(fault)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     settings = ReplaySettings(
@@ -131,6 +161,7 @@ def replay_command(
         params=train_params(app.config),
         margin=float(app.config["PROMOTION_MARGIN"]),
         loop=weekly.LoopSettings.from_config(app.config),
+        faults=tuple(injected),
     )
     result = replay(
         storage,
@@ -148,6 +179,17 @@ def replay_command(
             f"backtest {reference or float('nan'):>9,.1f}  "
             f"80% {figures['coverage_80']:.1%}  95% {figures['coverage_95']:.1%}  rows {figures['rows']:,}"
         )
+    for found in result["faults"]:
+        click.echo(
+            f"fault {found['spec']}: first warning naming it after {_weeks(found['weeks_to_warning'])}, "
+            f"first info after {_weeks(found['weeks_to_info'])}"
+        )
+    clean = result["clean_alerts"]
+    click.echo(
+        f"{clean['weeks']} week(s) before any fault: "
+        + ", ".join(f"{n} {level}" for level, n in clean["by_level"].items())
+        + " alert(s) opened"
+    )
     click.echo(
         f"{result['alerts_opened']} alert(s) opened; {len(result['retrains'])} retrain(s); "
         f"{result['seconds']:.0f}s"
@@ -160,6 +202,10 @@ def replay_command(
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2, default=str))
         click.echo(f"wrote {json_out}")
+
+
+def _weeks(count: int | None) -> str:
+    return "never" if count is None else f"{count} week(s)"
 
 
 def register_cli(app: Flask) -> None:

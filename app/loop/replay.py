@@ -4,6 +4,10 @@ Train on sales up to `start`; then, week by week, ingest that week's rows of tra
 through the import and the check that `flask actuals import` uses (against the served model), roll the
 production model forward, publish a forecast run, score and check everything the scheduler would, and
 every K weeks retrain through the experiment's gate. It proves the loop on the real files and measures it.
+
+With faults (app/loop/faults.py) the weeks fed to the loop come from a faulted copy of the data kept in
+memory, and the replay reports per fault the weeks until the first alert naming what broke, at warning
+and at info level, beside the alerts of the weeks before any fault began.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from app.config import Config
+from app.forecasting.artifacts import ArtifactInfo
 from app.forecasting.data import TRAIN_HEADER, Dataset
 from app.forecasting.forecaster import Forecaster
 from app.forecasting.prediction import BANDS
-from app.loop import accuracy, retrain, weekly
+from app.loop import accuracy, faults, retrain, weekly
 from app.loop.history import lineage_of, production_forecaster, roll_forward
 from app.monitoring import actual_features, actuals, alerts, drift_report, prediction_log, sales_check
-from app.registry import experiment
+from app.registry import experiment, versions
 from app.registry.actual_history import dataset_with_actuals
 from app.storage import Alert, ForecastRow, ForecastRun, Storage
 
@@ -49,6 +54,8 @@ class ReplaySettings:
     margin: float = 0.01
     loop: weekly.LoopSettings = field(default_factory=weekly.LoopSettings)
     max_sales_multiple: float = Config.ACTUALS_MAX_SALES_MULTIPLE
+    faults: tuple[faults.Fault, ...] = ()
+    artifact: ArtifactInfo | None = None  # a model already trained on sales up to start: no training
 
 
 def week_csv(sales: pd.DataFrame) -> bytes:
@@ -111,34 +118,48 @@ def replay(
     started = time.perf_counter()
     start = pd.Timestamp(settings.start)
     base_data = dataset.through(start)
-    say(f"training {settings.kind} on sales up to {start.date()} ({len(base_data.sales):,} rows)")
-    first = experiment.train_and_register(
-        storage,
-        base_data,
-        settings.kind,
-        model_name=model_name,
-        models_dir=models_dir,
-        params=settings.params,
-        stage="production",
-        by="replay",
-        reason=f"replay from {start.date()}",
-    )
+    if settings.artifact is not None:
+        first = _register(storage, settings.artifact, model_name)
+        say(f"replaying with {first['label']}, trained on sales up to {start.date()}")
+    else:
+        say(f"training {settings.kind} on sales up to {start.date()} ({len(base_data.sales):,} rows)")
+        first = experiment.train_and_register(
+            storage,
+            base_data,
+            settings.kind,
+            model_name=model_name,
+            models_dir=models_dir,
+            params=settings.params,
+            stage="production",
+            by="replay",
+            reason=f"replay from {start.date()}",
+        )
+    fed = faults.apply_faults(dataset, settings.faults) if settings.faults else dataset
     base = production_forecaster(storage, model_name)
     backtest = base.metadata.get("backtest") or {}
     with storage.session() as session:
         last_alert = int(session.scalar(select(func.max(Alert.id))) or 0)
     weeks, retrains = [], []
+    seen: list[list[dict[str, Any]]] = []
     served = base
     for k in range(1, settings.weeks + 1):
         week_started = time.perf_counter()
         week = start + pd.Timedelta(weeks=k)
-        rows = dataset.sales[dataset.sales["date"] == week]
+        rows = fed.sales[fed.sales["date"] == week]
         bounds = sales_check.bounds_for(served, week.date(), settings.max_sales_multiple)
         with storage.session() as session:
-            imported = actuals.import_csv(
-                session, week_csv(rows), name=f"train-{week.date()}.csv", model_name=model_name, bounds=bounds
+            imported = (
+                actuals.import_csv(
+                    session,
+                    week_csv(rows),
+                    name=f"train-{week.date()}.csv",
+                    model_name=model_name,
+                    bounds=bounds,
+                )
+                if len(rows)
+                else actuals.ImportResult(0, 0, 0, 0)
             )
-            actual_features.upsert_features(session, dataset.features[dataset.features["date"] == week])
+            actual_features.upsert_features(session, fed.features[fed.features["date"] == week])
         forecaster = served = roll_forward(base, storage)
         now = dt.datetime.combine(week.date() + dt.timedelta(days=3), dt.time(6))
         turn = weekly.run_week(storage, forecaster, settings.loop, now=now)
@@ -159,6 +180,7 @@ def replay(
             )
             base = production_forecaster(storage, model_name)
         opened, last_alert = _new_alerts(storage, last_alert)
+        seen.append(_alerts_of_week(storage, opened))
         weeks.append(
             {
                 "week": week.date().isoformat(),
@@ -191,8 +213,73 @@ def replay(
         "backtest_origin": backtest.get("origin"),
         "retrains": retrains,
         "alerts_opened": sum(len(w["alerts_opened"]) for w in weeks),
+        "faults": [detection(f, start.date(), seen) for f in settings.faults],
+        "clean_alerts": clean_alerts(weeks, settings.faults),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _register(storage: Storage, artifact: ArtifactInfo, model_name: str) -> dict[str, Any]:
+    meta = artifact.metadata
+    return versions.register_version(
+        storage,
+        model_name,
+        artifact_path=artifact.path,
+        artifact_sha256=artifact.sha256,
+        model_kind=str(meta.get("kind") or "hgb"),
+        metrics=meta.get("backtest") or {},
+        stage="production",
+        by="replay",
+        reason="replay with a model trained before",
+        data_source=meta.get("data_source"),
+        data_lineage=meta.get("data_lineage"),
+    )
+
+
+def _alerts_of_week(storage: Storage, opened: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts standing at the end of a week: every open one, and those opened then closed within it."""
+    with storage.session() as session:
+        standing = [
+            {"kind": a.kind, "severity": a.severity, "store": a.store, "dept": a.dept, "details": a.details}
+            for a in alerts.open_alerts(session)
+        ]
+    return standing + opened
+
+
+def detection(fault: faults.Fault, start: dt.date, seen: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Weeks from the fault's first week until an alert naming what broke stands, at warning and at info
+    (1: the week it arrived; None: never within the replay)."""
+    first = (fault.start - start).days // 7  # the replay's week number of the fault's first week
+    found: dict[str, Any] = {"warning": None, "info": None}
+    kinds: dict[str, str | None] = {"warning": None, "info": None}
+    for k in range(max(first, 1), len(seen) + 1):
+        for alert in seen[k - 1]:
+            if not faults.names_entity(fault, alert):
+                continue
+            level = "info" if alert["severity"] == "info" else "warning"
+            if found[level] is None:
+                found[level], kinds[level] = k - first + 1, alert["kind"]
+    return {
+        **fault.describe(),
+        "weeks_to_warning": found["warning"],
+        "weeks_to_info": found["info"],
+        "warning_kind": kinds["warning"],
+        "info_kind": kinds["info"],
+    }
+
+
+def clean_alerts(weeks: list[dict[str, Any]], injected: tuple[faults.Fault, ...]) -> dict[str, Any]:
+    """Alerts opened at each level over the weeks before any fault began."""
+    begins = min((f.start.isoformat() for f in injected), default=None)
+    clean = [w for w in weeks if begins is None or w["week"] < begins]
+    levels = {s: 0 for s in alerts.SEVERITIES}
+    by_kind: dict[str, int] = {}
+    for week in clean:
+        for alert in week["alerts_opened"]:
+            levels[alert["severity"]] += 1
+            name = f"{alert['kind']} {alert['severity']}"
+            by_kind[name] = by_kind.get(name, 0) + 1
+    return {"weeks": len(clean), "by_level": levels, "by_kind": by_kind}
 
 
 def _retrain(

@@ -4,7 +4,8 @@ For each series, over the last `window` weeks of next-week (lag 1) published for
 tracking signal = cumulative error (actual - forecast) / mean absolute error. It stays within a few
 units while errors cancel and grows towards +-window when every week misses the same way. A series is
 flagged when the signal passes `limit` over enough weeks and the bias is material; many flagged
-departments of one store become one store-level alert. Alerts close when the signal clears.
+departments of one store become one store-level alert, and the others are notices in their store's
+weekly digest. Alerts close when the signal clears.
 """
 
 from __future__ import annotations
@@ -113,10 +114,12 @@ def _direction(signal: float) -> str:
 def flag_biased(
     session: Session, signals: pd.DataFrame, settings: TrackingSettings = TrackingSettings()
 ) -> dict:
-    """Open an alert per flagged series (or one per store with many), resolve those that cleared."""
+    """Open one store-level alert for a store with many flagged series, resolve those that cleared; the
+    other flagged series come back as `notices` for the store's weekly digest (app/loop/watch.py)."""
     flagged = signals[signals["flagged"].astype(bool)]
     judged = signals.groupby("store").size()
     wanted: set[str] = set()
+    notices: list[dict[str, Any]] = []
     stores = 0
     for store, group in flagged.groupby("store"):
         store = int(store)
@@ -132,28 +135,26 @@ def flag_biased(
             details = {
                 "departments": [int(d) for d in group["dept"]],
                 "signals": group["signal"].round(2).tolist(),
+                "stores": [store],
+                "url": f"/store?store={store}",
             }
             alerts.open_alert(session, KIND, "warning", message, details, key=key, store=store)
             continue
         for row in group.itertuples():
-            key = f"series {store}-{int(row.dept)}"
-            wanted.add(key)
-            message = (
-                f"store {store} dept {int(row.dept)}: forecasts persistently {_direction(row.signal)} actual "
-                f"sales (tracking signal {row.signal:+.1f} over {int(row.weeks)} weeks, "
-                f"cumulative bias {row.bias_share:+.0%} of sales)"
-            )
-            details = {
-                "signal": float(row.signal),
-                "bias_share": float(row.bias_share),
-                "weeks": int(row.weeks),
-            }
-            alerts.open_alert(
-                session, KIND, "info", message, details, key=key, store=store, dept=int(row.dept)
+            notices.append(
+                {
+                    "store": store,
+                    "dept": int(row.dept),
+                    "direction": _direction(row.signal),
+                    "signal": round(float(row.signal), 2),
+                    "bias_share": round(float(row.bias_share), 4),
+                    "weeks": int(row.weeks),
+                }
             )
     cleared = 0
     for alert in alerts.open_alerts(session, KIND):
         if str((alert.details or {}).get("key", "")) not in wanted:
             alerts.resolve(session, alert.id)
             cleared += 1
-    return {"series_flagged": int(len(flagged)), "store_alerts": stores, "cleared": cleared}
+    flags = int(len(flagged))
+    return {"series_flagged": flags, "store_alerts": stores, "cleared": cleared, "notices": notices}

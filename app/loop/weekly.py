@@ -4,7 +4,8 @@ The caller passes the production model already rolled to the newest week of know
 (history.roll_forward; the serving ModelHolder does it too). Then: publish a forecast run from that
 week unless this model version has one (publish.publish keeps one per week and version), score every
 published forecast of the weeks that now have actuals, check each lag bucket against the backtest,
-and flag persistently biased series.
+flag persistently biased series, check store totals and departments against their intervals and the
+week's file itself (app/loop/watch.py), and each store's arriving covariates against its own history.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pandas as pd
 from app.forecasting import calendar
 from app.forecasting.engine import LOCAL, Engine
 from app.forecasting.forecaster import Forecaster
-from app.loop import accuracy, publish, tracking
+from app.loop import accuracy, exceedance, publish, tracking, watch
 from app.loop.history import lineage_of
+from app.monitoring import actual_features, covariate_check
 from app.monitoring.data_quality import report_data_quality
 from app.storage import Storage
 
@@ -37,6 +39,8 @@ class LoopSettings:
     degradation_min_rows: int = 2000  # scored forecasts in a bucket's window before it is judged
     degradation_window_weeks: int = 4
     tracking: tracking.TrackingSettings = field(default_factory=tracking.TrackingSettings)
+    exceedance: exceedance.ExceedanceSettings = field(default_factory=exceedance.ExceedanceSettings)
+    actuals_due_days: int = 3  # days after a week's Friday by which its actual sales are due
     engine: Engine = LOCAL  # where the published run is computed (FORECAST_ENGINE)
 
     @classmethod
@@ -48,6 +52,8 @@ class LoopSettings:
                 config.get("DEGRADATION_WINDOW_WEEKS", cls.degradation_window_weeks)
             ),
             tracking=tracking.TrackingSettings.from_config(config),
+            exceedance=exceedance.ExceedanceSettings.from_config(config),
+            actuals_due_days=int(config.get("ACTUALS_DUE_DAYS", cls.actuals_due_days)),
             engine=Engine.from_config(config),
         )
 
@@ -117,4 +123,19 @@ def run_week(
         )
         signals = tracking.tracking_signals(storage, lineage, today, settings.tracking)
         result["bias"] = tracking.flag_biased(session, signals, settings.tracking)
+        found = exceedance.evaluate(storage, forecaster, lineage, today, settings.exceedance)
+        feed = watch.feed_findings(forecaster, now, settings.actuals_due_days)
+        result["watch"] = watch.raise_alerts(session, found, feed, result["bias"].pop("notices"))
+        result["covariates"] = check_arriving_covariates(session, storage, forecaster)
     return result
+
+
+def check_arriving_covariates(session: Any, storage: Storage, forecaster: Forecaster) -> dict[str, Any]:
+    """The newest week of ingested covariates, store by store, against each store's own history."""
+    week = actual_features.newest_week(storage)
+    if week is None:
+        return {"columns": [], "stores": []}
+    origin = forecaster.metadata.get("origin")
+    trained = dt.date.fromisoformat(str(origin)[:10]) if origin else None
+    arriving = actual_features.features_frame(storage, since=week)
+    return covariate_check.check_covariates(session, forecaster.covariates, arriving, week, trained)

@@ -21,7 +21,20 @@ from app.storage import Alert, AlertDelivery, DriftReport, PerformanceSnapshot, 
 
 log = logging.getLogger(__name__)
 
-KINDS = ("drift", "degradation", "bias", "error_rate", "artifact", "data_quality")
+KINDS = (
+    "drift",
+    "degradation",
+    "bias",
+    "error_rate",
+    "artifact",
+    "data_quality",
+    "actuals_feed",
+    "store_total",
+    "series",
+    "digest",
+    "covariates",
+    "department",
+)
 SEVERITIES = ("info", "warning", "critical")
 MIN_REQUESTS_FOR_ERROR_RATE = 20  # fewer requests in a window: one failure is not a rate
 

@@ -40,3 +40,13 @@ def test_results_page_renders_each_file_and_names_the_unmeasured(tmp_path: Path)
     for bench in results.BENCHMARKS:
         section = page.split(f"## {bench.title}\n", 1)[1].split("\n## ", 1)[0]
         assert ("Not yet measured." in section) == (bench.name not in measured), bench.name
+
+
+def test_the_fault_battery_table_has_a_row_per_fault_and_the_clean_replay(tmp_path: Path) -> None:
+    fault = {"kind": "store_level", "size": -0.5, "start": "2012-03-02", "stores": [20], "dept": None,
+             "column": None, "mode": None, "weeks_to_warning": 1, "weeks_to_info": None}  # fmt: skip
+    clean = {"weeks": 39, "by_level": {"info": 30, "warning": 1, "critical": 0}}
+    write_json(tmp_path / "f.json", "bench_faults", {"faults": [fault], "clean": clean}, (1.0, 1.0, 1.0))
+    page = results.render(tmp_path)
+    assert "| store_level store 20 | -0.5 | 2012-03-02 | 1 | never | yes |" in page
+    assert "| clean replay, 39 weeks: alerts opened | - | - | 30 info, 1 warning, 0 critical |" in page

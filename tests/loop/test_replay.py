@@ -1,14 +1,16 @@
-"""A short replay of the whole loop (8 weeks of the small synthetic chain), as `flask replay` runs it."""
+"""A short replay of the whole loop (8 weeks of the small synthetic chain), as `flask replay` runs it,
+clean and with faults put in at known weeks."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 
 import pandas as pd
 import pytest
 
-from app.loop import publish
+from app.loop import faults, publish
 from app.loop.replay import FORECASTS_HEADER, ReplaySettings, replay, write_forecasts
 from app.monitoring import actuals
 from tests.helpers.training import TINY_TRAIN_PARAMS
@@ -74,3 +76,91 @@ def test_replay_checks_each_week_of_actuals_as_the_import_does(app, small_datase
         )
     (problem,) = caught.value.errors
     assert problem["field"] == "Weekly_Sales" and "times the series' largest week" in problem["message"]
+
+
+REPLAY_WEEKS = 8
+
+
+@pytest.fixture(scope="module")
+def steady(small_dataset):
+    """The small chain without its series that skip weeks (the data-quality check's business)."""
+    sales = small_dataset.sales
+    recent = sales[sales["date"] > small_dataset.last_week - pd.Timedelta(weeks=40)]
+    weeks = recent.groupby(["store", "dept"])["date"].nunique()
+    keep = weeks[weeks == recent["date"].nunique()].reset_index()[["store", "dept"]]
+    return dataclasses.replace(small_dataset, sales=sales.merge(keep, on=["store", "dept"]))
+
+
+@pytest.fixture(scope="module")
+def steady_artifact(steady, tmp_path_factory):
+    from app.forecasting.training import save_model, train
+
+    through = steady.last_week - pd.Timedelta(weeks=REPLAY_WEEKS)
+    trained = train(steady, kind="hgb", through=through, params=TINY_TRAIN_PARAMS)
+    return save_model(trained, tmp_path_factory.mktemp("steady-models"))
+
+
+def _replay_with(app, steady, artifact, specs=()):
+    start = steady.last_week - pd.Timedelta(weeks=REPLAY_WEEKS)
+    return replay(
+        app.extensions["storage"],
+        steady,
+        ReplaySettings(
+            start=start.date(),
+            weeks=REPLAY_WEEKS,
+            artifact=artifact,
+            faults=tuple(faults.parse_faults(specs)),
+        ),
+        model_name=app.config["MODEL_NAME"],
+        models_dir=app.config["MODELS_DIR"],
+    )
+
+
+def test_a_clean_replay_raises_no_warning(app, steady, steady_artifact):
+    result = _replay_with(app, steady, steady_artifact)
+    warnings = [a for w in result["weeks"] for a in w["alerts_opened"] if a["severity"] != "info"]
+    assert warnings == []
+    assert (
+        result["clean_alerts"]["weeks"] == REPLAY_WEEKS and result["clean_alerts"]["by_level"]["warning"] == 0
+    )
+    assert result["first_version"] == "v1"
+
+
+def test_a_replay_with_faults_reports_the_weeks_until_each_is_named(app, steady, steady_artifact):
+    third = (steady.last_week - pd.Timedelta(weeks=REPLAY_WEEKS - 3)).date()
+    sixth = third + dt.timedelta(weeks=3)
+    specs = [
+        f"store_level:store=2,size=-0.5,start={third}",
+        f"dept_collapse:store=4,dept=77,start={third}",
+        f"covariate:stores=1,column=temperature,mode=offset,size=-40,start={third}",
+        f"covariate:stores=3,column=temperature,mode=stuck,start={third}",
+        f"actuals_missing:start={sixth}",
+    ]
+    assert not any(faults.unknown_entity(f, steady) for f in faults.parse_faults(specs))
+    result = _replay_with(app, steady, steady_artifact, specs)
+    found = {f["spec"]: f for f in result["faults"]}
+    level, collapse, offset, stuck, missing = (found[s] for s in specs)
+    assert level["weeks_to_warning"] in (1, 2) and level["warning_kind"] == "store_total"
+    assert collapse["weeks_to_warning"] in (1, 2, 3)
+    assert (offset["weeks_to_warning"], offset["warning_kind"]) == (1, "covariates")
+    assert (stuck["weeks_to_warning"], stuck["warning_kind"]) == (1, "covariates")
+    assert (missing["weeks_to_warning"], missing["warning_kind"]) == (1, "actuals_feed")
+    assert result["clean_alerts"]["weeks"] == 2 and result["clean_alerts"]["by_level"]["warning"] == 0
+
+
+def test_replay_command_names_a_bad_fault_spec(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["replay", "--start", "2012-05-04", "--weeks", "2", "--inject", "store_level:store=1"]
+    )
+    assert (
+        result.exit_code != 0
+        and "--inject" in result.output
+        and "start, size: required by store_level" in result.output
+    )
+    late = "store_level:store=1,size=-0.5,start=2012-08-03"
+    result = runner.invoke(args=["replay", "--start", "2012-05-04", "--weeks", "2", "--inject", late])
+    assert result.exit_code != 0 and "must fall within the replayed weeks" in result.output
+    absent = "store_level:store=999,size=-0.5,start=2012-05-11"
+    result = runner.invoke(args=["replay", "--start", "2012-05-04", "--weeks", "2", "--inject", absent])
+    assert result.exit_code != 0 and "the data has no store 999" in result.output

@@ -1,43 +1,25 @@
-"""Tracking signal: a series whose sales drop by half is flagged, and the alert closes when it recovers."""
+"""Tracking signal: a series whose sales drop by half is flagged in its store's digest, which closes when
+it recovers; many biased departments of one store make one store-level alert."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from app.loop import tracking
+from app.loop import tracking, watch
 from app.monitoring import alerts
-from app.storage import ActualSale, ForecastRow, ForecastRun
-
-START = dt.date(2012, 2, 3)
-
-
-def _week(storage, k: int, series: dict[tuple[int, int], tuple[float, float]]) -> dt.date:
-    """Week k: a run from week k-1 whose lag-1 forecast meets that week's actual, per series."""
-    week = START + dt.timedelta(weeks=k)
-    with storage.session() as session:
-        run = ForecastRun(
-            model_version="v1", data_through=week - dt.timedelta(weeks=1), lineage="L", horizon=1,
-            series=len(series), rows=len(series), seconds=0,
-        )  # fmt: skip
-        session.add(run)
-        session.flush()
-        for (store, dept), (forecast, actual) in series.items():
-            session.add(
-                ForecastRow(
-                    run_id=run.id, store=store, dept=dept, week=week, lag=1, prediction=forecast,
-                    lower_80=forecast * 0.9, upper_80=forecast * 1.1,
-                    lower_95=forecast * 0.8, upper_95=forecast * 1.2,
-                )
-            )  # fmt: skip
-            session.add(ActualSale(store=store, dept=dept, week=week, weekly_sales=actual, lineage="L"))
-    return week
+from tests.loop.rows import add_week as _week
 
 
 def _check(storage, week: dt.date) -> list:
+    """The open bias alerts, and each department a store's digest lists, as (store, dept, severity)."""
     signals = tracking.tracking_signals(storage, "L", week)
     with storage.session() as session:
-        tracking.flag_biased(session, signals)
-        return [(a.store, a.dept, a.severity) for a in alerts.open_alerts(session, "bias")]
+        flagged = tracking.flag_biased(session, signals)
+        watch.raise_alerts(session, {}, [], flagged["notices"])
+        found = [(a.store, a.dept, a.severity) for a in alerts.open_alerts(session, "bias")]
+        for digest in alerts.open_alerts(session, "digest"):
+            found += [(digest.store, d, digest.severity) for d in digest.details["departments"]]
+        return found
 
 
 def test_a_series_halved_is_flagged_and_its_alert_closes_when_it_recovers(app):
@@ -63,8 +45,10 @@ def test_a_series_halved_is_flagged_and_its_alert_closes_when_it_recovers(app):
     assert opened_at is not None and 12 <= opened_at <= 19, opened_at  # within weeks of the drop
     assert closed_at is not None and closed_at > 20, closed_at
     with storage.session() as session:
-        (past,) = [a for a in alerts.past_alerts(session) if a.kind == "bias"]
-        assert past.store == 1 and past.dept == 1 and "persistently above" in past.message
+        (past,) = [a for a in alerts.past_alerts(session) if a.kind == "digest"]
+        assert past.store == 1 and past.details["departments"] == [1]
+        assert "dept 1 forecasts persistently above" in past.message
+        assert past.details["url"] == "/store?store=1"
 
 
 def test_many_biased_departments_of_one_store_roll_up_into_one_store_alert(app):

@@ -1,0 +1,326 @@
+"""Store totals and departments against their calibrated intervals: faults caught in weeks, not quarters.
+
+The tracking signal needs most of a quarter of biased weeks before it speaks; a store whose sales halve
+falls outside its own 95% interval the week it happens. The published forecasts of the last weeks are
+joined with their actual sales; a store total's interval is the Forecaster's own `total_bounds` of its
+departments at that lag.
+
+A run of misses is judged against the plan published before it began: weeks t-1 and t against the run
+from t-2 (lags 1 and 2), and t-2..t against the run from t-3. Next-week forecasts roll forward and chase
+a broken store within a week, so a second miss measured against them shrinks; against the earlier plan
+it does not. On the 2012 replay a CUSUM of lag-1 standardised errors warned on ordinary spring weeks of
+a few stores; these rules did not (docs: benchmarks/bench_faults.py measures them).
+
+- store (warning): the total outside its 95% range the same way in every week of such a run, and off by
+  at least `store_share_below` (or `store_share_above`; spring and Easter weeks run high) each week; or
+  one week off by `store_single_share`, outside its range.
+- department (warning): a department that fell below its 95% range in every week of a run, by a share of
+  its forecast and a dollar amount, while the same department in the other stores did not (so Easter's
+  candy aisle after Easter, low in every store, is no store's fault).
+- notice (info, for the store's digest): a store total or a department outside its 95% range this week.
+- department across the chain (info): a department outside its 95% range the same way in most of the
+  stores selling it this week (a change of the department everywhere, or a season misjudged).
+- chain: a week in which most stores miss the same way is a fault of the week's file (counted twice, a
+  wrong file); it is one chain-level finding and no store's.
+
+The computation is stateless (recomputed from the stored forecasts and actuals each week), so a
+restarted or replayed loop reaches the same alerts, and an alert closes with the first week its rule no
+longer holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from app.forecasting.forecaster import Forecaster
+from app.loop.accuracy import latest_runs
+from app.storage import ActualSale, ForecastRow, Storage
+
+log = logging.getLogger(__name__)
+
+Z95 = 1.959964
+BOUNDS = ["lower_80", "upper_80", "lower_95", "upper_95"]
+MAX_RUN = 3  # the longest run of weeks judged against one earlier plan
+
+
+@dataclass(frozen=True)
+class ExceedanceSettings:
+    store_share_below: float = 0.12  # a store total this far below its plan in each week of a run ...
+    store_share_above: float = 0.20  # ... or this far above: warning
+    store_single_share: float = 0.35  # one week this far off (and outside its 95% range): warning
+    dept_share: float = 0.8  # a department this far below its plan, relative to its peers, ...
+    dept_dollars: float = 3000.0  # ... by this many dollars in each week of a run: warning
+    peer_stores: int = 5  # stores selling a department before its peers' median is trusted
+    notice_share: float = 0.5  # a department outside its 95% range by this share ...
+    notice_dollars: float = 5000.0  # ... and this many dollars goes into the store's digest
+    chain_share: float = 0.6  # stores outside their 95% range the same way: the week's file is at fault
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ExceedanceSettings:
+        return cls(
+            store_share_below=float(config.get("STORE_SHIFT_BELOW", cls.store_share_below)),
+            store_share_above=float(config.get("STORE_SHIFT_ABOVE", cls.store_share_above)),
+            dept_share=float(config.get("DEPT_COLLAPSE_SHARE", cls.dept_share)),
+        )
+
+
+def published_errors(storage: Storage, lineage: str, until: dt.date, lags: int = MAX_RUN) -> pd.DataFrame:
+    """Published forecasts at lags 1..`lags` of the weeks up to `until`, with their actual sales and
+    the week each was published from (`origin`)."""
+    rows = ForecastRow.__table__
+    since = until - dt.timedelta(weeks=lags + 1)
+    query = (
+        select(
+            rows.c.store,
+            rows.c.dept,
+            rows.c.week,
+            rows.c.lag,
+            rows.c.prediction,
+            *(rows.c[b] for b in BOUNDS),
+            ActualSale.weekly_sales,
+        )
+        .join(
+            ActualSale,
+            (ActualSale.store == rows.c.store)
+            & (ActualSale.dept == rows.c.dept)
+            & (ActualSale.week == rows.c.week),
+        )
+        .where(
+            rows.c.lag <= lags,
+            rows.c.week > since,
+            rows.c.week <= until,
+            rows.c.run_id.in_(latest_runs(lineage)),
+            ActualSale.lineage == lineage,
+        )
+    )
+    columns = ["store", "dept", "week", "lag", "prediction", *BOUNDS, "actual"]
+    with storage.engine.connect() as connection:
+        frame = pd.DataFrame(connection.execute(query).all(), columns=columns)
+    frame["origin"] = [
+        w - dt.timedelta(weeks=int(k)) for w, k in zip(frame["week"], frame["lag"], strict=True)
+    ]
+    frame["z"] = _z(frame["actual"], frame["prediction"], frame["upper_95"] - frame["prediction"])
+    return frame
+
+
+def _z(actual: Any, prediction: Any, half95: Any) -> np.ndarray:
+    scale = np.maximum(np.asarray(half95, dtype=float), 1.0) / Z95
+    return (np.asarray(actual, dtype=float) - np.asarray(prediction, dtype=float)) / scale
+
+
+def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
+    """Per store, week and lag: actual and forecast totals, the 95% range (total_bounds), z and share off."""
+    out = []
+    half80 = ((frame["upper_80"] - frame["lower_80"]) / 2).to_numpy(float)
+    prediction, actual = frame["prediction"].to_numpy(float), frame["actual"].to_numpy(float)
+    for (store, week, lag), idx in frame.groupby(["store", "week", "lag"]).indices.items():
+        bounds = forecaster.total_bounds(prediction[idx], half80[idx], int(lag))
+        out.append(
+            {
+                "store": int(store),
+                "week": week,
+                "lag": int(lag),
+                "origin": week - dt.timedelta(weeks=int(lag)),
+                "actual": float(actual[idx].sum()),
+                "prediction": bounds["prediction"],
+                "lower_95": bounds["lower_95"],
+                "upper_95": bounds["upper_95"],
+            }
+        )
+    columns = ["store", "week", "lag", "origin", "actual", "prediction", "lower_95", "upper_95"]
+    totals = pd.DataFrame(out, columns=columns)
+    totals["z"] = _z(totals["actual"], totals["prediction"], totals["upper_95"] - totals["prediction"])
+    totals["share"] = (totals["actual"] - totals["prediction"]) / np.maximum(totals["prediction"].abs(), 1.0)
+    return totals
+
+
+def chain_weeks(totals: pd.DataFrame, share: float) -> dict[Any, dict[str, Any]]:
+    """Weeks in which at least `share` of the stores fall outside their 95% range the same way (lag 1)."""
+    found = {}
+    for week, group in totals[totals["lag"] == 1].groupby("week"):
+        n = len(group)
+        above, below = int((group["z"] > Z95).sum()), int((group["z"] < -Z95).sum())
+        if n >= 3 and max(above, below) >= share * n:
+            found[week] = {
+                "week": pd.Timestamp(week).date().isoformat(),
+                "store_count": n,
+                "outside": max(above, below),
+                "direction": "above" if above >= below else "below",
+                "actual": float(group["actual"].sum()),
+                "prediction": float(group["prediction"].sum()),
+            }
+    return found
+
+
+def money(value: float) -> str:
+    """$612k, $1.31M: the figures an operator reads at a glance."""
+    sign, value = ("-" if value < 0 else ""), abs(value)
+    if value >= 1e6:
+        return f"{sign}${value / 1e6:.2f}M"
+    if value >= 1e3:
+        return f"{sign}${value / 1e3:.0f}k"
+    return f"{sign}${value:.0f}"
+
+
+RUNNING = {1: "this week", 2: "second week running", 3: "third week running"}
+
+
+def running(weeks: int) -> str:
+    return RUNNING.get(weeks, f"{weeks} weeks running")
+
+
+def _runs(rows: pd.DataFrame, today: dt.date, keys: list[str], holds: Any) -> dict[Any, int]:
+    """Per key, the longest run of weeks up to `today` (2..MAX_RUN) in which `holds(row)` is true in every
+    week, each judged against the plan published before the run began."""
+    found: dict[Any, int] = {}
+    for n in range(2, MAX_RUN + 1):
+        origin = today - dt.timedelta(weeks=n)
+        plan = rows[(rows["origin"] == origin) & (rows["lag"] <= n)]
+        ok = plan.assign(ok=holds(plan)).groupby(keys)["ok"].agg(["all", "size"])
+        for key in ok.index[ok["all"] & (ok["size"] == n)]:
+            found[key] = n
+    return found
+
+
+def _seen(row: Any, weeks: int, direction: str) -> dict[str, Any]:
+    return {
+        "week": pd.Timestamp(row.week).date().isoformat(),
+        "actual": float(row.actual),
+        "prediction": float(row.prediction),
+        "lower_95": float(row.lower_95),
+        "upper_95": float(row.upper_95),
+        "z": round(float(row.z), 2),
+        "weeks_running": weeks,
+        "direction": direction,
+    }
+
+
+def evaluate(
+    storage: Storage, forecaster: Forecaster, lineage: str, today: dt.date, settings: ExceedanceSettings
+) -> dict[str, Any]:
+    """The week's findings: chain-level weeks, store and department warnings, and digest notices."""
+    frame = published_errors(storage, lineage, today)
+    result: dict[str, Any] = {"chain": [], "stores": [], "series": [], "notices": [], "departments": []}
+    if frame.empty:
+        return result
+    totals = store_totals(frame, forecaster)
+    chain = chain_weeks(totals, settings.chain_share)
+    result["chain"] = list(chain.values())
+    totals = totals[~totals["week"].isin(list(chain))]
+    frame = frame[~frame["week"].isin(list(chain))]
+    newest = pd.Timestamp(today).date()
+
+    def shifted(t: pd.DataFrame) -> pd.Series:
+        below = (t["z"] < -Z95) & (t["share"] <= -settings.store_share_below)
+        above = (t["z"] > Z95) & (t["share"] >= settings.store_share_above)
+        return below | above
+
+    runs = _runs(totals, newest, ["store"], shifted)
+    this_week = totals[(totals["week"] == newest) & (totals["lag"] == 1)].set_index("store")
+    for store, now in this_week.iterrows():
+        store = int(store)
+        direction = "above" if now["z"] > 0 else "below"
+        weeks = runs.get(store, 0)
+        plan = totals[(totals["store"] == store) & (totals["week"] == newest) & (totals["lag"] == weeks)]
+        if weeks:
+            signs = totals[
+                (totals["store"] == store) & (totals["origin"] == newest - dt.timedelta(weeks=weeks))
+            ]
+            direction = "above" if (signs["z"] > 0).all() else "below"
+            row = next(plan.itertuples(index=False))
+            seen = {"store": store, **_seen(row, weeks, direction), "against": f"the plan of {row.origin}"}
+            result["stores"].append({**seen, "departments": _worst(frame, store, newest, direction)})
+        elif abs(now["share"]) >= settings.store_single_share and abs(now["z"]) > Z95:
+            row = next(this_week.loc[[store]].reset_index().itertuples(index=False))
+            seen = {"store": store, **_seen(row, 1, direction), "against": "next week's forecast"}
+            result["stores"].append({**seen, "departments": _worst(frame, store, newest, direction)})
+        elif abs(now["z"]) > Z95:
+            row = next(this_week.loc[[store]].reset_index().itertuples(index=False))
+            result["notices"].append({"store": store, "dept": None, **_seen(row, 1, direction)})
+
+    warned = {seen["store"] for seen in result["stores"]}
+    series = frame[~frame["store"].isin(warned)].copy()
+    series["ratio"] = series["actual"] / np.maximum(series["prediction"].abs(), 1.0)
+    peers = series.groupby(["dept", "week", "lag"])["ratio"].agg(["median", "size"])
+    series = series.join(peers, on=["dept", "week", "lag"])
+    trusted = series["size"] >= settings.peer_stores
+    series["relative"] = np.where(
+        trusted, series["ratio"] / np.maximum(series["median"], 0.05), series["ratio"]
+    )
+    floor = 1 - settings.dept_share
+    series["peers_held"] = ~trusted | (series["median"] > floor)  # down in every store: no store's fault
+
+    def collapsed(t: pd.DataFrame) -> pd.Series:
+        return (
+            (t["z"] < -Z95)
+            & t["peers_held"]
+            & (t["relative"] <= floor)
+            & (t["prediction"] - t["actual"] >= settings.dept_dollars)
+        )
+
+    result["departments"] = chain_departments(series, newest, settings)
+    dept_runs = _runs(series, newest, ["store", "dept"], collapsed)
+    now_series = series[(series["week"] == newest) & (series["lag"] == 1)]
+    for row in now_series.itertuples(index=False):
+        key = (int(row.store), int(row.dept))
+        weeks = dept_runs.get(key, 0)
+        miss = float(row.actual - row.prediction)
+        if weeks:
+            plan = series[
+                (series["store"] == key[0])
+                & (series["dept"] == key[1])
+                & (series["week"] == newest)
+                & (series["lag"] == weeks)
+            ]
+            earlier = next(plan.itertuples(index=False))
+            seen = {"store": key[0], "dept": key[1], **_seen(earlier, weeks, "below")}
+            result["series"].append({**seen, "against": f"the plan of {earlier.origin}"})
+        elif (
+            abs(float(row.z)) > Z95
+            and abs(miss) >= settings.notice_share * max(abs(float(row.prediction)), 1.0)
+            and abs(miss) >= settings.notice_dollars
+        ):
+            direction = "above" if miss > 0 else "below"
+            result["notices"].append({"store": key[0], "dept": key[1], **_seen(row, 1, direction)})
+    return result
+
+
+def chain_departments(
+    series: pd.DataFrame, week: dt.date, settings: ExceedanceSettings
+) -> list[dict[str, Any]]:
+    """Departments outside their 95% range the same way in most of the stores selling them this week:
+    a change of the department across the chain (or a season the model misjudged), not one store's."""
+    rows = series[(series["week"] == week) & (series["lag"] == 1)]
+    found = []
+    for dept, group in rows.groupby("dept"):
+        n = len(group)
+        above, below = int((group["z"] > Z95).sum()), int((group["z"] < -Z95).sum())
+        if n >= 3 and max(above, below) >= settings.chain_share * n:
+            found.append(
+                {
+                    "dept": int(dept),
+                    "week": week.isoformat(),
+                    "store_count": n,
+                    "outside": max(above, below),
+                    "direction": "above" if above >= below else "below",
+                    "actual": float(group["actual"].sum()),
+                    "prediction": float(group["prediction"].sum()),
+                }
+            )
+    return found
+
+
+def _worst(frame: pd.DataFrame, store: int, week: dt.date, direction: str, count: int = 5) -> list[int]:
+    """The departments of a store furthest outside their 95% range this week in the store's direction."""
+    rows = frame[(frame["store"] == store) & (frame["week"] == week) & (frame["lag"] == 1)]
+    rows = rows[rows["z"] > Z95] if direction == "above" else rows[rows["z"] < -Z95]
+    miss = (rows["actual"] - rows["prediction"]).abs()
+    return [int(d) for d in rows.loc[miss.sort_values(ascending=False).index, "dept"].head(count)]
