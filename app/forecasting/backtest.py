@@ -19,10 +19,12 @@ from app.forecasting.estimators import make_estimator
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
 from app.forecasting.holdout import wmae
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
-from app.forecasting.training import train
+from app.forecasting.scores import grouped_scores
+from app.forecasting.training import MIN_HISTORY_WEEKS, train
 
 log = logging.getLogger(__name__)
 FOLD_STEP_WEEKS = 13
+SCORE_KEYS = ("interval_score_80", "interval_score_95", "wql_0.1", "wql_0.5", "wql_0.9")
 PREDICTION_COLUMNS = [
     "Store",
     "Dept",
@@ -250,6 +252,9 @@ def _fold(
         fold[name] = _scores(y[m], pred[m], hol[m], res[m])
         fold["baseline"][name] = _scores(y[m], naive[m], hol[m])
     fold["store_totals"] = _store_total_scores(fc, rows, y, res)
+    bands = {k: res[k].to_numpy() for k in ("lower_80", "upper_80", "lower_95", "upper_95")}
+    profile = fc.series_profile(rows["store"].to_numpy(), rows["dept"].to_numpy())
+    fold["scores"] = grouped_scores(y, {"prediction": pred, **bands}, h, *profile)
     fold["baseline_wmae"] = fold["baseline"]["wmae"]
     fold["ratio_to_baseline"] = fold["wmae"] / fold["baseline_wmae"] if fold["baseline_wmae"] else None
     frame = pd.DataFrame(
@@ -295,9 +300,11 @@ def run_backtest(
     results, frames, models = [], [], []
     for k in range(folds):
         o = origin - pd.Timedelta(weeks=fold_step * k)
-        if o - first < pd.Timedelta(weeks=26):
+        weeks = (o - first).days // 7 + 1
+        if weeks < MIN_HISTORY_WEEKS:
             raise ValueError(
-                f"fold origin {o.date()} leaves under 26 weeks of history (sales start {first.date()})"
+                f"fold origin {o.date()} leaves {weeks} weeks of history (sales start {first.date()}): "
+                f"a model needs at least {MIN_HISTORY_WEEKS} weeks (a year)"
             )
         if progress:
             progress(f"fold {k + 1}/{folds}: origin {o.date()}")
@@ -336,6 +343,11 @@ def run_backtest(
         }
         for b in BUCKET_LABELS
         if any(b in f["by_bucket"] for f in results)
+    }
+    summary["scores"] = {
+        key: float(np.mean([f["scores"][key] for f in results]))
+        for key in SCORE_KEYS
+        if all(key in f["scores"] for f in results)
     }
     summary["store_totals"] = {
         k: _mean_of_known([f["store_totals"][k] for f in results]) for k in ("coverage_80", "coverage_95")
