@@ -241,7 +241,12 @@ def internal_backtest(
     # with a year before: a first-year fit prefers applying all of its correction, which the
     # weeks after it do not bear out.
     learned_yearly = has_yearly_targets(panel, cutoff)
-    if kind != "naive" and "damping" not in (params or {}) and learned_yearly:
+    if kind != "naive" and "damping" not in (params or {}) and not has_yearly_targets(panel, T, weeks=1):
+        # A model that never saw a target with last year's week learned its correction for bases
+        # without one, unlike every base it serves: the base alone, until the data holds such a week.
+        est_params["damping"] = inner_est.params["damping"] = 0.0
+        say(progress, "no target with a year before yet: damping 0 (last year's week, adjusted)")
+    elif kind != "naive" and "damping" not in (params or {}) and learned_yearly:
         damping, scores = choose_damping(at_cutoff, cutoff_rows)
         inner_est.params["damping"] = est_params["damping"] = damping
         say(
