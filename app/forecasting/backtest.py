@@ -19,7 +19,7 @@ from app.forecasting.estimators import make_estimator
 from app.forecasting.forecaster import MAX_HORIZON, Forecaster
 from app.forecasting.holdout import wmae
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
-from app.forecasting.scores import grouped_scores
+from app.forecasting.scores import band_ranges, grouped_scores
 from app.forecasting.training import MIN_HISTORY_WEEKS, train
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,17 @@ class BacktestResult:
             lines.append((label, a, n, ratio(a, n)))
         lines.append(("coverage 80%", cell("coverage_80", pct=True), "-", ""))
         lines.append(("coverage 95%", cell("coverage_95", pct=True), "-", ""))
+        scores = " / ".join(cell(k, "scores") for k in SCORE_KEYS[:2])
+        lines.append(("interval score 80% / 95%", scores, "-", ""))
+        wql = " / ".join(
+            f"{_mean_of_known([f['scores'][k] for f in self.folds]):.4f}" for k in SCORE_KEYS[2:]
+        )
+        lines.append(("wQL 0.1 / 0.5 / 0.9", wql, "-", ""))
+        for level in (80, 95):
+            lo = min(band_ranges(f["scores"], f"coverage_{level}")[0] for f in self.folds)
+            hi = max(band_ranges(f["scores"], f"coverage_{level}")[1] for f in self.folds)
+            span = f"{100 * lo:.1f}-{100 * hi:.1f}%"
+            lines.append((f"coverage {level}% by quarter of series", span, "-", ""))
         totals = [cell(f"coverage_{lv}", "store_totals", pct=True) for lv in (80, 95)]
         lines.append(("store totals coverage 80% / 95%", " / ".join(totals), "-", ""))
         for b in BUCKET_LABELS:

@@ -111,3 +111,39 @@ def test_real_data_intervals_cover_at_an_early_origin():
     r = run_backtest(ds, "2011-07-29", 39, params={**TINY, "max_rows": 40_000}).to_dict()
     assert 0.74 <= r["coverage_80"] <= 0.86, r["coverage_80"]
     assert 0.91 <= r["coverage_95"] <= 0.98, r["coverage_95"]
+
+
+def test_calm_and_volatile_series_are_each_covered():
+    """Series whose noise is known, from calm to volatile, side by side: every quarter of series by
+    volatility and by size is covered within the bands, not only all of them together."""
+    from app.forecasting.synthetic import generate_dataset
+
+    ds = generate_dataset(seed=2, n_stores=6, n_depts=16, noise=(0.02, 0.6))
+    origin = ds.last_week - pd.Timedelta(weeks=39)
+    scores = run_backtest(ds, origin, 39, params={"max_rows": 60_000, "max_iter": 60}).folds[0]["scores"]
+    for group in ("by_volatility_quarter", "by_size_quarter"):
+        assert len(scores[group]) == 4
+        for quarter, figures in scores[group].items():
+            assert 0.75 <= figures["coverage_80"] <= 0.85, (group, quarter, figures["coverage_80"])
+            assert 0.90 <= figures["coverage_95"] <= 0.98, (group, quarter, figures["coverage_95"])
+            assert figures["interval_score_80"] < figures["interval_score_95"]
+
+
+def test_a_chain_with_one_year_of_history():
+    """52 weeks of sales: the model trains, its intervals are calibrated on weeks its inner model did not
+    see, and it beats the seasonal naive; under 52 weeks, a message in words."""
+    from app.forecasting.synthetic import generate_dataset
+
+    ds = generate_dataset(seed=5, n_stores=6, n_depts=12)
+    first = ds.sales["date"].min()
+    origin = first + pd.Timedelta(weeks=51)
+    result = run_backtest(ds, origin, 13, params=TINY)
+    fold, meta = result.folds[0], result.models[0].metadata
+    assert fold["wmae"] < fold["baseline_wmae"]
+    assert fold["coverage_80"] >= 0.75 and fold["coverage_95"] >= 0.9
+    held_out = meta["backtest"]
+    assert held_out and held_out["horizon"] < 39 and held_out["rows"] > 0
+    assert held_out["origin"] < origin.date().isoformat()  # calibrated on weeks after the inner cutoff
+    assert sum(meta["intervals"]["counts"].values()) > 0
+    with pytest.raises(ValueError, match="51 weeks of history.*at least 52 weeks"):
+        run_backtest(ds, origin - pd.Timedelta(weeks=1), 13, params=TINY)
