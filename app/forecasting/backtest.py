@@ -63,7 +63,7 @@ def _store_total_scores(
             "date": rows["date"].to_numpy(),
             "y": y,
             "prediction": res["prediction"].to_numpy(),
-            "half80": ((res["upper_80"] - res["lower_80"]) / 2).to_numpy(),
+            "half80": (res["upper_80"] - res["prediction"]).to_numpy(),  # not cut by the floor at 0
             "horizon": res["horizon"].to_numpy(),
         }
     )

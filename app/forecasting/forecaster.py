@@ -214,7 +214,7 @@ class Forecaster:
         preds = to_predictions(res, self.version, self.data_through)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
         total = []
-        half80 = (res["upper_80"] - res["lower_80"]) / 2
+        half80 = res["upper_80"] - res["prediction"]  # the band's half before a floor cut the lower end
         for j in range(weeks):
             idx = np.arange(j, len(week), weeks)
             bounds = self.total_bounds(res["prediction"][idx], half80[idx], int(res["horizon"][idx[0]]))
