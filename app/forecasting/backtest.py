@@ -57,13 +57,14 @@ def _store_total_scores(
     fc: Forecaster, rows: pd.DataFrame, y: np.ndarray, res: pd.DataFrame
 ) -> dict[str, Any]:
     """Coverage of the store totals' intervals (Forecaster.total_bounds) over the store-weeks scored."""
+    difficulty = fc.difficulty(rows["store"].to_numpy(), rows["dept"].to_numpy())
     frame = pd.DataFrame(
         {
             "store": rows["store"].to_numpy(),
             "date": rows["date"].to_numpy(),
             "y": y,
             "prediction": res["prediction"].to_numpy(),
-            "half80": (res["upper_80"] - res["prediction"]).to_numpy(),  # not cut by the floor at 0
+            "half80": (res["upper_80"] - res["prediction"]).to_numpy() / difficulty,
             "horizon": res["horizon"].to_numpy(),
         }
     )

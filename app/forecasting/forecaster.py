@@ -140,6 +140,15 @@ class Forecaster:
         frame = pd.DataFrame({"date": dates, "weekly_sales": values})
         return frame[~np.isnan(values)].reset_index(drop=True)
 
+    def difficulty(self, store: np.ndarray, dept: np.ndarray) -> np.ndarray:
+        """Each row's series' interval difficulty (the calibrator's; typical for a series without
+        history)."""
+        key = np.asarray(store, dtype=np.int64) * 1000 + np.asarray(dept, dtype=np.int64)
+        series = self.panel.positions(key)
+        features = np.full((len(series), self.difficulty_features.shape[1]), np.nan)
+        features[series >= 0] = self.difficulty_features[series[series >= 0]]
+        return self.calibrator.difficulty(features)
+
     def series_profile(self, store: np.ndarray, dept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row's series' volatility and size at the origin (scores.series_profile; NaN for a
         series without history): the groups the scores are given by."""
@@ -214,7 +223,7 @@ class Forecaster:
         preds = to_predictions(res, self.version, self.data_through)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
         total = []
-        half80 = res["upper_80"] - res["prediction"]  # the band's half before a floor cut the lower end
+        half80 = (res["upper_80"] - res["prediction"]) / res["difficulty"]  # as total_bounds reads them
         for j in range(weeks):
             idx = np.arange(j, len(week), weeks)
             bounds = self.total_bounds(res["prediction"][idx], half80[idx], int(res["horizon"][idx[0]]))
@@ -242,7 +251,8 @@ class Forecaster:
 
     def total_bounds(self, prediction: np.ndarray, half80: np.ndarray, horizon: int) -> dict[str, float]:
         """The forecast and intervals of a sum of departments (a store total) `horizon` weeks ahead from
-        theirs and the stores' lasting spread the calibrator measured (fit_totals)."""
+        their 80% half-widths without their difficulty (upper_80 - prediction, over `difficulty`) and
+        the stores' lasting spread the calibrator measured (fit_totals)."""
         p = float(np.sum(prediction))
         h80 = self.calibrator.total_half_width(half80, horizon, 0.8)
         h95 = self.calibrator.total_half_width(half80, horizon, 0.95)
@@ -436,8 +446,8 @@ class Forecaster:
         if has.any():
             features[has] = self.difficulty_features[series[has]]
             floor[has] = self.floor[series[has]]
-        denom = interval_denominator(scale, base, self.calibrator.mix)
-        denom = denom * self.calibrator.difficulty(features)
+        difficulty = self.calibrator.difficulty(features)
+        denom = interval_denominator(scale, base, self.calibrator.mix) * difficulty
         bounds = self.calibrator.bounds(horizon, pred, denom, cold, floor)
         return {
             "store": store,
@@ -449,6 +459,7 @@ class Forecaster:
             "cold": cold,
             "denominator": denom,
             "difficulty_features": features,
+            "difficulty": difficulty,
             "floor": floor,
             "values": values,
             "source": source,

@@ -283,7 +283,8 @@ def internal_backtest(
     # that calm series get narrow bands and volatile ones wide (intervals.fit_difficulty).
     all_features = np.concatenate(features)
     calibrator.fit_difficulty(all_hz, all_resid, all_denom, all_features)
-    all_denom = all_denom * calibrator.difficulty(all_features)
+    all_difficulty = calibrator.difficulty(all_features)
+    all_denom = all_denom * all_difficulty
     for res, _, _ in at_origins:  # forecast before the difficulty was known: rescaled alike
         res["denominator"] = res["denominator"] * calibrator.difficulty(res["difficulty_features"])
     calibrator.fit(all_hz, all_resid, all_denom, all_target)
@@ -292,7 +293,7 @@ def internal_backtest(
         all_target,
         all_hz,
         all_resid,
-        calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"],
+        calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"] / all_difficulty,
     )
     # A calibrating model that did not learn from targets with a year before errs unlike the final
     # one: the newer model's buckets take only part of its growth with the horizon, and none of its
@@ -403,11 +404,12 @@ def skill_rescale(
     # The store totals are measured against intervals that fit these same weeks, not the season-matched
     # ones, which are narrower on November-January and would read a season as a store's lasting error.
     # The tail of their week-to-week errors pools these 13 weeks of totals with the calibrating model's.
+    # As every store total reads them: its departments' half-widths without their difficulty (intervals.py)
     half80 = (
         IntervalCalibrator()
         .fit(horizon, resid, denominator)
         .bounds(horizon, np.zeros(len(resid)), denominator)["upper_80"]
-    )
+    ) / calibrator.difficulty(new["difficulty_features"][known])
     newer = StoreTotals.of_rows(rows["store"].to_numpy()[known], week, horizon, resid, half80)
     calibrator.fit_totals(newer, [calibrating])
     say(progress, f"interval skill factors {calibrator.skill_factors}")

@@ -24,6 +24,12 @@ departments' 80% half-widths, whose spread across stores enters as a normal erro
 steady one (the departments' half-widths in quadrature, times a tail measured on past totals at 95%,
 heavier than a normal one).
 
+A store total's parts are measured against its departments' half-widths without their difficulty
+(the quantile times the size alone): its error comes from what its departments share, a store's week
+above or below all of them, which the difficulty of each department does not tell; measured against
+narrow bands of large calm departments, that shared part would be read, and spread, unlike the
+weeks it serves.
+
 A bucket with fewer than MIN_BUCKET_ROWS residuals takes the nearest calibrated bucket's quantiles
 and `fallbacks` names it, so the metadata says which buckets were not calibrated rather than posing
 a guessed widening as calibration. docs/model.md explains the choices.
