@@ -45,6 +45,23 @@ class Served:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def cold_start_warning(store: int, dept: int) -> str:
+    """What a cold-start estimate rests on: said with every answer that carries one, whichever endpoint."""
+    return (
+        f"store {store} has no sales history for dept {dept}: a cold-start estimate from the store's "
+        "sales level and the department's seasonal profile in other stores, with wide intervals"
+    )
+
+
+def batch_warning(cold_starts: int) -> str:
+    """The whole answer's warning when some rows of a batch are cold-start estimates."""
+    rows = f"{cold_starts:,} row{'s' if cold_starts != 1 else ''}"
+    return (
+        f"{rows} name a store-department with no sales history: cold-start estimates with wide "
+        "intervals (cold_start: true on each)"
+    )
+
+
 def iso_week(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.date().isoformat()
@@ -79,6 +96,8 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         "cold_start": bool(get("cold_start", False)),
         "model_version": str(get("model_version") or ""),
     }
+    if out["cold_start"]:
+        out["warning"] = cold_start_warning(out["store"], out["dept"])
     if prediction_id is not None:
         out["prediction_id"] = str(prediction_id)
     components = get("components")
@@ -166,6 +185,7 @@ class ServedBatch(Generic[T]):
     model_version: str
     request_id: str
     latency_ms: float
+    cold_starts: int = 0  # rows without sales history, answered with a cold-start estimate
 
 
 def predict_batch(
@@ -186,6 +206,7 @@ def predict_batch(
     parts: list[T] = []
     version = ""
     latency = 0.0
+    cold_starts = 0
     for start in range(0, len(rows), chunk):
         part = [row.to_row() if hasattr(row, "to_row") else row for row in rows[start : start + chunk]]
         started = time.perf_counter()
@@ -193,8 +214,11 @@ def predict_batch(
         elapsed = (time.perf_counter() - started) * 1000
         latency += elapsed
         version = version or _version(model, predictions)
+        cold_starts += sum(1 for p in predictions if p.cold_start)
         parts.append(write(log_and_shape(predictions, caller, elapsed)))
-    return ServedBatch(parts, len(rows), version or _version(model, []), caller.request_id, latency)
+    return ServedBatch(
+        parts, len(rows), version or _version(model, []), caller.request_id, latency, cold_starts
+    )
 
 
 def default_start(model: Any) -> dt.date:

@@ -414,6 +414,12 @@ def test_api_docs_render_code_spans_not_backticks(client):
     assert "<code>date</code>" in main and "<code>cold_start</code>" in main
 
 
+def test_api_docs_examples_use_the_servers_own_address(client):
+    html = client.get("/api/docs", base_url="http://forecasts.example:9123").get_data(as_text=True)
+    assert "curl -s -X POST http://forecasts.example:9123/api/v1/predict" in html
+    assert ":8000" not in html
+
+
 def test_run_detail_shows_whole_numbers_as_whole(model_app, client):
     from app.registry import runs
 
