@@ -31,7 +31,7 @@ def logged(app, source: str) -> int:
 
 def test_base_layout_nav_theme_and_assets(client):
     html = client.get("/").get_data(as_text=True)
-    for href in ("/", "/store", "/batch", "/model", "/models", "/runs", "/monitoring"):
+    for href in ("/", "/store", "/batch", "/forecast-runs", "/monitoring", "/models", "/runs", "/api/docs"):
         assert f'href="{href}"' in html
     assert (
         "/static/vendor/htmx.min.js" in html and "/static/js/app.js" in html and "/static/js/theme.js" in html
@@ -126,7 +126,7 @@ def test_forecast_page_says_why_this_number_and_shows_last_year(model_app, clien
     assert 'data-testid="why"' in html and 'data-testid="what-if"' not in html  # nothing set: no what-if
     sentence = re.search(r'data-testid="why-sentence">([^<]+)<', html).group(1)
     assert sentence.startswith("Last year (smoothed) $") and "trend" in sentence and "covariates" in sentence
-    assert '<th class="num">Last year</th>' in html and "Same week last year" in html  # table, legend
+    assert '<th class="num opt">Last year</th>' in html and "Same week last year" in html  # table, legend
     link = re.search(r'href="(/download/[0-9a-f]{32}/[^"]+\.csv)"', html).group(1)
     rows = list(csv.DictReader(io.StringIO(client.get(link).get_data(as_text=True))))
     assert len(rows) == 6 and rows[0]["last_year_week"] < known.week
@@ -158,11 +158,11 @@ def test_forecast_csv_rejects_bad_queries(client, known):
 @pytest.mark.parametrize(
     ("data", "field", "text"),
     [
-        ({"date": "2012-02-30"}, "date", "day value is outside"),
-        ({"store": "1; DROP TABLE"}, "store", "valid integer"),
-        ({"weeks": "60"}, "weeks", "less than or equal to 52"),
-        ({"cpi": "-5"}, "cpi", "greater than"),
-        ({"date": "<after>"}, "date", "weeks 1..52 after the model"),  # ForecastError from the core
+        ({"date": "2012-02-30"}, "date", "Enter a date, such as "),
+        ({"store": "1; DROP TABLE"}, "store", "Enter a whole number"),
+        ({"weeks": "60"}, "weeks", "Enter 52 or less"),
+        ({"cpi": "-5"}, "cpi", "Enter 0 or more"),
+        ({"date": "<after>"}, "date", "Pick a week between "),  # ForecastError from the core, in words
         ({"store": "<unknown_store>"}, "store", "unknown store"),  # ForecastError from the core
     ],
 )

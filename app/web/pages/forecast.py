@@ -20,7 +20,7 @@ from app.web import charts, context
 from app.web.api.errors import ApiError
 from app.web.csv_io import predictions_csv
 from app.web.errors import form_errors
-from app.web.pages import downloads, helpers, why
+from app.web.pages import downloads, helpers, why, words
 from app.web.schemas import (
     DEFAULT_WEEKS,
     ForecastForm,
@@ -78,14 +78,12 @@ def forecast() -> Any:
         try:
             data = ForecastForm.model_validate(clean_form(request.form, FORM_FIELDS))
         except ValidationError as error:
-            errors = form_errors(error)
+            errors = words.form_errors(error, model)
         else:
             try:
                 result = _run_forecast(model, data)
             except ApiError as error:
-                errors = {d.get("field", "form"): d["message"] for d in error.details} or {
-                    "form": error.message
-                }
+                errors = words.answer_errors(error.details, error.message, model)
                 if error.status == 503:
                     return helpers.no_model()
         if errors:
