@@ -14,7 +14,7 @@ import pytest
 from app.registry import versions
 from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.app import make_test_app
-from tests.helpers.browser import serve
+from tests.helpers.browser import axe_problems, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -243,7 +243,7 @@ def test_scrolling_tables_are_regions_reachable_by_keyboard(rich_server, browser
                 scroller,
             )
     page.goto(url + "/runs")
-    region = page.locator("[role=region][aria-label='All runs']")
+    region = page.locator("[role=region][aria-label='Runs table']")
     for _ in range(40):  # Tab through the page until the table's region has the focus
         page.keyboard.press("Tab")
         if region.evaluate("el => el === document.activeElement"):
@@ -264,3 +264,44 @@ def test_api_docs_show_code_not_backticks(rich_server, local_page):
     forecast = page.locator("#forecast")
     assert forecast.locator(".endpoint-body > p code", has_text="cold_start").count() == 1
     assert page.locator("td.wrap code", has_text="admin-token").count() >= 1
+
+
+def _every_page(model_app, run_id: int) -> list[str]:
+    forecaster = model_app.extensions["model_holder"].get()
+    store = forecaster.stores()[0]
+    dept = forecaster.departments(store)[0]
+    return [
+        "/",
+        f"/store?store={store}",
+        "/batch",
+        "/model",
+        "/forecast-runs",
+        f"/series/{store}/{dept}",
+        "/models",
+        "/models/v1",
+        "/runs",
+        f"/runs?run={run_id}",
+        f"/runs/{run_id}",
+        "/monitoring",
+        "/api/docs",
+    ]
+
+
+@pytest.mark.parametrize("width", (1280, 375))
+def test_axe_finds_nothing_above_minor_on_any_page(model_app, rich_server, local_page, width):
+    url, run_id = rich_server
+    page = local_page
+    page.set_viewport_size({"width": width, "height": 900})
+    problems = {}
+    for path in _every_page(model_app, run_id):
+        page.goto(url + path)
+        page.evaluate("() => document.querySelectorAll('details.endpoint').forEach(d => d.open = true)")
+        problems[path] = axe_problems(page, ("moderate", "serious", "critical"))
+    page.goto(url + "/")  # and a forecast's answer, swapped in
+    page.wait_for_function("() => window.htmx !== undefined")
+    page.fill("#weeks", "13")
+    page.click("button[type=submit]:has-text('Forecast')")
+    page.wait_for_selector("[data-testid=result-multi]")
+    problems["/ (13 weeks)"] = axe_problems(page, ("moderate", "serious", "critical"))
+    found = {path: lines for path, lines in problems.items() if lines}
+    assert found == {}, "\n".join(f"{path}: {line}" for path, lines in found.items() for line in lines)
