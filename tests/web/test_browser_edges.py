@@ -156,7 +156,7 @@ def test_runs_chart_and_run_detail(rich_server, local_page):
     page.goto(url + f"/runs/{run_id}")
     facts = page.inner_text("dl.facts")
     assert "123,906" in facts and "123,906.0" not in facts
-    assert re.search(r"horizon\s+39\n", facts) and "39.0" not in facts
+    assert re.search(r"Weeks ahead scored\s+39\n", facts) and "39.0" not in facts
     rows = page.locator("table tbody tr td:first-child").all_inner_texts()
     assert rows == ["1-4", "5-13", "14-26", "27-39"]
 

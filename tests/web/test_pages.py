@@ -329,13 +329,33 @@ def test_model_card_page(client, forecaster):
     assert money(backtest["wmae"]) in html and money(backtest["baseline_wmae"]) in html
     improvement = 1 - backtest["wmae"] / backtest["baseline_wmae"]
     assert f"{improvement * 100:.1f}%" in html
-    for bucket in backtest["by_bucket"]:
-        assert f"{bucket} wk ahead" in html
+    for bucket in backtest["by_lag_bucket"]:  # the buckets monitoring scores live accuracy by
+        words = bucket.replace("-", "–")
+        assert f"{words} week{'' if bucket == '1' else 's'} ahead" in html
     assert html.count("<svg") >= 3  # backtest + importance charts (+ logo)
-    for name in ("max_iter", "learning_rate", "min_samples_leaf"):
-        assert f"<code>{name}</code>" in html
+    for name in ("max_iter", "learning_rate", "min_samples_leaf"):  # for operators, not planners
+        assert f"<code>{name}</code>" not in html
+        assert f"<code>{name}</code>" in client.get(f"/models/{forecaster.version}").get_data(as_text=True)
+    assert "baseline_wmae" not in html and "coverage_80" not in html
     top = max(forecaster.metadata["feature_importances"].items(), key=lambda kv: kv[1])[0]
     assert top in html and "lag52" in html and 'href="/api/docs"' in html
+
+
+def test_one_backtest_figure_per_bucket_on_the_model_card_and_monitoring(client, forecaster):
+    """The same buckets, the same figures and the same line saying which backtest, on both pages."""
+    import re
+
+    by_lag = forecaster.metadata["backtest"]["by_lag_bucket"]
+    card = client.get("/model").get_data(as_text=True)
+    monitoring = client.get("/monitoring").get_data(as_text=True)
+    line = re.search(r'data-testid="backtest-line">([^<]+)<', card).group(1)
+    assert (
+        line.startswith("Backtest: the model refitted on sales up to ") and "Holiday weeks count 5×" in line
+    )
+    assert line in monitoring
+    for figures in by_lag.values():
+        shown = money(figures["wmae"])
+        assert shown in card and f"{figures['wmae']:,.0f}" in monitoring
 
 
 def test_model_card_context_from_metadata_alone(forecaster):
@@ -345,10 +365,13 @@ def test_model_card_context_from_metadata_alone(forecaster):
     card = model_card_context(meta, with_charts=False)
     assert card["card_template"] == "partials/model_card.html"
     buckets = card["backtest"]["buckets"]
-    assert set(buckets) == set(meta["backtest"]["by_bucket"]) and buckets[0] == "1-4"
+    assert set(buckets) == set(meta["backtest"]["by_lag_bucket"]) and buckets[:2] == ["1", "2-4"]
     model_row, baseline_row = card["backtest"]["rows"][:2]
-    assert model_row["buckets"] == [meta["backtest"]["by_bucket"][b]["wmae"] for b in buckets]
-    assert baseline_row["buckets"] == [meta["backtest"]["baseline_by_bucket"][b]["wmae"] for b in buckets]
+    assert model_row["buckets"] == [meta["backtest"]["by_lag_bucket"][b]["wmae"] for b in buckets]
+    naive = meta["backtest"]["baseline_by_lag_bucket"]
+    assert baseline_row["buckets"] == [naive[b]["wmae"] for b in buckets]
+    older = {**meta, "backtest": {k: v for k, v in meta["backtest"].items() if "lag_bucket" not in k}}
+    assert model_card_context(older, with_charts=False)["backtest"]["buckets"][0] == "1-4"  # its one origin
     top = max(meta["feature_importances"].items(), key=lambda kv: kv[1])[0]
     assert card["importances"][0]["feature"] == top
     assert ("max_iter", 60) in card["params"]
@@ -430,5 +453,6 @@ def test_run_detail_shows_whole_numbers_as_whole(model_app, client):
         run.log_metrics({"by_bucket": {"1-4": {"wmae": 1.0}, "14-26": {"wmae": 2.0}, "5-13": {"wmae": 3.0}}})
     html = client.get(f"/runs/{run.id}").get_data(as_text=True)
     assert "<dd>123,906</dd>" in html and "<dd>39</dd>" in html and "<dd>3</dd>" in html
-    assert "<dd>1,207.6</dd>" in html and "<dd>0.798</dd>" in html and ".0</dd>" not in html
+    assert "<dd>1,207.6</dd>" in html and "<dd>79.8%</dd>" in html and ".0</dd>" not in html
+    assert "coverage_80" not in html and '<th class="num">MAE</th>' not in html  # words; no empty column
     assert html.index("<td>5-13</td>") < html.index("<td>14-26</td>")  # by weeks ahead

@@ -16,11 +16,11 @@ from pydantic import ValidationError
 from app.forecasting.inputs import COVARIATES, MAX_HORIZON
 from app.forecasting.intervals import bucket_sort_key
 from app.serving import predictions
-from app.web import charts, context
+from app.web import charts, context, words
 from app.web.api.errors import ApiError
 from app.web.csv_io import predictions_csv
 from app.web.errors import form_errors
-from app.web.pages import downloads, helpers, why, words
+from app.web.pages import downloads, helpers, why
 from app.web.schemas import (
     DEFAULT_WEEKS,
     ForecastForm,

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 
 from app.forecasting.inputs import MAX_HORIZON
 from app.serving import predictions
-from app.web import charts, context
+from app.web import charts, context, words
 from app.web.api.errors import ApiError
-from app.web.pages import helpers, words
+from app.web.pages import helpers
 from app.web.schemas import (
     DEFAULT_WEEKS,
     StoreForecastQuery,

@@ -19,6 +19,24 @@ def day(value: Any) -> str:
     return f"{value.day} {value:%b %Y}"
 
 
+def when(value: Any) -> str:
+    """7 Dec 2026, 01:13: a moment as a reader says it (the pages give UTC beside it)."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return f"{value.day} {value:%b %Y, %H:%M}"
+
+
+def weeks_ahead(label: Any) -> str:
+    """A horizon bucket's label in words: "1" -> "1 week ahead", "2-4" -> "2–4 weeks ahead"."""
+    text = str(label).replace("-", "–")
+    return f"{text} week{'' if text == '1' else 's'} ahead"
+
+
 def week_range(model: Any) -> str | None:
     try:
         first, last = model.valid_range()
