@@ -14,7 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 from app.forecasting.calendar import friday_on_or_after
+from app.forecasting.covariates import COV_SOURCES
+from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.explain import rounded
 from app.forecasting.forecaster import Forecaster
 from app.forecasting.prediction import BANDS
@@ -299,6 +303,29 @@ def forecast_store(
     )
 
 
+SEEN_QUANTILES = (0.05, 0.95)  # the span of a covariate's past values a what-if range covers
+
+
+def seen_values(model: Forecaster, store: int) -> dict[str, tuple[float, float]]:
+    """Each covariate's 5th and 95th percentile over the weeks the features table gave for this store,
+    up to the model's origin (not the values it filled in itself): the range a what-if can honestly
+    explore. A covariate never given for the store is left out."""
+    covariates = model.covariates
+    position = int(covariates.store_pos(np.array([store]))[0])
+    if position < 0:
+        return {}
+    upto = max(0, min(model.origin_week - covariates.first_week + 1, covariates.values.shape[1]))
+    given = COV_SOURCES.index("features")
+    out: dict[str, tuple[float, float]] = {}
+    for column, name in enumerate(COVARIATE_COLUMNS):
+        values = covariates.values[position, :upto, column]
+        seen = values[(covariates.source[position, :upto, column] == given) & np.isfinite(values)]
+        if len(seen):
+            low, high = np.quantile(seen.astype(float), SEEN_QUANTILES)
+            out[name] = (round(float(low), 2), round(float(high), 2))
+    return out
+
+
 def what_if(
     model: Forecaster,
     store: int,
@@ -307,29 +334,48 @@ def what_if(
     weeks: int,
     given: dict[str, Any],
     served_total: float,
-) -> dict[str, Any] | None:
-    """The sensitivity of a forecast to the covariates a planner set (the same values every week):
-    the forecast with the model's own assumptions instead, and each driver's effect alone.
-    `served_total` is the forecast served with all of them, which the caller already has.
+) -> dict[str, Any]:
+    """The sensitivity of a forecast to its covariates: the forecast with the model's own assumptions,
+    each covariate the planner set and its effect alone, and for every covariate the model's response
+    over the values seen in this store's data (`ranges`: the forecast with the covariate at its 5th and
+    at its 95th percentile every week, against the model's assumptions). `served_total` is the forecast
+    served with the values set, which the caller already has.
 
-    These forecasts are comparisons, not served predictions: they are not logged. None when nothing
-    was set.
+    These forecasts are comparisons, not served predictions: they are not logged.
     """
-    if not given:
-        return None
     default = model.forecast(store, dept, start, weeks)
     base_total = sum(p.prediction for p in default)
+
+    def moved(name: str, value: Any) -> float:
+        alone = model.forecast(store, dept, start, weeks, covariates=[{name: value}] * weeks)
+        return round(sum(p.prediction for p in alone) - base_total, 2)
+
+    seen = seen_values(model, store)
+    ranges = [
+        {
+            "name": name,
+            "seen_low": low,
+            "seen_high": high,
+            "at_low": moved(name, low),
+            "at_high": moved(name, high),
+            "assumed": default[0].inputs.get(name),
+        }
+        for name, (low, high) in seen.items()
+    ]
     drivers = []
     for name, value in given.items():
-        alone = model.forecast(store, dept, start, weeks, covariates=[{name: value}] * weeks)
-        assumed = default[0].inputs.get(name)
+        span = seen.get(name)
         drivers.append(
             {
                 "name": name,
                 "value": value,
-                "assumed": assumed,
+                "assumed": default[0].inputs.get(name),
                 "assumed_from": default[0].assumed.get(name),
-                "difference": round(sum(p.prediction for p in alone) - base_total, 2),
+                "difference": moved(name, value),
+                "seen": span,
+                "outside_seen": bool(
+                    span and isinstance(value, int | float) and not span[0] <= value <= span[1]
+                ),
             }
         )
     return {
@@ -337,4 +383,5 @@ def what_if(
         "default_total": round(base_total, 2),
         "difference": round(served_total - base_total, 2),
         "drivers": drivers,
+        "ranges": ranges,
     }

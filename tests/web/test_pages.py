@@ -145,7 +145,27 @@ def test_what_if_shows_the_sensitivity_to_the_values_set(model_app, client, know
     html = post_form(client, {**form, "temperature": "20", "markdown1": "50000"}, HTMX).get_data(as_text=True)
     assert 'data-testid="what-if"' in html and "against the model's own assumptions" in html
     assert html.count('data-testid="what-if-driver"') == 2 and "Temperature" in html and "Markdown 1" in html
+    assert "outside what this store has seen" in html  # a $50,000 markdown: the model never saw one
     assert logged(model_app, "page") == 4  # the comparisons are not served predictions: not logged
+
+
+def test_every_forecast_says_what_each_covariate_can_move_and_which_barely_do(client, known, forecaster):
+    from app.serving.predictions import seen_values
+
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "4"}
+    html = post_form(client, form, HTMX).get_data(as_text=True)
+    assert 'data-testid="what-if"' not in html and 'data-testid="covariate-ranges"' in html
+    assert html.count('data-testid="covariate-range"') == len(seen_values(forecaster, known.store))
+    rows = re.findall(r'data-testid="covariate-range"><td>([^<]+)</td>.*?<strong>([^<]+)</strong>', html)
+    assert rows and all(re.fullmatch(r"[+−]\$[\d,]+ to [+−]\$[\d,]+", moved) for _, moved in rows), rows
+    barely = html.count("barely moves</span>")
+    sentence = re.search(r'data-testid="little-weight">([^<]+)<', html)
+    assert (sentence is not None) == (barely > 0)
+    if sentence:
+        assert "explained little of this store&#39;s past sales" in sentence.group(1)
+        assert "the forecast barely moves" in sentence.group(1)
+    note = re.search(r'data-testid="last-year-note">(.+?)</p>', html).group(1)
+    assert "same week last year" in note and "last year, smoothed" in note
 
 
 def test_forecast_csv_rejects_bad_queries(client, known):
