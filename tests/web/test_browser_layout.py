@@ -37,8 +37,14 @@ FORECAST_SHARE_JS = """() => {
   return (right - left) / svg.getBoundingClientRect().width;
 }"""
 
+# The week table measured with the widest figures a department sells (six digits every cell), not
+# only the small synthetic ones.
 TABLE_JS = """selector => {
   const wrap = document.querySelector(selector);
+  wrap.querySelectorAll('td.num').forEach(td => {
+    const cell = td.querySelector('strong') || td;
+    if (cell.textContent.startsWith('$')) cell.textContent = '$999,999';
+  });
   const shown = [...wrap.querySelectorAll('thead th')].filter(th => th.getBoundingClientRect().width > 0);
   return {
     columns: shown.map(th => th.innerText.trim()),
