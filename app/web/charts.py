@@ -117,6 +117,15 @@ def wide_and_narrow(build: Callable[[bool], alt.TopLevelMixin], description: str
     return f'<div class="chart-wide">{wide}</div><div class="chart-narrow">{narrow}</div>'
 
 
+def legible(chart: alt.TopLevelMixin, description: str = "", narrow_width: int = NARROW_WIDTH) -> str:
+    """A chart drawn wide as built and narrow at `narrow_width` (wide_and_narrow)."""
+
+    def build(narrow: bool) -> alt.TopLevelMixin:
+        return chart.properties(width=narrow_width) if narrow else chart
+
+    return wide_and_narrow(build, description or _title_text(chart) or "Chart")
+
+
 def _responsive(svg: str, label: str) -> str:
     """Let CSS scale the SVG to its container (the viewBox keeps the aspect ratio), and name it: a
     screen reader announces one image with this label instead of hundreds of marks."""
@@ -375,10 +384,9 @@ def bar_chart(
     value_format: str = "~s",
     color: str = FORECAST_COLOR,
     description: str = "",
-    legible: bool = False,
 ) -> str:
-    """Horizontal bars, largest first (department ranking, feature importances); category names are
-    never cut short (labelLimit 0: the chart grows to fit them). `legible`: drawn wide and narrow."""
+    """Horizontal bars, largest first (department ranking, feature importances), drawn wide and narrow;
+    in the wide drawing category names are never cut short (labelLimit 0: the chart grows to fit them)."""
     frame = frame[[category, value]].copy()
     frame[category] = frame[category].astype(str)
     label = description or f"{value_title} by {category_title or category}"
@@ -388,7 +396,13 @@ def bar_chart(
             alt.Chart(frame)
             .mark_bar(color=color, cornerRadiusEnd=2)
             .encode(
-                y=alt.Y(f"{category}:N", sort="-x", title=category_title, axis=alt.Axis(labelLimit=0)),
+                # narrow: long names are cut at 175 px (with an ellipsis) so the bars keep some width
+                y=alt.Y(
+                    f"{category}:N",
+                    sort="-x",
+                    title=category_title,
+                    axis=alt.Axis(labelLimit=175 if narrow else 0),
+                ),
                 x=alt.X(
                     f"{value}:Q",
                     title=value_title,
@@ -396,12 +410,12 @@ def bar_chart(
                 ),
             )
             .properties(
-                width=NARROW_WIDTH - 60 if narrow else width - 130,
-                height=max(60, (bar_height + (4 if legible else 0)) * len(frame)),
+                width=NARROW_WIDTH - 140 if narrow else width - 130,
+                height=max(60, (bar_height + 4) * len(frame)),
             )
         )
 
-    return wide_and_narrow(build, label) if legible else to_svg(build(False), label)
+    return wide_and_narrow(build, label)
 
 
 def grouped_bar_chart(
@@ -419,28 +433,56 @@ def grouped_bar_chart(
 ) -> str:
     """Bars per group, one colour per series (backtest WMAE by horizon bucket and model)."""
     order = list(series_order or pd.unique(frame[series]))
-    chart = (
+    label = description or f"{value_title} by {group}, one bar per {series}: {', '.join(order)}"
+
+    def build(narrow: bool) -> alt.TopLevelMixin:
+        return _grouped(
+            frame, group, series, value, value_title, order, group_order, height, narrow
+        ).properties(width=NARROW_WIDTH if narrow else width)
+
+    return wide_and_narrow(build, label)
+
+
+def _grouped(
+    frame: pd.DataFrame,
+    group: str,
+    series: str,
+    value: str,
+    value_title: str,
+    order: list[str],
+    group_order: Sequence[str] | None,
+    height: int,
+    narrow: bool,
+) -> alt.Chart:
+    return (
         alt.Chart(frame)
         .mark_bar()
         .encode(
+            # narrow: the buckets by their first word ("2–4 weeks ahead" -> "2–4") under one title
             x=alt.X(
                 f"{group}:N",
                 sort=list(group_order) if group_order else None,
-                title=None,
-                axis=alt.Axis(labelAngle=0),
+                title="weeks ahead" if narrow else None,
+                axis=alt.Axis(labelAngle=0, labelLimit=0, labelExpr="split(datum.label, ' ')[0]")
+                if narrow
+                else alt.Axis(labelAngle=0),
             ),
             xOffset=alt.XOffset(f"{series}:N", sort=order),
-            y=alt.Y(f"{value}:Q", title=value_title, axis=alt.Axis(format="~s")),
+            y=alt.Y(
+                f"{value}:Q",
+                title=value_title.split(" (")[0] if narrow else value_title,
+                axis=alt.Axis(format="~s"),
+            ),
             color=alt.Color(
                 f"{series}:N",
                 sort=order,
                 scale=alt.Scale(domain=order, range=SERIES_COLORS[: len(order)]),
                 title=None,
+                legend=alt.Legend(direction="vertical") if narrow else alt.Legend(),
             ),
         )
-        .properties(width=width, height=height)
+        .properties(height=height)
     )
-    return to_svg(chart, description or f"{value_title} by {group}, one bar per {series}: {', '.join(order)}")
 
 
 def weekly_lines(
@@ -491,10 +533,10 @@ def weekly_lines(
         .properties(width=width, height=height)
     )
     if not targets:
-        return to_svg(lines)
+        return legible(lines, title)
     rules = (
         alt.Chart(pd.DataFrame({"target": list(targets)}))
         .mark_rule(strokeDash=[4, 4], opacity=0.5, color="currentColor")
         .encode(y="target:Q")
     )
-    return to_svg(alt.layer(lines, rules))
+    return legible(alt.layer(lines, rules), title)

@@ -14,7 +14,7 @@ import pytest
 from app.registry import versions
 from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.app import make_test_app
-from tests.helpers.browser import AXE, axe_problems, serve
+from tests.helpers.browser import AXE, axe_problems, chart_text_sizes, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -147,7 +147,7 @@ def test_runs_chart_and_run_detail(rich_server, local_page):
     url, run_id = rich_server
     page = local_page
     page.goto(url + f"/runs?run={run_id}")
-    chart = page.locator(".chart svg")
+    chart = page.locator(".chart svg >> visible=true")
     labels = chart.locator("text").all_text_contents()
     buckets = [label for label in labels if label in BUCKETS]
     assert buckets == ["1-4", "5-13", "14-26", "27-39"], labels  # by horizon, not as text
@@ -168,7 +168,7 @@ def test_importance_chart_has_plain_names_distinct_ticks_and_nothing_cut(model_a
     for width in (1280, 375):
         page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
         page.goto(url + "/model")
-        svg = page.locator("figure.compact svg")
+        svg = page.locator("figure.compact svg >> visible=true")
         texts = svg.locator("text").all_text_contents()
         names = [t for t in texts if t in FEATURE_LABELS.values()]
         assert len(names) >= 5, texts
@@ -204,15 +204,16 @@ CLIPPED_JS = """() => [...document.querySelectorAll('svg[role=img]')].flatMap(sv
 })"""
 
 
-def test_charts_are_named_and_fit_a_phone(rich_server, browser):
+def test_charts_are_named_legible_and_fit_a_phone(model_app, rich_server, browser):
     url, run_id = rich_server
-    paths = ("/model", f"/runs?run={run_id}", "/store?store=1", "/forecast-runs")
+    series = _every_page(model_app, run_id)[5]
+    paths = ("/model", f"/runs?run={run_id}", "/store?store=1", "/forecast-runs", series, "/monitoring")
     for width in (1280, 375):
         page = browser.new_context(viewport={"width": width, "height": 812}).new_page()
         for path in paths:
             page.goto(url + path)
             svgs = page.locator("svg[role=img]")
-            assert svgs.count() >= 1 or path == "/forecast-runs", path
+            assert svgs.count() >= 1 or path in ("/forecast-runs", "/monitoring"), path  # nothing to draw yet
             for i in range(svgs.count()):
                 svg = svgs.nth(i)
                 label = svg.get_attribute("aria-label")
@@ -220,6 +221,8 @@ def test_charts_are_named_and_fit_a_phone(rich_server, browser):
                 assert svg.locator("title").first.text_content() == label
             assert page.evaluate(CLIPPED_JS) == [], (path, width)
             assert page.evaluate(OUTSIDE_JS, "svg[role=img]") == [], (path, width)
+            small = [(text, round(size, 1)) for text, size in chart_text_sizes(page, "main") if size < 11]
+            assert small == [], (path, width, small)  # every chart's text drawn at 11 px or more
         page.context.close()
 
 

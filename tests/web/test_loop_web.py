@@ -299,7 +299,8 @@ def test_monitoring_shows_accuracy_by_lag(model_app, client, forecaster, scored)
     first = section.split("<tbody>")[1].split("</tr>")[0]
     assert f"<strong>{live['wmae']:,.0f}</strong>" in first and f"{reference:,.0f}" in first
     assert f"{live['rows']:,}" in first and f"{live['naive_wmae']:,.0f}" in first
-    assert section.count("<svg") == 4  # WMAE, bias, 80% and 95% coverage over the weeks
+    # WMAE, bias, 80% and 95% coverage over the weeks, each drawn for a wide and a narrow container
+    assert section.count('<div class="chart-wide"><svg') == 4 and section.count("<svg") == 8
 
 
 def test_alerts_show_store_and_dept_with_a_series_link(model_app, client, known):

@@ -93,7 +93,6 @@ def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
             value_title=f"Forecast total over {query.weeks} weeks ($)",
             width=480,
             description=f"Store {query.store}: departments ranked by forecast total over {query.weeks} weeks",
-            legible=True,
         )
         if top is not None
         else None
