@@ -97,3 +97,14 @@ def answer_errors(details: list[dict[str, Any]], message: str, model: Any) -> di
             )
         errors.setdefault(field, text)
     return errors or {"form": message}
+
+
+def row_errors(details: list[dict[str, Any]], model: Any) -> list[dict[str, Any]]:
+    """A batch's per-row problems with a week outside what the model forecasts named in words."""
+    wording = week_range(model)
+    return [
+        {**d, "message": wording}
+        if wording and str(d.get("field", "")).endswith(".date") and "between" in str(d.get("message", ""))
+        else d
+        for d in details
+    ]

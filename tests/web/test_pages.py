@@ -298,6 +298,7 @@ def test_batch_upload_reports_every_invalid_row_in_one_pass(model_app, client, k
     lines = [int(n) for n in re.findall(r'<tr class="row-error"><td class="num">(\d+)</td>', html)]
     assert lines == [3, 4, 5, 6, 7, 8]
     assert "six.csv was not predicted: 6 of 8 rows are invalid" in html
+    assert "Pick a week between " in html  # the week out of range, in words
     api = client.post("/api/v1/predict/batch", data=text, content_type="text/csv")
     assert api.status_code == 422
     assert [d["line"] for d in api.get_json()["details"]] == [3, 4, 5, 6, 7, 8]
