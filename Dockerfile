@@ -29,7 +29,7 @@ RUN /opt/venv/bin/pip install -r requirements.txt \
 # The front-end runtime (htmx, pinned in package.json / package-lock.json) into static/vendor/.
 COPY package.json package-lock.json ./
 COPY scripts/setup_assets.sh scripts/setup_assets.sh
-RUN mkdir -p static && PYTHON=/opt/venv/bin/python scripts/setup_assets.sh
+RUN mkdir -p static && PYTHON=/opt/venv/bin/python scripts/setup_assets.sh --runtime
 
 # ---- runtime: the virtualenv, the code and the assets; no compiler, no node ----
 FROM ${PYTHON_IMAGE} AS runtime

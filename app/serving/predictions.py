@@ -14,7 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 from app.forecasting.calendar import friday_on_or_after
+from app.forecasting.covariates import COV_SOURCES
+from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.explain import rounded
 from app.forecasting.forecaster import Forecaster
 from app.forecasting.prediction import BANDS
@@ -43,6 +47,23 @@ class Served:
     request_id: str
     latency_ms: float
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def cold_start_warning(store: int, dept: int) -> str:
+    """What a cold-start estimate rests on: said with every answer that carries one, whichever endpoint."""
+    return (
+        f"store {store} has no sales history for dept {dept}: a cold-start estimate from the store's "
+        "sales level and the department's seasonal profile in other stores, with wide intervals"
+    )
+
+
+def batch_warning(cold_starts: int) -> str:
+    """The whole answer's warning when some rows of a batch are cold-start estimates."""
+    rows = f"{cold_starts:,} row{'s' if cold_starts != 1 else ''}"
+    return (
+        f"{rows} name a store-department with no sales history: cold-start estimates with wide "
+        "intervals (cold_start: true on each)"
+    )
 
 
 def iso_week(value: Any) -> str:
@@ -79,6 +100,8 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         "cold_start": bool(get("cold_start", False)),
         "model_version": str(get("model_version") or ""),
     }
+    if out["cold_start"]:
+        out["warning"] = cold_start_warning(out["store"], out["dept"])
     if prediction_id is not None:
         out["prediction_id"] = str(prediction_id)
     components = get("components")
@@ -166,6 +189,7 @@ class ServedBatch(Generic[T]):
     model_version: str
     request_id: str
     latency_ms: float
+    cold_starts: int = 0  # rows without sales history, answered with a cold-start estimate
 
 
 def predict_batch(
@@ -186,6 +210,7 @@ def predict_batch(
     parts: list[T] = []
     version = ""
     latency = 0.0
+    cold_starts = 0
     for start in range(0, len(rows), chunk):
         part = [row.to_row() if hasattr(row, "to_row") else row for row in rows[start : start + chunk]]
         started = time.perf_counter()
@@ -193,8 +218,11 @@ def predict_batch(
         elapsed = (time.perf_counter() - started) * 1000
         latency += elapsed
         version = version or _version(model, predictions)
+        cold_starts += sum(1 for p in predictions if p.cold_start)
         parts.append(write(log_and_shape(predictions, caller, elapsed)))
-    return ServedBatch(parts, len(rows), version or _version(model, []), caller.request_id, latency)
+    return ServedBatch(
+        parts, len(rows), version or _version(model, []), caller.request_id, latency, cold_starts
+    )
 
 
 def default_start(model: Any) -> dt.date:
@@ -275,6 +303,29 @@ def forecast_store(
     )
 
 
+SEEN_QUANTILES = (0.05, 0.95)  # the span of a covariate's past values a what-if range covers
+
+
+def seen_values(model: Forecaster, store: int) -> dict[str, tuple[float, float]]:
+    """Each covariate's 5th and 95th percentile over the weeks the features table gave for this store,
+    up to the model's origin (not the values it filled in itself): the range a what-if can honestly
+    explore. A covariate never given for the store is left out."""
+    covariates = model.covariates
+    position = int(covariates.store_pos(np.array([store]))[0])
+    if position < 0:
+        return {}
+    upto = max(0, min(model.origin_week - covariates.first_week + 1, covariates.values.shape[1]))
+    given = COV_SOURCES.index("features")
+    out: dict[str, tuple[float, float]] = {}
+    for column, name in enumerate(COVARIATE_COLUMNS):
+        values = covariates.values[position, :upto, column]
+        seen = values[(covariates.source[position, :upto, column] == given) & np.isfinite(values)]
+        if len(seen):
+            low, high = np.quantile(seen.astype(float), SEEN_QUANTILES)
+            out[name] = (round(float(low), 2), round(float(high), 2))
+    return out
+
+
 def what_if(
     model: Forecaster,
     store: int,
@@ -283,29 +334,48 @@ def what_if(
     weeks: int,
     given: dict[str, Any],
     served_total: float,
-) -> dict[str, Any] | None:
-    """The sensitivity of a forecast to the covariates a planner set (the same values every week):
-    the forecast with the model's own assumptions instead, and each driver's effect alone.
-    `served_total` is the forecast served with all of them, which the caller already has.
+) -> dict[str, Any]:
+    """The sensitivity of a forecast to its covariates: the forecast with the model's own assumptions,
+    each covariate the planner set and its effect alone, and for every covariate the model's response
+    over the values seen in this store's data (`ranges`: the forecast with the covariate at its 5th and
+    at its 95th percentile every week, against the model's assumptions). `served_total` is the forecast
+    served with the values set, which the caller already has.
 
-    These forecasts are comparisons, not served predictions: they are not logged. None when nothing
-    was set.
+    These forecasts are comparisons, not served predictions: they are not logged.
     """
-    if not given:
-        return None
     default = model.forecast(store, dept, start, weeks)
     base_total = sum(p.prediction for p in default)
+
+    def moved(name: str, value: Any) -> float:
+        alone = model.forecast(store, dept, start, weeks, covariates=[{name: value}] * weeks)
+        return round(sum(p.prediction for p in alone) - base_total, 2)
+
+    seen = seen_values(model, store)
+    ranges = [
+        {
+            "name": name,
+            "seen_low": low,
+            "seen_high": high,
+            "at_low": moved(name, low),
+            "at_high": moved(name, high),
+            "assumed": default[0].inputs.get(name),
+        }
+        for name, (low, high) in seen.items()
+    ]
     drivers = []
     for name, value in given.items():
-        alone = model.forecast(store, dept, start, weeks, covariates=[{name: value}] * weeks)
-        assumed = default[0].inputs.get(name)
+        span = seen.get(name)
         drivers.append(
             {
                 "name": name,
                 "value": value,
-                "assumed": assumed,
+                "assumed": default[0].inputs.get(name),
                 "assumed_from": default[0].assumed.get(name),
-                "difference": round(sum(p.prediction for p in alone) - base_total, 2),
+                "difference": moved(name, value),
+                "seen": span,
+                "outside_seen": bool(
+                    span and isinstance(value, int | float) and not span[0] <= value <= span[1]
+                ),
             }
         )
     return {
@@ -313,4 +383,5 @@ def what_if(
         "default_total": round(base_total, 2),
         "difference": round(served_total - base_total, 2),
         "drivers": drivers,
+        "ranges": ranges,
     }

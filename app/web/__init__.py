@@ -8,7 +8,7 @@ from flask import Flask, current_app, request
 from flask_wtf.csrf import CSRFProtect
 
 from app.jobs.scheduler import start_background_scheduler
-from app.web import api, charts, context, errors, pages, request_metrics, security
+from app.web import api, charts, context, errors, pages, request_metrics, security, words
 from app.web.admin_auth import last_line, path_name, without_paths
 
 # Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
@@ -41,6 +41,10 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(path_name, "path_name")
     app.add_template_filter(last_line, "last_line")
     app.add_template_filter(without_paths, "without_paths")
+    # Dates, moments and horizon buckets in a reader's words on every page.
+    app.add_template_filter(words.day, "day")
+    app.add_template_filter(words.when, "when")
+    app.add_template_filter(words.weeks_ahead, "weeks_ahead")
 
     @app.context_processor
     def _model_version() -> dict[str, Any]:

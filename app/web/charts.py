@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 import altair as alt
@@ -42,7 +42,7 @@ _warmed = threading.Event()
 _warming = threading.Lock()
 
 
-def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+def _config(chart: alt.TopLevelMixin, font_size: int = 11) -> alt.TopLevelMixin:
     return (
         chart.configure(background="transparent", font=FONT)
         .configure_axis(
@@ -54,14 +54,15 @@ def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
             gridOpacity=0.12,
             domainOpacity=0.4,
             tickOpacity=0.4,
-            labelFontSize=11,
-            titleFontSize=12,
+            labelFontSize=font_size,
+            titleFontSize=font_size + 1,
+            labelOverlap=True,
         )
         .configure_legend(
             labelColor="currentColor",
             titleColor="currentColor",
             orient="bottom",
-            labelFontSize=11,
+            labelFontSize=font_size,
             columnPadding=24,
             labelLimit=0,
         )
@@ -78,10 +79,10 @@ def _title_text(chart: alt.TopLevelMixin) -> str:
     return text if isinstance(text, str) else ""
 
 
-def to_svg(chart: alt.TopLevelMixin, description: str = "") -> str:
+def to_svg(chart: alt.TopLevelMixin, description: str = "", font_size: int = 11) -> str:
     """The chart as an inline-able <svg> string (cached by spec), named for screen readers by
     `description` (else the chart's own title): an <svg role="img"> with aria-label and <title>."""
-    spec = _config(chart).to_dict()
+    spec = _config(chart, font_size).to_dict()
     label = description or _title_text(chart) or "Chart"
     key = json.dumps([spec, label], sort_keys=True, default=str)
     with _LOCK:
@@ -99,6 +100,30 @@ def to_svg(chart: alt.TopLevelMixin, description: str = "") -> str:
             _CACHE.popitem(last=False)
     _warmed.set()
     return svg
+
+
+# A chart the browser scales to its container is only as legible as that scale allows: a wide chart
+# shrunk to a phone's width draws its labels at a third of their size. Charts that matter on a phone
+# are drawn twice, for a wide and a narrow container, and CSS (a container query on .chart) shows the
+# one that fits, so that text stays at least 11 px on screen.
+NARROW_WIDTH = 250  # the plot's width in the narrow drawing (a 375 px phone gives the chart ~310 px)
+LEGIBLE_FONT = 13  # drawn at about 0.85-1.0 scale in either drawing
+
+
+def wide_and_narrow(build: Callable[[bool], alt.TopLevelMixin], description: str) -> str:
+    """Both drawings of a chart (`build(narrow)`), each in its own wrapper for the CSS to choose from."""
+    wide = to_svg(build(False), description, font_size=LEGIBLE_FONT)
+    narrow = to_svg(build(True), description, font_size=LEGIBLE_FONT)
+    return f'<div class="chart-wide">{wide}</div><div class="chart-narrow">{narrow}</div>'
+
+
+def legible(chart: alt.TopLevelMixin, description: str = "", narrow_width: int = NARROW_WIDTH) -> str:
+    """A chart drawn wide as built and narrow at `narrow_width` (wide_and_narrow)."""
+
+    def build(narrow: bool) -> alt.TopLevelMixin:
+        return chart.properties(width=narrow_width) if narrow else chart
+
+    return wide_and_narrow(build, description or _title_text(chart) or "Chart")
 
 
 def _responsive(svg: str, label: str) -> str:
@@ -147,44 +172,85 @@ def forecast_chart(
 ) -> str:
     """History (date, weekly_sales) as a grey line, forecast (week, prediction, lower/upper_80/95) in blue
     with its 80% and 95% bands; `last_year`: the forecast's last_year_sales (the same week a year before)
-    as a dashed line on the forecast's weeks."""
-    layers = []
-    x_scale = alt.X(
+    as a dashed line on the forecast's weeks.
+
+    When the history ends before the forecast starts and there are several weeks to forecast, the two
+    are drawn side by side on one sales axis, the forecast in the wider panel: on a shared time axis two
+    years of history would squeeze a quarter's forecast into a sliver. Drawn wide and narrow
+    (wide_and_narrow)."""
+    fc = _dates(forecast.rename(columns={"week": "date"}), "date")
+    hist = (
+        _dates(history[["date", "weekly_sales"]].dropna(), "date")
+        if history is not None and len(history)
+        else None
+    )
+    split = hist is not None and len(fc) > 1 and hist["date"].max() < fc["date"].min()
+    weeks = f"{len(fc)} week{'s' if len(fc) != 1 else ''}"
+    summary = f"Weekly sales: history, and the forecast of {weeks} with its 80% and 95% intervals"
+
+    def build(narrow: bool) -> alt.TopLevelMixin:
+        plot = NARROW_WIDTH if narrow else width
+        ticks = 3 if narrow else 6
+        y_axis = alt.Axis(format="~s", tickCount=4 if narrow else 6)
+        y_title = None if narrow else "Weekly sales ($)"
+        if not split:
+            layers = _forecast_layers(fc, last_year, y_axis, y_title, ticks)
+            if hist is not None:
+                layers.append(_history_line(hist, y_axis, y_title, ticks))
+            chart = alt.layer(*layers).properties(width=plot, height=height)
+        else:
+            history_width = round(plot * 0.36)
+            past = _history_line(hist, y_axis, y_title, 2 if narrow else 4, "%b %y" if narrow else "%b %Y")
+            ahead = alt.layer(
+                *_forecast_layers(fc, last_year, None, None, ticks, "%b" if narrow else "%d %b")
+            ).properties(width=plot - history_width, height=height)
+            chart = alt.hconcat(
+                past.properties(width=history_width, height=height), ahead, spacing=6
+            ).resolve_scale(y="shared")
+        return chart.properties(title=title) if title else chart
+
+    return wide_and_narrow(build, description or title or summary)
+
+
+def _x(ticks: int, fmt: str = "%b %Y") -> alt.X:
+    return alt.X(
         "date:T",
         title=None,
-        axis=alt.Axis(format="%b %Y", labelAngle=0, tickCount=6),
+        axis=alt.Axis(format=fmt, labelAngle=0, tickCount=ticks),
         scale=alt.Scale(padding=10),  # the last week's point and whiskers stay inside the plot
     )
-    if history is not None and len(history):
-        hist = _dates(history[["date", "weekly_sales"]].dropna(), "date").assign(series="History")
-        layers.append(
-            alt.Chart(hist)
-            .mark_line(strokeWidth=1.5, color=HISTORY_COLOR)
-            .encode(
-                x=x_scale,
-                y=alt.Y(
-                    "weekly_sales:Q",
-                    title="Weekly sales ($)",
-                    axis=alt.Axis(format="~s"),
-                    scale=alt.Scale(zero=False),
-                ),
-            )
+
+
+def _history_line(
+    hist: pd.DataFrame, y_axis: alt.Axis | None, y_title: str | None, ticks: int, fmt: str = "%b %Y"
+) -> alt.Chart:
+    return (
+        alt.Chart(hist)
+        .mark_line(strokeWidth=1.5, color=HISTORY_COLOR)
+        .encode(
+            x=_x(ticks, fmt),
+            y=alt.Y("weekly_sales:Q", title=y_title, axis=y_axis, scale=alt.Scale(zero=False)),
         )
-    fc = _dates(forecast.rename(columns={"week": "date"}), "date")
-    band = alt.Chart(fc).encode(x=x_scale)
-    layers.insert(
-        0,
+    )
+
+
+def _forecast_layers(
+    fc: pd.DataFrame,
+    last_year: bool,
+    y_axis: alt.Axis | None,
+    y_title: str | None,
+    ticks: int,
+    fmt: str = "%b %Y",
+) -> list[alt.Chart]:
+    """The forecast's bands, line and points (and last year's dashed line) on the forecast's weeks."""
+    band = alt.Chart(fc).encode(x=_x(ticks, fmt))
+    layers = [
         band.mark_area(color=BAND_95, opacity=0.35).encode(
-            y=alt.Y(
-                "lower_95:Q",
-                title="Weekly sales ($)",
-                axis=alt.Axis(format="~s"),
-                scale=alt.Scale(zero=False),
-            ),
+            y=alt.Y("lower_95:Q", title=y_title, axis=y_axis, scale=alt.Scale(zero=False)),
             y2="upper_95:Q",
         ),
-    )
-    layers.insert(1, band.mark_area(color=BAND_80, opacity=0.35).encode(y="lower_80:Q", y2="upper_80:Q"))
+        band.mark_area(color=BAND_80, opacity=0.35).encode(y="lower_80:Q", y2="upper_80:Q"),
+    ]
     if len(fc) == 1:  # one week: an area has no width, so the intervals are drawn as whiskers
         layers.append(band.mark_rule(color=BAND_95, strokeWidth=8).encode(y="lower_95:Q", y2="upper_95:Q"))
         layers.append(band.mark_rule(color=BAND_80, strokeWidth=8).encode(y="lower_80:Q", y2="upper_80:Q"))
@@ -215,12 +281,7 @@ def forecast_chart(
                 ),
             ).encode(y="last_year_sales:Q")
         )
-    chart = alt.layer(*layers).properties(width=width, height=height)
-    if title:
-        chart = chart.properties(title=title)
-    weeks = f"{len(fc)} week{'s' if len(fc) != 1 else ''}"
-    summary = f"Weekly sales: history, and the forecast of {weeks} with its 80% and 95% intervals"
-    return to_svg(chart, description or title or summary)
+    return layers
 
 
 def legend_items(last_year: bool = False) -> list[tuple[str, str]]:
@@ -276,7 +337,7 @@ def waterfall_chart(
             "step:N",
             sort=order,
             title=None,
-            axis=alt.Axis(labelLimit=0, ticks=False, domain=False, labelFontSize=13),
+            axis=alt.Axis(labelLimit=0, ticks=False, domain=False, labelFontSize=LEGIBLE_FONT),
         )
     )
     bars = base.mark_bar(cornerRadius=2, clip=True).encode(
@@ -284,18 +345,22 @@ def waterfall_chart(
             "start:Q",
             title="Weekly sales ($)",
             scale=alt.Scale(domain=domain, zero=False, nice=False),
-            axis=alt.Axis(format="~s", tickCount=4, labelFontSize=12),
+            axis=alt.Axis(format="~s", tickCount=3, labelFontSize=LEGIBLE_FONT),
         ),
         x2="end:Q",
         color=alt.Color(
             "kind:N", scale=alt.Scale(domain=list(colors), range=list(colors.values())), legend=None
         ),
     )
-    labels = base.mark_text(align="left", dx=4, color="currentColor", fontSize=13).encode(
+    labels = base.mark_text(align="left", dx=4, color="currentColor", fontSize=LEGIBLE_FONT).encode(
         x="right:Q", text="text:N"
     )
-    chart = alt.layer(bars, labels).properties(width=width - 150, height=bar_height * len(frame))
-    return to_svg(chart, description or f"{total_label}, step by step: " + ", ".join(frame["text"]))
+
+    def build(narrow: bool) -> alt.TopLevelMixin:
+        plot = 150 if narrow else width - 150
+        return alt.layer(bars, labels).properties(width=plot, height=bar_height * len(frame))
+
+    return wide_and_narrow(build, description or f"{total_label}, step by step: " + ", ".join(frame["text"]))
 
 
 def tick_format(largest: float) -> str:
@@ -320,20 +385,37 @@ def bar_chart(
     color: str = FORECAST_COLOR,
     description: str = "",
 ) -> str:
-    """Horizontal bars, largest first (department ranking, feature importances); category names are
-    never cut short (labelLimit 0: the chart grows to fit them)."""
+    """Horizontal bars, largest first (department ranking, feature importances), drawn wide and narrow;
+    in the wide drawing category names are never cut short (labelLimit 0: the chart grows to fit them)."""
     frame = frame[[category, value]].copy()
     frame[category] = frame[category].astype(str)
-    chart = (
-        alt.Chart(frame)
-        .mark_bar(color=color, cornerRadiusEnd=2)
-        .encode(
-            y=alt.Y(f"{category}:N", sort="-x", title=category_title, axis=alt.Axis(labelLimit=0)),
-            x=alt.X(f"{value}:Q", title=value_title, axis=alt.Axis(format=value_format, tickCount=5)),
+    label = description or f"{value_title} by {category_title or category}"
+
+    def build(narrow: bool) -> alt.TopLevelMixin:
+        return (
+            alt.Chart(frame)
+            .mark_bar(color=color, cornerRadiusEnd=2)
+            .encode(
+                # narrow: long names are cut at 175 px (with an ellipsis) so the bars keep some width
+                y=alt.Y(
+                    f"{category}:N",
+                    sort="-x",
+                    title=category_title,
+                    axis=alt.Axis(labelLimit=175 if narrow else 0),
+                ),
+                x=alt.X(
+                    f"{value}:Q",
+                    title=value_title,
+                    axis=alt.Axis(format=value_format, tickCount=3 if narrow else 5),
+                ),
+            )
+            .properties(
+                width=NARROW_WIDTH - 140 if narrow else width - 130,
+                height=max(60, (bar_height + 4) * len(frame)),
+            )
         )
-        .properties(width=width - 130, height=max(60, bar_height * len(frame)))
-    )
-    return to_svg(chart, description or f"{value_title} by {category_title or category}")
+
+    return wide_and_narrow(build, label)
 
 
 def grouped_bar_chart(
@@ -351,28 +433,56 @@ def grouped_bar_chart(
 ) -> str:
     """Bars per group, one colour per series (backtest WMAE by horizon bucket and model)."""
     order = list(series_order or pd.unique(frame[series]))
-    chart = (
+    label = description or f"{value_title} by {group}, one bar per {series}: {', '.join(order)}"
+
+    def build(narrow: bool) -> alt.TopLevelMixin:
+        return _grouped(
+            frame, group, series, value, value_title, order, group_order, height, narrow
+        ).properties(width=NARROW_WIDTH if narrow else width)
+
+    return wide_and_narrow(build, label)
+
+
+def _grouped(
+    frame: pd.DataFrame,
+    group: str,
+    series: str,
+    value: str,
+    value_title: str,
+    order: list[str],
+    group_order: Sequence[str] | None,
+    height: int,
+    narrow: bool,
+) -> alt.Chart:
+    return (
         alt.Chart(frame)
         .mark_bar()
         .encode(
+            # narrow: the buckets by their first word ("2–4 weeks ahead" -> "2–4") under one title
             x=alt.X(
                 f"{group}:N",
                 sort=list(group_order) if group_order else None,
-                title=None,
-                axis=alt.Axis(labelAngle=0),
+                title="weeks ahead" if narrow else None,
+                axis=alt.Axis(labelAngle=0, labelLimit=0, labelExpr="split(datum.label, ' ')[0]")
+                if narrow
+                else alt.Axis(labelAngle=0),
             ),
             xOffset=alt.XOffset(f"{series}:N", sort=order),
-            y=alt.Y(f"{value}:Q", title=value_title, axis=alt.Axis(format="~s")),
+            y=alt.Y(
+                f"{value}:Q",
+                title=value_title.split(" (")[0] if narrow else value_title,
+                axis=alt.Axis(format="~s"),
+            ),
             color=alt.Color(
                 f"{series}:N",
                 sort=order,
                 scale=alt.Scale(domain=order, range=SERIES_COLORS[: len(order)]),
                 title=None,
+                legend=alt.Legend(direction="vertical") if narrow else alt.Legend(),
             ),
         )
-        .properties(width=width, height=height)
+        .properties(height=height)
     )
-    return to_svg(chart, description or f"{value_title} by {group}, one bar per {series}: {', '.join(order)}")
 
 
 def weekly_lines(
@@ -423,10 +533,10 @@ def weekly_lines(
         .properties(width=width, height=height)
     )
     if not targets:
-        return to_svg(lines)
+        return legible(lines, title)
     rules = (
         alt.Chart(pd.DataFrame({"target": list(targets)}))
         .mark_rule(strokeDash=[4, 4], opacity=0.5, color="currentColor")
         .encode(y="target:Q")
     )
-    return to_svg(alt.layer(lines, rules))
+    return legible(alt.layer(lines, rules), title)

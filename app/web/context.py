@@ -136,6 +136,7 @@ def forecast_store(query: StoreForecastQuery, *, source: str) -> Served:
 
 def what_if(
     store: int, dept: int, start: Any, weeks: int, given: dict[str, Any], served_total: float
-) -> dict[str, Any] | None:
-    """The forecast's sensitivity to the covariates a planner set (not logged: a comparison)."""
+) -> dict[str, Any]:
+    """The forecast's sensitivity to its covariates, and to those a planner set (not logged: a
+    comparison)."""
     return _call(predictions.what_if, forecaster(), store, dept, start, weeks, given, served_total)

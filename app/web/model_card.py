@@ -7,6 +7,7 @@ Everything shown comes from the artifact's metadata; nothing is recomputed here.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from app.forecasting.features import FEATURES, feature_label
 from app.forecasting.intervals import bucket_sort_key
 from app.forecasting.metadata import ModelMetadata
 from app.jsonable import jsonable
-from app.web import charts
+from app.web import charts, words
 from app.web.admin_auth import path_name
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,47 @@ def feature_importances(meta: ModelMetadata) -> list[dict[str, Any]]:
     return [{"feature": name, "label": feature_label(name), "importance": value} for name, value in items]
 
 
+def backtest_source(meta: ModelMetadata) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The backtest's figures per horizon bucket, model and seasonal naive: the lag buckets pooled over
+    the backtest's origins (what monitoring holds live accuracy against), else, for a model trained
+    before those existed, the buckets of its one origin. Every page shows these and no others."""
+    backtest = meta.get("backtest") or {}
+    if backtest.get("by_lag_bucket"):
+        return backtest["by_lag_bucket"], backtest.get("baseline_by_lag_bucket") or {}
+    return backtest.get("by_bucket") or {}, backtest.get("baseline_by_bucket") or {}
+
+
+def backtest_line(meta: ModelMetadata) -> str | None:
+    """Which backtest the figures come from, in words: its origin and the weeks it scored."""
+    backtest = meta.get("backtest") or {}
+    origin, horizon = backtest.get("origin"), backtest.get("horizon")
+    if not origin:
+        return None
+    try:
+        start = dt.date.fromisoformat(str(origin)[:10])
+    except ValueError:
+        return None
+    weeks = int(_num(horizon) or 0)
+    origins = int(_num(backtest.get("lag_bucket_origins")) or 1) if backtest.get("by_lag_bucket") else 1
+    made = (
+        f"forecasts made from {origins} points in time, the first {words.day(start)}"
+        if origins > 1
+        else f"forecasts made from {words.day(start)}"
+    )
+    scored = (
+        f", scored against the {weeks} weeks of actual sales that followed (to "
+        f"{words.day(start + dt.timedelta(weeks=weeks))})"
+        if weeks
+        else ", scored against the actual sales that followed"
+    )
+    fitted = f"Backtest: the model refitted on sales up to {words.day(start)}"
+    return f"{fitted}; {made}{scored}. Holiday weeks count 5×."
+
+
 def backtest_table(meta: ModelMetadata) -> dict[str, Any]:
     """WMAE overall and by horizon bucket for the model and the seasonal-naive baseline."""
     backtest = meta.get("backtest") or {}
+    by_bucket, baseline_by_bucket = backtest_source(meta)
     model_label = KIND_LABELS.get(str(meta.get("kind", "")), str(meta.get("kind", "model")))
     series: dict[str, dict[str, float | None]] = {}  # label -> {"overall": x, bucket: x}
     order = [model_label, BASELINE_LABEL]
@@ -72,10 +111,10 @@ def backtest_table(meta: ModelMetadata) -> dict[str, Any]:
     put(model_label, "overall", backtest.get("wmae"))
     put(BASELINE_LABEL, "overall", backtest.get("baseline_wmae"))
     buckets: list[str] = []
-    for bucket, figures in (backtest.get("by_bucket") or {}).items():
+    for bucket, figures in by_bucket.items():
         buckets.append(str(bucket))
         put(model_label, str(bucket), figures.get("wmae"))
-    for bucket, figures in (backtest.get("baseline_by_bucket") or {}).items():
+    for bucket, figures in baseline_by_bucket.items():
         if str(bucket) not in buckets:
             buckets.append(str(bucket))
         put(BASELINE_LABEL, str(bucket), figures.get("wmae"))
@@ -99,6 +138,7 @@ def backtest_table(meta: ModelMetadata) -> dict[str, Any]:
         "rows_count": backtest.get("rows"),
         "origin": backtest.get("origin"),
         "horizon": backtest.get("horizon"),
+        "line": backtest_line(meta),
     }
     return {
         "buckets": buckets,
@@ -116,7 +156,7 @@ def _backtest_chart(table: dict[str, Any]) -> str | None:
     for row in table["rows"]:
         for bucket, value in zip(table["buckets"], row["buckets"], strict=True):
             if value is not None:
-                records.append({"bucket": f"{bucket} wk", "model": row["model"], "wmae": value})
+                records.append({"bucket": words.weeks_ahead(bucket), "model": row["model"], "wmae": value})
     if not records:
         return None
     return charts.grouped_bar_chart(
@@ -124,11 +164,11 @@ def _backtest_chart(table: dict[str, Any]) -> str | None:
         group="bucket",
         series="model",
         value="wmae",
-        value_title="WMAE ($, lower is better)",
+        value_title="Typical weekly error ($, lower is better)",
         width=640,
         height=220,
         series_order=[row["model"] for row in table["rows"]],
-        group_order=[f"{b} wk" for b in table["buckets"]],
+        group_order=[words.weeks_ahead(b) for b in table["buckets"]],
     )
 
 

@@ -18,6 +18,7 @@ from app.loop.weekly import backtest_by_lag
 from app.monitoring.metrics import Gauge
 from app.storage import MAX_ROW_ID, Storage
 from app.web import charts
+from app.web.model_card import backtest_line
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def lag_accuracy_context(storage: Storage, forecaster: Any | None, model_name: s
             "latest_run": latest,
             "model": str(forecaster.version),
             "data_through": forecaster.data_through,
+            "backtest_line": backtest_line(forecaster.metadata),
         }
     }
 

@@ -59,8 +59,38 @@
     });
   }
 
+  // The navigation's Plan and Operate groups: open (every link in a row) on a wide screen, menus that
+  // drop down on a narrow one; one menu at a time, closed by Escape or a click elsewhere.
+  var wide = window.matchMedia ? window.matchMedia("(min-width: 900px)") : null;
+  function navGroups() { return document.querySelectorAll("[data-nav-group]"); }
+  function syncNav() {
+    var open = !!(wide && wide.matches);
+    navGroups().forEach(function (group) { group.open = open; });
+  }
+  function setupNav() {
+    syncNav();
+    if (wide && wide.addEventListener) wide.addEventListener("change", syncNav);
+    navGroups().forEach(function (group) {
+      group.addEventListener("toggle", function () {
+        if (wide && wide.matches) { if (!group.open) group.open = true; return; }
+        if (group.open) navGroups().forEach(function (other) { if (other !== group) other.open = false; });
+      });
+    });
+    document.addEventListener("click", function (event) {
+      if (wide && wide.matches) return;
+      navGroups().forEach(function (group) { if (!group.contains(event.target)) group.open = false; });
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape" || (wide && wide.matches)) return;
+      navGroups().forEach(function (group) {
+        if (group.open) { group.open = false; group.querySelector("summary").focus(); }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupThemeToggle();
+    setupNav();
     syncWeeksMode(document);
     scrollChartsToEnd();
   });
@@ -90,10 +120,37 @@
   });
   document.addEventListener("htmx:beforeRequest", function () { loading(1); });
   document.addEventListener("htmx:afterRequest", function () { loading(-1); });
+  // A form's answer: say it (the announcer lives outside the swapped panel, so screen readers hear
+  // it), and bring it into view with the focus on it; a refused form puts the focus on its first
+  // field in error instead.
+  function presentAnswer(scope) {
+    var invalid = scope.querySelector("[aria-invalid=true]");
+    var answer = scope.querySelector("[data-result]");
+    var announcer = document.getElementById("announcer");
+    if (announcer) {
+      var error = invalid && document.getElementById(invalid.getAttribute("aria-describedby") || "");
+      var said = invalid ? "The form has a problem: " + (error ? error.textContent : "see the marked field")
+        : answer && answer.getAttribute("data-announce");
+      if (said) {
+        announcer.textContent = "";
+        window.setTimeout(function () { announcer.textContent = said; }, 50);
+      }
+    }
+    var target = invalid || answer;
+    if (target) {
+      target.focus({ preventScroll: true });
+      target.scrollIntoView({ block: "start", behavior: "auto" });
+    }
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.target && event.target.id === "dept-field") refreshPlaceholders();  // the store changed
     syncWeeksMode(document);
     scrollChartsToEnd();
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var source = event.detail && event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (source && source.tagName === "FORM") presentAnswer(document.getElementById("main") || document);
   });
   // A failed htmx request (server error, network) must not fail silently.
   document.addEventListener("htmx:responseError", function (event) {

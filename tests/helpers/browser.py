@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 @contextmanager
@@ -25,3 +26,36 @@ def serve(app) -> Iterator[str]:
 def wait_htmx(page) -> None:
     """Wait until the page has loaded HTMX (before clicking what it drives)."""
     page.wait_for_function("() => window.htmx !== undefined")
+
+
+AXE = Path(__file__).resolve().parents[2] / "static" / "vendor" / "axe.min.js"
+
+
+def axe_problems(page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """axe-core's violations of these impacts on the page as it is now, one line per rule and element.
+
+    axe comes from static/vendor/ (scripts/setup_assets.sh, from npm) and is evaluated in the page
+    (not added as a <script>, which the CSP refuses): nothing is fetched from outside 127.0.0.1.
+    """
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, targets: v.nodes.map(n => n.target.join(' '))}))"
+    )
+    return [f"{v['id']} ({v['impact']}): {t}" for v in found if v["impact"] in impacts for t in v["targets"]]
+
+
+# The size a chart's text is drawn at on screen: its font size times the scale of its SVG.
+CHART_TEXT_PX_JS = """selector => [...document.querySelectorAll(selector + ' svg[role=img]')].flatMap(svg => {
+  const box = svg.getBoundingClientRect();
+  if (!box.width) return [];  // the drawing for the other width, hidden
+  const scale = box.width / svg.viewBox.baseVal.width;
+  return [...svg.querySelectorAll('text')].filter(t => t.textContent.trim())
+    .map(t => [t.textContent, parseFloat(getComputedStyle(t).fontSize) * scale]);
+})"""
+
+
+def chart_text_sizes(page, selector: str) -> list[tuple[str, float]]:
+    """Every visible chart text under `selector` with the size it is drawn at, in CSS pixels."""
+    return [(text, size) for text, size in page.evaluate(CHART_TEXT_PX_JS, selector)]

@@ -379,19 +379,52 @@ def test_forecast_takes_date_like_predict_and_start_as_its_alias(client, known):
     assert store.status_code == 200 and store.get_json()["start"] == known.weeks_after(2)
 
 
-def test_an_unknown_department_is_forecast_only_when_cold_start_is_asked(client, known):
-    payload = {"store": known.other_store, "dept": known.missing_dept, "date": known.week, "weeks": 3}
-    body = assert_error(client.post("/api/v1/forecast", json=payload), 422, "dept")
-    assert "cold_start" in body["details"][0]["message"]
-    assert_error(client.post("/api/v1/forecast", json={**payload, "cold_start": "yes"}), 422, "cold_start")
+def test_one_cold_start_rule_with_a_warning_on_every_endpoint(client, known):
+    """A store-department without sales history: an estimate and a warning from /predict, the batch
+    (JSON and CSV) and /forecast alike; a series with history carries no warning anywhere."""
+    missing = {"store": known.other_store, "dept": known.missing_dept, "date": known.week}
+    said = f"store {known.other_store} has no sales history for dept {known.missing_dept}"
 
-    response = client.post("/api/v1/forecast", json={**payload, "cold_start": True})
-    assert response.status_code == 200
-    body = response.get_json()
-    assert all(p["cold_start"] for p in body["predictions"]) and len(body["predictions"]) == 3
-    assert f"no sales history for dept {known.missing_dept}" in body["warning"]
-    known_dept = {**payload, "store": known.store, "dept": known.dept, "cold_start": True}
-    assert "warning" not in client.post("/api/v1/forecast", json=known_dept).get_json()
+    one = client.post("/api/v1/predict", json=missing)
+    assert one.status_code == 200
+    assert one.get_json()["cold_start"] is True and said in one.get_json()["warning"]
+
+    batch = client.post(
+        "/api/v1/predict/batch", json={"rows": [missing, missing, {**missing, **_known(known)}]}
+    )
+    assert batch.status_code == 200
+    body = batch.get_json()
+    assert body["warning"].startswith("2 rows name a store-department with no sales history")
+    assert [p["cold_start"] for p in body["predictions"]] == [True, True, False]
+    assert [said in p.get("warning", "") for p in body["predictions"]] == [True, True, False]
+    csv = client.post("/api/v1/predict/batch?format=csv", json={"rows": [missing]})
+    assert csv.status_code == 200 and csv.headers["X-Storecast-Warning"].startswith("1 row name")
+
+    weeks = client.post("/api/v1/forecast", json={**missing, "weeks": 3})
+    assert weeks.status_code == 200
+    body = weeks.get_json()
+    assert all(p["cold_start"] and said in p["warning"] for p in body["predictions"])
+    assert len(body["predictions"]) == 3 and said in body["warning"]
+    asked = client.post("/api/v1/forecast", json={**missing, "weeks": 3, "cold_start": True})
+    assert asked.status_code == 200 and said in asked.get_json()["warning"]  # the old flag is still accepted
+    assert_error(client.post("/api/v1/forecast", json={**missing, "cold_start": "yes"}), 422, "cold_start")
+
+    for response in (
+        client.post("/api/v1/predict", json={**missing, **_known(known)}),
+        client.post("/api/v1/forecast", json={**missing, **_known(known), "weeks": 2}),
+        client.post("/api/v1/predict/batch", json={"rows": [{**missing, **_known(known)}]}),
+    ):
+        assert response.status_code == 200 and "warning" not in response.get_data(as_text=True)
+    assert (
+        "X-Storecast-Warning"
+        not in client.post(
+            "/api/v1/predict/batch?format=csv", json={"rows": [{**missing, **_known(known)}]}
+        ).headers
+    )
+
+
+def _known(known) -> dict[str, int]:
+    return {"store": known.store, "dept": known.dept}
 
 
 def test_the_openapi_document_says_which_name(client):

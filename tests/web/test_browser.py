@@ -60,9 +60,11 @@ def test_multi_week_chart_and_csv(live_server, local_page):
     assert page.input_value("#weeks") == "13"
     page.click("button[type=submit]:has-text('Forecast')")
     page.wait_for_selector("[data-testid=result-multi]")
-    assert page.locator("[data-testid=forecast-chart] svg").count() == 1
+    assert page.locator("[data-testid=forecast-chart] svg >> visible=true").count() == 1
     assert page.locator("[data-testid=week-table] tbody tr").count() == 13
-    assert page.locator("[data-testid=why] svg").count() == 1  # why this number: the waterfall
+    assert (
+        page.locator("[data-testid=why] svg >> visible=true").count() == 1
+    )  # why this number: the waterfall
     with page.expect_download() as info:
         page.click("[data-testid=csv-download]")
     lines = Path(info.value.path()).read_text().strip().splitlines()
@@ -149,8 +151,8 @@ def test_series_page_from_the_runs_page(model_app, live_server, local_page, brow
     page.fill("#series-dept", str(dept))
     page.click("button[type=submit]:has-text('Open series')")
     page.wait_for_url(f"**/series/{store}/{dept}")
-    assert page.locator("[data-testid=series-chart] svg").count() == 1
-    assert page.locator("[data-testid=series-latest] svg").count() == 1
+    assert page.locator("[data-testid=series-chart] svg >> visible=true").count() == 1
+    assert page.locator("[data-testid=series-latest] svg >> visible=true").count() == 1
     assert f"sales through {run.data_through.isoformat()}" in page.inner_text("[data-testid=series-latest]")
     page.click("a.chip:has-text('4 wk')")
     page.wait_for_url("**lag=4")

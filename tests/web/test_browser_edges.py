@@ -14,7 +14,7 @@ import pytest
 from app.registry import versions
 from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.app import make_test_app
-from tests.helpers.browser import serve
+from tests.helpers.browser import AXE, axe_problems, chart_text_sizes, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -147,7 +147,7 @@ def test_runs_chart_and_run_detail(rich_server, local_page):
     url, run_id = rich_server
     page = local_page
     page.goto(url + f"/runs?run={run_id}")
-    chart = page.locator(".chart svg")
+    chart = page.locator(".chart svg >> visible=true")
     labels = chart.locator("text").all_text_contents()
     buckets = [label for label in labels if label in BUCKETS]
     assert buckets == ["1-4", "5-13", "14-26", "27-39"], labels  # by horizon, not as text
@@ -156,7 +156,7 @@ def test_runs_chart_and_run_detail(rich_server, local_page):
     page.goto(url + f"/runs/{run_id}")
     facts = page.inner_text("dl.facts")
     assert "123,906" in facts and "123,906.0" not in facts
-    assert re.search(r"horizon\s+39\n", facts) and "39.0" not in facts
+    assert re.search(r"Weeks ahead scored\s+39\n", facts) and "39.0" not in facts
     rows = page.locator("table tbody tr td:first-child").all_inner_texts()
     assert rows == ["1-4", "5-13", "14-26", "27-39"]
 
@@ -168,7 +168,7 @@ def test_importance_chart_has_plain_names_distinct_ticks_and_nothing_cut(model_a
     for width in (1280, 375):
         page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
         page.goto(url + "/model")
-        svg = page.locator("figure.compact svg")
+        svg = page.locator("figure.compact svg >> visible=true")
         texts = svg.locator("text").all_text_contents()
         names = [t for t in texts if t in FEATURE_LABELS.values()]
         assert len(names) >= 5, texts
@@ -204,15 +204,16 @@ CLIPPED_JS = """() => [...document.querySelectorAll('svg[role=img]')].flatMap(sv
 })"""
 
 
-def test_charts_are_named_and_fit_a_phone(rich_server, browser):
+def test_charts_are_named_legible_and_fit_a_phone(model_app, rich_server, browser):
     url, run_id = rich_server
-    paths = ("/model", f"/runs?run={run_id}", "/store?store=1", "/forecast-runs")
+    series = _every_page(model_app, run_id)[5]
+    paths = ("/model", f"/runs?run={run_id}", "/store?store=1", "/forecast-runs", series, "/monitoring")
     for width in (1280, 375):
         page = browser.new_context(viewport={"width": width, "height": 812}).new_page()
         for path in paths:
             page.goto(url + path)
             svgs = page.locator("svg[role=img]")
-            assert svgs.count() >= 1 or path == "/forecast-runs", path
+            assert svgs.count() >= 1 or path in ("/forecast-runs", "/monitoring"), path  # nothing to draw yet
             for i in range(svgs.count()):
                 svg = svgs.nth(i)
                 label = svg.get_attribute("aria-label")
@@ -220,6 +221,8 @@ def test_charts_are_named_and_fit_a_phone(rich_server, browser):
                 assert svg.locator("title").first.text_content() == label
             assert page.evaluate(CLIPPED_JS) == [], (path, width)
             assert page.evaluate(OUTSIDE_JS, "svg[role=img]") == [], (path, width)
+            small = [(text, round(size, 1)) for text, size in chart_text_sizes(page, "main") if size < 11]
+            assert small == [], (path, width, small)  # every chart's text drawn at 11 px or more
         page.context.close()
 
 
@@ -243,7 +246,7 @@ def test_scrolling_tables_are_regions_reachable_by_keyboard(rich_server, browser
                 scroller,
             )
     page.goto(url + "/runs")
-    region = page.locator("[role=region][aria-label='All runs']")
+    region = page.locator("[role=region][aria-label='Runs table']")
     for _ in range(40):  # Tab through the page until the table's region has the focus
         page.keyboard.press("Tab")
         if region.evaluate("el => el === document.activeElement"):
@@ -264,3 +267,46 @@ def test_api_docs_show_code_not_backticks(rich_server, local_page):
     forecast = page.locator("#forecast")
     assert forecast.locator(".endpoint-body > p code", has_text="cold_start").count() == 1
     assert page.locator("td.wrap code", has_text="admin-token").count() >= 1
+
+
+def _every_page(model_app, run_id: int) -> list[str]:
+    forecaster = model_app.extensions["model_holder"].get()
+    store = forecaster.stores()[0]
+    dept = forecaster.departments(store)[0]
+    return [
+        "/",
+        f"/store?store={store}",
+        "/batch",
+        "/model",
+        "/forecast-runs",
+        f"/series/{store}/{dept}",
+        "/models",
+        "/models/v1",
+        "/runs",
+        f"/runs?run={run_id}",
+        f"/runs/{run_id}",
+        "/monitoring",
+        "/api/docs",
+    ]
+
+
+@pytest.mark.parametrize("width", (1280, 375))
+def test_axe_finds_nothing_above_minor_on_any_page(model_app, rich_server, local_page, width):
+    if not AXE.exists():
+        pytest.skip("static/vendor/axe.min.js missing: run scripts/setup_assets.sh")
+    url, run_id = rich_server
+    page = local_page
+    page.set_viewport_size({"width": width, "height": 900})
+    problems = {}
+    for path in _every_page(model_app, run_id):
+        page.goto(url + path)
+        page.evaluate("() => document.querySelectorAll('details.endpoint').forEach(d => d.open = true)")
+        problems[path] = axe_problems(page, ("moderate", "serious", "critical"))
+    page.goto(url + "/")  # and a forecast's answer, swapped in
+    page.wait_for_function("() => window.htmx !== undefined")
+    page.fill("#weeks", "13")
+    page.click("button[type=submit]:has-text('Forecast')")
+    page.wait_for_selector("[data-testid=result-multi]")
+    problems["/ (13 weeks)"] = axe_problems(page, ("moderate", "serious", "critical"))
+    found = {path: lines for path, lines in problems.items() if lines}
+    assert found == {}, "\n".join(f"{path}: {line}" for path, lines in found.items() for line in lines)

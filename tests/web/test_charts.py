@@ -31,6 +31,13 @@ def frames():
 
 
 def assert_clean_svg(svg: str) -> None:
+    if svg.startswith('<div class="chart-wide">'):  # drawn for a wide and a narrow container
+        wide, narrow = re.fullmatch(
+            r'<div class="chart-wide">(.*)</div><div class="chart-narrow">(.*)</div>', svg
+        ).groups()
+        assert_clean_svg(wide)
+        assert_clean_svg(narrow)
+        return
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
     assert "http://" not in svg.replace("http://www.w3.org", "") and "https://" not in svg
     assert "<script" not in svg
@@ -52,8 +59,23 @@ def test_forecast_chart_without_history(frames):
 
 def test_cache_returns_the_same_svg(frames):
     history, forecast = frames
-    first = charts.forecast_chart(history, forecast, title="cache")
-    assert charts.forecast_chart(history, forecast, title="cache") is first
+    spec = alt.Chart(history).mark_line().encode(x="date:T", y="weekly_sales:Q")
+    first = charts.to_svg(spec, "cache")
+    assert charts.to_svg(spec, "cache") is first
+
+
+def test_forecast_chart_gives_the_forecast_its_own_wider_panel_in_both_drawings(frames):
+    history, forecast = frames
+    svg = charts.forecast_chart(history, forecast)
+    wide, narrow = svg.split('<div class="chart-narrow">')
+    for drawing in (wide, narrow):  # history and forecast side by side, the forecast the wider
+        assert "concat_0_group" in drawing and "concat_1_group" in drawing
+        widths = [float(w) for w in re.findall(r'<path class="background"[^>]*d="M0,0h([\d.]+)', drawing)]
+        assert len(widths) >= 2 and widths[1] > 1.5 * widths[0], widths
+        sizes = {int(s) for s in re.findall(r'font-size="(\d+)px"', drawing)}
+        assert sizes and min(sizes) >= charts.LEGIBLE_FONT, sizes
+    one_week = charts.forecast_chart(history, forecast.head(1))
+    assert "concat_1_group" not in one_week  # a single week is a point at the end of its history
 
 
 def test_bar_and_grouped_bar_charts():
@@ -89,8 +111,12 @@ def _texts(svg: str) -> list[str]:
 def test_every_chart_is_named_for_screen_readers(frames):
     history, forecast = frames
     svg = charts.forecast_chart(history, forecast, description="Store 1 <total> & more")
-    assert svg.startswith('<svg role="img" aria-label="Store 1 &lt;total&gt; &amp; more"')
+    assert svg.startswith(
+        '<div class="chart-wide"><svg role="img" aria-label="Store 1 &lt;total&gt; &amp; more"'
+    )
     assert "<title>Store 1 &lt;total&gt; &amp; more</title>" in svg[:400]
+    narrow = svg.split('<div class="chart-narrow">')[1]
+    assert narrow.startswith('<svg role="img" aria-label="Store 1 &lt;total&gt; &amp; more"')
     default = charts.forecast_chart(history, forecast)
     assert 'aria-label="Weekly sales: history, and the forecast of 8 weeks' in default
     titled = charts.to_svg(
@@ -105,8 +131,9 @@ def test_importance_ticks_are_distinct_at_any_scale():
         svg = charts.bar_chart(
             frame, category="name", value="value", value_title="v", value_format=charts.tick_format(largest)
         )
-        ticks = [t for t in _texts(svg) if re.fullmatch(r"[\d.,]+", t)]
-        assert len(ticks) >= 3 and len(ticks) == len(set(ticks)), (largest, ticks)
+        for drawing in svg.split('<div class="chart-narrow">'):  # the wide and the narrow drawing
+            ticks = [t for t in _texts(drawing) if re.fullmatch(r"[\d.,]+", t)]
+            assert len(ticks) >= 3 and len(ticks) == len(set(ticks)), (largest, ticks)
     old = charts.bar_chart(  # the format the card used: 0.002 and 0.004 both printed "0"
         pd.DataFrame({"name": ["a", "b"], "value": [0.01, 0.02]}),
         category="name",
@@ -114,7 +141,7 @@ def test_importance_ticks_are_distinct_at_any_scale():
         value_title="v",
         value_format=".2~f",
     )
-    ticks = [t for t in _texts(old) if re.fullmatch(r"[\d.,]+", t)]
+    ticks = [t for t in _texts(old.split('<div class="chart-narrow">')[0]) if re.fullmatch(r"[\d.,]+", t)]
     assert len(ticks) != len(set(ticks))
 
 

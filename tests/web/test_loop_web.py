@@ -253,7 +253,9 @@ def test_forecast_page_shows_data_through_and_downloads_what_it_showed(model_app
     html = post_form(client, form, HTMX).get_data(as_text=True)
     assert f"Forecast from sales through {through}, 1–5 weeks ahead" in html
     shown = re.findall(
-        r"<tr><td>(\d{4}-\d{2}-\d{2})</td><td class=\"num\">\d+</td><td class=\"num\"><strong>([^<]+)", html
+        r"<tr><td>(\d{4}-\d{2}-\d{2})</td><td class=\"num opt\">\d+</td>"
+        r"<td class=\"num\"><strong>([^<]+)",
+        html,
     )
     link = re.search(r'href="(/download/[0-9a-f]{32}/[^"]+\.csv)"', html).group(1)
     before = _logged(model_app)
@@ -297,7 +299,8 @@ def test_monitoring_shows_accuracy_by_lag(model_app, client, forecaster, scored)
     first = section.split("<tbody>")[1].split("</tr>")[0]
     assert f"<strong>{live['wmae']:,.0f}</strong>" in first and f"{reference:,.0f}" in first
     assert f"{live['rows']:,}" in first and f"{live['naive_wmae']:,.0f}" in first
-    assert section.count("<svg") == 4  # WMAE, bias, 80% and 95% coverage over the weeks
+    # WMAE, bias, 80% and 95% coverage over the weeks, each drawn for a wide and a narrow container
+    assert section.count('<div class="chart-wide"><svg') == 4 and section.count("<svg") == 8
 
 
 def test_alerts_show_store_and_dept_with_a_series_link(model_app, client, known):

@@ -31,7 +31,7 @@ def logged(app, source: str) -> int:
 
 def test_base_layout_nav_theme_and_assets(client):
     html = client.get("/").get_data(as_text=True)
-    for href in ("/", "/store", "/batch", "/model", "/models", "/runs", "/monitoring"):
+    for href in ("/", "/store", "/batch", "/forecast-runs", "/monitoring", "/models", "/runs", "/api/docs"):
         assert f'href="{href}"' in html
     assert (
         "/static/vendor/htmx.min.js" in html and "/static/js/app.js" in html and "/static/js/theme.js" in html
@@ -126,7 +126,7 @@ def test_forecast_page_says_why_this_number_and_shows_last_year(model_app, clien
     assert 'data-testid="why"' in html and 'data-testid="what-if"' not in html  # nothing set: no what-if
     sentence = re.search(r'data-testid="why-sentence">([^<]+)<', html).group(1)
     assert sentence.startswith("Last year (smoothed) $") and "trend" in sentence and "covariates" in sentence
-    assert '<th class="num">Last year</th>' in html and "Same week last year" in html  # table, legend
+    assert '<th class="num opt">Last year</th>' in html and "Same week last year" in html  # table, legend
     link = re.search(r'href="(/download/[0-9a-f]{32}/[^"]+\.csv)"', html).group(1)
     rows = list(csv.DictReader(io.StringIO(client.get(link).get_data(as_text=True))))
     assert len(rows) == 6 and rows[0]["last_year_week"] < known.week
@@ -145,7 +145,27 @@ def test_what_if_shows_the_sensitivity_to_the_values_set(model_app, client, know
     html = post_form(client, {**form, "temperature": "20", "markdown1": "50000"}, HTMX).get_data(as_text=True)
     assert 'data-testid="what-if"' in html and "against the model's own assumptions" in html
     assert html.count('data-testid="what-if-driver"') == 2 and "Temperature" in html and "Markdown 1" in html
+    assert "outside what this store has seen" in html  # a $50,000 markdown: the model never saw one
     assert logged(model_app, "page") == 4  # the comparisons are not served predictions: not logged
+
+
+def test_every_forecast_says_what_each_covariate_can_move_and_which_barely_do(client, known, forecaster):
+    from app.serving.predictions import seen_values
+
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "4"}
+    html = post_form(client, form, HTMX).get_data(as_text=True)
+    assert 'data-testid="what-if"' not in html and 'data-testid="covariate-ranges"' in html
+    assert html.count('data-testid="covariate-range"') == len(seen_values(forecaster, known.store))
+    rows = re.findall(r'data-testid="covariate-range"><td>([^<]+)</td>.*?<strong>([^<]+)</strong>', html)
+    assert rows and all(re.fullmatch(r"[+−]\$[\d,]+ to [+−]\$[\d,]+", moved) for _, moved in rows), rows
+    barely = html.count("barely moves</span>")
+    sentence = re.search(r'data-testid="little-weight">([^<]+)<', html)
+    assert (sentence is not None) == (barely > 0)
+    if sentence:
+        assert "explained little of this store&#39;s past sales" in sentence.group(1)
+        assert "the forecast barely moves" in sentence.group(1)
+    note = re.search(r'data-testid="last-year-note">(.+?)</p>', html).group(1)
+    assert "same week last year" in note and "last year, smoothed" in note
 
 
 def test_forecast_csv_rejects_bad_queries(client, known):
@@ -158,11 +178,11 @@ def test_forecast_csv_rejects_bad_queries(client, known):
 @pytest.mark.parametrize(
     ("data", "field", "text"),
     [
-        ({"date": "2012-02-30"}, "date", "day value is outside"),
-        ({"store": "1; DROP TABLE"}, "store", "valid integer"),
-        ({"weeks": "60"}, "weeks", "less than or equal to 52"),
-        ({"cpi": "-5"}, "cpi", "greater than"),
-        ({"date": "<after>"}, "date", "weeks 1..52 after the model"),  # ForecastError from the core
+        ({"date": "2012-02-30"}, "date", "Enter a date, such as "),
+        ({"store": "1; DROP TABLE"}, "store", "Enter a whole number"),
+        ({"weeks": "60"}, "weeks", "Enter 52 or less"),
+        ({"cpi": "-5"}, "cpi", "Enter 0 or more"),
+        ({"date": "<after>"}, "date", "Pick a week between "),  # ForecastError from the core, in words
         ({"store": "<unknown_store>"}, "store", "unknown store"),  # ForecastError from the core
     ],
 )
@@ -278,6 +298,7 @@ def test_batch_upload_reports_every_invalid_row_in_one_pass(model_app, client, k
     lines = [int(n) for n in re.findall(r'<tr class="row-error"><td class="num">(\d+)</td>', html)]
     assert lines == [3, 4, 5, 6, 7, 8]
     assert "six.csv was not predicted: 6 of 8 rows are invalid" in html
+    assert "Pick a week between " in html  # the week out of range, in words
     api = client.post("/api/v1/predict/batch", data=text, content_type="text/csv")
     assert api.status_code == 422
     assert [d["line"] for d in api.get_json()["details"]] == [3, 4, 5, 6, 7, 8]
@@ -329,13 +350,33 @@ def test_model_card_page(client, forecaster):
     assert money(backtest["wmae"]) in html and money(backtest["baseline_wmae"]) in html
     improvement = 1 - backtest["wmae"] / backtest["baseline_wmae"]
     assert f"{improvement * 100:.1f}%" in html
-    for bucket in backtest["by_bucket"]:
-        assert f"{bucket} wk ahead" in html
+    for bucket in backtest["by_lag_bucket"]:  # the buckets monitoring scores live accuracy by
+        words = bucket.replace("-", "–")
+        assert f"{words} week{'' if bucket == '1' else 's'} ahead" in html
     assert html.count("<svg") >= 3  # backtest + importance charts (+ logo)
-    for name in ("max_iter", "learning_rate", "min_samples_leaf"):
-        assert f"<code>{name}</code>" in html
+    for name in ("max_iter", "learning_rate", "min_samples_leaf"):  # for operators, not planners
+        assert f"<code>{name}</code>" not in html
+        assert f"<code>{name}</code>" in client.get(f"/models/{forecaster.version}").get_data(as_text=True)
+    assert "baseline_wmae" not in html and "coverage_80" not in html
     top = max(forecaster.metadata["feature_importances"].items(), key=lambda kv: kv[1])[0]
     assert top in html and "lag52" in html and 'href="/api/docs"' in html
+
+
+def test_one_backtest_figure_per_bucket_on_the_model_card_and_monitoring(client, forecaster):
+    """The same buckets, the same figures and the same line saying which backtest, on both pages."""
+    import re
+
+    by_lag = forecaster.metadata["backtest"]["by_lag_bucket"]
+    card = client.get("/model").get_data(as_text=True)
+    monitoring = client.get("/monitoring").get_data(as_text=True)
+    line = re.search(r'data-testid="backtest-line">([^<]+)<', card).group(1)
+    assert (
+        line.startswith("Backtest: the model refitted on sales up to ") and "Holiday weeks count 5×" in line
+    )
+    assert line in monitoring
+    for figures in by_lag.values():
+        shown = money(figures["wmae"])
+        assert shown in card and f"{figures['wmae']:,.0f}" in monitoring
 
 
 def test_model_card_context_from_metadata_alone(forecaster):
@@ -345,10 +386,13 @@ def test_model_card_context_from_metadata_alone(forecaster):
     card = model_card_context(meta, with_charts=False)
     assert card["card_template"] == "partials/model_card.html"
     buckets = card["backtest"]["buckets"]
-    assert set(buckets) == set(meta["backtest"]["by_bucket"]) and buckets[0] == "1-4"
+    assert set(buckets) == set(meta["backtest"]["by_lag_bucket"]) and buckets[:2] == ["1", "2-4"]
     model_row, baseline_row = card["backtest"]["rows"][:2]
-    assert model_row["buckets"] == [meta["backtest"]["by_bucket"][b]["wmae"] for b in buckets]
-    assert baseline_row["buckets"] == [meta["backtest"]["baseline_by_bucket"][b]["wmae"] for b in buckets]
+    assert model_row["buckets"] == [meta["backtest"]["by_lag_bucket"][b]["wmae"] for b in buckets]
+    naive = meta["backtest"]["baseline_by_lag_bucket"]
+    assert baseline_row["buckets"] == [naive[b]["wmae"] for b in buckets]
+    older = {**meta, "backtest": {k: v for k, v in meta["backtest"].items() if "lag_bucket" not in k}}
+    assert model_card_context(older, with_charts=False)["backtest"]["buckets"][0] == "1-4"  # its one origin
     top = max(meta["feature_importances"].items(), key=lambda kv: kv[1])[0]
     assert card["importances"][0]["feature"] == top
     assert ("max_iter", 60) in card["params"]
@@ -414,6 +458,12 @@ def test_api_docs_render_code_spans_not_backticks(client):
     assert "<code>date</code>" in main and "<code>cold_start</code>" in main
 
 
+def test_api_docs_examples_use_the_servers_own_address(client):
+    html = client.get("/api/docs", base_url="http://forecasts.example:9123").get_data(as_text=True)
+    assert "curl -s -X POST http://forecasts.example:9123/api/v1/predict" in html
+    assert ":8000" not in html
+
+
 def test_run_detail_shows_whole_numbers_as_whole(model_app, client):
     from app.registry import training_runs
 
@@ -424,5 +474,6 @@ def test_run_detail_shows_whole_numbers_as_whole(model_app, client):
         run.log_metrics({"by_bucket": {"1-4": {"wmae": 1.0}, "14-26": {"wmae": 2.0}, "5-13": {"wmae": 3.0}}})
     html = client.get(f"/runs/{run.id}").get_data(as_text=True)
     assert "<dd>123,906</dd>" in html and "<dd>39</dd>" in html and "<dd>3</dd>" in html
-    assert "<dd>1,207.6</dd>" in html and "<dd>0.798</dd>" in html and ".0</dd>" not in html
+    assert "<dd>1,207.6</dd>" in html and "<dd>79.8%</dd>" in html and ".0</dd>" not in html
+    assert "coverage_80" not in html and '<th class="num">MAE</th>' not in html  # words; no empty column
     assert html.index("<td>5-13</td>") < html.index("<td>14-26</td>")  # by weeks ahead

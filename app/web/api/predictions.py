@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Response, current_app, request
 
-from app.forecasting.forecaster import ForecastError
 from app.limits import MAX_BATCH_DETAILS
+from app.serving import predictions
 from app.web import context
 from app.web.api import bp
 from app.web.api.errors import ApiError, detail
@@ -38,7 +38,9 @@ BATCH_CSV_EXAMPLE = "Store,Dept,Date,IsHoliday\n1,1,2012-11-02,FALSE\n1,2,2012-1
     description=(
         "Weekly sales of one store-department for one week, with 80% and 95% intervals. "
         "Covariates left out are filled by the model and named in `assumed`. With `explain`, the answer "
-        "also says why this number: `components` that add up to it and last year's sales of the same week."
+        "also says why this number: `components` that add up to it and last year's sales of the same week. "
+        "A store-department without sales history is answered with a cold-start estimate: `cold_start` "
+        "true and a `warning` saying what it rests on."
     ),
     body=PredictOneRequest,
     body_example=PREDICT_EXAMPLE,
@@ -60,7 +62,9 @@ def predict() -> Any:
         'At most MAX_BATCH_ROWS (100,000) rows as JSON `{"rows": [...]}` or a `text/csv` body with the '
         "Kaggle train.csv/test.csv columns (Store, Dept, Date, IsHoliday, ...). One invalid row rejects "
         "the batch with a 422 listing every bad row by index (and CSV line) and field. `?format=csv` "
-        "(or `Accept: text/csv`) returns the predictions as CSV."
+        "(or `Accept: text/csv`) returns the predictions as CSV. Rows naming a store-department without "
+        "sales history are cold-start estimates: `cold_start` true and a `warning` on each, and a `warning` "
+        "on the whole answer (the `X-Storecast-Warning` header with CSV)."
     ),
     body=BatchRequest,
     body_example={"rows": [PREDICT_EXAMPLE, {"store": 1, "dept": 2, "date": "2012-11-02"}]},
@@ -117,9 +121,17 @@ def predict_batch() -> Any:
         response = Response(csv_answer(served.parts, extra), mimetype="text/csv")
         response.headers["Content-Disposition"] = "attachment; filename=predictions.csv"
         response.headers["X-Model-Version"] = served.model_version
+        if served.cold_starts:
+            response.headers["X-Storecast-Warning"] = predictions.batch_warning(served.cold_starts)
         return response
     served = context.predict_batch(checked.valid, json_part)
-    head = {"model_version": served.model_version, "request_id": served.request_id, "count": served.count}
+    head: dict[str, Any] = {
+        "model_version": served.model_version,
+        "request_id": served.request_id,
+        "count": served.count,
+    }
+    if served.cold_starts:
+        head["warning"] = predictions.batch_warning(served.cold_starts)
     return Response(json_answer(head, "predictions", served.parts), mimetype="application/json")
 
 
@@ -130,7 +142,8 @@ def predict_batch() -> Any:
     description=(
         "1-52 consecutive weeks of one store-department from `date` (the same name as in /predict; `start` "
         "is accepted as an alias); optional covariates. A store-department without sales history is "
-        "refused (422 naming `dept`) unless `cold_start` is true; then the answer carries a `warning`. "
+        "answered with a cold-start estimate, as by /predict: `cold_start` true on each week and a "
+        "`warning` on the answer and on each week. "
         "With `explain`, every week also carries `components` and last year's sales of the same week."
     ),
     body=ForecastRequest,
@@ -148,12 +161,6 @@ def predict_batch() -> Any:
 def forecast() -> Any:
     """Consecutive weeks (1-52) of one store-department, optional covariates per week."""
     req = json_body()
-    if not req.cold_start and not _has_history(req.store, req.dept):
-        raise ApiError(
-            422,
-            f"store {req.store} has no sales history for dept {req.dept}",
-            [detail("dept", 'no sales history in this store; "cold_start": true asks for an estimate')],
-        )
     served = context.forecast(req, source="forecast")
     first = served.predictions[0]["week"] if served.predictions else served.extra["start"].isoformat()
     body = {
@@ -166,20 +173,8 @@ def forecast() -> Any:
         "predictions": served.predictions,
     }
     if any(p["cold_start"] for p in served.predictions):
-        body["warning"] = (
-            f"store {req.store} has no sales history for dept {req.dept}: a fallback estimate from the "
-            "store's sales level and the department's seasonal profile in other stores, with wide intervals"
-        )
+        body["warning"] = predictions.cold_start_warning(req.store, req.dept)
     return body
-
-
-def _has_history(store: int, dept: int) -> bool:
-    """Whether the model knows sales of this store-department; an unknown store counts as known here,
-    so that the forecast itself answers it (422 naming `store`)."""
-    try:
-        return dept in context.forecaster().departments(store)
-    except ForecastError:
-        return True
 
 
 @bp.get("/stores/<store>/forecast")

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 
 from app.limits import cap_details
-from app.web import context
+from app.web import context, words
 from app.web.api.errors import ApiError
 from app.web.csv_io import csv_answer, csv_part, decode, parse_csv, validate_batch
 from app.web.pages import downloads, helpers
@@ -77,7 +77,9 @@ def _run_batch(data: bytes, view: dict[str, Any]) -> int:
         return error.status
     if checked.errors:
         # The page lists the first problems; the API answer (and a re-upload) names every one.
-        view["errors"] = cap_details(checked.errors, BATCH_PAGE_PROBLEMS)
+        view["errors"] = words.row_errors(
+            cap_details(checked.errors, BATCH_PAGE_PROBLEMS), context.forecaster_or_none()
+        )
         view["message"] = (
             f"{view['filename']} was not predicted: {checked.bad_rows:,} of {len(parsed.rows):,} rows are "
             "invalid. Fix them and upload again."
@@ -98,7 +100,7 @@ def _run_batch(data: bytes, view: dict[str, Any]) -> int:
         served = context.predict_batch(checked.valid, write)
     except ApiError as error:
         view["message"] = error.message
-        view["errors"] = error.details
+        view["errors"] = words.row_errors(error.details, context.forecaster_or_none())
         return error.status
     token = downloads.keep(csv_answer(served.parts, extra))
     view["result"] = {

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from app.forecasting.inputs import COVARIATES, MAX_HORIZON
 from app.forecasting.intervals import bucket_sort_key
 from app.serving import predictions
-from app.web import charts, context
+from app.web import charts, context, words
 from app.web.api.errors import ApiError
 from app.web.csv_io import predictions_csv
 from app.web.errors import form_errors
@@ -78,14 +78,12 @@ def forecast() -> Any:
         try:
             data = ForecastForm.model_validate(clean_form(request.form, FORM_FIELDS))
         except ValidationError as error:
-            errors = form_errors(error)
+            errors = words.form_errors(error, model)
         else:
             try:
                 result = _run_forecast(model, data)
             except ApiError as error:
-                errors = {d.get("field", "form"): d["message"] for d in error.details} or {
-                    "form": error.message
-                }
+                errors = words.answer_errors(error.details, error.message, model)
                 if error.status == 503:
                     return helpers.no_model()
         if errors:

@@ -26,7 +26,9 @@ def model_page() -> Any:
     if model is None:
         return helpers.no_model()
     return render_template(
-        "pages/model.html", card=model_card_context(model), staleness=extensions.staleness()
+        "pages/model.html",
+        card={**model_card_context(model), "for_planners": True},
+        staleness=extensions.staleness(),
     )
 
 

@@ -1,6 +1,7 @@
 """The monitoring page's charts: Altair specs over performance snapshots and drift histograms, as SVG.
 
-Rendering goes through app.web.charts.to_svg (vl-convert, cached, themed with currentColor).
+Rendering goes through app.web.charts.legible: drawn for a wide and a narrow container (vl-convert,
+cached, themed with currentColor).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from app.web.charts import SERIES_COLORS, to_svg
+from app.web.charts import SERIES_COLORS, legible
 
 WIDTH = 440
 HEIGHT = 170
@@ -112,7 +113,7 @@ def snapshot_charts(snapshots: Sequence[Any]) -> dict[str, str]:
         .encode(y="target:Q")
     )
     charts["coverage"] = alt.layer(coverage, targets)
-    return {name: to_svg(chart) for name, chart in charts.items()}
+    return {name: legible(chart) for name, chart in charts.items()}
 
 
 def daily_chart(days: Sequence[dict[str, Any]]) -> str | None:
@@ -131,7 +132,7 @@ def daily_chart(days: Sequence[dict[str, Any]]) -> str | None:
         )
         .properties(width=WIDTH, height=HEIGHT)
     )
-    return to_svg(chart)
+    return legible(chart)
 
 
 def distribution_chart(feature: str, details: dict[str, Any]) -> str | None:
@@ -164,7 +165,7 @@ def distribution_chart(feature: str, details: dict[str, Any]) -> str | None:
             )
             .properties(width=560, height=200)
         )
-        return to_svg(chart)
+        return legible(chart)
     if "categories" in details:
         rows = [
             {"category": c, "share": share, "sample": label}
@@ -187,5 +188,5 @@ def distribution_chart(feature: str, details: dict[str, Any]) -> str | None:
             )
             .properties(width=560, height=200)
         )
-        return to_svg(chart)
+        return legible(chart)
     return None

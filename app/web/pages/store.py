@@ -11,9 +11,8 @@ from pydantic import ValidationError
 
 from app.forecasting.inputs import MAX_HORIZON
 from app.serving import predictions
-from app.web import charts, context
+from app.web import charts, context, words
 from app.web.api.errors import ApiError
-from app.web.errors import form_errors
 from app.web.pages import helpers
 from app.web.schemas import (
     DEFAULT_WEEKS,
@@ -44,14 +43,14 @@ def store_page() -> Any:
         try:
             query = StoreForecastQuery.model_validate({k: v for k, v in form.items() if v})
         except ValidationError as error:
-            errors = form_errors(error)
+            errors = words.form_errors(error, model)
         else:
             try:
                 result = _run_store(model, query)
             except ApiError as error:
-                errors = {d.get("field", "form"): d["message"] for d in error.details} or {
-                    "form": error.message
-                }
+                errors = words.answer_errors(error.details, error.message, model)
+        if "date" in errors:  # the store form calls its week `start` (the API's alias of `date`)
+            errors.setdefault("start", errors.pop("date"))
         if errors:
             status = 422
     view = {

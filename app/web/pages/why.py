@@ -66,23 +66,96 @@ def csv_rows(predictions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _amount(value: Any, unit: str) -> str:
+    """A covariate's value as a planner reads it: $21,366, $3.45/gal, 87 °F, 7.8%, 215.5 (an index)."""
+    if unit == "$":
+        return f"${value:,.0f}"
+    if unit == "$/gal":
+        return f"${value:,.2f}/gal"
+    if unit == "%":
+        return f"{value:,.1f}%"
+    if unit == "°F":
+        return f"{value:,.0f} °F"
+    return f"{value:,.1f}"
+
+
+def _effect(difference: float, scale: float) -> dict[str, Any]:
+    return {
+        "signed": charts.signed_dollars(difference),
+        "share": difference / scale,
+        "barely": abs(difference) < BARELY * scale,
+    }
+
+
+def _little_weight(ranges: list[dict[str, Any]]) -> str | None:
+    """One sentence naming the covariates (the markdowns together) whose whole seen range moves the
+    forecast by less than 1%: the data gave them little weight, and setting them changes little."""
+    weak = [r for r in ranges if r["barely"]]
+    if not weak:
+        return None
+    markdowns = [r["name"].removeprefix("markdown") for r in weak if r["name"].startswith("markdown")]
+    every_markdown = len(markdowns) == sum(1 for r in ranges if r["name"].startswith("markdown"))
+    names = [r["label"].lower() for r in weak if not r["name"].startswith("markdown")]
+    if markdowns:
+        listed = (
+            "markdowns"
+            if every_markdown
+            else f"markdown{'s' if len(markdowns) > 1 else ''} " + _and(markdowns)
+        )
+        names.insert(0, listed)
+    subject = _and(names)
+    return (
+        f"{subject[0].upper()}{subject[1:]} explained little of this store's past sales; over the values "
+        "seen here the forecast barely moves (less than 1%)."
+    )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def sensitivity(what_if: dict[str, Any] | None, total: float) -> dict[str, Any] | None:
-    """The what-if in words: the difference against the model's assumptions, per driver, each marked
-    when it barely matters (under 1% of the forecast)."""
+    """The what-if in words: for every covariate the range of the forecast over the values seen in
+    this store's data, with a sentence for those the data gave little weight; and, when the planner set
+    values, the difference against the model's assumptions, per driver, each marked when it barely
+    matters (under 1% of the forecast) or lies outside what the store has seen."""
     if not what_if:
         return None
     scale = max(abs(total), 1.0)
-
-    def effect(difference: float) -> dict[str, Any]:
-        return {
-            "signed": charts.signed_dollars(difference),
-            "share": difference / scale,
-            "barely": abs(difference) < BARELY * scale,
-        }
-
+    ranges = []
+    for r in what_if.get("ranges") or []:
+        covariate = COVARIATES[r["name"]]
+        low, high = sorted((r["at_low"], r["at_high"]))
+        most = max(abs(low), abs(high))
+        ranges.append(
+            {
+                **r,
+                "label": covariate.label,
+                "unit": covariate.unit,
+                "low_text": _amount(r["seen_low"], covariate.unit),
+                "high_text": _amount(r["seen_high"], covariate.unit),
+                "from": charts.signed_dollars(low),
+                "to": charts.signed_dollars(high),
+                "most": f"${most:,.0f}",
+                "barely": most < BARELY * scale,
+            }
+        )
     drivers = []
     for d in what_if["drivers"]:
         covariate = COVARIATES.get(d["name"])
         label, unit = (covariate.label, covariate.unit) if covariate else ("Holiday week", "")
-        drivers.append({**d, "label": label, "unit": unit, **effect(d["difference"])})
-    return {**what_if, **effect(what_if["difference"]), "drivers": drivers}
+        seen = d.get("seen")
+        note = None
+        if seen and d.get("outside_seen"):
+            note = (
+                f"outside what this store has seen ({_amount(seen[0], unit)} to {_amount(seen[1], unit)} "
+                "in 90% of its weeks): the model answers as it did at the edge of its data"
+            )
+        drivers.append({**d, "label": label, "unit": unit, "note": note, **_effect(d["difference"], scale)})
+    return {
+        **what_if,
+        **_effect(what_if["difference"], scale),
+        "drivers": drivers,
+        "ranges": ranges,
+        "little_weight": _little_weight(ranges),
+    }

@@ -175,9 +175,8 @@ class ForecastRequest(_StoreDept):
         False,
         strict=True,
         description=(
-            "true: forecast a store-department without sales history (a fallback estimate from the "
-            "store's level and the department's profile, answered with a `warning`); without it such a "
-            "request is refused with 422 naming `dept`"
+            "accepted and not needed: a store-department without sales history is always answered with "
+            "a cold-start estimate (`cold_start` true on each week) and a `warning`"
         ),
     )
 

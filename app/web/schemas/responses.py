@@ -53,6 +53,9 @@ class PredictionOut(BaseModel):
     inputs: dict[str, Any] = Field(description="the covariates the model used")
     assumed: dict[str, str] = Field(description="covariate -> where its value came from when not given")
     cold_start: bool = Field(description="no sales history for this store-department: a fallback estimate")
+    warning: str | None = Field(
+        None, description="with a cold start only: what the estimate rests on (absent otherwise)"
+    )
     model_version: str
     prediction_id: str = Field(description="id of this prediction in the prediction log")
     components: Components | None = Field(
@@ -74,6 +77,9 @@ class BatchResponse(BaseModel):
     model_version: str
     request_id: str
     count: int
+    warning: str | None = Field(
+        None, description="present when some rows are cold-start estimates: how many (each says so too)"
+    )
     predictions: list[PredictionOut]
 
 
@@ -86,7 +92,8 @@ class ForecastResponse(BaseModel):
     weeks: int
     predictions: list[PredictionOut]
     warning: str | None = Field(
-        None, description="present when the request asked for a cold start: what the estimate rests on"
+        None,
+        description="present when the store-department has no sales history: what the estimate rests on",
     )
 
 

@@ -1,0 +1,110 @@
+"""What the planner pages say when they refuse a form: the API's field-named messages put in a
+planner's words ("Pick a week between 2 Nov 2012 and 25 Oct 2013"). The JSON API keeps its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.web.api.errors import error_message
+
+WEEK_FIELDS = ("date", "start")
+
+
+def day(value: Any) -> str:
+    """2 Nov 2012: a date as a planner writes it."""
+    value = value.date() if isinstance(value, dt.datetime) or hasattr(value, "to_pydatetime") else value
+    return f"{value.day} {value:%b %Y}"
+
+
+def when(value: Any) -> str:
+    """7 Dec 2026, 01:13: a moment as a reader says it (the pages give UTC beside it)."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return f"{value.day} {value:%b %Y, %H:%M}"
+
+
+def weeks_ahead(label: Any) -> str:
+    """A horizon bucket's label in words: "1" -> "1 week ahead", "2-4" -> "2–4 weeks ahead"."""
+    text = str(label).replace("-", "–")
+    return f"{text} week{'' if text == '1' else 's'} ahead"
+
+
+def week_range(model: Any) -> str | None:
+    try:
+        first, last = model.valid_range()
+    except Exception:  # noqa: BLE001 - no model, no range: the message keeps its own words
+        return None
+    return f"Pick a week between {day(first)} and {day(last)}"
+
+
+def _number(value: Any) -> str:
+    return f"{value:,g}" if isinstance(value, int | float) else str(value)
+
+
+def _pydantic_words(error: dict[str, Any], model: Any) -> str:
+    kind = error.get("type", "")
+    limits = error.get("ctx") or {}
+    field = str(error["loc"][0]) if error.get("loc") else ""
+    if field in WEEK_FIELDS and kind.startswith(("date", "datetime")):
+        example = day(model.valid_range()[0]) if model is not None else "2 Nov 2012"
+        return f"Enter a date, such as {example}"
+    if kind == "missing":
+        return "Fill this in"
+    if kind in ("int_parsing", "int_from_float"):
+        return "Enter a whole number"
+    if kind == "float_parsing":
+        return "Enter a number"
+    if kind == "less_than_equal":
+        return f"Enter {_number(limits.get('le'))} or less"
+    if kind == "greater_than_equal":
+        return f"Enter {_number(limits.get('ge'))} or more"
+    if kind == "less_than":
+        return f"Enter less than {_number(limits.get('lt'))}"
+    if kind == "greater_than":
+        return f"Enter more than {_number(limits.get('gt'))}"
+    return error_message(error)
+
+
+def form_errors(error: ValidationError, model: Any) -> dict[str, str]:
+    """A form's validation errors, one per top-level field, in words."""
+    errors: dict[str, str] = {}
+    for e in error.errors(include_url=False):
+        name = str(e["loc"][0]) if e["loc"] else "form"
+        errors.setdefault(name, _pydantic_words(e, model))
+    return errors
+
+
+def answer_errors(details: list[dict[str, Any]], message: str, model: Any) -> dict[str, str]:
+    """The forecast's refusal (ApiError details) per field, in words: a week outside what the model
+    forecasts names the weeks it does."""
+    errors: dict[str, str] = {}
+    for d in details:
+        field, text = d.get("field", "form"), d["message"]
+        if field in WEEK_FIELDS and ("origin" in text or ".." in text):
+            text = week_range(model) or text
+        elif field == "weeks" and ".." in text:
+            last = model.valid_range()[1] if model is not None else None
+            text = (
+                f"The forecast must end by {day(last)}: pick fewer weeks or an earlier week" if last else text
+            )
+        errors.setdefault(field, text)
+    return errors or {"form": message}
+
+
+def row_errors(details: list[dict[str, Any]], model: Any) -> list[dict[str, Any]]:
+    """A batch's per-row problems with a week outside what the model forecasts named in words."""
+    wording = week_range(model)
+    return [
+        {**d, "message": wording}
+        if wording and str(d.get("field", "")).endswith(".date") and "between" in str(d.get("message", ""))
+        else d
+        for d in details
+    ]
