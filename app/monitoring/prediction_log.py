@@ -13,13 +13,15 @@ with no hand-off to another thread.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -145,11 +147,36 @@ def _write_sqlite(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
         )  # fmt: skip
     width = len(_COLUMNS)
     ids: list[int] = []
+    with _writers_queue(storage):
+        return _insert_sqlite(storage, params, len(rows), width, ids)
+
+
+@contextlib.contextmanager
+def _writers_queue(storage: Storage) -> Iterator[None]:
+    """Workers' log writes to one SQLite file, one at a time, woken by the kernel as the lock frees.
+
+    SQLite lets one writer in at a time and makes the others poll: a writer that finds the file locked
+    sleeps in its busy handler (milliseconds at a time) and retries, so two busy workers spend most of a
+    request asleep. An exclusive flock on a file beside the database queues them instead.
+    """
+    database = storage.engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}-log.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _insert_sqlite(storage: Storage, params: list[Any], total: int, width: int, ids: list[int]) -> list[int]:
     connection = storage.engine.raw_connection()
     try:
         cursor = connection.cursor()
-        for start in range(0, len(rows), _SQLITE_CHUNK):
-            count = min(_SQLITE_CHUNK, len(rows) - start)
+        for start in range(0, total, _SQLITE_CHUNK):
+            count = min(_SQLITE_CHUNK, total - start)
             cursor.execute(_sqlite_statement(count), params[start * width : (start + count) * width])
             ids += sorted(row[0] for row in cursor.fetchall())
         cursor.close()
