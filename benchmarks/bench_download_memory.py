@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import http.client
-import json
 import logging
 import os
 import sqlite3
@@ -36,7 +35,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.load import Service, free_port, prepare  # noqa: E402 - after the path set-up
+from benchmarks._results import write_json  # noqa: E402 - after the path set-up
+from benchmarks.load import Service, free_port, prepare  # noqa: E402
 
 log = logging.getLogger("bench_download_memory")
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             + (f"  FAILED {f['failed']}: {f['errors']}" if f["failed"] else "")
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_json(args.json, "bench_download_memory", result, [float(x) for x in load_before.split()])
     return 1 if any(f["failed"] for f in figures.values()) else 0
 
 

@@ -309,6 +309,16 @@ def image(f: dict[str, Any]) -> Table:
     return header, rows
 
 
+def download_memory(f: dict[str, Any]) -> Table:
+    header = ["run", "rows", "CSV MB", "seconds", "worker growth at peak, MB", "after, MB"]
+    rows = [
+        [name, f"{r['rows']:,}", f"{r['csv_mb']:.1f}", f"{r['seconds']:.1f}", f"{r['growth_peak_mb']:.1f}",
+         f"{r['growth_after_mb']:.1f}"]
+        for name, r in f["runs"].items()
+    ]  # fmt: skip
+    return header, rows
+
+
 def flat(f: dict[str, Any], prefix: str = "") -> Table:
     """Any other figures: one row per scalar, nested keys joined by dots."""
     rows: list[list[str]] = []
@@ -356,6 +366,12 @@ BENCHMARKS = (
     Benchmark("bench_http", "API latency and throughput under gunicorn", "bench_http.py", http),
     Benchmark("load", "Mixed load and faults under gunicorn", "load.py --seconds 60 --all", load),
     Benchmark("bench_hostile", "Hostile requests", "bench_hostile.py", hostile),
+    Benchmark(
+        "bench_download_memory",
+        "A worker's memory while it streams a forecast run's CSV",
+        "bench_download_memory.py",
+        download_memory,
+    ),
     Benchmark("bench_monitoring", "Prediction logging and the monitoring jobs", "bench_monitoring.py", flat),
     Benchmark("bench_scale", "Chain scale", "bench_scale.py --sizes 45,900", scale),
     Benchmark("bench_worker_start", "Dask worker start", "bench_worker_start.py", worker_start),
