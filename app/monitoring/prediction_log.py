@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from sqlalchemy import insert
@@ -145,10 +145,8 @@ def _write_sqlite(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
             1 if row["cold_start"] else 0, row["prediction"], row["lower_80"], row["upper_80"],
             row["lower_95"], row["upper_95"], row["latency_ms"],
         )  # fmt: skip
-    width = len(_COLUMNS)
-    ids: list[int] = []
     with _writers_queue(storage):
-        return _insert_sqlite(storage, params, len(rows), width, ids)
+        return _insert_sqlite(storage, params, len(rows))
 
 
 @contextlib.contextmanager
@@ -163,15 +161,28 @@ def _writers_queue(storage: Storage) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    with open(f"{database}-log.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    handle = _lock_file(f"{database}-log.lock")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _insert_sqlite(storage: Storage, params: list[Any], total: int, width: int, ids: list[int]) -> list[int]:
+_lock_files: dict[tuple[int, str], IO[str]] = {}
+
+
+def _lock_file(path: str) -> IO[str]:
+    """This process's open lock file (opened once, not on every commit; a forked worker opens its own)."""
+    key = (os.getpid(), path)
+    if key not in _lock_files:
+        _lock_files[key] = open(path, "a")  # noqa: SIM115 - held open for the process's lifetime
+    return _lock_files[key]
+
+
+def _insert_sqlite(storage: Storage, params: list[Any], total: int) -> list[int]:
+    width = len(_COLUMNS)
+    ids: list[int] = []
     connection = storage.engine.raw_connection()
     try:
         cursor = connection.cursor()
