@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.forecasting import calendar
+from app.forecasting import calendar, totals
 from app.forecasting.cold_start import ColdStart
 from app.forecasting.covariates import Covariates
 from app.forecasting.data import COVARIATE_COLUMNS
@@ -28,7 +28,7 @@ from app.forecasting.intervals import IntervalCalibrator, interval_denominator
 from app.forecasting.metadata import ModelMetadata
 from app.forecasting.origin_state import OriginState, origin_state
 from app.forecasting.panel import Panel
-from app.forecasting.prediction import Prediction, StoreForecast, to_predictions
+from app.forecasting.prediction import Prediction, StoreForecast, TotalForecast, to_predictions
 
 
 class ForecastError(ValueError):
@@ -128,6 +128,18 @@ class Forecaster:
         frame = pd.DataFrame({"date": dates, "weekly_sales": values})
         return frame[~np.isnan(values)].reset_index(drop=True)
 
+    def total_history(self, level: str, key: int | None = None, weeks: int = 104) -> pd.DataFrame:
+        """Observed weekly sales of the chain, a department or a store, summed over its series up to the
+        origin (for charts); weeks without any sale are left out."""
+        keys = totals.level_key(level, self.panel.store, self.panel.dept)
+        mask = np.ones(len(keys), bool) if level == "chain" else keys == int(key)  # type: ignore[arg-type]
+        block = self.panel.values[mask, -weeks:]
+        first = self.panel.last_week - block.shape[1] + 1
+        dates = calendar.week_date(np.arange(first, self.panel.last_week + 1))
+        known = ~np.isnan(block).all(axis=0) if len(block) else np.zeros(block.shape[1], bool)
+        frame = pd.DataFrame({"date": dates, "weekly_sales": np.nansum(block, axis=0) if len(block) else 0.0})
+        return frame[known].reset_index(drop=True)
+
     def valid_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         return (
             calendar.week_date(self.origin_week + 1)[0],
@@ -173,36 +185,33 @@ class Forecaster:
         return self._predictions(np.full(n, int(store)), np.full(n, int(dept)), week, overrides, explain)
 
     def forecast_store(self, store: int, start: object, weeks: int) -> StoreForecast:
-        """Every department of a store, plus the store total (total_bounds)."""
+        """Every department of a store, plus the store total (totals.py)."""
         depts = self.departments(store)
-        first = int(self._weeks([start])[0])
-        weeks = int(weeks)
-        if weeks < 1 or first + weeks - 1 > self.origin_week + MAX_HORIZON:
-            lo, hi = self.valid_range()
-            raise ForecastError("weeks", f"the forecast must stay within {lo.date()}..{hi.date()}")
-        week = np.tile(np.arange(first, first + weeks), len(depts))
-        dept_arr = np.repeat(np.array(depts, dtype=np.int64), weeks)
-        res = self._predict_arrays(np.full(len(week), int(store)), dept_arr, week, None)
+        week = self._week_range(start, weeks)
+        weeks = len(week)
+        res = self._predict_arrays(
+            np.full(weeks * len(depts), int(store)),
+            np.repeat(np.array(depts, dtype=np.int64), weeks),
+            np.tile(week, len(depts)),
+            None,
+        )
         preds = to_predictions(res, self.version, self.data_through)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
+        bounded = totals.level_totals(self.calibrator, "store", _rows_frame(res))
         total = []
-        half80 = (res["upper_80"] - res["lower_80"]) / 2
-        for j in range(weeks):
-            idx = np.arange(j, len(week), weeks)
-            bounds = self.total_bounds(res["prediction"][idx], half80[idx], int(res["horizon"][idx[0]]))
-            p = bounds["prediction"]
-            first_pred = preds[idx[0]]
+        for j, row in enumerate(bounded.itertuples(index=False)):
+            first_pred = preds[j]
             total.append(
                 Prediction(
                     store=int(store),
                     dept=0,
                     week=first_pred.week,
                     horizon=first_pred.horizon,
-                    prediction=p,
-                    lower_80=bounds["lower_80"],
-                    upper_80=bounds["upper_80"],
-                    lower_95=bounds["lower_95"],
-                    upper_95=bounds["upper_95"],
+                    prediction=float(row.prediction),
+                    lower_80=float(row.lower_80),
+                    upper_80=float(row.upper_80),
+                    lower_95=float(row.lower_95),
+                    upper_95=float(row.upper_95),
                     inputs=first_pred.inputs,
                     assumed=first_pred.assumed,
                     cold_start=False,
@@ -212,12 +221,52 @@ class Forecaster:
             )
         return StoreForecast(store=int(store), departments=departments, total=total)
 
-    def total_bounds(self, prediction: np.ndarray, half80: np.ndarray, horizon: int) -> dict[str, float]:
-        """The forecast and intervals of a sum of departments (a store total) `horizon` weeks ahead from
-        theirs and the stores' lasting spread the calibrator measured (fit_totals)."""
-        p = float(np.sum(prediction))
-        h80 = self.calibrator.total_half_width(half80, horizon, 0.8)
-        h95 = self.calibrator.total_half_width(half80, horizon, 0.95)
+    def all_departments(self) -> list[int]:
+        """The departments with sales history in any store."""
+        return sorted(int(d) for d in np.unique(self.panel.dept[self.state.has_history]))
+
+    def forecast_total(self, level: str, key: int | None, start: object, weeks: int) -> TotalForecast:
+        """The chain's total (`level` "chain") or a department's across stores ("department", `key`
+        its number), week by week with intervals calibrated for that level, and its parts' totals: the
+        chain's departments, or the department's stores (totals.py)."""
+        series = self.state.has_history.copy()
+        if level == "department":
+            self._check_department(key)
+            series &= self.panel.dept == int(key)  # type: ignore[arg-type]
+        elif level != "chain":
+            raise ForecastError("level", f"not a level above a store: {level!r}; use chain or department")
+        week = self._week_range(start, weeks)
+        rows = np.repeat(np.flatnonzero(series), len(week))
+        res = self._predict_arrays(
+            self.panel.store[rows], self.panel.dept[rows], np.tile(week, int(series.sum())), None
+        )
+        frame = _rows_frame(res)
+        part_level = "department" if level == "chain" else "store"
+        return TotalForecast(
+            level=level,
+            key=None if level == "chain" else int(key),  # type: ignore[arg-type]
+            part_level=part_level,
+            total=totals.level_totals(self.calibrator, level, frame),
+            parts=totals.level_totals(self.calibrator, part_level, frame),
+            model_version=self.version,
+            data_through=self.data_through,
+        )
+
+    def total_bounds(
+        self, prediction: np.ndarray, half80: np.ndarray, horizon: int, level: str = "store"
+    ) -> dict[str, float]:
+        """The forecast and intervals of a sum of series at `level` (a store total by default)
+        `horizon` weeks ahead, from theirs and the level's calibrated totals (totals.py)."""
+        p = float(np.sum(totals.in_cents(prediction))) / 100
+        h = np.asarray(half80, dtype=float)
+        half = totals.half_widths(
+            self.calibrator,
+            level,
+            np.array([h.sum()]),
+            np.array([np.sqrt(np.sum(h**2))]),
+            np.array([horizon]),
+        )
+        h80, h95 = float(half["80"][0]), float(half["95"][0])
         return {
             "prediction": p,
             "lower_80": p - h80,
@@ -243,6 +292,23 @@ class Forecaster:
         return out
 
     # internals
+    def _week_range(self, start: object, weeks: int) -> np.ndarray:
+        """`weeks` consecutive weeks from `start`, all within the horizon, or a ForecastError."""
+        first = int(self._weeks([start])[0])
+        weeks = int(weeks)
+        if weeks < 1 or first + weeks - 1 > self.origin_week + MAX_HORIZON:
+            lo, hi = self.valid_range()
+            raise ForecastError("weeks", f"the forecast must stay within {lo.date()}..{hi.date()}")
+        return np.arange(first, first + weeks)
+
+    def _check_department(self, dept: object) -> None:
+        try:
+            d = int(dept)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ForecastError("dept", f"not a department number: {dept!r}") from None
+        if d not in set(self.all_departments()):
+            raise ForecastError("dept", f"unknown department {d}: no store has sales history in it")
+
     def _check_store(self, store: object) -> None:
         try:
             s = int(store)  # type: ignore[arg-type]
@@ -440,6 +506,19 @@ class Forecaster:
     ) -> list[Prediction]:
         arrays = self._predict_arrays(store, dept, week, overrides, explain=explain)
         return to_predictions(arrays, self.version, self.data_through)
+
+
+def _rows_frame(res: dict[str, np.ndarray]) -> pd.DataFrame:
+    """_predict_arrays' answer as the rows totals.py sums."""
+    return pd.DataFrame(
+        {
+            "store": res["store"],
+            "dept": res["dept"],
+            "date": calendar.week_date(res["week"]),
+            "horizon": res["horizon"],
+            **{k: res[k] for k in ("prediction", "lower_80", "upper_80")},
+        }
+    )
 
 
 def _merged_panel(panel: Panel, sales: pd.DataFrame, week: np.ndarray) -> Panel:

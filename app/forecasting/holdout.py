@@ -35,6 +35,7 @@ from app.forecasting.intervals import (
     bucket_index,
 )
 from app.forecasting.panel import Panel
+from app.forecasting.totals import HeldOut, fit_levels
 from app.forecasting.training_set import build_training_set, has_yearly_targets
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ def internal_backtest(
             + f"; chose {damping:g}",
         )
     naive = make_estimator("naive")
-    resid, denom, hz, target, stores = [], [], [], [], []
+    resid, denom, hz, target, stores, depts = [], [], [], [], [], []
     at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
     for o in calibration_origins(panel, cutoff):
         fc = at_cutoff if o == cutoff else inner_forecaster(o)
@@ -257,6 +258,7 @@ def internal_backtest(
         hz.append(res["horizon"][known])
         target.append(rows["week"].to_numpy()[known])
         stores.append(rows["store"].to_numpy()[known])
+        depts.append(rows["dept"].to_numpy()[known])
         if o < cutoff:
             continue
         at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
@@ -266,13 +268,15 @@ def internal_backtest(
     all_hz, all_resid, all_denom = (np.concatenate(a) for a in (hz, resid, denom))
     all_target = np.concatenate(target)
     calibrator.fit(all_hz, all_resid, all_denom, all_target)
-    calibrating = StoreTotals.of_rows(
+    held_out = HeldOut(
         np.concatenate(stores),
+        np.concatenate(depts),
         all_target,
         all_hz,
         all_resid,
         calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"],
     )
+    calibrating = held_out.totals("store")
     # A calibrating model that did not learn from targets with a year before errs unlike the final
     # one: the newer model's buckets take only part of its growth with the horizon, and none of its
     # seasons unless it had some such targets (intervals.py).
@@ -293,9 +297,11 @@ def internal_backtest(
         growth_power=growth_power,
         reference=reference,
         calibrating=calibrating,
+        held_out=held_out,
     )
-    if not rescaled:  # the store totals from the calibrating model alone (else the newer one's too)
+    if not rescaled:  # the totals from the calibrating model alone (else the newer one's too)
         calibrator.fit_totals(calibrating)
+        calibrator.level_totals = fit_levels([held_out])
     rows, res, y = first
     bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
     hol = res["holiday"].astype(bool)
@@ -335,6 +341,7 @@ def skill_rescale(
     growth_power: float,
     reference: tuple[np.ndarray, np.ndarray] | None,
     calibrating: StoreTotals,
+    held_out: HeldOut,
 ) -> bool:
     """Scale the intervals to the skill of a model fitted 13 weeks before the end (False: the history
     is too short for it, or the model is the naive one; nothing changed).
@@ -379,8 +386,11 @@ def skill_rescale(
         .fit(horizon, resid, denominator)
         .bounds(horizon, np.zeros(len(resid)), denominator)["upper_80"]
     )
-    newer = StoreTotals.of_rows(rows["store"].to_numpy()[known], week, horizon, resid, half80)
-    calibrator.fit_totals(newer, [calibrating])
+    newer = HeldOut(
+        rows["store"].to_numpy()[known], rows["dept"].to_numpy()[known], week, horizon, resid, half80
+    )
+    calibrator.fit_totals(newer.totals("store"), [calibrating])
+    calibrator.level_totals = fit_levels([newer, held_out])
     say(progress, f"interval skill factors {calibrator.skill_factors}")
     return True
 

@@ -203,6 +203,9 @@ class IntervalCalibrator:
     total_spread: dict[str, float] = field(default_factory=dict)
     total_tail: dict[str, float] = field(default_factory=dict)  # a level's steady error / the 80% one
     skill_factors: dict[str, float] = field(default_factory=dict)  # rescale_to's factor per level
+    # Totals of the chain, a department and a store, each calibrated on its own level's held-out totals
+    # (app/forecasting/totals.py: level -> quantiles, counts and fallbacks per bucket).
+    level_totals: dict[str, dict] = field(default_factory=dict)
 
     def fit(
         self,
@@ -366,4 +369,5 @@ class IntervalCalibrator:
             "total_spread": self.total_spread,
             "total_tail": self.total_tail,
             "skill_factors": self.skill_factors,
+            "level_totals": getattr(self, "level_totals", {}),
         }

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from app.forecasting import calendar
 from app.forecasting.data import COVARIATE_COLUMNS
@@ -101,3 +102,18 @@ def to_predictions(res: dict[str, np.ndarray], version: str, through: dt.date) -
             item.last_year_week = last_date
             item.last_year_sales = None if sales != sales else sales
     return out
+
+
+@dataclass
+class TotalForecast:
+    """A total above a store (the chain, or a department across stores) week by week, and its parts'
+    totals (the chain's departments, the department's stores): frames of totals.level_totals, with
+    key, date, horizon, prediction and the 80% and 95% bounds."""
+
+    level: str
+    key: int | None
+    part_level: str
+    total: pd.DataFrame
+    parts: pd.DataFrame
+    model_version: str
+    data_through: dt.date | None

@@ -1,0 +1,183 @@
+"""Totals above a series, at every level of the chain: the whole chain, a department across stores,
+a store across departments.
+
+A total's forecast is the sum of its series' forecasts, added in whole cents, so that it equals what
+a planner gets by adding up the series' served figures, and a chain total equals its departments'.
+
+Its intervals are calibrated on totals of the same level, not built from its series' intervals: the
+series of a chain, a department or a store err together (a holiday misjudged, a region's weather,
+a store selling above its plan for weeks), so adding their intervals as independent errors would be
+far too narrow and adding them as one error far too wide. The held-out forecasts that calibrate the
+series' intervals (holdout.py) are summed per level, key, origin and week; each total's error over the
+sum of its series' 80% half-widths (its size) is a score, and the split-conformal quantile of those
+scores per horizon bucket and level (IntervalCalibrator.fit, which borrows a bucket's quantiles from
+the nearest bucket with enough totals) scales a served total's size into its half-width. The chain
+has one total per origin and week, so its far buckets often borrow; `fallbacks` records where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.forecasting.intervals import (
+    BUCKETS,
+    IntervalCalibrator,
+    StoreTotals,
+    bucket_index,
+    bucket_label,
+)
+
+LEVELS = ("chain", "department", "store")
+LEVEL_NAMES = {"chain": "whole chain", "department": "department across stores", "store": "store"}
+# The horizon buckets a planner reads totals' accuracy by: next week, this month, quarter, half, year.
+REPORT_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 4), (5, 13), (14, 26), (27, 39), (40, 52))
+REPORT_BUCKET_LABELS = [str(lo) if lo == hi else bucket_label(lo, hi) for lo, hi in REPORT_BUCKETS]
+BAND_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
+
+
+def level_key(level: str, store: np.ndarray, dept: np.ndarray) -> np.ndarray:
+    """The key of each row's total at `level`: 0 for the chain, the department, or the store."""
+    if level == "chain":
+        return np.zeros(len(store), dtype=np.int64)
+    if level == "department":
+        return np.asarray(dept, dtype=np.int64)
+    if level == "store":
+        return np.asarray(store, dtype=np.int64)
+    raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
+
+
+def report_bucket(horizon: np.ndarray) -> np.ndarray:
+    """The label of each horizon among REPORT_BUCKETS."""
+    return np.array(REPORT_BUCKET_LABELS)[bucket_index(horizon, REPORT_BUCKETS)]
+
+
+def in_cents(values: np.ndarray) -> np.ndarray:
+    """Dollar amounts as whole cents, the unit totals are added in."""
+    return np.round(np.asarray(values, dtype=float) * 100).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Held-out forecasts of series: their store, department, target week, weeks ahead, error and the
+    80% half-width their model gave them (the sample a level's totals are calibrated on)."""
+
+    store: np.ndarray
+    dept: np.ndarray
+    week: np.ndarray
+    horizon: np.ndarray
+    residual: np.ndarray
+    half80: np.ndarray
+
+    def totals(self, level: str) -> StoreTotals:
+        """This sample's totals at `level`: one per key, origin and target week."""
+        key = level_key(level, self.store, self.dept)
+        return StoreTotals.of_rows(key, self.week, self.horizon, self.residual, self.half80)
+
+
+def fit_levels(samples: Sequence[HeldOut]) -> dict[str, dict[str, Any]]:
+    """Per level, the conformal quantiles of |total error| / total size by horizon bucket, pooled
+    over `samples` (each from one model, its totals measured against its own half-widths)."""
+    fitted = {}
+    for level in LEVELS:
+        parts = [sample.totals(level) for sample in samples if len(sample.store)]
+        if not parts:
+            continue
+        score = np.concatenate([np.abs(t.error) / t.size for t in parts])
+        bucket = np.concatenate([t.bucket for t in parts])
+        first_week = np.array([lo for lo, _ in BUCKETS])[bucket]
+        cal = IntervalCalibrator().fit(first_week, score, np.ones(len(score)))
+        fitted[level] = {
+            "quantiles": cal.quantiles,
+            "counts": cal.counts,
+            "fallbacks": cal.fallbacks,
+        }
+    return fitted
+
+
+def half_widths(
+    calibrator: IntervalCalibrator, level: str, size: np.ndarray, quadrature: np.ndarray, horizon: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The 80% and 95% half-widths of totals at `level` from their size (their series' 80% half-widths
+    summed) and `horizon`. A model calibrated without this level's totals falls back on the store
+    totals' lasting-and-steady model (IntervalCalibrator.total_half_width)."""
+    fitted = (getattr(calibrator, "level_totals", None) or {}).get(level)
+    horizon = np.asarray(horizon, dtype=np.int64)
+    out = {}
+    for lv in ("0.8", "0.95"):
+        if fitted:
+            labels = list(fitted["quantiles"])
+            q = np.array([fitted["quantiles"][label][lv] for label in labels])
+            out[lv] = q[bucket_index(horizon)] * np.asarray(size, dtype=float)
+        else:
+            out[lv] = np.array(
+                [
+                    _fallback_half_width(calibrator, s, r, int(h), float(lv))
+                    for s, r, h in zip(np.atleast_1d(size), np.atleast_1d(quadrature), horizon, strict=True)
+                ]
+            )
+    return {"80": out["0.8"], "95": out["0.95"]}
+
+
+def _fallback_half_width(
+    calibrator: IntervalCalibrator, size: float, quadrature: float, horizon: int, level: float
+) -> float:
+    """total_half_width reads the rows' half-widths; their sum and quadrature are all it uses."""
+    # Two rows whose sum is `size` and whose quadrature is `quadrature` (exists whenever q <= s).
+    s, q = float(size), min(float(quadrature), float(size))
+    d = np.sqrt(max(2 * q**2 - s**2, 0.0))
+    return calibrator.total_half_width(np.array([(s + d) / 2, (s - d) / 2]), horizon, level)
+
+
+def sum_totals(level: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """Totals at `level` of forecast rows (store, dept, date, horizon, prediction, lower_80 and
+    upper_80; an `actual` column is summed too): one row per key and date, in key and date order,
+    with the total's prediction (added in cents), size and quadrature of its rows' 80% half-widths."""
+    key = level_key(level, rows["store"].to_numpy(), rows["dept"].to_numpy())
+    half = (rows["upper_80"].to_numpy(float) - rows["lower_80"].to_numpy(float)) / 2
+    frame = pd.DataFrame(
+        {
+            "key": key,
+            "date": rows["date"].to_numpy(),
+            "horizon": rows["horizon"].to_numpy(np.int64),
+            "cents": in_cents(rows["prediction"].to_numpy(float)),
+            "size": half,
+            "square": half**2,
+            "series": 1,
+        }
+    )
+    if "actual" in rows:
+        frame["actual"] = rows["actual"].to_numpy(float)
+    sums = {"horizon": "first", "cents": "sum", "size": "sum", "square": "sum", "series": "sum"}
+    if "actual" in frame:
+        sums["actual"] = "sum"
+    out = frame.groupby(["key", "date"], sort=True).agg(sums).reset_index()
+    out["prediction"] = out.pop("cents") / 100
+    out["quadrature"] = np.sqrt(out.pop("square"))
+    return out
+
+
+def with_bounds(calibrator: IntervalCalibrator, level: str, totals: pd.DataFrame) -> pd.DataFrame:
+    """`totals` (sum_totals) with their calibrated 80% and 95% bounds."""
+    half = half_widths(
+        calibrator,
+        level,
+        totals["size"].to_numpy(float),
+        totals["quadrature"].to_numpy(float),
+        totals["horizon"].to_numpy(np.int64),
+    )
+    out = totals.copy()
+    p = out["prediction"].to_numpy(float)
+    for name in ("80", "95"):
+        out[f"lower_{name}"] = p - half[name]
+        out[f"upper_{name}"] = p + half[name]
+    return out
+
+
+def level_totals(calibrator: IntervalCalibrator, level: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """Totals at `level` of forecast rows, with their calibrated intervals (see sum_totals)."""
+    return with_bounds(calibrator, level, sum_totals(level, rows))
