@@ -103,6 +103,13 @@ def register_cli(app: Flask) -> None:
         "--predictions", "pred_path", type=click.Path(dir_okay=False), default=None, help="write a CSV"
     )
     @click.option(
+        "--totals",
+        "totals_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="write the totals (chain, departments, stores) per week as CSV",
+    )
+    @click.option(
         "--engine",
         "engine_kind",
         type=click.Choice(ENGINES),
@@ -118,6 +125,7 @@ def register_cli(app: Flask) -> None:
         folds: int,
         json_path: str | None,
         pred_path: str | None,
+        totals_path: str | None,
         engine_kind: str | None,
     ) -> None:
         """Train up to --origin, forecast --horizon weeks, score against the seasonal naive."""
@@ -148,6 +156,9 @@ def register_cli(app: Flask) -> None:
         if pred_path:
             result.predictions.to_csv(pred_path, index=False)
             click.echo(f"wrote {pred_path} ({len(result.predictions):,} rows)")
+        if totals_path:
+            result.totals.to_csv(totals_path, index=False)
+            click.echo(f"wrote {totals_path} ({len(result.totals):,} totals)")
 
     @app.cli.command("submission")
     @click.option("--data", "data", default=None, help=DATA_HELP)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.forecasting import calendar
+from app.forecasting import calendar, totals
 from app.forecasting.data import Dataset
 from app.forecasting.engine import LOCAL, Engine, forecast_run
 from app.forecasting.estimators import make_estimator
@@ -20,10 +20,12 @@ from app.forecasting.forecaster import Forecaster
 from app.forecasting.holdout import wmae
 from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
+from app.forecasting.totals import LEVELS, REPORT_BUCKET_LABELS
 from app.forecasting.training import train
 
 log = logging.getLogger(__name__)
 FOLD_STEP_WEEKS = 13
+TOTALS_COLUMNS = ["level", "key", "Date", "prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
 PREDICTION_COLUMNS = [
     "Store",
     "Dept",
@@ -52,29 +54,70 @@ def _scores(
     return out
 
 
-def _store_total_scores(
-    fc: Forecaster, rows: pd.DataFrame, y: np.ndarray, res: pd.DataFrame
-) -> dict[str, Any]:
-    """Coverage of the store totals' intervals (Forecaster.total_bounds) over the store-weeks scored."""
+def _level_scores(
+    fc: Forecaster, rows: pd.DataFrame, y: np.ndarray, res: pd.DataFrame, naive: np.ndarray
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Accuracy beside the seasonal naive's totals, and coverage of the calibrated intervals, of the
+    totals at every level (totals.py), over all horizons and per report bucket; and those totals."""
     frame = pd.DataFrame(
         {
             "store": rows["store"].to_numpy(),
+            "dept": rows["dept"].to_numpy(),
             "date": rows["date"].to_numpy(),
-            "y": y,
-            "prediction": res["prediction"].to_numpy(),
-            "half80": ((res["upper_80"] - res["lower_80"]) / 2).to_numpy(),
             "horizon": res["horizon"].to_numpy(),
+            "prediction": res["prediction"].to_numpy(),
+            "lower_80": res["lower_80"].to_numpy(),
+            "upper_80": res["upper_80"].to_numpy(),
+            "actual": y,
         }
     )
-    inside = {"coverage_80": [], "coverage_95": []}
-    for _, g in frame.groupby(["store", "date"], sort=False):
-        total = fc.total_bounds(g["prediction"].to_numpy(), g["half80"].to_numpy(), int(g["horizon"].iloc[0]))
-        actual = float(g["y"].sum())
-        inside["coverage_80"].append(total["lower_80"] <= actual <= total["upper_80"])
-        inside["coverage_95"].append(total["lower_95"] <= actual <= total["upper_95"])
-    return {"store_weeks": len(inside["coverage_80"])} | {
-        k: float(np.mean(v)) if v else float("nan") for k, v in inside.items()
+    holiday = rows.groupby("date")["is_holiday"].max()
+    scores: dict[str, Any] = {}
+    frames = []
+    for level in LEVELS:
+        got = totals.level_totals(fc.calibrator, level, frame)
+        base = totals.sum_totals(level, frame.assign(prediction=naive))["prediction"].to_numpy()
+        hol = holiday.reindex(got["date"]).to_numpy(bool)
+        bucket = totals.report_bucket(got["horizon"].to_numpy())
+        scores[level] = _total_figures(got, base, hol, np.ones(len(got), bool)) | {
+            "by_bucket": {
+                b: _total_figures(got, base, hol, bucket == b)
+                for b in REPORT_BUCKET_LABELS
+                if (bucket == b).any()
+            }
+        }
+        frames.append(got.assign(level=level))
+    return scores, pd.concat(frames, ignore_index=True)
+
+
+def _total_figures(got: pd.DataFrame, base: np.ndarray, hol: np.ndarray, m: np.ndarray) -> dict[str, Any]:
+    """WMAE beside the naive's and coverage of the totals `got` (with bounds and actuals) selected by m."""
+    actual, pred = got["actual"].to_numpy()[m], got["prediction"].to_numpy()[m]
+    model, seasonal = wmae(actual, pred, hol[m]), wmae(actual, base[m], hol[m])
+    inside = {
+        lv: (actual >= got[f"lower_{lv}"].to_numpy()[m]) & (actual <= got[f"upper_{lv}"].to_numpy()[m])
+        for lv in ("80", "95")
     }
+    return {
+        "totals": int(m.sum()),
+        "wmae": model,
+        "baseline_wmae": seasonal,
+        "ratio_to_baseline": model / seasonal if seasonal else None,
+        "coverage_80": float(np.mean(inside["80"])),
+        "coverage_95": float(np.mean(inside["95"])),
+    }
+
+
+def totals_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Backtest totals (every level) with exactly TOTALS_COLUMNS: the chain's key is empty."""
+    return pd.DataFrame(
+        {
+            "level": frame["level"].to_numpy(),
+            "key": np.where(frame["level"] == "chain", "", frame["key"].astype(int).astype(str)),
+            "Date": pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d").to_numpy(),
+            **{c: frame[c].round(2).to_numpy() for c in ("prediction", *totals.BAND_COLUMNS)},
+        }
+    )[TOTALS_COLUMNS]
 
 
 def _mean_of_known(values: list[float]) -> float:
@@ -92,6 +135,7 @@ class BacktestResult:
     predictions: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
     models: list[Any] = field(default_factory=list, repr=False)  # the Forecaster of each fold
+    totals: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # totals_csv_frame's rows
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,15 +203,52 @@ class BacktestResult:
         lines.append(("rows", f"{s.get('rows', 0):,}", "", ""))
         lines.append(("cold-start rows", f"{s.get('cold_start_rows', 0):,}", "", ""))
         origins = ", ".join(f["origin"] for f in self.folds)
-        widths = [max(len(r[i]) for r in lines) for i in range(4)]
         out = [f"backtest {self.kind}: origin(s) {origins}, horizon {self.horizon} weeks"]
-        for k, row in enumerate(lines):
-            out.append(
-                "  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(row))
-            )
-            if k == 0:
-                out.append("  ".join("-" * w for w in widths))
+        out += _aligned(lines)
+        out += ["", "totals by level (WMAE of the totals; ratio to the seasonal naive's totals)"]
+        out += _aligned(level_table(self.summary.get("levels") or {}))
         return "\n".join(out)
+
+
+def _aligned(lines: list[tuple[str, ...]] | list[list[str]]) -> list[str]:
+    """Rows as text columns: the first left-aligned, the others right-aligned, a rule under the head."""
+    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
+    out = []
+    for k, row in enumerate(lines):
+        out.append("  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(row)))
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def level_table(levels: dict[str, Any]) -> list[list[str]]:
+    """Rows of level x horizon bucket: totals scored, WMAE, the naive's, ratio, coverage 80 and 95."""
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None or v != v else f"{100 * v:.1f}%"
+
+    def num(v: float | None, fmt: str = ",.0f") -> str:
+        return "-" if v is None or v != v else format(v, fmt)
+
+    rows = [["level", "weeks ahead", "totals", "WMAE", "naive WMAE", "ratio", "cov 80", "cov 95"]]
+    for level in LEVELS:
+        entry = levels.get(level)
+        if not entry:
+            continue
+        for label, e in [("all", entry), *entry.get("by_bucket", {}).items()]:
+            rows.append(
+                [
+                    level,
+                    label,
+                    f"{e['totals']:,}",
+                    num(e.get("wmae")),
+                    num(e.get("baseline_wmae")),
+                    num(e.get("ratio_to_baseline"), ".3f"),
+                    pct(e.get("coverage_80")),
+                    pct(e.get("coverage_95")),
+                ]
+            )
+    return rows
 
 
 def cell_bucket(folds: list[dict], bucket: str, base: bool, key: str = "wmae") -> str:
@@ -215,7 +296,7 @@ def _fold(
     params: dict | None,
     progress,
     engine: Engine = LOCAL,
-) -> tuple[dict[str, Any], pd.DataFrame, Forecaster]:
+) -> tuple[dict[str, Any], pd.DataFrame, Forecaster, pd.DataFrame]:
     started = time.perf_counter()
     trained = train(dataset, kind, through=origin, progress=progress, params=params)
     train_seconds = time.perf_counter() - started
@@ -250,7 +331,11 @@ def _fold(
     for name, m in (("holiday", hol), ("other", ~hol)):
         fold[name] = _scores(y[m], pred[m], hol[m], res[m])
         fold["baseline"][name] = _scores(y[m], naive[m], hol[m])
-    fold["store_totals"] = _store_total_scores(fc, rows, y, res)
+    fold["levels"], level_frame = _level_scores(fc, rows, y, res, naive)
+    store = fold["levels"]["store"]
+    fold["store_totals"] = {"store_weeks": store["totals"]} | {
+        k: store[k] for k in ("coverage_80", "coverage_95")
+    }
     fold["baseline_wmae"] = fold["baseline"]["wmae"]
     fold["ratio_to_baseline"] = fold["wmae"] / fold["baseline_wmae"] if fold["baseline_wmae"] else None
     frame = pd.DataFrame(
@@ -267,7 +352,7 @@ def _fold(
             "upper_95": res["upper_95"].to_numpy(),
         }
     )
-    return fold, frame, fc
+    return fold, frame, fc, totals_csv_frame(level_frame)
 
 
 def run_backtest(
@@ -293,7 +378,7 @@ def run_backtest(
     first, last = dataset.sales["date"].min(), dataset.last_week
     if origin >= last:
         raise ValueError(f"origin {origin.date()} leaves no weeks to score: the sales end {last.date()}")
-    results, frames, models = [], [], []
+    results, frames, models, total_frames = [], [], [], []
     for k in range(folds):
         o = origin - pd.Timedelta(weeks=fold_step * k)
         if o - first < pd.Timedelta(weeks=26):
@@ -302,7 +387,8 @@ def run_backtest(
             )
         if progress:
             progress(f"fold {k + 1}/{folds}: origin {o.date()}")
-        fold, frame, model = _fold(dataset, o, horizon, kind, params, progress, engine)
+        fold, frame, model, total_frame = _fold(dataset, o, horizon, kind, params, progress, engine)
+        total_frames.append(total_frame)
         results.append(fold)
         models.append(model)
         if folds > 1:
@@ -346,5 +432,29 @@ def run_backtest(
             "wmae": _mean_of_known([f[name]["wmae"] for f in results]),
             "baseline_wmae": _mean_of_known([f["baseline"][name]["wmae"] for f in results]),
         }
+    summary["levels"] = _level_summary(results)
     predictions = pd.concat(frames, ignore_index=True)
-    return BacktestResult(kind, origin, horizon, results, predictions, summary, models)
+    totals_frame = pd.concat(total_frames, ignore_index=True)
+    return BacktestResult(kind, origin, horizon, results, predictions, summary, models, totals_frame)
+
+
+def _level_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The folds' level figures, each the mean over the folds that had such totals."""
+    keys = ("wmae", "baseline_wmae", "ratio_to_baseline", "coverage_80", "coverage_95")
+
+    def mean(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"totals": int(sum(e["totals"] for e in entries))} | {
+            k: _mean_of_known([e[k] for e in entries if e.get(k) is not None]) for k in keys
+        }
+
+    out = {}
+    for level in LEVELS:
+        folds = [f["levels"][level] for f in results]
+        out[level] = mean(folds) | {
+            "by_bucket": {
+                b: mean([f["by_bucket"][b] for f in folds if b in f["by_bucket"]])
+                for b in REPORT_BUCKET_LABELS
+                if any(b in f["by_bucket"] for f in folds)
+            }
+        }
+    return out
