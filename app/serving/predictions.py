@@ -385,3 +385,46 @@ def what_if(
         "drivers": drivers,
         "ranges": ranges,
     }
+
+
+def forecast_total(
+    model: Forecaster, level: str, dept: int | None, start: dt.date | None, weeks: int
+) -> dict[str, Any]:
+    """The chain's total (`level` "chain") or a department's across stores, week by week with the
+    intervals calibrated for its level, and its parts (the chain's departments, the department's
+    stores) ranked by their total over the weeks. Not logged: every figure is a sum of series
+    forecasts a planner can ask for one by one."""
+    start = start or default_start(model)
+    result = model.forecast_total(level, dept, start, weeks)
+    week_rows = [
+        {
+            "level": level,
+            "dept": dept,
+            "week": iso_week(row["date"]),
+            "horizon": int(row["horizon"]),
+            **{name: round(float(row[name]), 2) for name in BANDS},
+            "data_through": result.data_through.isoformat() if result.data_through else None,
+        }
+        for row in result.total.to_dict("records")
+    ]
+    parts = result.parts
+    cents = (parts["prediction"].to_numpy(float) * 100).round().astype(np.int64)
+    over_weeks = parts.assign(cents=cents).groupby("key")["cents"].sum().sort_values(ascending=False)
+    grand = int(over_weeks.sum()) or 1
+    name = "dept" if result.part_level == "department" else "store"
+    ranked = [
+        {name: int(key), "rank": rank, "total": int(c) / 100, "share": round(int(c) / grand, 4)}
+        for rank, (key, c) in enumerate(over_weeks.items(), start=1)
+    ]
+    return {
+        "model_version": result.model_version,
+        "level": level,
+        "dept": dept,
+        "start": week_rows[0]["week"] if week_rows else start.isoformat(),
+        "weeks": len(week_rows),
+        "data_through": result.data_through.isoformat() if result.data_through else None,
+        "predictions": week_rows,
+        "total": int(cents.sum()) / 100,
+        "parts": ranked,
+        "part_level": result.part_level,
+    }

@@ -134,6 +134,12 @@ def forecast_store(query: StoreForecastQuery, *, source: str) -> Served:
     )
 
 
+def forecast_total(level: str, dept: int | None, start: Any, weeks: int) -> dict[str, Any]:
+    """The chain's total or a department's across stores (predictions.forecast_total), not logged."""
+    answer = _call(predictions.forecast_total, forecaster(), level, dept, start, weeks)
+    return {**answer, "request_id": request_id()}
+
+
 def what_if(
     store: int, dept: int, start: Any, weeks: int, given: dict[str, Any], served_total: float
 ) -> dict[str, Any]:

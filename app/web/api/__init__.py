@@ -32,6 +32,7 @@ from app.web.api import (  # noqa: E402
     monitoring,
     openapi,
     predictions,
+    totals,
     training_runs,
 )
 
@@ -44,5 +45,6 @@ __all__ = [
     "monitoring",
     "openapi",
     "predictions",
+    "totals",
     "training_runs",
 ]

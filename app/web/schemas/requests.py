@@ -219,6 +219,40 @@ class StoreForecastParams(StoreForecastQuery):
     model_config = ConfigDict(extra="forbid")
 
 
+class TotalForecastQuery(BaseModel):
+    """The chain's total: start and weeks (the page's form: other parameters are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True)
+
+    start: dt.date | None = Field(
+        None, validation_alias=AliasChoices("date", "start"), description=FIRST_WEEK_DESCRIPTION
+    )
+    weeks: int = Field(DEFAULT_WEEKS, ge=1, le=MAX_HORIZON)
+
+    _start = field_validator("start", mode="before")(_plain_date)
+    _one_name = model_validator(mode="before")(_one_name_for_the_first_week)
+
+
+class DepartmentTotalQuery(TotalForecastQuery):
+    """A department's total across stores: the department, start and weeks."""
+
+    dept: DeptNumber
+
+    _no_bool = field_validator("dept", mode="before")(_reject_bool)
+
+
+class TotalForecastParams(TotalForecastQuery):
+    """The API's query string of GET /chain/forecast: an unknown parameter is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DepartmentTotalParams(DepartmentTotalQuery):
+    """The API's query string of GET /departments/<dept>/forecast: an unknown parameter is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class BatchQuery(BaseModel):
     """The query string of POST /predict/batch."""
 

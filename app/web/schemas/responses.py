@@ -124,6 +124,48 @@ class StoreForecastResponse(BaseModel):
     departments: list[DepartmentForecast] = Field(description="ranked by forecast total, largest first")
 
 
+class TotalWeek(WeekTotal):
+    level: str = Field(description="`chain` or `department`")
+    dept: int | None = Field(None, description="the department (absent for the chain)")
+    data_through: dt.date | None = Field(None, description="the last week of known sales the forecast used")
+
+
+class DepartmentShare(BaseModel):
+    dept: int
+    rank: int = Field(description="1 = the largest forecast total over the weeks")
+    total: float = Field(description="the department's forecast summed over the stores and weeks ($)")
+    share: float = Field(description="its share of the chain's total over the weeks")
+
+
+class StoreShare(BaseModel):
+    store: int
+    rank: int = Field(description="1 = the largest forecast total over the weeks")
+    total: float = Field(description="the store's forecast of the department summed over the weeks ($)")
+    share: float = Field(description="its share of the department's total over the weeks")
+
+
+class _TotalForecast(BaseModel):
+    model_version: str
+    request_id: str
+    start: dt.date = Field(description="the first week forecast")
+    weeks: int
+    data_through: dt.date | None = Field(None, description="the last week of known sales the forecast used")
+    total: float = Field(description="the total over all the weeks ($)")
+    predictions: list[TotalWeek] = Field(
+        description="one per week: the sum of the series' forecasts (to the cent), with intervals "
+        "calibrated on past totals of the same level"
+    )
+
+
+class ChainForecastResponse(_TotalForecast):
+    departments: list[DepartmentShare] = Field(description="ranked by forecast total, largest first")
+
+
+class DepartmentTotalResponse(_TotalForecast):
+    dept: int
+    stores: list[StoreShare] = Field(description="ranked by forecast total, largest first")
+
+
 class HealthResponse(BaseModel):
     status: str
 
