@@ -138,6 +138,22 @@ def _features(
     return pd.DataFrame(columns, columns=FEATURE_COLUMNS)
 
 
+def _shared_shocks(seed: int, sigma: float, n_stores: int, n_weeks: int) -> np.ndarray:
+    """Per store and week, the factor of the chain's shock times the store's (AR(1) in logs, so a
+    shock lasts a few weeks); drawn from a stream of their own, leaving the rest of the data as it is."""
+    rng = np.random.default_rng([seed, 1])
+
+    def ar1(shape: tuple[int, ...]) -> np.ndarray:
+        steps = rng.normal(0.0, sigma * np.sqrt(1 - 0.7**2), shape)
+        out = np.empty(shape)
+        out[..., 0] = rng.normal(0.0, sigma, shape[:-1])
+        for t in range(1, shape[-1]):
+            out[..., t] = 0.7 * out[..., t - 1] + steps[..., t]
+        return out
+
+    return np.exp(ar1((1, n_weeks)) + ar1((n_stores, n_weeks)))
+
+
 def generate_dataset(
     seed: int = 0,
     n_stores: int = 45,
@@ -145,8 +161,15 @@ def generate_dataset(
     start: str = "2010-02-05",
     end: str = "2012-10-26",
     features_end: str = "2013-07-26",
+    shared_noise: float = 0.0,
 ) -> Dataset:
-    """A deterministic (for a seed) Walmart-like Dataset with the same schema as load_dataset's."""
+    """A deterministic (for a seed) Walmart-like Dataset with the same schema as load_dataset's.
+
+    `shared_noise` (a log standard deviation) makes series err together, as real ones do: a weekly
+    shock every series shares (the chain's) and one per store and week, each drifting from week to
+    week, so that totals stray from their forecasts more than their series' errors added as
+    independent ones would say. 0 leaves every series' noise its own (and the data as without it).
+    """
     started = time.perf_counter()
     if not 1 <= n_depts <= 99:
         raise ValueError("n_depts must be between 1 and 99 (department codes are 1..99)")
@@ -199,6 +222,8 @@ def generate_dataset(
         * lift[store_idx]
         * noise
     )
+    if shared_noise > 0:
+        sales = sales * _shared_shocks(seed, shared_noise, n_stores, n_weeks)[store_idx]
     sales = np.round(np.maximum(sales, 0.01), 2)
 
     # Which weeks each series has: ~5% start late, ~15% have gaps (never the first week of the series).

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from app.forecasting.intervals import (
+    BUCKET_LABELS,
     BUCKETS,
+    NORMAL_Z,
     IntervalCalibrator,
     StoreTotals,
     bucket_index,
@@ -103,8 +105,8 @@ def half_widths(
     calibrator: IntervalCalibrator, level: str, size: np.ndarray, quadrature: np.ndarray, horizon: np.ndarray
 ) -> dict[str, np.ndarray]:
     """The 80% and 95% half-widths of totals at `level` from their size (their series' 80% half-widths
-    summed) and `horizon`. A model calibrated without this level's totals falls back on the store
-    totals' lasting-and-steady model (IntervalCalibrator.total_half_width)."""
+    summed) and `horizon`. A model calibrated without this level's totals (made before levels were, or
+    on too short a history) falls back on the store totals' lasting-and-steady model."""
     fitted = (getattr(calibrator, "level_totals", None) or {}).get(level)
     horizon = np.asarray(horizon, dtype=np.int64)
     out = {}
@@ -126,11 +128,13 @@ def half_widths(
 def _fallback_half_width(
     calibrator: IntervalCalibrator, size: float, quadrature: float, horizon: int, level: float
 ) -> float:
-    """total_half_width reads the rows' half-widths; their sum and quadrature are all it uses."""
-    # Two rows whose sum is `size` and whose quadrature is `quadrature` (exists whenever q <= s).
-    s, q = float(size), min(float(quadrature), float(size))
-    d = np.sqrt(max(2 * q**2 - s**2, 0.0))
-    return calibrator.total_half_width(np.array([(s + d) / 2, (s - d) / 2]), horizon, level)
+    """IntervalCalibrator.total_half_width from the rows' half-widths summed (`size`) and in
+    `quadrature`, all it reads of them: the steady part in quadrature (times the measured tail) and the
+    stores' lasting spread as a normal error (0 and a normal tail when never measured)."""
+    bucket = BUCKET_LABELS[int(bucket_index(np.array([horizon]))[0])]
+    spread = calibrator.total_spread.get(bucket, 0.0)
+    tail = calibrator.total_tail.get(str(level), NORMAL_Z[str(level)] / NORMAL_Z["0.8"])
+    return float(np.hypot(tail * quadrature, NORMAL_Z[str(level)] * spread * size))
 
 
 def sum_totals(level: str, rows: pd.DataFrame) -> pd.DataFrame:

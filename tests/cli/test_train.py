@@ -36,8 +36,8 @@ def test_train_writes_artifact_and_calls_the_hook(cli_app, data_dir):
     assert str(seen[0].path).startswith(cli_app.config["MODELS_DIR"])
 
 
-def test_backtest_prints_a_table_and_writes_json_and_predictions(cli_app, data_dir, tmp_path):
-    out_json, out_csv = tmp_path / "bt.json", tmp_path / "bt.csv"
+def test_backtest_prints_a_table_and_writes_json_predictions_and_totals(cli_app, data_dir, tmp_path):
+    out_json, out_csv, out_totals = tmp_path / "bt.json", tmp_path / "bt.csv", tmp_path / "totals.csv"
     args = [
         "backtest",
         "--data",
@@ -52,10 +52,13 @@ def test_backtest_prints_a_table_and_writes_json_and_predictions(cli_app, data_d
         str(out_json),
         "--predictions",
         str(out_csv),
+        "--totals",
+        str(out_totals),
     ]
     result = cli_app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 0, result.output
     assert "WMAE" in result.output and "seasonal naive" in result.output
+    assert "totals by level" in result.output
     figures = json.loads(out_json.read_text())
     assert {"wmae", "mae", "baseline_wmae", "coverage_80", "coverage_95", "rows"} <= set(figures)
     frame = pd.read_csv(out_csv)
@@ -72,6 +75,19 @@ def test_backtest_prints_a_table_and_writes_json_and_predictions(cli_app, data_d
         "upper_95",
     ]
     assert len(frame) == figures["rows"]
+    totals = pd.read_csv(out_totals, dtype={"key": str}, keep_default_na=False)
+    assert list(totals.columns) == [
+        "level", "key", "Date", "prediction", "lower_80", "upper_80", "lower_95", "upper_95",
+    ]  # fmt: skip
+    weeks = frame["Date"].nunique()
+    assert (totals["level"] == "chain").sum() == weeks and set(
+        totals.loc[totals["level"] == "chain", "key"]
+    ) == {""}
+    assert set(totals.loc[totals["level"] == "store", "key"]) == {str(s) for s in frame["Store"].unique()}
+    assert set(totals.loc[totals["level"] == "department", "key"]) == {str(d) for d in frame["Dept"].unique()}
+    chain = totals[totals["level"] == "chain"].set_index("Date")["prediction"]
+    by_week = frame.groupby("Date")["prediction"].apply(lambda p: (p * 100).round().sum() / 100)
+    assert (chain - by_week).abs().max() < 0.006  # the series' forecasts added up, to the cent
 
 
 def test_submission_follows_test_csv(cli_app, data_dir, tmp_path):
