@@ -115,7 +115,8 @@ def test_a_store_halved_is_a_warning_the_week_it_happens(app, forecaster):
 
 def test_a_small_one_week_miss_of_a_store_is_an_info_in_its_digest(app, forecaster):
     storage = app.extensions["storage"]
-    seen = _replay(storage, forecaster, lambda s, d, a: a * 1.08 if s == 4 else a, until=FAULT_WEEK)
+    # 15%: outside the 95% range the small model calibrated for its store totals (about 11%)
+    seen = _replay(storage, forecaster, lambda s, d, a: a * 1.15 if s == 4 else a, until=FAULT_WEEK)
     assert seen[FAULT_WEEK] == [("digest", "info", 4, None, ())], seen[FAULT_WEEK]
     assert seen[FAULT_WEEK + 1] == []
 
