@@ -1,4 +1,4 @@
-"""Backtest at several origins: accuracy, interval coverage (rows, horizon buckets, store totals).
+"""Backtest at several origins: accuracy, interval coverage (rows, horizon buckets, totals by level).
 
     .venv/bin/python benchmarks/bench_origins.py [--data DIR] [--origins 2012-01-27,2011-10-28,2011-07-29]
         [--horizon 39] [--params '{"christmas_shift": false}'] [--json OUT] [--smoke]
@@ -7,7 +7,9 @@ Per origin: the default model trained on sales up to the origin (`run_backtest`,
 `flask backtest`) forecasts every row of the next `horizon` weeks; WMAE (holiday weeks x5) beside
 the seasonal naive, coverage of the 80% and 95% intervals over all rows, per horizon bucket, and on
 store totals (each store's departments summed per week, with the interval the forecaster gives a
-store total). `--params` overrides pipeline or model settings, so that one run measures one variant.
+store total); then, per level (the chain, each department across stores, each store) and horizon
+bucket, the totals' WMAE beside the seasonal naive's totals and their 80% and 95% coverage.
+`--params` overrides pipeline or model settings, so that one run measures one variant.
 `--smoke` runs one origin on a small synthetic dataset, for the test suite.
 """
 
@@ -27,7 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.forecasting.backtest import run_backtest  # noqa: E402
+from app.forecasting.backtest import level_table, run_backtest  # noqa: E402
 from app.forecasting.forecaster import Forecaster  # noqa: E402
 from app.forecasting.holdout import wmae
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
@@ -83,6 +85,7 @@ def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dic
         "coverage_95": fold["coverage_95"],
         "by_bucket": fold["by_bucket"],
         "store_totals": fold["store_totals"],
+        "levels": fold["levels"],
         "train_seconds": fold["train_seconds"],
         "seconds": round(time.perf_counter() - started, 1),
         "load_after": os.getloadavg(),
@@ -153,6 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     results = [measure(dataset, o, horizon, params) for o in origins]
     load_end = os.getloadavg()
     print(format_table(table(results)))
+    for r in results:
+        print(f"\ntotals by level at {r['origin']} (WMAE of the totals; ratio to the naive's totals)")
+        print(format_table(level_table(r["levels"])))
     print(f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
     if args.json:
         out = {"data": dataset.source, "params": params, "load_start": load_start, "load_end": load_end,

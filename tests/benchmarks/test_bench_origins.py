@@ -18,3 +18,8 @@ def test_smoke_run_reports_accuracy_and_coverage(tmp_path: Path, capsys) -> None
     for key in ("coverage_80", "coverage_95"):
         assert 0 <= figures[key] <= 1 and 0 <= figures["store_totals"][key] <= 1
     assert figures["store_totals"]["store_weeks"] > 0 and figures["by_bucket"]
+    assert "totals by level" in printed
+    for level in ("chain", "department", "store"):
+        entry = figures["levels"][level]
+        assert entry["totals"] > 0 and entry["ratio_to_baseline"] > 0 and entry["by_bucket"]
+        assert 0 <= entry["coverage_80"] <= entry["coverage_95"] <= 1
