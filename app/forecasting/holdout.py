@@ -35,7 +35,7 @@ from app.forecasting.intervals import (
     bucket_index,
 )
 from app.forecasting.panel import Panel
-from app.forecasting.totals import HeldOut, fit_levels
+from app.forecasting.totals import HeldOut, Newer, fit_levels
 from app.forecasting.training_set import build_training_set, has_yearly_targets
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ def internal_backtest(
     )
     if not rescaled:  # the totals from the calibrating model alone (else the newer one's too)
         calibrator.fit_totals(calibrating)
-        calibrator.level_totals = fit_levels([held_out])
+        calibrator.level_totals = fit_levels(held_out)
     rows, res, y = first
     bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
     hol = res["holiday"].astype(bool)
@@ -370,6 +370,9 @@ def skill_rescale(
         new["horizon"][known],
         rows["week"].to_numpy()[known],
     )
+    store, dept = rows["store"].to_numpy()[known], rows["dept"].to_numpy()[known]
+    old_half80 = calibrator.bounds(horizon, np.zeros(len(resid)), old["denominator"][known])["upper_80"]
+    calibrating_rows = HeldOut(store, dept, week, horizon, (y - old["prediction"])[known], old_half80)
     calibrator.rescale_to(
         np.abs(resid) / denominator,
         (np.abs(y - old["prediction"]) / old["denominator"])[known],
@@ -386,11 +389,9 @@ def skill_rescale(
         .fit(horizon, resid, denominator)
         .bounds(horizon, np.zeros(len(resid)), denominator)["upper_80"]
     )
-    newer = HeldOut(
-        rows["store"].to_numpy()[known], rows["dept"].to_numpy()[known], week, horizon, resid, half80
-    )
+    newer = HeldOut(store, dept, week, horizon, resid, half80)
     calibrator.fit_totals(newer.totals("store"), [calibrating])
-    calibrator.level_totals = fit_levels([newer, held_out])
+    calibrator.level_totals = fit_levels(held_out, Newer(newer, calibrating_rows, growth_power))
     say(progress, f"interval skill factors {calibrator.skill_factors}")
     return True
 

@@ -11,13 +11,14 @@ far too narrow and adding them as one error far too wide. The held-out forecasts
 series' intervals (holdout.py) are summed per level, key, origin and week; each total's error over the
 sum of its series' 80% half-widths (its size) is a score, and the split-conformal quantile of those
 scores per horizon bucket and level (IntervalCalibrator.fit, which borrows a bucket's quantiles from
-the nearest bucket with enough totals) scales a served total's size into its half-width. The chain
-has one total per origin and week, so its far buckets often borrow; `fallbacks` records where.
+the nearest bucket with enough totals) scales a served total's size into its half-width. As the
+series' intervals do, they then follow the model fitted just before the last weeks (fit_levels): a
+weak calibrating model errs in one direction across a store's departments more than the served one.
+The chain has one total per origin and week, so some of its buckets borrow; `fallbacks` records where.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,22 +82,43 @@ class HeldOut:
         return StoreTotals.of_rows(key, self.week, self.horizon, self.residual, self.half80)
 
 
-def fit_levels(samples: Sequence[HeldOut]) -> dict[str, dict[str, Any]]:
-    """Per level, the conformal quantiles of |total error| / total size by horizon bucket, pooled
-    over `samples` (each from one model, its totals measured against its own half-widths)."""
+@dataclass(frozen=True)
+class Newer:
+    """A newer model's held-out forecasts of the last weeks (holdout.skill_rescale), and the
+    calibrating model's forecasts of the same rows, each with its own half-widths."""
+
+    rows: HeldOut
+    calibrating_rows: HeldOut
+    growth_power: float = 1.0
+
+
+def _scores(sample: HeldOut, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """|total error| / total size of a sample's totals at `level`, and the first week of their bucket."""
+    totals = sample.totals(level)
+    return np.abs(totals.error) / totals.size, np.array([lo for lo, _ in BUCKETS])[totals.bucket]
+
+
+def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, dict[str, Any]]:
+    """Per level, the conformal quantiles of |total error| / total size by horizon bucket on the
+    calibrating model's totals; with a `newer` model's, they follow it as the series' intervals do
+    (IntervalCalibrator.rescale_to): the buckets its totals fill take their quantiles, the later ones
+    grow from those as the calibrating model's did (to `growth_power`). A level with too few newer
+    totals (the chain: one a week) keeps the calibrating model's."""
     fitted = {}
     for level in LEVELS:
-        parts = [sample.totals(level) for sample in samples if len(sample.store)]
-        if not parts:
+        if not len(calibrating.store):
             continue
-        score = np.concatenate([np.abs(t.error) / t.size for t in parts])
-        bucket = np.concatenate([t.bucket for t in parts])
-        first_week = np.array([lo for lo, _ in BUCKETS])[bucket]
+        score, first_week = _scores(calibrating, level)
         cal = IntervalCalibrator().fit(first_week, score, np.ones(len(score)))
+        if newer is not None and len(newer.rows.store):
+            new_score, new_week = _scores(newer.rows, level)
+            old_score, _ = _scores(newer.calibrating_rows, level)
+            cal.rescale_to(new_score, old_score, new_week, newer.growth_power)
         fitted[level] = {
             "quantiles": cal.quantiles,
             "counts": cal.counts,
             "fallbacks": cal.fallbacks,
+            "skill_factors": cal.skill_factors,
         }
     return fitted
 

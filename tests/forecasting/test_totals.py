@@ -56,7 +56,7 @@ def _coverage(calibrator: IntervalCalibrator, sample: HeldOut, level: str) -> di
 
 def test_totals_calibrated_on_their_own_level_cover_what_they_claim():
     calibrator = IntervalCalibrator()
-    calibrator.level_totals = fit_levels([_held_out(seed=1, origins=60)])
+    calibrator.level_totals = fit_levels(_held_out(seed=1, origins=60))
     assert set(calibrator.level_totals) == set(LEVELS)
     fresh = _held_out(seed=2, origins=60)
     for level in LEVELS:
@@ -68,7 +68,7 @@ def test_totals_calibrated_on_their_own_level_cover_what_they_claim():
 
 
 def test_a_level_without_enough_totals_in_a_bucket_borrows_and_says_so():
-    fitted = fit_levels([_held_out(seed=3, origins=5)])  # 5 chain totals per week ahead: 20 in 1-4
+    fitted = fit_levels(_held_out(seed=3, origins=5))  # 5 chain totals per week ahead: 20 in 1-4
     chain = fitted["chain"]
     assert chain["counts"]["1-4"] == 20 and chain["fallbacks"]["1-4"] == "5-13"
     assert chain["quantiles"]["1-4"] == chain["quantiles"]["5-13"]
