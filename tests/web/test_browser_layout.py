@@ -84,7 +84,7 @@ def test_a_forecast_comes_into_view_and_reads_at_any_width(live_server, browser,
         shown = page.evaluate(
             "() => [...document.querySelectorAll('.nav a')].filter(a => a.checkVisibility())"
         )
-        assert len(shown) == 8
+        assert len(shown) == 9
     else:  # two menus; one opens below the bar
         assert (
             page.evaluate("() => [...document.querySelectorAll('.nav a')].some(a => a.checkVisibility())")
