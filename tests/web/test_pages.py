@@ -31,7 +31,17 @@ def logged(app, source: str) -> int:
 
 def test_base_layout_nav_theme_and_assets(client):
     html = client.get("/").get_data(as_text=True)
-    for href in ("/", "/store", "/batch", "/forecast-runs", "/monitoring", "/models", "/runs", "/api/docs"):
+    for href in (
+        "/",
+        "/store",
+        "/batch",
+        "/forecast-runs",
+        "/chain",
+        "/monitoring",
+        "/models",
+        "/runs",
+        "/api/docs",
+    ):
         assert f'href="{href}"' in html
     assert (
         "/static/vendor/htmx.min.js" in html and "/static/js/app.js" in html and "/static/js/theme.js" in html
@@ -43,7 +53,8 @@ def test_base_layout_nav_theme_and_assets(client):
 
 
 def test_no_external_urls_in_any_page(client, known):
-    for path in ("/", f"/store?store={known.store}", "/batch", "/model", "/api/docs", "/forecast-runs"):
+    pages = ("/", f"/store?store={known.store}", "/batch", "/model", "/api/docs", "/forecast-runs", "/chain")
+    for path in (*pages, f"/chain/departments/{known.dept}"):
         html = client.get(path).get_data(as_text=True)
         for url in re.findall(r'(?:src|href)="([^"]+)"', html):
             assert url.startswith(("/", "#")), (path, url)
