@@ -181,7 +181,7 @@ class ModelHolder:
         production = self.production_version
         if production is None or production == self.version:
             return None
-        serving = f"serves {self.version}" if self.version else "serves no model"
+        serving = f"holds {self.version}" if self.version else "holds no model"
         why = f": {self._refused_error}" if self._refused_error else " (not loaded yet)"
         return f"this worker {serving} but the production version is {production}{why}"
 

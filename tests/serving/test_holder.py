@@ -141,7 +141,7 @@ def test_a_worker_left_on_another_version_refuses_to_forecast_until_production_l
     body = ready.get_json()
     assert ready.status_code == 503 and body["status"] == "unavailable"
     assert body["model_version"] == "v1" and body["production_version"] == "v2"
-    assert "serves v1" in body["detail"] and "production version is v2" in body["detail"]
+    assert "holds v1" in body["detail"] and "production version is v2" in body["detail"]
     assert artifacts[1].path.name in body["detail"] and models_dir not in ready.get_data(as_text=True)
 
     held = current.test_client().get("/api/v1/ready")  # the last good copy of production itself

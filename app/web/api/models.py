@@ -146,8 +146,8 @@ def _admin_operation(summary: str, description: str, with_version: bool = True) 
             409: (
                 "Not possible as asked: already in production or archived, production cannot be archived, "
                 "nothing to roll back to, the artifact file is missing or not the one registered, or "
-                "(promote) the version's backtest WMAE is worse than production's and `force` is not true: "
-                "the message says by how much"
+                "(promote) the version scores worse than production on the same weeks and `force` is not "
+                "true: the message says by how much and on which weeks"
             ),
         },
         path_descriptions={"version": VERSION_PATH} if with_version else {},
