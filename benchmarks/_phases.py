@@ -108,5 +108,6 @@ def request_phases(
             medians[SERVER] = max(0.0, http_ms[key] - medians["in-process total"])
             out[key] = {"n": n, "http_median_ms": http_ms[key], "phases_ms": medians}
     finally:
+        app.extensions["request_log"].close()  # now, while the benchmark's database still exists
         app.extensions["storage"].dispose()
     return out
