@@ -16,6 +16,7 @@ from app.serving import predictions
 from app.serving.holder import ModelUnavailable
 from app.serving.predictions import Caller, Served
 from app.web.api.errors import ApiError, detail, forecast_error_detail
+from app.web.headers import add_missing
 from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
 from app.web.security import RETRY_AFTER_SECONDS
 
@@ -56,9 +57,10 @@ def version_headers(response: Any) -> Any:
     """X-Model-Version and X-Production-Version on every answer a model made (see forecaster())."""
     served = g.get("served_versions")
     if served:
-        response.headers.setdefault("X-Model-Version", served[0])
+        pairs = [("X-Model-Version", served[0])]
         if served[1]:
-            response.headers.setdefault("X-Production-Version", served[1])
+            pairs.append(("X-Production-Version", served[1]))
+        add_missing(response.headers, pairs)
     return response
 
 
