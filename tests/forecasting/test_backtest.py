@@ -11,6 +11,14 @@ from tests.helpers.data import REAL_DATA_DIR
 from tests.helpers.training import TINY_TRAIN_PARAMS
 
 TINY = {**TINY_TRAIN_PARAMS, "max_iter": 30}
+# The proper scores the backtest gave with one set of quantiles for every series (the same default
+# model and run), at each origin: calibration series by series must beat them.
+BEFORE_KEYS = ("interval_score_80", "interval_score_95", "wql_0.1", "wql_0.9")
+BEFORE = {
+    "2012-01-27": dict(zip(BEFORE_KEYS, (9273, 23250, 0.0564, 0.0607), strict=True)),
+    "2011-10-28": dict(zip(BEFORE_KEYS, (10280, 23310, 0.0628, 0.0628), strict=True)),
+    "2011-07-29": {},
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +82,18 @@ def test_bad_arguments(small_dataset):
 @pytest.mark.real_data
 @pytest.mark.skipif(not os.environ.get("STORECAST_SLOW"), reason="set STORECAST_SLOW=1 (minutes on 2 cores)")
 @pytest.mark.parametrize(
-    ("origin", "target"),
-    [("2012-01-27", 0.80), ("2011-10-28", 0.85), ("2011-07-29", 0.85)],  # figures: benchmarks/RESULTS.md
+    ("origin", "target", "before"),
+    [  # figures: benchmarks/RESULTS.md; `before`: the proper scores of uniform calibration, to beat
+        ("2012-01-27", 0.80, BEFORE["2012-01-27"]),
+        ("2011-10-28", 0.85, BEFORE["2011-10-28"]),
+        ("2011-07-29", 0.85, BEFORE["2011-07-29"]),
+    ],
 )
-def test_real_data_backtest_meets_the_accuracy_target(origin, target):
-    """The accuracy and coverage targets at three origins. Store totals are held to a horizon bucket's
-    bands: with 45 stores, a few stores' lasting errors move their coverage by a couple of points."""
+def test_real_data_backtest_meets_the_accuracy_target(origin, target, before):
+    """The accuracy and coverage targets at three origins: every quarter of series by volatility and by
+    size covered within the bands in every horizon bucket, with proper scores better than one set of
+    quantiles for all series gave. Store totals are held to a horizon bucket's bands: with 45 stores,
+    a few stores' lasting errors move their coverage by a couple of points."""
     from app.forecasting.data import load_dataset
 
     ds = load_dataset(REAL_DATA_DIR)
@@ -87,6 +101,20 @@ def test_real_data_backtest_meets_the_accuracy_target(origin, target):
     assert 1_700 < r["baseline_wmae"] < 2_100  # the seasonal naive's scale on these weeks
     assert r["wmae"] <= target * r["baseline_wmae"]
     assert 0.77 <= r["coverage_80"] <= 0.83 and 0.93 <= r["coverage_95"] <= 0.97
+    scores = r["folds"][0]["scores"]
+    for group in ("by_volatility_quarter", "by_size_quarter"):
+        for quarter, figures in scores[group].items():
+            # the volatile and the small quarters run a few points under 80% where the window holds
+            # Thanksgiving and Christmas (2011-10-28); far from the 41-98% of one set of quantiles
+            assert 0.72 <= figures["coverage_80"] <= 0.85, (group, quarter, figures["coverage_80"])
+            assert 0.88 <= figures["coverage_95"] <= 0.98, (group, quarter, figures["coverage_95"])
+            # a quarter's horizon bucket: a few hundred (next week) to a few thousand rows of a few weeks
+            for bucket, cell in figures["by_horizon"].items():
+                where = (group, quarter, bucket)
+                assert 0.65 <= cell["coverage_80"] <= 0.88, (where, cell["coverage_80"])
+                assert 0.85 <= cell["coverage_95"] <= 0.985, (where, cell["coverage_95"])
+    for key, value in before.items():
+        assert scores[key] < value, (key, scores[key], value)
     totals = r["store_totals"]
     assert 0.75 <= totals["coverage_80"] <= 0.85 and 0.90 <= totals["coverage_95"] <= 0.98
     assert r["rows"] > 110_000 and np.isfinite(r["mae"])
@@ -110,3 +138,39 @@ def test_real_data_intervals_cover_at_an_early_origin():
     r = run_backtest(ds, "2011-07-29", 39, params={**TINY, "max_rows": 40_000}).to_dict()
     assert 0.74 <= r["coverage_80"] <= 0.86, r["coverage_80"]
     assert 0.91 <= r["coverage_95"] <= 0.98, r["coverage_95"]
+
+
+def test_calm_and_volatile_series_are_each_covered():
+    """Series whose noise is known, from calm to volatile, side by side: every quarter of series by
+    volatility and by size is covered within the bands, not only all of them together."""
+    from app.forecasting.synthetic import generate_dataset
+
+    ds = generate_dataset(seed=2, n_stores=6, n_depts=16, noise=(0.02, 0.6))
+    origin = ds.last_week - pd.Timedelta(weeks=39)
+    scores = run_backtest(ds, origin, 39, params={"max_rows": 60_000, "max_iter": 60}).folds[0]["scores"]
+    for group in ("by_volatility_quarter", "by_size_quarter"):
+        assert len(scores[group]) == 4
+        for quarter, figures in scores[group].items():
+            assert 0.75 <= figures["coverage_80"] <= 0.85, (group, quarter, figures["coverage_80"])
+            assert 0.90 <= figures["coverage_95"] <= 0.98, (group, quarter, figures["coverage_95"])
+            assert figures["interval_score_80"] < figures["interval_score_95"]
+
+
+def test_a_chain_with_one_year_of_history():
+    """52 weeks of sales: the model trains, its intervals are calibrated on weeks its inner model did not
+    see, and it beats the seasonal naive; under 52 weeks, a message in words."""
+    from app.forecasting.synthetic import generate_dataset
+
+    ds = generate_dataset(seed=5, n_stores=6, n_depts=12)
+    first = ds.sales["date"].min()
+    origin = first + pd.Timedelta(weeks=51)
+    result = run_backtest(ds, origin, 13, params=TINY)
+    fold, meta = result.folds[0], result.models[0].metadata
+    assert fold["wmae"] < fold["baseline_wmae"]
+    assert fold["coverage_80"] >= 0.75 and fold["coverage_95"] >= 0.9
+    held_out = meta["backtest"]
+    assert held_out and held_out["horizon"] < 39 and held_out["rows"] > 0
+    assert held_out["origin"] < origin.date().isoformat()  # calibrated on weeks after the inner cutoff
+    assert sum(meta["intervals"]["counts"].values()) > 0
+    with pytest.raises(ValueError, match="51 weeks of history.*at least 52 weeks"):
+        run_backtest(ds, origin - pd.Timedelta(weeks=1), 13, params=TINY)
