@@ -54,18 +54,32 @@ def _scores(
     return out
 
 
+def _bucket_only_bands(fc: Forecaster, rows: pd.DataFrame, res: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The same forecasts with bucket-only conformal bands (one set of quantiles for every series, no
+    floor): the yardstick the series-by-series bands' scores are compared to."""
+    store, dept, h = rows["store"].to_numpy(), rows["dept"].to_numpy(), res["horizon"].to_numpy()
+    pred = res["prediction"].to_numpy()
+    out = {"prediction": pred}
+    for level, name in ((0.8, "80"), (0.95, "95")):
+        served = res[f"upper_{name}"].to_numpy() - pred
+        half = fc.bucket_only_half_width(store, dept, h, served, level)
+        out[f"lower_{name}"], out[f"upper_{name}"] = pred - half, pred + half
+    return out
+
+
 def _store_total_scores(
     fc: Forecaster, rows: pd.DataFrame, y: np.ndarray, res: pd.DataFrame
 ) -> dict[str, Any]:
     """Coverage of the store totals' intervals (Forecaster.total_bounds) over the store-weeks scored."""
-    difficulty = fc.difficulty(rows["store"].to_numpy(), rows["dept"].to_numpy())
+    store, dept = rows["store"].to_numpy(), rows["dept"].to_numpy()
+    served = (res["upper_80"] - res["prediction"]).to_numpy()
     frame = pd.DataFrame(
         {
             "store": rows["store"].to_numpy(),
             "date": rows["date"].to_numpy(),
             "y": y,
             "prediction": res["prediction"].to_numpy(),
-            "half80": (res["upper_80"] - res["prediction"]).to_numpy() / difficulty,
+            "half80": fc.bucket_only_half_width(store, dept, res["horizon"].to_numpy(), served),
             "horizon": res["horizon"].to_numpy(),
         }
     )
@@ -268,6 +282,7 @@ def _fold(
     bands = {k: res[k].to_numpy() for k in ("lower_80", "upper_80", "lower_95", "upper_95")}
     profile = fc.series_profile(rows["store"].to_numpy(), rows["dept"].to_numpy())
     fold["scores"] = grouped_scores(y, {"prediction": pred, **bands}, h, *profile)
+    fold["scores_bucket_only"] = grouped_scores(y, _bucket_only_bands(fc, rows, res), h, *profile)
     fold["baseline_wmae"] = fold["baseline"]["wmae"]
     fold["ratio_to_baseline"] = fold["wmae"] / fold["baseline_wmae"] if fold["baseline_wmae"] else None
     frame = pd.DataFrame(
@@ -357,11 +372,12 @@ def run_backtest(
         for b in BUCKET_LABELS
         if any(b in f["by_bucket"] for f in results)
     }
-    summary["scores"] = {
-        key: float(np.mean([f["scores"][key] for f in results]))
-        for key in SCORE_KEYS
-        if all(key in f["scores"] for f in results)
-    }
+    for name in ("scores", "scores_bucket_only"):
+        summary[name] = {
+            key: float(np.mean([f[name][key] for f in results]))
+            for key in SCORE_KEYS
+            if all(key in f[name] for f in results)
+        }
     summary["store_totals"] = {
         k: _mean_of_known([f["store_totals"][k] for f in results]) for k in ("coverage_80", "coverage_95")
     }

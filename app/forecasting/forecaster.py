@@ -139,14 +139,23 @@ class Forecaster:
         frame = pd.DataFrame({"date": dates, "weekly_sales": values})
         return frame[~np.isnan(values)].reset_index(drop=True)
 
-    def difficulty(self, store: np.ndarray, dept: np.ndarray) -> np.ndarray:
-        """Each row's series' interval difficulty (the calibrator's; typical for a series without
-        history)."""
+    def difficulty(self, store: np.ndarray, dept: np.ndarray, horizon: np.ndarray) -> np.ndarray:
+        """Each row's series' interval difficulty at its horizon (the calibrator's; typical for a series
+        without history)."""
         key = np.asarray(store, dtype=np.int64) * 1000 + np.asarray(dept, dtype=np.int64)
         series = self.panel.positions(key)
         features = np.full((len(series), self.difficulty_features.shape[1]), np.nan)
         features[series >= 0] = self.difficulty_features[series[series >= 0]]
-        return self.calibrator.difficulty(features)
+        return self.calibrator.difficulty(features, horizon)
+
+    def bucket_only_half_width(
+        self, store: np.ndarray, dept: np.ndarray, horizon: np.ndarray, half: np.ndarray, level: float = 0.8
+    ) -> np.ndarray:
+        """The bucket-only conformal half-widths at `level` (every series alike, without its difficulty)
+        of rows whose served ones (upper - prediction) are `half`: what a store total reads of its
+        departments at 80% (total_bounds), and the yardstick the backtest scores against."""
+        difficulty = self.difficulty(store, dept, horizon)
+        return self.calibrator.plain_half_width(horizon, half, difficulty, level)
 
     def series_profile(self, store: np.ndarray, dept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row's series' volatility and size at the origin (scores.series_profile; NaN for a
@@ -222,7 +231,9 @@ class Forecaster:
         preds = to_predictions(res, self.version, self.data_through)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
         total = []
-        half80 = (res["upper_80"] - res["prediction"]) / res["difficulty"]  # as total_bounds reads them
+        half80 = self.calibrator.plain_half_width(
+            res["horizon"], res["upper_80"] - res["prediction"], res["difficulty"]
+        )  # as total_bounds reads them
         for j in range(weeks):
             idx = np.arange(j, len(week), weeks)
             bounds = self.total_bounds(res["prediction"][idx], half80[idx], int(res["horizon"][idx[0]]))
@@ -250,8 +261,8 @@ class Forecaster:
 
     def total_bounds(self, prediction: np.ndarray, half80: np.ndarray, horizon: int) -> dict[str, float]:
         """The forecast and intervals of a sum of departments (a store total) `horizon` weeks ahead from
-        their 80% half-widths without their difficulty (upper_80 - prediction, over `difficulty`) and
-        the stores' lasting spread the calibrator measured (fit_totals)."""
+        their bucket-only 80% half-widths (bucket_only_half_width) and the stores' lasting spread the
+        calibrator measured (fit_totals)."""
         p = float(np.sum(prediction))
         h80 = self.calibrator.total_half_width(half80, horizon, 0.8)
         h95 = self.calibrator.total_half_width(half80, horizon, 0.95)
@@ -445,7 +456,7 @@ class Forecaster:
         if has.any():
             features[has] = self.difficulty_features[series[has]]
             floor[has] = self.floor[series[has]]
-        difficulty = self.calibrator.difficulty(features)
+        difficulty = self.calibrator.difficulty(features, week - self.origin_week)
         denom = interval_denominator(scale, base, self.calibrator.mix) * difficulty
         bounds = self.calibrator.bounds(horizon, pred, denom, cold, floor)
         return {

@@ -280,30 +280,35 @@ def internal_backtest(
             naive_pred = at_origins[0][2]
     all_hz, all_resid, all_denom = (np.concatenate(a) for a in (hz, resid, denom))
     all_target = np.concatenate(target)
-    # Normalised conformal: each series' scores divided by its difficulty before the quantiles, so
-    # that calm series get narrow bands and volatile ones wide (intervals.fit_difficulty).
-    all_features = np.concatenate(features)
-    calibrator.fit_difficulty(all_hz, all_resid, all_denom, all_features)
-    all_difficulty = calibrator.difficulty(all_features)
-    all_denom = all_denom * all_difficulty
-    for res, _, _ in at_origins:  # forecast before the difficulty was known: rescaled alike
-        res["denominator"] = res["denominator"] * calibrator.difficulty(res["difficulty_features"])
-    calibrator.fit(all_hz, all_resid, all_denom, all_target)
+    # The bucket-only calibration (every series alike): what store totals read (intervals.py).
+    plain = IntervalCalibrator().fit(all_hz, all_resid, all_denom, all_target)
     calibrating = StoreTotals.of_rows(
         np.concatenate(stores),
         all_target,
         all_hz,
         all_resid,
-        calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"] / all_difficulty,
+        plain.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"],
     )
+    # Normalised conformal: each series' scores divided by its difficulty before the quantiles, so
+    # that calm series get narrow bands and volatile ones wide (intervals.fit_difficulty).
+    all_features = np.concatenate(features)
+    calibrator.fit_difficulty(all_hz, all_resid, all_denom, all_features)
+    all_plain_denom = all_denom
+    all_denom = all_denom * calibrator.difficulty(all_features, all_hz)
+    for res, _, _ in at_origins:  # forecast before the difficulty was known: rescaled alike
+        difficulty = calibrator.difficulty(res["difficulty_features"], res["horizon"])
+        res["denominator"] = res["denominator"] * difficulty
+        res["difficulty"] = difficulty
+    calibrator.fit(all_hz, all_resid, all_denom, all_target)
     # A calibrating model that did not learn from targets with a year before errs unlike the final
     # one: the newer model's buckets take only part of its growth with the horizon, and none of its
     # seasons unless it had some such targets (intervals.py).
     growth_power = 1.0 if learned_yearly else UNTRAINED_GROWTH_POWER
-    reference = None
+    reference = plain_reference = None
     if has_yearly_targets(panel, cutoff, weeks=1):
         near = all_hz <= REFERENCE_HORIZON
         reference = (np.abs(all_resid[near]) / all_denom[near], all_target[near])
+        plain_reference = (np.abs(all_resid[near]) / all_plain_denom[near], all_target[near])
     rescaled = skill_rescale(
         panel,
         covariates,
@@ -316,7 +321,9 @@ def internal_backtest(
         growth_power=growth_power,
         reference=reference,
         calibrating=calibrating,
+        plain=(plain, plain_reference),
     )
+    calibrator.plain_quantiles = plain.quantiles
     if not rescaled:  # the store totals from the calibrating model alone (else the newer one's too)
         calibrator.fit_totals(calibrating)
     rows, res, y = first
@@ -366,6 +373,7 @@ def skill_rescale(
     growth_power: float,
     reference: tuple[np.ndarray, np.ndarray] | None,
     calibrating: StoreTotals,
+    plain: tuple[IntervalCalibrator, tuple[np.ndarray, np.ndarray] | None],
 ) -> bool:
     """Scale the intervals to the skill of a model fitted 13 weeks before the end (False: the history
     is too short for it, or the model is the naive one; nothing changed).
@@ -377,7 +385,8 @@ def skill_rescale(
     its residuals on the last 13 weeks calibrate buckets 1-4 and 5-13, and the buckets past 13
     weeks grow from those as the older model's did: all of its growth if it learned from targets with
     a year before, part of it if not. When it had some such targets, the last 13 weeks are also
-    season-matched to all of its `reference` weeks (intervals.py).
+    season-matched to all of its `reference` weeks (intervals.py). The bucket-only calibration and
+    its reference (`plain`) follow alike, on the scores without the difficulty.
     """
     recent = panel.last_week - SKILL_WEEKS
     if kind == "naive" or recent - panel.first_week < config.min_origin_week + 4:
@@ -402,15 +411,25 @@ def skill_rescale(
         week,
         reference,
     )
+    plain_denominator = denominator / new["difficulty"][known]
+    plain_calibrator, plain_reference = plain
+    plain_calibrator.rescale_to(
+        np.abs(resid) / plain_denominator,
+        (np.abs(y - old["prediction"]) / (old["denominator"] / old["difficulty"]))[known],
+        horizon,
+        growth_power,
+        week,
+        plain_reference,
+    )
     # The store totals are measured against intervals that fit these same weeks, not the season-matched
     # ones, which are narrower on November-January and would read a season as a store's lasting error.
     # The tail of their week-to-week errors pools these 13 weeks of totals with the calibrating model's.
-    # As every store total reads them: its departments' half-widths without their difficulty (intervals.py)
+    # As every store total reads them: its departments' bucket-only half-widths (intervals.py).
     half80 = (
         IntervalCalibrator()
-        .fit(horizon, resid, denominator)
-        .bounds(horizon, np.zeros(len(resid)), denominator)["upper_80"]
-    ) / calibrator.difficulty(new["difficulty_features"][known])
+        .fit(horizon, resid, plain_denominator)
+        .bounds(horizon, np.zeros(len(resid)), plain_denominator)["upper_80"]
+    )
     newer = StoreTotals.of_rows(rows["store"].to_numpy()[known], week, horizon, resid, half80)
     calibrator.fit_totals(newer, [calibrating])
     say(progress, f"interval skill factors {calibrator.skill_factors}")

@@ -24,11 +24,10 @@ departments' 80% half-widths, whose spread across stores enters as a normal erro
 steady one (the departments' half-widths in quadrature, times a tail measured on past totals at 95%,
 heavier than a normal one).
 
-A store total's parts are measured against its departments' half-widths without their difficulty
-(the quantile times the size alone): its error comes from what its departments share, a store's week
-above or below all of them, which the difficulty of each department does not tell; measured against
-narrow bands of large calm departments, that shared part would be read, and spread, unlike the
-weeks it serves.
+A store total reads its departments' bucket-only half-widths (`plain_quantiles`: the same conformal
+fit and rescaling with every series alike, the size alone), not their difficulty-scaled ones: its
+error comes from what its departments share, a store's week above or below all of them, which the
+difficulty of each department does not tell.
 
 A bucket with fewer than MIN_BUCKET_ROWS residuals takes the nearest calibrated bucket's quantiles
 and `fallbacks` names it, so the metadata says which buckets were not calibrated rather than posing
@@ -60,6 +59,9 @@ QUANTILE_RANGE = (0.01, 0.99)
 # What predicts a series' error, known at the origin (difficulty_features), each as a log ratio.
 DIFFICULTY_FEATURES = ("volatility", "week_to_week", "naive_error", "size")
 DIFFICULTY_CLIP = 8.0  # a series' difficulty stays within 1/8..8 times the typical one
+# Horizons whose difficulty is fitted apart: next weeks' errors follow a series' week-to-week noise,
+# those a season out its level's drift, which calm and large series have too.
+DIFFICULTY_HORIZONS: tuple[tuple[int, int], ...] = ((1, 13), (14, 52))
 
 
 def bucket_label(lo: int, hi: int) -> str:
@@ -249,23 +251,29 @@ class IntervalCalibrator:
     total_tail: dict[str, float] = field(default_factory=dict)  # a level's steady error / the 80% one
     skill_factors: dict[str, float] = field(default_factory=dict)  # rescale_to's factor per level
     # Normalised conformal (fit_difficulty): a series' scores are divided by exp(features @ coef -
-    # center), its difficulty; no coefficients: every series alike.
-    difficulty_coef: list[float] = field(default_factory=list)
-    difficulty_center: float = 0.0
+    # center), its difficulty, with coef and center per DIFFICULTY_HORIZONS group; no coefficients:
+    # every series alike.
+    difficulty_coef: list[list[float]] = field(default_factory=list)
+    difficulty_center: list[float] = field(default_factory=list)
     difficulty_fill: list[float] = field(default_factory=list)  # a feature's value where unknown
     difficulty_range: list[list[float]] = field(default_factory=list)  # [low, high] seen per feature
     # Per bucket, the scores' quantiles at SHAPE_LEVELS over their 80% one: the rest of the distribution
     shape: dict[str, list[float]] = field(default_factory=dict)
+    # Bucket-only conformal quantiles (the size alone, no difficulty), fitted and rescaled alike: what a
+    # store total reads of its departments (total_half80) and the yardstick the scores are compared to.
+    plain_quantiles: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def fit_difficulty(
         self, horizon: np.ndarray, residual: np.ndarray, denominator: np.ndarray, features: np.ndarray
     ) -> IntervalCalibrator:
-        """Learn how a series' error grows with its difficulty features: a least-squares fit of the log
-        score on them (with a constant per horizon bucket), so that dividing each score by its fitted
-        difficulty leaves scores alike across series and one quantile serves calm and volatile ones."""
+        """Learn how a series' error grows with its difficulty features: per DIFFICULTY_HORIZONS group, a
+        least-squares fit of the log score on them (with a constant per horizon bucket), so that dividing
+        each score by its fitted difficulty leaves scores alike across series and one quantile serves
+        calm and volatile ones; a group with too few rows takes the nearest fitted group's."""
         features = np.asarray(features, dtype=float)
+        horizon = np.asarray(horizon)
         score = np.abs(np.asarray(residual, dtype=float)) / np.asarray(denominator, dtype=float)
-        self.difficulty_coef, self.difficulty_center = [], 0.0
+        self.difficulty_coef, self.difficulty_center = [], []
         self.difficulty_fill, self.difficulty_range = [], []
         if len(score) < MIN_BUCKET_ROWS * 10 or not np.any(score > 0):
             return self
@@ -282,25 +290,61 @@ class IntervalCalibrator:
         x = self._clipped(x)
         floor = 0.01 * float(np.median(score[score > 0]))
         target = np.log(np.maximum(score, floor))
-        dummies = (bucket_index(np.asarray(horizon))[:, None] == np.arange(len(BUCKETS))).astype(float)
-        design = np.column_stack([dummies[:, dummies.any(axis=0)], x])
-        coef = np.linalg.lstsq(design, target, rcond=None)[0][-x.shape[1] :]
-        self.difficulty_coef = [round(float(c), 6) for c in coef]
-        self.difficulty_center = round(float(np.mean(x @ coef)), 6)
+        dummies = (bucket_index(horizon)[:, None] == np.arange(len(BUCKETS))).astype(float)
+        group = bucket_index(horizon, DIFFICULTY_HORIZONS)
+        fitted: dict[int, tuple[list[float], float]] = {}
+        for g in range(len(DIFFICULTY_HORIZONS)):
+            rows = group == g
+            if rows.sum() < MIN_BUCKET_ROWS * 10:
+                continue
+            d = dummies[rows]
+            design = np.column_stack([d[:, d.any(axis=0)], x[rows]])
+            coef = np.linalg.lstsq(design, target[rows], rcond=None)[0][-x.shape[1] :]
+            fitted[g] = ([round(float(c), 6) for c in coef], round(float(np.mean(x[rows] @ coef)), 6))
+        if not fitted:
+            return self
+        for g in range(len(DIFFICULTY_HORIZONS)):
+            coef, center = fitted[_nearest(g, fitted)]
+            self.difficulty_coef.append(coef)
+            self.difficulty_center.append(center)
         return self
 
     def _clipped(self, x: np.ndarray) -> np.ndarray:
         lo, hi = np.array(self.difficulty_range).T
         return np.clip(x, lo, hi)
 
-    def difficulty(self, features: np.ndarray) -> np.ndarray:
-        """Each row's difficulty (1 for a typical series; all ones before fit_difficulty)."""
+    def difficulty(self, features: np.ndarray, horizon: np.ndarray) -> np.ndarray:
+        """Each row's difficulty at its horizon (1 for a typical series; all ones before
+        fit_difficulty)."""
         features = np.asarray(features, dtype=float)
         if not self.difficulty_coef:
             return np.ones(len(features))
         x = self._clipped(np.where(np.isnan(features), np.array(self.difficulty_fill), features))
-        log_d = x @ np.array(self.difficulty_coef) - self.difficulty_center
+        group = bucket_index(np.broadcast_to(np.asarray(horizon), (len(features),)), DIFFICULTY_HORIZONS)
+        coef = np.array(self.difficulty_coef)[group]
+        log_d = np.einsum("ij,ij->i", x, coef) - np.array(self.difficulty_center)[group]
         return np.exp(np.clip(log_d, -math.log(DIFFICULTY_CLIP), math.log(DIFFICULTY_CLIP)))
+
+    def plain_ratio(self, horizon: np.ndarray, level: float) -> np.ndarray:
+        """Per row, the bucket-only quantile over the served one at `level` (1 where either is unknown):
+        a served half-width over its difficulty, times this, is the bucket-only half-width."""
+        idx = bucket_index(np.asarray(horizon))
+        if not self.plain_quantiles or not self.quantiles:
+            return np.ones(len(idx))
+        served = np.array([self.quantiles[b][str(level)] for b in BUCKET_LABELS])
+        plain = np.array([self.plain_quantiles[b][str(level)] for b in BUCKET_LABELS])
+        return np.where(served > 0, plain / np.where(served > 0, served, 1.0), 1.0)[idx]
+
+    def plain_half_width(
+        self, horizon: np.ndarray, half: np.ndarray, difficulty: np.ndarray, level: float = 0.8
+    ) -> np.ndarray:
+        """The bucket-only conformal half-width at `level` of rows whose served one (upper - prediction)
+        is `half`: what a store total reads of its departments, and the yardstick of the scores."""
+        return (
+            np.asarray(half, dtype=float)
+            / np.asarray(difficulty, dtype=float)
+            * self.plain_ratio(horizon, level)
+        )
 
     def fit(
         self,
@@ -521,6 +565,7 @@ class IntervalCalibrator:
             "skill_factors": self.skill_factors,
             "difficulty": {
                 "features": list(DIFFICULTY_FEATURES),
+                "horizons": [bucket_label(lo, hi) for lo, hi in DIFFICULTY_HORIZONS],
                 "coef": self.difficulty_coef,
                 "center": self.difficulty_center,
                 "fill": self.difficulty_fill,
@@ -528,4 +573,5 @@ class IntervalCalibrator:
             },
             "shape_levels": list(SHAPE_LEVELS),
             "shape": self.shape,
+            "plain_quantiles": self.plain_quantiles,
         }

@@ -172,3 +172,20 @@ def test_any_quantile_on_request(fc):
     for bad in (0.0, 1.5, "x", None):
         with pytest.raises(ForecastError, match="quantiles"):
             fc.forecast(store, dept, start, 2, quantiles=[bad])
+
+
+def test_store_totals_read_the_bucket_only_half_widths(small_artifact):
+    """A store total's interval comes from its departments' bucket-only half-widths: doubling how much
+    the series' difficulty spreads their own bands leaves it as it was."""
+    fc = load_forecaster(small_artifact.path, small_artifact.sha256)
+    assert fc.calibrator.difficulty_coef and fc.calibrator.plain_quantiles
+    store = fc.stores()[0]
+    start = fc.origin + pd.Timedelta(weeks=1)
+    before = fc.forecast_store(store, start, 39)
+    fc.calibrator.difficulty_coef = [[2 * c for c in coef] for coef in fc.calibrator.difficulty_coef]
+    fc.calibrator.difficulty_center = [2 * c for c in fc.calibrator.difficulty_center]
+    after = fc.forecast_store(store, start, 39)
+    dept = fc.departments(store)[0]
+    assert [p.upper_80 for p in after.departments[dept]] != [p.upper_80 for p in before.departments[dept]]
+    for b, a in zip(before.total, after.total, strict=True):
+        assert a.upper_80 == pytest.approx(b.upper_80) and a.lower_95 == pytest.approx(b.lower_95)

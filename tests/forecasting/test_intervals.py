@@ -238,9 +238,10 @@ def test_normalised_scores_cover_calm_and_volatile_series_alike():
     denom = np.full(len(rows), 10.0)
     plain = IntervalCalibrator().fit(horizon, noise(), denom)
     cal = IntervalCalibrator().fit_difficulty(horizon, noise(), denom, features[rows])
-    difficulty = cal.difficulty(features)
-    assert difficulty[volatile].min() > 2 * difficulty[~volatile].max()  # learned from the history
-    scaled = denom * cal.difficulty(features[rows])
+    for h in (1, 20):  # each horizon group's fit
+        difficulty = cal.difficulty(features, h)
+        assert difficulty[volatile].min() > 2 * difficulty[~volatile].max()  # learned from the history
+    scaled = denom * cal.difficulty(features[rows], horizon)
     cal.fit(horizon, noise(), scaled)
     fresh = noise()
     for calibrator, d, in_band in ((plain, denom, False), (cal, scaled, True)):
@@ -251,6 +252,41 @@ def test_normalised_scores_cover_calm_and_volatile_series_alike():
             c80, c95 = inside80[group].mean(), inside95[group].mean()
             assert (0.77 <= c80 <= 0.83 and 0.93 <= c95 <= 0.97) == in_band, (c80, c95)
     assert cal.to_dict()["difficulty"]["coef"] == cal.difficulty_coef
+
+
+def test_difficulty_is_fitted_per_horizon_group():
+    """Calm series whose level drifts: next weeks they err by their small noise, a season out by the
+    drift every series shares, so their difficulty a season out is nearer the volatile ones'."""
+    rng = np.random.default_rng(5)
+    volatile, features, rows, horizon, noise = _calm_and_volatile(rng, weeks=40)
+    drift = np.where(horizon > 13, 4.0, 0.0) * rng.normal(size=len(rows))
+    cal = IntervalCalibrator().fit_difficulty(
+        horizon, noise() + drift, np.full(len(rows), 10.0), features[rows]
+    )
+    assert len(cal.difficulty_coef) == 2
+    near, far = cal.difficulty(features, 1), cal.difficulty(features, 30)
+    ratio_near = near[volatile].mean() / near[~volatile].mean()
+    ratio_far = far[volatile].mean() / far[~volatile].mean()
+    assert ratio_far < 0.6 * ratio_near, (ratio_near, ratio_far)
+
+
+def test_bucket_only_half_width_undoes_the_difficulty():
+    """A served half-width over its difficulty, times the bucket-only over the served quantile, is the
+    bucket-only conformal half-width a store total reads."""
+    rng = np.random.default_rng(6)
+    volatile, features, rows, horizon, noise = _calm_and_volatile(rng)
+    denom = np.full(len(rows), 10.0)
+    resid = noise()
+    plain = IntervalCalibrator().fit(horizon, resid, denom)
+    cal = IntervalCalibrator().fit_difficulty(horizon, resid, denom, features[rows])
+    difficulty = cal.difficulty(features[rows], horizon)
+    cal.fit(horizon, resid, denom * difficulty)
+    cal.plain_quantiles = plain.quantiles
+    for level, name in ((0.8, "80"), (0.95, "95")):
+        served = cal.bounds(horizon, np.zeros(len(rows)), denom * difficulty)[f"upper_{name}"]
+        expected = plain.bounds(horizon, np.zeros(len(rows)), denom)[f"upper_{name}"]
+        assert np.allclose(cal.plain_half_width(horizon, served, difficulty, level), expected)
+    assert cal.to_dict()["plain_quantiles"] == plain.quantiles
 
 
 def test_any_quantile_rises_with_q_and_meets_the_bands():
