@@ -1,5 +1,6 @@
 """The honest backtest: figures, predictions, folds, coverage; the real data when present."""
 
+import logging
 import os
 
 import numpy as np
@@ -10,6 +11,7 @@ from app.forecasting.backtest import PREDICTION_COLUMNS, run_backtest
 from tests.helpers.data import REAL_DATA_DIR
 from tests.helpers.training import TINY_TRAIN_PARAMS
 
+log = logging.getLogger(__name__)
 TINY = {**TINY_TRAIN_PARAMS, "max_iter": 30}
 # The proper scores that must beat the bucket-only conformal bands' (one set of quantiles for every
 # series) on the same forecasts.
@@ -93,6 +95,7 @@ def test_real_data_backtest_meets_the_accuracy_target(origin, target):
     assert r["wmae"] <= target * r["baseline_wmae"]
     assert 0.75 <= r["coverage_80"] <= 0.85 and 0.90 <= r["coverage_95"] <= 0.98
     scores, bucket_only = r["folds"][0]["scores"], r["folds"][0]["scores_bucket_only"]
+    log.info("real-data backtest at %s: %s", origin, _summary(r, scores, bucket_only))
     for group in ("by_volatility_quarter", "by_size_quarter"):
         for quarter, figures in scores[group].items():
             # the volatile and the small quarters run a few points under 80% where the window holds
@@ -109,6 +112,33 @@ def test_real_data_backtest_meets_the_accuracy_target(origin, target):
     totals = r["store_totals"]
     assert 0.75 <= totals["coverage_80"] <= 0.85 and 0.90 <= totals["coverage_95"] <= 0.98
     assert r["rows"] > 110_000 and np.isfinite(r["mae"])
+
+
+def _summary(r: dict, scores: dict, bucket_only: dict) -> dict:
+    """The figures a reader of the log compares: coverage overall, its range over the quarters, per
+    horizon bucket, the store totals, and the proper scores beside the bucket-only bands'."""
+    quarters = [f for g in ("by_volatility_quarter", "by_size_quarter") for f in scores[g].values()]
+    cells = [c for f in quarters for c in f["by_horizon"].values()]
+
+    def span(items: list, key: str) -> str:
+        return f"{min(i[key] for i in items):.3f}-{max(i[key] for i in items):.3f}"
+
+    keys = (*SCORE_KEYS, "wql_0.5")
+    return {
+        "wmae_ratio": round(r["wmae"] / r["baseline_wmae"], 3),
+        "coverage": (round(r["coverage_80"], 3), round(r["coverage_95"], 3)),
+        "quarters": (span(quarters, "coverage_80"), span(quarters, "coverage_95")),
+        "quarter_buckets": (span(cells, "coverage_80"), span(cells, "coverage_95")),
+        "by_horizon": {
+            b: (round(c["coverage_80"], 3), round(c["coverage_95"], 3))
+            for b, c in scores["by_horizon"].items()
+        },
+        "by_volatility": {q: round(f["coverage_80"], 3) for q, f in scores["by_volatility_quarter"].items()},
+        "by_size": {q: round(f["coverage_80"], 3) for q, f in scores["by_size_quarter"].items()},
+        "store_totals": (r["store_totals"]["coverage_80"], r["store_totals"]["coverage_95"]),
+        "scores": {k: round(scores[k], 4) for k in keys},
+        "bucket_only": {k: round(bucket_only[k], 4) for k in keys},
+    }
 
 
 @pytest.mark.real_data
