@@ -88,6 +88,7 @@ def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dic
         "by_bucket": fold["by_bucket"],
         "store_totals": fold["store_totals"],
         "scores": fold["scores"],
+        "scores_bucket_only": fold["scores_bucket_only"],
         "train_seconds": fold["train_seconds"],
         "seconds": round(time.perf_counter() - started, 1),
         "load_after": os.getloadavg(),
@@ -99,6 +100,15 @@ def quarter_ranges(scores: dict[str, Any]) -> str:
     lo80, hi80 = band_ranges(scores, "coverage_80")
     lo95, hi95 = band_ranges(scores, "coverage_95")
     return f"{percent(lo80)}-{percent(hi80)} / {percent(lo95)}-{percent(hi95)}"
+
+
+def _plain_scores(r: dict[str, Any]) -> str:
+    """The interval scores of one set of quantiles for every series on the same forecasts ("-" in a
+    result written before they were measured)."""
+    plain = r.get("scores_bucket_only")
+    if not plain:
+        return "-"
+    return f"{plain['interval_score_80']:,.0f} / {plain['interval_score_95']:,.0f}"
 
 
 def table(results: list[dict[str, Any]]) -> list[list[str]]:
@@ -114,6 +124,7 @@ def table(results: list[dict[str, Any]]) -> list[list[str]]:
             "totals 80/95",
             "quarters 80 / 95 (min-max)",
             "IS 80 / 95",
+            "IS 80 / 95, one set",
             "wQL .1/.5/.9",
             "train s",
             "ratio, no Xmas shift",
@@ -134,6 +145,7 @@ def table(results: list[dict[str, Any]]) -> list[list[str]]:
                 f"{percent(r['store_totals']['coverage_80'])} / {percent(r['store_totals']['coverage_95'])}",
                 quarter_ranges(r["scores"]),
                 f"{r['scores']['interval_score_80']:,.0f} / {r['scores']['interval_score_95']:,.0f}",
+                _plain_scores(r),
                 "/".join(f"{r['scores'][f'wql_{q}']:.4f}" for q in WQL_LEVELS),
                 f"{r['train_seconds']:.0f}",
                 f"{r['christmas_shift_off']['wmae'] / r['naive_wmae']:.3f}"

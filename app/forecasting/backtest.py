@@ -172,6 +172,9 @@ class BacktestResult:
             f"{_mean_of_known([f['scores'][k] for f in self.folds]):.4f}" for k in SCORE_KEYS[2:]
         )
         lines.append(("wQL 0.1 / 0.5 / 0.9", wql, "-", ""))
+        if all("scores_bucket_only" in f for f in self.folds):
+            plain = " / ".join(cell(k, "scores_bucket_only") for k in SCORE_KEYS[:2])
+            lines.append(("interval score 80% / 95%, one set of quantiles for all series", plain, "-", ""))
         for level in (80, 95):
             lo = min(band_ranges(f["scores"], f"coverage_{level}")[0] for f in self.folds)
             hi = max(band_ranges(f["scores"], f"coverage_{level}")[1] for f in self.folds)

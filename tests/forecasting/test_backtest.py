@@ -50,7 +50,8 @@ def test_figures_and_predictions(result, small_dataset):
     assert set(d["by_bucket"]) == {"1-4", "5-13", "14-26", "27-39"}
     table = result.format_table()
     assert "WMAE" in table and "seasonal naive" in table and "coverage 80%" in table
-    assert "store totals coverage" in table
+    assert "store totals coverage" in table and "one set of quantiles for all series" in table
+    assert {"interval_score_80", "wql_0.9"} <= set(d["scores_bucket_only"])
     stores, weeks = window["store"].nunique(), window["date"].nunique()
     assert d["folds"][0]["store_totals"]["store_weeks"] == stores * weeks
 
