@@ -5,6 +5,12 @@ The residuals come from forecasts made at several origins by a model that never 
 the series' scale and last year's value for that week), because a Christmas week's error is large in
 dollars but ordinary relative to its level; one set of quantiles then serves every season.
 
+Series err very differently relative to their size, so each residual is also divided by its series'
+difficulty (normalised conformal, `fit_difficulty`): how much its history's volatility, week-to-week
+change, seasonal naive error and scale predict its error, fitted on the same residuals apart for the
+next 13 weeks and for those beyond, where calm and large series err by their level's drift more than
+by their week-to-week noise. Calm series then get narrow bands and volatile ones wide.
+
 Far buckets can be scored only on the weeks a short history reaches (often only November-January,
 whose errors run larger at every horizon), so `fit` matches seasons: it measures, on the horizons
 scored on every week (1..REFERENCE_HORIZON), how much harder a bucket's mix of weeks is than all of
