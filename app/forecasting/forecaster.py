@@ -4,6 +4,12 @@ It holds one origin's state (origin_state.origin_state, computed once when the m
 resolved covariate grid, the fitted estimator and the interval calibrator. Every predict path
 goes through `_predict_arrays`, vectorised over rows, which calls the same feature assembly as
 training.
+
+One store-department with the model's own covariates (a /predict, a forecast of up to 52 weeks, a
+store's departments) is read from that series' block: its 52 weeks after the origin, computed once by
+`_predict_arrays` and kept (SERIES_BLOCKS of them, least recently used out). Every row is computed on
+its own, so a slice of the block is the very numbers the vectorised path gives for those weeks, while a
+request pays for a lookup instead of assembling features and walking the trees again.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from app.forecasting.metadata import ModelMetadata
 from app.forecasting.origin_state import OriginState, origin_state
 from app.forecasting.panel import Panel
 from app.forecasting.prediction import Prediction, StoreForecast, quantile_name, to_predictions
+
+SERIES_BLOCKS = 1024  # store-departments whose 52 weeks a Forecaster keeps computed (~10 kB each)
 
 
 class ForecastError(ValueError):
@@ -75,6 +83,12 @@ class Forecaster:
         self.floor = np.where(ever_negative, -np.inf, 0.0)
         self._store_set = {int(x) for x in self.cold_start.stores}
         self.version: str = str(self.metadata.get("version", f"{estimator.kind}-{self.origin.date()}"))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What an artifact holds: the series blocks are a cache, recomputed after loading."""
+        state = self.__dict__.copy()
+        state.pop("_blocks", None)
+        return state
 
     def with_history(self, sales: pd.DataFrame, features: pd.DataFrame | None = None) -> Forecaster:
         """The same fitted model at the newest origin, without refitting (rolling origin).
@@ -226,8 +240,9 @@ class Forecaster:
             lo, hi = self.valid_range()
             raise ForecastError("weeks", f"the forecast must stay within {lo.date()}..{hi.date()}")
         week = np.tile(np.arange(first, first + weeks), len(depts))
-        dept_arr = np.repeat(np.array(depts, dtype=np.int64), weeks)
-        res = self._predict_arrays(np.full(len(week), int(store)), dept_arr, week, None)
+        span = np.arange(first, first + weeks)
+        blocks = [self._series_arrays(int(store), d, span) for d in depts]
+        res = {key: np.concatenate([block[key] for block in blocks]) for key in blocks[0]}
         preds = to_predictions(res, self.version, self.data_through)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
         total = []
@@ -510,11 +525,52 @@ class Forecaster:
         quantiles: list[float] | None = None,
     ) -> list[Prediction]:
         levels = check_quantiles(quantiles)
-        arrays = self._predict_arrays(store, dept, week, overrides, explain=explain)
-        if levels:
-            arrays["quantiles"] = np.column_stack([self.quantile_values(arrays, q) for q in levels])
-            arrays["quantile_levels"] = np.array(levels)
+        one_series = (
+            overrides is None
+            and not explain
+            and 0 < len(week) <= MAX_HORIZON
+            and (store == store[0]).all()
+            and (dept == dept[0]).all()
+        )
+        if one_series:
+            arrays = self._series_arrays(int(store[0]), int(dept[0]), week)
+        else:
+            arrays = self._predict_arrays(store, dept, week, overrides, explain=explain)
+        if levels:  # a new dict either way: the series block's cache is left as it is
+            arrays = {
+                **arrays,
+                "quantiles": np.column_stack([self.quantile_values(arrays, q) for q in levels]),
+                "quantile_levels": np.array(levels),
+            }
         return to_predictions(arrays, self.version, self.data_through)
+
+    def _series_arrays(self, store: int, dept: int, week: np.ndarray) -> dict[str, np.ndarray]:
+        """`_predict_arrays` of one store-department at `week` (weeks 1..52 after the origin, the
+        model's own covariates), sliced from the series' block."""
+        self._check_store(store)
+        block = self._block_cache()(store, dept)
+        rows = week - (self.origin_week + 1)
+        return {key: values[rows] for key, values in block.items()}
+
+    def _block_cache(self) -> Any:
+        """This Forecaster's bounded cache of series blocks (made on first use: a loaded artifact
+        arrives without one)."""
+        cache = self.__dict__.get("_blocks")
+        if cache is None:
+            cache = self.__dict__["_blocks"] = functools.lru_cache(maxsize=SERIES_BLOCKS)(self._series_block)
+        return cache
+
+    def _series_block(self, store: int, dept: int) -> dict[str, np.ndarray]:
+        """The vectorised path's arrays for weeks 1..52 after the origin of one store-department; read
+        only, since every request of that series shares them."""
+        week = np.arange(self.origin_week + 1, self.origin_week + MAX_HORIZON + 1)
+        n = len(week)
+        block = self._predict_arrays(
+            np.full(n, store, dtype=np.int64), np.full(n, dept, dtype=np.int64), week, None
+        )
+        for values in block.values():
+            values.setflags(write=False)
+        return block
 
 
 def check_quantiles(quantiles: list[float] | None) -> list[float]:

@@ -98,10 +98,10 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         "inputs": get("inputs") or {},  # plain JSON values: the core's Prediction makes them so
         "assumed": get("assumed") or {},
         "cold_start": bool(get("cold_start", False)),
-        "model_version": str(get("model_version") or ""),
     }
     if out["cold_start"]:
         out["warning"] = cold_start_warning(out["store"], out["dept"])
+    out["model_version"] = str(get("model_version") or "")  # after `warning`: PredictionOut's order
     if prediction_id is not None:
         out["prediction_id"] = str(prediction_id)
     components = get("components")

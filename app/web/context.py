@@ -17,6 +17,7 @@ from app.serving.holder import ModelUnavailable
 from app.serving.predictions import Caller, Served
 from app.web.api.errors import ApiError, detail, forecast_error_detail
 from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
+from app.web.security import RETRY_AFTER_SECONDS
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 T = TypeVar("T")
@@ -38,13 +39,14 @@ def forecaster() -> Forecaster:
     """The production Forecaster, or ApiError 503 when none can be served.
 
     The answer's headers name the version that answers (X-Model-Version) and the registry's
-    production version (X-Production-Version): they differ only while this worker cannot load
-    production's artifact, and then /ready is 503 too (app/serving/holder.py says why it still answers).
-    """
+    production version (X-Production-Version): they differ only for the seconds a worker takes to
+    follow a promotion. A worker that cannot load production's artifact answers 503 instead
+    (app/serving/holder.py says why)."""
     try:
         model = holder().get()
     except ModelUnavailable as error:
-        raise ApiError(503, str(error), [detail("model", "no production model is loaded")]) from None
+        why = [detail("model", "this worker cannot serve the production model")]
+        raise ApiError(503, str(error), why, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
     if has_request_context():
         g.served_versions = (str(model.version), holder().production_version)
     return model

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 
 import pytest
 from sqlalchemy import func, select
@@ -121,6 +122,34 @@ def test_explained_answers_carry_components_that_add_up(client, row, known):
     assert client.post("/api/v1/predict", json={**row, "explain": "yes"}).status_code == 422
     batch = client.post("/api/v1/predict/batch", json={"rows": [{**row, "explain": True}]})
     assert batch.status_code == 422  # per-row explaining is not offered: the batch rows stay as they were
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "extra"),
+    [
+        ("/api/v1/predict", PredictResponse, {}),
+        ("/api/v1/predict", PredictResponse, {"explain": True, "temperature": 70}),
+        ("/api/v1/forecast", ForecastResponse, {"weeks": 52}),
+        (
+            "/api/v1/forecast",
+            ForecastResponse,
+            {"weeks": 8, "explain": True, "covariates": [{"markdown1": 1}]},
+        ),
+    ],
+)
+@pytest.mark.parametrize("cold", [False, True])
+def test_predict_and_forecast_answers_are_what_their_models_write(client, known, path, model, extra, cold):
+    """Written without a second pass through the response model, the answers still hold its fields, in
+    its order, with its values (a cold start's warning included)."""
+    store = known.other_store if cold else known.store
+    dept = known.missing_dept if cold else known.dept
+    response = client.post(path, json={"store": store, "dept": dept, "date": known.week, **extra})
+    assert response.status_code == 200, response.get_json()
+    sent = json.loads(response.get_data())
+    written = json.loads(model.model_validate(sent).model_dump_json(exclude_unset=True))
+    assert json.dumps(sent) == json.dumps(written)
+    first = sent if model is PredictResponse else sent["predictions"][0]
+    assert first["cold_start"] is cold and ("warning" in first) is cold
 
 
 def test_predict_uses_a_sane_incoming_request_id(client, row):

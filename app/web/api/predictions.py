@@ -56,6 +56,7 @@ BATCH_CSV_EXAMPLE = "Store,Dept,Date,IsHoliday\n1,1,2012-11-02,FALSE\n1,2,2012-1
     body_example=PREDICT_EXAMPLE,
     ok=PredictResponse,
     ok_description="The prediction",
+    shaped=True,
 )
 def predict() -> Any:
     """One week of one store-department."""
@@ -174,6 +175,7 @@ def predict_batch() -> Any:
     },
     ok=ForecastResponse,
     ok_description="One entry per week",
+    shaped=True,
 )
 def forecast() -> Any:
     """Consecutive weeks (1-52) of one store-department, optional covariates per week."""

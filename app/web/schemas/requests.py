@@ -309,8 +309,8 @@ class AdminActionRequest(BaseModel):
         False,
         strict=True,
         description=(
-            "promote only: promote even when the version's backtest WMAE is worse than production's "
-            "(without it such a promotion is refused with 409, saying by how much)"
+            "promote only: promote even when the version scores worse than production on the same "
+            "weeks (without it such a promotion is refused with 409, saying by how much and on which weeks)"
         ),
     )
 

@@ -224,6 +224,10 @@ class StageChangeOut(BaseModel):
 
 class ModelVersionDetail(ModelVersionOut):
     history: list[StageChangeOut] = Field(description="stage changes, newest first")
+    comparison: str | None = Field(
+        default=None,
+        description="promote only: the version against the production it replaced, on the same weeks",
+    )
 
 
 class ModelsResponse(BaseModel):
