@@ -78,12 +78,16 @@ def origins(f: dict[str, Any]) -> Table:
         "ratio, no Christmas shift",
         "80% covered",
         "95% covered",
+        "80% / 95% covered, quarters by volatility and size x horizon buckets (min-max)",
+        "interval score 80% / 95%",
+        "wQL 0.1 / 0.5 / 0.9",
         "store totals 80% / 95%",
     ]
     rows = []
     for r in f["origins"]:
         off = r.get("christmas_shift_off")
         totals = r.get("store_totals") or {}
+        scores = r.get("scores")
         rows.append(
             [
                 str(r["origin"])[:10],
@@ -93,10 +97,27 @@ def origins(f: dict[str, Any]) -> Table:
                 _num(off["wmae"] / r["naive_wmae"], "{:.3f}") if off else "-",
                 _pct(r["coverage_80"]),
                 _pct(r["coverage_95"]),
+                _quarter_ranges(scores) if scores else "-",
+                f"{scores['interval_score_80']:,.0f} / {scores['interval_score_95']:,.0f}" if scores else "-",
+                " / ".join(f"{scores[f'wql_{q}']:.4f}" for q in (0.1, 0.5, 0.9)) if scores else "-",
                 f"{_pct(totals.get('coverage_80'))} / {_pct(totals.get('coverage_95'))}",
             ]
         )
     return header, rows
+
+
+def _quarter_ranges(scores: dict[str, Any]) -> str:
+    """The lowest and highest coverage over every quarter of series and its horizon buckets."""
+    spans = []
+    for key in ("coverage_80", "coverage_95"):
+        seen = [
+            v
+            for group in ("by_volatility_quarter", "by_size_quarter")
+            for quarter in scores.get(group, {}).values()
+            for v in (quarter[key], *(b[key] for b in quarter.get("by_horizon", {}).values()))
+        ]
+        spans.append(f"{_pct(min(seen))}-{_pct(max(seen))}" if seen else "-")
+    return " / ".join(spans)
 
 
 def peers(f: dict[str, Any]) -> Table:

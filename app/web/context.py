@@ -95,21 +95,28 @@ def check_rows(
     return predictions.check_rows(forecaster(), [row.to_row() for row in rows], lines, indexes)
 
 
-def predict(rows: list[PredictRequest], *, source: str, explain: bool = False) -> Served:
+def predict(
+    rows: list[PredictRequest], *, source: str, explain: bool = False, quantiles: list[float] | None = None
+) -> Served:
     return _call(
         predictions.predict,
         forecaster(),
         [row.to_row() for row in rows],
         _caller(source),
         explain,
+        quantiles,
     )
 
 
 def predict_batch(
-    rows: list[PredictRequest], write: Callable[[list[dict[str, Any]]], T], *, source: str = "batch"
+    rows: list[PredictRequest],
+    write: Callable[[list[dict[str, Any]]], T],
+    *,
+    source: str = "batch",
+    quantiles: list[float] | None = None,
 ) -> predictions.ServedBatch[T]:
     """A validated batch of any size, predicted and logged chunk by chunk (see predictions.predict_batch)."""
-    return _call(predictions.predict_batch, forecaster(), rows, _caller(source), write)
+    return _call(predictions.predict_batch, forecaster(), rows, _caller(source), write, quantiles=quantiles)
 
 
 def forecast(req: ForecastRequest, *, source: str, explain: bool | None = None) -> Served:
@@ -124,6 +131,7 @@ def forecast(req: ForecastRequest, *, source: str, explain: bool | None = None) 
         req.covariate_dicts(),
         _caller(source),
         req.explain if explain is None else explain,
+        req.quantiles,
     )
 
 

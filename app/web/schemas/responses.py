@@ -67,6 +67,13 @@ class PredictionOut(BaseModel):
     last_year_sales: float | None = Field(
         None, description="with `explain`: actual sales of that week (null: the series has none)"
     )
+    quantiles: dict[str, float] | None = Field(
+        None,
+        description=(
+            'with `quantiles`: each level\'s quantile ("q0.9": sales the week stays under with probability '
+            "0.9), rising with the level"
+        ),
+    )
 
 
 class PredictResponse(PredictionOut):
