@@ -108,7 +108,7 @@ def test_multi_week_shows_chart_table_and_csv_link(model_app, client, known):
     form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "6"}
     html = post_form(client, form, HTMX).get_data(as_text=True)
     assert 'data-testid="result-multi"' in html and "<svg" in html
-    weeks = re.findall(r"<tr><td>(\d{4}-\d{2}-\d{2})", html)
+    weeks = re.findall(r"<tr><td><time datetime=\"(\d{4}-\d{2}-\d{2})\"", html)
     assert weeks == [known.weeks_after(i) for i in range(6)]
     link = re.search(r'href="(/download/[0-9a-f]{32}/[^"]+\.csv)"', html).group(1)
     csv = client.get(link)
