@@ -8,7 +8,10 @@ database, a small synthetic model registered as production, prediction logging o
   baseline), POST /predict, POST /forecast (52 weeks) and POST /predict/batch (1,000 rows); the first two
   also with `"explain": true` (components and last year's sales: the forecast page asks for them);
 - throughput from wrk (keep-alive connections, a C client that leaves the cores to the server): GET
-  /health and POST /predict, one after the other in the same run, so their ratio is like for like.
+  /health and POST /predict, one after the other in the same run, so their ratio is like for like;
+- where the time of /predict and the 52-week forecast goes, phase by phase (benchmarks/_phases.py):
+  parsing, validation, the forecast core, the log write, serialisation and Flask's dispatch timed
+  in-process, and gunicorn, HTTP and threads as the rest of the HTTP median.
 Targets: /predict median within 2x /health's; a 52-week forecast median <= 5 ms; /predict >= 1,500
 requests/s and >= 0.5x /health's rate. Exit status 1 when a request fails; the targets are reported, not
 enforced (a loaded machine misses them without the code being wrong): the load average is printed beside.
@@ -31,7 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import load_average, write_json  # noqa: E402 - after the path set-up
+from benchmarks._phases import request_phases  # noqa: E402 - after the path set-up
+from benchmarks._results import load_average, write_json  # noqa: E402
 from benchmarks._wrk import available as wrk_available  # noqa: E402
 from benchmarks._wrk import wrk  # noqa: E402
 from benchmarks.load import Service, free_port, prepare  # noqa: E402
@@ -171,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             logged = service_rows(service)
         finally:
             service.stop()
+        # The same requests in-process, phase by phase: where a request's time goes.
+        phases = request_phases(
+            env,
+            {"predict": ("/api/v1/predict", encoded), "forecast52": ("/api/v1/forecast", forecast)},
+            args.n,
+            {key: latency[key]["median"] for key in ("predict", "forecast52")},
+        )
 
     load = load_average()
     print()
@@ -208,10 +219,23 @@ def main(argv: list[str] | None = None) -> int:
         f"/predict median {predict['median_ms']:.2f} ms, p99 {predict['p99_ms']:.2f} ms; "
         f"{predict['non_2xx'] + predict['socket_errors']} failed; {logged:,} predictions in the log"
     )
+    for key, found in phases.items():
+        print(
+            f"\n{labels[key]}, phase by phase (median ms of {found['n']}, in-process; HTTP median "
+            f"{found['http_median_ms']:.2f} ms):"
+        )
+        for phase, ms in found["phases_ms"].items():
+            print(f"  {phase:<52}{ms:>8.3f}")
     print(f"load average {' '.join(map(str, load))} (at start: {' '.join(map(str, load_start))})")
     failed = predict["non_2xx"] + predict["socket_errors"] + health["non_2xx"] + health["socket_errors"]
     if args.json:
-        figures = {"latency_ms": latency, "throughput": rates, "predict_vs_health": ratio, "logged": logged}
+        figures = {
+            "latency_ms": latency,
+            "throughput": rates,
+            "predict_vs_health": ratio,
+            "logged": logged,
+            "phases": phases,
+        }
         write_json(args.json, "bench_http", figures, load_start)
     return 1 if failed else 0
 

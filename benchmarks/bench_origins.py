@@ -1,4 +1,5 @@
-"""Backtest at several origins: accuracy, interval coverage (rows, horizon buckets, totals by level).
+"""Backtest at several origins: accuracy, interval coverage (rows, horizon buckets, totals by level) and
+the proper scores of the intervals and quantiles, overall and by quarter of series.
 
     .venv/bin/python benchmarks/bench_origins.py [--data DIR] [--origins 2012-01-27,2011-10-28,2011-07-29]
         [--horizon 39] [--params '{"christmas_shift": false}'] [--json OUT] [--smoke]
@@ -8,7 +9,9 @@ Per origin: the default model trained on sales up to the origin (`run_backtest`,
 the seasonal naive, coverage of the 80% and 95% intervals over all rows, per horizon bucket, and on
 store totals (each store's departments summed per week, with the interval the forecaster gives a
 store total); then, per level (the chain, each department across stores, each store) and horizon
-bucket, the totals' WMAE beside the seasonal naive's totals and their 80% and 95% coverage.
+bucket, the totals' WMAE beside the seasonal naive's totals and their 80% and 95% coverage; the
+interval scores of both bands and the weighted quantile loss at 0.1, 0.5 and 0.9, overall, per horizon
+bucket and per quarter of series by volatility and by size (scores.py).
 `--params` overrides pipeline or model settings, so that one run measures one variant.
 `--smoke` runs one origin on a small synthetic dataset, for the test suite.
 """
@@ -31,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.forecasting.backtest import level_table, run_backtest  # noqa: E402
 from app.forecasting.forecaster import Forecaster  # noqa: E402
-from app.forecasting.holdout import wmae
+from app.forecasting.holdout import wmae  # noqa: E402
+from app.forecasting.scores import WQL_LEVELS, band_ranges  # noqa: E402
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
 from benchmarks._results import write_json  # noqa: E402
 from benchmarks._table import format_table, percent  # noqa: E402
@@ -86,10 +90,28 @@ def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dic
         "by_bucket": fold["by_bucket"],
         "store_totals": fold["store_totals"],
         "levels": fold["levels"],
+        "scores": fold["scores"],
+        "scores_bucket_only": fold["scores_bucket_only"],
         "train_seconds": fold["train_seconds"],
         "seconds": round(time.perf_counter() - started, 1),
         "load_after": os.getloadavg(),
     }
+
+
+def quarter_ranges(scores: dict[str, Any]) -> str:
+    """The lowest and highest coverage over the volatility and size quarters and their horizon buckets."""
+    lo80, hi80 = band_ranges(scores, "coverage_80")
+    lo95, hi95 = band_ranges(scores, "coverage_95")
+    return f"{percent(lo80)}-{percent(hi80)} / {percent(lo95)}-{percent(hi95)}"
+
+
+def _plain_scores(r: dict[str, Any]) -> str:
+    """The interval scores of one set of quantiles for every series on the same forecasts ("-" in a
+    result written before they were measured)."""
+    plain = r.get("scores_bucket_only")
+    if not plain:
+        return "-"
+    return f"{plain['interval_score_80']:,.0f} / {plain['interval_score_95']:,.0f}"
 
 
 def table(results: list[dict[str, Any]]) -> list[list[str]]:
@@ -103,6 +125,10 @@ def table(results: list[dict[str, Any]]) -> list[list[str]]:
             "cov 95",
             "buckets 80 (min-max)",
             "totals 80/95",
+            "quarters 80 / 95 (min-max)",
+            "IS 80 / 95",
+            "IS 80 / 95, one set",
+            "wQL .1/.5/.9",
             "train s",
             "ratio, no Xmas shift",
         ]
@@ -120,6 +146,10 @@ def table(results: list[dict[str, Any]]) -> list[list[str]]:
                 percent(r["coverage_95"]),
                 f"{percent(min(b80))}-{percent(max(b80))} / {percent(min(b95))}-{percent(max(b95))}",
                 f"{percent(r['store_totals']['coverage_80'])} / {percent(r['store_totals']['coverage_95'])}",
+                quarter_ranges(r["scores"]),
+                f"{r['scores']['interval_score_80']:,.0f} / {r['scores']['interval_score_95']:,.0f}",
+                _plain_scores(r),
+                "/".join(f"{r['scores'][f'wql_{q}']:.4f}" for q in WQL_LEVELS),
                 f"{r['train_seconds']:.0f}",
                 f"{r['christmas_shift_off']['wmae'] / r['naive_wmae']:.3f}"
                 if r["christmas_shift_off"]

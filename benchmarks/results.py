@@ -78,12 +78,16 @@ def origins(f: dict[str, Any]) -> Table:
         "ratio, no Christmas shift",
         "80% covered",
         "95% covered",
+        "80% / 95% covered, quarters by volatility and size x horizon buckets (min-max)",
+        "interval score 80% / 95%",
+        "wQL 0.1 / 0.5 / 0.9",
         "store totals 80% / 95%",
     ]
     rows = []
     for r in f["origins"]:
         off = r.get("christmas_shift_off")
         totals = r.get("store_totals") or {}
+        scores = r.get("scores")
         rows.append(
             [
                 str(r["origin"])[:10],
@@ -93,10 +97,27 @@ def origins(f: dict[str, Any]) -> Table:
                 _num(off["wmae"] / r["naive_wmae"], "{:.3f}") if off else "-",
                 _pct(r["coverage_80"]),
                 _pct(r["coverage_95"]),
+                _quarter_ranges(scores) if scores else "-",
+                f"{scores['interval_score_80']:,.0f} / {scores['interval_score_95']:,.0f}" if scores else "-",
+                " / ".join(f"{scores[f'wql_{q}']:.4f}" for q in (0.1, 0.5, 0.9)) if scores else "-",
                 f"{_pct(totals.get('coverage_80'))} / {_pct(totals.get('coverage_95'))}",
             ]
         )
     return header, rows
+
+
+def _quarter_ranges(scores: dict[str, Any]) -> str:
+    """The lowest and highest coverage over every quarter of series and its horizon buckets."""
+    spans = []
+    for key in ("coverage_80", "coverage_95"):
+        seen = [
+            v
+            for group in ("by_volatility_quarter", "by_size_quarter")
+            for quarter in scores.get(group, {}).values()
+            for v in (quarter[key], *(b[key] for b in quarter.get("by_horizon", {}).values()))
+        ]
+        spans.append(f"{_pct(min(seen))}-{_pct(max(seen))}" if seen else "-")
+    return " / ".join(spans)
 
 
 def peers(f: dict[str, Any]) -> Table:
@@ -273,6 +294,37 @@ def http(f: dict[str, Any]) -> Table:
     return header, rows
 
 
+def http_phases(f: dict[str, Any]) -> list[Table]:
+    """Where a request's time goes: one column per request, one row per phase (bench_http's phases)."""
+    found = f.get("phases") or {}
+    if not found:
+        return []
+    keys = list(found)
+    header = ["phase (median ms per request)"] + [
+        f"{HTTP_LABELS.get(key, key)} (HTTP median {found[key]['http_median_ms']:.2f})" for key in keys
+    ]
+    names = list(dict.fromkeys(name for key in keys for name in found[key]["phases_ms"]))
+    rows = []
+    for name in names:
+        cells = []
+        for key in keys:
+            ms = found[key]["phases_ms"].get(name)
+            share = "" if ms is None else f" ({ms / found[key]['http_median_ms']:.0%})"
+            cells.append("-" if ms is None else f"{ms:.3f}{share}")
+        rows.append([name, *cells])
+    return [(header, rows)]
+
+
+def profile(f: dict[str, Any]) -> Table:
+    header = ["phase", "py-spy samples", "share of the worker's CPU"]
+    total = sum(f["phases"].values()) or 1
+    rows = [[name, f"{count:,}", _pct(count / total)] for name, count in f["phases"].items()]
+    rate = f.get("throughput") or {}
+    if rate:
+        rows.append(["(wrk while sampled)", f"{rate['requests_per_s']:,.0f} req/s", "-"])
+    return header, rows
+
+
 def hostile(f: dict[str, Any]) -> Table:
     header = ["input", "status", "bytes", "median s", "worker peak + MB"]
     rows = [
@@ -338,6 +390,7 @@ class Benchmark:
     title: str
     command: str
     table: Callable[[dict[str, Any]], Table]
+    more: Callable[[dict[str, Any]], list[Table]] | None = None  # further tables under the first
 
 
 BENCHMARKS = (
@@ -363,7 +416,13 @@ BENCHMARKS = (
         "bench_faults.py --data DIR",
         fault_battery,
     ),
-    Benchmark("bench_http", "API latency and throughput under gunicorn", "bench_http.py", http),
+    Benchmark("bench_http", "API latency and throughput under gunicorn", "bench_http.py", http, http_phases),
+    Benchmark(
+        "profile_http",
+        "A worker's CPU by phase under POST /predict (py-spy)",
+        "profile_http.py --seconds 8",
+        profile,
+    ),
     Benchmark("load", "Mixed load and faults under gunicorn", "load.py --seconds 60 --all", load),
     Benchmark("bench_hostile", "Hostile requests", "bench_hostile.py", hostile),
     Benchmark(
@@ -437,6 +496,8 @@ def render(directory: Path) -> str:
             lines += [provenance(figures["run"], path), ""]
             table = (figures["table"]["header"], figures["table"]["rows"]) if "table" in figures else None
             lines += markdown(table or bench.table(figures)) + [""]
+            for more in bench.more(figures) if bench.more else []:
+                lines += markdown(more) + [""]
             if figures.get("notes"):
                 lines += [figures["notes"], ""]
     for name in sorted(found):

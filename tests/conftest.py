@@ -74,8 +74,7 @@ def client(model_app):
 def mon_app(tmp_path):
     """An app with an empty database; request rows are flushed by the tests, not by a thread."""
     app = make_test_app(tmp_path, REQUEST_LOG_FLUSH_SECONDS=0)
-    for counter in (metrics.HTTP_REQUESTS, metrics.HTTP_LATENCY, metrics.PREDICTIONS):
-        counter.clear()  # this process' counters start from zero for each monitoring test
+    metrics.reset()  # this process' counters start from zero for each monitoring test
     yield app
     app.extensions["storage"].dispose()
 

@@ -10,7 +10,6 @@ from app import extensions
 from app.forecasting.data import DataError, Dataset
 from app.forecasting.synthetic import load_or_generate
 from app.registry import data_source, versions
-from app.registry.actual_history import dataset_with_actuals
 
 DATA_HELP = "directory with the Kaggle CSVs (default: STORECAST_DATA, else the synthetic dataset)"
 DATA_REFUSED_EXIT = 4
@@ -53,18 +52,3 @@ def require_deployment_data(dataset: Dataset, option: str | None) -> data_source
         )
     except data_source.DataSourceMismatch as error:
         raise DataRefused(str(error)) from None
-
-
-def deployment_dataset() -> tuple[Dataset | None, str]:
-    """The recorded data source's dataset with the actual sales of its lineage, or (None, why not)."""
-    storage = extensions.storage()
-    source = data_source.recorded(storage, current_app.config["MODEL_NAME"]) or data_source.read_file(
-        current_app.config.get("DATA_SOURCE_FILE")
-    )
-    if source is None:
-        return None, "no data source is recorded yet"
-    try:
-        dataset = load_or_generate(source.source if source.kind == data_source.DIRECTORY else None)
-    except (DataError, OSError) as error:
-        return None, f"{source.describe()} cannot be read: {error}"
-    return dataset_with_actuals(dataset, storage), ""

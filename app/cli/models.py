@@ -13,7 +13,6 @@ from app import extensions
 from app.cli.data import (
     DATA_HELP,
     DataRefused,
-    deployment_dataset,
     load_dataset,
     require_deployment_data,
 )
@@ -23,7 +22,7 @@ from app.forecasting.data import DataError
 from app.forecasting.estimators import KINDS
 from app.forecasting.synthetic import load_or_generate
 from app.forecasting.training import limit_training_threads
-from app.registry import data_source, gate, lineage, versions
+from app.registry import data_source, lineage, promotion, versions
 from app.registry.actual_history import dataset_with_actuals
 from app.registry.experiment import run_experiment
 from app.registry.training_runs import get_training_run, list_training_runs
@@ -240,22 +239,6 @@ def models_switch_data(data_dir: str | None, synthetic: bool, kind: str, by: str
     )
 
 
-def _comparison(version: str) -> dict[str, Any] | None:
-    """VERSION against production on the same weeks of the deployment's data (gate.compare)."""
-    storage = extensions.storage()
-    production = versions.production_version(storage, _name())
-    try:
-        candidate = versions.get_version(storage, _name(), version)
-    except versions.RegistryError:
-        return None  # promote says what is wrong with it
-    if production is None or candidate["version"] == production["version"]:
-        return None
-    dataset, why = deployment_dataset()
-    if dataset is None:
-        click.echo(f"scoring on the data skipped: {why}", err=True)
-    return gate.compare(candidate, production, dataset)
-
-
 @models_cli.command("promote")
 @click.argument("version")
 @click.option("--force", is_flag=True, help="Promote even when it scores worse than production.")
@@ -266,14 +249,20 @@ def models_promote(version: str, force: bool, by: str | None, reason: str) -> No
     VERSION and production are scored on the same weeks (held out from both, relative to the seasonal
     naive); a version that scores worse is refused (saying by how much, on which weeks) without --force.
     """
-    comparison = _comparison(version)
     try:
-        row = _run_action(versions.promote, version, by=by, reason=reason, force=force, comparison=comparison)
+        row = _run_action(
+            promotion.promote,
+            version,
+            current_app.config.get("DATA_SOURCE_FILE"),
+            by=by,
+            reason=reason,
+            force=force,
+        )
     except versions.WorseThanProduction as worse:
         message = worse.comparison["message"]
         raise click.ClickException(f"{message}: add --force to promote it anyway") from None
-    if comparison is not None:
-        click.echo(comparison["message"])
+    if row["comparison"] is not None:
+        click.echo(row["comparison"]["message"])
     click.echo(
         f"{row['label']} is now in production; "
         f"workers switch within {current_app.config['MODEL_REFRESH_SECONDS']}s"

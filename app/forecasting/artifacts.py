@@ -24,7 +24,7 @@ from app.jsonable import jsonable
 log = logging.getLogger(__name__)
 # What a pickled Forecaster holds and where its classes live; a change to either bumps it, and an
 # artifact of another format is refused by name (retrain it) rather than half-loaded.
-FORMAT = 2
+FORMAT = 3
 
 
 class ArtifactError(Exception):

@@ -20,11 +20,13 @@ from app.forecasting.forecaster import Forecaster
 from app.forecasting.holdout import wmae
 from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
+from app.forecasting.scores import band_ranges, grouped_scores
 from app.forecasting.totals import LEVELS, REPORT_BUCKET_LABELS
-from app.forecasting.training import train
+from app.forecasting.training import MIN_HISTORY_WEEKS, train
 
 log = logging.getLogger(__name__)
 FOLD_STEP_WEEKS = 13
+SCORE_KEYS = ("interval_score_80", "interval_score_95", "wql_0.1", "wql_0.5", "wql_0.9")
 TOTALS_COLUMNS = ["level", "key", "Date", "prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
 PREDICTION_COLUMNS = [
     "Store",
@@ -54,11 +56,26 @@ def _scores(
     return out
 
 
+def _bucket_only_bands(fc: Forecaster, rows: pd.DataFrame, res: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The same forecasts with bucket-only conformal bands (one set of quantiles for every series, no
+    floor): the yardstick the series-by-series bands' scores are compared to."""
+    store, dept, h = rows["store"].to_numpy(), rows["dept"].to_numpy(), res["horizon"].to_numpy()
+    pred = res["prediction"].to_numpy()
+    out = {"prediction": pred}
+    for level, name in ((0.8, "80"), (0.95, "95")):
+        served = res[f"upper_{name}"].to_numpy() - pred
+        half = fc.bucket_only_half_width(store, dept, h, served, level)
+        out[f"lower_{name}"], out[f"upper_{name}"] = pred - half, pred + half
+    return out
+
+
 def _level_scores(
     fc: Forecaster, rows: pd.DataFrame, y: np.ndarray, res: pd.DataFrame, naive: np.ndarray
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Accuracy beside the seasonal naive's totals, and coverage of the calibrated intervals, of the
     totals at every level (totals.py), over all horizons and per report bucket; and those totals."""
+    store, dept = rows["store"].to_numpy(), rows["dept"].to_numpy()
+    served = (res["upper_80"] - res["prediction"]).to_numpy()
     frame = pd.DataFrame(
         {
             "store": rows["store"].to_numpy(),
@@ -66,8 +83,7 @@ def _level_scores(
             "date": rows["date"].to_numpy(),
             "horizon": res["horizon"].to_numpy(),
             "prediction": res["prediction"].to_numpy(),
-            "lower_80": res["lower_80"].to_numpy(),
-            "upper_80": res["upper_80"].to_numpy(),
+            "half80": fc.bucket_only_half_width(store, dept, res["horizon"].to_numpy(), served),
             "actual": y,
         }
     )
@@ -193,6 +209,20 @@ class BacktestResult:
             lines.append((label, a, n, ratio(a, n)))
         lines.append(("coverage 80%", cell("coverage_80", pct=True), "-", ""))
         lines.append(("coverage 95%", cell("coverage_95", pct=True), "-", ""))
+        scores = " / ".join(cell(k, "scores") for k in SCORE_KEYS[:2])
+        lines.append(("interval score 80% / 95%", scores, "-", ""))
+        wql = " / ".join(
+            f"{_mean_of_known([f['scores'][k] for f in self.folds]):.4f}" for k in SCORE_KEYS[2:]
+        )
+        lines.append(("wQL 0.1 / 0.5 / 0.9", wql, "-", ""))
+        if all("scores_bucket_only" in f for f in self.folds):
+            plain = " / ".join(cell(k, "scores_bucket_only") for k in SCORE_KEYS[:2])
+            lines.append(("interval score 80% / 95%, one set of quantiles for all series", plain, "-", ""))
+        for level in (80, 95):
+            lo = min(band_ranges(f["scores"], f"coverage_{level}")[0] for f in self.folds)
+            hi = max(band_ranges(f["scores"], f"coverage_{level}")[1] for f in self.folds)
+            span = f"{100 * lo:.1f}-{100 * hi:.1f}%"
+            lines.append((f"coverage {level}% by quarter of series", span, "-", ""))
         totals = [cell(f"coverage_{lv}", "store_totals", pct=True) for lv in (80, 95)]
         lines.append(("store totals coverage 80% / 95%", " / ".join(totals), "-", ""))
         for b in BUCKET_LABELS:
@@ -336,6 +366,10 @@ def _fold(
     fold["store_totals"] = {"store_weeks": store["totals"]} | {
         k: store[k] for k in ("coverage_80", "coverage_95")
     }
+    bands = {k: res[k].to_numpy() for k in ("lower_80", "upper_80", "lower_95", "upper_95")}
+    profile = fc.series_profile(rows["store"].to_numpy(), rows["dept"].to_numpy())
+    fold["scores"] = grouped_scores(y, {"prediction": pred, **bands}, h, *profile)
+    fold["scores_bucket_only"] = grouped_scores(y, _bucket_only_bands(fc, rows, res), h, *profile)
     fold["baseline_wmae"] = fold["baseline"]["wmae"]
     fold["ratio_to_baseline"] = fold["wmae"] / fold["baseline_wmae"] if fold["baseline_wmae"] else None
     frame = pd.DataFrame(
@@ -381,9 +415,11 @@ def run_backtest(
     results, frames, models, total_frames = [], [], [], []
     for k in range(folds):
         o = origin - pd.Timedelta(weeks=fold_step * k)
-        if o - first < pd.Timedelta(weeks=26):
+        weeks = (o - first).days // 7 + 1
+        if weeks < MIN_HISTORY_WEEKS:
             raise ValueError(
-                f"fold origin {o.date()} leaves under 26 weeks of history (sales start {first.date()})"
+                f"fold origin {o.date()} leaves {weeks} weeks of history (sales start {first.date()}): "
+                f"a model needs at least {MIN_HISTORY_WEEKS} weeks (a year)"
             )
         if progress:
             progress(f"fold {k + 1}/{folds}: origin {o.date()}")
@@ -424,6 +460,12 @@ def run_backtest(
         for b in BUCKET_LABELS
         if any(b in f["by_bucket"] for f in results)
     }
+    for name in ("scores", "scores_bucket_only"):
+        summary[name] = {
+            key: float(np.mean([f[name][key] for f in results]))
+            for key in SCORE_KEYS
+            if all(key in f[name] for f in results)
+        }
     summary["store_totals"] = {
         k: _mean_of_known([f["store_totals"][k] for f in results]) for k in ("coverage_80", "coverage_95")
     }

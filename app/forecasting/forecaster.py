@@ -4,6 +4,12 @@ It holds one origin's state (origin_state.origin_state, computed once when the m
 resolved covariate grid, the fitted estimator and the interval calibrator. Every predict path
 goes through `_predict_arrays`, vectorised over rows, which calls the same feature assembly as
 training.
+
+One store-department with the model's own covariates (a /predict, a forecast of up to 52 weeks, a
+store's departments) is read from that series' block: its 52 weeks after the origin, computed once by
+`_predict_arrays` and kept (SERIES_BLOCKS of them, least recently used out). Every row is computed on
+its own, so a slice of the block is the very numbers the vectorised path gives for those weeks, while a
+request pays for a lookup instead of assembling features and walking the trees again.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.forecasting import calendar, totals
+from app.forecasting import calendar, scores, totals
 from app.forecasting.cold_start import ColdStart
 from app.forecasting.covariates import Covariates
 from app.forecasting.data import COVARIATE_COLUMNS
@@ -24,11 +30,18 @@ from app.forecasting.explain import COMPONENTS, cold_components, components
 from app.forecasting.feature_config import FeatureConfig
 from app.forecasting.features import aligned_weeks, assemble, resolve_covariates
 from app.forecasting.inputs import MAX_HORIZON
-from app.forecasting.intervals import IntervalCalibrator, interval_denominator
+from app.forecasting.intervals import (
+    QUANTILE_RANGE,
+    IntervalCalibrator,
+    difficulty_features,
+    interval_denominator,
+)
 from app.forecasting.metadata import ModelMetadata
 from app.forecasting.origin_state import OriginState, origin_state
 from app.forecasting.panel import Panel
-from app.forecasting.prediction import Prediction, StoreForecast, TotalForecast, to_predictions
+from app.forecasting.prediction import Prediction, StoreForecast, TotalForecast, quantile_name, to_predictions
+
+SERIES_BLOCKS = 1024  # store-departments whose 52 weeks a Forecaster keeps computed (~10 kB each)
 
 
 class ForecastError(ValueError):
@@ -62,8 +75,20 @@ class Forecaster:
         self.origin_week = panel.last_week
         self.state: OriginState = origin_state(panel, self.origin_week, config)
         self.cold_start = ColdStart(panel, self.state)
+        # Per series, known at the origin: what predicts its error (the intervals' difficulty) and the
+        # floor of its lower bounds (0 unless it ever sold below 0, as returns can make it).
+        self.difficulty_features = difficulty_features(self.state.raw, self.state.scale)
+        with np.errstate(invalid="ignore"):
+            ever_negative = np.any(panel.values < 0, axis=1)
+        self.floor = np.where(ever_negative, -np.inf, 0.0)
         self._store_set = {int(x) for x in self.cold_start.stores}
         self.version: str = str(self.metadata.get("version", f"{estimator.kind}-{self.origin.date()}"))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What an artifact holds: the series blocks are a cache, recomputed after loading."""
+        state = self.__dict__.copy()
+        state.pop("_blocks", None)
+        return state
 
     def with_history(self, sales: pd.DataFrame, features: pd.DataFrame | None = None) -> Forecaster:
         """The same fitted model at the newest origin, without refitting (rolling origin).
@@ -140,6 +165,35 @@ class Forecaster:
         frame = pd.DataFrame({"date": dates, "weekly_sales": np.nansum(block, axis=0) if len(block) else 0.0})
         return frame[known].reset_index(drop=True)
 
+    def difficulty(self, store: np.ndarray, dept: np.ndarray, horizon: np.ndarray) -> np.ndarray:
+        """Each row's series' interval difficulty at its horizon (the calibrator's; typical for a series
+        without history)."""
+        key = np.asarray(store, dtype=np.int64) * 1000 + np.asarray(dept, dtype=np.int64)
+        series = self.panel.positions(key)
+        features = np.full((len(series), self.difficulty_features.shape[1]), np.nan)
+        features[series >= 0] = self.difficulty_features[series[series >= 0]]
+        return self.calibrator.difficulty(features, horizon)
+
+    def bucket_only_half_width(
+        self, store: np.ndarray, dept: np.ndarray, horizon: np.ndarray, half: np.ndarray, level: float = 0.8
+    ) -> np.ndarray:
+        """The bucket-only conformal half-widths at `level` (every series alike, without its difficulty)
+        of rows whose served ones (upper - prediction) are `half`: what a store total reads of its
+        departments at 80% (total_bounds), and the yardstick the backtest scores against."""
+        difficulty = self.difficulty(store, dept, horizon)
+        return self.calibrator.plain_half_width(horizon, half, difficulty, level)
+
+    def series_profile(self, store: np.ndarray, dept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's series' volatility and size at the origin (scores.series_profile; NaN for a
+        series without history): the groups the scores are given by."""
+        cv, size = scores.series_profile(self.state.raw)
+        key = np.asarray(store, dtype=np.int64) * 1000 + np.asarray(dept, dtype=np.int64)
+        series = self.panel.positions(key)
+        known = series >= 0
+        out_cv, out_size = np.full(len(series), np.nan), np.full(len(series), np.nan)
+        out_cv[known], out_size[known] = cv[series[known]], size[series[known]]
+        return out_cv, out_size
+
     def valid_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         return (
             calendar.week_date(self.origin_week + 1)[0],
@@ -147,9 +201,12 @@ class Forecaster:
         )
 
     # predict
-    def predict_rows(self, rows: list[dict[str, Any]], explain: bool = False) -> list[Prediction]:
+    def predict_rows(
+        self, rows: list[dict[str, Any]], explain: bool = False, quantiles: list[float] | None = None
+    ) -> list[Prediction]:
         """Predictions for rows of store, dept, date and optional covariates (`explain`: with their
-        components and last year's sales, at about twice the cost)."""
+        components and last year's sales, at about twice the cost; `quantiles`: with those quantiles,
+        each in QUANTILE_RANGE)."""
         if not rows:
             return []
         try:
@@ -161,7 +218,7 @@ class Forecaster:
             raise ForecastError("store", "store and dept must be integers") from None
         week = self._weeks([r.get("date") for r in rows])
         overrides = self._overrides(rows)
-        return self._predictions(store, dept, week, overrides, explain)
+        return self._predictions(store, dept, week, overrides, explain, quantiles)
 
     def forecast(
         self,
@@ -171,9 +228,10 @@ class Forecaster:
         weeks: int,
         covariates: list[dict[str, Any]] | None = None,
         explain: bool = False,
+        quantiles: list[float] | None = None,
     ) -> list[Prediction]:
         """`weeks` consecutive weekly forecasts for one store-department from `start` (`explain`: with
-        their components and last year's sales)."""
+        their components and last year's sales; `quantiles`: with those quantiles)."""
         first = int(self._weeks([start])[0])
         weeks = int(weeks)
         if weeks < 1 or first + weeks - 1 > self.origin_week + MAX_HORIZON:
@@ -182,22 +240,19 @@ class Forecaster:
         week = np.arange(first, first + weeks)
         n = len(week)
         overrides = self._overrides(covariates or [], n) if covariates else None
-        return self._predictions(np.full(n, int(store)), np.full(n, int(dept)), week, overrides, explain)
+        store_arr, dept_arr = np.full(n, int(store)), np.full(n, int(dept))
+        return self._predictions(store_arr, dept_arr, week, overrides, explain, quantiles)
 
     def forecast_store(self, store: int, start: object, weeks: int) -> StoreForecast:
         """Every department of a store, plus the store total (totals.py)."""
         depts = self.departments(store)
-        week = self._week_range(start, weeks)
-        weeks = len(week)
-        res = self._predict_arrays(
-            np.full(weeks * len(depts), int(store)),
-            np.repeat(np.array(depts, dtype=np.int64), weeks),
-            np.tile(week, len(depts)),
-            None,
-        )
+        span = self._week_range(start, weeks)
+        weeks = len(span)
+        blocks = [self._series_arrays(int(store), d, span) for d in depts]
+        res = {key: np.concatenate([block[key] for block in blocks]) for key in blocks[0]}
         preds = to_predictions(res, self.version, self.data_through)
         departments = {d: preds[k * weeks : (k + 1) * weeks] for k, d in enumerate(depts)}
-        bounded = totals.level_totals(self.calibrator, "store", _rows_frame(res))
+        bounded = totals.level_totals(self.calibrator, "store", self._rows_frame(res))
         total = []
         for j, row in enumerate(bounded.itertuples(index=False)):
             first_pred = preds[j]
@@ -240,7 +295,7 @@ class Forecaster:
         res = self._predict_arrays(
             self.panel.store[rows], self.panel.dept[rows], np.tile(week, int(series.sum())), None
         )
-        frame = _rows_frame(res)
+        frame = self._rows_frame(res)
         part_level = "department" if level == "chain" else "store"
         return TotalForecast(
             level=level,
@@ -256,7 +311,8 @@ class Forecaster:
         self, prediction: np.ndarray, half80: np.ndarray, horizon: int, level: str = "store"
     ) -> dict[str, float]:
         """The forecast and intervals of a sum of series at `level` (a store total by default)
-        `horizon` weeks ahead, from theirs and the level's calibrated totals (totals.py)."""
+        `horizon` weeks ahead from their bucket-only 80% half-widths (bucket_only_half_width), as the
+        level's totals are calibrated (totals.half_widths)."""
         p = float(np.sum(totals.in_cents(prediction))) / 100
         h = np.asarray(half80, dtype=float)
         half = totals.half_widths(
@@ -275,9 +331,10 @@ class Forecaster:
             "upper_95": p + h95,
         }
 
-    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict_frame(self, frame: pd.DataFrame, quantiles: list[float] | None = None) -> pd.DataFrame:
         """Vectorised predictions for a DataFrame with store, dept, date (+ optional covariates);
-        used by the backtest and the submission. Returns prediction and interval columns."""
+        used by the backtest and the submission. Returns prediction and interval columns (and a
+        `q<level>` column per requested quantile, e.g. q0.9)."""
         week = self._weeks(list(frame["date"]))
         overrides = {c: frame[c].to_numpy(float) for c in (*COVARIATE_COLUMNS, "is_holiday") if c in frame}
         res = self._predict_arrays(
@@ -289,9 +346,33 @@ class Forecaster:
         )
         out["horizon"] = res["horizon"]
         out["cold_start"] = res["cold"]
+        for q in check_quantiles(quantiles):
+            out[quantile_name(q)] = self.quantile_values(res, q)
         return out
 
+    def quantile_values(self, res: dict[str, np.ndarray], q: float) -> np.ndarray:
+        """The `q` quantile of each row of `_predict_arrays`' answer (calibrator.quantile)."""
+        return self.calibrator.quantile(
+            q, res["horizon"], res["prediction"], res["denominator"], res["cold"], res["floor"]
+        )
+
     # internals
+    def _rows_frame(self, res: dict[str, np.ndarray]) -> pd.DataFrame:
+        """_predict_arrays' answer as the rows totals.py sums, each with its bucket-only 80% half-width
+        (the size its totals' calibration reads, as the held-out rows' are)."""
+        return pd.DataFrame(
+            {
+                "store": res["store"],
+                "dept": res["dept"],
+                "date": calendar.week_date(res["week"]),
+                "horizon": res["horizon"],
+                "prediction": res["prediction"],
+                "half80": self.calibrator.plain_half_width(
+                    res["horizon"], res["upper_80"] - res["prediction"], res["difficulty"]
+                ),
+            }
+        )
+
     def _week_range(self, start: object, weeks: int) -> np.ndarray:
         """`weeks` consecutive weeks from `start`, all within the horizon, or a ForecastError."""
         first = int(self._weeks([start])[0])
@@ -361,10 +442,13 @@ class Forecaster:
             out[c] = arr
         return out
 
-    def forecast_all(self, weeks: int = MAX_HORIZON, series: np.ndarray | None = None) -> pd.DataFrame:
+    def forecast_all(
+        self, weeks: int = MAX_HORIZON, series: np.ndarray | None = None, quantiles: list[float] | None = None
+    ) -> pd.DataFrame:
         """Weeks 1..`weeks` after the origin for every series with history (or the panel rows
         `series`, a partition of them), beside the seasonal naive known at the origin: a published
-        forecast run's rows."""
+        forecast run's rows (with a `q<level>` column per requested quantile)."""
+        levels = check_quantiles(quantiles)
         if not 1 <= weeks <= MAX_HORIZON:
             raise ForecastError("weeks", f"must be 1..{MAX_HORIZON}")
         if series is None:
@@ -383,6 +467,7 @@ class Forecaster:
                 **{
                     k: res[k] for k in ("prediction", "lower_80", "upper_80", "lower_95", "upper_95", "naive")
                 },
+                **{quantile_name(q): self.quantile_values(res, q) for q in levels},
             }
         )
 
@@ -456,8 +541,14 @@ class Forecaster:
         if explain:
             explained = self._explained(series, has, week, pred, parts)
         horizon = week - self.origin_week
-        denom = interval_denominator(scale, base, self.calibrator.mix)
-        bounds = self.calibrator.bounds(horizon, pred, denom, cold)
+        features = np.full((n, self.difficulty_features.shape[1]), np.nan)
+        floor = np.zeros(n)
+        if has.any():
+            features[has] = self.difficulty_features[series[has]]
+            floor[has] = self.floor[series[has]]
+        difficulty = self.calibrator.difficulty(features, week - self.origin_week)
+        denom = interval_denominator(scale, base, self.calibrator.mix) * difficulty
+        bounds = self.calibrator.bounds(horizon, pred, denom, cold, floor)
         return {
             "store": store,
             "dept": dept,
@@ -467,6 +558,9 @@ class Forecaster:
             **bounds,
             "cold": cold,
             "denominator": denom,
+            "difficulty_features": features,
+            "difficulty": difficulty,
+            "floor": floor,
             "values": values,
             "source": source,
             "holiday": holiday,
@@ -503,22 +597,73 @@ class Forecaster:
         week: np.ndarray,
         overrides: dict[str, np.ndarray] | None,
         explain: bool = False,
+        quantiles: list[float] | None = None,
     ) -> list[Prediction]:
-        arrays = self._predict_arrays(store, dept, week, overrides, explain=explain)
+        levels = check_quantiles(quantiles)
+        one_series = (
+            overrides is None
+            and not explain
+            and 0 < len(week) <= MAX_HORIZON
+            and (store == store[0]).all()
+            and (dept == dept[0]).all()
+        )
+        if one_series:
+            arrays = self._series_arrays(int(store[0]), int(dept[0]), week)
+        else:
+            arrays = self._predict_arrays(store, dept, week, overrides, explain=explain)
+        if levels:  # a new dict either way: the series block's cache is left as it is
+            arrays = {
+                **arrays,
+                "quantiles": np.column_stack([self.quantile_values(arrays, q) for q in levels]),
+                "quantile_levels": np.array(levels),
+            }
         return to_predictions(arrays, self.version, self.data_through)
 
+    def _series_arrays(self, store: int, dept: int, week: np.ndarray) -> dict[str, np.ndarray]:
+        """`_predict_arrays` of one store-department at `week` (weeks 1..52 after the origin, the
+        model's own covariates), sliced from the series' block."""
+        self._check_store(store)
+        block = self._block_cache()(store, dept)
+        rows = week - (self.origin_week + 1)
+        return {key: values[rows] for key, values in block.items()}
 
-def _rows_frame(res: dict[str, np.ndarray]) -> pd.DataFrame:
-    """_predict_arrays' answer as the rows totals.py sums."""
-    return pd.DataFrame(
-        {
-            "store": res["store"],
-            "dept": res["dept"],
-            "date": calendar.week_date(res["week"]),
-            "horizon": res["horizon"],
-            **{k: res[k] for k in ("prediction", "lower_80", "upper_80")},
-        }
-    )
+    def _block_cache(self) -> Any:
+        """This Forecaster's bounded cache of series blocks (made on first use: a loaded artifact
+        arrives without one)."""
+        cache = self.__dict__.get("_blocks")
+        if cache is None:
+            cache = self.__dict__["_blocks"] = functools.lru_cache(maxsize=SERIES_BLOCKS)(self._series_block)
+        return cache
+
+    def _series_block(self, store: int, dept: int) -> dict[str, np.ndarray]:
+        """The vectorised path's arrays for weeks 1..52 after the origin of one store-department; read
+        only, since every request of that series shares them."""
+        week = np.arange(self.origin_week + 1, self.origin_week + MAX_HORIZON + 1)
+        n = len(week)
+        block = self._predict_arrays(
+            np.full(n, store, dtype=np.int64), np.full(n, dept, dtype=np.int64), week, None
+        )
+        for values in block.values():
+            values.setflags(write=False)
+        return block
+
+
+def check_quantiles(quantiles: list[float] | None) -> list[float]:
+    """The requested quantile levels as floats, sorted and distinct; ForecastError("quantiles") for a
+    level that is not a number within QUANTILE_RANGE."""
+    if not quantiles:
+        return []
+    lo, hi = QUANTILE_RANGE
+    out = set()
+    for q in quantiles:
+        try:
+            value = float(q)
+        except (TypeError, ValueError):
+            raise ForecastError("quantiles", f"not a number: {q!r}") from None
+        if not lo <= value <= hi:
+            raise ForecastError("quantiles", f"each quantile must be within {lo}..{hi}, not {q!r}")
+        out.add(round(value, 4))
+    return sorted(out)
 
 
 def _merged_panel(panel: Panel, sales: pd.DataFrame, week: np.ndarray) -> Panel:

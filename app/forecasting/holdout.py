@@ -35,6 +35,7 @@ from app.forecasting.intervals import (
     bucket_index,
 )
 from app.forecasting.panel import Panel
+from app.forecasting.scores import grouped_scores
 from app.forecasting.totals import HeldOut, Newer, fit_levels
 from app.forecasting.training_set import build_training_set, has_yearly_targets
 
@@ -167,13 +168,20 @@ def _lag_bucket_metrics(
     y = np.concatenate([actual for _, actual, _ in at_origins])
     naive = np.concatenate([naive for _, _, naive in at_origins])
     pred, horizon, holiday = pooled("prediction"), pooled("horizon"), pooled("holiday").astype(bool)
-    bounds = calibrator.bounds(horizon, pred, pooled("denominator"), pooled("cold"))
+    bounds = calibrator.bounds(horizon, pred, pooled("denominator"), pooled("cold"), pooled("floor"))
     bands = [bounds[b] for b in ("lower_80", "upper_80", "lower_95", "upper_95")]
     return {
         "by_lag_bucket": _bucket_metrics(y, pred, holiday, horizon, *bands, by_lag=True),
         "baseline_by_lag_bucket": _bucket_metrics(y, naive, holiday, horizon, by_lag=True),
         "lag_bucket_origins": len(at_origins),
     }
+
+
+def holdout_weeks(panel: Panel, config: FeatureConfig) -> int:
+    """Weeks held out at the end for the internal backtest: HOLDOUT_WEEKS, or fewer in a chain's first
+    year or so, as long as the inner model keeps a few training origins (under SKILL_WEEKS: too short
+    for one)."""
+    return min(HOLDOUT_WEEKS, panel.last_week - panel.first_week - config.min_origin_week - 4)
 
 
 def calibration_origins(panel: Panel, cutoff: int) -> list[int]:
@@ -207,9 +215,10 @@ def internal_backtest(
     an empty calibrator and backtest when the history is too short.
     """
     T = panel.last_week
-    cutoff = T - HOLDOUT_WEEKS
+    holdout = holdout_weeks(panel, config)
+    cutoff = T - holdout
     calibrator = IntervalCalibrator()
-    if cutoff - panel.first_week < config.min_origin_week + 4:
+    if holdout < SKILL_WEEKS:
         say(progress, "history too short for an internal backtest: intervals from training residuals")
         return calibrator, {}, np.array([])
     say(
@@ -229,12 +238,17 @@ def internal_backtest(
         )
 
     at_cutoff = inner_forecaster(cutoff)
-    cutoff_rows = servable(at_cutoff, actual_rows(panel, cutoff, HOLDOUT_WEEKS))
+    cutoff_rows = servable(at_cutoff, actual_rows(panel, cutoff, holdout))
     # The inner model chooses the damping only if it learned like the final one, from targets
     # with a year before: a first-year fit prefers applying all of its correction, which the
     # weeks after it do not bear out.
     learned_yearly = has_yearly_targets(panel, cutoff)
-    if kind != "naive" and "damping" not in (params or {}) and learned_yearly:
+    if kind != "naive" and "damping" not in (params or {}) and not has_yearly_targets(panel, T, weeks=1):
+        # A model that never saw a target with last year's week learned its correction for bases
+        # without one, unlike every base it serves: the base alone, until the data holds such a week.
+        est_params["damping"] = inner_est.params["damping"] = 0.0
+        say(progress, "no target with a year before yet: damping 0 (last year's week, adjusted)")
+    elif kind != "naive" and "damping" not in (params or {}) and learned_yearly:
         damping, scores = choose_damping(at_cutoff, cutoff_rows)
         inner_est.params["damping"] = est_params["damping"] = damping
         say(
@@ -244,7 +258,7 @@ def internal_backtest(
             + f"; chose {damping:g}",
         )
     naive = make_estimator("naive")
-    resid, denom, hz, target, stores, depts = [], [], [], [], [], []
+    resid, denom, hz, target, stores, depts, features = [], [], [], [], [], [], []
     at_origins = []  # (forecasts, actuals, naive) from the cutoff and later: the lag buckets pool them
     for o in calibration_origins(panel, cutoff):
         fc = at_cutoff if o == cutoff else inner_forecaster(o)
@@ -259,6 +273,7 @@ def internal_backtest(
         target.append(rows["week"].to_numpy()[known])
         stores.append(rows["store"].to_numpy()[known])
         depts.append(rows["dept"].to_numpy()[known])
+        features.append(res["difficulty_features"][known])
         if o < cutoff:
             continue
         at_origins.append((res, y, forecast_actuals(inner_forecaster(o, naive), rows)["prediction"]))
@@ -267,24 +282,37 @@ def internal_backtest(
             naive_pred = at_origins[0][2]
     all_hz, all_resid, all_denom = (np.concatenate(a) for a in (hz, resid, denom))
     all_target = np.concatenate(target)
-    calibrator.fit(all_hz, all_resid, all_denom, all_target)
+    # The bucket-only calibration (every series alike): what store totals read (intervals.py).
+    plain = IntervalCalibrator().fit(all_hz, all_resid, all_denom, all_target)
     held_out = HeldOut(
         np.concatenate(stores),
         np.concatenate(depts),
         all_target,
         all_hz,
         all_resid,
-        calibrator.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"],
+        plain.bounds(all_hz, np.zeros(len(all_hz)), all_denom)["upper_80"],
     )
     calibrating = held_out.totals("store")
+    # Normalised conformal: each series' scores divided by its difficulty before the quantiles, so
+    # that calm series get narrow bands and volatile ones wide (intervals.fit_difficulty).
+    all_features = np.concatenate(features)
+    calibrator.fit_difficulty(all_hz, all_resid, all_denom, all_features)
+    all_plain_denom = all_denom
+    all_denom = all_denom * calibrator.difficulty(all_features, all_hz)
+    for res, _, _ in at_origins:  # forecast before the difficulty was known: rescaled alike
+        difficulty = calibrator.difficulty(res["difficulty_features"], res["horizon"])
+        res["denominator"] = res["denominator"] * difficulty
+        res["difficulty"] = difficulty
+    calibrator.fit(all_hz, all_resid, all_denom, all_target)
     # A calibrating model that did not learn from targets with a year before errs unlike the final
     # one: the newer model's buckets take only part of its growth with the horizon, and none of its
     # seasons unless it had some such targets (intervals.py).
     growth_power = 1.0 if learned_yearly else UNTRAINED_GROWTH_POWER
-    reference = None
+    reference = plain_reference = None
     if has_yearly_targets(panel, cutoff, weeks=1):
         near = all_hz <= REFERENCE_HORIZON
         reference = (np.abs(all_resid[near]) / all_denom[near], all_target[near])
+        plain_reference = (np.abs(all_resid[near]) / all_plain_denom[near], all_target[near])
     rescaled = skill_rescale(
         panel,
         covariates,
@@ -298,12 +326,16 @@ def internal_backtest(
         reference=reference,
         calibrating=calibrating,
         held_out=held_out,
+        plain=(plain, plain_reference),
     )
-    if not rescaled:  # the totals from the calibrating model alone (else the newer one's too)
+    calibrator.plain_quantiles = plain.quantiles
+    if not rescaled:  # the store totals from the calibrating model alone (else the newer one's too)
         calibrator.fit_totals(calibrating)
         calibrator.level_totals = fit_levels(held_out)
     rows, res, y = first
-    bounds = calibrator.bounds(res["horizon"], res["prediction"], res["denominator"], res["cold"])
+    bounds = calibrator.bounds(
+        res["horizon"], res["prediction"], res["denominator"], res["cold"], res["floor"]
+    )
     hol = res["holiday"].astype(bool)
 
     def per_bucket(pred: np.ndarray, *, by_lag: bool, intervals: bool = True) -> dict:
@@ -312,7 +344,7 @@ def internal_backtest(
 
     backtest = {
         "origin": calendar.week_date(cutoff)[0].date().isoformat(),
-        "horizon": HOLDOUT_WEEKS,
+        "horizon": holdout,
         "rows": int(len(y)),
         "wmae": wmae(y, res["prediction"], hol),
         "mae": float(np.mean(np.abs(y - res["prediction"]))),
@@ -322,6 +354,12 @@ def internal_backtest(
         "by_bucket": per_bucket(res["prediction"], by_lag=False),
         "baseline_by_bucket": per_bucket(naive_pred, by_lag=False, intervals=False),
         **_lag_bucket_metrics(calibrator, at_origins),
+        "scores": grouped_scores(
+            y,
+            {"prediction": res["prediction"], **bounds},
+            res["horizon"],
+            *at_cutoff.series_profile(rows["store"].to_numpy(), rows["dept"].to_numpy()),
+        ),
         "note": "fitted on sales up to the origin; intervals calibrated on these and later origins",
     }
     backtest["ratio_to_baseline"] = backtest["wmae"] / backtest["baseline_wmae"]
@@ -342,6 +380,7 @@ def skill_rescale(
     reference: tuple[np.ndarray, np.ndarray] | None,
     calibrating: StoreTotals,
     held_out: HeldOut,
+    plain: tuple[IntervalCalibrator, tuple[np.ndarray, np.ndarray] | None],
 ) -> bool:
     """Scale the intervals to the skill of a model fitted 13 weeks before the end (False: the history
     is too short for it, or the model is the naive one; nothing changed).
@@ -353,7 +392,8 @@ def skill_rescale(
     its residuals on the last 13 weeks calibrate buckets 1-4 and 5-13, and the buckets past 13
     weeks grow from those as the older model's did: all of its growth if it learned from targets with
     a year before, part of it if not. When it had some such targets, the last 13 weeks are also
-    season-matched to all of its `reference` weeks (intervals.py).
+    season-matched to all of its `reference` weeks (intervals.py). The bucket-only calibration and
+    its reference (`plain`) follow alike, on the scores without the difficulty.
     """
     recent = panel.last_week - SKILL_WEEKS
     if kind == "naive" or recent - panel.first_week < config.min_origin_week + 4:
@@ -371,7 +411,10 @@ def skill_rescale(
         rows["week"].to_numpy()[known],
     )
     store, dept = rows["store"].to_numpy()[known], rows["dept"].to_numpy()[known]
-    old_half80 = calibrator.bounds(horizon, np.zeros(len(resid)), old["denominator"][known])["upper_80"]
+    plain_calibrator, plain_reference = plain
+    old_plain_denominator = (old["denominator"] / old["difficulty"])[known]
+    # The totals' sizes are their series' bucket-only half-widths, as the served totals read them.
+    old_half80 = plain_calibrator.bounds(horizon, np.zeros(len(resid)), old_plain_denominator)["upper_80"]
     calibrating_rows = HeldOut(store, dept, week, horizon, (y - old["prediction"])[known], old_half80)
     calibrator.rescale_to(
         np.abs(resid) / denominator,
@@ -381,13 +424,23 @@ def skill_rescale(
         week,
         reference,
     )
+    plain_denominator = denominator / new["difficulty"][known]
+    plain_calibrator.rescale_to(
+        np.abs(resid) / plain_denominator,
+        np.abs(y - old["prediction"])[known] / old_plain_denominator,
+        horizon,
+        growth_power,
+        week,
+        plain_reference,
+    )
     # The store totals are measured against intervals that fit these same weeks, not the season-matched
     # ones, which are narrower on November-January and would read a season as a store's lasting error.
     # The tail of their week-to-week errors pools these 13 weeks of totals with the calibrating model's.
+    # As every store total reads them: its departments' bucket-only half-widths (intervals.py).
     half80 = (
         IntervalCalibrator()
-        .fit(horizon, resid, denominator)
-        .bounds(horizon, np.zeros(len(resid)), denominator)["upper_80"]
+        .fit(horizon, resid, plain_denominator)
+        .bounds(horizon, np.zeros(len(resid)), plain_denominator)["upper_80"]
     )
     newer = HeldOut(store, dept, week, horizon, resid, half80)
     calibrator.fit_totals(newer.totals("store"), [calibrating])

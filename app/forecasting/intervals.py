@@ -5,6 +5,12 @@ The residuals come from forecasts made at several origins by a model that never 
 the series' scale and last year's value for that week), because a Christmas week's error is large in
 dollars but ordinary relative to its level; one set of quantiles then serves every season.
 
+Series err very differently relative to their size, so each residual is also divided by its series'
+difficulty (normalised conformal, `fit_difficulty`): how much its history's volatility, week-to-week
+change, seasonal naive error and scale predict its error, fitted on the same residuals apart for the
+next 13 weeks and for those beyond, where calm and large series err by their level's drift more than
+by their week-to-week noise. Calm series then get narrow bands and volatile ones wide.
+
 Far buckets can be scored only on the weeks a short history reaches (often only November-January,
 whose errors run larger at every horizon), so `fit` matches seasons: it measures, on the horizons
 scored on every week (1..REFERENCE_HORIZON), how much harder a bucket's mix of weeks is than all of
@@ -24,6 +30,11 @@ departments' 80% half-widths, whose spread across stores enters as a normal erro
 steady one (the departments' half-widths in quadrature, times a tail measured on past totals at 95%,
 heavier than a normal one).
 
+A store total reads its departments' bucket-only half-widths (`plain_quantiles`: the same conformal
+fit and rescaling with every series alike, the size alone), not their difficulty-scaled ones: its
+error comes from what its departments share, a store's week above or below all of them, which the
+difficulty of each department does not tell.
+
 A bucket with fewer than MIN_BUCKET_ROWS residuals takes the nearest calibrated bucket's quantiles
 and `fallbacks` names it, so the metadata says which buckets were not calibrated rather than posing
 a guessed widening as calibration. docs/model.md explains the choices.
@@ -32,6 +43,7 @@ a guessed widening as calibration. docs/model.md explains the choices.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -46,6 +58,16 @@ REFERENCE_HORIZON = 13  # horizons scored on every week after the cutoff: the se
 UNTRAINED_GROWTH_POWER = 0.25  # share (in log terms) of a first-year calibrating model's growth kept
 MIN_TOTAL_STORES = 5  # fewer stores than this with two totals in a bucket, and their spread is noise
 NORMAL_Z = {str(lv): NormalDist().inv_cdf(0.5 + lv / 2) for lv in LEVELS}  # two-sided normal quantiles
+# Two-sided levels at which each bucket's score distribution is kept (its shape): any quantile of a
+# forecast is read from them, the 80% and 95% ones being exactly the bands'.
+SHAPE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
+QUANTILE_RANGE = (0.01, 0.99)
+# What predicts a series' error, known at the origin (difficulty_features), each as a log ratio.
+DIFFICULTY_FEATURES = ("volatility", "week_to_week", "naive_error", "size")
+DIFFICULTY_CLIP = 8.0  # a series' difficulty stays within 1/8..8 times the typical one
+# Horizons whose difficulty is fitted apart: next weeks' errors follow a series' week-to-week noise,
+# those a season out its level's drift, which calm and large series have too.
+DIFFICULTY_HORIZONS: tuple[tuple[int, int], ...] = ((1, 13), (14, 52))
 
 
 def bucket_label(lo: int, hi: int) -> str:
@@ -135,12 +157,43 @@ def _conformal_quantiles(sorted_scores: np.ndarray) -> dict[str, float]:
     return {str(lv): float(sorted_scores[min(n - 1, math.ceil((n + 1) * lv) - 1)]) for lv in LEVELS}
 
 
+def _shape(sorted_scores: np.ndarray) -> list[float]:
+    """The scores' conformal quantiles at SHAPE_LEVELS, each over their 80% one (all ones when it is
+    zero)."""
+    n = len(sorted_scores)
+    q = np.array([sorted_scores[min(n - 1, max(0, math.ceil((n + 1) * lv) - 1))] for lv in SHAPE_LEVELS])
+    at80 = q[SHAPE_LEVELS.index(0.8)]
+    return [1.0] * len(SHAPE_LEVELS) if at80 <= 0 else [round(float(v / at80), 6) for v in q]
+
+
 def _key(*columns: np.ndarray) -> np.ndarray:
     """One integer per distinct combination of the integer columns' values."""
     if not len(columns[0]):
         return np.zeros(0, dtype=np.int64)
     shifted = [np.asarray(c, dtype=np.int64) - int(np.min(c)) for c in columns]
     return np.ravel_multi_index(shifted, [int(c.max()) + 1 for c in shifted])
+
+
+def difficulty_features(raw: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Per series, from its sales up to the origin (`raw`, oldest week first) and its `scale`: the log
+    of its coefficient of variation over the last 52 weeks, of its median week-to-week change, of the
+    seasonal naive's mean error on its last 13 weeks (each relative to its scale) and of its scale.
+    NaN where the history does not tell (the calibrator fills in its typical value)."""
+    raw = np.asarray(raw, dtype=float)
+    scale = np.maximum(np.asarray(scale, dtype=float), 1.0)
+    out = np.full((len(raw), len(DIFFICULTY_FEATURES)), np.nan)
+    if not len(raw):
+        return out
+    tail = raw[:, -52:]
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN, filled in later
+        out[:, 0] = np.nanstd(tail, axis=1) / scale
+        out[:, 1] = np.nanmedian(np.abs(np.diff(tail, axis=1)), axis=1) / scale
+        if raw.shape[1] >= 52 + 13:
+            naive = np.abs(raw[:, -13:] - raw[:, -52 - 13 : -52])
+            out[:, 2] = np.nanmean(naive, axis=1) / scale
+        out[:, 3] = scale
+        return np.log(np.maximum(out, 1e-3))
 
 
 @dataclass(frozen=True)
@@ -206,6 +259,101 @@ class IntervalCalibrator:
     # Totals of the chain, a department and a store, each calibrated on its own level's held-out totals
     # (app/forecasting/totals.py: level -> quantiles, counts and fallbacks per bucket).
     level_totals: dict[str, dict] = field(default_factory=dict)
+    # Normalised conformal (fit_difficulty): a series' scores are divided by exp(features @ coef -
+    # center), its difficulty, with coef and center per DIFFICULTY_HORIZONS group; no coefficients:
+    # every series alike.
+    difficulty_coef: list[list[float]] = field(default_factory=list)
+    difficulty_center: list[float] = field(default_factory=list)
+    difficulty_fill: list[float] = field(default_factory=list)  # a feature's value where unknown
+    difficulty_range: list[list[float]] = field(default_factory=list)  # [low, high] seen per feature
+    # Per bucket, the scores' quantiles at SHAPE_LEVELS over their 80% one: the rest of the distribution
+    shape: dict[str, list[float]] = field(default_factory=dict)
+    # Bucket-only conformal quantiles (the size alone, no difficulty), fitted and rescaled alike: what a
+    # store total reads of its departments (total_half80) and the yardstick the scores are compared to.
+    plain_quantiles: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def fit_difficulty(
+        self, horizon: np.ndarray, residual: np.ndarray, denominator: np.ndarray, features: np.ndarray
+    ) -> IntervalCalibrator:
+        """Learn how a series' error grows with its difficulty features: per DIFFICULTY_HORIZONS group, a
+        least-squares fit of the log score on them (with a constant per horizon bucket), so that dividing
+        each score by its fitted difficulty leaves scores alike across series and one quantile serves
+        calm and volatile ones; a group with too few rows takes the nearest fitted group's."""
+        features = np.asarray(features, dtype=float)
+        horizon = np.asarray(horizon)
+        score = np.abs(np.asarray(residual, dtype=float)) / np.asarray(denominator, dtype=float)
+        self.difficulty_coef, self.difficulty_center = [], []
+        self.difficulty_fill, self.difficulty_range = [], []
+        if len(score) < MIN_BUCKET_ROWS * 10 or not np.any(score > 0):
+            return self
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a feature no series has: filled with 0
+            fill = np.nanmedian(features, axis=0)
+        fill = np.where(np.isnan(fill), 0.0, fill)
+        self.difficulty_fill = [round(float(v), 6) for v in fill]
+        x = np.where(np.isnan(features), fill, features)
+        self.difficulty_range = [
+            [round(float(lo), 6), round(float(hi), 6)]
+            for lo, hi in zip(np.quantile(x, 0.005, axis=0), np.quantile(x, 0.995, axis=0), strict=True)
+        ]
+        x = self._clipped(x)
+        floor = 0.01 * float(np.median(score[score > 0]))
+        target = np.log(np.maximum(score, floor))
+        dummies = (bucket_index(horizon)[:, None] == np.arange(len(BUCKETS))).astype(float)
+        group = bucket_index(horizon, DIFFICULTY_HORIZONS)
+        fitted: dict[int, tuple[list[float], float]] = {}
+        for g in range(len(DIFFICULTY_HORIZONS)):
+            rows = group == g
+            if rows.sum() < MIN_BUCKET_ROWS * 10:
+                continue
+            d = dummies[rows]
+            design = np.column_stack([d[:, d.any(axis=0)], x[rows]])
+            coef = np.linalg.lstsq(design, target[rows], rcond=None)[0][-x.shape[1] :]
+            fitted[g] = ([round(float(c), 6) for c in coef], round(float(np.mean(x[rows] @ coef)), 6))
+        if not fitted:
+            return self
+        for g in range(len(DIFFICULTY_HORIZONS)):
+            coef, center = fitted[_nearest(g, fitted)]
+            self.difficulty_coef.append(coef)
+            self.difficulty_center.append(center)
+        return self
+
+    def _clipped(self, x: np.ndarray) -> np.ndarray:
+        lo, hi = np.array(self.difficulty_range).T
+        return np.clip(x, lo, hi)
+
+    def difficulty(self, features: np.ndarray, horizon: np.ndarray) -> np.ndarray:
+        """Each row's difficulty at its horizon (1 for a typical series; all ones before
+        fit_difficulty)."""
+        features = np.asarray(features, dtype=float)
+        if not self.difficulty_coef:
+            return np.ones(len(features))
+        x = self._clipped(np.where(np.isnan(features), np.array(self.difficulty_fill), features))
+        group = bucket_index(np.broadcast_to(np.asarray(horizon), (len(features),)), DIFFICULTY_HORIZONS)
+        coef = np.array(self.difficulty_coef)[group]
+        log_d = np.einsum("ij,ij->i", x, coef) - np.array(self.difficulty_center)[group]
+        return np.exp(np.clip(log_d, -math.log(DIFFICULTY_CLIP), math.log(DIFFICULTY_CLIP)))
+
+    def plain_ratio(self, horizon: np.ndarray, level: float) -> np.ndarray:
+        """Per row, the bucket-only quantile over the served one at `level` (1 where either is unknown):
+        a served half-width over its difficulty, times this, is the bucket-only half-width."""
+        idx = bucket_index(np.asarray(horizon))
+        if not self.plain_quantiles or not self.quantiles:
+            return np.ones(len(idx))
+        served = np.array([self.quantiles[b][str(level)] for b in BUCKET_LABELS])
+        plain = np.array([self.plain_quantiles[b][str(level)] for b in BUCKET_LABELS])
+        return np.where(served > 0, plain / np.where(served > 0, served, 1.0), 1.0)[idx]
+
+    def plain_half_width(
+        self, horizon: np.ndarray, half: np.ndarray, difficulty: np.ndarray, level: float = 0.8
+    ) -> np.ndarray:
+        """The bucket-only conformal half-width at `level` of rows whose served one (upper - prediction)
+        is `half`: what a store total reads of its departments, and the yardstick of the scores."""
+        return (
+            np.asarray(half, dtype=float)
+            / np.asarray(difficulty, dtype=float)
+            * self.plain_ratio(horizon, level)
+        )
 
     def fit(
         self,
@@ -220,6 +368,7 @@ class IntervalCalibrator:
         score = np.abs(np.asarray(residual)) / np.asarray(denominator)
         idx = bucket_index(horizon)
         self.quantiles, self.counts, self.fallbacks, self.season_factors = {}, {}, {}, {}
+        self.shape = {}
         if target_week is not None:
             week, near = np.asarray(target_week), horizon <= REFERENCE_HORIZON
         for b, label in enumerate(BUCKET_LABELS):
@@ -229,6 +378,7 @@ class IntervalCalibrator:
                 continue
             f = None if target_week is None else _season_factors(score[near], week[near], week[idx == b])
             self._calibrate_bucket(label, s, f)
+            self.shape[label] = _shape(s)
         calibrated = [b for b, label in enumerate(BUCKET_LABELS) if label in self.quantiles]
         for b, label in enumerate(BUCKET_LABELS):
             if label in self.quantiles:
@@ -236,10 +386,12 @@ class IntervalCalibrator:
             if calibrated:  # the nearest calibrated bucket (the shorter one on a tie), as it is
                 source = BUCKET_LABELS[_nearest(b, calibrated)]
                 self.quantiles[label] = dict(self.quantiles[source])
+                self.shape[label] = list(self.shape[source])
                 self.fallbacks[label] = source
             else:  # too few residuals in every bucket: all of them pooled
                 pooled = _conformal_quantiles(np.sort(score)) if len(score) else None
                 self.quantiles[label] = pooled or {str(lv): 1.0 for lv in LEVELS}
+                self.shape[label] = _shape(np.sort(score)) if len(score) else _shape(np.ones(1))
                 self.fallbacks[label] = "all horizons"
         self.quantiles = {label: self.quantiles[label] for label in BUCKET_LABELS}
         return self
@@ -291,6 +443,7 @@ class IntervalCalibrator:
                 if reference is not None and new_week is not None:
                     f = _season_factors(*reference, np.asarray(new_week)[idx == b])
                 self._calibrate_bucket(label, s, f)
+                self.shape[label] = _shape(s)
                 last = label
             elif last is not None:
                 growth = {
@@ -342,8 +495,10 @@ class IntervalCalibrator:
         prediction: np.ndarray,
         denominator: np.ndarray,
         cold: np.ndarray | None = None,
+        floor: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """lower_80, upper_80, lower_95, upper_95 around the point forecasts."""
+        """lower_80, upper_80, lower_95, upper_95 around the point forecasts; lower bounds no lower than
+        `floor` (0 for a series that never sold below 0)."""
         idx = bucket_index(horizon)
         out = {}
         for lv, name in ((0.8, "80"), (0.95, "95")):
@@ -351,16 +506,64 @@ class IntervalCalibrator:
                 out[f"lower_{name}"] = out[f"upper_{name}"] = np.full(len(prediction), np.nan)
                 continue
             q = np.array([self.quantiles[label][str(lv)] for label in BUCKET_LABELS])[idx]
-            half = q * denominator
-            if cold is not None:
-                half = np.where(cold, half * COLD_START_WIDEN, half)
-            out[f"lower_{name}"] = prediction - half
+            half = self._widened(q * denominator, cold)
+            lower = prediction - half
+            out[f"lower_{name}"] = lower if floor is None else np.maximum(lower, floor)
             out[f"upper_{name}"] = prediction + half
         return out
 
+    @staticmethod
+    def _widened(half: np.ndarray, cold: np.ndarray | None) -> np.ndarray:
+        return half if cold is None else np.where(cold, half * COLD_START_WIDEN, half)
+
+    def level_score(self, label: str, level: float) -> float:
+        """The score a two-sided `level` (0..0.98) calls for in a bucket: the calibrated 80% and 95%
+        quantiles at those levels, and between and beyond them the bucket's shape (SHAPE_LEVELS)."""
+        q80, q95 = (
+            self.quantiles[label]["0.8"],
+            max(self.quantiles[label]["0.95"], self.quantiles[label]["0.8"]),
+        )
+        shape = self.shape.get(label)
+        if not shape:  # no shape kept: a normal error's
+            shape = [NormalDist().inv_cdf(0.5 + lv / 2) / NORMAL_Z["0.8"] for lv in SHAPE_LEVELS]
+        shape = np.maximum.accumulate(np.asarray(shape, dtype=float))
+        s = float(np.interp(level, (0.0, *SHAPE_LEVELS), (0.0, *shape)))
+        s95 = shape[SHAPE_LEVELS.index(0.95)]
+        if level <= 0.8:
+            return q80 * s
+        if level <= 0.95:
+            share = (s - 1.0) / (s95 - 1.0) if s95 > 1.0 else (level - 0.8) / 0.15
+            return q80 + (q95 - q80) * share
+        return q95 * (s / s95 if s95 > 0 else 1.0)
+
+    def quantile(
+        self,
+        q: float,
+        horizon: np.ndarray,
+        prediction: np.ndarray,
+        denominator: np.ndarray,
+        cold: np.ndarray | None = None,
+        floor: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The `q` quantile (QUANTILE_RANGE) of each forecast: the point forecast moved by the score of
+        the two-sided level |2q - 1| times the row's denominator, down for q below 0.5; the 0.1 and 0.9
+        quantiles are the 80% band's ends, and the quantiles rise with q."""
+        if not QUANTILE_RANGE[0] <= q <= QUANTILE_RANGE[1]:
+            raise ValueError(f"quantile {q} outside {QUANTILE_RANGE[0]}..{QUANTILE_RANGE[1]}")
+        prediction = np.asarray(prediction, dtype=float)
+        if not self.quantiles:
+            return np.full(len(prediction), np.nan)
+        level = round(abs(2 * q - 1), 10)
+        per_bucket = np.array([self.level_score(label, level) for label in BUCKET_LABELS])
+        half = self._widened(per_bucket[bucket_index(horizon)] * denominator, cold)
+        if q >= 0.5:
+            return prediction + half
+        lower = prediction - half
+        return lower if floor is None else np.maximum(lower, floor)
+
     def to_dict(self) -> dict:
         return {
-            "method": "split-conformal by horizon bucket",
+            "method": "normalised split-conformal by horizon bucket",
             "mix": self.mix,
             "quantiles": self.quantiles,
             "counts": self.counts,
@@ -370,4 +573,15 @@ class IntervalCalibrator:
             "total_tail": self.total_tail,
             "skill_factors": self.skill_factors,
             "level_totals": getattr(self, "level_totals", {}),
+            "difficulty": {
+                "features": list(DIFFICULTY_FEATURES),
+                "horizons": [bucket_label(lo, hi) for lo, hi in DIFFICULTY_HORIZONS],
+                "coef": self.difficulty_coef,
+                "center": self.difficulty_center,
+                "fill": self.difficulty_fill,
+                "range": self.difficulty_range,
+            },
+            "shape_levels": list(SHAPE_LEVELS),
+            "shape": self.shape,
+            "plain_quantiles": self.plain_quantiles,
         }

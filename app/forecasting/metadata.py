@@ -53,6 +53,9 @@ class Backtest(TypedDict):
     by_lag_bucket: dict[str, BucketFigures]  # the loop's lag buckets, pooled over the backtest origins
     baseline_by_lag_bucket: dict[str, BucketFigures]
     lag_bucket_origins: int
+    # scores.grouped_scores: coverage, interval scores and wQL, overall, per lag bucket and per quarter
+    # of series by volatility and by size
+    scores: dict[str, Any]
     note: str
 
 

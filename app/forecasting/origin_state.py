@@ -99,6 +99,11 @@ def origin_state(panel: Panel, origin: int, config: FeatureConfig) -> OriginStat
     year_ago = _window(panel.values, panel.first_week, origin - 52 - 12, origin - 52)
     svd_hist = hist[:, -config.svd_weeks :] if config.svd_weeks <= hist.shape[1] else hist
     svd = _denoise(svd_hist, panel.dept, config.svd_rank, config.svd_row_power)
+    # Weeks before the data's first have no sales, not zero sales: the low rank fills them with about
+    # zero, which a change on last year (yoy) would read as a year-before level of nothing.
+    before_data = panel.first_week - (origin - svd.shape[1] + 1)
+    if before_data > 0:
+        svd[:, :before_data] = np.nan
     stats = {"last": last, "level13_year_ago": _nanmean(year_ago)}
     for k in (4, 8, 13, 52):
         stats[f"level{k}"] = _nanmean(hist[:, -k:])

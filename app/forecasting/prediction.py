@@ -50,9 +50,13 @@ class Prediction:
     components: dict[str, float] | None = None
     last_year_week: dt.date | None = None
     last_year_sales: float | None = None
+    # Asked for with quantiles=[...]: each level's quantile ("q0.1": ...), rising with the level.
+    quantiles: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if d["quantiles"] is None:
+            del d["quantiles"]
         d["week"] = self.week.isoformat()
         d["data_through"] = self.data_through.isoformat() if self.data_through else None
         d["last_year_week"] = self.last_year_week.isoformat() if self.last_year_week else None
@@ -71,6 +75,11 @@ class StoreForecast:
             "departments": {str(k): [p.to_dict() for p in v] for k, v in self.departments.items()},
             "total": [p.to_dict() for p in self.total],
         }
+
+
+def quantile_name(q: float) -> str:
+    """The key of a quantile in a Prediction's `quantiles` and a frame's columns: "q0.9", "q0.95"."""
+    return f"q{q:g}"
 
 
 def to_predictions(res: dict[str, np.ndarray], version: str, through: dt.date) -> list[Prediction]:
@@ -101,6 +110,10 @@ def to_predictions(res: dict[str, np.ndarray], version: str, through: dt.date) -
             item.components = dict(zip(names, parts, strict=True))
             item.last_year_week = last_date
             item.last_year_sales = None if sales != sales else sales
+    if "quantiles" in res:
+        names = [quantile_name(q) for q in res["quantile_levels"].tolist()]
+        for item, row in zip(out, res["quantiles"].tolist(), strict=True):
+            item.quantiles = dict(zip(names, row, strict=True))
     return out
 
 

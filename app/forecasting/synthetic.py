@@ -161,9 +161,11 @@ def generate_dataset(
     start: str = "2010-02-05",
     end: str = "2012-10-26",
     features_end: str = "2013-07-26",
+    noise: tuple[float, float] = (0.04, 0.2),
     shared_noise: float = 0.0,
 ) -> Dataset:
-    """A deterministic (for a seed) Walmart-like Dataset with the same schema as load_dataset's.
+    """A deterministic (for a seed) Walmart-like Dataset with the same schema as load_dataset's; each
+    series' weekly noise is log-normal with a sigma drawn uniformly from `noise` (calm to volatile).
 
     `shared_noise` (a log standard deviation) makes series err together, as real ones do: a weekly
     shock every series shares (the chain's) and one per store and week, each drifting from week to
@@ -213,7 +215,7 @@ def generate_dataset(
     # Markdowns lift sales weakly (a few percent in heavy markdown weeks).
     md_total = np.nan_to_num(features[[f"markdown{k}" for k in range(1, 6)]].to_numpy()).sum(axis=1)
     lift = (1 + 0.015 * np.log1p(md_total / 5000.0)).reshape(n_stores, len(weeks_all))[:, :n_weeks]
-    sigma = rng.uniform(0.04, 0.2, n_series)[:, None]
+    sigma = rng.uniform(*noise, n_series)[:, None]
     noise = rng.lognormal(0, 1, (n_series, n_weeks)) ** sigma
     sales = (
         (store_level[store_idx] * dept_level[dept_idx])[:, None]

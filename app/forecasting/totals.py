@@ -4,17 +4,29 @@ a store across departments.
 A total's forecast is the sum of its series' forecasts, added in whole cents, so that it equals what
 a planner gets by adding up the series' served figures, and a chain total equals its departments'.
 
-Its intervals are calibrated on totals of the same level, not built from its series' intervals: the
-series of a chain, a department or a store err together (a holiday misjudged, a region's weather,
-a store selling above its plan for weeks), so adding their intervals as independent errors would be
-far too narrow and adding them as one error far too wide. The held-out forecasts that calibrate the
-series' intervals (holdout.py) are summed per level, key, origin and week; each total's error over the
-sum of its series' 80% half-widths (its size) is a score, and the split-conformal quantile of those
-scores per horizon bucket and level (IntervalCalibrator.fit, which borrows a bucket's quantiles from
-the nearest bucket with enough totals) scales a served total's size into its half-width. As the
-series' intervals do, they then follow the model fitted just before the last weeks (fit_levels): a
-weak calibrating model errs in one direction across a store's departments more than the served one.
+A total's size is the sum of its series' bucket-only 80% half-widths (Forecaster.bucket_only_half_width:
+every series alike, without its difficulty), never of the served ones: those are scaled by each series'
+difficulty and floored at 0, so their sum would move with the mix of calm and volatile series rather
+than with the total's error. Calibration (held-out rows, holdout.py) and serving (the `half80` column
+sum_totals reads) use that same size, so the conformal quantiles mean the same thing at both ends.
+
+The chain's and a department's intervals are calibrated on totals of their own level, not built from
+their series' intervals: the series of a chain or a department err together (a holiday misjudged, a
+region's weather), so adding their intervals as independent errors would be far too narrow and adding
+them as one error far too wide. The held-out forecasts that calibrate the series' intervals are summed
+per level, key, origin and week; each total's error over its size is a score, and the split-conformal
+quantile of those scores per horizon bucket and level (IntervalCalibrator.fit, which borrows a bucket's
+quantiles from the nearest bucket with enough totals) scales a served total's size into its half-width.
+As the series' intervals do, they then follow the model fitted just before the last weeks (fit_levels).
 The chain has one total per origin and week, so some of its buckets borrow; `fallbacks` records where.
+
+A store's total keeps the lasting-and-steady model (IntervalCalibrator.total_half_width: its
+departments' half-widths in quadrature, plus the spread across stores of their lasting error, measured
+apart from the week-to-week one) rather than its level's quantiles. On the real data's earliest
+origins, where the calibrating model is weakest and the held-out weeks fewest, a pooled quantile of
+store-week scores left store totals well short of their nominal coverage, while the lasting-and-steady
+model held it at every origin the backtest checks. The store level's quantiles are still fitted
+(fit_levels) and kept beside the others.
 """
 
 from __future__ import annotations
@@ -66,8 +78,8 @@ def in_cents(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HeldOut:
-    """Held-out forecasts of series: their store, department, target week, weeks ahead, error and the
-    80% half-width their model gave them (the sample a level's totals are calibrated on)."""
+    """Held-out forecasts of series: their store, department, target week, weeks ahead, error and their
+    bucket-only 80% half-width (the sample a level's totals are calibrated on)."""
 
     store: np.ndarray
     dept: np.ndarray
@@ -126,10 +138,11 @@ def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, di
 def half_widths(
     calibrator: IntervalCalibrator, level: str, size: np.ndarray, quadrature: np.ndarray, horizon: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The 80% and 95% half-widths of totals at `level` from their size (their series' 80% half-widths
-    summed) and `horizon`. A model calibrated without this level's totals (made before levels were, or
-    on too short a history) falls back on the store totals' lasting-and-steady model."""
-    fitted = (getattr(calibrator, "level_totals", None) or {}).get(level)
+    """The 80% and 95% half-widths of totals at `level` from their size (their series' bucket-only 80%
+    half-widths summed), their `quadrature` and `horizon`. Store totals, and totals of a level the
+    model was calibrated without (made before levels were, or on too short a history), take the
+    lasting-and-steady model (see the module docstring)."""
+    fitted = None if level == "store" else (getattr(calibrator, "level_totals", None) or {}).get(level)
     horizon = np.asarray(horizon, dtype=np.int64)
     out = {}
     for lv in ("0.8", "0.95"):
@@ -160,11 +173,12 @@ def _fallback_half_width(
 
 
 def sum_totals(level: str, rows: pd.DataFrame) -> pd.DataFrame:
-    """Totals at `level` of forecast rows (store, dept, date, horizon, prediction, lower_80 and
-    upper_80; an `actual` column is summed too): one row per key and date, in key and date order,
-    with the total's prediction (added in cents), size and quadrature of its rows' 80% half-widths."""
+    """Totals at `level` of forecast rows (store, dept, date, horizon, prediction and half80, each
+    row's bucket-only 80% half-width; an `actual` column is summed too): one row per key and date, in
+    key and date order, with the total's prediction (added in cents), size and quadrature of its
+    rows' half80."""
     key = level_key(level, rows["store"].to_numpy(), rows["dept"].to_numpy())
-    half = (rows["upper_80"].to_numpy(float) - rows["lower_80"].to_numpy(float)) / 2
+    half = rows["half80"].to_numpy(float)
     frame = pd.DataFrame(
         {
             "key": key,

@@ -41,6 +41,7 @@ from app.forecasting.reference import build_reference
 from app.forecasting.training_set import build_training_set
 
 log = logging.getLogger(__name__)
+MIN_HISTORY_WEEKS = 52  # a year of sales: the seasonal naive and the yearly lags exist from here
 
 
 @dataclass
@@ -63,6 +64,18 @@ def limit_training_threads(setting: int = 0) -> threadpool_limits:
     threads = training_threads(setting)
     log.info("training with at most %d thread(s)", threads)
     return threadpool_limits(threads)
+
+
+def check_history(first_week: int, last_week: int) -> None:
+    """ValueError, in words, when the sales span fewer than MIN_HISTORY_WEEKS weeks: a forecast reads
+    last year's same week, and the intervals need weeks the model did not see."""
+    weeks = last_week - first_week + 1
+    if weeks < MIN_HISTORY_WEEKS:
+        first, last = (calendar.week_date(w)[0].date() for w in (first_week, last_week))
+        raise ValueError(
+            f"history too short: {weeks} weeks of sales ({first}..{last}); a model needs at least "
+            f"{MIN_HISTORY_WEEKS} weeks (a year) to forecast from last year's weeks"
+        )
 
 
 def split_params(params: dict[str, Any] | None) -> tuple[FeatureConfig, dict[str, Any]]:
@@ -106,6 +119,7 @@ def train(
     config, est_params = split_params(params)
     panel = Panel.from_sales(ds.sales)
     T = panel.last_week
+    check_history(panel.first_week, T)
     covariates = build_covariates(ds, panel, T)
     est_params = {**make_estimator(kind).params, **est_params}
     # The series trained on are drawn before any feature is built (panel.sample_series): the
@@ -129,7 +143,7 @@ def train(
         h = np.clip(ts.week - ts.origin, 1, MAX_HORIZON)
         calibrator.fit(h, ts.sales - fitted, interval_denominator(ts.scale, ts.base, calibrator.mix) / 1.5)
     if not len(pred_sample):
-        pred_sample = ts.base + ts.scale * est.predict(ts.X[:5000])
+        pred_sample = ts.base[:5000] + ts.scale[:5000] * est.predict(ts.X[:5000])
     say(progress, "computing metadata (importances, reference distributions)")
     importances = _importances(est, ts.X, ts.y, ts.weight, config.seed)
     fit_seconds = time.perf_counter() - started

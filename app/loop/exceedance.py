@@ -119,7 +119,12 @@ def _z(actual: Any, prediction: Any, half95: Any) -> np.ndarray:
 def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
     """Per store, week and lag: actual and forecast totals, the 95% range (total_bounds), z and share off."""
     out = []
-    half80 = ((frame["upper_80"] - frame["lower_80"]) / 2).to_numpy(float)
+    half80 = forecaster.bucket_only_half_width(
+        frame["store"].to_numpy(np.int64),
+        frame["dept"].to_numpy(np.int64),
+        frame["lag"].to_numpy(np.int64),
+        (frame["upper_80"] - frame["prediction"]).to_numpy(float),
+    )
     prediction, actual = frame["prediction"].to_numpy(float), frame["actual"].to_numpy(float)
     for (store, week, lag), idx in frame.groupby(["store", "week", "lag"]).indices.items():
         bounds = forecaster.total_bounds(prediction[idx], half80[idx], int(lag))

@@ -240,9 +240,8 @@ def open_artifact_alert(storage: Storage, row: Any, error: BaseException | str) 
             "critical",
             f"production version v{version} cannot be loaded from its artifact {artifact} ({reason}). "
             f"A worker that already holds v{version} in memory keeps serving it; any other worker "
-            "reports not ready (/ready 503) and answers predictions with the version it holds, named in "
-            "every answer, or 503 when it holds none. Restore the artifact, or roll back or promote "
-            "another version.",
+            "reports not ready (/ready 503) and answers predictions 503 rather than forecast with "
+            "another version. Restore the artifact, or roll back or promote another version.",
             {
                 "version": version,
                 "name": row.name,

@@ -51,13 +51,38 @@ PREDICTIONS = Counter(
 )
 
 
+# The labelled children of each route, method and status (and source), looked up once: `labels()`
+# checks and joins its arguments and takes a lock on every call, and every request counts itself.
+# The client keeps the same children for the process's life, so keeping them here changes nothing.
+_request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+_prediction_children: dict[str, Counter] = {}
+
+
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(endpoint, method, str(status)).inc()
-    HTTP_LATENCY.labels(endpoint, method).observe(seconds)
+    key = (endpoint, method, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = _request_children[key] = (
+            HTTP_REQUESTS.labels(endpoint, method, str(status)),
+            HTTP_LATENCY.labels(endpoint, method),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def predictions_served(source: str, count: int) -> None:
-    PREDICTIONS.labels(source).inc(count)
+    child = _prediction_children.get(source)
+    if child is None:
+        child = _prediction_children[source] = PREDICTIONS.labels(source)
+    child.inc(count)
+
+
+def reset() -> None:
+    """This process's counters back to zero, their labelled children forgotten with them."""
+    for metric in (HTTP_REQUESTS, HTTP_LATENCY, PREDICTIONS):
+        metric.clear()
+    _request_children.clear()
+    _prediction_children.clear()
 
 
 def database_gauges(session: Session) -> list[Gauge]:

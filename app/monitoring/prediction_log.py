@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import itertools
 import logging
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -36,7 +38,10 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("api", "page", "batch", "forecast")
 _TABLE = PredictionLog.__table__
-_FIELDS = ("prediction", "lower_80", "upper_80", "lower_95", "upper_95")
+_COLUMNS = (
+    "created_at", "request_id", "source", "model_version", "store", "dept", "week", "horizon", "inputs",
+    "assumed", "cold_start", "prediction", "lower_80", "upper_80", "lower_95", "upper_95", "latency_ms",
+)  # fmt: skip
 
 
 def _as_date(value: Any) -> dt.date:
@@ -49,6 +54,31 @@ def _as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
+def _values(
+    predictions: Iterable[Any], created: dt.datetime, request_id: str, source: str, latency_ms: float
+) -> Iterator[tuple[Any, ...]]:
+    """Each prediction's log row as a tuple in _COLUMNS order (plain Python values, not yet encoded).
+
+    A Prediction's inputs are plain JSON already (the core makes them so) and go in as they are; a
+    dict's are cleaned first. The request path logs every prediction it serves, so this stays lean.
+    """
+    request_id = str(request_id)[:64]
+    latency_ms = float(latency_ms)
+    for item in predictions:
+        plain = type(item) is Prediction
+        data = item.__dict__ if plain else item if isinstance(item, Mapping) else vars(item)
+        get = data.get
+        yield (
+            created, request_id, source, str(get("model_version") or "")[:32],
+            int(data["store"]), int(data["dept"]), _as_date(data["week"]), int(get("horizon") or 0),
+            (get("inputs") or {}) if plain else jsonable(get("inputs") or {}),
+            (get("assumed") or {}) if plain else jsonable(get("assumed") or {}),
+            bool(get("cold_start", False)),
+            float(data["prediction"]), float(data["lower_80"]), float(data["upper_80"]),
+            float(data["lower_95"]), float(data["upper_95"]), latency_ms,
+        )  # fmt: skip
+
+
 def to_rows(
     predictions: Iterable[Any],
     *,
@@ -57,37 +87,31 @@ def to_rows(
     latency_ms: float,
     now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The log rows for a list of core Predictions (or dicts with the same keys).
+    """The log rows for a list of core Predictions (or dicts with the same keys), as column: value."""
+    values = _values(predictions, now or utcnow(), request_id, source, latency_ms)
+    return [dict(zip(_COLUMNS, row, strict=True)) for row in values]
 
-    A Prediction's inputs are plain JSON already (the core makes them so) and go in as they are; a
-    dict's are cleaned first. The request path logs every prediction it serves, so this stays lean.
-    """
-    created = now or utcnow()
-    request_id = str(request_id)[:64]
-    latency_ms = float(latency_ms)
-    rows = []
-    for item in predictions:
-        plain = type(item) is Prediction
-        data = item.__dict__ if plain else item if isinstance(item, Mapping) else vars(item)
-        get = data.get
-        row = {
-            "created_at": created,
-            "request_id": request_id,
-            "source": source,
-            "model_version": str(get("model_version") or "")[:32],
-            "store": int(data["store"]),
-            "dept": int(data["dept"]),
-            "week": _as_date(data["week"]),
-            "horizon": int(get("horizon") or 0),
-            "inputs": (get("inputs") or {}) if plain else jsonable(get("inputs") or {}),
-            "assumed": (get("assumed") or {}) if plain else jsonable(get("assumed") or {}),
-            "cold_start": bool(get("cold_start", False)),
-            "latency_ms": latency_ms,
-        }
-        for field in _FIELDS:
-            row[field] = float(data[field])
-        rows.append(row)
-    return rows
+
+def _sqlite_rows(
+    predictions: Iterable[Any], *, source: str, request_id: str, latency_ms: float
+) -> list[tuple[Any, ...]]:
+    """The log rows ready for the SQLite driver, built straight from the predictions (no dict per row)."""
+    values = _values(predictions, utcnow(), request_id, source, latency_ms)
+    stamps: dict[dt.datetime, str] = {}
+    return [_sqlite_encoded(row, stamps) for row in values]
+
+
+def _sqlite_encoded(row: tuple[Any, ...], stamps: dict[dt.datetime, str]) -> tuple[Any, ...]:
+    """One row in the exact formats SQLAlchemy's SQLite types write (`stamps`: datetimes already written)."""
+    created = row[0]
+    stamp = stamps.get(created)
+    if stamp is None:  # SQLAlchemy's SQLite DATETIME format; isoformat is several times strftime's speed
+        stamp = stamps[created] = created.isoformat(sep=" ", timespec="microseconds")
+    dumps = orjson.dumps  # ~10x the standard library's speed; SQLAlchemy's JSON type reads it back
+    return (
+        stamp, *row[1:6], row[6].isoformat(), row[7], dumps(row[8]).decode(), dumps(row[9]).decode(),
+        1 if row[10] else 0, *row[11:],
+    )  # fmt: skip
 
 
 def write_rows(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
@@ -108,10 +132,6 @@ def write_rows(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
         return sorted(row[0] for row in result)
 
 
-_COLUMNS = (
-    "created_at", "request_id", "source", "model_version", "store", "dept", "week", "horizon", "inputs",
-    "assumed", "cold_start", "prediction", "lower_80", "upper_80", "lower_95", "upper_95", "latency_ms",
-)  # fmt: skip
 _SQLITE_CHUNK = 500  # rows per statement: 8,500 parameters, under SQLite's 32,766
 _sqlite_statements: dict[int, str] = {}
 
@@ -129,24 +149,20 @@ def _sqlite_statement(count: int) -> str:
     return statement
 
 
-def _write_sqlite(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
-    dumps = orjson.dumps  # ~10x the standard library's speed; SQLAlchemy's JSON type reads it back
-    params: list[Any] = []
+def _sqlite_params(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Column: value rows (to_rows) ready for the SQLite driver."""
     stamps: dict[dt.datetime, str] = {}
-    for row in rows:
-        created = row["created_at"]
-        if created not in stamps:
-            stamps[created] = created.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DATETIME format
-        params += (
-            stamps[created],
-            row["request_id"], row["source"], row["model_version"], row["store"], row["dept"],
-            row["week"].isoformat(), row["horizon"],
-            dumps(row["inputs"]).decode(), dumps(row["assumed"]).decode(),
-            1 if row["cold_start"] else 0, row["prediction"], row["lower_80"], row["upper_80"],
-            row["lower_95"], row["upper_95"], row["latency_ms"],
-        )  # fmt: skip
+    return [_sqlite_encoded(tuple(row[name] for name in _COLUMNS), stamps) for row in rows]
+
+
+def _write_sqlite(storage: Storage, rows: list[dict[str, Any]]) -> list[int]:
+    encoded = _sqlite_params(rows)
     with _writers_queue(storage):
-        return _insert_sqlite(storage, params, len(rows))
+        connection = storage.engine.raw_connection()
+        try:
+            return _insert_sqlite(connection, encoded)
+        finally:
+            connection.close()
 
 
 @contextlib.contextmanager
@@ -180,23 +196,33 @@ def _lock_file(path: str) -> IO[str]:
     return _lock_files[key]
 
 
-def _insert_sqlite(storage: Storage, params: list[Any], total: int) -> list[int]:
-    width = len(_COLUMNS)
+# The log's writes leave the WAL's checkpoints (copying it into the database, and its fsyncs) to a
+# thread of their own (_Checkpointer): a commit that crossed SQLite's automatic threshold would do it
+# inline, holding the writers' lock and every request waiting on the group commit. The automatic
+# checkpoint stays, at a larger size, as a backstop should the thread fall behind.
+CHECKPOINT_SECONDS = 1.0
+LOG_AUTOCHECKPOINT_PAGES = 10_000  # 40 MB of WAL at the default page size
+
+
+def _insert_sqlite(connection: Any, rows: list[tuple[Any, ...]]) -> list[int]:
+    """One transaction on `connection` (SQLAlchemy's proxy of a DBAPI connection); rolled back on error."""
+    total = len(rows)
     ids: list[int] = []
-    connection = storage.engine.raw_connection()
     try:
         cursor = connection.cursor()
+        if not connection.info.get("log_autocheckpoint"):
+            cursor.execute(f"PRAGMA wal_autocheckpoint={LOG_AUTOCHECKPOINT_PAGES}")
+            connection.info["log_autocheckpoint"] = True
         for start in range(0, total, _SQLITE_CHUNK):
             count = min(_SQLITE_CHUNK, total - start)
-            cursor.execute(_sqlite_statement(count), params[start * width : (start + count) * width])
+            params = list(itertools.chain.from_iterable(rows[start : start + count]))
+            cursor.execute(_sqlite_statement(count), params)
             ids += sorted(row[0] for row in cursor.fetchall())
         cursor.close()
         connection.commit()
     except BaseException:
         connection.rollback()
         raise
-    finally:
-        connection.close()
     return ids
 
 
@@ -209,7 +235,7 @@ class _Waiter:
 
     __slots__ = ("rows", "woken", "lead", "ids", "error")
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, rows: list[Any]) -> None:
         self.rows = rows
         self.woken = threading.Event()
         self.lead = False
@@ -217,17 +243,97 @@ class _Waiter:
         self.error: BaseException | None = None
 
 
+class _Checkpointer(threading.Thread):
+    """Checkpoints one SQLite database's WAL every CHECKPOINT_SECONDS, off the request path.
+
+    PASSIVE: it copies what no reader still needs and never blocks a writer or waits for one (two
+    workers' checkpointers simply take turns). Durability does not depend on it: with the WAL and
+    synchronous=NORMAL a committed transaction survives the process being killed. It stops when its
+    storage or its database file is gone.
+    """
+
+    def __init__(self, storage: Storage, database: str) -> None:
+        super().__init__(name="prediction-log-checkpoint", daemon=True)
+        self._storage = weakref.ref(storage)
+        self._database = database
+
+    def run(self) -> None:
+        connection = sqlite3.connect(self._database, check_same_thread=False)
+        try:
+            while self._storage() is not None and os.path.exists(self._database):
+                time.sleep(CHECKPOINT_SECONDS)
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # a busy or vanished file: the next round retries
+                    log.debug("prediction log checkpoint: %s", error)
+        finally:
+            connection.close()
+
+
+class _OwnConnection:
+    """The group commit's own SQLite connection, configured like the pool's and kept open.
+
+    Only the leader writes, one at a time, so one connection serves every group commit of the
+    process: no pool check-out, ping and reset-on-return per commit, and a page cache that stays warm
+    between commits. A connection that failed is closed and the next commit opens a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.proxy: Any = None
+
+    def get(self, storage: Storage) -> Any:
+        if self.proxy is None:
+            proxy = storage.engine.raw_connection()
+            proxy.detach()  # out of the pool: the pool neither counts it nor hands it to anyone else
+            self.proxy = proxy
+        return self.proxy
+
+    def close(self) -> None:
+        proxy, self.proxy = self.proxy, None
+        # Never close a connection inherited through fork: SQLite's locks belong to the parent.
+        if proxy is not None and self.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                proxy.close()
+
+
 class GroupCommitter:
     """The group commit of one process for one storage: many requests' rows, one transaction."""
 
     def __init__(self, storage: Storage) -> None:
-        self.storage = storage
+        # Weakly held: the storage's entry in _committers (and with it this committer and its
+        # connection) goes when the storage does.
+        self._storage = weakref.ref(storage)
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._waiting: list[_Waiter] = []
         self._writing = False
+        self._connection: _OwnConnection | None = None
+        database = storage.engine.url.database
+        if storage.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._connection = _OwnConnection()
+            weakref.finalize(self, self._connection.close)
+            _Checkpointer(storage, database).start()
 
-    def write(self, rows: list[dict[str, Any]]) -> list[int]:
+    @property
+    def sqlite(self) -> bool:
+        """True when write() takes rows encoded for SQLite (_sqlite_rows), not column: value dicts."""
+        return self._connection is not None
+
+    def _write_rows(self, rows: list[Any]) -> list[int]:
+        storage = self._storage()
+        if storage is None:  # cannot happen while a caller holds it; said plainly if it does
+            raise RuntimeError("the prediction log's storage is gone")
+        if self._connection is None:
+            return write_rows(storage, rows)
+        with _writers_queue(storage):
+            try:
+                return _insert_sqlite(self._connection.get(storage), rows)
+            except BaseException:
+                self._connection.close()
+                raise
+
+    def write(self, rows: list[Any]) -> list[int]:
         """The rows' ids, once the transaction holding them has committed (re-raises its error)."""
         me = _Waiter(rows)
         with self._lock:
@@ -249,7 +355,7 @@ class GroupCommitter:
         with self._lock:
             batch, self._waiting = self._waiting, []
         try:
-            ids = write_rows(self.storage, [row for waiter in batch for row in waiter.rows])
+            ids = self._write_rows([row for waiter in batch for row in waiter.rows])
         except BaseException as error:  # noqa: BLE001 - every request of the batch gets the failure
             for waiter in batch:
                 waiter.error = error
@@ -293,8 +399,15 @@ def log_predictions(
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     started = time.perf_counter()
-    rows = to_rows(predictions, source=source, request_id=request_id, latency_ms=latency_ms)
-    ids = write_rows(storage, rows) if len(rows) > GROUP_ROWS else _committer(storage).write(rows)
+    committer = _committer(storage) if len(predictions) <= GROUP_ROWS else None
+    if committer is not None and committer.sqlite:
+        rows: list[Any] = _sqlite_rows(
+            predictions, source=source, request_id=request_id, latency_ms=latency_ms
+        )
+        ids = committer.write(rows)
+    else:
+        rows = to_rows(predictions, source=source, request_id=request_id, latency_ms=latency_ms)
+        ids = committer.write(rows) if committer is not None else write_rows(storage, rows)
     metrics.predictions_served(source, len(rows))
     elapsed = (time.perf_counter() - started) * 1000
     if elapsed > 250:

@@ -311,17 +311,6 @@ def _backtest_comparison(
     return comparison if comparison.get("worse") else None
 
 
-def promotion_warning(storage: Storage, name: str, version: int | str) -> dict[str, Any] | None:
-    """What promoting `version` would cost by backtests of the same window (see _backtest_comparison),
-    for the page to ask before it posts; None when there is nothing to warn about or no such version."""
-    with storage.session() as session:
-        try:
-            row = _get(session, name, parse_version(version))
-        except VersionNotFound:
-            return None
-        return _backtest_comparison(row, production_row(session, name))
-
-
 def promote(
     storage: Storage,
     name: str,

@@ -10,11 +10,10 @@ within a few seconds, with no restart and no per-request reload.
 When production's artifact cannot be loaded (missing, corrupted, made with other libraries), a worker
 that already holds that same production version keeps serving its copy in memory: it is the version
 the registry names, so nothing changes for callers. A worker that holds another version (forked from a
-master that loaded an older one, or running when a broken version was promoted) keeps answering
-predictions with the version it holds rather than failing every request, but never as if it were
-production: every prediction names the version that made it (`model_version`, the X-Model-Version
-header), and /ready answers 503 naming both versions until production loads, so a load balancer takes
-the worker out and an operator sees why. A worker holding nothing answers 503.
+master that loaded an older one, or running when a broken version was promoted) refuses to forecast:
+answering with another version than the plan of record would give callers two plans at once. Its
+predictions and /ready answer 503 naming both versions until production loads (the file restored, a
+rollback or another promotion), so a load balancer takes the worker out and an operator sees why.
 """
 
 from __future__ import annotations
@@ -60,6 +59,7 @@ class ModelHolder:
         self._loaded_id: int | None = None
         self._loaded_version: int | None = None
         self._refused_id: int | None = None
+        self._refused_version: int | None = None
         self._refused_at = 0.0
         self._refused_error: str | None = None  # why, naming the artifact's file only
         self._production_version: int | None = None  # the registry's, as of the last check
@@ -78,6 +78,11 @@ class ModelHolder:
             if self._refused_error:
                 raise ModelUnavailable(f"the production model cannot be loaded: {self._refused_error}")
             raise ModelUnavailable("no production model is registered yet: run `flask --app wsgi train`")
+        if self._refused_error and self._refused_version == self._production_version != self._loaded_version:
+            raise ModelUnavailable(
+                f"the production model v{self._production_version} cannot be loaded: {self._refused_error}; "
+                f"this worker holds v{self._loaded_version} and does not forecast with another version"
+            )
         return forecaster
 
     def _production_row(self) -> ModelVersion | None:
@@ -99,7 +104,7 @@ class ModelHolder:
             if row is None:
                 return
             if row.id == self._loaded_id:  # e.g. rolled back to what we serve: any refusal is over
-                self._refused_id, self._refused_error = None, None
+                self._refused_id, self._refused_error, self._refused_version = None, None, None
             elif row.id != self._refused_id or time.monotonic() - self._refused_at >= REFUSED_RETRY_SECONDS:
                 self._load(row)
             self._follow_actuals()
@@ -127,7 +132,7 @@ class ModelHolder:
             forecaster = load_forecaster(row.artifact_path, expected_sha256=row.artifact_sha256)
         except (ArtifactError, OSError, EOFError, ValueError) as error:
             log.error(  # the server's log may name the whole path; answers and alerts do not
-                "refusing %s v%s (%s): %s; still serving %s",
+                "refusing %s v%s (%s): %s; this worker holds %s and forecasts with nothing else",
                 self.model_name,
                 row.version,
                 row.artifact_path,
@@ -136,6 +141,7 @@ class ModelHolder:
             )
             reason = artifact_problem(error, row.artifact_path)
             self._refused_id, self._refused_at, self._refused_error = row.id, time.monotonic(), reason
+            self._refused_version = row.version
             if self.on_load_failure is not None:
                 try:
                     self.on_load_failure(row, reason)
@@ -145,7 +151,7 @@ class ModelHolder:
         forecaster.version = f"v{row.version}"
         self._base, self._loaded_id, self._loaded_version = forecaster, row.id, row.version
         self._forecaster, self._actuals_stamp = forecaster, None
-        self._refused_id, self._refused_error = None, None
+        self._refused_id, self._refused_error, self._refused_version = None, None, None
         log.info("serving %s v%s", self.model_name, row.version)
 
     @property
@@ -175,7 +181,7 @@ class ModelHolder:
         production = self.production_version
         if production is None or production == self.version:
             return None
-        serving = f"serves {self.version}" if self.version else "serves no model"
+        serving = f"holds {self.version}" if self.version else "holds no model"
         why = f": {self._refused_error}" if self._refused_error else " (not loaded yet)"
         return f"this worker {serving} but the production version is {production}{why}"
 

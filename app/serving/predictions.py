@@ -98,10 +98,10 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         "inputs": get("inputs") or {},  # plain JSON values: the core's Prediction makes them so
         "assumed": get("assumed") or {},
         "cold_start": bool(get("cold_start", False)),
-        "model_version": str(get("model_version") or ""),
     }
     if out["cold_start"]:
         out["warning"] = cold_start_warning(out["store"], out["dept"])
+    out["model_version"] = str(get("model_version") or "")  # after `warning`: PredictionOut's order
     if prediction_id is not None:
         out["prediction_id"] = str(prediction_id)
     components = get("components")
@@ -110,6 +110,9 @@ def prediction_dict(item: Any, prediction_id: Any = None) -> dict[str, Any]:
         out["last_year_week"] = iso_week(week) if (week := get("last_year_week")) else None
         sales = get("last_year_sales")
         out["last_year_sales"] = None if sales is None else round(float(sales), 2)
+    quantiles = get("quantiles")
+    if quantiles is not None:
+        out["quantiles"] = {name: round(float(value), 2) for name, value in quantiles.items()}
     return out
 
 
@@ -168,10 +171,17 @@ def check_rows(
     return errors
 
 
-def predict(model: Forecaster, rows: list[dict[str, Any]], caller: Caller, explain: bool = False) -> Served:
-    """Predict rows (single or batch) and log them (`explain`: with their components)."""
+def predict(
+    model: Forecaster,
+    rows: list[dict[str, Any]],
+    caller: Caller,
+    explain: bool = False,
+    quantiles: list[float] | None = None,
+) -> Served:
+    """Predict rows (single or batch) and log them (`explain`: with their components; `quantiles`: with
+    those quantiles)."""
     started = time.perf_counter()
-    predictions = model.predict_rows(rows, explain=explain)
+    predictions = model.predict_rows(rows, explain=explain, quantiles=quantiles)
     latency = (time.perf_counter() - started) * 1000
     shaped = log_and_shape(predictions, caller, latency)
     return Served(shaped, _version(model, predictions), caller.request_id, latency)
@@ -198,6 +208,7 @@ def predict_batch(
     caller: Caller,
     write: Callable[[list[dict[str, Any]]], T],
     chunk: int = BATCH_CHUNK,
+    quantiles: list[float] | None = None,
 ) -> ServedBatch[T]:
     """Predict a batch of any size in chunks; each chunk is logged (one transaction), shaped and handed
     to `write` (which turns it into bytes, CSV text or a summary), so a 100,000-row batch never holds
@@ -214,7 +225,7 @@ def predict_batch(
     for start in range(0, len(rows), chunk):
         part = [row.to_row() if hasattr(row, "to_row") else row for row in rows[start : start + chunk]]
         started = time.perf_counter()
-        predictions = model.predict_rows(part)
+        predictions = model.predict_rows(part, quantiles=quantiles)
         elapsed = (time.perf_counter() - started) * 1000
         latency += elapsed
         version = version or _version(model, predictions)
@@ -240,11 +251,15 @@ def forecast(
     covariates: list[dict[str, Any]] | None,
     caller: Caller,
     explain: bool = False,
+    quantiles: list[float] | None = None,
 ) -> Served:
-    """Consecutive weeks of one store-department, logged (`explain`: with their components)."""
+    """Consecutive weeks of one store-department, logged (`explain`: with their components; `quantiles`:
+    with those quantiles)."""
     start = start or default_start(model)
     started = time.perf_counter()
-    predictions = model.forecast(store, dept, start, weeks, covariates=covariates, explain=explain)
+    predictions = model.forecast(
+        store, dept, start, weeks, covariates=covariates, explain=explain, quantiles=quantiles
+    )
     latency = (time.perf_counter() - started) * 1000
     shaped = log_and_shape(predictions, caller, latency)
     return Served(shaped, _version(model, predictions), caller.request_id, latency, {"start": start})

@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 from app.jobs.scheduler import start_background_scheduler
 from app.web import api, charts, context, errors, pages, request_metrics, security, words
 from app.web.admin_auth import last_line, path_name, without_paths
+from app.web.sessions import CookieSessions
 
 # Every state-changing form post carries a token; the JSON API is exempt (bearer tokens guard it).
 csrf = CSRFProtect()
@@ -25,6 +26,7 @@ def _upload_limit() -> None:
 
 def init_app(app: Flask) -> None:
     """Blueprints (pages, api under /api/v1), error handlers, response headers, request metrics."""
+    app.session_interface = CookieSessions()
     csrf.init_app(app)
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)

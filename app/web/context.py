@@ -16,7 +16,9 @@ from app.serving import predictions
 from app.serving.holder import ModelUnavailable
 from app.serving.predictions import Caller, Served
 from app.web.api.errors import ApiError, detail, forecast_error_detail
+from app.web.headers import add_missing
 from app.web.schemas import ForecastRequest, PredictRequest, StoreForecastQuery
+from app.web.security import RETRY_AFTER_SECONDS
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 T = TypeVar("T")
@@ -38,13 +40,14 @@ def forecaster() -> Forecaster:
     """The production Forecaster, or ApiError 503 when none can be served.
 
     The answer's headers name the version that answers (X-Model-Version) and the registry's
-    production version (X-Production-Version): they differ only while this worker cannot load
-    production's artifact, and then /ready is 503 too (app/serving/holder.py says why it still answers).
-    """
+    production version (X-Production-Version): they differ only for the seconds a worker takes to
+    follow a promotion. A worker that cannot load production's artifact answers 503 instead
+    (app/serving/holder.py says why)."""
     try:
         model = holder().get()
     except ModelUnavailable as error:
-        raise ApiError(503, str(error), [detail("model", "no production model is loaded")]) from None
+        why = [detail("model", "this worker cannot serve the production model")]
+        raise ApiError(503, str(error), why, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
     if has_request_context():
         g.served_versions = (str(model.version), holder().production_version)
     return model
@@ -54,9 +57,10 @@ def version_headers(response: Any) -> Any:
     """X-Model-Version and X-Production-Version on every answer a model made (see forecaster())."""
     served = g.get("served_versions")
     if served:
-        response.headers.setdefault("X-Model-Version", served[0])
+        pairs = [("X-Model-Version", served[0])]
         if served[1]:
-            response.headers.setdefault("X-Production-Version", served[1])
+            pairs.append(("X-Production-Version", served[1]))
+        add_missing(response.headers, pairs)
     return response
 
 
@@ -91,21 +95,28 @@ def check_rows(
     return predictions.check_rows(forecaster(), [row.to_row() for row in rows], lines, indexes)
 
 
-def predict(rows: list[PredictRequest], *, source: str, explain: bool = False) -> Served:
+def predict(
+    rows: list[PredictRequest], *, source: str, explain: bool = False, quantiles: list[float] | None = None
+) -> Served:
     return _call(
         predictions.predict,
         forecaster(),
         [row.to_row() for row in rows],
         _caller(source),
         explain,
+        quantiles,
     )
 
 
 def predict_batch(
-    rows: list[PredictRequest], write: Callable[[list[dict[str, Any]]], T], *, source: str = "batch"
+    rows: list[PredictRequest],
+    write: Callable[[list[dict[str, Any]]], T],
+    *,
+    source: str = "batch",
+    quantiles: list[float] | None = None,
 ) -> predictions.ServedBatch[T]:
     """A validated batch of any size, predicted and logged chunk by chunk (see predictions.predict_batch)."""
-    return _call(predictions.predict_batch, forecaster(), rows, _caller(source), write)
+    return _call(predictions.predict_batch, forecaster(), rows, _caller(source), write, quantiles=quantiles)
 
 
 def forecast(req: ForecastRequest, *, source: str, explain: bool | None = None) -> Served:
@@ -120,6 +131,7 @@ def forecast(req: ForecastRequest, *, source: str, explain: bool | None = None) 
         req.covariate_dicts(),
         _caller(source),
         req.explain if explain is None else explain,
+        req.quantiles,
     )
 
 

@@ -16,7 +16,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from app.forecasting.inputs import is_na
-from app.forecasting.prediction import BANDS
+from app.forecasting.prediction import BANDS, quantile_name
 from app.limits import MAX_BATCH_DETAILS, InputRejected, csv_header
 from app.web import context
 from app.web.api.errors import ApiError, detail
@@ -287,22 +287,33 @@ def csv_header_line(
     return out.getvalue()
 
 
-def csv_part(extra: list[dict[str, str]] | None = None) -> Callable[[list[dict[str, Any]]], str]:
+def quantile_columns(quantiles: Sequence[float] | None) -> tuple[str, ...]:
+    """The prediction CSV's columns: PREDICTION_COLUMNS, then a q0.1-style column per asked quantile
+    (sorted and distinct, as the core answers them)."""
+    levels = sorted({round(float(q), 4) for q in quantiles or ()})
+    return (*PREDICTION_COLUMNS, *(quantile_name(q) for q in levels))
+
+
+def csv_part(
+    extra: list[dict[str, str]] | None = None, columns: Sequence[str] = PREDICTION_COLUMNS
+) -> Callable[[list[dict[str, Any]]], str]:
     """A batch writer (predictions.predict_batch): each chunk's rows as CSV text, with the passthrough
     columns of the same file lines."""
     done = [0]
 
     def write(chunk: list[dict[str, Any]]) -> str:
-        text = _csv_rows(chunk, extra, done[0])
+        text = _csv_rows(chunk, extra, done[0], columns)
         done[0] += len(chunk)
         return text
 
     return write
 
 
-def csv_answer(parts: list[str], extra: list[dict[str, str]] | None = None) -> list[str]:
+def csv_answer(
+    parts: list[str], extra: list[dict[str, str]] | None = None, columns: Sequence[str] = PREDICTION_COLUMNS
+) -> list[str]:
     """A whole CSV answer from a batch's parts (sent as they are: no second copy is joined)."""
-    return [csv_header_line(extra), *parts]
+    return [csv_header_line(extra, columns), *parts]
 
 
 # The answer model writes each chunk: what a batch answer holds is what BatchResponse documents.
@@ -337,8 +348,9 @@ def _csv_rows(
     writer = csv.writer(out, lineterminator="\n")
     for i, item in enumerate(predictions, start=offset):
         values = []
+        quantiles = item.get("quantiles") or {}
         for column in columns:
-            value = item.get(column, "")
+            value = item.get(column, quantiles.get(column, ""))
             if column == "assumed" and isinstance(value, Mapping):
                 value = ";".join(f"{k}={v}" for k, v in value.items())
             elif isinstance(value, float):

@@ -29,17 +29,19 @@ def init_app(app: Flask, buffer: RequestLogBuffer) -> None:
     @app.after_request
     def _record(response: Response) -> Response:
         started = g.pop("_monitoring_started", None)
-        if started is None or _skipped(request.endpoint):
+        req = request._get_current_object()  # one context lookup, not one per attribute
+        if started is None or _skipped(req.endpoint):
             return response
         seconds = time.perf_counter() - started
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.observe_request(rule, request.method, response.status_code, seconds)
+        rule = req.url_rule.rule if req.url_rule is not None else "unmatched"
+        status = response.status_code
+        metrics.observe_request(rule, req.method, status, seconds)
         buffer.add(
             {
                 "created_at": utcnow(),
                 "endpoint": rule[:128],
-                "method": request.method[:8],
-                "status": response.status_code,
+                "method": req.method[:8],
+                "status": status,
                 "latency_ms": seconds * 1000.0,
             }
         )

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from app.storage import is_transient_database_error
 from app.web.api.errors import ApiError
 from app.web.errors import error_response
+from app.web.headers import add_missing
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ RETRY_AFTER_SECONDS = 2
 
 
 def _add_security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    """Each security header the response does not already carry."""
+    add_missing(response.headers, SECURITY_HEADERS.items())
     return response
 
 

@@ -23,3 +23,9 @@ def test_smoke_run_reports_accuracy_and_coverage(tmp_path: Path, capsys) -> None
         entry = figures["levels"][level]
         assert entry["totals"] > 0 and entry["ratio_to_baseline"] > 0 and entry["by_bucket"]
         assert 0 <= entry["coverage_80"] <= entry["coverage_95"] <= 1
+    scores = figures["scores"]
+    assert scores["interval_score_80"] > 0 and scores["interval_score_95"] > 0
+    assert all(scores[f"wql_{q}"] > 0 for q in (0.1, 0.5, 0.9))
+    assert set(scores["by_volatility_quarter"]) == set(scores["by_size_quarter"]) == {"Q1", "Q2", "Q3", "Q4"}
+    assert all("by_horizon" in quarter for quarter in scores["by_size_quarter"].values())
+    assert "IS 80 / 95" in printed

@@ -1,6 +1,7 @@
 """The Forecaster: rows, weeks, stores, covariates, cold starts, errors, leakage."""
 
 import json
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 from app.forecasting.artifacts import load_forecaster
 from app.forecasting.data import Dataset
 from app.forecasting.forecaster import ForecastError
-from app.forecasting.prediction import Prediction
+from app.forecasting.prediction import Prediction, to_predictions
 from app.forecasting.training import train
 from tests.helpers.training import TINY_TRAIN_PARAMS
 
@@ -145,3 +146,100 @@ def test_sales_after_the_origin_change_no_forecast(small_dataset):
     assert [(p.prediction, p.lower_80, p.upper_95) for p in pa] == [
         (p.prediction, p.lower_80, p.upper_95) for p in pb
     ]
+
+
+def test_any_quantile_on_request(fc):
+    store = fc.stores()[0]
+    dept = fc.departments(store)[0]
+    start = fc.origin + pd.Timedelta(weeks=1)
+    levels = [0.99, 0.01, 0.1, 0.5, 0.9, 0.25, 0.75]
+    preds = fc.forecast(store, dept, start, 39, quantiles=levels)
+    for p in preds:
+        assert list(p.quantiles) == ["q0.01", "q0.1", "q0.25", "q0.5", "q0.75", "q0.9", "q0.99"]
+        values = list(p.quantiles.values())
+        assert values == sorted(values)  # monotone in q
+        assert p.quantiles["q0.1"] == pytest.approx(p.lower_80)
+        assert p.quantiles["q0.9"] == pytest.approx(p.upper_80)
+        assert p.quantiles["q0.5"] == pytest.approx(p.prediction)
+        assert p.lower_95 >= 0 and p.quantiles["q0.01"] >= 0  # the series never sold below 0
+    assert json.loads(json.dumps(preds[0].to_dict()))["quantiles"]["q0.9"] == preds[0].upper_80
+    assert "quantiles" not in fc.forecast(store, dept, start, 1)[0].to_dict()  # only when asked
+    rows = fc.predict_rows([_row(fc)], quantiles=[0.05])
+    assert rows[0].quantiles["q0.05"] <= rows[0].lower_80
+    frame = pd.DataFrame([_row(fc)])
+    assert fc.predict_frame(frame, quantiles=[0.9])["q0.9"].iloc[0] == pytest.approx(rows[0].upper_80)
+    run = fc.forecast_all(weeks=2, quantiles=[0.5])
+    assert np.allclose(run["q0.5"], run["prediction"])
+    for bad in (0.0, 1.5, "x", None):
+        with pytest.raises(ForecastError, match="quantiles"):
+            fc.forecast(store, dept, start, 2, quantiles=[bad])
+
+
+def test_store_totals_read_the_bucket_only_half_widths(small_artifact):
+    """A store total's interval comes from its departments' bucket-only half-widths: doubling how much
+    the series' difficulty spreads their own bands leaves it as it was."""
+    fc, spread = (load_forecaster(small_artifact.path, small_artifact.sha256) for _ in range(2))
+    assert fc.calibrator.difficulty_coef and fc.calibrator.plain_quantiles
+    spread.calibrator.difficulty_coef = [[2 * c for c in coef] for coef in fc.calibrator.difficulty_coef]
+    spread.calibrator.difficulty_center = [2 * c for c in fc.calibrator.difficulty_center]
+    store = fc.stores()[0]
+    start = fc.origin + pd.Timedelta(weeks=1)
+    before, after = fc.forecast_store(store, start, 39), spread.forecast_store(store, start, 39)
+    dept = fc.departments(store)[0]
+    assert [p.upper_80 for p in after.departments[dept]] != [p.upper_80 for p in before.departments[dept]]
+    for b, a in zip(before.total, after.total, strict=True):
+        assert a.upper_80 == pytest.approx(b.upper_80) and a.lower_95 == pytest.approx(b.lower_95)
+
+
+def _vectorised(fc, store, dept, weeks):
+    """The vectorised path's predictions, bypassing the series blocks."""
+    n = len(weeks)
+    arrays = fc._predict_arrays(np.full(n, store), np.full(n, dept), np.asarray(weeks), None)
+    return to_predictions(arrays, fc.version, fc.data_through)
+
+
+def _same(fast, slow):
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow, strict=True):
+        for name in ("prediction", "lower_80", "upper_80", "lower_95", "upper_95"):
+            assert getattr(a, name) == pytest.approx(getattr(b, name), abs=1e-9, rel=0)
+        assert (a.store, a.dept, a.week, a.horizon, a.cold_start) == (
+            b.store,
+            b.dept,
+            b.week,
+            b.horizon,
+            b.cold_start,
+        )
+        assert a.inputs == b.inputs and a.assumed == b.assumed
+
+
+def test_one_series_from_its_block_equals_the_vectorised_path(fc):
+    """A single row, a forecast and a store's departments read from the series' block give the numbers
+    the vectorised path computes, on random store-departments (cold starts among them) and weeks."""
+    rng = np.random.default_rng(3)
+    stores = fc.stores()
+    for _ in range(60):
+        store = int(rng.choice(stores))
+        depts = fc.departments(store)
+        dept = int(rng.choice(depts)) if rng.random() < 0.85 else 999  # 999: no history, a cold start
+        horizon = int(rng.integers(1, 53))
+        week = fc.origin_week + horizon
+        date = (fc.origin + pd.Timedelta(weeks=horizon)).date().isoformat()
+        _same(
+            fc.predict_rows([{"store": store, "dept": dept, "date": date}]),
+            _vectorised(fc, store, dept, [week]),
+        )
+        span = int(rng.integers(1, 53 - horizon + 1))
+        _same(fc.forecast(store, dept, date, span), _vectorised(fc, store, dept, range(week, week + span)))
+    store = stores[0]
+    start = fc.origin + pd.Timedelta(weeks=3)
+    whole = fc.forecast_store(store, start, 20)
+    for dept, preds in whole.departments.items():
+        _same(preds, _vectorised(fc, store, dept, range(fc.origin_week + 3, fc.origin_week + 23)))
+
+
+def test_the_series_blocks_are_not_saved_with_the_model(fc):
+    fc.predict_rows([_row(fc)])
+    assert "_blocks" in fc.__dict__ and "_blocks" not in fc.__getstate__()
+    again = pickle.loads(pickle.dumps(fc))
+    _same(again.predict_rows([_row(fc)]), fc.predict_rows([_row(fc)]))

@@ -10,6 +10,7 @@ from app.forecasting.intervals import (
     StoreTotals,
     bucket_index,
     bucket_sort_key,
+    difficulty_features,
     interval_denominator,
 )
 
@@ -217,3 +218,96 @@ def test_rescale_to_season_matches_the_newer_models_weeks_to_the_reference():
     assert plain.quantiles["5-13"]["0.8"] == pytest.approx(2 * 1.2816, rel=0.1)
     assert matched.quantiles["5-13"]["0.8"] == pytest.approx(all_weeks, rel=0.1)
     assert matched.season_factors["5-13"]["0.8"] > 1.5 and plain.season_factors["5-13"]["0.8"] == 1.0
+
+
+def _calm_and_volatile(rng: np.random.Generator, n_series: int = 400, weeks: int = 30):
+    """Residuals of series whose noise is known: half calm (sd 1), half volatile (sd 5), their history
+    telling which (a week-to-week spread in proportion), sizes alike."""
+    volatile = np.arange(n_series) % 2 == 1
+    sd = np.where(volatile, 5.0, 1.0)
+    raw = 100 + rng.normal(size=(n_series, 60)) * sd[:, None]
+    features = difficulty_features(raw, np.full(n_series, 100.0))
+    rows = np.repeat(np.arange(n_series), weeks)
+    horizon = np.tile(np.arange(1, weeks + 1), n_series)
+    return volatile, features, rows, horizon, lambda: rng.normal(size=len(rows)) * sd[rows]
+
+
+def test_normalised_scores_cover_calm_and_volatile_series_alike():
+    rng = np.random.default_rng(3)
+    volatile, features, rows, horizon, noise = _calm_and_volatile(rng)
+    denom = np.full(len(rows), 10.0)
+    plain = IntervalCalibrator().fit(horizon, noise(), denom)
+    cal = IntervalCalibrator().fit_difficulty(horizon, noise(), denom, features[rows])
+    for h in (1, 20):  # each horizon group's fit
+        difficulty = cal.difficulty(features, h)
+        assert difficulty[volatile].min() > 2 * difficulty[~volatile].max()  # learned from the history
+    scaled = denom * cal.difficulty(features[rows], horizon)
+    cal.fit(horizon, noise(), scaled)
+    fresh = noise()
+    for calibrator, d, in_band in ((plain, denom, False), (cal, scaled, True)):
+        b = calibrator.bounds(horizon, np.zeros(len(rows)), d)
+        inside80 = (fresh >= b["lower_80"]) & (fresh <= b["upper_80"])
+        inside95 = (fresh >= b["lower_95"]) & (fresh <= b["upper_95"])
+        for group in (volatile[rows], ~volatile[rows]):
+            c80, c95 = inside80[group].mean(), inside95[group].mean()
+            assert (0.77 <= c80 <= 0.83 and 0.93 <= c95 <= 0.97) == in_band, (c80, c95)
+    assert cal.to_dict()["difficulty"]["coef"] == cal.difficulty_coef
+
+
+def test_difficulty_is_fitted_per_horizon_group():
+    """Calm series whose level drifts: next weeks they err by their small noise, a season out by the
+    drift every series shares, so their difficulty a season out is nearer the volatile ones'."""
+    rng = np.random.default_rng(5)
+    volatile, features, rows, horizon, noise = _calm_and_volatile(rng, weeks=40)
+    drift = np.where(horizon > 13, 4.0, 0.0) * rng.normal(size=len(rows))
+    cal = IntervalCalibrator().fit_difficulty(
+        horizon, noise() + drift, np.full(len(rows), 10.0), features[rows]
+    )
+    assert len(cal.difficulty_coef) == 2
+    near, far = cal.difficulty(features, 1), cal.difficulty(features, 30)
+    ratio_near = near[volatile].mean() / near[~volatile].mean()
+    ratio_far = far[volatile].mean() / far[~volatile].mean()
+    assert ratio_far < 0.6 * ratio_near, (ratio_near, ratio_far)
+
+
+def test_bucket_only_half_width_undoes_the_difficulty():
+    """A served half-width over its difficulty, times the bucket-only over the served quantile, is the
+    bucket-only conformal half-width a store total reads."""
+    rng = np.random.default_rng(6)
+    volatile, features, rows, horizon, noise = _calm_and_volatile(rng)
+    denom = np.full(len(rows), 10.0)
+    resid = noise()
+    plain = IntervalCalibrator().fit(horizon, resid, denom)
+    cal = IntervalCalibrator().fit_difficulty(horizon, resid, denom, features[rows])
+    difficulty = cal.difficulty(features[rows], horizon)
+    cal.fit(horizon, resid, denom * difficulty)
+    cal.plain_quantiles = plain.quantiles
+    for level, name in ((0.8, "80"), (0.95, "95")):
+        served = cal.bounds(horizon, np.zeros(len(rows)), denom * difficulty)[f"upper_{name}"]
+        expected = plain.bounds(horizon, np.zeros(len(rows)), denom)[f"upper_{name}"]
+        assert np.allclose(cal.plain_half_width(horizon, served, difficulty, level), expected)
+    assert cal.to_dict()["plain_quantiles"] == plain.quantiles
+
+
+def test_any_quantile_rises_with_q_and_meets_the_bands():
+    rng = np.random.default_rng(4)
+    n = 5_000
+    h = rng.integers(1, 40, n)
+    denom = rng.uniform(10, 100, n)
+    cal = IntervalCalibrator().fit(h, rng.standard_t(4, n) * denom, denom)
+    pred = rng.uniform(50, 500, n)
+    floor = np.where(np.arange(n) % 2 == 0, 0.0, -np.inf)
+    levels = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    q = np.array([cal.quantile(level, h, pred, denom, floor=floor) for level in levels])
+    assert (np.diff(q, axis=0) >= 0).all()  # monotone in q, row by row
+    bounds = cal.bounds(h, pred, denom, floor=floor)
+    at = {round(level, 2): row for level, row in zip(levels, q, strict=True)}
+    assert np.allclose(at[0.1], bounds["lower_80"]) and np.allclose(at[0.9], bounds["upper_80"])
+    assert np.allclose(at[0.5], pred)
+    assert np.allclose(cal.quantile(0.025, h, pred, denom, floor=floor), bounds["lower_95"])
+    assert np.allclose(cal.quantile(0.975, h, pred, denom), bounds["upper_95"])
+    assert (bounds["lower_95"][floor == 0] >= 0).all() and (bounds["lower_95"][floor < 0] < 0).any()
+    fresh = pred + rng.standard_t(4, n) * denom  # quantiles cover about their level
+    assert 0.86 < np.mean(fresh <= at[0.9]) < 0.94 and 0.06 < np.mean(fresh <= at[0.1]) < 0.14
+    with pytest.raises(ValueError, match="outside"):
+        cal.quantile(0.995, h, pred, denom)

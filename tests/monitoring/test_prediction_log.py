@@ -140,3 +140,15 @@ def test_concurrent_processes_on_one_sqlite_file_lose_nothing(mon_app):
         process.join(timeout=120)
         assert process.exitcode == 0
     assert _count(mon_app.extensions["storage"]) == 4 * 150 * 4
+
+
+def test_the_group_commit_writes_on_its_own_connection_and_survives_a_pool_reset(mon_app):
+    """The log's connection is not the pool's: no pool connection stays checked out, and disposing
+    the pool (as a forked worker does) leaves later writes working."""
+    storage = mon_app.extensions["storage"]
+    first = log_predictions(storage, simple_predictions(2), source="api", request_id="a", latency_ms=1)
+    assert storage.engine.pool.checkedout() == 0
+    storage.engine.dispose()
+    second = log_predictions(storage, simple_predictions(3), source="api", request_id="b", latency_ms=1)
+    assert len(first) == 2 and len(second) == 3 and min(second) > max(first)
+    assert _count(storage) == 5

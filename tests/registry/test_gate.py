@@ -3,12 +3,15 @@ the seasonal naive on those rows, and says which weeks."""
 
 from __future__ import annotations
 
+from html import unescape
+
 import numpy as np
 import pytest
 
 from app.forecasting.artifacts import load_forecaster
 from app.forecasting.synthetic import generate_dataset, write_kaggle_csvs
-from app.registry import gate, versions
+from app.registry import gate, promotion, versions
+from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.app import make_test_app
 from tests.helpers.training import SMALL_TRAIN_PARAMS
 
@@ -78,3 +81,27 @@ def test_a_production_model_that_saw_every_week_is_not_compared(tmp_path, data_d
         "and the data ends 2012-10-26: no week is held out from both"
     ) in promoted.output
     assert "v2 is now in production" in promoted.output
+
+
+def test_the_page_and_the_api_promote_through_the_same_comparison(tmp_path, data_dir):
+    """A person promoting from the models page or the API meets the gate the CLI applies: both models
+    scored on the weeks after both trainings, the weeks named, not their stored backtests."""
+    app = make_test_app(tmp_path, TRAIN_PARAMS=SMALL_TRAIN_PARAMS, STORECAST_ADMIN_TOKEN=ADMIN_TOKEN)
+    storage = app.extensions["storage"]
+    assert invoke(app, "train", "--data", data_dir, "--through", "2012-03-30").exit_code == 0
+    naive = invoke(app, "train", "--data", data_dir, "--through", "2012-06-29", "--model", "naive")
+    assert naive.exit_code == 0, naive.output
+    comparison = promotion.against_production(storage, NAME, 2, app.config.get("DATA_SOURCE_FILE"))
+    where = "on the same weeks 2012-07-06..2012-10-26 from 2 origins 2012-06-29..2012-09-28"
+    assert comparison["comparable"] and where in comparison["message"]
+
+    client = app.test_client()
+    page = unescape(client.get("/models?version=2&action=promote").get_data(as_text=True))
+    answer = client.post("/api/v1/models/2/promote", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    if comparison["worse"]:
+        assert where in page and 'name="force" value="v2"' in page
+        assert answer.status_code == 409 and where in answer.get_json()["error"]
+        assert versions.production_version(storage, NAME)["version"] == 1
+    else:
+        assert answer.status_code == 200 and where in answer.get_json()["comparison"]
+        assert versions.production_version(storage, NAME)["version"] == 2

@@ -7,7 +7,7 @@ from html import unescape
 
 import pytest
 
-from app.registry import versions
+from app.registry import promotion, versions
 from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.forms import csrf_token
 
@@ -54,9 +54,9 @@ def test_the_service_refuses_a_worse_backtest_and_says_by_how_much(worse):
     assert str(refused.value).startswith(MESSAGE)
     assert refused.value.comparison["worse_by"] == pytest.approx(1612 / 1502 - 1)
     assert _production(worse) == 1
-    assert versions.promotion_warning(storage, NAME, "v2")["message"] == MESSAGE
-    assert versions.promotion_warning(storage, NAME, 3) is None  # better: nothing to confirm
-    assert versions.promotion_warning(storage, NAME, 9) is None
+    assert promotion.warning(storage, NAME, "v2", None)["message"] == MESSAGE
+    assert promotion.warning(storage, NAME, 3, None) is None  # better: nothing to confirm
+    assert promotion.warning(storage, NAME, 9, None) is None
 
     versions.promote(storage, NAME, 2, by="x", reason="holiday weeks look right", force=True)
     assert _production(worse) == 2
@@ -72,7 +72,7 @@ def test_backtests_of_different_weeks_are_not_compared(registry_app, artifacts):
     _register(registry_app, artifacts[0], 1502.0, window={**WINDOW, "baseline_wmae": 1896.0})
     earlier = {"origin": "2011-09-30", "horizon": 39, "rows": 980, "baseline_wmae": 2125.0}
     _register(registry_app, artifacts[1], 1744.0, window=earlier)
-    assert versions.promotion_warning(storage, NAME, 2) is None
+    assert promotion.warning(storage, NAME, 2, None) is None
     promoted = registry_app.test_cli_runner().invoke(args=["models", "promote", "v2"])
     assert promoted.exit_code == 0, promoted.output
     assert (

@@ -70,7 +70,7 @@ def test_the_check_is_throttled(tmp_path, artifacts):
     assert holder.get().version == "v2"
 
 
-def test_a_corrupt_artifact_is_refused_and_the_previous_version_keeps_serving(tmp_path, artifacts):
+def test_a_corrupt_artifact_is_refused_and_no_other_version_is_served_in_its_place(tmp_path, artifacts):
     app = make_test_app(tmp_path)
     storage = app.extensions["storage"]
     register(app, artifacts[0])
@@ -81,10 +81,9 @@ def test_a_corrupt_artifact_is_refused_and_the_previous_version_keeps_serving(tm
     versions.promote(storage, "storecast", 2, by="tests")  # a valid file when promoted...
     flip_bytes(artifacts[1].path)  # ...corrupted before this worker loads it
 
-    served = holder.get()
-    assert served.version == "v1"
-    assert holder.status()["refused"] is True
-    holder.get()
+    with pytest.raises(ModelUnavailable, match="v2 cannot be loaded.*holds v1"):
+        holder.get()
+    assert holder.status()["refused"] is True and holder.version == "v1"
     holder.refresh()
     with storage.session() as session:
         alerts = session.scalars(select(Alert).where(Alert.kind == "artifact")).all()
@@ -93,10 +92,6 @@ def test_a_corrupt_artifact_is_refused_and_the_previous_version_keeps_serving(tm
         assert alert.severity == "critical" and alert.resolved_at is None
         assert alert.details["version"] == 2 and alert.details["expected_sha256"] == artifacts[1].sha256
         assert "v2" in alert.message
-
-    # The predictions still come from v1.
-    prediction = served.forecast(*_first_series(served), weeks=1)[0]
-    assert prediction.model_version == "v1"
 
     # Rolling back to v1 (or promoting a sound v3) ends the incident without a restart.
     versions.rollback(storage, "storecast", by="tests")
@@ -126,16 +121,18 @@ def _valid_row(forecaster) -> dict:
     return {"store": int(store), "dept": int(dept), "date": week.isoformat()}
 
 
-def test_a_worker_left_on_another_version_is_not_ready_and_labels_every_answer(tmp_path, artifacts):
+def test_a_worker_left_on_another_version_refuses_to_forecast_until_production_loads(tmp_path, artifacts):
     """One worker loaded v2 before its file was corrupted, another still holds v1: the first keeps its
-    copy of production, the second answers as v1 with /ready 503 naming both, and no text shows a path."""
+    copy of production, the second answers 503 (never a v1 forecast beside v2's) with /ready naming both,
+    and no text shows a path; a rollback to v1 ends the refusal."""
     models_dir = str(artifacts[0].path.parent)
     stale = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
     current = make_test_app(tmp_path, MODEL_REFRESH_SECONDS=0.0)
     storage = stale.extensions["storage"]
     register(stale, artifacts[0])
     register(stale, artifacts[1])
-    assert stale.extensions["model_holder"].get().version == "v1"
+    row = _valid_row(stale.extensions["model_holder"].get())
+    assert stale.extensions["model_holder"].version == "v1"
     versions.promote(storage, "storecast", 2, by="tests")
     assert current.extensions["model_holder"].get().version == "v2"
     flip_bytes(artifacts[1].path)
@@ -144,17 +141,18 @@ def test_a_worker_left_on_another_version_is_not_ready_and_labels_every_answer(t
     body = ready.get_json()
     assert ready.status_code == 503 and body["status"] == "unavailable"
     assert body["model_version"] == "v1" and body["production_version"] == "v2"
-    assert "serves v1" in body["detail"] and "production version is v2" in body["detail"]
+    assert "holds v1" in body["detail"] and "production version is v2" in body["detail"]
     assert artifacts[1].path.name in body["detail"] and models_dir not in ready.get_data(as_text=True)
 
     held = current.test_client().get("/api/v1/ready")  # the last good copy of production itself
     assert held.status_code == 200 and held.get_json()["model_version"] == "v2"
 
-    row = _valid_row(stale.extensions["model_holder"].get())
-    answer = stale.test_client().post("/api/v1/predict", json=row)
-    assert answer.status_code == 200 and answer.get_json()["model_version"] == "v1"
-    assert answer.headers["X-Model-Version"] == "v1" and answer.headers["X-Production-Version"] == "v2"
+    refused = stale.test_client().post("/api/v1/predict", json=row)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    error = refused.get_json()["error"]
+    assert "v2 cannot be loaded" in error and "holds v1" in error and models_dir not in error
     same = current.test_client().post("/api/v1/predict", json=row)
+    assert same.status_code == 200
     assert same.headers["X-Model-Version"] == same.headers["X-Production-Version"] == "v2"
 
     page = stale.test_client().get("/monitoring").get_data(as_text=True)
@@ -164,7 +162,11 @@ def test_a_worker_left_on_another_version_is_not_ready_and_labels_every_answer(t
         alert = session.scalars(select(Alert).where(Alert.kind == "artifact")).one()
         assert models_dir not in alert.message and models_dir not in str(alert.details)
         assert artifacts[1].path.name in alert.message and "/ready 503" in alert.message
-        assert "keeps serving it" in alert.message
+        assert "keeps serving it" in alert.message and "rather than forecast with another" in alert.message
+
+    versions.rollback(storage, "storecast", by="tests")
+    back = stale.test_client().post("/api/v1/predict", json=row)
+    assert back.status_code == 200 and back.get_json()["model_version"] == "v1"
 
 
 def test_a_missing_artifact_is_named_without_its_server_path(tmp_path, artifacts):

@@ -1,6 +1,7 @@
 """Which version each worker serves, under a real gunicorn with two workers on 127.0.0.1: a worker that
-cannot load production's artifact never says ready while serving another version, every answer names
-the version that made it, and no answer, page or alert shows where the models live."""
+cannot load production's artifact is not ready and refuses to forecast rather than answer with another
+version, every answer names the version that made it, and no answer, page or alert shows where the
+models live."""
 
 from __future__ import annotations
 
@@ -88,8 +89,16 @@ def test_a_worker_that_cannot_load_production_is_not_ready_and_names_the_version
             assert body["production_version"] == "v2"
         stale = [body for status, body in answers if status == 503]
         assert stale, "the restarted worker never answered"
-        assert "this worker serves v1 but the production version is v2" in stale[0]["detail"]
+        assert "this worker holds v1 but the production version is v2" in stale[0]["detail"]
         assert paths[1].name in stale[0]["detail"]
+        body, header = json.dumps(row).encode(), {"Content-Type": "application/json"}
+        statuses, deadline = set(), time.monotonic() + 20
+        while 503 not in statuses:  # until the restarted worker has answered a forecast
+            assert time.monotonic() < deadline, "the restarted worker never answered a forecast"
+            for status, headers, _ in (call(port, "POST", "/api/v1/predict", body, header) for _ in range(8)):
+                statuses.add(status)
+                if status == 200:  # the restarted worker refuses (503) rather than answer as v1
+                    assert headers["X-Model-Version"] == "v2"
 
         # Production v3 has no file at all: every worker is not ready and says which version answers.
         paths[2].unlink()
@@ -100,7 +109,7 @@ def test_a_worker_that_cannot_load_production_is_not_ready_and_names_the_version
             assert status == 503 and body["production_version"] == "v3", body
             assert f"artifact {paths[2].name} does not exist" in body["detail"]
         texts = []
-        for _ in range(8):
+        for _ in range(8):  # no worker forecasts with another version than production's
             status, headers, text = call(
                 port,
                 "POST",
@@ -108,9 +117,8 @@ def test_a_worker_that_cannot_load_production_is_not_ready_and_names_the_version
                 json.dumps(row).encode(),
                 {"Content-Type": "application/json"},
             )
-            assert status == 200, text
-            answered = json.loads(text)["model_version"]
-            assert headers["X-Model-Version"] == answered != headers["X-Production-Version"] == "v3"
+            assert status == 503 and headers["Retry-After"], text
+            assert "the production model v3 cannot be loaded" in json.loads(text)["error"]
             texts.append(text)
         texts += [call(port, "GET", path)[2] for path in ("/api/v1/ready", "/monitoring", "/models", "/")]
 

@@ -6,8 +6,10 @@ valid stores, departments and weeks come from the served Forecaster (`known`, te
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
+import json
 
 import pytest
 from sqlalchemy import func, select
@@ -120,6 +122,34 @@ def test_explained_answers_carry_components_that_add_up(client, row, known):
     assert client.post("/api/v1/predict", json={**row, "explain": "yes"}).status_code == 422
     batch = client.post("/api/v1/predict/batch", json={"rows": [{**row, "explain": True}]})
     assert batch.status_code == 422  # per-row explaining is not offered: the batch rows stay as they were
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "extra"),
+    [
+        ("/api/v1/predict", PredictResponse, {}),
+        ("/api/v1/predict", PredictResponse, {"explain": True, "temperature": 70}),
+        ("/api/v1/forecast", ForecastResponse, {"weeks": 52}),
+        (
+            "/api/v1/forecast",
+            ForecastResponse,
+            {"weeks": 8, "explain": True, "covariates": [{"markdown1": 1}]},
+        ),
+    ],
+)
+@pytest.mark.parametrize("cold", [False, True])
+def test_predict_and_forecast_answers_are_what_their_models_write(client, known, path, model, extra, cold):
+    """Written without a second pass through the response model, the answers still hold its fields, in
+    its order, with its values (a cold start's warning included)."""
+    store = known.other_store if cold else known.store
+    dept = known.missing_dept if cold else known.dept
+    response = client.post(path, json={"store": store, "dept": dept, "date": known.week, **extra})
+    assert response.status_code == 200, response.get_json()
+    sent = json.loads(response.get_data())
+    written = json.loads(model.model_validate(sent).model_dump_json(exclude_unset=True))
+    assert json.dumps(sent) == json.dumps(written)
+    first = sent if model is PredictResponse else sent["predictions"][0]
+    assert first["cold_start"] is cold and ("warning" in first) is cold
 
 
 def test_predict_uses_a_sane_incoming_request_id(client, row):
@@ -315,6 +345,59 @@ def test_batch_csv_out(client, known):
     header, line = response.get_data(as_text=True).strip().splitlines()
     assert header.startswith("weekly_sales,store,dept,week,horizon,prediction")
     assert line.startswith(f"100.5,{known.store},{known.dept},{known.week},1,")
+
+
+def test_quantiles_on_predict_batch_and_forecast(client, row, known):
+    levels = [0.9, 0.1, 0.5]
+    one = client.post("/api/v1/predict", json={**row, "quantiles": levels}).get_json()
+    assert list(one["quantiles"]) == ["q0.1", "q0.5", "q0.9"]
+    assert one["quantiles"]["q0.1"] == one["lower_80"] and one["quantiles"]["q0.9"] == one["upper_80"]
+    assert one["quantiles"]["q0.5"] == one["prediction"]
+    assert "quantiles" not in client.post("/api/v1/predict", json=row).get_json()  # only when asked
+    batch = client.post("/api/v1/predict/batch", json={"rows": [row, row], "quantiles": [0.95]}).get_json()
+    assert all(one["upper_80"] <= p["quantiles"]["q0.95"] <= one["upper_95"] for p in batch["predictions"])
+    query = client.post("/api/v1/predict/batch?quantiles=0.1,0.9", json={"rows": [row]}).get_json()
+    assert query["predictions"][0]["quantiles"] == {"q0.1": one["lower_80"], "q0.9": one["upper_80"]}
+    weeks = client.post(
+        "/api/v1/forecast", json={"store": known.store, "dept": known.dept, "weeks": 3, "quantiles": [0.5]}
+    ).get_json()["predictions"]
+    assert [p["quantiles"]["q0.5"] for p in weeks] == [p["prediction"] for p in weeks]
+
+
+def test_quantiles_in_the_batch_csv_on_request(client, known):
+    text = f"Store,Dept,Date\n{known.store},{known.dept},{known.week}\n"
+    url = "/api/v1/predict/batch?format=csv&quantiles=0.9,0.1"
+    header, line = client.post(url, data=text, content_type="text/csv").get_data(as_text=True).splitlines()
+    columns = header.split(",")
+    assert columns[-2:] == ["q0.1", "q0.9"]
+    values = dict(zip(columns, next(csv.reader([line])), strict=True))
+    assert values["q0.1"] == values["lower_80"] and values["q0.9"] == values["upper_80"]
+    plain = client.post("/api/v1/predict/batch?format=csv", data=text, content_type="text/csv")
+    assert "q0." not in plain.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "payload"),
+    [
+        ("/api/v1/predict", {"quantiles": [1.0]}),
+        ("/api/v1/predict", {"quantiles": [0.005]}),
+        ("/api/v1/predict", {"quantiles": 0.9}),
+        ("/api/v1/predict", {"quantiles": [True]}),
+        ("/api/v1/predict", {"quantiles": ["high"]}),
+        ("/api/v1/predict", {"quantiles": []}),
+        ("/api/v1/forecast", {"quantiles": [0.5, 1.5]}),
+        ("/api/v1/predict/batch", {"quantiles": [0]}),
+        ("/api/v1/predict/batch", {"quantiles": {"q": 0.9}}),
+        ("/api/v1/predict/batch?quantiles=0.1,2", {}),
+        ("/api/v1/predict/batch?quantiles=x", {}),
+        ("/api/v1/predict/batch?quantiles=0.1", {"quantiles": [0.9]}),
+    ],
+)
+def test_bad_quantiles_are_422_naming_the_field(model_app, client, row, url, payload):
+    body = {"rows": [row], **payload} if "batch" in url else {**row, **payload}
+    details = assert_error(client.post(url, json=body), 422)["details"]
+    assert any(d["field"].startswith("quantiles") for d in details), details
+    assert logged(model_app) == 0
 
 
 # forecast
@@ -521,11 +604,18 @@ def test_openapi_is_generated_from_the_request_schemas(client):
     assert set(schema["properties"]) == set(PredictRequest.model_fields)
     assert schema["properties"]["store"]["minimum"] == 1
     ref = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    assert ref == "#/components/schemas/PredictOneRequest"  # PredictRequest (a batch row) and `explain`
+    assert ref == "#/components/schemas/PredictOneRequest"  # a batch row, `explain` and `quantiles`
     one = doc["components"]["schemas"]["PredictOneRequest"]["properties"]
-    assert set(one) == set(PredictRequest.model_fields) | {"explain"} and one["explain"]["description"]
+    assert set(one) == set(PredictRequest.model_fields) | {"explain", "quantiles"}
+    assert one["explain"]["description"] and "0.01..0.99" in one["quantiles"]["description"]
+    levels = [o for o in one["quantiles"]["anyOf"] if o.get("type") == "array"][0]["items"]
+    assert (levels["minimum"], levels["maximum"]) == (0.01, 0.99)
+    for name in ("ForecastRequest", "BatchRequest"):
+        assert "quantiles" in doc["components"]["schemas"][name]["properties"]
+    batch_query = {p["name"] for p in doc["paths"]["/predict/batch"]["post"]["parameters"]}
+    assert {"format", "quantiles"} <= batch_query
     prediction = doc["components"]["schemas"]["PredictionOut"]["properties"]
-    assert {"components", "last_year_week", "last_year_sales"} <= set(prediction)
+    assert {"components", "last_year_week", "last_year_sales", "quantiles"} <= set(prediction)
     assert set(doc["components"]["schemas"]["Components"]["properties"]) == {
         "last_year", "trend", "holiday", "covariates", "model"
     }  # fmt: skip

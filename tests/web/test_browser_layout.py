@@ -21,6 +21,7 @@ pytestmark = [
 ]
 WIDTHS = {1280: 900, 375: 812}
 KEY_COLUMNS = ["WEEK", "FORECAST", "80% LOW", "80% HIGH"]
+STOCK_COLUMN = "STOCK TO (90%)"
 ALL_COLUMNS = ["WEEK", "AHEAD", "FORECAST", "LAST YEAR", "80% LOW", "80% HIGH", "95% LOW", "95% HIGH"]
 
 IN_VIEW_JS = """selector => {
@@ -94,6 +95,7 @@ def test_a_forecast_comes_into_view_and_reads_at_any_width(live_server, browser,
         assert page.locator(".nav a:has-text('Training runs')").is_visible()
         page.keyboard.press("Escape")
     page.fill("#weeks", "13")
+    page.select_option("select[name=service_level]", "90")  # one more column: what to stock
     page.click("button[type=submit]:has-text('Forecast')")
     page.wait_for_selector("[data-testid=result-multi]")
     page.wait_for_function("() => document.getElementById('announcer').textContent.includes('13 weeks')")
@@ -110,10 +112,10 @@ def test_a_forecast_comes_into_view_and_reads_at_any_width(live_server, browser,
     table = page.evaluate(TABLE_JS, "[data-testid=week-table] .table-wrap")
     assert table["sideways"] <= 1 and table["inner"] <= 1, table
     if width == 1280:
-        assert table["columns"] == ALL_COLUMNS
+        assert table["columns"] == [*ALL_COLUMNS, STOCK_COLUMN]
         assert page.evaluate(FORECAST_SHARE_JS) >= 0.5
     else:
-        assert table["columns"] == KEY_COLUMNS
+        assert table["columns"] == [*KEY_COLUMNS, STOCK_COLUMN]
         assert page.evaluate("() => document.documentElement.scrollWidth - innerWidth") <= 1
     page.context.close()
 

@@ -253,7 +253,7 @@ def test_forecast_page_shows_data_through_and_downloads_what_it_showed(model_app
     html = post_form(client, form, HTMX).get_data(as_text=True)
     assert f"Forecast from sales through {through}, 1–5 weeks ahead" in html
     shown = re.findall(
-        r"<tr><td>(\d{4}-\d{2}-\d{2})</td><td class=\"num opt\">\d+</td>"
+        r"<tr><td><time datetime=\"(\d{4}-\d{2}-\d{2})\">.*?</time></td><td class=\"num opt\">\d+</td>"
         r"<td class=\"num\"><strong>([^<]+)",
         html,
     )

@@ -119,7 +119,7 @@ def test_multi_week_shows_chart_table_and_csv_link(model_app, client, known):
     form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "6"}
     html = post_form(client, form, HTMX).get_data(as_text=True)
     assert 'data-testid="result-multi"' in html and "<svg" in html
-    weeks = re.findall(r"<tr><td>(\d{4}-\d{2}-\d{2})", html)
+    weeks = re.findall(r"<tr><td><time datetime=\"(\d{4}-\d{2}-\d{2})\"", html)
     assert weeks == [known.weeks_after(i) for i in range(6)]
     link = re.search(r'href="(/download/[0-9a-f]{32}/[^"]+\.csv)"', html).group(1)
     csv = client.get(link)
@@ -129,6 +129,32 @@ def test_multi_week_shows_chart_table_and_csv_link(model_app, client, known):
     assert header.startswith("store,dept,week") and len(lines) == 6
     assert [line.split(",")[2] for line in lines] == weeks
     assert logged(model_app, "page") == 6  # the download serves the page's rows: no second forecast
+
+
+def test_a_service_level_says_what_to_stock_each_week(client, forecaster, known):
+    """90%: each week's 0.9 quantile (the 80% band's top), in the card, the table and the CSV."""
+    form = {"store": known.store, "dept": known.dept, "date": known.week, "weeks": "1", "service_level": "90"}
+    html = post_form(client, form).get_data(as_text=True)
+    expected = forecaster.predict_rows([{"store": known.store, "dept": known.dept, "date": known.week}])[0]
+    stock = re.search(r'data-testid="stock-to">.*?class="value">([^<]+)<', html).group(1)
+    assert "Stock to (90% service level)" in html and stock == money(expected.upper_80)
+    assert '<option value="90" selected>' in html
+    html = post_form(client, {**form, "weeks": "4", "service_level": "95"}, HTMX).get_data(as_text=True)
+    assert "Stock to (95%)" in html and len(re.findall('data-testid="stock-to-week"', html)) == 4
+    link = re.search(r'href="(/download/[0-9a-f]{32}/[^"]+\.csv)"', html).group(1)
+    header, *lines = client.get(link).get_data(as_text=True).strip().splitlines()
+    assert header.split(",")[-1] == "q0.95" and len(lines) == 4
+    assert "Stock to" not in post_form(client, {**form, "service_level": ""}).get_data(as_text=True)
+    response = post_form(client, {**form, "service_level": "100"})
+    assert response.status_code == 422 and 'id="service_level-error"' in response.get_data(as_text=True)
+
+
+def test_forecast_csv_gives_quantiles_on_request(client, known):
+    url = f"/forecast.csv?store={known.store}&dept={known.dept}&weeks=3&quantiles=0.9,0.1"
+    header, *lines = client.get(url).get_data(as_text=True).strip().splitlines()
+    assert header.split(",")[-2:] == ["q0.1", "q0.9"] and len(lines) == 3
+    bad = client.get(f"/forecast.csv?store={known.store}&dept={known.dept}&weeks=3&quantiles=1.2")
+    assert bad.status_code == 422 and "quantiles" in bad.get_data(as_text=True)
 
 
 def test_forecast_page_says_why_this_number_and_shows_last_year(model_app, client, known):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from app.web import context
+from app.web.headers import add_missing
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -18,8 +19,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 @bp.after_request
 def _api_headers(response: Response) -> Response:
     """Every answer under /api/v1 names its request (X-Request-ID) and is never cached."""
-    response.headers.setdefault("X-Request-ID", context.request_id())
-    response.headers.setdefault("Cache-Control", "no-store")
+    add_missing(response.headers, [("X-Request-ID", context.request_id()), ("Cache-Control", "no-store")])
     return response
 
 

@@ -49,16 +49,17 @@ def health() -> Any:
 def ready() -> Any:
     """Ready to serve: this worker serves the production version and the database answers; 503 otherwise.
 
-    A worker that cannot load production's artifact and still holds another version is not ready,
-    whatever it answers meanwhile: behind a load balancer it is taken out until production loads.
+    A worker that cannot load production's artifact and still holds another version is not ready and
+    refuses to forecast: behind a load balancer it is taken out until production loads.
     """
     holder = extensions.holder()
     database = extensions.storage().ping()
-    version, why = None, None
+    why = None
     try:
-        version = str(holder.get().version)
+        holder.get()
     except Exception as error:  # noqa: BLE001 - ModelUnavailable or a registry failure: not ready
         why = str(error) if isinstance(error, ModelUnavailable) else "the model registry cannot be read"
+    version = holder.version  # what is in memory, even while it is not production's
     loaded = version is not None
     other = holder.not_production() if loaded else None
     if other:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import current_app
 
 from app import extensions
-from app.registry import versions
+from app.registry import promotion, versions
 from app.web import context
 from app.web.admin_auth import admin_actor, is_admin, public_row, require_admin
 from app.web.api import bp
@@ -109,7 +109,9 @@ def _admin_action(action, *args: Any) -> Any:
     require_admin()
     parsed = json_body()
     try:
-        options = {"force": parsed.force} if action is versions.promote else {}
+        options = {}
+        if action is promotion.promote:
+            args, options = (*args, current_app.config.get("DATA_SOURCE_FILE")), {"force": parsed.force}
         row = action(
             extensions.storage(), _name(), *args, by=admin_actor(parsed.by), reason=parsed.reason, **options
         )
@@ -117,7 +119,12 @@ def _admin_action(action, *args: Any) -> Any:
         field = "force" if isinstance(error, versions.WorseThanProduction) else "version" if args else "body"
         raise ApiError(error.status, str(error), [detail(field, str(error))]) from None
     refresh_holder()
-    return {**row, "history": versions.stage_history(extensions.storage(), _name())[:10]}
+    comparison = row.pop("comparison", None)
+    return {
+        **row,
+        "history": versions.stage_history(extensions.storage(), _name())[:10],
+        "comparison": comparison["message"] if comparison else None,
+    }
 
 
 def _admin_operation(summary: str, description: str, with_version: bool = True) -> Callable[[F], F]:
@@ -139,8 +146,8 @@ def _admin_operation(summary: str, description: str, with_version: bool = True) 
             409: (
                 "Not possible as asked: already in production or archived, production cannot be archived, "
                 "nothing to roll back to, the artifact file is missing or not the one registered, or "
-                "(promote) the version's backtest WMAE is worse than production's and `force` is not true: "
-                "the message says by how much"
+                "(promote) the version scores worse than production on the same weeks and `force` is not "
+                "true: the message says by how much and on which weeks"
             ),
         },
         path_descriptions={"version": VERSION_PATH} if with_version else {},
@@ -154,7 +161,7 @@ def _admin_operation(summary: str, description: str, with_version: bool = True) 
     "SHA-256 is checked first.",
 )
 def promote(version: str) -> Any:
-    return _admin_action(versions.promote, version)
+    return _admin_action(promotion.promote, version)
 
 
 @bp.post("/models/rollback")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from flask import Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
@@ -89,6 +90,10 @@ class Operation:
     admin: str | None = None  # "required": the admin bearer token
     path_descriptions: dict[str, str] = field(default_factory=dict)
     extra_models: tuple[type[BaseModel], ...] = ()  # models `body_schema` refers to
+    # The view's 200 answer is built from the `ok` model's fields only, each already its JSON type
+    # (app.serving.predictions.prediction_dict): written as it is, without a second pass through the
+    # model. Testing and debug apps still compare it with the model's writing (serialise).
+    shaped: bool = False
 
 
 def operation(summary: str, tag: str, **details: Any) -> Callable[[F], F]:
@@ -118,8 +123,20 @@ def serialise(spec: Operation, result: Any) -> Any:
     model = spec.ok if status < 300 else spec.error_models.get(status)
     if model is None:
         raise TypeError(f"{spec.summary!r} answers {status} without a documented model")
+    if spec.shaped and status == 200 and isinstance(body, dict):
+        data = orjson.dumps(body)
+        if current_app.testing or current_app.debug:
+            _check_shaped(spec, model, body, data)
+        return Response(data, status=status, mimetype="application/json")
     data = model.model_validate(body).model_dump_json(exclude_unset=True)
     return Response(data, status=status, mimetype="application/json")
+
+
+def _check_shaped(spec: Operation, model: type[BaseModel], body: dict[str, Any], data: bytes) -> None:
+    """A shaped answer must be what its model writes: the same fields in the same order, the same values."""
+    documented = model.model_validate(body).model_dump_json(exclude_unset=True)
+    if orjson.dumps(orjson.loads(data)) != orjson.dumps(orjson.loads(documented)):
+        raise TypeError(f"{spec.summary!r}: the shaped answer differs from what {model.__name__} writes")
 
 
 def _current() -> Operation:

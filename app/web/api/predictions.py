@@ -11,8 +11,17 @@ from app.serving import predictions
 from app.web import context
 from app.web.api import bp
 from app.web.api.errors import ApiError, detail
-from app.web.api.openapi import json_body, json_object, operation, query_args
-from app.web.csv_io import csv_answer, csv_part, decode, json_answer, json_part, parse_csv, validate_batch
+from app.web.api.openapi import json_body, json_object, operation, query_args, validate
+from app.web.csv_io import (
+    csv_answer,
+    csv_part,
+    decode,
+    json_answer,
+    json_part,
+    parse_csv,
+    quantile_columns,
+    validate_batch,
+)
 from app.web.schemas import (
     BatchQuery,
     BatchRequest,
@@ -21,6 +30,7 @@ from app.web.schemas import (
     ForecastResponse,
     PredictOneRequest,
     PredictResponse,
+    QuantileLevels,
     StoreForecastParams,
     StoreForecastResponse,
 )
@@ -46,11 +56,12 @@ BATCH_CSV_EXAMPLE = "Store,Dept,Date,IsHoliday\n1,1,2012-11-02,FALSE\n1,2,2012-1
     body_example=PREDICT_EXAMPLE,
     ok=PredictResponse,
     ok_description="The prediction",
+    shaped=True,
 )
 def predict() -> Any:
     """One week of one store-department."""
     row = json_body()
-    served = context.predict([row], source="api", explain=row.explain)
+    served = context.predict([row], source="api", explain=row.explain, quantiles=row.quantiles)
     return {**served.predictions[0], "request_id": served.request_id}
 
 
@@ -80,14 +91,20 @@ def predict_batch() -> Any:
     limit = int(current_app.config["MAX_BATCH_ROWS"])
     lines: list[int] | None = None
     passthrough = None
+    quantiles = params.quantiles
     if request.mimetype == "text/csv":
         parsed = parse_csv(decode(request.get_data()), limit)
         rows, lines, passthrough = parsed.rows, parsed.lines, parsed.passthrough
     elif request.mimetype == "application/json":
         data = json_object()
-        unknown = sorted(set(data) - {"rows"})
+        unknown = sorted(set(data) - {"rows", "quantiles"})
         if unknown:
             raise ApiError(422, "invalid request", [detail(name, "unknown field") for name in unknown])
+        if "quantiles" in data:
+            if quantiles is not None:
+                message = "given in the body and the query string: send one"
+                raise ApiError(422, "invalid request", [detail("quantiles", message)])
+            quantiles = validate(QuantileLevels, {"quantiles": data["quantiles"]}).quantiles
         rows = data.get("rows")
         if not isinstance(rows, list):
             raise ApiError(422, "invalid request", [detail("rows", "required: a list of row objects")])
@@ -117,14 +134,15 @@ def predict_batch() -> Any:
         )
     if params.format == "csv" or request.accept_mimetypes.best == "text/csv":
         extra = passthrough if passthrough and passthrough[0] else None
-        served = context.predict_batch(checked.valid, csv_part(extra))
-        response = Response(csv_answer(served.parts, extra), mimetype="text/csv")
+        columns = quantile_columns(quantiles)
+        served = context.predict_batch(checked.valid, csv_part(extra, columns), quantiles=quantiles)
+        response = Response(csv_answer(served.parts, extra, columns), mimetype="text/csv")
         response.headers["Content-Disposition"] = "attachment; filename=predictions.csv"
         response.headers["X-Model-Version"] = served.model_version
         if served.cold_starts:
             response.headers["X-Storecast-Warning"] = predictions.batch_warning(served.cold_starts)
         return response
-    served = context.predict_batch(checked.valid, json_part)
+    served = context.predict_batch(checked.valid, json_part, quantiles=quantiles)
     head: dict[str, Any] = {
         "model_version": served.model_version,
         "request_id": served.request_id,
@@ -157,6 +175,7 @@ def predict_batch() -> Any:
     },
     ok=ForecastResponse,
     ok_description="One entry per week",
+    shaped=True,
 )
 def forecast() -> Any:
     """Consecutive weeks (1-52) of one store-department, optional covariates per week."""

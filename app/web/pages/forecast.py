@@ -18,7 +18,7 @@ from app.forecasting.intervals import bucket_sort_key
 from app.serving import predictions
 from app.web import charts, context, words
 from app.web.api.errors import ApiError
-from app.web.csv_io import predictions_csv
+from app.web.csv_io import PREDICTION_COLUMNS, predictions_csv, quantile_columns
 from app.web.errors import form_errors
 from app.web.pages import downloads, helpers, why
 from app.web.schemas import (
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
 
-FORM_FIELDS = ("store", "dept", "date", "weeks", "is_holiday", *COVARIATES)
+FORM_FIELDS = ("store", "dept", "date", "weeks", "is_holiday", "service_level", *COVARIATES)
+SERVICE_LEVELS = (80, 90, 95, 98)  # the forecast form's choices of "stock to this number"
 
 
 @bp.app_template_filter("by_weeks_ahead")
@@ -98,8 +99,9 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     covariates = data.given()
     # a single week is a point at the end of the history: a year of it keeps the point visible
     history = helpers.history(model, data.store, data.dept, weeks=52 if data.weeks == 1 else 104)
+    quantiles = data.quantiles()
     if data.weeks == 1:
-        served = context.predict([data], source="page", explain=True)
+        served = context.predict([data], source="page", explain=True, quantiles=quantiles)
         predictions = served.predictions
     else:
         req = ForecastRequest(
@@ -108,6 +110,7 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
             start=data.date,
             weeks=data.weeks,
             covariates=[covariates] * data.weeks if covariates else None,
+            quantiles=quantiles,
         )
         served = context.forecast(req, source="page", explain=True)
         predictions = served.predictions
@@ -128,6 +131,8 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
             context.what_if(data.store, data.dept, start, data.weeks, covariates, total), total
         ),
         "model_version": served.model_version,
+        "service_level": data.service_level,
+        "stock_key": quantile_columns(quantiles)[-1] if quantiles else None,
     }
     if data.weeks == 1:
         return {"mode": "single", "prediction": predictions[0], **common}
@@ -136,7 +141,11 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
         "mode": "multi",
         "predictions": predictions,
         "total": total,
-        "csv_url": helpers.kept_csv(why.csv_rows(predictions), name, why.CSV_COLUMNS),
+        "csv_url": helpers.kept_csv(
+            why.csv_rows(predictions),
+            name,
+            (*why.CSV_COLUMNS, *quantile_columns(quantiles)[len(PREDICTION_COLUMNS) :]),
+        ),
         **common,
     }
 
@@ -209,6 +218,7 @@ def _forecast_context(
         "placeholders": placeholders,
         "placeholder_week": form.get("date") if placeholders else None,
         "max_weeks": MAX_HORIZON,
+        "service_levels": SERVICE_LEVELS,
         "origin": getattr(model, "origin", None),
         "first_week": predictions.default_start(model),
         "legend_items": charts.legend_items(last_year=bool(result)),
@@ -243,7 +253,8 @@ def forecast_csv() -> Any:
         message = "; ".join(f"{k}: {v}" for k, v in form_errors(error).items())
         return render_template("error.html", status=422, title="Invalid forecast", message=message), 422
     served = context.forecast(req, source="page")
-    response = Response(predictions_csv(served.predictions), mimetype="text/csv")
+    columns = quantile_columns(req.quantiles)
+    response = Response(predictions_csv(served.predictions, columns=columns), mimetype="text/csv")
     name = f"storecast_store{req.store}_dept{req.dept}_{served.predictions[0]['week']}_{req.weeks}w.csv"
     response.headers["Content-Disposition"] = f"attachment; filename={name}"
     return response

@@ -22,7 +22,7 @@ from flask import (
 from app import extensions
 from app.forecasting.artifacts import artifact_problem, read_metadata
 from app.forecasting.intervals import bucket_sort_key
-from app.registry import versions
+from app.registry import promotion, versions
 from app.registry.training_runs import get_training_run, list_training_runs
 from app.storage import parse_row_id
 from app.web.admin_auth import (
@@ -48,7 +48,7 @@ def _name() -> str:
 _actor = admin_actor
 
 
-ACTIONS = {"promote": versions.promote, "rollback": versions.rollback, "archive": versions.archive}
+ACTIONS = {"promote": promotion.promote, "rollback": versions.rollback, "archive": versions.archive}
 
 
 def _models_context(full_history: bool = False) -> dict[str, Any]:
@@ -72,7 +72,8 @@ def _promotion_warning(action: str, version: str) -> dict[str, Any] | None:
     """The backtest regression the page asks the admin to confirm before promoting `version`."""
     if action != "promote" or not version:
         return None
-    return versions.promotion_warning(extensions.storage(), _name(), version)
+    source_file = current_app.config.get("DATA_SOURCE_FILE")
+    return promotion.warning(extensions.storage(), _name(), version, source_file)
 
 
 @bp.get("/models")
@@ -121,7 +122,10 @@ def models_action() -> Any:
     args = () if action == "rollback" else (version,)
     # the confirmation names the version it was given for: it cannot carry over to another choice
     confirmed = form.get("force", "").strip().lower().removeprefix("v") == version.lower().removeprefix("v")
-    options = {"force": confirmed} if action == "promote" else {}
+    if action == "promote":
+        args, options = (*args, current_app.config.get("DATA_SOURCE_FILE")), {"force": confirmed}
+    else:
+        options = {}
     try:
         row = ACTIONS[action](
             extensions.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason, **options
@@ -134,7 +138,8 @@ def models_action() -> Any:
     verb = {"promote": "promoted to production", "rollback": "back in production", "archive": "archived"}[
         action
     ]
-    flash(f"{row['label']} {verb}", "success")
+    comparison = row.get("comparison")
+    flash(f"{row['label']} {verb}" + (f". {comparison['message']}" if comparison else ""), "success")
     return redirect(url_for("registry.models_page"), code=303)
 
 

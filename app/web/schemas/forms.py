@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from app.forecasting.inputs import MAX_HORIZON
+from app.forecasting.intervals import QUANTILE_RANGE
 from app.web.schemas.requests import PredictRequest
 
 
@@ -14,6 +15,16 @@ class ForecastForm(PredictRequest):
     """The forecast page's form: a single week (weeks=1) or a multi-week forecast from `date`."""
 
     weeks: int = Field(1, ge=1, le=MAX_HORIZON, description="1: a single week; more: a multi-week forecast")
+    service_level: int | None = Field(
+        None,
+        ge=round(100 * QUANTILE_RANGE[0]),
+        le=round(100 * QUANTILE_RANGE[1]),
+        description="a service level in percent: each week also says what to stock to meet it (a quantile)",
+    )
+
+    def quantiles(self) -> list[float] | None:
+        """The quantile the service level asks for (90%: the 0.9 quantile), or None."""
+        return None if self.service_level is None else [self.service_level / 100]
 
 
 def clean_form(form: Any, fields: list[str] | tuple[str, ...]) -> dict[str, Any]:

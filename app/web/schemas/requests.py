@@ -12,6 +12,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, fi
 from pydantic_core import PydanticCustomError
 
 from app.forecasting.inputs import COVARIATES, MAX_HORIZON
+from app.forecasting.intervals import QUANTILE_RANGE
 
 DEFAULT_WEEKS = 8
 
@@ -131,13 +132,46 @@ EXPLAIN_DESCRIPTION = (
 )
 
 
-class PredictOneRequest(PredictRequest):
-    """The body of POST /predict: one week, optionally explained."""
+QUANTILES_DESCRIPTION = (
+    f"levels in {QUANTILE_RANGE[0]}..{QUANTILE_RANGE[1]}, e.g. [0.1, 0.5, 0.9]: each prediction also "
+    'carries `quantiles` ({"q0.1": ..., "q0.5": ..., "q0.9": ...}): the sales the week stays under with '
+    "that probability (0.9: stock to this number for a 90% service level); 0.1 and 0.9 are the 80% "
+    "band's ends, 0.5 the forecast"
+)
+
+Quantile = Annotated[float, Field(ge=QUANTILE_RANGE[0], le=QUANTILE_RANGE[1])]
+
+
+def _quantile_list(value: Any) -> Any:
+    # A query string gives "0.1,0.9" (or the key repeated); JSON true is not a level.
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, bool):
+                raise ValueError("each quantile must be a number, not a boolean")
+    return value
+
+
+def quantiles_field() -> Any:
+    return Field(None, min_length=1, max_length=99, description=QUANTILES_DESCRIPTION)
+
+
+class QuantileLevels(BaseModel):
+    """Quantiles asked for beside the bands (POST /predict, /predict/batch, /forecast)."""
+
+    quantiles: list[Quantile] | None = quantiles_field()
+
+    _quantile_list = field_validator("quantiles", mode="before")(_quantile_list)
+
+
+class PredictOneRequest(PredictRequest, QuantileLevels):
+    """The body of POST /predict: one week, optionally explained, optionally with quantiles."""
 
     explain: bool = Field(False, strict=True, description=EXPLAIN_DESCRIPTION)
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(QuantileLevels):
     """The JSON body of POST /predict/batch (a text/csv body with the Kaggle columns works too)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -158,7 +192,7 @@ FIRST_WEEK_DESCRIPTION = (
 )
 
 
-class ForecastRequest(_StoreDept):
+class ForecastRequest(_StoreDept, QuantileLevels):
     """The body of POST /forecast: consecutive weeks of one store-department."""
 
     model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
@@ -253,13 +287,22 @@ class DepartmentTotalParams(DepartmentTotalQuery):
     model_config = ConfigDict(extra="forbid")
 
 
-class BatchQuery(BaseModel):
+class BatchQuery(QuantileLevels):
     """The query string of POST /predict/batch."""
 
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["json", "csv"] | None = Field(
         None, description="`csv` answers with the predictions as a CSV file (as `Accept: text/csv` does)"
+    )
+    quantiles: list[Quantile] | None = Field(
+        None,
+        min_length=1,
+        max_length=99,
+        description=(
+            "comma-separated levels (e.g. 0.1,0.5,0.9), for a CSV body or as the JSON body's `quantiles`: "
+            "each prediction carries them (the CSV: a q0.1, q0.5, q0.9 column each)"
+        ),
     )
 
 
@@ -300,8 +343,8 @@ class AdminActionRequest(BaseModel):
         False,
         strict=True,
         description=(
-            "promote only: promote even when the version's backtest WMAE is worse than production's "
-            "(without it such a promotion is refused with 409, saying by how much)"
+            "promote only: promote even when the version scores worse than production on the same "
+            "weeks (without it such a promotion is refused with 409, saying by how much and on which weeks)"
         ),
     )
 

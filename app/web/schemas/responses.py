@@ -67,6 +67,13 @@ class PredictionOut(BaseModel):
     last_year_sales: float | None = Field(
         None, description="with `explain`: actual sales of that week (null: the series has none)"
     )
+    quantiles: dict[str, float] | None = Field(
+        None,
+        description=(
+            'with `quantiles`: each level\'s quantile ("q0.9": sales the week stays under with probability '
+            "0.9), rising with the level"
+        ),
+    )
 
 
 class PredictResponse(PredictionOut):
@@ -259,6 +266,10 @@ class StageChangeOut(BaseModel):
 
 class ModelVersionDetail(ModelVersionOut):
     history: list[StageChangeOut] = Field(description="stage changes, newest first")
+    comparison: str | None = Field(
+        default=None,
+        description="promote only: the version against the production it replaced, on the same weeks",
+    )
 
 
 class ModelsResponse(BaseModel):
