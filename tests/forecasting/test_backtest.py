@@ -130,7 +130,8 @@ def test_real_data_backtest_meets_the_accuracy_target(origin, target, floors):
 
 def _summary(r: dict, scores: dict, bucket_only: dict) -> dict:
     """The figures a reader of the log compares: coverage overall, its range over the quarters, per
-    horizon bucket, the store totals, and the proper scores beside the bucket-only bands'."""
+    horizon bucket, the store totals, the totals by level (WMAE over the seasonal naive's totals, 80% and
+    95% coverage), and the proper scores beside the bucket-only bands'."""
     quarters = [f for g in ("by_volatility_quarter", "by_size_quarter") for f in scores[g].values()]
     cells = [c for f in quarters for c in f["by_horizon"].values()]
 
@@ -150,6 +151,10 @@ def _summary(r: dict, scores: dict, bucket_only: dict) -> dict:
         "by_volatility": {q: round(f["coverage_80"], 3) for q, f in scores["by_volatility_quarter"].items()},
         "by_size": {q: round(f["coverage_80"], 3) for q, f in scores["by_size_quarter"].items()},
         "store_totals": (r["store_totals"]["coverage_80"], r["store_totals"]["coverage_95"]),
+        "levels": {
+            level: (round(f["ratio_to_baseline"], 3), round(f["coverage_80"], 3), round(f["coverage_95"], 3))
+            for level, f in r["levels"].items()
+        },
         "scores": {k: round(scores[k], 4) for k in keys},
         "bucket_only": {k: round(bucket_only[k], 4) for k in keys},
     }
