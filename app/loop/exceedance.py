@@ -62,6 +62,9 @@ class ExceedanceSettings:
     notice_share: float = 0.5  # a department outside its 95% range by this share ...
     notice_dollars: float = 5000.0  # ... and this many dollars goes into the store's digest
     chain_share: float = 0.6  # stores outside their 95% range the same way: the week's file is at fault
+    dept_total_below: float = 0.15  # a department's total across stores this far below its plan ...
+    dept_total_above: float = 0.25  # ... or this far above, in each week of a run: warning
+    dept_total_dollars: float = 20000.0  # ... and off by at least this many dollars each week
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ExceedanceSettings:
@@ -118,14 +121,25 @@ def _z(actual: Any, prediction: Any, half95: Any) -> np.ndarray:
 
 def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
     """Per store, week and lag: actual and forecast totals, the 95% range (total_bounds), z and share off."""
+    return _totals(frame, forecaster, "store")
+
+
+def department_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
+    """Per department, week and lag: its total across the stores selling it, judged as a store total is
+    (the series' intervals in quadrature plus the lasting spread the calibrator measured), with the
+    count of stores summed."""
+    return _totals(frame, forecaster, "dept")
+
+
+def _totals(frame: pd.DataFrame, forecaster: Forecaster, key: str) -> pd.DataFrame:
     out = []
     half80 = ((frame["upper_80"] - frame["lower_80"]) / 2).to_numpy(float)
     prediction, actual = frame["prediction"].to_numpy(float), frame["actual"].to_numpy(float)
-    for (store, week, lag), idx in frame.groupby(["store", "week", "lag"]).indices.items():
+    for (entity, week, lag), idx in frame.groupby([key, "week", "lag"]).indices.items():
         bounds = forecaster.total_bounds(prediction[idx], half80[idx], int(lag))
         out.append(
             {
-                "store": int(store),
+                key: int(entity),
                 "week": week,
                 "lag": int(lag),
                 "origin": week - dt.timedelta(weeks=int(lag)),
@@ -133,9 +147,10 @@ def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
                 "prediction": bounds["prediction"],
                 "lower_95": bounds["lower_95"],
                 "upper_95": bounds["upper_95"],
+                "series": len(idx),
             }
         )
-    columns = ["store", "week", "lag", "origin", "actual", "prediction", "lower_95", "upper_95"]
+    columns = [key, "week", "lag", "origin", "actual", "prediction", "lower_95", "upper_95", "series"]
     totals = pd.DataFrame(out, columns=columns)
     totals["z"] = _z(totals["actual"], totals["prediction"], totals["upper_95"] - totals["prediction"])
     totals["share"] = (totals["actual"] - totals["prediction"]) / np.maximum(totals["prediction"].abs(), 1.0)
@@ -208,7 +223,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """The week's findings: chain-level weeks, store and department warnings, and digest notices."""
     frame = published_errors(storage, lineage, today)
-    result: dict[str, Any] = {"chain": [], "stores": [], "series": [], "notices": [], "departments": []}
+    result: dict[str, Any] = {
+        "chain": [],
+        "stores": [],
+        "series": [],
+        "notices": [],
+        "departments": [],
+        "dept_totals": [],
+    }
     if frame.empty:
         return result
     totals = store_totals(frame, forecaster)
@@ -246,6 +268,7 @@ def evaluate(
             row = next(this_week.loc[[store]].reset_index().itertuples(index=False))
             result["notices"].append({"store": store, "dept": None, **_seen(row, 1, direction)})
 
+    result["dept_totals"] = shifted_departments(frame, forecaster, newest, settings)
     warned = {seen["store"] for seen in result["stores"]}
     series = frame[~frame["store"].isin(warned)].copy()
     series["ratio"] = series["actual"] / np.maximum(series["prediction"].abs(), 1.0)
@@ -291,6 +314,47 @@ def evaluate(
             direction = "above" if miss > 0 else "below"
             result["notices"].append({"store": key[0], "dept": key[1], **_seen(row, 1, direction)})
     return result
+
+
+def shifted_departments(
+    frame: pd.DataFrame, forecaster: Forecaster, week: dt.date, settings: ExceedanceSettings
+) -> list[dict[str, Any]]:
+    """Departments whose total across the stores selling them stayed outside its 95% range the same
+    way for a run of weeks, by a share of their plan and a dollar amount each week: a level shift of a
+    department chain-wide (a supplier, a price, a recall), which no single store's rule sees."""
+    totals = department_totals(frame, forecaster)
+    totals = totals[totals["series"] >= settings.peer_stores]
+    if totals.empty:
+        return []
+
+    def shifted(t: pd.DataFrame) -> pd.Series:
+        big = (t["actual"] - t["prediction"]).abs() >= settings.dept_total_dollars
+        below = (t["z"] < -Z95) & (t["share"] <= -settings.dept_total_below)
+        above = (t["z"] > Z95) & (t["share"] >= settings.dept_total_above)
+        return big & (below | above)
+
+    found = []
+    now = frame[(frame["week"] == week) & (frame["lag"] == 1)]
+    for dept, weeks in sorted(_runs(totals, week, ["dept"], shifted).items()):
+        run = totals[(totals["dept"] == dept) & (totals["origin"] == week - dt.timedelta(weeks=weeks))]
+        direction = "above" if (run["z"] > 0).all() else "below"
+        row = next(run[run["week"] == week].itertuples(index=False))
+        stores = now[now["dept"] == dept]
+        off = (
+            stores["actual"] > stores["prediction"]
+            if direction == "above"
+            else stores["actual"] < stores["prediction"]
+        )
+        found.append(
+            {
+                "dept": int(dept),
+                **_seen(row, weeks, direction),
+                "against": f"the plan of {row.origin}",
+                "store_count": int(row.series),
+                "stores_off": int(off.sum()),
+            }
+        )
+    return found
 
 
 def chain_departments(

@@ -41,9 +41,13 @@ def _series(k: int, fault=None) -> dict[tuple[int, int], tuple[float, float]]:
     return out
 
 
-def _turn(storage, forecaster, week: dt.date) -> list[tuple]:
+DEFAULT = exceedance.ExceedanceSettings()
+ACROSS_FOUR = exceedance.ExceedanceSettings(peer_stores=4)  # department totals of the four stores judged
+
+
+def _turn(storage, forecaster, week: dt.date, settings=DEFAULT) -> list[tuple]:
     """The open alerts: kind, severity, store, dept, and the departments their details name."""
-    found = exceedance.evaluate(storage, forecaster, "L", week, exceedance.ExceedanceSettings())
+    found = exceedance.evaluate(storage, forecaster, "L", week, settings)
     with storage.session() as session:
         watch.raise_alerts(session, found, [], [])
         return [
@@ -52,13 +56,15 @@ def _turn(storage, forecaster, week: dt.date) -> list[tuple]:
         ]
 
 
-def _replay(storage, forecaster, fault, weeks: int = 14, until: int | None = None) -> dict[int, list]:
+def _replay(
+    storage, forecaster, fault, weeks: int = 14, until: int | None = None, settings=None, series=_series
+) -> dict[int, list]:
     """Open alerts after each week; the fault applies from FAULT_WEEK (to `until`, when given)."""
     seen = {}
     for k in range(1, weeks + 1):
         on = k >= FAULT_WEEK and (until is None or k <= until)
-        week = add_week(storage, k, _series(k, fault if on else None))
-        seen[k] = _turn(storage, forecaster, week)
+        week = add_week(storage, k, series(k, fault if on else None))
+        seen[k] = _turn(storage, forecaster, week, settings or DEFAULT)
     return seen
 
 
@@ -66,8 +72,9 @@ def _first(seen: dict[int, list], match) -> int | None:
     return next((k - FAULT_WEEK + 1 for k, found in seen.items() if any(match(a) for a in found)), None)
 
 
-def test_clean_weeks_raise_no_alert(app, forecaster):
-    seen = _replay(app.extensions["storage"], forecaster, None)
+@pytest.mark.parametrize("settings", [DEFAULT, ACROSS_FOUR])
+def test_clean_weeks_raise_no_alert(app, forecaster, settings):
+    seen = _replay(app.extensions["storage"], forecaster, None, settings=settings)
     assert all(found == [] for found in seen.values()), seen
 
 
@@ -245,3 +252,38 @@ def test_a_department_shifting_in_every_store_is_one_chain_level_info_naming_it(
     with storage.session() as session:
         (alert,) = [a for a in alerts.past_alerts(session) if a.kind == "department"]
         assert alert.message.startswith("dept 3: below its 95% range in 4 of 4 stores")
+
+
+@pytest.mark.parametrize("size", [-0.3, -0.2])
+def test_a_department_shifted_in_every_store_is_a_warning_naming_it_in_the_second_week(app, forecaster, size):
+    storage = app.extensions["storage"]
+    seen = _replay(
+        storage, forecaster, lambda s, d, a: a * (1 + size) if d == 3 else a, until=12, settings=ACROSS_FOUR
+    )
+    assert _first(seen, lambda a: a[:2] == ("dept_total", "warning")) == 2
+    assert ("dept_total", "warning", None, 3, (3,)) in seen[FAULT_WEEK + 1]
+    assert ("department", "info", None, 3, (3,)) in seen[FAULT_WEEK]  # the first week: an info
+    warned = {a[:2] for found in seen.values() for a in found if a[1] == "warning"}
+    assert warned == {("dept_total", "warning")}  # no store and no series of it warns
+    assert not any(a[0] == "dept_total" for a in seen[14])  # closed once the department is back
+    with storage.session() as session:
+        (alert,) = [a for a in alerts.past_alerts(session) if a.kind == "dept_total"]
+        assert (
+            alert.message.startswith("department 3 across stores: $")
+            and "third week running" in alert.message
+        )
+        assert (
+            "against a 95% range of $" in alert.message
+            and "4 of 4 stores below their forecast" in alert.message
+        )
+        assert alert.details["url"] == "/series?dept=3" and alert.details["departments"] == [3]
+        assert alert.details["direction"] == "below" and alert.resolved_at is not None
+
+
+def test_a_department_shifted_for_one_week_is_not_a_warning(app, forecaster):
+    storage = app.extensions["storage"]
+    seen = _replay(
+        storage, forecaster, lambda s, d, a: a * 0.7 if d == 3 else a, until=FAULT_WEEK, settings=ACROSS_FOUR
+    )
+    assert not any(a[1] == "warning" for found in seen.values() for a in found)
+
