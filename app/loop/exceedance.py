@@ -57,7 +57,8 @@ class ExceedanceSettings:
     store_share_above: float = 0.20  # ... or this far above: warning
     store_single_share: float = 0.35  # one week this far off (and outside its 95% range): warning
     dept_share: float = 0.8  # a department this far below its plan, relative to its peers, ...
-    dept_dollars: float = 3000.0  # ... by this many dollars in each week of a run: warning
+    dept_dollars: float = 3000.0  # ... by this many dollars in each week of a run ...
+    dept_store_share: float = 0.01  # ... and by this share of the store's forecast total: warning
     peer_stores: int = 5  # stores selling a department before its peers' median is trusted
     notice_share: float = 0.5  # a department outside its 95% range by this share ...
     notice_dollars: float = 5000.0  # ... and this many dollars goes into the store's digest
@@ -271,6 +272,8 @@ def evaluate(
     result["dept_totals"] = shifted_departments(frame, forecaster, newest, settings)
     warned = {seen["store"] for seen in result["stores"]}
     series = frame[~frame["store"].isin(warned)].copy()
+    store_plan = totals.set_index(["store", "week", "lag"])["prediction"].rename("store_prediction")
+    series = series.join(store_plan, on=["store", "week", "lag"])
     series["ratio"] = series["actual"] / np.maximum(series["prediction"].abs(), 1.0)
     peers = series.groupby(["dept", "week", "lag"])["ratio"].agg(["median", "size"])
     series = series.join(peers, on=["dept", "week", "lag"])
@@ -287,6 +290,7 @@ def evaluate(
             & t["peers_held"]
             & (t["relative"] <= floor)
             & (t["prediction"] - t["actual"] >= settings.dept_dollars)
+            & (t["prediction"] - t["actual"] >= settings.dept_store_share * t["store_prediction"])
         )
 
     result["departments"] = chain_departments(series, newest, settings)

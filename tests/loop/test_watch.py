@@ -287,3 +287,21 @@ def test_a_department_shifted_for_one_week_is_not_a_warning(app, forecaster):
     )
     assert not any(a[1] == "warning" for found in seen.values() for a in found)
 
+
+def _with_small_department(k: int, fault=None) -> dict[tuple[int, int], tuple[float, float]]:
+    """The four stores at twice the size, and store 1 selling a small department 7 besides."""
+    rng = np.random.default_rng(100 + k)
+    out = {key: (2 * forecast, 2 * actual) for key, (forecast, actual) in _series(k).items()}
+    actual = 4000.0 * (1 + rng.normal(0, 0.02))
+    out[(1, 7)] = (4000.0, fault(1, 7, actual) if fault else actual)
+    return out
+
+
+def test_a_small_department_vanishing_for_weeks_is_not_a_warning(app, forecaster):
+    """A department worth under a hundredth of its store's sales that nearly vanishes (an aisle
+    refitted, a product line out of stock) is not worth waking anyone for."""
+    storage = app.extensions["storage"]
+    seen = _replay(
+        storage, forecaster, lambda s, d, a: a * 0.01, until=FAULT_WEEK + 2, series=_with_small_department
+    )
+    assert not any(a[1] == "warning" for found in seen.values() for a in found), seen
