@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from app.forecasting import calendar
 from app.forecasting.forecaster import Forecaster
 from app.loop.accuracy import latest_runs
 from app.storage import ActualSale, ForecastRow, Storage
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 Z95 = 1.959964
 BOUNDS = ["lower_80", "upper_80", "lower_95", "upper_95"]
 MAX_RUN = 3  # the longest run of weeks judged against one earlier plan
+YEAR = 52
+MIN_YEAR_ON_YEAR = 13  # weeks with a year before them needed to measure a department's spread
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class ExceedanceSettings:
     store_share_below: float = 0.12  # a store total this far below its plan in each week of a run ...
     store_share_above: float = 0.20  # ... or this far above: warning
     store_single_share: float = 0.35  # one week this far off (and outside its 95% range): warning
+    store_spread: float = 2.5  # a store's range at least this many times its usual year-on-year deviation
     dept_share: float = 0.8  # a department this far below its plan, relative to its peers, ...
     dept_dollars: float = 3000.0  # ... by this many dollars in each week of a run ...
     dept_store_share: float = 0.01  # ... and by this share of the store's forecast total: warning
@@ -66,6 +70,7 @@ class ExceedanceSettings:
     dept_total_below: float = 0.15  # a department's total across stores this far below its plan ...
     dept_total_above: float = 0.25  # ... or this far above, in each week of a run: warning
     dept_total_dollars: float = 20000.0  # ... and off by at least this many dollars each week
+    dept_total_spread: float = 3.5  # its range at least this many times its usual year-on-year deviation
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ExceedanceSettings:
@@ -125,11 +130,48 @@ def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
     return _totals(frame, forecaster, "store")
 
 
-def department_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
-    """Per department, week and lag: its total across the stores selling it, judged as a store total is
-    (the series' intervals in quadrature plus the lasting spread the calibrator measured), with the
-    count of stores summed."""
-    return _totals(frame, forecaster, "dept")
+def department_totals(
+    frame: pd.DataFrame, forecaster: Forecaster, spread: Mapping[int, float] | None = None
+) -> pd.DataFrame:
+    """Per department, week and lag: its total across the stores selling it, with the count of stores
+    summed, judged as a store total is and widened to the department's own `spread` (own_spread): a
+    seasonal department's total strays far from its forecast every year, a grocery aisle's does not."""
+    return widened(_totals(frame, forecaster, "dept"), "dept", spread)
+
+
+def widened(totals: pd.DataFrame, key: str, spread: Mapping[int, float] | None) -> pd.DataFrame:
+    """Totals whose 95% range is widened, where it is narrower, to prediction x exp(+-spread) of their
+    store or department (`key`), with z measured against the side the actual fell on."""
+    if not spread or totals.empty:
+        return totals
+    totals = totals.copy()
+    width = totals[key].map(spread).fillna(0.0).to_numpy(float)
+    prediction = totals["prediction"].to_numpy(float)
+    totals["lower_95"] = np.minimum(totals["lower_95"], prediction * np.exp(-width))
+    totals["upper_95"] = np.maximum(totals["upper_95"], prediction * np.exp(width))
+    low = totals["actual"].to_numpy(float) < prediction
+    half = np.where(low, prediction - totals["lower_95"], totals["upper_95"] - prediction)
+    totals["z"] = _z(totals["actual"], prediction, half)
+    return totals
+
+
+def own_spread(forecaster: Forecaster, before: dt.date, factor: float, key: str) -> dict[int, float]:
+    """Per store or department (`key`), `factor` times how far its weekly total strayed from the same
+    week a year earlier (in log terms, the 90th percentile of the absolute deviation from its median)
+    over the year of known sales up to `before`: how much that total moves when nothing is wrong."""
+    panel = forecaster.panel
+    end = int(calendar.week_index([pd.Timestamp(before)])[0]) - panel.first_week + 1
+    start = max(0, end - 2 * YEAR)
+    if end - start < YEAR + MIN_YEAR_ON_YEAR:
+        return {}
+    groups = panel.dept if key == "dept" else panel.store
+    block = np.nan_to_num(panel.values[:, start:end], nan=0.0)
+    summed = pd.DataFrame(block).groupby(groups).sum()
+    values = summed.to_numpy(float)
+    ratio = np.log(np.maximum(values[:, YEAR:], 1.0) / np.maximum(values[:, :-YEAR], 1.0))
+    deviation = np.abs(ratio - np.median(ratio, axis=1, keepdims=True))
+    spread = factor * np.quantile(deviation, 0.9, axis=1)
+    return {int(k): float(w) for k, w in zip(summed.index, spread, strict=True)}
 
 
 def _totals(frame: pd.DataFrame, forecaster: Forecaster, key: str) -> pd.DataFrame:
@@ -235,7 +277,9 @@ def evaluate(
     if frame.empty:
         return result
     totals = store_totals(frame, forecaster)
-    chain = chain_weeks(totals, settings.chain_share)
+    chain = chain_weeks(totals, settings.chain_share)  # judged on the ranges alone: a file's fault
+    before = today - dt.timedelta(weeks=MAX_RUN)  # the weeks judged do not widen their own range
+    totals = widened(totals, "store", own_spread(forecaster, before, settings.store_spread, "store"))
     result["chain"] = list(chain.values())
     totals = totals[~totals["week"].isin(list(chain))]
     frame = frame[~frame["week"].isin(list(chain))]
@@ -326,22 +370,26 @@ def shifted_departments(
     """Departments whose total across the stores selling them stayed outside its 95% range the same
     way for a run of weeks, by a share of their plan and a dollar amount each week: a level shift of a
     department chain-wide (a supplier, a price, a recall), which no single store's rule sees."""
-    totals = department_totals(frame, forecaster)
+    before = week - dt.timedelta(weeks=MAX_RUN)
+    spread = own_spread(forecaster, before, settings.dept_total_spread, "dept")
+    totals = department_totals(frame, forecaster, spread)
     totals = totals[totals["series"] >= settings.peer_stores]
     if totals.empty:
         return []
 
-    def shifted(t: pd.DataFrame) -> pd.Series:
-        big = (t["actual"] - t["prediction"]).abs() >= settings.dept_total_dollars
-        below = (t["z"] < -Z95) & (t["share"] <= -settings.dept_total_below)
-        above = (t["z"] > Z95) & (t["share"] >= settings.dept_total_above)
-        return big & (below | above)
-
+    big = ((totals["actual"] - totals["prediction"]).abs() >= settings.dept_total_dollars) & (
+        totals["prediction"] >= settings.dept_total_dollars  # a department forecast to sell next to nothing
+    )
+    below = big & (totals["z"] < -Z95) & (totals["share"] <= -settings.dept_total_below)
+    above = big & (totals["z"] > Z95) & (totals["share"] >= settings.dept_total_above)
+    runs = {
+        direction: _runs(totals, week, ["dept"], lambda t, m=mask: m.loc[t.index])
+        for direction, mask in (("below", below), ("above", above))
+    }
     found = []
     now = frame[(frame["week"] == week) & (frame["lag"] == 1)]
-    for dept, weeks in sorted(_runs(totals, week, ["dept"], shifted).items()):
+    for direction, dept, weeks in sorted((d, k, n) for d, r in runs.items() for k, n in r.items()):
         run = totals[(totals["dept"] == dept) & (totals["origin"] == week - dt.timedelta(weeks=weeks))]
-        direction = "above" if (run["z"] > 0).all() else "below"
         row = next(run[run["week"] == week].itertuples(index=False))
         stores = now[now["dept"] == dept]
         off = (

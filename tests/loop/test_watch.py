@@ -23,6 +23,7 @@ from tests.loop.rows import add_week
 
 STORES, DEPTS = (1, 2, 3, 4), (1, 2, 3, 4, 5, 6)
 FAULT_WEEK = 9
+Z95_TWICE = 2 * 1.96
 
 
 @pytest.fixture(scope="module")
@@ -305,3 +306,24 @@ def test_a_small_department_vanishing_for_weeks_is_not_a_warning(app, forecaster
         storage, forecaster, lambda s, d, a: a * 0.01, until=FAULT_WEEK + 2, series=_with_small_department
     )
     assert not any(a[1] == "warning" for found in seen.values() for a in found), seen
+
+
+def test_a_department_total_range_is_widened_to_its_own_year_on_year_spread(forecaster):
+    spread = exceedance.own_spread(forecaster, forecaster.data_through, 3.5, "dept")
+    assert spread and all(np.isfinite(v) and v >= 0 for v in spread.values())
+    assert exceedance.own_spread(forecaster, dt.date(1999, 1, 1), 3.5, "dept") == {}  # no year before it
+    week = dt.date(2012, 3, 2)
+    frame = pd.DataFrame(
+        [
+            {"store": s, "dept": 3, "week": week, "lag": 1, "prediction": 1000.0, "actual": 700.0,
+             "lower_80": 950.0, "upper_80": 1050.0, "lower_95": 900.0, "upper_95": 1100.0}
+            for s in range(1, 6)
+        ]
+    )  # fmt: skip
+    narrow = exceedance.department_totals(frame, forecaster)
+    (wide,) = exceedance.department_totals(frame, forecaster, {3: 0.5}).itertuples()
+    assert narrow["z"].iloc[0] < -Z95_TWICE  # the store-total range alone: far outside
+    assert wide.lower_95 == pytest.approx(5000 * np.exp(-0.5)) and wide.upper_95 == pytest.approx(
+        5000 * np.exp(0.5)
+    )
+    assert -1.96 < wide.z < 0  # the department's own spread: within its range
