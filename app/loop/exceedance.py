@@ -3,7 +3,9 @@
 The tracking signal needs most of a quarter of biased weeks before it speaks; a store whose sales halve
 falls outside its own 95% interval the week it happens. The published forecasts of the last weeks are
 joined with their actual sales; a store total's interval is the Forecaster's own `total_bounds` of its
-departments at that lag.
+departments at that lag, widened where it is narrower to the store's own year-on-year deviation (an
+erratic store's real swings are not faults); a department's total across stores is judged the same way
+against its own (a seasonal department misjudged by a week is no fault either).
 
 A run of misses is judged against the plan published before it began: weeks t-1 and t against the run
 from t-2 (lags 1 and 2), and t-2..t against the run from t-3. Next-week forecasts roll forward and chase
@@ -18,6 +20,8 @@ a few stores; these rules did not (docs: benchmarks/bench_faults.py measures the
   its forecast and a dollar amount, while the same department in the other stores did not (so Easter's
   candy aisle after Easter, low in every store, is no store's fault).
 - notice (info, for the store's digest): a store total or a department outside its 95% range this week.
+- department total (warning): a department's total across stores outside its range the same way in
+  every week of a run, by `dept_total_below` (or `dept_total_above`) of its plan and a dollar amount.
 - department across the chain (info): a department outside its 95% range the same way in most of the
   stores selling it this week (a change of the department everywhere, or a season misjudged).
 - chain: a week in which most stores miss the same way is a fault of the week's file (counted twice, a
