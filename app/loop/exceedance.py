@@ -3,7 +3,9 @@
 The tracking signal needs most of a quarter of biased weeks before it speaks; a store whose sales halve
 falls outside its own 95% interval the week it happens. The published forecasts of the last weeks are
 joined with their actual sales; a store total's interval is the Forecaster's own `total_bounds` of its
-departments at that lag.
+departments at that lag, widened where it is narrower to the store's own year-on-year deviation (an
+erratic store's real swings are not faults); a department's total across stores is judged the same way
+against its own (a seasonal department misjudged by a week is no fault either).
 
 A run of misses is judged against the plan published before it began: weeks t-1 and t against the run
 from t-2 (lags 1 and 2), and t-2..t against the run from t-3. Next-week forecasts roll forward and chase
@@ -18,6 +20,8 @@ a few stores; these rules did not (docs: benchmarks/bench_faults.py measures the
   its forecast and a dollar amount, while the same department in the other stores did not (so Easter's
   candy aisle after Easter, low in every store, is no store's fault).
 - notice (info, for the store's digest): a store total or a department outside its 95% range this week.
+- department total (warning): a department's total across stores outside its range the same way in
+  every week of a run, by `dept_total_below` (or `dept_total_above`) of its plan and a dollar amount.
 - department across the chain (info): a department outside its 95% range the same way in most of the
   stores selling it this week (a change of the department everywhere, or a season misjudged).
 - chain: a week in which most stores miss the same way is a fault of the week's file (counted twice, a
@@ -40,6 +44,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from app.forecasting import calendar
 from app.forecasting.forecaster import Forecaster
 from app.loop.accuracy import latest_runs
 from app.storage import ActualSale, ForecastRow, Storage
@@ -49,6 +54,8 @@ log = logging.getLogger(__name__)
 Z95 = 1.959964
 BOUNDS = ["lower_80", "upper_80", "lower_95", "upper_95"]
 MAX_RUN = 3  # the longest run of weeks judged against one earlier plan
+YEAR = 52
+MIN_YEAR_ON_YEAR = 13  # weeks with a year before them needed to measure a department's spread
 
 
 @dataclass(frozen=True)
@@ -56,12 +63,18 @@ class ExceedanceSettings:
     store_share_below: float = 0.12  # a store total this far below its plan in each week of a run ...
     store_share_above: float = 0.20  # ... or this far above: warning
     store_single_share: float = 0.35  # one week this far off (and outside its 95% range): warning
+    store_spread: float = 2.5  # a store's range at least this many times its usual year-on-year deviation
     dept_share: float = 0.8  # a department this far below its plan, relative to its peers, ...
-    dept_dollars: float = 3000.0  # ... by this many dollars in each week of a run: warning
+    dept_dollars: float = 3000.0  # ... by this many dollars in each week of a run ...
+    dept_store_share: float = 0.01  # ... and by this share of the store's forecast total: warning
     peer_stores: int = 5  # stores selling a department before its peers' median is trusted
     notice_share: float = 0.5  # a department outside its 95% range by this share ...
     notice_dollars: float = 5000.0  # ... and this many dollars goes into the store's digest
     chain_share: float = 0.6  # stores outside their 95% range the same way: the week's file is at fault
+    dept_total_below: float = 0.15  # a department's total across stores this far below its plan ...
+    dept_total_above: float = 0.25  # ... or this far above, in each week of a run: warning
+    dept_total_dollars: float = 20000.0  # ... and off by at least this many dollars each week
+    dept_total_spread: float = 3.5  # its range at least this many times its usual year-on-year deviation
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ExceedanceSettings:
@@ -118,6 +131,54 @@ def _z(actual: Any, prediction: Any, half95: Any) -> np.ndarray:
 
 def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
     """Per store, week and lag: actual and forecast totals, the 95% range (total_bounds), z and share off."""
+    return _totals(frame, forecaster, "store")
+
+
+def department_totals(
+    frame: pd.DataFrame, forecaster: Forecaster, spread: Mapping[int, float] | None = None
+) -> pd.DataFrame:
+    """Per department, week and lag: its total across the stores selling it, with the count of stores
+    summed, judged as a store total is and widened to the department's own `spread` (own_spread): a
+    seasonal department's total strays far from its forecast every year, a grocery aisle's does not."""
+    return widened(_totals(frame, forecaster, "dept"), "dept", spread)
+
+
+def widened(totals: pd.DataFrame, key: str, spread: Mapping[int, float] | None) -> pd.DataFrame:
+    """Totals whose 95% range is widened, where it is narrower, to prediction x exp(+-spread) of their
+    store or department (`key`), with z measured against the side the actual fell on."""
+    if not spread or totals.empty:
+        return totals
+    totals = totals.copy()
+    width = totals[key].map(spread).fillna(0.0).to_numpy(float)
+    prediction = totals["prediction"].to_numpy(float)
+    totals["lower_95"] = np.minimum(totals["lower_95"], prediction * np.exp(-width))
+    totals["upper_95"] = np.maximum(totals["upper_95"], prediction * np.exp(width))
+    low = totals["actual"].to_numpy(float) < prediction
+    half = np.where(low, prediction - totals["lower_95"], totals["upper_95"] - prediction)
+    totals["z"] = _z(totals["actual"], prediction, half)
+    return totals
+
+
+def own_spread(forecaster: Forecaster, before: dt.date, factor: float, key: str) -> dict[int, float]:
+    """Per store or department (`key`), `factor` times how far its weekly total strayed from the same
+    week a year earlier (in log terms, the 90th percentile of the absolute deviation from its median)
+    over the year of known sales up to `before`: how much that total moves when nothing is wrong."""
+    panel = forecaster.panel
+    end = int(calendar.week_index([pd.Timestamp(before)])[0]) - panel.first_week + 1
+    start = max(0, end - 2 * YEAR)
+    if end - start < YEAR + MIN_YEAR_ON_YEAR:
+        return {}
+    groups = panel.dept if key == "dept" else panel.store
+    block = np.nan_to_num(panel.values[:, start:end], nan=0.0)
+    summed = pd.DataFrame(block).groupby(groups).sum()
+    values = summed.to_numpy(float)
+    ratio = np.log(np.maximum(values[:, YEAR:], 1.0) / np.maximum(values[:, :-YEAR], 1.0))
+    deviation = np.abs(ratio - np.median(ratio, axis=1, keepdims=True))
+    spread = factor * np.quantile(deviation, 0.9, axis=1)
+    return {int(k): float(w) for k, w in zip(summed.index, spread, strict=True)}
+
+
+def _totals(frame: pd.DataFrame, forecaster: Forecaster, key: str) -> pd.DataFrame:
     out = []
     half80 = forecaster.bucket_only_half_width(
         frame["store"].to_numpy(np.int64),
@@ -126,11 +187,11 @@ def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
         (frame["upper_80"] - frame["prediction"]).to_numpy(float),
     )
     prediction, actual = frame["prediction"].to_numpy(float), frame["actual"].to_numpy(float)
-    for (store, week, lag), idx in frame.groupby(["store", "week", "lag"]).indices.items():
+    for (entity, week, lag), idx in frame.groupby([key, "week", "lag"]).indices.items():
         bounds = forecaster.total_bounds(prediction[idx], half80[idx], int(lag))
         out.append(
             {
-                "store": int(store),
+                key: int(entity),
                 "week": week,
                 "lag": int(lag),
                 "origin": week - dt.timedelta(weeks=int(lag)),
@@ -138,9 +199,10 @@ def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
                 "prediction": bounds["prediction"],
                 "lower_95": bounds["lower_95"],
                 "upper_95": bounds["upper_95"],
+                "series": len(idx),
             }
         )
-    columns = ["store", "week", "lag", "origin", "actual", "prediction", "lower_95", "upper_95"]
+    columns = [key, "week", "lag", "origin", "actual", "prediction", "lower_95", "upper_95", "series"]
     totals = pd.DataFrame(out, columns=columns)
     totals["z"] = _z(totals["actual"], totals["prediction"], totals["upper_95"] - totals["prediction"])
     totals["share"] = (totals["actual"] - totals["prediction"]) / np.maximum(totals["prediction"].abs(), 1.0)
@@ -213,11 +275,20 @@ def evaluate(
 ) -> dict[str, Any]:
     """The week's findings: chain-level weeks, store and department warnings, and digest notices."""
     frame = published_errors(storage, lineage, today)
-    result: dict[str, Any] = {"chain": [], "stores": [], "series": [], "notices": [], "departments": []}
+    result: dict[str, Any] = {
+        "chain": [],
+        "stores": [],
+        "series": [],
+        "notices": [],
+        "departments": [],
+        "dept_totals": [],
+    }
     if frame.empty:
         return result
     totals = store_totals(frame, forecaster)
-    chain = chain_weeks(totals, settings.chain_share)
+    chain = chain_weeks(totals, settings.chain_share)  # judged on the ranges alone: a file's fault
+    before = today - dt.timedelta(weeks=MAX_RUN)  # the weeks judged do not widen their own range
+    totals = widened(totals, "store", own_spread(forecaster, before, settings.store_spread, "store"))
     result["chain"] = list(chain.values())
     totals = totals[~totals["week"].isin(list(chain))]
     frame = frame[~frame["week"].isin(list(chain))]
@@ -251,8 +322,11 @@ def evaluate(
             row = next(this_week.loc[[store]].reset_index().itertuples(index=False))
             result["notices"].append({"store": store, "dept": None, **_seen(row, 1, direction)})
 
+    result["dept_totals"] = shifted_departments(frame, forecaster, newest, settings)
     warned = {seen["store"] for seen in result["stores"]}
     series = frame[~frame["store"].isin(warned)].copy()
+    store_plan = totals.set_index(["store", "week", "lag"])["prediction"].rename("store_prediction")
+    series = series.join(store_plan, on=["store", "week", "lag"])
     series["ratio"] = series["actual"] / np.maximum(series["prediction"].abs(), 1.0)
     peers = series.groupby(["dept", "week", "lag"])["ratio"].agg(["median", "size"])
     series = series.join(peers, on=["dept", "week", "lag"])
@@ -269,6 +343,7 @@ def evaluate(
             & t["peers_held"]
             & (t["relative"] <= floor)
             & (t["prediction"] - t["actual"] >= settings.dept_dollars)
+            & (t["prediction"] - t["actual"] >= settings.dept_store_share * t["store_prediction"])
         )
 
     result["departments"] = chain_departments(series, newest, settings)
@@ -296,6 +371,51 @@ def evaluate(
             direction = "above" if miss > 0 else "below"
             result["notices"].append({"store": key[0], "dept": key[1], **_seen(row, 1, direction)})
     return result
+
+
+def shifted_departments(
+    frame: pd.DataFrame, forecaster: Forecaster, week: dt.date, settings: ExceedanceSettings
+) -> list[dict[str, Any]]:
+    """Departments whose total across the stores selling them stayed outside its 95% range the same
+    way for a run of weeks, by a share of their plan and a dollar amount each week: a level shift of a
+    department chain-wide (a supplier, a price, a recall), which no single store's rule sees."""
+    before = week - dt.timedelta(weeks=MAX_RUN)
+    spread = own_spread(forecaster, before, settings.dept_total_spread, "dept")
+    totals = department_totals(frame, forecaster, spread)
+    totals = totals[totals["series"] >= settings.peer_stores]
+    if totals.empty:
+        return []
+
+    big = ((totals["actual"] - totals["prediction"]).abs() >= settings.dept_total_dollars) & (
+        totals["prediction"] >= settings.dept_total_dollars  # a department forecast to sell next to nothing
+    )
+    below = big & (totals["z"] < -Z95) & (totals["share"] <= -settings.dept_total_below)
+    above = big & (totals["z"] > Z95) & (totals["share"] >= settings.dept_total_above)
+    runs = {
+        direction: _runs(totals, week, ["dept"], lambda t, m=mask: m.loc[t.index])
+        for direction, mask in (("below", below), ("above", above))
+    }
+    found = []
+    now = frame[(frame["week"] == week) & (frame["lag"] == 1)]
+    for direction, dept, weeks in sorted((d, k, n) for d, r in runs.items() for k, n in r.items()):
+        run = totals[(totals["dept"] == dept) & (totals["origin"] == week - dt.timedelta(weeks=weeks))]
+        row = next(run[run["week"] == week].itertuples(index=False))
+        stores = now[now["dept"] == dept]
+        off = (
+            stores["actual"] > stores["prediction"]
+            if direction == "above"
+            else stores["actual"] < stores["prediction"]
+        )
+        found.append(
+            {
+                "dept": int(dept),
+                **_seen(row, weeks, direction),
+                "against": f"the plan of {row.origin}",
+                "store_count": int(row.series),
+                "stores_off": int(off.sum()),
+            }
+        )
+    return found
 
 
 def chain_departments(

@@ -5,7 +5,10 @@
   the same way) or the week before sent again (most series equal to last week's to the cent).
 - store_total (warning): a store's total shifted outside its 95% range (app/loop/exceedance.py).
 - series (warning): a department of one store collapsed below its 95% range while its peers held.
-- department (info): a department outside its 95% range in most stores this week.
+- dept_total (warning): a department's total across the stores selling it shifted outside its 95%
+  range for a run of weeks (a chain-wide level shift of the department).
+- department (info): a department outside its 95% range in most stores this week (unless its total
+  already warns).
 - digest (info): one per store, refreshed weekly, gathering its department-level notices (bias from
   the tracking signal, single misses outside the 95% range) and a single miss of its total, so an
   operator reads one line per store instead of one per department.
@@ -32,12 +35,17 @@ from app.monitoring import alerts
 log = logging.getLogger(__name__)
 
 FEED, STORE, SERIES, DIGEST, DEPARTMENT = "actuals_feed", "store_total", "series", "digest", "department"
+DEPT_TOTAL = "dept_total"
 FEED_WINDOW = 13  # weeks a hole among the arrived weeks is reported for
 OVERDUE_WEEKS = 4  # an overdue week is reported while the newest week is at most this far behind
 HOLE_SHARE = 0.5  # a week with fewer rows than this share of a typical week is missing
 REPEAT_SHARE = 0.5  # series equal to the week before to the cent: the week before sent again
 REPEAT_WINDOW = 8
 MAX_LISTED = 8
+
+
+def dept_url(dept: int) -> str:
+    return f"/series?dept={int(dept)}"
 
 
 def store_url(store: int) -> str:
@@ -151,9 +159,31 @@ def raise_alerts(
     bias_notices: list[dict[str, Any]],
 ) -> dict[str, int]:
     """Open or refresh this week's alerts and resolve those whose condition cleared."""
-    wanted: dict[str, set[str]] = {FEED: set(), STORE: set(), SERIES: set(), DIGEST: set(), DEPARTMENT: set()}
+    wanted: dict[str, set[str]] = {
+        FEED: set(),
+        STORE: set(),
+        SERIES: set(),
+        DIGEST: set(),
+        DEPARTMENT: set(),
+        DEPT_TOTAL: set(),
+    }
+    shifted = set()
+    for seen in exceed.get("dept_totals", []):
+        dept = seen["dept"]
+        key = f"dept {dept}"
+        wanted[DEPT_TOTAL].add(key)
+        shifted.add(dept)
+        message = (
+            f"department {dept} across stores: {_range(seen)}, {running(seen['weeks_running'])} "
+            f"({seen['direction']} {seen['against']}; {seen['stores_off']} of {seen['store_count']} stores "
+            f"{seen['direction']} their forecast this week)"
+        )
+        details = {**seen, "departments": [dept], "url": dept_url(dept)}
+        alerts.open_alert(session, DEPT_TOTAL, "warning", message, details, key=key, dept=dept)
     for seen in exceed.get("departments", []):
         dept = seen["dept"]
+        if dept in shifted:
+            continue
         key = f"dept {dept}"
         wanted[DEPARTMENT].add(key)
         total, forecast = money(seen["actual"]), money(seen["prediction"])
@@ -162,7 +192,7 @@ def raise_alerts(
             f"stores in the week of {seen['week']} (chain total {total} against {forecast} forecast): "
             "a change across the chain, or a season misjudged"
         )
-        details = {**seen, "departments": [dept], "url": f"/series?dept={dept}"}
+        details = {**seen, "departments": [dept], "url": dept_url(dept)}
         alerts.open_alert(session, DEPARTMENT, "info", message, details, key=key, dept=dept)
     for finding in [*feed, *({**c, "finding": "chain"} for c in exceed.get("chain", []))]:
         wanted[FEED].add(_feed_alert(session, finding))

@@ -34,6 +34,7 @@ KINDS = (
     "digest",
     "covariates",
     "department",
+    "dept_total",
 )
 SEVERITIES = ("info", "warning", "critical")
 MIN_REQUESTS_FOR_ERROR_RATE = 20  # fewer requests in a window: one failure is not a rate
@@ -133,6 +134,7 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
         "acknowledged_by": alert.acknowledged_by,
         "resolved_at": _iso(alert.resolved_at),
         "resolved_by": (alert.details or {}).get("resolved_by"),
+        "url": (alert.details or {}).get("url"),
     }
 
 

@@ -23,6 +23,7 @@ from tests.loop.rows import add_week
 
 STORES, DEPTS = (1, 2, 3, 4), (1, 2, 3, 4, 5, 6)
 FAULT_WEEK = 9
+Z95_TWICE = 2 * 1.96
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,15 @@ def _series(k: int, fault=None) -> dict[tuple[int, int], tuple[float, float]]:
     return out
 
 
-def _turn(storage, forecaster, week: dt.date) -> list[tuple]:
+# The rows written here are not the small model's stores' history, whose synthetic stores stray far from
+# a year before: the rules are judged on the ranges alone unless a test says otherwise.
+DEFAULT = exceedance.ExceedanceSettings(store_spread=0.0)
+ACROSS_FOUR = dataclasses.replace(DEFAULT, peer_stores=4)  # department totals of the four stores judged
+
+
+def _turn(storage, forecaster, week: dt.date, settings=DEFAULT) -> list[tuple]:
     """The open alerts: kind, severity, store, dept, and the departments their details name."""
-    found = exceedance.evaluate(storage, forecaster, "L", week, exceedance.ExceedanceSettings())
+    found = exceedance.evaluate(storage, forecaster, "L", week, settings)
     with storage.session() as session:
         watch.raise_alerts(session, found, [], [])
         return [
@@ -52,13 +59,15 @@ def _turn(storage, forecaster, week: dt.date) -> list[tuple]:
         ]
 
 
-def _replay(storage, forecaster, fault, weeks: int = 14, until: int | None = None) -> dict[int, list]:
+def _replay(
+    storage, forecaster, fault, weeks: int = 14, until: int | None = None, settings=None, series=_series
+) -> dict[int, list]:
     """Open alerts after each week; the fault applies from FAULT_WEEK (to `until`, when given)."""
     seen = {}
     for k in range(1, weeks + 1):
         on = k >= FAULT_WEEK and (until is None or k <= until)
-        week = add_week(storage, k, _series(k, fault if on else None))
-        seen[k] = _turn(storage, forecaster, week)
+        week = add_week(storage, k, series(k, fault if on else None))
+        seen[k] = _turn(storage, forecaster, week, settings or DEFAULT)
     return seen
 
 
@@ -66,8 +75,9 @@ def _first(seen: dict[int, list], match) -> int | None:
     return next((k - FAULT_WEEK + 1 for k, found in seen.items() if any(match(a) for a in found)), None)
 
 
-def test_clean_weeks_raise_no_alert(app, forecaster):
-    seen = _replay(app.extensions["storage"], forecaster, None)
+@pytest.mark.parametrize("settings", [DEFAULT, ACROSS_FOUR])
+def test_clean_weeks_raise_no_alert(app, forecaster, settings):
+    seen = _replay(app.extensions["storage"], forecaster, None, settings=settings)
     assert all(found == [] for found in seen.values()), seen
 
 
@@ -246,3 +256,92 @@ def test_a_department_shifting_in_every_store_is_one_chain_level_info_naming_it(
     with storage.session() as session:
         (alert,) = [a for a in alerts.past_alerts(session) if a.kind == "department"]
         assert alert.message.startswith("dept 3: below its 95% range in 4 of 4 stores")
+
+
+@pytest.mark.parametrize("size", [-0.3, -0.2])
+def test_a_department_shifted_in_every_store_is_a_warning_naming_it_in_the_second_week(app, forecaster, size):
+    storage = app.extensions["storage"]
+    seen = _replay(
+        storage, forecaster, lambda s, d, a: a * (1 + size) if d == 3 else a, until=12, settings=ACROSS_FOUR
+    )
+    assert _first(seen, lambda a: a[:2] == ("dept_total", "warning")) == 2
+    assert ("dept_total", "warning", None, 3, (3,)) in seen[FAULT_WEEK + 1]
+    assert ("department", "info", None, 3, (3,)) in seen[FAULT_WEEK]  # the first week: an info
+    warned = {a[:2] for found in seen.values() for a in found if a[1] == "warning"}
+    assert warned == {("dept_total", "warning")}  # no store and no series of it warns
+    assert not any(a[0] == "dept_total" for a in seen[14])  # closed once the department is back
+    with storage.session() as session:
+        (alert,) = [a for a in alerts.past_alerts(session) if a.kind == "dept_total"]
+        assert (
+            alert.message.startswith("department 3 across stores: $")
+            and "third week running" in alert.message
+        )
+        assert (
+            "against a 95% range of $" in alert.message
+            and "4 of 4 stores below their forecast" in alert.message
+        )
+        assert alert.details["url"] == "/series?dept=3" and alert.details["departments"] == [3]
+        assert alert.details["direction"] == "below" and alert.resolved_at is not None
+
+
+def test_a_department_shifted_for_one_week_is_not_a_warning(app, forecaster):
+    storage = app.extensions["storage"]
+    seen = _replay(
+        storage, forecaster, lambda s, d, a: a * 0.7 if d == 3 else a, until=FAULT_WEEK, settings=ACROSS_FOUR
+    )
+    assert not any(a[1] == "warning" for found in seen.values() for a in found)
+
+
+def _with_small_department(k: int, fault=None) -> dict[tuple[int, int], tuple[float, float]]:
+    """The four stores at twice the size, and store 1 selling a small department 7 besides."""
+    rng = np.random.default_rng(100 + k)
+    out = {key: (2 * forecast, 2 * actual) for key, (forecast, actual) in _series(k).items()}
+    actual = 4000.0 * (1 + rng.normal(0, 0.02))
+    out[(1, 7)] = (4000.0, fault(1, 7, actual) if fault else actual)
+    return out
+
+
+def test_a_small_department_vanishing_for_weeks_is_not_a_warning(app, forecaster):
+    """A department worth under a hundredth of its store's sales that nearly vanishes (an aisle
+    refitted, a product line out of stock) is not worth waking anyone for."""
+    storage = app.extensions["storage"]
+    seen = _replay(
+        storage, forecaster, lambda s, d, a: a * 0.01, until=FAULT_WEEK + 2, series=_with_small_department
+    )
+    assert not any(a[1] == "warning" for found in seen.values() for a in found), seen
+
+
+def test_a_department_total_range_is_widened_to_its_own_year_on_year_spread(forecaster):
+    spread = exceedance.own_spread(forecaster, forecaster.data_through, 3.5, "dept")
+    assert spread and all(np.isfinite(v) and v >= 0 for v in spread.values())
+    assert exceedance.own_spread(forecaster, dt.date(1999, 1, 1), 3.5, "dept") == {}  # no year before it
+    week = dt.date(2012, 3, 2)
+    frame = pd.DataFrame(
+        [
+            {"store": s, "dept": 3, "week": week, "lag": 1, "prediction": 1000.0, "actual": 700.0,
+             "lower_80": 950.0, "upper_80": 1050.0, "lower_95": 900.0, "upper_95": 1100.0}
+            for s in range(1, 6)
+        ]
+    )  # fmt: skip
+    narrow = exceedance.department_totals(frame, forecaster)
+    (wide,) = exceedance.department_totals(frame, forecaster, {3: 0.5}).itertuples()
+    assert narrow["z"].iloc[0] < -Z95_TWICE  # the store-total range alone: far outside
+    assert wide.lower_95 == pytest.approx(5000 * np.exp(-0.5)) and wide.upper_95 == pytest.approx(
+        5000 * np.exp(0.5)
+    )
+    assert -1.96 < wide.z < 0  # the department's own spread: within its range
+
+
+def test_a_shift_within_an_erratic_stores_own_yearly_deviation_is_an_info_not_a_warning(app, forecaster):
+    """The small model's synthetic stores stray a quarter or more from a year before in a tenth of
+    weeks: a fifth off for weeks is within what such a store does."""
+    spread = exceedance.own_spread(forecaster, forecaster.data_through, 1.0, "store")
+    assert spread[2] > 0.2
+    storage = app.extensions["storage"]
+    seen = _replay(
+        storage,
+        forecaster,
+        lambda s, d, a: a * 0.8 if s == 2 else a,
+        settings=exceedance.ExceedanceSettings(),
+    )
+    assert not any(a[1] == "warning" for found in seen.values() for a in found)

@@ -264,3 +264,32 @@ def test_series_bias_notices_are_one_compact_table_beside_the_alert_cards(mon_ap
     assert "Persistently biased series (2, info)" in html
     assert html.count('class="mon-alert ') == 1 and "lag 1 is off" in html
     assert html.count('data-testid="alert-series"') == 2  # each notice links to its series page
+
+
+def _loop_alerts(storage) -> None:
+    """A store warning, a series warning, a department warning and a feed warning, as the loop opens them."""
+    with storage.session() as session:
+        alerts.open_alert(session, "store_total", "warning", "store 20: total low",
+                          {"stores": [20], "url": "/store?store=20"}, key="store 20", store=20)  # fmt: skip
+        alerts.open_alert(session, "series", "warning", "store 2 dept 92: low",
+                          {"url": "/series/2/92"}, key="series 2-92", store=2, dept=92)  # fmt: skip
+        alerts.open_alert(session, "dept_total", "warning", "department 92 across stores: low",
+                          {"url": "/series?dept=92"}, key="dept 92", dept=92)  # fmt: skip
+        alerts.open_alert(session, "actuals_feed", "warning", "no actual sales for the week of 2012-05-04",
+                          {"url": "/monitoring"}, key="missing 2012-05-04")  # fmt: skip
+
+
+def test_each_open_alert_links_to_the_page_its_url_names(mon_app):
+    storage = mon_app.extensions["storage"]
+    _loop_alerts(storage)
+    html = mon_app.test_client().get("/monitoring").get_data(as_text=True)
+    links = re.findall(r'<a class="mon-open" href="([^"]+)" data-testid="alert-url">([^<]+)</a>', html)
+    assert sorted(links) == [
+        ("/series/2/92", "Open store 2, dept 92"),
+        ("/series?dept=92", "Open department 92"),
+        ("/store?store=20", "Open store 20"),
+    ]  # the feed's url is the monitoring page itself: no link to where the reader already is
+    with storage.session() as session:
+        (alert,) = alerts.open_alerts(session, "store_total")
+        payload = alerts.alert_payload(alert, "opened")
+    assert payload["alert"]["url"] == "/store?store=20"  # the webhook's JSON carries it too

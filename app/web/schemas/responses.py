@@ -232,6 +232,9 @@ class AlertOut(BaseModel):
     acknowledged_by: str | None = Field(description="`admin-token`, with the name given in brackets")
     resolved_at: str | None
     resolved_by: str | None = Field(description="`admin-token` (name), or null when it closed by itself")
+    url: str | None = Field(
+        default=None, description="the page of the store, series or department it is about"
+    )
 
 
 class ModelVersionOut(BaseModel):
