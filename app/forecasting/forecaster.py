@@ -296,13 +296,16 @@ class Forecaster:
             self.panel.store[rows], self.panel.dept[rows], np.tile(week, int(series.sum())), None
         )
         frame = self._rows_frame(res)
-        part_level = "department" if level == "chain" else "store"
+        if level == "chain":
+            part_level, parts = "department", totals.level_totals(self.calibrator, "department", frame)
+        else:  # a department's part in a store is one series: its own served band
+            part_level, parts = "store", self._series_parts(frame, res)
         return TotalForecast(
             level=level,
             key=None if level == "chain" else int(key),  # type: ignore[arg-type]
             part_level=part_level,
             total=totals.level_totals(self.calibrator, level, frame),
-            parts=totals.level_totals(self.calibrator, part_level, frame),
+            parts=parts,
             model_version=self.version,
             data_through=self.data_through,
         )
@@ -357,6 +360,16 @@ class Forecaster:
         )
 
     # internals
+    @staticmethod
+    def _series_parts(frame: pd.DataFrame, res: dict[str, np.ndarray]) -> pd.DataFrame:
+        """One department's rows as its stores' parts (totals.sum_totals) with each series' served
+        bounds, which a one-series total has no reason to widen or narrow."""
+        parts = totals.sum_totals("store", frame)
+        served = pd.DataFrame(
+            {"key": res["store"], "date": frame["date"], **{c: res[c] for c in totals.BAND_COLUMNS}}
+        )
+        return parts.merge(served, on=["key", "date"], how="left", validate="one_to_one")
+
     def _rows_frame(self, res: dict[str, np.ndarray]) -> pd.DataFrame:
         """_predict_arrays' answer as the rows totals.py sums, each with its bucket-only 80% half-width
         (the size its totals' calibration reads, as the held-out rows' are)."""

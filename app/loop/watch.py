@@ -45,7 +45,7 @@ MAX_LISTED = 8
 
 
 def dept_url(dept: int) -> str:
-    return f"/series?dept={int(dept)}"
+    return f"/chain/departments/{int(dept)}"
 
 
 def store_url(store: int) -> str:

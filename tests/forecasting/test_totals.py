@@ -126,6 +126,10 @@ def test_a_department_total_sums_its_stores_and_a_store_total_its_departments(fc
         assert total == pytest.approx(
             result.parts.loc[result.parts["date"] == week, "prediction"].sum(), abs=0.005
         )
+    served = fc.forecast(stores[0], dept, start, weeks=3)  # a store's part is one series: its own band
+    mine = result.parts[result.parts["key"] == stores[0]]
+    assert list(mine["lower_80"]) == pytest.approx([p.lower_80 for p in served])
+    assert list(mine["upper_95"]) == pytest.approx([p.upper_95 for p in served])
     store = fc.forecast_store(stores[0], start, 3)
     for j, week in enumerate(store.total):
         parts = sum(round(preds[j].prediction, 2) for preds in store.departments.values())

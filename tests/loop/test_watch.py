@@ -280,7 +280,7 @@ def test_a_department_shifted_in_every_store_is_a_warning_naming_it_in_the_secon
             "against a 95% range of $" in alert.message
             and "4 of 4 stores below their forecast" in alert.message
         )
-        assert alert.details["url"] == "/series?dept=3" and alert.details["departments"] == [3]
+        assert alert.details["url"] == "/chain/departments/3" and alert.details["departments"] == [3]
         assert alert.details["direction"] == "below" and alert.resolved_at is not None
 
 

@@ -274,7 +274,7 @@ def _loop_alerts(storage) -> None:
         alerts.open_alert(session, "series", "warning", "store 2 dept 92: low",
                           {"url": "/series/2/92"}, key="series 2-92", store=2, dept=92)  # fmt: skip
         alerts.open_alert(session, "dept_total", "warning", "department 92 across stores: low",
-                          {"url": "/series?dept=92"}, key="dept 92", dept=92)  # fmt: skip
+                          {"url": "/chain/departments/92"}, key="dept 92", dept=92)  # fmt: skip
         alerts.open_alert(session, "actuals_feed", "warning", "no actual sales for the week of 2012-05-04",
                           {"url": "/monitoring"}, key="missing 2012-05-04")  # fmt: skip
 
@@ -285,8 +285,8 @@ def test_each_open_alert_links_to_the_page_its_url_names(mon_app):
     html = mon_app.test_client().get("/monitoring").get_data(as_text=True)
     links = re.findall(r'<a class="mon-open" href="([^"]+)" data-testid="alert-url">([^<]+)</a>', html)
     assert sorted(links) == [
+        ("/chain/departments/92", "Open department 92"),
         ("/series/2/92", "Open store 2, dept 92"),
-        ("/series?dept=92", "Open department 92"),
         ("/store?store=20", "Open store 20"),
     ]  # the feed's url is the monitoring page itself: no link to where the reader already is
     with storage.session() as session:
