@@ -33,6 +33,6 @@ class CookieSessions(SecureCookieSessionInterface):
         return serializer
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if not request.environ.get("HTTP_COOKIE") and app.secret_key:
+        if not request.headers.get("Cookie") and app.secret_key:
             return self.session_class()
         return super().open_session(app, request)
