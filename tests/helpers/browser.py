@@ -7,6 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+# A browser test module's marks: `pytestmark = IN_CHROMIUM`.
+IN_CHROMIUM = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
+]
+WIDTHS = {1280: 900, 375: 812}  # viewport width -> height: a desktop and a phone
+KEY_COLUMNS = ["WEEK", "FORECAST", "80% LOW", "80% HIGH"]  # a week table's columns on a phone
+
 
 @contextmanager
 def serve(app) -> Iterator[str]:

@@ -18,6 +18,7 @@ from app.factory import create_app
 from app.forecasting.features import feature_label
 from app.storage import PredictionLog
 from app.web.schemas import BatchResponse, ForecastResponse, PredictResponse
+from tests.helpers.answers import assert_error, assert_ordered
 from tests.helpers.app import make_test_app
 from tests.helpers.registry import register_production
 
@@ -34,23 +35,6 @@ def logged(app, **where) -> int:
         for name, value in where.items():
             query = query.where(getattr(PredictionLog, name) == value)
         return session.scalar(query)
-
-
-def assert_error(response, status: int, *fields: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error", "details"} and isinstance(body["error"], str)
-    for detail in body["details"]:
-        assert {"field", "message"} <= set(detail)
-    got = [d["field"] for d in body["details"]]
-    for field in fields:
-        assert field in got, got
-    return body
-
-
-def assert_ordered(prediction: dict) -> None:
-    p = prediction
-    assert p["lower_95"] <= p["lower_80"] <= p["prediction"] <= p["upper_80"] <= p["upper_95"], p
 
 
 def friday(day: str) -> bool:

@@ -16,13 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import serve, wait_htmx
+from tests.helpers.browser import IN_CHROMIUM, serve, wait_htmx
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
-]
+pytestmark = IN_CHROMIUM
 VENDOR_HTMX = Path(__file__).resolve().parents[2] / "static" / "vendor" / "htmx.min.js"
 
 

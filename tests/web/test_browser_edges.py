@@ -7,20 +7,15 @@ in pages, screen-reader titles, keyboard-reachable tables, contrast in both them
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from app.registry import versions
 from tests.helpers.admin import ADMIN_TOKEN
 from tests.helpers.app import make_test_app
-from tests.helpers.browser import AXE, axe_problems, chart_text_sizes, serve
+from tests.helpers.browser import AXE, IN_CHROMIUM, axe_problems, chart_text_sizes, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
-]
+pytestmark = IN_CHROMIUM
 
 
 def _register(app, artifact, wmae: float, label: str) -> None:

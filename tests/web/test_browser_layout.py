@@ -8,19 +8,11 @@ the navigation takes one line.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.helpers.browser import chart_text_sizes, serve, wait_htmx
+from tests.helpers.browser import IN_CHROMIUM, KEY_COLUMNS, WIDTHS, chart_text_sizes, serve, wait_htmx
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
-]
-WIDTHS = {1280: 900, 375: 812}
-KEY_COLUMNS = ["WEEK", "FORECAST", "80% LOW", "80% HIGH"]
+pytestmark = IN_CHROMIUM
 STOCK_COLUMN = "STOCK TO (90%)"
 ALL_COLUMNS = ["WEEK", "AHEAD", "FORECAST", "LAST YEAR", "80% LOW", "80% HIGH", "95% LOW", "95% HIGH"]
 

@@ -14,12 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.storage import PredictionLog
+from tests.helpers.answers import money
 from tests.helpers.forms import HTMX, csrf_token, post_form
-
-
-def money(value: float) -> str:
-    """How the pages show an amount (templates/partials/_macros.html)."""
-    return f"${round(value, 2):,.0f}"
 
 
 def logged(app, source: str) -> int:

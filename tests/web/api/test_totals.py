@@ -9,7 +9,7 @@ import pytest
 
 from app.web.api.totals import TOTAL_CSV_COLUMNS
 from app.web.schemas import ChainForecastResponse, DepartmentTotalResponse
-from tests.web.test_api import assert_error, assert_ordered
+from tests.helpers.answers import assert_error, assert_ordered
 
 
 def _series_sum(client, forecaster, start: str, weeks: int, dept: int | None = None) -> list[float]:

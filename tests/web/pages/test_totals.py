@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.web.test_pages import money
+from tests.helpers.answers import money
 
 
 def test_chain_page_shows_the_total_and_links_each_department(client, forecaster, known):

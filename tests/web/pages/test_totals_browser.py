@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import AXE, axe_problems, chart_text_sizes, serve
+from tests.helpers.browser import AXE, IN_CHROMIUM, KEY_COLUMNS, WIDTHS, axe_problems, chart_text_sizes, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
-]
-WIDTHS = {1280: 900, 375: 812}
-KEY_COLUMNS = ["WEEK", "FORECAST", "80% LOW", "80% HIGH"]
+pytestmark = IN_CHROMIUM
 ALL_COLUMNS = ["WEEK", "AHEAD", "FORECAST", "80% LOW", "80% HIGH", "95% LOW", "95% HIGH"]
 
 # The week table measured with the chain's widest figures (eight digits), not only the synthetic ones.
