@@ -29,9 +29,8 @@ from app.forecasting.estimators import Estimator, seasonal_naive
 from app.forecasting.explain import COMPONENTS, cold_components, components
 from app.forecasting.feature_config import FeatureConfig
 from app.forecasting.features import aligned_weeks, assemble, resolve_covariates
-from app.forecasting.inputs import MAX_HORIZON
+from app.forecasting.inputs import MAX_HORIZON, QUANTILE_RANGE
 from app.forecasting.intervals import (
-    QUANTILE_RANGE,
     IntervalCalibrator,
     difficulty_features,
     interval_denominator,
@@ -109,7 +108,7 @@ class Forecaster:
                 return self
             panel = self.panel
         else:
-            panel = _merged_panel(self.panel, sales, week)
+            panel = self.panel.merged(sales, week)
         covariates = covariates.extended(panel.last_week + MAX_HORIZON)
         return Forecaster(
             estimator=self.estimator,
@@ -677,15 +676,3 @@ def check_quantiles(quantiles: list[float] | None) -> list[float]:
             raise ForecastError("quantiles", f"each quantile must be within {lo}..{hi}, not {q!r}")
         out.add(round(value, 4))
     return sorted(out)
-
-
-def _merged_panel(panel: Panel, sales: pd.DataFrame, week: np.ndarray) -> Panel:
-    """`panel` grown to the newest week and to new series, with `sales` written over it."""
-    key = sales["store"].to_numpy(np.int64) * 1000 + sales["dept"].to_numpy(np.int64)
-    old_key = panel.store * 1000 + panel.dept
-    keys = np.union1d(old_key, key)
-    last = max(panel.last_week, int(week.max()))
-    values = np.full((len(keys), last - panel.first_week + 1), np.nan)
-    values[np.searchsorted(keys, old_key), : panel.values.shape[1]] = panel.values
-    values[np.searchsorted(keys, key), week - panel.first_week] = sales["weekly_sales"].to_numpy(float)
-    return Panel(store=keys // 1000, dept=keys % 1000, first_week=panel.first_week, values=values)

@@ -18,6 +18,8 @@ import pandas as pd
 # Weeks ahead a model forecasts from its newest week of data: the API, the forms, a forecast run and a
 # backtest all stop here (the intervals are calibrated up to it).
 MAX_HORIZON = 52
+# The quantile levels a caller may ask of a forecast (any quantile is read from calibrated intervals).
+QUANTILE_RANGE = (0.01, 0.99)
 
 
 @dataclass(frozen=True)

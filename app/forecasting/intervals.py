@@ -50,6 +50,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from app.forecasting.inputs import QUANTILE_RANGE
+
 BUCKETS: tuple[tuple[int, int], ...] = ((1, 4), (5, 13), (14, 26), (27, 39), (40, 52))
 LEVELS = (0.8, 0.95)
 COLD_START_WIDEN = 1.5
@@ -61,7 +63,6 @@ NORMAL_Z = {str(lv): NormalDist().inv_cdf(0.5 + lv / 2) for lv in LEVELS}  # two
 # Two-sided levels at which each bucket's score distribution is kept (its shape): any quantile of a
 # forecast is read from them, the 80% and 95% ones being exactly the bands'.
 SHAPE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
-QUANTILE_RANGE = (0.01, 0.99)
 # What predicts a series' error, known at the origin (difficulty_features), each as a log ratio.
 DIFFICULTY_FEATURES = ("volatility", "week_to_week", "naive_error", "size")
 DIFFICULTY_CLIP = 8.0  # a series' difficulty stays within 1/8..8 times the typical one

@@ -62,6 +62,18 @@ class Panel:
         """The panel of the series at `rows` only (same weeks)."""
         return Panel(self.store[rows], self.dept[rows], self.first_week, self.values[rows])
 
+    def merged(self, sales: pd.DataFrame, week: np.ndarray) -> Panel:
+        """This panel grown to the newest week and to new series, with `sales` (at absolute `week`)
+        written over it."""
+        key = sales["store"].to_numpy(np.int64) * 1000 + sales["dept"].to_numpy(np.int64)
+        old_key = self.store * 1000 + self.dept
+        keys = np.union1d(old_key, key)
+        last = max(self.last_week, int(week.max()))
+        values = np.full((len(keys), last - self.first_week + 1), np.nan)
+        values[np.searchsorted(keys, old_key), : self.values.shape[1]] = self.values
+        values[np.searchsorted(keys, key), week - self.first_week] = sales["weekly_sales"].to_numpy(float)
+        return Panel(store=keys // 1000, dept=keys % 1000, first_week=self.first_week, values=values)
+
 
 def sample_series(panel: Panel, max_series: int, seed: int = 0) -> np.ndarray:
     """Rows of at most `max_series` series, the same share of every department; all when fewer.

@@ -6,8 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from app.forecasting.inputs import MAX_HORIZON
-from app.forecasting.intervals import QUANTILE_RANGE
+from app.forecasting.inputs import MAX_HORIZON, QUANTILE_RANGE
 from app.web.schemas.requests import PredictRequest
 
 

@@ -11,8 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.forecasting.inputs import COVARIATES, MAX_HORIZON
-from app.forecasting.intervals import QUANTILE_RANGE
+from app.forecasting.inputs import COVARIATES, MAX_HORIZON, QUANTILE_RANGE
 
 DEFAULT_WEEKS = 8
 
