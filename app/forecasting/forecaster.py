@@ -10,6 +10,11 @@ store's departments) is read from that series' block: its 52 weeks after the ori
 `_predict_arrays` and kept (SERIES_BLOCKS of them, least recently used out). Every row is computed on
 its own, so a slice of the block is the very numbers the vectorised path gives for those weeks, while a
 request pays for a lookup instead of assembling features and walking the trees again.
+
+One module over 550 lines on purpose: the Forecaster is the one object an artifact holds and every
+caller reads, and its paths (a row, a series, a store, a level's total, a frame) share one validation
+of weeks, stores and departments and one `_predict_arrays`; what does not need its state lives beside
+it (features, intervals, totals, prediction, panel).
 """
 
 from __future__ import annotations

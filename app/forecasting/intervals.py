@@ -38,6 +38,10 @@ difficulty of each department does not tell.
 A bucket with fewer than MIN_BUCKET_ROWS residuals takes the nearest calibrated bucket's quantiles
 and `fallbacks` names it, so the metadata says which buckets were not calibrated rather than posing
 a guessed widening as calibration. docs/model.md explains the choices.
+
+One module over 550 lines on purpose: IntervalCalibrator is one object the artifact stores, and its
+bucket quantiles, per-series difficulty, shape and store-total spread are fitted together and read
+together by every bound; split apart, each piece would reach into the others' fields.
 """
 
 from __future__ import annotations
