@@ -486,13 +486,19 @@ class IntervalCalibrator:
         """Half-width of a store total at `horizon` from its departments' 80% half-widths: theirs in
         quadrature (times the measured tail at 95%) plus the stores' lasting spread as a normal error."""
         h = np.asarray(half80, dtype=float)
-        bucket = BUCKET_LABELS[int(bucket_index(np.array([horizon]))[0])]
-        spread = self.total_spread.get(bucket, 0.0)
-        normal_tail = NORMAL_Z[str(level)] / NORMAL_Z["0.8"]
-        tail = self.total_tail.get(str(level), normal_tail)
-        steady = tail * np.sqrt(float(np.sum(h**2)))
-        lasting = NORMAL_Z[str(level)] * spread * float(np.sum(h))
-        return float(np.hypot(steady, lasting))
+        size, quadrature = np.array([np.sum(h)]), np.array([np.sqrt(np.sum(h**2))])
+        return float(self.lasting_and_steady(size, quadrature, np.array([horizon]), level)[0])
+
+    def lasting_and_steady(
+        self, size: np.ndarray, quadrature: np.ndarray, horizon: np.ndarray, level: float
+    ) -> np.ndarray:
+        """total_half_width of many totals from what it reads of their rows' 80% half-widths: their
+        sum (`size`) and their `quadrature` (0 spread and a normal tail where never measured)."""
+        labels = np.array(BUCKET_LABELS)[bucket_index(np.asarray(horizon, dtype=np.int64))]
+        spread = np.array([self.total_spread.get(label, 0.0) for label in labels])
+        tail = self.total_tail.get(str(level), NORMAL_Z[str(level)] / NORMAL_Z["0.8"])
+        steady = tail * np.asarray(quadrature, dtype=float)
+        return np.hypot(steady, NORMAL_Z[str(level)] * spread * np.asarray(size, dtype=float))
 
     def bounds(
         self,

@@ -38,9 +38,7 @@ import numpy as np
 import pandas as pd
 
 from app.forecasting.intervals import (
-    BUCKET_LABELS,
     BUCKETS,
-    NORMAL_Z,
     IntervalCalibrator,
     StoreTotals,
     bucket_index,
@@ -151,25 +149,10 @@ def half_widths(
             q = np.array([fitted["quantiles"][label][lv] for label in labels])
             out[lv] = q[bucket_index(horizon)] * np.asarray(size, dtype=float)
         else:
-            out[lv] = np.array(
-                [
-                    _fallback_half_width(calibrator, s, r, int(h), float(lv))
-                    for s, r, h in zip(np.atleast_1d(size), np.atleast_1d(quadrature), horizon, strict=True)
-                ]
+            out[lv] = calibrator.lasting_and_steady(
+                np.atleast_1d(size), np.atleast_1d(quadrature), horizon, float(lv)
             )
     return {"80": out["0.8"], "95": out["0.95"]}
-
-
-def _fallback_half_width(
-    calibrator: IntervalCalibrator, size: float, quadrature: float, horizon: int, level: float
-) -> float:
-    """IntervalCalibrator.total_half_width from the rows' half-widths summed (`size`) and in
-    `quadrature`, all it reads of them: the steady part in quadrature (times the measured tail) and the
-    stores' lasting spread as a normal error (0 and a normal tail when never measured)."""
-    bucket = BUCKET_LABELS[int(bucket_index(np.array([horizon]))[0])]
-    spread = calibrator.total_spread.get(bucket, 0.0)
-    tail = calibrator.total_tail.get(str(level), NORMAL_Z[str(level)] / NORMAL_Z["0.8"])
-    return float(np.hypot(tail * quadrature, NORMAL_Z[str(level)] * spread * size))
 
 
 def sum_totals(level: str, rows: pd.DataFrame) -> pd.DataFrame:
