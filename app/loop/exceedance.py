@@ -213,18 +213,26 @@ def chain_weeks(totals: pd.DataFrame, share: float) -> dict[Any, dict[str, Any]]
     """Weeks in which at least `share` of the stores fall outside their 95% range the same way (lag 1)."""
     found = {}
     for week, group in totals[totals["lag"] == 1].groupby("week"):
-        n = len(group)
-        above, below = int((group["z"] > Z95).sum()), int((group["z"] < -Z95).sum())
-        if n >= 3 and max(above, below) >= share * n:
-            found[week] = {
-                "week": pd.Timestamp(week).date().isoformat(),
-                "store_count": n,
-                "outside": max(above, below),
-                "direction": "above" if above >= below else "below",
-                "actual": float(group["actual"].sum()),
-                "prediction": float(group["prediction"].sum()),
-            }
+        one_way = _one_way(group, share)
+        if one_way is not None:
+            found[week] = {"week": pd.Timestamp(week).date().isoformat(), **one_way}
     return found
+
+
+def _one_way(group: pd.DataFrame, share: float) -> dict[str, Any] | None:
+    """How `group`'s rows (3 or more) fall outside their 95% range, when at least `share` of them do
+    so the same way; else None."""
+    n = len(group)
+    above, below = int((group["z"] > Z95).sum()), int((group["z"] < -Z95).sum())
+    if n < 3 or max(above, below) < share * n:
+        return None
+    return {
+        "store_count": n,
+        "outside": max(above, below),
+        "direction": "above" if above >= below else "below",
+        "actual": float(group["actual"].sum()),
+        "prediction": float(group["prediction"].sum()),
+    }
 
 
 def money(value: float) -> str:
@@ -426,20 +434,9 @@ def chain_departments(
     rows = series[(series["week"] == week) & (series["lag"] == 1)]
     found = []
     for dept, group in rows.groupby("dept"):
-        n = len(group)
-        above, below = int((group["z"] > Z95).sum()), int((group["z"] < -Z95).sum())
-        if n >= 3 and max(above, below) >= settings.chain_share * n:
-            found.append(
-                {
-                    "dept": int(dept),
-                    "week": week.isoformat(),
-                    "store_count": n,
-                    "outside": max(above, below),
-                    "direction": "above" if above >= below else "below",
-                    "actual": float(group["actual"].sum()),
-                    "prediction": float(group["prediction"].sum()),
-                }
-            )
+        one_way = _one_way(group, settings.chain_share)
+        if one_way is not None:
+            found.append({"dept": int(dept), "week": week.isoformat(), **one_way})
     return found
 
 
