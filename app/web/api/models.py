@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import current_app
 
 from app import extensions
-from app.registry import promotion, versions
+from app.registry import versions
 from app.web import context
 from app.web.admin_auth import admin_actor, is_admin, public_row, require_admin
 from app.web.api import bp
@@ -17,7 +17,7 @@ from app.web.api.errors import ApiError, detail
 from app.web.api.openapi import json_body, operation
 from app.web.model_card import model_features as features_of
 from app.web.model_card import model_summary
-from app.web.registry_actions import refresh_holder, serving
+from app.web.registry_actions import change_stage, serving
 from app.web.schemas import (
     AdminActionRequest,
     FeaturesResponse,
@@ -105,20 +105,18 @@ def model_version(version: str) -> Any:
     }
 
 
-def _admin_action(action, *args: Any) -> Any:
+def _admin_action(action: str, version: str | None = None) -> Any:
     require_admin()
     parsed = json_body()
     try:
-        options = {}
-        if action is promotion.promote:
-            args, options = (*args, current_app.config.get("DATA_SOURCE_FILE")), {"force": parsed.force}
-        row = action(
-            extensions.storage(), _name(), *args, by=admin_actor(parsed.by), reason=parsed.reason, **options
+        row = change_stage(
+            action, version, by=admin_actor(parsed.by), reason=parsed.reason, force=parsed.force
         )
     except versions.RegistryError as error:
-        field = "force" if isinstance(error, versions.WorseThanProduction) else "version" if args else "body"
+        field = (
+            "force" if isinstance(error, versions.WorseThanProduction) else "version" if version else "body"
+        )
         raise ApiError(error.status, str(error), [detail(field, str(error))]) from None
-    refresh_holder()
     comparison = row.pop("comparison", None)
     return {
         **row,
@@ -161,7 +159,7 @@ def _admin_operation(summary: str, description: str, with_version: bool = True) 
     "SHA-256 is checked first.",
 )
 def promote(version: str) -> Any:
-    return _admin_action(promotion.promote, version)
+    return _admin_action("promote", version)
 
 
 @bp.post("/models/rollback")
@@ -171,7 +169,7 @@ def promote(version: str) -> Any:
     with_version=False,
 )
 def rollback() -> Any:
-    return _admin_action(versions.rollback)
+    return _admin_action("rollback")
 
 
 @bp.post("/models/<version>/archive")
@@ -179,4 +177,4 @@ def rollback() -> Any:
     "Archive a version", "Retires a staging version (production cannot be archived: promote or roll back)."
 )
 def archive(version: str) -> Any:
-    return _admin_action(versions.archive, version)
+    return _admin_action("archive", version)

@@ -32,7 +32,7 @@ from app.web.admin_auth import (
 )
 from app.web.charts import grouped_bar_chart
 from app.web.model_card import model_card_context
-from app.web.registry_actions import refresh_holder, serving
+from app.web.registry_actions import STAGE_CHANGES, change_stage, serving
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,6 @@ def _name() -> str:
 
 
 _actor = admin_actor
-
-
-ACTIONS = {"promote": promotion.promote, "rollback": versions.rollback, "archive": versions.archive}
 
 
 def _models_context(full_history: bool = False) -> dict[str, Any]:
@@ -115,26 +112,24 @@ def models_action() -> Any:
         check_admin_token(form.get("token", ""))
     except AdminDenied as denied:
         return fail(denied.status, denied.message)
-    if action not in ACTIONS:
+    if action not in STAGE_CHANGES:
         return fail(422, "choose promote, rollback or archive")
     if action != "rollback" and not version:
         return fail(422, f"choose the version to {action}")
-    args = () if action == "rollback" else (version,)
     # the confirmation names the version it was given for: it cannot carry over to another choice
     confirmed = form.get("force", "").strip().lower().removeprefix("v") == version.lower().removeprefix("v")
-    if action == "promote":
-        args, options = (*args, current_app.config.get("DATA_SOURCE_FILE")), {"force": confirmed}
-    else:
-        options = {}
     try:
-        row = ACTIONS[action](
-            extensions.storage(), _name(), *args, by=_actor(form.get("by")), reason=reason, **options
+        row = change_stage(
+            action,
+            version or None,
+            by=_actor(form.get("by")),
+            reason=reason,
+            force=action == "promote" and confirmed,
         )
     except versions.WorseThanProduction as worse:
         return fail(worse.status, "Confirm the promotion: its backtest is worse.", worse.comparison)
     except versions.RegistryError as error:
         return fail(error.status, str(error))
-    refresh_holder()
     verb = {"promote": "promoted to production", "rollback": "back in production", "archive": "archived"}[
         action
     ]
