@@ -9,7 +9,8 @@ One store-department with the model's own covariates (a /predict, a forecast of 
 store's departments) is read from that series' block: its 52 weeks after the origin, computed once by
 `_predict_arrays` and kept (SERIES_BLOCKS of them, least recently used out). Every row is computed on
 its own, so a slice of the block is the very numbers the vectorised path gives for those weeks, while a
-request pays for a lookup instead of assembling features and walking the trees again.
+request pays for a lookup instead of assembling features and walking the trees again. A lone row (a
+plain /predict) is also kept as its Prediction (ROWS of them) and copied, without numpy at all.
 
 One module over 550 lines on purpose: the Forecaster is the one object an artifact holds and every
 caller reads, and its paths (a row, a series, a store, a level's total, a frame) share one validation
@@ -46,6 +47,9 @@ from app.forecasting.panel import Panel
 from app.forecasting.prediction import Prediction, StoreForecast, TotalForecast, quantile_name, to_predictions
 
 SERIES_BLOCKS = 1024  # store-departments whose 52 weeks a Forecaster keeps computed (~10 kB each)
+ROWS = 4096  # one-week Predictions a Forecaster keeps ready for lone rows (~1 kB each)
+_OVERRIDES = (*COVARIATE_COLUMNS, "is_holiday")  # a row's covariates the caller may give
+_EPOCH_DAY = dt.date.fromisoformat(str(calendar.EPOCH))
 
 
 class ForecastError(ValueError):
@@ -92,6 +96,7 @@ class Forecaster:
         """What an artifact holds: the series blocks are a cache, recomputed after loading."""
         state = self.__dict__.copy()
         state.pop("_blocks", None)
+        state.pop("_rows", None)
         return state
 
     def with_history(self, sales: pd.DataFrame, features: pd.DataFrame | None = None) -> Forecaster:
@@ -213,6 +218,10 @@ class Forecaster:
         each in QUANTILE_RANGE)."""
         if not rows:
             return []
+        if len(rows) == 1 and not explain and not quantiles:
+            found = self._one_row(rows[0])
+            if found is not None:
+                return [found]
         try:
             store = np.array([int(r["store"]) for r in rows], dtype=np.int64)
             dept = np.array([int(r["dept"]) for r in rows], dtype=np.int64)
@@ -442,7 +451,7 @@ class Forecaster:
 
     @staticmethod
     def _overrides(rows: list[dict[str, Any]], n: int | None = None) -> dict[str, np.ndarray] | None:
-        names = [c for c in (*COVARIATE_COLUMNS, "is_holiday") if any(r.get(c) is not None for r in rows)]
+        names = [c for c in _OVERRIDES if any(r.get(c) is not None for r in rows)]
         if not names:
             return None
         n = len(rows) if n is None else n
@@ -643,6 +652,47 @@ class Forecaster:
         block = self._block_cache()(store, dept)
         rows = week - (self.origin_week + 1)
         return {key: values[rows] for key, values in block.items()}
+
+    def _one_row(self, row: dict[str, Any]) -> Prediction | None:
+        """A lone row of a known store with an ISO date and the model's own covariates (a plain
+        /predict), read from its series' block in plain Python; None for anything else, which the
+        vectorised path answers (or refuses with its own message).
+
+        The arrays of one row cost more in numpy's per-call overhead than in arithmetic: this is the
+        same week rule and the same block, without building them.
+        """
+        store, dept, day = row.get("store"), row.get("dept"), row.get("date")
+        if type(store) is not int or type(dept) is not int or store not in self._store_set:
+            return None
+        if type(day) is str and len(day) == 10 and day[4] == day[7] == "-":
+            try:
+                day = dt.date.fromisoformat(day)
+            except ValueError:
+                return None
+        if type(day) is not dt.date or any(row.get(name) is not None for name in _OVERRIDES):
+            return None
+        week = (calendar.friday_on_or_after(day) - _EPOCH_DAY).days // 7
+        horizon = week - self.origin_week
+        if not 1 <= horizon <= MAX_HORIZON:
+            return None
+        template = self._row_cache()(store, dept, horizon)
+        # A fresh Prediction with its own dicts: callers may add to it (components, quantiles).
+        return Prediction(
+            **{**template.__dict__, "inputs": dict(template.inputs), "assumed": dict(template.assumed)}
+        )
+
+    def _row_cache(self) -> Any:
+        """This Forecaster's bounded cache of one-week Predictions (made on first use, as the blocks)."""
+        cache = self.__dict__.get("_rows")
+        if cache is None:
+            cache = self.__dict__["_rows"] = functools.lru_cache(maxsize=ROWS)(self._series_row)
+        return cache
+
+    def _series_row(self, store: int, dept: int, horizon: int) -> Prediction:
+        """Week `horizon` (1..52) of one store-department's block as a Prediction."""
+        block = self._block_cache()(store, dept)
+        week = {key: values[horizon - 1 : horizon] for key, values in block.items()}
+        return to_predictions(week, self.version, self.data_through)[0]
 
     def _block_cache(self) -> Any:
         """This Forecaster's bounded cache of series blocks (made on first use: a loaded artifact

@@ -9,6 +9,11 @@ only after the transaction holding its rows has committed, so an answered predic
 of once per request, which is what bounded throughput (SQLite serialises writers across processes, and
 a writer that finds the lock taken sleeps in its busy handler); alone, a request writes its own rows
 with no hand-off to another thread.
+
+The rows go straight into `prediction_log`, not into a file per worker drained into it later: an
+answer's prediction_id is the row's id in `prediction_log`, which only the insert there gives, and a
+commit to a worker's own SQLite file costs about what a commit to the shared one does, so the drain
+would be a second write of every row for nothing.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The Forecaster: rows, weeks, stores, covariates, cold starts, errors, leakage."""
 
+import datetime as dt
 import json
 import pickle
 
@@ -241,5 +242,44 @@ def test_one_series_from_its_block_equals_the_vectorised_path(fc):
 def test_the_series_blocks_are_not_saved_with_the_model(fc):
     fc.predict_rows([_row(fc)])
     assert "_blocks" in fc.__dict__ and "_blocks" not in fc.__getstate__()
+    assert "_rows" in fc.__dict__ and "_rows" not in fc.__getstate__()
     again = pickle.loads(pickle.dumps(fc))
     _same(again.predict_rows([_row(fc)]), fc.predict_rows([_row(fc)]))
+
+
+def test_a_lone_row_read_in_plain_python_equals_the_vectorised_path(fc):
+    """Every day of the 52 weeks (and the days just outside them), as a date and as an ISO string: a
+    lone row gives the prediction that row gets beside another, or the same refusal."""
+    store = fc.stores()[0]
+    dept = fc.departments(store)[0]
+    first = (fc.origin + pd.Timedelta(days=1)).date()
+    for offset in range(-3, 7 * 52 + 4):
+        day = first + dt.timedelta(days=offset)
+        for date in (day, day.isoformat()):
+            row = {"store": store, "dept": dept, "date": date}
+            try:
+                pair = fc.predict_rows([row, row])
+            except ForecastError as error:
+                with pytest.raises(ForecastError) as refused:
+                    fc.predict_rows([row])
+                assert (refused.value.field, refused.value.message) == (error.field, error.message)
+                continue
+            (alone,) = fc.predict_rows([row])
+            assert alone == pair[0]
+
+
+def test_a_lone_row_owns_its_dicts(fc):
+    first = fc.predict_rows([_row(fc)])[0]
+    first.inputs["temperature"] = -1.0
+    first.assumed.clear()
+    first.components = {"base": 1.0}
+    again = fc.predict_rows([_row(fc)])[0]
+    assert again.inputs["temperature"] != -1.0 and again.assumed and again.components is None
+
+
+@pytest.mark.parametrize(
+    "date", ["2012-W44-5", "2012-11-2 ", "not-a-date", None, dt.datetime(2012, 11, 2, 12, 0)]
+)
+def test_a_lone_row_outside_the_plain_case_is_answered_as_before(fc, date):
+    row = {"store": fc.stores()[0], "dept": fc.departments(fc.stores()[0])[0], "date": date}
+    assert fc._one_row(row) is None
