@@ -46,6 +46,7 @@ from sqlalchemy import select
 
 from app.forecasting import calendar
 from app.forecasting.forecaster import Forecaster
+from app.forecasting.totals import sum_totals, with_bounds
 from app.loop.accuracy import latest_runs
 from app.storage import ActualSale, ForecastRow, Storage
 
@@ -179,34 +180,45 @@ def own_spread(forecaster: Forecaster, before: dt.date, factor: float, key: str)
 
 
 def _totals(frame: pd.DataFrame, forecaster: Forecaster, key: str) -> pd.DataFrame:
-    out = []
+    """Per `key` (store or dept), week and lag: the summed actual and forecast and the 95% range. Both
+    levels take the store formula (the lasting-and-steady model), the one the loop's thresholds were
+    measured with; a department's own spread widens its range afterwards (widened)."""
     half80 = forecaster.bucket_only_half_width(
         frame["store"].to_numpy(np.int64),
         frame["dept"].to_numpy(np.int64),
         frame["lag"].to_numpy(np.int64),
         (frame["upper_80"] - frame["prediction"]).to_numpy(float),
     )
-    prediction, actual = frame["prediction"].to_numpy(float), frame["actual"].to_numpy(float)
-    for (entity, week, lag), idx in frame.groupby([key, "week", "lag"]).indices.items():
-        bounds = forecaster.total_bounds(prediction[idx], half80[idx], int(lag))
-        out.append(
-            {
-                key: int(entity),
-                "week": week,
-                "lag": int(lag),
-                "origin": week - dt.timedelta(weeks=int(lag)),
-                "actual": float(actual[idx].sum()),
-                "prediction": bounds["prediction"],
-                "lower_95": bounds["lower_95"],
-                "upper_95": bounds["upper_95"],
-                "series": len(idx),
-            }
-        )
-    columns = [key, "week", "lag", "origin", "actual", "prediction", "lower_95", "upper_95", "series"]
-    totals = pd.DataFrame(out, columns=columns)
-    totals["z"] = _z(totals["actual"], totals["prediction"], totals["upper_95"] - totals["prediction"])
-    totals["share"] = (totals["actual"] - totals["prediction"]) / np.maximum(totals["prediction"].abs(), 1.0)
-    return totals
+    rows = pd.DataFrame(
+        {
+            "store": frame["store"].to_numpy(),
+            "dept": frame["dept"].to_numpy(),
+            "date": frame["week"].to_numpy(),
+            "horizon": frame["lag"].to_numpy(np.int64),
+            "prediction": frame["prediction"].to_numpy(float),
+            "actual": frame["actual"].to_numpy(float),
+            "half80": half80,
+        }
+    )
+    level = "store" if key == "store" else "department"
+    bounded = with_bounds(forecaster.calibrator, "store", sum_totals(level, rows))
+    weeks, lags = bounded["date"], bounded["horizon"].astype(int)
+    out = pd.DataFrame(
+        {
+            key: bounded["key"].astype(int),
+            "week": weeks,
+            "lag": lags,
+            "origin": [w - dt.timedelta(weeks=int(k)) for w, k in zip(weeks, lags, strict=True)],
+            "actual": bounded["actual"].astype(float),
+            "prediction": bounded["prediction"],
+            "lower_95": bounded["lower_95"],
+            "upper_95": bounded["upper_95"],
+            "series": bounded["series"].astype(int),
+        }
+    )
+    out["z"] = _z(out["actual"], out["prediction"], out["upper_95"] - out["prediction"])
+    out["share"] = (out["actual"] - out["prediction"]) / np.maximum(out["prediction"].abs(), 1.0)
+    return out
 
 
 def chain_weeks(totals: pd.DataFrame, share: float) -> dict[Any, dict[str, Any]]:
