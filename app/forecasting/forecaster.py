@@ -188,7 +188,7 @@ class Forecaster:
     ) -> np.ndarray:
         """The bucket-only conformal half-widths at `level` (every series alike, without its difficulty)
         of rows whose served ones (upper - prediction) are `half`: what a store total reads of its
-        departments at 80% (total_bounds), and the yardstick the backtest scores against."""
+        departments at 80% (totals.with_bounds), and the yardstick the backtest scores against."""
         difficulty = self.difficulty(store, dept, horizon)
         return self.calibrator.plain_half_width(horizon, half, difficulty, level)
 
@@ -322,30 +322,6 @@ class Forecaster:
             model_version=self.version,
             data_through=self.data_through,
         )
-
-    def total_bounds(
-        self, prediction: np.ndarray, half80: np.ndarray, horizon: int, level: str = "store"
-    ) -> dict[str, float]:
-        """The forecast and intervals of a sum of series at `level` (a store total by default)
-        `horizon` weeks ahead from their bucket-only 80% half-widths (bucket_only_half_width), as the
-        level's totals are calibrated (totals.half_widths)."""
-        p = float(np.sum(totals.in_cents(prediction))) / 100
-        h = np.asarray(half80, dtype=float)
-        half = totals.half_widths(
-            self.calibrator,
-            level,
-            np.array([h.sum()]),
-            np.array([np.sqrt(np.sum(h**2))]),
-            np.array([horizon]),
-        )
-        h80, h95 = float(half["80"][0]), float(half["95"][0])
-        return {
-            "prediction": p,
-            "lower_80": p - h80,
-            "upper_80": p + h80,
-            "lower_95": p - h95,
-            "upper_95": p + h95,
-        }
 
     def predict_frame(self, frame: pd.DataFrame, quantiles: list[float] | None = None) -> pd.DataFrame:
         """Vectorised predictions for a DataFrame with store, dept, date (+ optional covariates);

@@ -157,9 +157,9 @@ def half_widths(
 
 def sum_totals(level: str, rows: pd.DataFrame) -> pd.DataFrame:
     """Totals at `level` of forecast rows (store, dept, date, horizon, prediction and half80, each
-    row's bucket-only 80% half-width; an `actual` column is summed too): one row per key and date, in
-    key and date order, with the total's prediction (added in cents), size and quadrature of its
-    rows' half80."""
+    row's bucket-only 80% half-width; an `actual` column is summed too): one row per key, date and
+    horizon (rows of several origins keep their horizons apart), in that order, with the total's
+    prediction (added in cents), size and quadrature of its rows' half80."""
     key = level_key(level, rows["store"].to_numpy(), rows["dept"].to_numpy())
     half = rows["half80"].to_numpy(float)
     frame = pd.DataFrame(
@@ -175,10 +175,10 @@ def sum_totals(level: str, rows: pd.DataFrame) -> pd.DataFrame:
     )
     if "actual" in rows:
         frame["actual"] = rows["actual"].to_numpy(float)
-    sums = {"horizon": "first", "cents": "sum", "size": "sum", "square": "sum", "series": "sum"}
+    sums = {"cents": "sum", "size": "sum", "square": "sum", "series": "sum"}
     if "actual" in frame:
         sums["actual"] = "sum"
-    out = frame.groupby(["key", "date"], sort=True).agg(sums).reset_index()
+    out = frame.groupby(["key", "date", "horizon"], sort=True).agg(sums).reset_index()
     out["prediction"] = out.pop("cents") / 100
     out["quadrature"] = np.sqrt(out.pop("square"))
     return out

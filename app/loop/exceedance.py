@@ -2,10 +2,18 @@
 
 The tracking signal needs most of a quarter of biased weeks before it speaks; a store whose sales halve
 falls outside its own 95% interval the week it happens. The published forecasts of the last weeks are
-joined with their actual sales; a store total's interval is the Forecaster's own `total_bounds` of its
-departments at that lag, widened where it is narrower to the store's own year-on-year deviation (an
-erratic store's real swings are not faults); a department's total across stores is judged the same way
-against its own (a seasonal department misjudged by a week is no fault either).
+joined with their actual sales; a store total's interval is the Forecaster's own store-total interval
+of its departments at that lag (totals.with_bounds), widened where it is narrower to the store's own
+year-on-year deviation for its single-week notices; a department's total across stores is judged
+against its own (a seasonal department misjudged by a week is no fault).
+
+A store's level shift is judged on its ratio to its plan instead, less the ratio every store shares
+that week (the median across stores: a holiday or the weather misjudged) and less the store's own usual
+ratio (its median over the weeks before). A store that swings far from one year to the next is mostly
+one whose forecasts follow it: what makes a shift a fault is a ratio unlike its neighbours' and unlike
+its own recent ones, so the same share of sales warns at every store. A store whose sales truly fall
+by that share in a fortnight (a competitor opening, a road closed) is warned of as a fault would be:
+two weeks of a total cannot tell them apart, and both are worth a look.
 
 A run of misses is judged against the plan published before it began: weeks t-1 and t against the run
 from t-2 (lags 1 and 2), and t-2..t against the run from t-3. Next-week forecasts roll forward and chase
@@ -13,13 +21,14 @@ a broken store within a week, so a second miss measured against them shrinks; ag
 it does not. On the 2012 replay a CUSUM of lag-1 standardised errors warned on ordinary spring weeks of
 a few stores; these rules did not (docs: benchmarks/bench_faults.py measures them).
 
-- store (warning): the total outside its 95% range the same way in every week of such a run, and off by
-  at least `store_share_below` (or `store_share_above`; spring and Easter weeks run high) each week; or
-  one week off by `store_single_share`, outside its range.
+- store (warning): the total's shift (as above) at least `store_share_below` below (or
+  `store_share_above` above) its plan in every week of such a run; or one week off by
+  `store_single_share`, outside its range.
 - department (warning): a department that fell below its 95% range in every week of a run, by a share of
   its forecast and a dollar amount, while the same department in the other stores did not (so Easter's
   candy aisle after Easter, low in every store, is no store's fault).
-- notice (info, for the store's digest): a store total or a department outside its 95% range this week.
+- notice (info, for the store's digest): a store total outside its 95% range or shifted as a run would
+  need this week, or a department outside its 95% range.
 - department total (warning): a department's total across stores outside its range the same way in
   every week of a run, by `dept_total_below` (or `dept_total_above`) of its plan and a dollar amount.
 - department across the chain (info): a department outside its 95% range the same way in most of the
@@ -42,10 +51,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from app.forecasting import calendar
 from app.forecasting.forecaster import Forecaster
+from app.forecasting.totals import sum_totals, with_bounds
 from app.loop.accuracy import latest_runs
 from app.storage import ActualSale, ForecastRow, Storage
 
@@ -61,7 +71,9 @@ MIN_YEAR_ON_YEAR = 13  # weeks with a year before them needed to measure a depar
 @dataclass(frozen=True)
 class ExceedanceSettings:
     store_share_below: float = 0.12  # a store total this far below its plan in each week of a run ...
-    store_share_above: float = 0.20  # ... or this far above: warning
+    store_share_above: float = 0.14  # ... or this far above, beyond the stores' common miss: warning
+    store_usual_weeks: int = 8  # a store's usual ratio to its plan: its median over these weeks ...
+    store_usual_min: int = 4  # ... once it has this many of them (else none is assumed)
     store_single_share: float = 0.35  # one week this far off (and outside its 95% range): warning
     store_spread: float = 2.5  # a store's range at least this many times its usual year-on-year deviation
     dept_share: float = 0.8  # a department this far below its plan, relative to its peers, ...
@@ -85,11 +97,14 @@ class ExceedanceSettings:
         )
 
 
-def published_errors(storage: Storage, lineage: str, until: dt.date, lags: int = MAX_RUN) -> pd.DataFrame:
-    """Published forecasts at lags 1..`lags` of the weeks up to `until`, with their actual sales and
-    the week each was published from (`origin`)."""
+def published_errors(
+    storage: Storage, lineage: str, until: dt.date, lags: int = MAX_RUN, history: int = 0
+) -> pd.DataFrame:
+    """Published forecasts at lags 1..`lags` of the weeks up to `until`, and at lag 1 of the `history`
+    weeks before those, with their actual sales and the week each was published from (`origin`)."""
     rows = ForecastRow.__table__
     since = until - dt.timedelta(weeks=lags + 1)
+    earliest = since - dt.timedelta(weeks=history)
     query = (
         select(
             rows.c.store,
@@ -107,8 +122,7 @@ def published_errors(storage: Storage, lineage: str, until: dt.date, lags: int =
             & (ActualSale.week == rows.c.week),
         )
         .where(
-            rows.c.lag <= lags,
-            rows.c.week > since,
+            or_(and_(rows.c.lag <= lags, rows.c.week > since), and_(rows.c.lag == 1, rows.c.week > earliest)),
             rows.c.week <= until,
             rows.c.run_id.in_(latest_runs(lineage)),
             ActualSale.lineage == lineage,
@@ -130,7 +144,7 @@ def _z(actual: Any, prediction: Any, half95: Any) -> np.ndarray:
 
 
 def store_totals(frame: pd.DataFrame, forecaster: Forecaster) -> pd.DataFrame:
-    """Per store, week and lag: actual and forecast totals, the 95% range (total_bounds), z and share off."""
+    """Per store, week and lag: actual and forecast totals, the 95% range, z and share off."""
     return _totals(frame, forecaster, "store")
 
 
@@ -141,6 +155,56 @@ def department_totals(
     summed, judged as a store total is and widened to the department's own `spread` (own_spread): a
     seasonal department's total strays far from its forecast every year, a grocery aisle's does not."""
     return widened(_totals(frame, forecaster, "dept"), "dept", spread)
+
+
+def store_shifts(totals: pd.DataFrame, peers: int) -> np.ndarray:
+    """Each store total's log ratio of actual to forecast, less the median of every store's for the
+    same week and lag when at least `peers` stores are judged: a holiday or the weather misjudged moves
+    every store's ratio alike, a store's own fault moves its ratio away from the others'."""
+    ratio = pd.Series(
+        np.log(np.maximum(totals["actual"].to_numpy(float), 1.0))
+        - np.log(np.maximum(totals["prediction"].to_numpy(float), 1.0)),
+        index=totals.index,
+    )
+    groups = ratio.groupby([totals["week"], totals["lag"]])
+    common = groups.transform("median").where(groups.transform("size") >= peers, 0.0)
+    return (ratio - common).to_numpy(float)
+
+
+def usual_shift(totals: pd.DataFrame, before: dt.date, weeks: int, least: int) -> dict[int, float]:
+    """Per store, the median of its next-week `shift` (store_shifts) over the `weeks` weeks before
+    `before`, once it has `least` of them: a store the model has misjudged the same way for weeks
+    (a new competitor, a refit) is judged on a fresh change, not on the old one."""
+    past = totals[(totals["lag"] == 1) & (totals["week"] < before)]
+    past = past[past["week"] >= before - dt.timedelta(weeks=weeks)]
+    usual = past.groupby("store")["shift"].agg(["median", "size"])
+    usual = usual[usual["size"] >= least]
+    return {int(k): float(v) for k, v in usual["median"].items()}
+
+
+def with_shifts(
+    totals: pd.DataFrame, earlier: pd.DataFrame, today: dt.date, settings: ExceedanceSettings
+) -> pd.DataFrame:
+    """`totals` of the weeks judged with each one's `shift` (store_shifts less the store's usual_shift
+    over the `earlier` next-week totals and those of the judged weeks before the longest run)."""
+    both = pd.concat([earlier, totals], ignore_index=True)
+    both["shift"] = store_shifts(both, settings.peer_stores)
+    first_run_week = today - dt.timedelta(weeks=MAX_RUN - 1)
+    usual = usual_shift(both, first_run_week, settings.store_usual_weeks, settings.store_usual_min)
+    out = both.iloc[len(earlier) :].set_index(totals.index)
+    out["shift"] = out["shift"] - out["store"].map(usual).fillna(0.0)
+    return out
+
+
+def store_shifted(settings: ExceedanceSettings) -> Any:
+    """Whether each store total's shift (with_shifts) is as far off as a run of them must be."""
+
+    def shifted(t: pd.DataFrame) -> pd.Series:
+        below = t["shift"] <= np.log1p(-settings.store_share_below)
+        above = t["shift"] >= np.log1p(settings.store_share_above)
+        return below | above
+
+    return shifted
 
 
 def widened(totals: pd.DataFrame, key: str, spread: Mapping[int, float] | None) -> pd.DataFrame:
@@ -179,34 +243,45 @@ def own_spread(forecaster: Forecaster, before: dt.date, factor: float, key: str)
 
 
 def _totals(frame: pd.DataFrame, forecaster: Forecaster, key: str) -> pd.DataFrame:
-    out = []
+    """Per `key` (store or dept), week and lag: the summed actual and forecast and the 95% range. Both
+    levels take the store formula (the lasting-and-steady model), the one the loop's thresholds were
+    measured with; a department's own spread widens its range afterwards (widened)."""
     half80 = forecaster.bucket_only_half_width(
         frame["store"].to_numpy(np.int64),
         frame["dept"].to_numpy(np.int64),
         frame["lag"].to_numpy(np.int64),
         (frame["upper_80"] - frame["prediction"]).to_numpy(float),
     )
-    prediction, actual = frame["prediction"].to_numpy(float), frame["actual"].to_numpy(float)
-    for (entity, week, lag), idx in frame.groupby([key, "week", "lag"]).indices.items():
-        bounds = forecaster.total_bounds(prediction[idx], half80[idx], int(lag))
-        out.append(
-            {
-                key: int(entity),
-                "week": week,
-                "lag": int(lag),
-                "origin": week - dt.timedelta(weeks=int(lag)),
-                "actual": float(actual[idx].sum()),
-                "prediction": bounds["prediction"],
-                "lower_95": bounds["lower_95"],
-                "upper_95": bounds["upper_95"],
-                "series": len(idx),
-            }
-        )
-    columns = [key, "week", "lag", "origin", "actual", "prediction", "lower_95", "upper_95", "series"]
-    totals = pd.DataFrame(out, columns=columns)
-    totals["z"] = _z(totals["actual"], totals["prediction"], totals["upper_95"] - totals["prediction"])
-    totals["share"] = (totals["actual"] - totals["prediction"]) / np.maximum(totals["prediction"].abs(), 1.0)
-    return totals
+    rows = pd.DataFrame(
+        {
+            "store": frame["store"].to_numpy(),
+            "dept": frame["dept"].to_numpy(),
+            "date": frame["week"].to_numpy(),
+            "horizon": frame["lag"].to_numpy(np.int64),
+            "prediction": frame["prediction"].to_numpy(float),
+            "actual": frame["actual"].to_numpy(float),
+            "half80": half80,
+        }
+    )
+    level = "store" if key == "store" else "department"
+    bounded = with_bounds(forecaster.calibrator, "store", sum_totals(level, rows))
+    weeks, lags = bounded["date"], bounded["horizon"].astype(int)
+    out = pd.DataFrame(
+        {
+            key: bounded["key"].astype(int),
+            "week": weeks,
+            "lag": lags,
+            "origin": [w - dt.timedelta(weeks=int(k)) for w, k in zip(weeks, lags, strict=True)],
+            "actual": bounded["actual"].astype(float),
+            "prediction": bounded["prediction"],
+            "lower_95": bounded["lower_95"],
+            "upper_95": bounded["upper_95"],
+            "series": bounded["series"].astype(int),
+        }
+    )
+    out["z"] = _z(out["actual"], out["prediction"], out["upper_95"] - out["prediction"])
+    out["share"] = (out["actual"] - out["prediction"]) / np.maximum(out["prediction"].abs(), 1.0)
+    return out
 
 
 def chain_weeks(totals: pd.DataFrame, share: float) -> dict[Any, dict[str, Any]]:
@@ -282,7 +357,7 @@ def evaluate(
     storage: Storage, forecaster: Forecaster, lineage: str, today: dt.date, settings: ExceedanceSettings
 ) -> dict[str, Any]:
     """The week's findings: chain-level weeks, store and department warnings, and digest notices."""
-    frame = published_errors(storage, lineage, today)
+    frame = published_errors(storage, lineage, today, history=settings.store_usual_weeks)
     result: dict[str, Any] = {
         "chain": [],
         "stores": [],
@@ -293,20 +368,22 @@ def evaluate(
     }
     if frame.empty:
         return result
-    totals = store_totals(frame, forecaster)
+    newest = pd.Timestamp(today).date()
+    recent = (frame["week"] > newest - dt.timedelta(weeks=MAX_RUN + 1)).to_numpy()
+    all_totals = store_totals(frame, forecaster)
+    frame = frame[recent]
+    if frame.empty:
+        return result
+    older = (all_totals["week"] <= newest - dt.timedelta(weeks=MAX_RUN + 1)).to_numpy()
+    earlier, totals = all_totals[older], all_totals[~older]
     chain = chain_weeks(totals, settings.chain_share)  # judged on the ranges alone: a file's fault
     before = today - dt.timedelta(weeks=MAX_RUN)  # the weeks judged do not widen their own range
     totals = widened(totals, "store", own_spread(forecaster, before, settings.store_spread, "store"))
     result["chain"] = list(chain.values())
     totals = totals[~totals["week"].isin(list(chain))]
     frame = frame[~frame["week"].isin(list(chain))]
-    newest = pd.Timestamp(today).date()
-
-    def shifted(t: pd.DataFrame) -> pd.Series:
-        below = (t["z"] < -Z95) & (t["share"] <= -settings.store_share_below)
-        above = (t["z"] > Z95) & (t["share"] >= settings.store_share_above)
-        return below | above
-
+    totals = with_shifts(totals, earlier, newest, settings)
+    shifted = store_shifted(settings)
     runs = _runs(totals, newest, ["store"], shifted)
     this_week = totals[(totals["week"] == newest) & (totals["lag"] == 1)].set_index("store")
     for store, now in this_week.iterrows():
@@ -318,15 +395,20 @@ def evaluate(
             signs = totals[
                 (totals["store"] == store) & (totals["origin"] == newest - dt.timedelta(weeks=weeks))
             ]
-            direction = "above" if (signs["z"] > 0).all() else "below"
+            direction = "above" if (signs["shift"] > 0).all() else "below"
             row = next(plan.itertuples(index=False))
-            seen = {"store": store, **_seen(row, weeks, direction), "against": f"the plan of {row.origin}"}
+            seen = {
+                "store": store,
+                **_seen(row, weeks, direction),
+                "against": f"the plan of {row.origin}",
+                "shift": round(float(np.expm1(row.shift)), 4),
+            }
             result["stores"].append({**seen, "departments": _worst(frame, store, newest, direction)})
         elif abs(now["share"]) >= settings.store_single_share and abs(now["z"]) > Z95:
             row = next(this_week.loc[[store]].reset_index().itertuples(index=False))
             seen = {"store": store, **_seen(row, 1, direction), "against": "next week's forecast"}
             result["stores"].append({**seen, "departments": _worst(frame, store, newest, direction)})
-        elif abs(now["z"]) > Z95:
+        elif abs(now["z"]) > Z95 or bool(shifted(this_week.loc[[store]]).iloc[0]):
             row = next(this_week.loc[[store]].reset_index().itertuples(index=False))
             result["notices"].append({"store": store, "dept": None, **_seen(row, 1, direction)})
 

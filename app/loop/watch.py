@@ -3,7 +3,8 @@
 - actuals_feed (warning): a week of actual sales that did not arrive (overdue, or a hole among the
   weeks that did), a store that sent nothing, a week counted twice (most stores outside their range
   the same way) or the week before sent again (most series equal to last week's to the cent).
-- store_total (warning): a store's total shifted outside its 95% range (app/loop/exceedance.py).
+- store_total (warning): a store's total shifted from its plan for weeks running, beyond the other
+  stores' common miss and its own usual one (app/loop/exceedance.py).
 - series (warning): a department of one store collapsed below its 95% range while its peers held.
 - dept_total (warning): a department's total across the stores selling it shifted outside its 95%
   range for a run of weeks (a chain-wide level shift of the department).
@@ -204,9 +205,14 @@ def raise_alerts(
         warned_stores.add(store)
         worst = seen.get("departments") or []
         furthest = f"; furthest off: dept {', '.join(map(str, worst))}" if worst else ""
+        beyond = (
+            f", {abs(seen['shift']):.0%} beyond the other stores' and its own usual miss"
+            if "shift" in seen
+            else ""
+        )
         message = (
             f"store {store}: total {_range(seen)}, {running(seen['weeks_running'])} "
-            f"({seen['direction']} {seen['against']}){furthest}"
+            f"({seen['direction']} {seen['against']}{beyond}){furthest}"
         )
         details = {**seen, "stores": [store], "url": store_url(store)}
         alerts.open_alert(session, STORE, "warning", message, details, key=key, store=store)
