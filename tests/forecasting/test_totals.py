@@ -134,6 +134,18 @@ def test_the_chain_total_is_the_sum_of_its_series_and_of_its_departments_to_the_
     ).all()
 
 
+def test_a_total_is_kept_per_level_key_and_weeks_and_never_stored_in_an_artifact(fc):
+    start = fc.data_through + pd.Timedelta(weeks=1)
+    chain = fc.forecast_total("chain", None, start, 4)
+    assert fc.forecast_total("chain", None, start.isoformat(), 4) is chain  # the same weeks, kept
+    assert fc.forecast_total("chain", None, start, 5) is not chain
+    dept = fc.all_departments()[0]
+    assert fc.forecast_total("department", str(dept), start, 4) is fc.forecast_total(
+        "department", dept, start, 4
+    )
+    assert "_totals" in fc.__dict__ and "_totals" not in fc.__getstate__()
+
+
 def test_a_department_total_sums_its_stores_and_a_store_total_its_departments(fc):
     start = fc.valid_range()[0]
     dept = fc.all_departments()[0]
