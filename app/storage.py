@@ -230,7 +230,7 @@ class LagAccuracy(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     week: Mapped[dt.date] = mapped_column(Date, index=True)
-    bucket: Mapped[str] = mapped_column(String(8))
+    bucket: Mapped[str] = mapped_column(String(8))  # a lag bucket ("5-13"); totals: "C:5-13" (accuracy.py)
     lineage: Mapped[str] = mapped_column(String(64), default="")
     rows: Mapped[int] = mapped_column(Integer)
     weight: Mapped[float] = mapped_column(Float)  # sum of WMAE weights (holiday weeks 5)

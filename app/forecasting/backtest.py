@@ -20,7 +20,7 @@ from app.forecasting.forecaster import Forecaster
 from app.forecasting.holdout import wmae
 from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
-from app.forecasting.scores import band_ranges, grouped_scores
+from app.forecasting.scores import band_ranges, grouped_scores, interval_score
 from app.forecasting.totals import LEVELS, REPORT_BUCKET_LABELS
 from app.forecasting.training import MIN_HISTORY_WEEKS, train
 
@@ -121,6 +121,12 @@ def _total_figures(got: pd.DataFrame, base: np.ndarray, hol: np.ndarray, m: np.n
         "ratio_to_baseline": model / seasonal if seasonal else None,
         "coverage_80": float(np.mean(inside["80"])),
         "coverage_95": float(np.mean(inside["95"])),
+        **{
+            f"interval_score_{lv}": interval_score(
+                actual, got[f"lower_{lv}"].to_numpy()[m], got[f"upper_{lv}"].to_numpy()[m], alpha
+            )
+            for lv, alpha in (("80", 0.2), ("95", 0.05))
+        },
     }
 
 
@@ -252,7 +258,8 @@ def _aligned(lines: list[tuple[str, ...]] | list[list[str]]) -> list[str]:
 
 
 def level_table(levels: dict[str, Any]) -> list[list[str]]:
-    """Rows of level x horizon bucket: totals scored, WMAE, the naive's, ratio, coverage 80 and 95."""
+    """Rows of level x horizon bucket: totals scored, WMAE, the naive's, ratio, coverage 80 and 95 and
+    the interval scores of both bands (a band too wide for its coverage scores worse)."""
 
     def pct(v: float | None) -> str:
         return "-" if v is None or v != v else f"{100 * v:.1f}%"
@@ -260,7 +267,8 @@ def level_table(levels: dict[str, Any]) -> list[list[str]]:
     def num(v: float | None, fmt: str = ",.0f") -> str:
         return "-" if v is None or v != v else format(v, fmt)
 
-    rows = [["level", "weeks ahead", "totals", "WMAE", "naive WMAE", "ratio", "cov 80", "cov 95"]]
+    head = ["level", "weeks ahead", "totals", "WMAE", "naive WMAE", "ratio", "cov 80", "cov 95", "IS 80 / 95"]
+    rows = [head]
     for level in LEVELS:
         entry = levels.get(level)
         if not entry:
@@ -276,6 +284,7 @@ def level_table(levels: dict[str, Any]) -> list[list[str]]:
                     num(e.get("ratio_to_baseline"), ".3f"),
                     pct(e.get("coverage_80")),
                     pct(e.get("coverage_95")),
+                    f"{num(e.get('interval_score_80'))} / {num(e.get('interval_score_95'))}",
                 ]
             )
     return rows
@@ -482,7 +491,15 @@ def run_backtest(
 
 def _level_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The folds' level figures, each the mean over the folds that had such totals."""
-    keys = ("wmae", "baseline_wmae", "ratio_to_baseline", "coverage_80", "coverage_95")
+    keys = (
+        "wmae",
+        "baseline_wmae",
+        "ratio_to_baseline",
+        "coverage_80",
+        "coverage_95",
+        "interval_score_80",
+        "interval_score_95",
+    )
 
     def mean(entries: list[dict[str, Any]]) -> dict[str, Any]:
         return {"totals": int(sum(e["totals"] for e in entries))} | {

@@ -50,6 +50,9 @@ SERIES_BLOCKS = 1024  # store-departments whose 52 weeks a Forecaster keeps comp
 ROWS = 4096  # one-week Predictions a Forecaster keeps ready for lone rows (~1 kB each)
 _OVERRIDES = (*COVARIATE_COLUMNS, "is_holiday")  # a row's covariates the caller may give
 _EPOCH_DAY = dt.date.fromisoformat(str(calendar.EPOCH))
+# Totals above a store (the chain, a department across stores) a Forecaster keeps computed: one adds up
+# every series it covers, and every planner asks for the same few weeks of the same model and origin.
+TOTALS_KEPT = 64
 
 
 class ForecastError(ValueError):
@@ -97,6 +100,7 @@ class Forecaster:
         state = self.__dict__.copy()
         state.pop("_blocks", None)
         state.pop("_rows", None)
+        state.pop("_totals", None)
         return state
 
     def with_history(self, sales: pd.DataFrame, features: pd.DataFrame | None = None) -> Forecaster:
@@ -296,14 +300,28 @@ class Forecaster:
     def forecast_total(self, level: str, key: int | None, start: object, weeks: int) -> TotalForecast:
         """The chain's total (`level` "chain") or a department's across stores ("department", `key`
         its number), week by week with intervals calibrated for that level, and its parts' totals: the
-        chain's departments, or the department's stores (totals.py)."""
-        series = self.state.has_history.copy()
+        chain's departments, or the department's stores (totals.py). Kept per level, key and weeks
+        (TOTALS_KEPT): a Forecaster is one model at one origin, so a kept total never goes stale; the
+        frames are shared, read only."""
         if level == "department":
             self._check_department(key)
-            series &= self.panel.dept == int(key)  # type: ignore[arg-type]
+            key = int(key)  # type: ignore[arg-type]
         elif level != "chain":
             raise ForecastError("level", f"not a level above a store: {level!r}; use chain or department")
+        else:
+            key = None
         week = self._week_range(start, weeks)
+        cache = self.__dict__.get("_totals")
+        if cache is None:  # made on first use: a loaded artifact arrives without one
+            cache = self.__dict__["_totals"] = functools.lru_cache(maxsize=TOTALS_KEPT)(self._total)
+        return cache(level, key, int(week[0]), len(week))
+
+    def _total(self, level: str, key: int | None, first: int, weeks: int) -> TotalForecast:
+        """forecast_total of checked arguments, `weeks` weeks from week index `first`."""
+        series = self.state.has_history.copy()
+        if level == "department":
+            series &= self.panel.dept == key
+        week = np.arange(first, first + weeks)
         rows = np.repeat(np.flatnonzero(series), len(week))
         res = self._predict_arrays(
             self.panel.store[rows], self.panel.dept[rows], np.tile(week, int(series.sum())), None
@@ -315,7 +333,7 @@ class Forecaster:
             part_level, parts = "store", self._series_parts(frame, res)
         return TotalForecast(
             level=level,
-            key=None if level == "chain" else int(key),  # type: ignore[arg-type]
+            key=key,
             part_level=part_level,
             total=totals.level_totals(self.calibrator, level, frame),
             parts=parts,

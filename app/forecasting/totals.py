@@ -19,6 +19,12 @@ quantile of those scores per horizon bucket and level (IntervalCalibrator.fit, w
 quantiles from the nearest bucket with enough totals) scales a served total's size into its half-width.
 As the series' intervals do, they then follow the model fitted just before the last weeks (fit_levels).
 The chain has one total per origin and week, so some of its buckets borrow; `fallbacks` records where.
+Its newer model's last weeks give it too few totals for quantiles of their own, yet ignoring them left
+the chain on the calibrating model alone, which at an origin in the data's second year never learned
+from a target a year on and errs far more than the model served: the chain's bands came out so wide
+that every week fell inside them. So a level with too few newer totals is scaled by how much smaller
+its newer totals' scores are on average than the calibrating model's on the same weeks (a mean of a
+dozen ratios is steady where a quantile of them is not), its shape across buckets and levels kept.
 
 A store's total keeps the lasting-and-steady model (IntervalCalibrator.total_half_width: its
 departments' half-widths in quadrature, plus the spread across stores of their lasting error, measured
@@ -39,6 +45,7 @@ import pandas as pd
 
 from app.forecasting.intervals import (
     BUCKETS,
+    MIN_BUCKET_ROWS,
     IntervalCalibrator,
     StoreTotals,
     bucket_index,
@@ -51,6 +58,7 @@ LEVEL_NAMES = {"chain": "whole chain", "department": "department across stores",
 REPORT_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 4), (5, 13), (14, 26), (27, 39), (40, 52))
 REPORT_BUCKET_LABELS = [str(lo) if lo == hi else bucket_label(lo, hi) for lo, hi in REPORT_BUCKETS]
 BAND_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
+MIN_SKILL_TOTALS = 8  # newer totals a level needs to be scaled by their mean score (fit_levels)
 
 
 def level_key(level: str, store: np.ndarray, dept: np.ndarray) -> np.ndarray:
@@ -113,7 +121,8 @@ def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, di
     calibrating model's totals; with a `newer` model's, they follow it as the series' intervals do
     (IntervalCalibrator.rescale_to): the buckets its totals fill take their quantiles, the later ones
     grow from those as the calibrating model's did (to `growth_power`). A level with too few newer
-    totals (the chain: one a week) keeps the calibrating model's."""
+    totals for that (the chain: one a week) is scaled by their mean score over the calibrating model's
+    on the same weeks (see the module docstring)."""
     fitted = {}
     for level in LEVELS:
         if not len(calibrating.store):
@@ -123,7 +132,10 @@ def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, di
         if newer is not None and len(newer.rows.store):
             new_score, new_week = _scores(newer.rows, level)
             old_score, _ = _scores(newer.calibrating_rows, level)
-            cal.rescale_to(new_score, old_score, new_week, newer.growth_power)
+            if len(new_score) >= MIN_BUCKET_ROWS:
+                cal.rescale_to(new_score, old_score, new_week, newer.growth_power)
+            elif len(new_score) >= MIN_SKILL_TOTALS and np.mean(old_score) > 0:
+                _scale(cal, float(np.mean(new_score) / np.mean(old_score)))
         fitted[level] = {
             "quantiles": cal.quantiles,
             "counts": cal.counts,
@@ -131,6 +143,12 @@ def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, di
             "skill_factors": cal.skill_factors,
         }
     return fitted
+
+
+def _scale(cal: IntervalCalibrator, factor: float) -> None:
+    """Every quantile of `cal` times `factor`, recorded as its skill factor at both levels."""
+    cal.quantiles = {b: {lv: v * factor for lv, v in q.items()} for b, q in cal.quantiles.items()}
+    cal.skill_factors = {lv: round(factor, 4) for lv in ("0.8", "0.95")}
 
 
 def half_widths(

@@ -4,6 +4,12 @@ Scores are kept as sums per (week, lag bucket) in lag_accuracy, so any span of w
 each bucket is read beside the backtest's figure for the same bucket and beside the seasonal naive on
 the same rows (the live forecast value added). Degradation compares like with like: a bucket's live
 WMAE over the last weeks against the backtest's WMAE for that bucket, only over enough rows.
+
+A planner reads totals too, so the same week's published forecasts are also added up per store, per
+department across stores and for the whole chain (one total per key and run), and each total is
+scored against its actual total and the range the serving model gives such a total at that lag
+(totals.py). Their sums sit in the same table under the bucket label with the level's letter in front
+("C:1", "D:5-13", "S:27-52"), so they add up over weeks like the series' and need no other table.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import pandas as pd
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from app.forecasting import totals
 from app.forecasting.intervals import LAG_BUCKET_LABELS, lag_bucket
 from app.monitoring import alerts
 from app.storage import ActualSale, ForecastRow, ForecastRun, LagAccuracy, Storage, utcnow
@@ -26,6 +33,10 @@ log = logging.getLogger(__name__)
 
 HOLIDAY_WEIGHT = 5.0
 SUMS = ("rows", "weight", "abs_error", "naive_abs_error", "error", "actual", "in_80", "in_95")
+# The levels a published forecast is scored at: each series, and its totals (the letter that marks a
+# level's bucket labels in lag_accuracy).
+TRACKED_LEVELS = ("series", "store", "department", "chain")
+LEVEL_MARK = {"store": "S", "department": "D", "chain": "C"}
 
 
 def latest_runs(lineage: str) -> Any:
@@ -91,6 +102,57 @@ def bucket_sums(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
+def level_bucket(level: str, label: str) -> str:
+    """The lag_accuracy bucket of a lag bucket's totals at `level` (the label itself for series)."""
+    return label if level == "series" else f"{LEVEL_MARK[level]}:{label}"
+
+
+def total_rows(frame: pd.DataFrame, forecaster: Any, level: str) -> pd.DataFrame:
+    """The scored rows of one week added up at `level` per key and lag (one published run per lag),
+    with the range the serving model gives such a total at that lag: rows shaped as scored_rows'."""
+    store, dept = frame["store"].to_numpy(), frame["dept"].to_numpy()
+    lag = frame["lag"].to_numpy(np.int64)
+    prediction = frame["prediction"].to_numpy(float)
+    half = frame["upper_80"].to_numpy(float) - prediction
+    rows = pd.DataFrame(
+        {
+            "store": store,
+            "dept": dept,
+            "date": lag,  # one week: its totals differ by the run, which the lag names
+            "horizon": lag,
+            "prediction": prediction,
+            "half80": forecaster.bucket_only_half_width(store, dept, lag, half),
+            "actual": frame["weekly_sales"].to_numpy(float),
+        }
+    )
+    summed = totals.with_bounds(forecaster.calibrator, level, totals.sum_totals(level, rows))
+    key = totals.level_key(level, store, dept)
+    naive = frame["naive"].fillna(frame["prediction"]).to_numpy(float)
+    naive_sum = pd.Series(naive).groupby([key, lag]).sum()
+    return pd.DataFrame(
+        {
+            "lag": summed["horizon"].to_numpy(),
+            "prediction": summed["prediction"].to_numpy(),
+            **{band: summed[band].to_numpy() for band in totals.BAND_COLUMNS},
+            "naive": naive_sum.reindex(pd.MultiIndex.from_arrays([summed["key"], summed["date"]])).to_numpy(),
+            "weekly_sales": summed["actual"].to_numpy(),
+            "is_holiday": bool(frame["is_holiday"].any()),
+        }
+    )
+
+
+def level_sums(frame: pd.DataFrame, forecaster: Any | None) -> dict[str, dict[str, float]]:
+    """bucket_sums of the series, and with a `forecaster` of their totals at every level, each under
+    its level_bucket label."""
+    out = bucket_sums(frame)
+    if forecaster is None or frame.empty:
+        return out
+    for level in TRACKED_LEVELS[1:]:
+        for label, values in bucket_sums(total_rows(frame, forecaster, level)).items():
+            out[level_bucket(level, label)] = values
+    return out
+
+
 def weeks_to_score(storage: Storage, lineage: str) -> list[dt.date]:
     """Weeks with actuals and published forecasts that are unscored, or whose actuals changed since."""
     with storage.session() as session:
@@ -116,10 +178,13 @@ def weeks_to_score(storage: Storage, lineage: str) -> list[dt.date]:
     return sorted(week for week, ingested in actual.items() if week not in scored or scored[week] < ingested)
 
 
-def score_week(storage: Storage, week: dt.date, lineage: str) -> dict[str, dict[str, float]]:
-    """Score the published forecasts of one week; replaces that week's earlier scores."""
+def score_week(
+    storage: Storage, week: dt.date, lineage: str, forecaster: Any | None = None
+) -> dict[str, dict[str, float]]:
+    """Score the published forecasts of one week (with a `forecaster`, their totals at every level
+    too, against its ranges for them); replaces that week's earlier scores."""
     with storage.engine.connect() as connection:
-        sums = bucket_sums(scored_rows(connection, week, lineage))
+        sums = level_sums(scored_rows(connection, week, lineage), forecaster)
     with storage.session() as session:
         session.execute(delete(LagAccuracy).where(LagAccuracy.week == week, LagAccuracy.lineage == lineage))
         if sums:
@@ -134,13 +199,13 @@ def score_week(storage: Storage, week: dt.date, lineage: str) -> dict[str, dict[
     return sums
 
 
-def score_new_weeks(storage: Storage, lineage: str | None) -> list[dt.date]:
-    """Score every week that awaits it; returns the weeks scored."""
+def score_new_weeks(storage: Storage, lineage: str | None, forecaster: Any | None = None) -> list[dt.date]:
+    """Score every week that awaits it (score_week); returns the weeks scored."""
     if lineage is None:
         return []
     weeks = weeks_to_score(storage, lineage)
     for week in weeks:
-        score_week(storage, week, lineage)
+        score_week(storage, week, lineage, forecaster)
     if weeks:
         log.info("scored published forecasts of %d week(s), up to %s", len(weeks), weeks[-1])
     return weeks
@@ -164,10 +229,10 @@ def figures(sums: Mapping[str, float]) -> dict[str, Any]:
     }
 
 
-def accuracy_by_lag(
-    storage: Storage, lineage: str | None, since: dt.date | None = None, until: dt.date | None = None
-) -> dict[str, dict[str, Any]]:
-    """Figures per lag bucket over the scored weeks in (since, until]."""
+def _bucket_sums(
+    storage: Storage, lineage: str | None, since: dt.date | None, until: dt.date | None
+) -> dict[str, dict[str, float]]:
+    """The stored sums per lag_accuracy bucket label over the scored weeks in (since, until]."""
     query = select(LagAccuracy.bucket, *(func.sum(getattr(LagAccuracy, name)) for name in SUMS)).where(
         LagAccuracy.lineage == (lineage or "")
     )
@@ -176,18 +241,47 @@ def accuracy_by_lag(
     if until is not None:
         query = query.where(LagAccuracy.week <= until)
     with storage.session() as session:
-        found = {
+        return {
             row[0]: dict(zip(SUMS, row[1:], strict=True))
             for row in session.execute(query.group_by(LagAccuracy.bucket))
         }
+
+
+def accuracy_by_lag(
+    storage: Storage, lineage: str | None, since: dt.date | None = None, until: dt.date | None = None
+) -> dict[str, dict[str, Any]]:
+    """Figures per lag bucket over the scored weeks in (since, until]."""
+    found = _bucket_sums(storage, lineage, since, until)
     return {label: figures(found[label]) for label in LAG_BUCKET_LABELS if label in found}
+
+
+def accuracy_by_level(
+    storage: Storage, lineage: str | None, since: dt.date | None = None, until: dt.date | None = None
+) -> dict[str, dict[str, Any]]:
+    """Figures per level (TRACKED_LEVELS) over every lag, and per level and lag bucket (`by_lag`), over
+    the scored weeks in (since, until]; a level none of whose totals were scored is left out."""
+    found = _bucket_sums(storage, lineage, since, until)
+    out = {}
+    for level in TRACKED_LEVELS:
+        parts = {
+            label: found[level_bucket(level, label)]
+            for label in LAG_BUCKET_LABELS
+            if level_bucket(level, label) in found
+        }
+        if not parts:
+            continue
+        pooled = {name: sum(float(p[name] or 0) for p in parts.values()) for name in SUMS}
+        out[level] = figures(pooled) | {"by_lag": {label: figures(p) for label, p in parts.items()}}
+    return out
 
 
 def accuracy_history(storage: Storage, lineage: str | None) -> list[dict[str, Any]]:
     """Figures per scored week and bucket, oldest first (the monitoring page's charts)."""
     with storage.session() as session:
         rows = session.scalars(
-            select(LagAccuracy).where(LagAccuracy.lineage == (lineage or "")).order_by(LagAccuracy.week)
+            select(LagAccuracy)
+            .where(LagAccuracy.lineage == (lineage or ""), LagAccuracy.bucket.in_(LAG_BUCKET_LABELS))
+            .order_by(LagAccuracy.week)
         ).all()
         return [
             {"week": r.week, "bucket": r.bucket, **figures({n: getattr(r, n) for n in SUMS})} for r in rows

@@ -98,7 +98,7 @@ def run_week(
     trained_through = forecaster.metadata.get("origin")
     rolled = trained_through is None or forecaster.data_through.isoformat() > str(trained_through)
     quality = new_week_quality(storage, forecaster) if published and rolled else None  # ingested weeks only
-    scored = accuracy.score_new_weeks(storage, lineage)
+    scored = accuracy.score_new_weeks(storage, lineage, forecaster)
     today = forecaster.data_through
     result: dict[str, Any] = {
         "data_through": today.isoformat(),

@@ -410,7 +410,7 @@ def bar_chart(
                 ),
             )
             .properties(
-                width=NARROW_WIDTH - 140 if narrow else width - 130,
+                width=NARROW_WIDTH - 90 if narrow else width - 130,
                 height=max(60, (bar_height + 4) * len(frame)),
             )
         )

@@ -79,6 +79,54 @@ def accuracy_buckets(storage: Storage, forecaster: Any, since: dt.date | None = 
     return out
 
 
+# What each level's figures are, in a planner's words (the monitoring page and the API say it).
+LEVEL_WORDS = {
+    "series": (
+        "Department in one store",
+        "each published forecast of one department in one store, against its actual sales",
+    ),
+    "store": (
+        "Store total",
+        "a store's departments added up for a week, against the store's actual total",
+    ),
+    "department": (
+        "Department across stores",
+        "one department added up over every store selling it, against its actual total",
+    ),
+    "chain": (
+        "Whole chain",
+        "every store and department added up for a week, against the chain's actual total",
+    ),
+}
+LEVEL_FIGURES = ("wmae", "naive_wmae", "value_added", "bias_pct", "coverage_80", "coverage_95")
+
+
+def accuracy_levels(storage: Storage, forecaster: Any, since: dt.date | None = None) -> list[dict[str, Any]]:
+    """Live figures of the published forecasts at every level (accuracy.TRACKED_LEVELS), over every
+    lag and per lag bucket, each with what it measures in words; a level not yet scored has 0 rows."""
+    lineage = lineage_of(forecaster)
+    live = accuracy.accuracy_by_level(storage, lineage, since=since) if lineage else {}
+    out = []
+    for level in accuracy.TRACKED_LEVELS:
+        figures = live.get(level) or {}
+        name, what = LEVEL_WORDS[level]
+        out.append(
+            {
+                "level": level,
+                "name": name,
+                "what": what,
+                "rows": int(figures.get("rows") or 0),
+                **{key: _float(figures.get(key)) for key in LEVEL_FIGURES},
+                "by_lag": [
+                    {"bucket": bucket, "rows": int(f.get("rows") or 0)}
+                    | {key: _float(f.get(key)) for key in LEVEL_FIGURES}
+                    for bucket, f in (figures.get("by_lag") or {}).items()
+                ],
+            }
+        )
+    return out
+
+
 # chart name, figure, how it is drawn (the monitoring page's live accuracy over the weeks)
 COVERAGE = {"value_title": "actuals inside", "value_format": "%"}
 ACCURACY_CHARTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -124,12 +172,14 @@ def lag_accuracy_context(storage: Storage, forecaster: Any | None, model_name: s
     """The monitoring page's "Accuracy by lag" section (empty figures without a production model)."""
     latest = publish.latest_forecast_run(storage, model_name)
     if forecaster is None:
-        return {"lag": {"buckets": [], "charts": {}, "lineage": None, "latest_run": latest, "model": None}}
+        empty = {"buckets": [], "levels": [], "charts": {}, "lineage": None, "model": None}
+        return {"lag": empty | {"latest_run": latest}}
     lineage = lineage_of(forecaster)
     buckets = accuracy_buckets(storage, forecaster)
     return {
         "lag": {
             "buckets": buckets,
+            "levels": accuracy_levels(storage, forecaster),
             "scored": sum(b["rows"] for b in buckets),
             "charts": accuracy_charts(storage, lineage),
             "lineage": lineage,

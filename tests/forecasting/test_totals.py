@@ -12,7 +12,7 @@ from app.forecasting.backtest import run_backtest
 from app.forecasting.forecaster import ForecastError
 from app.forecasting.intervals import IntervalCalibrator
 from app.forecasting.synthetic import generate_dataset
-from app.forecasting.totals import LEVELS, HeldOut, fit_levels, half_widths, in_cents
+from app.forecasting.totals import LEVELS, HeldOut, Newer, fit_levels, half_widths, in_cents
 from tests.helpers.training import TINY_TRAIN_PARAMS
 
 STORES, DEPTS, HORIZONS = 8, 10, 13
@@ -75,6 +75,24 @@ def test_a_level_without_enough_totals_in_a_bucket_borrows_and_says_so():
     assert chain["fallbacks"]["40-52"] == "5-13"  # nothing measured that far: the nearest bucket
 
 
+def test_a_level_with_a_few_newer_totals_follows_the_newer_model_by_their_mean_score():
+    calibrating = _held_out(seed=1, origins=60)
+    newer = _held_out(seed=4, origins=1)  # 13 weeks: 13 chain totals, 130 department totals
+    older = HeldOut(
+        **{**newer.__dict__, "residual": newer.residual * 2}
+    )  # the older model erred twice as much
+    fitted = fit_levels(calibrating, Newer(newer, older))
+    alone = fit_levels(calibrating)
+    chain = fitted["chain"]
+    assert chain["skill_factors"] == {"0.8": 0.5, "0.95": 0.5}
+    for bucket, q in chain["quantiles"].items():
+        assert q == pytest.approx({lv: v / 2 for lv, v in alone["chain"]["quantiles"][bucket].items()})
+    assert fitted["department"]["skill_factors"] == {"0.8": 0.5, "0.95": 0.5}  # enough for quantiles
+    too_few = HeldOut(**{k: v[newer.week < newer.week.min() + 5] for k, v in newer.__dict__.items()})
+    fewer = HeldOut(**{k: v[older.week < older.week.min() + 5] for k, v in older.__dict__.items()})
+    assert fit_levels(calibrating, Newer(too_few, fewer))["chain"]["quantiles"] == alone["chain"]["quantiles"]
+
+
 def test_a_model_calibrated_without_level_totals_still_gives_ordered_bounds(fc):
     old = IntervalCalibrator(quantiles=fc.calibrator.quantiles)  # as an artifact made before levels
     assert not getattr(old, "level_totals", {}) or old.level_totals == {}
@@ -114,6 +132,18 @@ def test_the_chain_total_is_the_sum_of_its_series_and_of_its_departments_to_the_
     assert (bounds["prediction"] < bounds["upper_80"]).all() and (
         bounds["upper_80"] < bounds["upper_95"]
     ).all()
+
+
+def test_a_total_is_kept_per_level_key_and_weeks_and_never_stored_in_an_artifact(fc):
+    start = fc.data_through + pd.Timedelta(weeks=1)
+    chain = fc.forecast_total("chain", None, start, 4)
+    assert fc.forecast_total("chain", None, start.isoformat(), 4) is chain  # the same weeks, kept
+    assert fc.forecast_total("chain", None, start, 5) is not chain
+    dept = fc.all_departments()[0]
+    assert fc.forecast_total("department", str(dept), start, 4) is fc.forecast_total(
+        "department", dept, start, 4
+    )
+    assert "_totals" in fc.__dict__ and "_totals" not in fc.__getstate__()
 
 
 def test_a_department_total_sums_its_stores_and_a_store_total_its_departments(fc):

@@ -136,4 +136,6 @@ def test_a_store_forecast_comes_into_view_and_its_week_error_is_tied_to_its_fiel
     sizes = chart_text_sizes(page, "[data-testid=store-result]") + chart_text_sizes(page, ".chart.compact")
     small = [(text, round(size, 1)) for text, size in sizes if size < 11]
     assert sizes and small == [], small
+    ranked = chart_text_sizes(page, ".chart.compact")  # the ranking's bars, drawn near their own size
+    assert ranked and all(size <= 15 for _, size in ranked), ranked
     page.context.close()

@@ -12,9 +12,11 @@ import datetime as dt
 import io
 import re
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select
 
+from app.forecasting import totals
 from app.loop import accuracy, publish
 from app.loop.history import lineage_of, production_forecaster
 from app.monitoring import alerts
@@ -61,7 +63,7 @@ def scored(model_app, forecaster, run):
                 for r in rows
             ],
         )
-    assert accuracy.score_new_weeks(storage, lineage) == [week]
+    assert accuracy.score_new_weeks(storage, lineage, forecaster) == [week]
     return {"week": week, "rows": rows}
 
 
@@ -287,6 +289,49 @@ def test_downloads_refuse_unknown_tokens(client):
     assert client.get("/download/" + "0" * 32 + "/..evil").status_code == 404
 
 
+def test_accuracy_by_level_adds_the_published_forecasts_up(model_app, client, forecaster, scored):
+    body = client.get("/api/v1/accuracy").get_json()
+    levels = {v["level"]: v for v in body["levels"]}
+    assert list(levels) == ["series", "store", "department", "chain"]
+    rows = scored["rows"]
+    stores, depts = {r["store"] for r in rows}, {r["dept"] for r in rows}
+    assert levels["series"]["rows"] == len(rows)
+    assert (levels["store"]["rows"], levels["department"]["rows"], levels["chain"]["rows"]) == (
+        len(stores),
+        len(depts),
+        1,
+    )
+    chain = levels["chain"]
+    forecast = sum(r["prediction"] for r in rows)
+    actual = sum(round(r["prediction"] * 1.1, 2) for r in rows)
+    assert chain["wmae"] == pytest.approx(actual - forecast, rel=1e-4)  # one total (in cents): its miss
+    assert chain["bias_pct"] == pytest.approx((forecast - actual) / actual, rel=1e-4)
+    assert [b["bucket"] for b in chain["by_lag"]] == ["1"]
+    for level in levels.values():  # 10% above every forecast: every total 10% above its own
+        assert level["bias_pct"] == pytest.approx(-1 / 11, abs=1e-3), level
+        assert level["what"] and level["name"]
+        assert 0 <= level["coverage_80"] <= level["coverage_95"] <= 1
+    # the chain's 80% range, from the served model, decides whether its one total is covered
+    half = forecaster.bucket_only_half_width(
+        [r["store"] for r in rows], [r["dept"] for r in rows], [1] * len(rows),
+        [r["upper_80"] - r["prediction"] for r in rows],
+    )  # fmt: skip
+    summed = totals.sum_totals(
+        "chain",
+        pd.DataFrame(
+            {
+                "store": [r["store"] for r in rows], "dept": [r["dept"] for r in rows],
+                "date": [r["week"] for r in rows], "horizon": 1,
+                "prediction": [r["prediction"] for r in rows], "half80": half,
+            }
+        ),
+    )  # fmt: skip
+    bounds = totals.with_bounds(forecaster.calibrator, "chain", summed).iloc[0]
+    assert chain["coverage_80"] == float(bounds["lower_80"] <= actual <= bounds["upper_80"])
+    history = accuracy.accuracy_history(_storage(model_app), lineage_of(forecaster))
+    assert {h["bucket"] for h in history} == {"1"}  # the charts read the series' buckets only
+
+
 # monitoring
 
 
@@ -301,6 +346,11 @@ def test_monitoring_shows_accuracy_by_lag(model_app, client, forecaster, scored)
     assert f"{live['rows']:,}" in first and f"{live['naive_wmae']:,.0f}" in first
     # WMAE, bias, 80% and 95% coverage over the weeks, each drawn for a wide and a narrow container
     assert section.count('<div class="chart-wide"><svg') == 4 and section.count("<svg") == 8
+    levels = section.split('data-testid="level-accuracy"')[1].split("</table>")[0]
+    for level, words in (("series", "Department in one store"), ("chain", "Whole chain")):
+        row = levels.split(f'data-level="{level}"')[1].split("</tr>")[0]
+        assert words in row and "against" in row  # what the figure is scored on, in words
+    assert '<td class="num">1</td>' in levels.split('data-level="chain"')[1]  # one chain total
 
 
 def test_alerts_show_store_and_dept_with_a_series_link(model_app, client, known):

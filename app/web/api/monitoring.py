@@ -27,7 +27,9 @@ F = TypeVar("F", bound=Callable[..., Any])
     description=(
         "Published forecasts scored against actual sales, per lag bucket (weeks ahead), for the production "
         "model's data lineage: live WMAE beside the seasonal naive on the same rows and beside the model's "
-        "own backtest for that bucket; bias; interval coverage. `weeks` keeps the last N scored weeks."
+        "own backtest for that bucket; bias; interval coverage. The same figures per level of the chain "
+        "(each series, store totals, departments across stores, the whole chain). `weeks` keeps the last N "
+        "scored weeks."
     ),
     query=AccuracyQuery,
     ok=AccuracyResponse,
@@ -44,6 +46,7 @@ def accuracy_by_lag() -> Any:
         "data_through": model.data_through.isoformat(),
         "since": since.isoformat() if since else None,
         "buckets": published.accuracy_buckets(extensions.storage(), model, since=since),
+        "levels": published.accuracy_levels(extensions.storage(), model, since=since),
     }
 
 

@@ -369,9 +369,34 @@ class LagBucketAccuracy(BaseModel):
     ratio_to_backtest: float | None = Field(description="wmae / backtest_wmae")
 
 
+class LevelLagAccuracy(BaseModel):
+    bucket: str = Field(description="weeks ahead: `1`, `2-4`, `5-13`, `14-26` or `27-52`")
+    rows: int = Field(description="forecasts (series) or totals (store, department, chain) scored")
+    wmae: float | None = Field(description="live WMAE (holiday weeks weigh 5)")
+    naive_wmae: float | None = Field(description="the seasonal naive's WMAE on the same forecasts or totals")
+    value_added: float | None = Field(description="1 - wmae / naive_wmae: above 0, better than naive")
+    bias_pct: float | None = Field(description="sum of forecast - actual over sum of |actual|")
+    coverage_80: float | None = Field(description="share of actuals inside the 80% range")
+    coverage_95: float | None = Field(description="share of actuals inside the 95% range")
+
+
+class LevelAccuracy(LevelLagAccuracy):
+    bucket: str | None = Field(None, description="null: every lag pooled")
+    level: str = Field(description="`series`, `store`, `department` (across stores) or `chain`")
+    name: str = Field(description="the level in a planner's words")
+    what: str = Field(description="what each figure of this level is scored on")
+    by_lag: list[LevelLagAccuracy] = Field(description="the same figures per lag bucket scored")
+
+
 class AccuracyResponse(BaseModel):
     model_version: str
     lineage: str | None = Field(description="only forecasts and actuals of this dataset lineage are scored")
     data_through: dt.date = Field(description="the last week of known sales the model serves from")
     since: dt.date | None = Field(description="scored weeks after this one (null: all of them)")
     buckets: list[LagBucketAccuracy] = Field(description="every lag bucket, shortest first")
+    levels: list[LevelAccuracy] = Field(
+        description=(
+            "every level of the chain (series, store, department across stores, chain): published forecasts "
+            "added up per week and run, against the actual totals and the serving model's ranges for them"
+        )
+    )

@@ -56,6 +56,8 @@ def test_drill_down_from_the_chain_to_a_series(model_app, live_server, browser, 
     assert table["sideways"] <= 1, table
     small = [(t, round(s, 1)) for t, s in chart_text_sizes(page, "[data-testid=total-result]") if s < 11]
     assert small == [], small
+    ranked = chart_text_sizes(page, ".chart.compact")  # the ranking's bars, drawn near their own size
+    assert ranked and all(11 <= size <= 15 for _, size in ranked), ranked
     page.reload()
     page.wait_for_selector("[data-testid=total-chart] svg >> visible=true")
     _shot(page, f"chain-{width}")

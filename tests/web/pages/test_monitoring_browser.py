@@ -1,0 +1,73 @@
+"""The monitoring page's accuracy by level in Chromium at 1280 and 375 px: a published run scored against
+a week of actual sales, each level's row with what it is scored on, readable without sideways scrolling
+of the page; nothing above a minor axe-core finding; screenshots for a person to look at
+(STORECAST_SHOTS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+
+from app.loop import accuracy, publish
+from app.loop.history import lineage_of
+from app.storage import ActualSale
+from tests.helpers.browser import AXE, IN_CHROMIUM, WIDTHS, axe_problems, serve
+
+pytestmark = IN_CHROMIUM
+OVERFLOW_JS = "() => document.documentElement.scrollWidth - window.innerWidth"
+SIDEWAYS_JS = """() => { const wrap = document.querySelector('[data-testid=level-accuracy]');
+  return wrap.scrollWidth - wrap.clientWidth; }"""
+LEVELS_JS = """() => [...document.querySelectorAll('[data-testid=level-accuracy] tbody tr')]
+  .map(tr => ({level: tr.dataset.level, text: tr.innerText}))"""
+
+
+@pytest.fixture
+def scored_app(model_app, forecaster):
+    """The served model's run published, and the week after it sold 10% above each next-week forecast."""
+    storage, lineage = model_app.extensions["storage"], lineage_of(forecaster)
+    run = publish.publish(storage, forecaster)
+    week = run.data_through + dt.timedelta(weeks=1)
+    rows = [r for r in publish.forecast_run_rows(storage, run.id) if r["week"] == week]
+    with storage.session() as session:
+        session.execute(
+            insert(ActualSale),
+            [
+                {"store": r["store"], "dept": r["dept"], "week": week, "is_holiday": False,
+                 "weekly_sales": round(r["prediction"] * 1.1, 2), "lineage": lineage}
+                for r in rows
+            ],
+        )  # fmt: skip
+    assert accuracy.score_new_weeks(storage, lineage, forecaster) == [week]
+    return model_app
+
+
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("STORECAST_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.evaluate("() => document.getElementById('level-title').scrollIntoView()")
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_accuracy_by_level_reads_at_both_widths(scored_app, browser, width):
+    with serve(scored_app) as url:
+        page = browser.new_context(viewport={"width": width, "height": WIDTHS[width]}).new_page()
+        page.goto(url + "/monitoring")
+        table = page.wait_for_selector("[data-testid=level-accuracy] >> visible=true")
+        levels = page.evaluate(LEVELS_JS)
+        assert [row["level"] for row in levels] == ["series", "store", "department", "chain"]
+        for row in levels:  # each level says, in words, what it is scored on, and its bias (-9.1%)
+            assert "against" in row["text"] and "-9.1%" in row["text"], row
+        assert page.evaluate(OVERFLOW_JS) <= 1  # a wide table scrolls in its own box, not the page
+        assert table.bounding_box()["width"] <= width
+        if width > 640:  # every column in view on a desktop, without scrolling the table sideways
+            assert page.evaluate(SIDEWAYS_JS) <= 1
+        if AXE.exists():
+            assert axe_problems(page, ("moderate", "serious", "critical")) == []
+        _shot(page, f"monitoring-levels-{width}")
+        page.context.close()
