@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.forecasting.explain import COMPONENT_DESCRIPTIONS
 
@@ -353,6 +353,8 @@ class SeriesForecastResponse(BaseModel):
 
 
 class LagBucketAccuracy(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True, validate_by_alias=True)
+
     bucket: str = Field(description="weeks ahead: `1`, `2-4`, `5-13`, `14-26` or `27-52`")
     rows: int = Field(description="published forecasts scored against actual sales")
     wmae: float | None = Field(description="live WMAE (holiday weeks weigh 5)")
@@ -367,6 +369,27 @@ class LagBucketAccuracy(BaseModel):
     backtest_coverage_80: float | None
     backtest_coverage_95: float | None
     ratio_to_backtest: float | None = Field(description="wmae / backtest_wmae")
+    interval_score_80: float | None = Field(
+        description="mean interval score of the 80% interval ($): its width plus 10x the distance of an "
+        "actual outside it; lower is better (null before any week kept it)"
+    )
+    interval_score_95: float | None = Field(
+        description="the same for the 95% interval (40x the distance of a miss)"
+    )
+    wql_0_1: float | None = Field(
+        alias="wql_0.1",
+        description="weighted quantile loss of the 0.1 quantile (the 80% interval's lower end): 2 x the "
+        "summed pinball loss over the summed |actual|; lower is better",
+    )
+    wql_0_5: float | None = Field(alias="wql_0.5", description="the same for the forecast (the median)")
+    wql_0_9: float | None = Field(
+        alias="wql_0.9", description="the same for the 0.9 quantile (the 80% interval's upper end)"
+    )
+    backtest_interval_score_80: float | None = Field(description="the backtest's, for this lag bucket")
+    backtest_interval_score_95: float | None
+    backtest_wql_0_1: float | None = Field(alias="backtest_wql_0.1")
+    backtest_wql_0_5: float | None = Field(alias="backtest_wql_0.5")
+    backtest_wql_0_9: float | None = Field(alias="backtest_wql_0.9")
 
 
 class AccuracyResponse(BaseModel):
