@@ -200,6 +200,12 @@ class ModelResponse(BaseModel):
     training: dict[str, Any] = Field(description="training window and data statistics")
     backtest: dict[str, Any] = Field(description="WMAE and coverage vs the seasonal-naive baseline")
     feature_importances: list[FeatureImportance]
+    backtest_scores: dict[str, Any] = Field(
+        description="the backtest's interval coverage and proper scores, `overall` and `by_bucket` (weeks "
+        "ahead): coverage_80/95, interval_score_80/95 (the range's width plus a penalty for each miss, $; "
+        "lower is better) and wql_0.1/0.5/0.9 (weighted quantile loss of the range's low end, the forecast "
+        "and its high end; lower is better); null where the model's metadata does not hold them"
+    )
 
 
 class FeatureDescription(BaseModel):
