@@ -13,14 +13,15 @@ import io
 import re
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from app.loop import accuracy, publish
 from app.loop.history import lineage_of, production_forecaster
 from app.monitoring import alerts
 from app.registry import versions
-from app.storage import ActualSale, PredictionLog
+from app.storage import PredictionLog
 from tests.helpers.forms import HTMX, post_form
+from tests.helpers.published import score_next_week
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -43,26 +44,7 @@ def run(model_app, forecaster):
 @pytest.fixture
 def scored(model_app, forecaster, run):
     """The week after the run's data with actual sales 10% above each next-week forecast, scored."""
-    storage, lineage = _storage(model_app), lineage_of(forecaster)
-    week = run.data_through + dt.timedelta(weeks=1)
-    rows = [r for r in publish.forecast_run_rows(storage, run.id) if r["week"] == week]
-    with storage.session() as session:
-        session.execute(
-            insert(ActualSale),
-            [
-                {
-                    "store": r["store"],
-                    "dept": r["dept"],
-                    "week": week,
-                    "weekly_sales": round(r["prediction"] * 1.1, 2),
-                    "is_holiday": False,
-                    "lineage": lineage,
-                }
-                for r in rows
-            ],
-        )
-    assert accuracy.score_new_weeks(storage, lineage) == [week]
-    return {"week": week, "rows": rows}
+    return score_next_week(_storage(model_app), forecaster, run)
 
 
 def _validate(client, path: str, response) -> None:
