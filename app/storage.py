@@ -240,6 +240,14 @@ class LagAccuracy(Base):
     actual: Mapped[float] = mapped_column(Float)  # sum of |actual| (to express bias in percent)
     in_80: Mapped[int] = mapped_column(Integer)
     in_95: Mapped[int] = mapped_column(Integer)
+    # Proper scores as sums (null for a week scored before they were kept): interval scores of the 80%
+    # and 95% bands, and pinball losses of the 0.1, 0.5 and 0.9 quantiles (the 80% band's ends and the
+    # forecast), which over `actual` give the weighted quantile loss.
+    interval_score_80: Mapped[float | None] = mapped_column(Float, nullable=True)
+    interval_score_95: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pinball_10: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pinball_50: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pinball_90: Mapped[float | None] = mapped_column(Float, nullable=True)
     computed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 

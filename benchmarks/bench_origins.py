@@ -2,11 +2,12 @@
 the proper scores of the intervals and quantiles, overall and by quarter of series.
 
     .venv/bin/python benchmarks/bench_origins.py [--data DIR] [--origins 2012-01-27,2011-10-28,2011-07-29]
-        [--horizon 39] [--params '{"christmas_shift": false}'] [--json OUT] [--smoke]
+        [--horizon 39] [--kind hgb] [--params '{"christmas_shift": false}'] [--json OUT] [--smoke]
 
-Per origin: the default model trained on sales up to the origin (`run_backtest`, the same code as
-`flask backtest`) forecasts every row of the next `horizon` weeks; WMAE (holiday weeks x5) beside
-the seasonal naive, coverage of the 80% and 95% intervals over all rows, per horizon bucket, and on
+Per origin: the model of `--kind` (default hgb, the default model; any of estimators.KINDS) trained
+on sales up to the origin (`run_backtest`, the same code as `flask backtest`) forecasts every row of
+the next `horizon` weeks (its progress logged with the time); WMAE (holiday weeks x5) beside the
+seasonal naive, coverage of the 80% and 95% intervals over all rows, per horizon bucket, and on
 store totals (each store's departments summed per week, with the interval the forecaster gives a
 store total); then, per level (the chain, each department across stores, each store) and horizon
 bucket, the totals' WMAE beside the seasonal naive's totals and their 80% and 95% coverage; the
@@ -33,6 +34,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.forecasting.backtest import level_table, run_backtest  # noqa: E402
+from app.forecasting.estimators import KINDS  # noqa: E402
 from app.forecasting.forecaster import Forecaster  # noqa: E402
 from app.forecasting.holdout import wmae  # noqa: E402
 from app.forecasting.scores import WQL_LEVELS, band_ranges  # noqa: E402
@@ -74,9 +76,11 @@ def without_christmas_shift(fc: Any, frame: pd.DataFrame) -> dict[str, float] | 
     }
 
 
-def measure(dataset: Any, origin: str, horizon: int, params: dict | None) -> dict[str, Any]:
+def measure(
+    dataset: Any, origin: str, horizon: int, params: dict | None, kind: str = "hgb"
+) -> dict[str, Any]:
     started = time.perf_counter()
-    result = run_backtest(dataset, origin, horizon, kind="hgb", params=params)
+    result = run_backtest(dataset, origin, horizon, kind=kind, params=params, progress=log.info)
     fold, frame, fc = result.folds[0], result.predictions, result.models[0]
     return {
         "christmas_shift_off": without_christmas_shift(fc, frame),
@@ -168,11 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--origins", default=",".join(ORIGINS))
     parser.add_argument("--horizon", type=int, default=39)
+    parser.add_argument("--kind", default="hgb", choices=KINDS, help="the model to backtest")
     parser.add_argument("--params", default=None, help="JSON object of pipeline/model settings")
     parser.add_argument("--json", default=None)
     parser.add_argument("--smoke", action="store_true", help="one origin on a small synthetic dataset")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    log.setLevel(logging.INFO)  # the backtest's progress, timed
     params = json.loads(args.params) if args.params else None
     if args.smoke:
         dataset = generate_dataset(seed=0, n_stores=2, n_depts=3)
@@ -183,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         origins, horizon = args.origins.split(","), args.horizon
     load_start = os.getloadavg()
     print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}", flush=True)
-    results = [measure(dataset, o, horizon, params) for o in origins]
+    results = [measure(dataset, o, horizon, params, args.kind) for o in origins]
     load_end = os.getloadavg()
     print(format_table(table(results)))
     for r in results:
@@ -191,8 +197,8 @@ def main(argv: list[str] | None = None) -> None:
         print(format_table(level_table(r["levels"])))
     print(f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
     if args.json:
-        out = {"data": dataset.source, "params": params, "load_start": load_start, "load_end": load_end,
-               "origins": results}  # fmt: skip
+        out = {"data": dataset.source, "kind": args.kind, "params": params, "load_start": load_start,
+               "load_end": load_end, "origins": results}  # fmt: skip
         write_json(args.json, "bench_origins", out, load_start)
 
 

@@ -5,7 +5,8 @@
 
 Runs `flask replay`'s function on a throw-away SQLite database: train on sales up to --start, then
 week by week ingest the actuals, roll forward, publish a run, score by lag, check drift, degradation
-and bias. Prints accuracy by lag bucket beside seasonal naive and the backtest, coverage, the alerts,
+and bias. Prints accuracy by lag bucket beside seasonal naive and the backtest, coverage, the interval
+scores of the 80% and 95% ranges and the weighted quantile loss at 0.1/0.5/0.9, the alerts,
 the time per week (median) and the load average, and which of the loop's targets hold.
 """
 
@@ -31,6 +32,10 @@ from app.loop.weekly import LoopSettings  # noqa: E402
 from benchmarks._results import write_json  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "walmart"
+
+
+def _score(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def targets(result: dict) -> list[tuple[str, bool, str]]:
@@ -85,7 +90,8 @@ def main() -> None:
     load_after = os.getloadavg()
 
     print(f"\nreplay of {args.weeks} weeks after {args.start} on {dataset.source}")
-    header = ("lag", "WMAE", "naive", "ratio", "backtest", "vs bt", "80%", "95%", "bias %", "rows")
+    header = ("lag", "WMAE", "naive", "ratio", "backtest", "vs bt", "80%", "95%", "IS 80", "IS 95",
+              "wQL .1", "wQL .5", "wQL .9", "bias %", "rows")  # fmt: skip
     print(" ".join(f"{h:>9}" for h in header))
     for bucket, f in result["accuracy_by_lag"].items():
         reference = (result["backtest_by_bucket"].get(bucket) or {}).get("wmae")
@@ -93,7 +99,9 @@ def main() -> None:
         cells = (
             bucket, f"{f['wmae']:,.1f}", f"{f['naive_wmae']:,.1f}", f"{f['wmae'] / f['naive_wmae']:.3f}",
             f"{reference or float('nan'):,.1f}", f"{vs_backtest:.3f}", f"{f['coverage_80']:.1%}",
-            f"{f['coverage_95']:.1%}", f"{100 * (f['bias_pct'] or 0):.2f}", f"{f['rows']:,}",
+            f"{f['coverage_95']:.1%}", *(_score(f.get(f"interval_score_{lv}"), ",.0f") for lv in (80, 95)),
+            *(_score(f.get(f"wql_{q}"), ".4f") for q in ("0.1", "0.5", "0.9")),
+            f"{100 * (f['bias_pct'] or 0):.2f}", f"{f['rows']:,}",
         )  # fmt: skip
         print(" ".join(f"{c:>9}" for c in cells))
     opened = Counter((a["kind"], a["severity"]) for w in result["weeks"] for a in w["alerts_opened"])

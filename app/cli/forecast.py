@@ -177,7 +177,12 @@ def replay_command(
             f"lag {bucket:>5}: WMAE {figures['wmae']:>9,.1f}  naive {figures['naive_wmae']:>9,.1f}  "
             f"ratio {figures['wmae'] / figures['naive_wmae']:.3f}  "
             f"backtest {reference or float('nan'):>9,.1f}  "
-            f"80% {figures['coverage_80']:.1%}  95% {figures['coverage_95']:.1%}  rows {figures['rows']:,}"
+            f"80% {figures['coverage_80']:.1%}  95% {figures['coverage_95']:.1%}  "
+            "IS 80/95 "
+            + "/".join(_score(figures.get(f"interval_score_{level}")) for level in (80, 95))
+            + "  wQL .1/.5/.9 "
+            + "/".join(_score(figures.get(f"wql_{q}"), ".3f") for q in ("0.1", "0.5", "0.9"))
+            + f"  rows {figures['rows']:,}"
         )
     for found in result["faults"]:
         click.echo(
@@ -202,6 +207,11 @@ def replay_command(
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2, default=str))
         click.echo(f"wrote {json_out}")
+
+
+def _score(value: float | None, spec: str = ",.0f") -> str:
+    """A proper score for the replay's report ("-" where no row carried it)."""
+    return "-" if value is None else format(value, spec)
 
 
 def _weeks(count: int | None) -> str:

@@ -35,7 +35,7 @@ from app.forecasting.intervals import (
     bucket_index,
 )
 from app.forecasting.panel import Panel
-from app.forecasting.scores import grouped_scores
+from app.forecasting.scores import band_scores, grouped_scores
 from app.forecasting.totals import HeldOut, Newer, fit_levels
 from app.forecasting.training_set import build_training_set, has_yearly_targets
 
@@ -149,9 +149,8 @@ def _bucket_metrics(
         if not m.any():
             continue
         entry = {"rows": int(m.sum()), "wmae": wmae(y[m], pred[m], holiday[m])}
-        if lower80 is not None:
-            entry["coverage_80"] = float(np.mean((y[m] >= lower80[m]) & (y[m] <= upper80[m])))
-            entry["coverage_95"] = float(np.mean((y[m] >= lower95[m]) & (y[m] <= upper95[m])))
+        if lower80 is not None:  # coverage, interval scores and wQL beside it
+            entry.update(band_scores(y[m], pred[m], lower80[m], upper80[m], lower95[m], upper95[m]))
         out[label] = entry
     return out
 

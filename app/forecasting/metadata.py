@@ -29,11 +29,23 @@ class TrainingWindow(TypedDict):
     training_rows: int  # rows of the training set (sampled from every origin's targets)
 
 
-class BucketFigures(TypedDict):
-    rows: int
-    wmae: float
-    coverage_80: NotRequired[float]
-    coverage_95: NotRequired[float]
+# A horizon bucket's figures; with intervals, coverage and the proper scores (scores.band_scores):
+# interval scores of the 80% and 95% bands, wQL of the 0.1 / 0.5 / 0.9 quantiles (keys with a dot,
+# hence the functional form).
+BucketFigures = TypedDict(
+    "BucketFigures",
+    {
+        "rows": int,
+        "wmae": float,
+        "coverage_80": NotRequired[float],
+        "coverage_95": NotRequired[float],
+        "interval_score_80": NotRequired[float],
+        "interval_score_95": NotRequired[float],
+        "wql_0.1": NotRequired[float],
+        "wql_0.5": NotRequired[float],
+        "wql_0.9": NotRequired[float],
+    },
+)
 
 
 class Backtest(TypedDict):

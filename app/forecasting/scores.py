@@ -23,24 +23,39 @@ WQL_LEVELS = (0.1, 0.5, 0.9)
 PROFILE_WEEKS = 52
 
 
-def interval_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float) -> float:
-    """Mean interval score of (1 - alpha) intervals: width + (2 / alpha) x the distance of each miss."""
+def interval_scores(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float) -> np.ndarray:
+    """Each row's interval score of its (1 - alpha) interval: width + (2 / alpha) x the distance of a
+    miss. Per row, so that stored sums of it add up over any span of weeks."""
     y, lower, upper = (np.asarray(a, dtype=float) for a in (y, lower, upper))
-    if not len(y):
-        return float("nan")
     below = np.maximum(lower - y, 0.0)
     above = np.maximum(y - upper, 0.0)
-    return float(np.mean((upper - lower) + (2.0 / alpha) * (below + above)))
+    return (upper - lower) + (2.0 / alpha) * (below + above)
+
+
+def pinball_losses(y: np.ndarray, quantile: np.ndarray, tau: float) -> np.ndarray:
+    """Each row's pinball loss of its `tau` quantile forecast (the wQL's numerator, halved)."""
+    y, quantile = np.asarray(y, dtype=float), np.asarray(quantile, dtype=float)
+    return tau * np.maximum(y - quantile, 0.0) + (1 - tau) * np.maximum(quantile - y, 0.0)
+
+
+def interval_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float) -> float:
+    """Mean interval score of (1 - alpha) intervals: width + (2 / alpha) x the distance of each miss."""
+    if not len(y):
+        return float("nan")
+    return float(np.mean(interval_scores(y, lower, upper, alpha)))
+
+
+def wql_from_sums(pinball_sum: float, actual_sum: float) -> float:
+    """wQL from its sums: 2 x the summed pinball loss over the summed |sales|."""
+    return float(2.0 * pinball_sum / actual_sum) if actual_sum else float("nan")
 
 
 def weighted_quantile_loss(y: np.ndarray, quantile: np.ndarray, tau: float) -> float:
     """wQL at `tau`: 2 x the summed pinball loss of the quantile forecasts over the summed |sales|."""
-    y, quantile = np.asarray(y, dtype=float), np.asarray(quantile, dtype=float)
-    total = float(np.sum(np.abs(y)))
-    if not len(y) or total == 0:
+    if not len(y):
         return float("nan")
-    loss = tau * np.maximum(y - quantile, 0.0) + (1 - tau) * np.maximum(quantile - y, 0.0)
-    return float(2.0 * np.sum(loss) / total)
+    loss = float(np.sum(pinball_losses(y, quantile, tau)))
+    return wql_from_sums(loss, float(np.sum(np.abs(np.asarray(y, dtype=float)))))
 
 
 def series_profile(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,12 @@ department across stores and for the whole chain (one total per key and run), an
 scored against its actual total and the range the serving model gives such a total at that lag
 (totals.py). Their sums sit in the same table under the bucket label with the level's letter in front
 ("C:1", "D:5-13", "S:27-52"), so they add up over weeks like the series' and need no other table.
+
+Beside coverage, the proper scores of the bands (scores.py): the interval scores of the 80% and 95%
+bands, and the weighted quantile loss at 0.1, 0.5 and 0.9. A published row stores only the forecast
+and the 80% and 95% bounds; that is enough, because a served forecast's 0.1 and 0.9 quantiles are the
+80% band's ends and its 0.5 quantile is the forecast (IntervalCalibrator.quantile, `quantiles` on
+/predict), so the pinball losses are those of the stored lower_80, prediction and upper_80.
 """
 
 from __future__ import annotations
@@ -21,18 +27,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.forecasting import totals
 from app.forecasting.intervals import LAG_BUCKET_LABELS, lag_bucket
+from app.forecasting.scores import interval_scores, pinball_losses, wql_from_sums
 from app.monitoring import alerts
 from app.storage import ActualSale, ForecastRow, ForecastRun, LagAccuracy, Storage, utcnow
 
 log = logging.getLogger(__name__)
 
 HOLIDAY_WEIGHT = 5.0
-SUMS = ("rows", "weight", "abs_error", "naive_abs_error", "error", "actual", "in_80", "in_95")
+SCORE_SUMS = ("interval_score_80", "interval_score_95", "pinball_10", "pinball_50", "pinball_90")
+SUMS = ("rows", "weight", "abs_error", "naive_abs_error", "error", "actual", "in_80", "in_95", *SCORE_SUMS)
+# figure -> (sum, tau): the weighted quantile losses, each from its pinball sum over the summed |sales|
+WQL = {"wql_0.1": ("pinball_10", 0.1), "wql_0.5": ("pinball_50", 0.5), "wql_0.9": ("pinball_90", 0.9)}
+SCORE_FIGURES = ("interval_score_80", "interval_score_95", *WQL)
 # The levels a published forecast is scored at: each series, and its totals (the letter that marks a
 # level's bucket labels in lag_accuracy).
 TRACKED_LEVELS = ("series", "store", "department", "chain")
@@ -78,12 +89,15 @@ def scored_rows(connection: Any, week: dt.date, lineage: str) -> pd.DataFrame:
 
 
 def bucket_sums(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per lag bucket, the sums that WMAE, bias and coverage are made of."""
+    """Per lag bucket, the sums that WMAE, bias, coverage and the proper scores are made of."""
     y = frame["weekly_sales"].to_numpy(float)
     pred = frame["prediction"].to_numpy(float)
     naive = frame["naive"].fillna(frame["prediction"]).to_numpy(float)
     weight = np.where(frame["is_holiday"].to_numpy(bool), HOLIDAY_WEIGHT, 1.0)
     labels = lag_bucket(frame["lag"].to_numpy())
+    lower_80, upper_80 = frame["lower_80"].to_numpy(float), frame["upper_80"].to_numpy(float)
+    lower_95, upper_95 = frame["lower_95"].to_numpy(float), frame["upper_95"].to_numpy(float)
+    quantiles = {"pinball_10": lower_80, "pinball_50": pred, "pinball_90": upper_80}
     parts = {
         "rows": np.ones(len(y)),
         "weight": weight,
@@ -91,8 +105,11 @@ def bucket_sums(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
         "naive_abs_error": weight * np.abs(y - naive),
         "error": pred - y,
         "actual": np.abs(y),
-        "in_80": (y >= frame["lower_80"].to_numpy()) & (y <= frame["upper_80"].to_numpy()),
-        "in_95": (y >= frame["lower_95"].to_numpy()) & (y <= frame["upper_95"].to_numpy()),
+        "in_80": (y >= lower_80) & (y <= upper_80),
+        "in_95": (y >= lower_95) & (y <= upper_95),
+        "interval_score_80": interval_scores(y, lower_80, upper_80, 0.2),
+        "interval_score_95": interval_scores(y, lower_95, upper_95, 0.05),
+        **{column: pinball_losses(y, quantiles[column], tau) for column, tau in WQL.values()},
     }
     out = {}
     for label in LAG_BUCKET_LABELS:
@@ -211,12 +228,26 @@ def score_new_weeks(storage: Storage, lineage: str | None, forecaster: Any | Non
     return weeks
 
 
-def figures(sums: Mapping[str, float]) -> dict[str, Any]:
-    """WMAE, naive WMAE, value added, bias and coverage from a bucket's sums."""
+def figures(sums: Mapping[str, float | None]) -> dict[str, Any]:
+    """WMAE, naive WMAE, value added, bias, coverage and the proper scores from a bucket's sums.
+
+    The scores are over the rows that carry them (`scored_rows`, `scored_actual`; by default every
+    row when the score sums are known): a week scored before they were kept has none.
+    """
     rows, weight = sums["rows"], sums["weight"]
     if not rows:
         return {"rows": 0}
     wmae, naive = sums["abs_error"] / weight, sums["naive_abs_error"] / weight
+    known = sums.get("interval_score_80") is not None
+    scored_rows = sums.get("scored_rows", rows if known else 0) or 0
+    scored_actual = sums.get("scored_actual", sums["actual"] if known else 0) or 0
+    scores: dict[str, float | None] = dict.fromkeys(SCORE_FIGURES)
+    if scored_rows:
+        scores["interval_score_80"] = sums["interval_score_80"] / scored_rows
+        scores["interval_score_95"] = sums["interval_score_95"] / scored_rows
+        for name, (column, _) in WQL.items():
+            value = wql_from_sums(sums[column], scored_actual)
+            scores[name] = None if np.isnan(value) else value
     return {
         "rows": int(rows),
         "wmae": wmae,
@@ -226,6 +257,8 @@ def figures(sums: Mapping[str, float]) -> dict[str, Any]:
         "bias_pct": sums["error"] / sums["actual"] if sums["actual"] else None,
         "coverage_80": sums["in_80"] / rows,
         "coverage_95": sums["in_95"] / rows,
+        "scored_rows": int(scored_rows),
+        **scores,
     }
 
 
@@ -233,16 +266,20 @@ def _bucket_sums(
     storage: Storage, lineage: str | None, since: dt.date | None, until: dt.date | None
 ) -> dict[str, dict[str, float]]:
     """The stored sums per lag_accuracy bucket label over the scored weeks in (since, until]."""
-    query = select(LagAccuracy.bucket, *(func.sum(getattr(LagAccuracy, name)) for name in SUMS)).where(
-        LagAccuracy.lineage == (lineage or "")
-    )
+    has_scores = LagAccuracy.interval_score_80.is_not(None)
+    query = select(
+        LagAccuracy.bucket,
+        *(func.sum(getattr(LagAccuracy, name)) for name in SUMS),
+        func.sum(case((has_scores, LagAccuracy.rows), else_=0)),
+        func.sum(case((has_scores, LagAccuracy.actual), else_=0.0)),
+    ).where(LagAccuracy.lineage == (lineage or ""))
     if since is not None:
         query = query.where(LagAccuracy.week > since)
     if until is not None:
         query = query.where(LagAccuracy.week <= until)
     with storage.session() as session:
         return {
-            row[0]: dict(zip(SUMS, row[1:], strict=True))
+            row[0]: dict(zip((*SUMS, "scored_rows", "scored_actual"), row[1:], strict=True))
             for row in session.execute(query.group_by(LagAccuracy.bucket))
         }
 
@@ -270,7 +307,10 @@ def accuracy_by_level(
         }
         if not parts:
             continue
-        pooled = {name: sum(float(p[name] or 0) for p in parts.values()) for name in SUMS}
+        pooled = {
+            name: sum(float(p[name] or 0) for p in parts.values())
+            for name in (*SUMS, "scored_rows", "scored_actual")
+        }
         out[level] = figures(pooled) | {"by_lag": {label: figures(p) for label, p in parts.items()}}
     return out
 

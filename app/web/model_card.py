@@ -151,6 +151,50 @@ def backtest_table(meta: ModelMetadata) -> dict[str, Any]:
     }
 
 
+COVERAGE_ROWS = (
+    ("coverage_80", "Actual sales inside the 80% range", "share"),
+    ("coverage_95", "Actual sales inside the 95% range", "share"),
+)
+
+
+def range_scores(meta: ModelMetadata) -> dict[str, Any]:
+    """Coverage and the proper scores of the ranges, overall and per horizon bucket, in planner words.
+
+    Per bucket from the same source as the WMAE table (backtest_source) when its buckets carry the
+    scores; for a model trained before they did, from the scores of its first backtest origin.
+    """
+    backtest = meta.get("backtest") or {}
+    overall = backtest.get("scores") or {}
+    by_bucket, _ = backtest_source(meta)
+    if not any("interval_score_80" in (f or {}) for f in by_bucket.values()):
+        by_bucket = overall.get("by_horizon") or {}
+    buckets = sorted((str(b) for b in by_bucket), key=bucket_sort_key)
+    rows = [
+        {
+            "key": key,
+            "label": label,
+            "unit": unit,
+            "overall": _num(overall.get(key, backtest.get(key))),
+            "values": [_num((by_bucket.get(b) or {}).get(key)) for b in buckets],
+        }
+        for key, label, unit in (*COVERAGE_ROWS, *words.SCORES)
+    ]
+    known = any(r["overall"] is not None or any(v is not None for v in r["values"]) for r in rows[2:])
+    return {"buckets": buckets, "rows": rows if known else [], "lines": words.SCORE_LINES}
+
+
+def scores_summary(meta: ModelMetadata) -> dict[str, Any]:
+    """The API's view of range_scores: figure keys, overall and per horizon bucket."""
+    table = range_scores(meta)
+    return {
+        "overall": {row["key"]: row["overall"] for row in table["rows"]},
+        "by_bucket": {
+            bucket: {row["key"]: row["values"][i] for row in table["rows"]}
+            for i, bucket in enumerate(table["buckets"])
+        },
+    }
+
+
 def _backtest_chart(table: dict[str, Any]) -> str | None:
     records = []
     for row in table["rows"]:
@@ -265,6 +309,7 @@ def model_summary(source: Any) -> dict[str, Any]:
         ),
         "backtest": jsonable(meta.get("backtest") or {}),
         "feature_importances": feature_importances(meta),
+        "backtest_scores": jsonable(scores_summary(meta)),
     }
 
 
@@ -302,6 +347,7 @@ def model_card_context(source: Any, *, with_charts: bool = True) -> dict[str, An
         "library_versions": meta.get("library_versions") or {},
         "params": _flat_params(meta.get("params") or {}),
         "backtest": table,
+        "range_scores": range_scores(meta),
         "importances": importances[:20],
         "features": feature_descriptions(meta),
         "training": training_stats(meta, source),

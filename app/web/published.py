@@ -17,12 +17,14 @@ from app.loop.history import lineage_of
 from app.loop.weekly import backtest_by_lag
 from app.monitoring.metrics import Gauge
 from app.storage import MAX_ROW_ID, Storage
-from app.web import charts
+from app.web import charts, words
 from app.web.model_card import backtest_line
 
 log = logging.getLogger(__name__)
 
 FIGURES = ("wmae", "naive_wmae", "value_added", "bias", "bias_pct", "coverage_80", "coverage_95")
+# beside coverage, live and in the backtest: interval scores of the bands and wQL of the quantiles
+SCORES = accuracy.SCORE_FIGURES
 
 
 def valid_number(value: int) -> bool:
@@ -73,6 +75,8 @@ def accuracy_buckets(storage: Storage, forecaster: Any, since: dt.date | None = 
                 "backtest_naive_wmae": _float((naive.get(bucket) or {}).get("wmae")),
                 "backtest_coverage_80": _float(reference.get("coverage_80")),
                 "backtest_coverage_95": _float(reference.get("coverage_95")),
+                **{name: _float(figures.get(name)) for name in SCORES},
+                **{f"backtest_{name}": _float(reference.get(name)) for name in SCORES},
                 "ratio_to_backtest": wmae / backtest_wmae if wmae is not None and backtest_wmae else None,
             }
         )
@@ -98,7 +102,10 @@ LEVEL_WORDS = {
         "every store and department added up for a week, against the chain's actual total",
     ),
 }
-LEVEL_FIGURES = ("wmae", "naive_wmae", "value_added", "bias_pct", "coverage_80", "coverage_95")
+LEVEL_FIGURES = (
+    "wmae", "naive_wmae", "value_added", "bias_pct", "coverage_80", "coverage_95",
+    "interval_score_80", "interval_score_95",
+)  # fmt: skip
 
 
 def accuracy_levels(storage: Storage, forecaster: Any, since: dt.date | None = None) -> list[dict[str, Any]]:
@@ -187,6 +194,8 @@ def lag_accuracy_context(storage: Storage, forecaster: Any | None, model_name: s
             "model": str(forecaster.version),
             "data_through": forecaster.data_through,
             "backtest_line": backtest_line(forecaster.metadata),
+            "score_names": words.SCORES,
+            "score_lines": words.SCORE_LINES,
         }
     }
 
@@ -199,19 +208,31 @@ def lag_gauges(storage: Storage, forecaster: Any | None, model_name: str) -> lis
     """/metrics gauges: live accuracy per lag bucket, and how fresh the published and served data are."""
     gauges: list[Gauge] = []
     buckets = accuracy_buckets(storage, forecaster) if forecaster is not None else []
-    for name, key, help_text in (
-        ("storecast_live_wmae", "wmae", "Live WMAE of published forecasts, by lag bucket."),
-        ("storecast_live_naive_wmae", "naive_wmae", "The seasonal naive's live WMAE, by lag bucket."),
+    wql_help = "Weighted quantile loss of the published quantiles (lower is better), by lag bucket."
+    for name, key, help_text, labels in (
+        ("storecast_live_wmae", "wmae", "Live WMAE of published forecasts, by lag bucket.", {}),
+        ("storecast_live_naive_wmae", "naive_wmae", "The seasonal naive's live WMAE, by lag bucket.", {}),
         (
             "storecast_live_coverage_80",
             "coverage_80",
             "Share of actuals inside the 80% interval, by lag bucket.",
+            {},
         ),
-        ("storecast_live_bias", "bias", "Mean forecast minus actual ($), by lag bucket."),
+        ("storecast_live_bias", "bias", "Mean forecast minus actual ($), by lag bucket.", {}),
+        *(
+            (
+                f"storecast_live_interval_score_{level}",
+                f"interval_score_{level}",
+                f"Mean interval score of the {level}% interval ($, lower is better), by lag bucket.",
+                {},
+            )
+            for level in (80, 95)
+        ),
+        *(("storecast_live_wql", f"wql_{q}", wql_help, {"quantile": q}) for q in ("0.1", "0.5", "0.9")),
     ):
         for bucket in buckets:
             if bucket["rows"]:
-                gauges.append((name, help_text, {"bucket": bucket["bucket"]}, bucket[key]))
+                gauges.append((name, help_text, {"bucket": bucket["bucket"], **labels}, bucket[key]))
     latest = publish.latest_forecast_run(storage, model_name)
     gauges += [
         (

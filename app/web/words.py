@@ -37,6 +37,22 @@ def weeks_ahead(label: Any) -> str:
     return f"{text} week{'' if text == '1' else 's'} ahead"
 
 
+# The proper scores of the ranges as the pages name them: (figure, label, unit); one line says what each is.
+SCORES: tuple[tuple[str, str, str], ...] = (
+    ("interval_score_80", "Interval score, 80% range", "$"),
+    ("interval_score_95", "Interval score, 95% range", "$"),
+    ("wql_0.1", "Quantile loss, low end (10%)", "%"),
+    ("wql_0.5", "Quantile loss, forecast (50%)", "%"),
+    ("wql_0.9", "Quantile loss, high end (90%)", "%"),
+)
+SCORE_LINES = (
+    "Interval score: the range's width plus a penalty for each actual that falls outside it, "
+    "in dollars a week; lower is better.",
+    "Quantile loss: how far actual sales fell on the wrong side of the range's low end, the forecast "
+    "and the range's high end, as a share of sales; lower is better.",
+)
+
+
 def week_range(model: Any) -> str | None:
     try:
         first, last = model.valid_range()

@@ -33,6 +33,9 @@ def test_metadata_has_everything_monitoring_needs(small_artifact):
     assert all({"type", "description", "min", "max"} <= set(f) for f in meta["features"])
     bt = meta["backtest"]
     assert {"wmae", "mae", "baseline_wmae", "coverage_80", "coverage_95", "rows", "by_bucket"} <= set(bt)
+    scores = {"coverage_80", "interval_score_80", "interval_score_95", "wql_0.1", "wql_0.5", "wql_0.9"}
+    for figures in bt["by_lag_bucket"].values():  # what the model card and monitoring show per lag
+        assert scores <= set(figures) and min(figures[k] for k in scores) >= 0
     ref = meta["reference"]
     assert ref["format"] == "seasonal-1" and "prediction" in ref
     assert {"temperature", "cpi", "is_holiday"} <= set(ref["features"])

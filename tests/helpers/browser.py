@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,19 @@ def serve(app) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+def shot(page, name: str, selector: str | None = None) -> None:
+    """A screenshot for a person to look at, into STORECAST_SHOTS when it names a folder: the full page,
+    or only the element `selector` (a table read at its real size)."""
+    folder = os.environ.get("STORECAST_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        path = str(Path(folder) / f"{name}.png")
+        if selector:
+            page.locator(selector).screenshot(path=path)
+        else:
+            page.screenshot(path=path, full_page=True)
 
 
 def wait_htmx(page) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from app.loop import accuracy
 from app.monitoring import alerts
-from app.storage import ActualSale, ForecastRow, ForecastRun
+from app.storage import ActualSale, ForecastRow, ForecastRun, LagAccuracy
 
 WEEK = dt.date(2012, 11, 23)  # a holiday week (Thanksgiving): weight 5
 
@@ -75,6 +75,44 @@ def test_lag_buckets_match_a_hand_computation(scored):
     assert lag1["value_added"] == pytest.approx(1 - 27.5 / 17.5)
     lag5 = by_lag["5-13"]
     assert lag5["wmae"] == pytest.approx((25 + 100) / 2) and lag5["coverage_80"] == 0.0
+
+
+def test_interval_scores_and_quantile_losses_match_a_hand_computation(scored):
+    lag1 = accuracy.accuracy_by_lag(scored, "L")["1"]
+    # 105 inside 90..110 (width 20) and 80..120 (40); 250 above 180..220 by 30 and above 160..240 by 10
+    assert lag1["interval_score_80"] == pytest.approx((20 + (40 + 10 * 30)) / 2)
+    assert lag1["interval_score_95"] == pytest.approx((40 + (80 + 40 * 10)) / 2)
+    # pinball losses of the 80% band's ends (the 0.1 and 0.9 quantiles) and of the forecast (0.5),
+    # twice their sum over the summed sales 105 + 250
+    assert lag1["wql_0.1"] == pytest.approx(2 * (0.1 * 15 + 0.1 * 70) / 355)
+    assert lag1["wql_0.5"] == pytest.approx(2 * (0.5 * 5 + 0.5 * 50) / 355)
+    assert lag1["wql_0.9"] == pytest.approx(2 * (0.1 * 5 + 0.9 * 30) / 355)
+    assert lag1["scored_rows"] == 2
+    # lag 5: 105 below 117..143 by 12, 250 above 135..165 by 85
+    assert accuracy.accuracy_by_lag(scored, "L")["5-13"]["interval_score_80"] == pytest.approx(
+        ((26 + 10 * 12) + (30 + 10 * 85)) / 2
+    )
+    (week,) = [h for h in accuracy.accuracy_history(scored, "L") if h["bucket"] == "1"]
+    assert week["interval_score_80"] == pytest.approx(180.0) and week["wql_0.5"] == pytest.approx(55 / 355)
+
+
+def test_weeks_scored_before_the_scores_were_kept_leave_them_to_the_weeks_that_have_them(scored):
+    later = WEEK + dt.timedelta(weeks=1)
+    with scored.session() as session:
+        _run(session, WEEK, "L", [(1, 1, 1, 100.0, 80.0)])
+        sale = ActualSale(store=1, dept=1, week=later, weekly_sales=120.0, is_holiday=False, lineage="L")
+        session.add(sale)
+    assert accuracy.score_new_weeks(scored, "L") == [later]
+    with scored.session() as session:  # the first week as a database scored before the scores existed
+        for row in session.query(LagAccuracy).filter(LagAccuracy.week == WEEK):
+            for name in accuracy.SCORE_SUMS:
+                setattr(row, name, None)
+    lag1 = accuracy.accuracy_by_lag(scored, "L")["1"]
+    assert lag1["rows"] == 3 and lag1["scored_rows"] == 1
+    assert lag1["interval_score_80"] == pytest.approx(20 + 10 * 10)  # 120 above 90..110 by 10
+    assert lag1["wql_0.5"] == pytest.approx(2 * 0.5 * 20 / 120)
+    (old,) = [h for h in accuracy.accuracy_history(scored, "L") if h["week"] == WEEK and h["bucket"] == "1"]
+    assert old["coverage_80"] == 0.5 and old["interval_score_80"] is None and old["scored_rows"] == 0
 
 
 def test_reingested_actuals_are_scored_again_and_no_other_lineage_is_scored(scored):

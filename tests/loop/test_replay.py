@@ -10,6 +10,7 @@ import io
 import pandas as pd
 import pytest
 
+from app.forecasting.scores import interval_score, weighted_quantile_loss
 from app.loop import faults, publish
 from app.loop.replay import FORECASTS_HEADER, ReplaySettings, replay, write_forecasts
 from app.monitoring import actuals
@@ -53,6 +54,24 @@ def test_an_eight_week_replay_publishes_scores_and_retrains_through_the_gate(app
     assert list(frame.columns) == FORECASTS_HEADER and len(frame) == count
     assert count == sum(run.rows for run in publish.list_forecast_runs(storage))
     assert sorted(frame["run_week"].unique()) == [w["week"] for w in weeks]
+
+    # the report's interval score and wQL at lag 1 are those of the published rows and their actuals
+    sales = small_dataset.sales.assign(Date=small_dataset.sales["date"].dt.date.astype(str))
+    lag1 = frame[frame["lag"] == 1].merge(
+        sales.rename(columns={"store": "Store", "dept": "Dept"}), on=["Store", "Dept", "Date"]
+    )
+    y = lag1["weekly_sales"].to_numpy()
+    assert len(lag1) == by_lag["1"]["rows"] == by_lag["1"]["scored_rows"]
+    expected = {
+        "interval_score_80": interval_score(y, lag1["lower_80"], lag1["upper_80"], 0.2),
+        "interval_score_95": interval_score(y, lag1["lower_95"], lag1["upper_95"], 0.05),
+        "wql_0.1": weighted_quantile_loss(y, lag1["lower_80"], 0.1),
+        "wql_0.5": weighted_quantile_loss(y, lag1["prediction"], 0.5),
+        "wql_0.9": weighted_quantile_loss(y, lag1["upper_80"], 0.9),
+    }
+    for name, value in expected.items():
+        assert by_lag["1"][name] == pytest.approx(value, rel=1e-3), name
+        assert result["backtest_by_bucket"]["1"][name] > 0  # and the backtest's, beside them
 
 
 def test_replay_command_refuses_a_start_outside_the_data(app):

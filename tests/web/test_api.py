@@ -552,6 +552,10 @@ def test_model_and_features(client, forecaster):
     assert body["params"]["max_iter"] == 60  # tests/helpers/training.py's SMALL_TRAIN_PARAMS
     assert body["backtest"]["baseline_wmae"] == pytest.approx(meta["backtest"]["baseline_wmae"])
     assert body["backtest"]["wmae"] == pytest.approx(meta["backtest"]["wmae"])
+    scores, lag1 = body["backtest_scores"], meta["backtest"]["by_lag_bucket"]["1"]
+    for key in ("coverage_80", "coverage_95", "interval_score_80", "interval_score_95", "wql_0.1", "wql_0.9"):
+        assert scores["by_bucket"]["1"][key] == pytest.approx(lag1[key])
+        assert scores["overall"][key] == pytest.approx(meta["backtest"]["scores"][key])
     assert body["training"]["start"] == meta["training_window"]["start"]
     assert body["training"]["end"] == forecaster.origin.date().isoformat()
     top, weight = max(meta["feature_importances"].items(), key=lambda kv: kv[1])

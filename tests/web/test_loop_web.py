@@ -14,15 +14,16 @@ import re
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from app.forecasting import totals
 from app.loop import accuracy, publish
 from app.loop.history import lineage_of, production_forecaster
 from app.monitoring import alerts
 from app.registry import versions
-from app.storage import ActualSale, PredictionLog
+from app.storage import PredictionLog
 from tests.helpers.forms import HTMX, post_form
+from tests.helpers.published import score_next_week
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -45,26 +46,7 @@ def run(model_app, forecaster):
 @pytest.fixture
 def scored(model_app, forecaster, run):
     """The week after the run's data with actual sales 10% above each next-week forecast, scored."""
-    storage, lineage = _storage(model_app), lineage_of(forecaster)
-    week = run.data_through + dt.timedelta(weeks=1)
-    rows = [r for r in publish.forecast_run_rows(storage, run.id) if r["week"] == week]
-    with storage.session() as session:
-        session.execute(
-            insert(ActualSale),
-            [
-                {
-                    "store": r["store"],
-                    "dept": r["dept"],
-                    "week": week,
-                    "weekly_sales": round(r["prediction"] * 1.1, 2),
-                    "is_holiday": False,
-                    "lineage": lineage,
-                }
-                for r in rows
-            ],
-        )
-    assert accuracy.score_new_weeks(storage, lineage, forecaster) == [week]
-    return {"week": week, "rows": rows}
+    return score_next_week(_storage(model_app), forecaster, run)
 
 
 def _validate(client, path: str, response) -> None:
@@ -181,6 +163,13 @@ def test_accuracy_by_lag_beside_the_backtest(model_app, client, forecaster, scor
     assert first["backtest_wmae"] == pytest.approx(reference["wmae"])
     assert first["ratio_to_backtest"] == pytest.approx(first["wmae"] / reference["wmae"])
     assert buckets["2-4"]["rows"] == 0 and buckets["2-4"]["wmae"] is None
+    for name in ("interval_score_80", "interval_score_95", "wql_0.1", "wql_0.5", "wql_0.9"):
+        assert first[name] == pytest.approx(live["1"][name]) and first[f"backtest_{name}"] == pytest.approx(
+            reference[name]
+        )
+    # every actual 10% above its forecast (to the cent)
+    assert first["wql_0.5"] == pytest.approx(2 * 0.5 * (0.1 / 1.1), rel=1e-4)
+    assert buckets["2-4"]["interval_score_80"] is None
     recent = client.get("/api/v1/accuracy?weeks=1").get_json()
     assert recent["since"] and recent["buckets"][0]["rows"] in (0, first["rows"])
     bad = client.get("/api/v1/accuracy?weeks=zero")
@@ -344,6 +333,15 @@ def test_monitoring_shows_accuracy_by_lag(model_app, client, forecaster, scored)
     first = section.split("<tbody>")[1].split("</tr>")[0]
     assert f"<strong>{live['wmae']:,.0f}</strong>" in first and f"{reference:,.0f}" in first
     assert f"{live['rows']:,}" in first and f"{live['naive_wmae']:,.0f}" in first
+    scores = section.split('data-testid="lag-scores"')[1].split("</table>")[0]
+    assert "Interval score, 80% range" in scores and "Quantile loss, forecast (50%)" in scores
+    first_scores = scores.split("<tbody>")[1].split("</tr>")[0]
+    backtest = forecaster.metadata["backtest"]["by_lag_bucket"]["1"]
+    assert f"${live['interval_score_80']:,.0f}" in first_scores
+    assert f"{100 * live['wql_0.5']:.1f}%" in first_scores
+    assert f"/ ${backtest['interval_score_95']:,.0f}" in first_scores
+    assert "interval_score" not in section and "wql" not in section  # planner words, no keys
+    assert "penalty for each actual" in section
     # WMAE, bias, 80% and 95% coverage over the weeks, each drawn for a wide and a narrow container
     assert section.count('<div class="chart-wide"><svg') == 4 and section.count("<svg") == 8
     levels = section.split('data-testid="level-accuracy"')[1].split("</table>")[0]
@@ -375,8 +373,16 @@ def test_metrics_carry_lag_gauges_and_data_freshness(model_app, client, forecast
     live = accuracy.accuracy_by_lag(_storage(model_app), lineage_of(forecaster))["1"]
     wmae = re.search(r'^storecast_live_wmae\{bucket="1"\} (\S+)$', text, re.M)
     assert wmae and float(wmae.group(1)) == pytest.approx(live["wmae"])
-    for name in ("storecast_live_naive_wmae", "storecast_live_coverage_80", "storecast_live_bias"):
+    for name in (
+        "storecast_live_naive_wmae",
+        "storecast_live_coverage_80",
+        "storecast_live_bias",
+        "storecast_live_interval_score_80",
+        "storecast_live_interval_score_95",
+    ):
         assert re.search(rf'^{name}\{{bucket="1"\}} -?[0-9.e+-]+$', text, re.M), name
+    wql = re.search(r'^storecast_live_wql\{bucket="1",quantile="0.5"\} (\S+)$', text, re.M)
+    assert wql and float(wql.group(1)) == pytest.approx(live["wql_0.5"])
     assert 'bucket="2-4"' not in text  # unscored buckets are left out
     through = dt.datetime.combine(run.data_through, dt.time(), tzinfo=dt.UTC).timestamp()
     published = re.search(r"^storecast_forecast_run_data_through (\S+)$", text, re.M)

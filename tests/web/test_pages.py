@@ -391,6 +391,22 @@ def test_model_card_page(client, forecaster):
         assert f"<code>{name}</code>" not in html
         assert f"<code>{name}</code>" in client.get(f"/models/{forecaster.version}").get_data(as_text=True)
     assert "baseline_wmae" not in html and "coverage_80" not in html
+    scores = html.split('data-testid="range-scores"')[1].split("</table>")[0]
+    lag1 = backtest["by_lag_bucket"]["1"]
+    for label, shown in (
+        ("Actual sales inside the 80% range", f"{100 * lag1['coverage_80']:.0f}%"),
+        ("Interval score, 80% range", f"${lag1['interval_score_80']:,.0f}"),
+        ("Interval score, 95% range", f"${lag1['interval_score_95']:,.0f}"),
+        ("Quantile loss, low end (10%)", f"{100 * lag1['wql_0.1']:.1f}%"),
+        ("Quantile loss, forecast (50%)", f"{100 * lag1['wql_0.5']:.1f}%"),
+        ("Quantile loss, high end (90%)", f"{100 * lag1['wql_0.9']:.1f}%"),
+    ):
+        row = scores.split(f"<td>{label}</td>")[1].split("</tr>")[0]
+        assert shown in row.split("</td>")[1], (label, shown)  # the first bucket, after all weeks ahead
+    assert "interval_score" not in html and "wql" not in html  # planner words, no keys
+    assert "width plus a penalty for each actual" in html and "lower is better" in html
+    version_page = client.get(f"/models/{forecaster.version}").get_data(as_text=True)
+    assert 'data-testid="range-scores"' in version_page
     top = max(forecaster.metadata["feature_importances"].items(), key=lambda kv: kv[1])[0]
     assert top in html and "lag52" in html and 'href="/api/docs"' in html
 
@@ -432,6 +448,21 @@ def test_model_card_context_from_metadata_alone(forecaster):
     nested = model_card_context({**meta, "params": {"features": {"align": True}}}, with_charts=False)
     assert nested["params"] == [("features.align", True)]  # nested parameters are flattened
     assert model_card_context({})["backtest"]["rows"] == []
+    scores = {row["key"]: row for row in card["range_scores"]["rows"]}
+    assert card["range_scores"]["buckets"] == buckets
+    for key in ("coverage_80", "interval_score_80", "interval_score_95", "wql_0.1", "wql_0.5", "wql_0.9"):
+        assert scores[key]["values"] == [meta["backtest"]["by_lag_bucket"][b][key] for b in buckets]
+        assert scores[key]["overall"] == meta["backtest"]["scores"][key]
+    # lag buckets without the scores: the scores of the backtest's first origin, per horizon bucket
+    bare = {b: {"rows": f["rows"], "wmae": f["wmae"]} for b, f in meta["backtest"]["by_lag_bucket"].items()}
+    plain = model_card_context({**meta, "backtest": {**meta["backtest"], "by_lag_bucket": bare}})
+    first = meta["backtest"]["scores"]["by_horizon"]
+    plain_rows = {row["key"]: row for row in plain["range_scores"]["rows"]}
+    assert (
+        plain_rows["interval_score_80"]["values"][0]
+        == first[plain["range_scores"]["buckets"][0]]["interval_score_80"]
+    )
+    assert model_card_context({})["range_scores"]["rows"] == []  # nothing to show: no table
 
 
 def test_pages_without_a_model_say_so(app):

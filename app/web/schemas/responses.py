@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.forecasting.explain import COMPONENT_DESCRIPTIONS
 
@@ -200,6 +200,12 @@ class ModelResponse(BaseModel):
     training: dict[str, Any] = Field(description="training window and data statistics")
     backtest: dict[str, Any] = Field(description="WMAE and coverage vs the seasonal-naive baseline")
     feature_importances: list[FeatureImportance]
+    backtest_scores: dict[str, Any] = Field(
+        description="the backtest's interval coverage and proper scores, `overall` and `by_bucket` (weeks "
+        "ahead): coverage_80/95, interval_score_80/95 (the range's width plus a penalty for each miss, $; "
+        "lower is better) and wql_0.1/0.5/0.9 (weighted quantile loss of the range's low end, the forecast "
+        "and its high end; lower is better); null where the model's metadata does not hold them"
+    )
 
 
 class FeatureDescription(BaseModel):
@@ -353,6 +359,8 @@ class SeriesForecastResponse(BaseModel):
 
 
 class LagBucketAccuracy(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True, validate_by_alias=True)
+
     bucket: str = Field(description="weeks ahead: `1`, `2-4`, `5-13`, `14-26` or `27-52`")
     rows: int = Field(description="published forecasts scored against actual sales")
     wmae: float | None = Field(description="live WMAE (holiday weeks weigh 5)")
@@ -367,6 +375,27 @@ class LagBucketAccuracy(BaseModel):
     backtest_coverage_80: float | None
     backtest_coverage_95: float | None
     ratio_to_backtest: float | None = Field(description="wmae / backtest_wmae")
+    interval_score_80: float | None = Field(
+        description="mean interval score of the 80% interval ($): its width plus 10x the distance of an "
+        "actual outside it; lower is better (null before any week kept it)"
+    )
+    interval_score_95: float | None = Field(
+        description="the same for the 95% interval (40x the distance of a miss)"
+    )
+    wql_0_1: float | None = Field(
+        alias="wql_0.1",
+        description="weighted quantile loss of the 0.1 quantile (the 80% interval's lower end): 2 x the "
+        "summed pinball loss over the summed |actual|; lower is better",
+    )
+    wql_0_5: float | None = Field(alias="wql_0.5", description="the same for the forecast (the median)")
+    wql_0_9: float | None = Field(
+        alias="wql_0.9", description="the same for the 0.9 quantile (the 80% interval's upper end)"
+    )
+    backtest_interval_score_80: float | None = Field(description="the backtest's, for this lag bucket")
+    backtest_interval_score_95: float | None
+    backtest_wql_0_1: float | None = Field(alias="backtest_wql_0.1")
+    backtest_wql_0_5: float | None = Field(alias="backtest_wql_0.5")
+    backtest_wql_0_9: float | None = Field(alias="backtest_wql_0.9")
 
 
 class LevelLagAccuracy(BaseModel):
@@ -378,6 +407,12 @@ class LevelLagAccuracy(BaseModel):
     bias_pct: float | None = Field(description="sum of forecast - actual over sum of |actual|")
     coverage_80: float | None = Field(description="share of actuals inside the 80% range")
     coverage_95: float | None = Field(description="share of actuals inside the 95% range")
+    interval_score_80: float | None = Field(
+        None, description="mean interval score of the 80% range: its width plus 10x each miss outside it"
+    )
+    interval_score_95: float | None = Field(
+        None, description="mean interval score of the 95% range: its width plus 40x each miss outside it"
+    )
 
 
 class LevelAccuracy(LevelLagAccuracy):

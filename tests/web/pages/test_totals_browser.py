@@ -4,12 +4,18 @@ nothing above a minor axe-core finding; screenshots for a person to look at (STO
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from tests.helpers.browser import AXE, IN_CHROMIUM, KEY_COLUMNS, WIDTHS, axe_problems, chart_text_sizes, serve
+from tests.helpers.browser import (
+    AXE,
+    IN_CHROMIUM,
+    KEY_COLUMNS,
+    WIDTHS,
+    axe_problems,
+    chart_text_sizes,
+    serve,
+    shot,
+)
 
 pytestmark = IN_CHROMIUM
 ALL_COLUMNS = ["WEEK", "AHEAD", "FORECAST", "80% LOW", "80% HIGH", "95% LOW", "95% HIGH"]
@@ -37,13 +43,6 @@ def live_server(model_app):
         yield url
 
 
-def _shot(page, name: str) -> None:
-    folder = os.environ.get("STORECAST_SHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
-
 @pytest.mark.parametrize("width", WIDTHS)
 def test_drill_down_from_the_chain_to_a_series(model_app, live_server, browser, width):
     page = browser.new_context(viewport={"width": width, "height": WIDTHS[width]}).new_page()
@@ -60,14 +59,14 @@ def test_drill_down_from_the_chain_to_a_series(model_app, live_server, browser, 
     assert ranked and all(11 <= size <= 15 for _, size in ranked), ranked
     page.reload()
     page.wait_for_selector("[data-testid=total-chart] svg >> visible=true")
-    _shot(page, f"chain-{width}")
+    shot(page, f"chain-{width}")
 
     page.click("[data-testid=parts] a >> nth=0")
     page.wait_for_url("**/chain/departments/**")
     page.wait_for_selector("[data-testid=total-chart] svg >> visible=true")
     assert "in every store" in page.inner_text("h1")
     assert page.evaluate(OVERFLOW_JS) <= 1
-    _shot(page, f"department-{width}")
+    shot(page, f"department-{width}")
     dept = int(page.url.split("/chain/departments/")[1].split("?")[0])
 
     page.click("[data-testid=parts] a:has-text('Store') >> nth=0")
