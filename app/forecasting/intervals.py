@@ -572,6 +572,46 @@ class IntervalCalibrator:
         lower = prediction - half
         return lower if floor is None else np.maximum(lower, floor)
 
+    def band_quantile(
+        self,
+        q: float,
+        horizon: np.ndarray,
+        prediction: np.ndarray,
+        upper_80: np.ndarray,
+        floor: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The `q` quantile of rows known only by their point forecast and 80% band (a published run's
+        stored rows): the band's half-width (upper_80 less the prediction, never floored) times the
+        level's score over the 80% one in its bucket, which is what `quantile` gives the same rows."""
+        if not QUANTILE_RANGE[0] <= q <= QUANTILE_RANGE[1]:
+            raise ValueError(f"quantile {q} outside {QUANTILE_RANGE[0]}..{QUANTILE_RANGE[1]}")
+        prediction = np.asarray(prediction, dtype=float)
+        if not self.quantiles:
+            return np.full(len(prediction), np.nan)
+        level = round(abs(2 * q - 1), 10)
+        ratio = np.array(
+            [
+                self.level_score(label, level) / self.quantiles[label]["0.8"]
+                if self.quantiles[label]["0.8"] > 0
+                else 1.0
+                for label in BUCKET_LABELS
+            ]
+        )
+        half = (np.asarray(upper_80, dtype=float) - prediction) * ratio[bucket_index(horizon)]
+        if q >= 0.5:
+            return prediction + half
+        lower = prediction - half
+        return lower if floor is None else np.maximum(lower, floor)
+
+    @classmethod
+    def from_metadata(cls, intervals: dict) -> IntervalCalibrator:
+        """The bucket quantiles and shapes of a model's metadata `intervals` (to_dict): enough to read
+        any quantile from its stored bands (band_quantile); KeyError when they are missing."""
+        quantiles, shape = intervals["quantiles"], intervals.get("shape") or {}
+        if set(quantiles) != set(BUCKET_LABELS):
+            raise KeyError("quantiles")
+        return cls(quantiles=quantiles, shape=shape)
+
     def to_dict(self) -> dict:
         return {
             "method": "normalised split-conformal by horizon bucket",
