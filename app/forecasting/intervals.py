@@ -85,7 +85,7 @@ DIFFICULTY_HORIZONS: tuple[tuple[int, int], ...] = ((1, 13), (14, 52))
 # GROUP_SHRINK_ROWS rows keeps half of its own (in log terms).
 GROUP_FEATURES = (DIFFICULTY_FEATURES.index("volatility"), DIFFICULTY_FEATURES.index("size"))
 GROUP_QUARTERS = 4
-GROUP_SHRINK_ROWS = 1000
+GROUP_SHRINK_ROWS = 2000
 # Horizons the cells are measured over: finer than BUCKETS near the origin, where next week errs
 # less than the three after it and a 1-4 week quantile would cover it too often.
 GROUP_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 4), (5, 13), (14, 26), (27, 39), (40, 52))
