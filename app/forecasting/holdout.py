@@ -296,6 +296,7 @@ def internal_backtest(
     # that calm series get narrow bands and volatile ones wide (intervals.fit_difficulty).
     all_features = np.concatenate(features)
     calibrator.fit_difficulty(all_hz, all_resid, all_denom, all_features)
+    calibrator.fit_groups(all_hz, all_resid, all_denom, all_features)
     all_plain_denom = all_denom
     all_denom = all_denom * calibrator.difficulty(all_features, all_hz)
     for res, _, _ in at_origins:  # forecast before the difficulty was known: rescaled alike

@@ -11,6 +11,13 @@ change, seasonal naive error and scale predict its error, fitted on the same res
 next 13 weeks and for those beyond, where calm and large series err by their level's drift more than
 by their week-to-week noise. Calm series then get narrow bands and volatile ones wide.
 
+The difficulty is one log-linear fit through every series, and real series bend away from it: the most
+volatile and the smallest err more than it says far out, calm and large ones less. So each series'
+cell (its quarter by volatility crossed with its quarter by size among the calibrating series) gets a
+factor per horizon bucket on top (Mondrian conformal, `fit_groups`): how much larger the cell's
+difficulty-scaled scores run than its bucket's, shrunk toward none when the cell has few rows. Cells
+that miss are widened and cells covered too often narrowed, by the held-out errors alone.
+
 Far buckets can be scored only on the weeks a short history reaches (often only November-January,
 whose errors run larger at every horizon), so `fit` matches seasons: it measures, on the horizons
 scored on every week (1..REFERENCE_HORIZON), how much harder a bucket's mix of weeks is than all of
@@ -73,6 +80,15 @@ DIFFICULTY_CLIP = 8.0  # a series' difficulty stays within 1/8..8 times the typi
 # Horizons whose difficulty is fitted apart: next weeks' errors follow a series' week-to-week noise,
 # those a season out its level's drift, which calm and large series have too.
 DIFFICULTY_HORIZONS: tuple[tuple[int, int], ...] = ((1, 13), (14, 52))
+# Mondrian cells on top of the difficulty (fit_groups): series by quarter of volatility and of size,
+# per horizon bucket. A cell's factor is shrunk toward none by its count of calibration rows: one with
+# GROUP_SHRINK_ROWS rows keeps half of its own (in log terms).
+GROUP_FEATURES = (DIFFICULTY_FEATURES.index("volatility"), DIFFICULTY_FEATURES.index("size"))
+GROUP_QUARTERS = 4
+GROUP_SHRINK_ROWS = 2000
+# Horizons the cells are measured over: finer than BUCKETS near the origin, where next week errs
+# less than the three after it and a 1-4 week quantile would cover it too often.
+GROUP_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 4), (5, 13), (14, 26), (27, 39), (40, 52))
 
 
 def bucket_label(lo: int, hi: int) -> str:
@@ -276,6 +292,11 @@ class IntervalCalibrator:
     # Bucket-only conformal quantiles (the size alone, no difficulty), fitted and rescaled alike: what a
     # store total reads of its departments (total_half80) and the yardstick the scores are compared to.
     plain_quantiles: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Mondrian correction (fit_groups): the quarter edges of each GROUP_FEATURES feature over the
+    # calibrating series, and per bucket a factor per cell (volatility quarter x size quarter) that a
+    # series' difficulty is multiplied by. Tuples, so an artifact pickled without them reads none.
+    group_edges: tuple = ()
+    group_factors: tuple = ()
 
     def fit_difficulty(
         self, horizon: np.ndarray, residual: np.ndarray, denominator: np.ndarray, features: np.ndarray
@@ -329,15 +350,76 @@ class IntervalCalibrator:
 
     def difficulty(self, features: np.ndarray, horizon: np.ndarray) -> np.ndarray:
         """Each row's difficulty at its horizon (1 for a typical series; all ones before
-        fit_difficulty)."""
+        fit_difficulty), times its cell's factor once fit_groups has run."""
         features = np.asarray(features, dtype=float)
         if not self.difficulty_coef:
             return np.ones(len(features))
-        x = self._clipped(np.where(np.isnan(features), np.array(self.difficulty_fill), features))
-        group = bucket_index(np.broadcast_to(np.asarray(horizon), (len(features),)), DIFFICULTY_HORIZONS)
+        x = self._filled(features)
+        horizon = np.broadcast_to(np.asarray(horizon), (len(features),))
+        group = bucket_index(horizon, DIFFICULTY_HORIZONS)
         coef = np.array(self.difficulty_coef)[group]
         log_d = np.einsum("ij,ij->i", x, coef) - np.array(self.difficulty_center)[group]
-        return np.exp(np.clip(log_d, -math.log(DIFFICULTY_CLIP), math.log(DIFFICULTY_CLIP)))
+        d = np.exp(np.clip(log_d, -math.log(DIFFICULTY_CLIP), math.log(DIFFICULTY_CLIP)))
+        if self.group_factors:
+            d = d * np.array(self.group_factors)[bucket_index(horizon, GROUP_BUCKETS), self._cells(x)]
+        return d
+
+    def _filled(self, features: np.ndarray) -> np.ndarray:
+        return self._clipped(np.where(np.isnan(features), np.array(self.difficulty_fill), features))
+
+    def _cells(self, x: np.ndarray) -> np.ndarray:
+        """Each row's Mondrian cell: its volatility quarter times GROUP_QUARTERS plus its size quarter."""
+        vol, size = (
+            np.searchsorted(np.array(edges), x[:, j], side="right")
+            for edges, j in zip(self.group_edges, GROUP_FEATURES, strict=True)
+        )
+        return vol * GROUP_QUARTERS + size
+
+    def fit_groups(
+        self, horizon: np.ndarray, residual: np.ndarray, denominator: np.ndarray, features: np.ndarray
+    ) -> IntervalCalibrator:
+        """Mondrian conformal on top of the difficulty: per GROUP_BUCKETS horizon and cell of series
+        (quarter by volatility x quarter by size), how much larger the cell's difficulty-scaled scores
+        run than those of the served bucket it lies in (the geometric mean of the ratios at 80% and
+        95%), shrunk toward none for a cell with few rows. The difficulty regression is one line
+        through every series; the cells correct where it bends. A horizon with too few rows takes the
+        nearest measured one's factors."""
+        self.group_edges, self.group_factors = (), ()
+        if not self.difficulty_coef:
+            return self
+        horizon = np.asarray(horizon)
+        x = self._filled(np.asarray(features, dtype=float))
+        score = np.abs(np.asarray(residual, dtype=float)) / (
+            np.asarray(denominator, dtype=float) * self.difficulty(features, horizon)
+        )
+        series = np.unique(x[:, list(GROUP_FEATURES)], axis=0)  # one row per series (nearly)
+        quarters = np.linspace(0, 1, GROUP_QUARTERS + 1)[1:-1]
+        edges = tuple(tuple(float(v) for v in np.quantile(series[:, j], quarters)) for j in range(2))
+        self.group_edges = edges
+        cell, idx, gidx = self._cells(x), bucket_index(horizon), bucket_index(horizon, GROUP_BUCKETS)
+        n_cells = GROUP_QUARTERS**2
+        measured: dict[int, list[float]] = {}
+        for b, (lo, _) in enumerate(GROUP_BUCKETS):
+            rows = gidx == b
+            bucket = idx == bucket_index(np.array([lo]))[0]  # the served bucket it lies in
+            if rows.sum() < MIN_BUCKET_ROWS * n_cells:
+                continue
+            pooled = np.quantile(score[bucket], LEVELS)
+            factors = []
+            for c in range(n_cells):
+                s = score[rows & (cell == c)]
+                if len(s) < MIN_BUCKET_ROWS or np.any(pooled <= 0):
+                    factors.append(1.0)
+                    continue
+                ratio = float(np.exp(np.mean(np.log(np.maximum(np.quantile(s, LEVELS), 1e-12) / pooled))))
+                weight = len(s) / (len(s) + GROUP_SHRINK_ROWS)
+                factors.append(round(ratio**weight, 4))
+            measured[b] = factors
+        if not measured:
+            self.group_edges = ()
+            return self
+        self.group_factors = tuple(tuple(measured[_nearest(b, measured)]) for b in range(len(GROUP_BUCKETS)))
+        return self
 
     def plain_ratio(self, horizon: np.ndarray, level: float) -> np.ndarray:
         """Per row, the bucket-only quantile over the served one at `level` (1 where either is unknown):
@@ -572,6 +654,46 @@ class IntervalCalibrator:
         lower = prediction - half
         return lower if floor is None else np.maximum(lower, floor)
 
+    def band_quantile(
+        self,
+        q: float,
+        horizon: np.ndarray,
+        prediction: np.ndarray,
+        upper_80: np.ndarray,
+        floor: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The `q` quantile of rows known only by their point forecast and 80% band (a published run's
+        stored rows): the band's half-width (upper_80 less the prediction, never floored) times the
+        level's score over the 80% one in its bucket, which is what `quantile` gives the same rows."""
+        if not QUANTILE_RANGE[0] <= q <= QUANTILE_RANGE[1]:
+            raise ValueError(f"quantile {q} outside {QUANTILE_RANGE[0]}..{QUANTILE_RANGE[1]}")
+        prediction = np.asarray(prediction, dtype=float)
+        if not self.quantiles:
+            return np.full(len(prediction), np.nan)
+        level = round(abs(2 * q - 1), 10)
+        ratio = np.array(
+            [
+                self.level_score(label, level) / self.quantiles[label]["0.8"]
+                if self.quantiles[label]["0.8"] > 0
+                else 1.0
+                for label in BUCKET_LABELS
+            ]
+        )
+        half = (np.asarray(upper_80, dtype=float) - prediction) * ratio[bucket_index(horizon)]
+        if q >= 0.5:
+            return prediction + half
+        lower = prediction - half
+        return lower if floor is None else np.maximum(lower, floor)
+
+    @classmethod
+    def from_metadata(cls, intervals: dict) -> IntervalCalibrator:
+        """The bucket quantiles and shapes of a model's metadata `intervals` (to_dict): enough to read
+        any quantile from its stored bands (band_quantile); KeyError when they are missing."""
+        quantiles, shape = intervals["quantiles"], intervals.get("shape") or {}
+        if set(quantiles) != set(BUCKET_LABELS):
+            raise KeyError("quantiles")
+        return cls(quantiles=quantiles, shape=shape)
+
     def to_dict(self) -> dict:
         return {
             "method": "normalised split-conformal by horizon bucket",
@@ -591,6 +713,11 @@ class IntervalCalibrator:
                 "center": self.difficulty_center,
                 "fill": self.difficulty_fill,
                 "range": self.difficulty_range,
+                "group_edges": [list(e) for e in self.group_edges],
+                "group_factors": {
+                    bucket_label(lo, hi): list(f)
+                    for (lo, hi), f in zip(GROUP_BUCKETS, self.group_factors, strict=False)
+                },
             },
             "shape_levels": list(SHAPE_LEVELS),
             "shape": self.shape,

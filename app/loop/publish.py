@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -25,9 +26,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from app.forecasting.engine import LOCAL, Engine, ModelSource, forecast_run
 from app.forecasting.forecaster import Forecaster
 from app.forecasting.inputs import MAX_HORIZON
-from app.forecasting.prediction import BANDS
+from app.forecasting.intervals import IntervalCalibrator
+from app.forecasting.prediction import BANDS, quantile_name
 from app.loop.history import lineage_of
 from app.registry import versions
+from app.registry.lineage import artifact_metadata
 from app.storage import (
     ActualSale,
     ForecastRow,
@@ -331,24 +334,89 @@ def forecast_run_rows(
         return [dict(row._mapping) for row in connection.execute(_rows_query(run_id, store, dept))]
 
 
-def _csv_text(rows: Iterable[Mapping[str, Any]], header: bool = False) -> str:
+class QuantilesUnavailable(LookupError):
+    """A run's model left no interval shape to read quantiles from (its artifact's metadata is gone)."""
+
+
+@dataclass(frozen=True)
+class RunQuantiles:
+    """Quantiles asked of a stored run, each read from a row's stored bands with the interval shape
+    of the model version that published it (IntervalCalibrator.band_quantile): a run is never
+    forecast anew, and the 0.1 and 0.9 quantiles are its 80% band's ends."""
+
+    levels: tuple[float, ...]
+    calibrator: IntervalCalibrator
+
+    def columns(self) -> list[str]:
+        return [quantile_name(q) for q in self.levels]
+
+    def values(self, rows: list[Mapping[str, Any]]) -> list[list[str]]:
+        """Per row, its quantiles as text. A lower quantile is floored where the stored 95% or 80%
+        lower bound was (a series that never sold below 0)."""
+        if not rows:
+            return []
+        frame = pd.DataFrame([{k: row[k] for k in ("lag", *BANDS)} for row in rows]).astype(float)
+        prediction, upper_80 = frame["prediction"].to_numpy(), frame["upper_80"].to_numpy()
+        floor = np.full(len(frame), -np.inf)
+        for lower, upper in (("lower_80", "upper_80"), ("lower_95", "upper_95")):
+            floored = frame[lower].to_numpy() > 2 * prediction - frame[upper].to_numpy() + FLOOR_TOLERANCE
+            floor = np.where(floored, np.maximum(floor, frame[lower].to_numpy()), floor)
+        horizon = frame["lag"].to_numpy(np.int64)
+        columns = [
+            self.calibrator.band_quantile(q, horizon, prediction, upper_80, floor) for q in self.levels
+        ]
+        return [[f"{v:.2f}" for v in values] for values in zip(*columns, strict=True)]
+
+
+# Stored bounds are rounded to the cent: a lower bound this far above its mirror image was floored.
+FLOOR_TOLERANCE = 0.02
+
+
+def run_quantiles(
+    storage: Storage, model_name: str, run: PublishedRun, levels: Iterable[float]
+) -> RunQuantiles:
+    """The quantiles `levels` (QUANTILE_RANGE, sorted and distinct) of a run; QuantilesUnavailable when
+    its model version or that version's interval shape is no longer on record."""
+    try:
+        version = versions.get_version(storage, model_name, run.model_version)
+    except versions.RegistryError as error:
+        message = f"the run's model {run.model_version} is not registered: {error}"
+        raise QuantilesUnavailable(message) from None
+    intervals = artifact_metadata(version["artifact_path"]).get("intervals") or {}
+    try:
+        calibrator = IntervalCalibrator.from_metadata(intervals)
+    except (KeyError, TypeError, AttributeError):
+        raise QuantilesUnavailable(
+            f"the run's model {run.model_version} has no interval shape on record (its artifact's "
+            "metadata is missing)"
+        ) from None
+    return RunQuantiles(tuple(sorted({round(float(q), 4) for q in levels})), calibrator)
+
+
+def _csv_text(
+    rows: Iterable[Mapping[str, Any]], header: bool = False, quantiles: RunQuantiles | None = None
+) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(CSV_HEADER)
+        writer.writerow(CSV_HEADER + (quantiles.columns() if quantiles else []))
+    rows = list(rows)
+    extra = quantiles.values(rows) if quantiles else [[] for _ in rows]
     writer.writerows(
         [row["store"], row["dept"], row["week"].isoformat(), row["lag"]]
         + [f"{row[band]:.2f}" for band in BANDS]
-        for row in rows
+        + more
+        for row, more in zip(rows, extra, strict=True)
     )
     return buffer.getvalue()
 
 
-def csv_lines(rows: list[dict]) -> Iterator[str]:
-    """Rows already read (forecast_run_rows) as CSV text, header first (Store,Dept,Date,lag,...)."""
-    yield _csv_text([], header=True)
+def csv_lines(rows: list[dict], quantiles: RunQuantiles | None = None) -> Iterator[str]:
+    """Rows already read (forecast_run_rows) as CSV text, header first (Store,Dept,Date,lag,...), with a
+    q0.1-style column per asked quantile."""
+    yield _csv_text([], header=True, quantiles=quantiles)
     for start in range(0, len(rows), CSV_CHUNK_ROWS):
-        yield _csv_text(rows[start : start + CSV_CHUNK_ROWS])
+        yield _csv_text(rows[start : start + CSV_CHUNK_ROWS], quantiles=quantiles)
 
 
 class RunCsv:
@@ -360,8 +428,9 @@ class RunCsv:
     chunk holds whole rows: a stream cut by an error never ends in half a row.
     """
 
-    def __init__(self, storage: Storage, run_id: int) -> None:
+    def __init__(self, storage: Storage, run_id: int, quantiles: RunQuantiles | None = None) -> None:
         self.rows = 0
+        self.quantiles = quantiles
         self._connection = storage.engine.connect()
         try:
             self._result: CursorResult = self._connection.execution_options(
@@ -374,10 +443,10 @@ class RunCsv:
 
     def _generate(self) -> Iterator[str]:
         try:
-            yield _csv_text([], header=True)
+            yield _csv_text([], header=True, quantiles=self.quantiles)
             for partition in self._result.mappings().partitions():
                 self.rows += len(partition)
-                yield _csv_text(partition)
+                yield _csv_text(partition, quantiles=self.quantiles)
         finally:
             self._connection.close()
 

@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 
 def _sidecar(row: ModelVersion) -> dict[str, Any]:
     """The artifact's JSON metadata (display data only), or {} when it cannot be read."""
+    return artifact_metadata(row.artifact_path)
+
+
+def artifact_metadata(artifact_path: str) -> dict[str, Any]:
+    """The JSON metadata beside an artifact, or {} when it cannot be read."""
     try:
-        metadata = json.loads(Path(row.artifact_path).with_suffix(".json").read_text())
+        metadata = json.loads(Path(artifact_path).with_suffix(".json").read_text())
     except (OSError, ValueError):
         return {}
     return metadata if isinstance(metadata, dict) else {}

@@ -311,3 +311,44 @@ def test_any_quantile_rises_with_q_and_meets_the_bands():
     assert 0.86 < np.mean(fresh <= at[0.9]) < 0.94 and 0.06 < np.mean(fresh <= at[0.1]) < 0.14
     with pytest.raises(ValueError, match="outside"):
         cal.quantile(0.995, h, pred, denom)
+
+
+def test_mondrian_cells_correct_where_the_difficulty_line_bends():
+    """Series whose error is not log-linear in their history's spread: the most volatile quarter errs
+    three times what the line through every series says, the others as it says. The cells widen the
+    volatile quarter toward its asked coverage (shrunk toward the line by their count of rows) and
+    narrow the others, which the line had widened for it; an artifact pickled without cells reads none."""
+    rng = np.random.default_rng(7)
+    n_series, weeks = 1600, 26
+    spread = np.exp(rng.uniform(0, 2, n_series))
+    raw = 100 + rng.normal(size=(n_series, 60)) * spread[:, None]
+    features = difficulty_features(raw, np.full(n_series, 100.0))
+    top = spread >= np.quantile(spread, 0.75)
+    sd = spread * np.where(top, 3.0, 1.0)
+    rows = np.repeat(np.arange(n_series), weeks)
+    horizon = np.tile(np.arange(1, weeks + 1), n_series)
+
+    def noise() -> np.ndarray:
+        return rng.normal(size=len(rows)) * sd[rows]
+
+    denom = np.full(len(rows), 10.0)
+    resid = noise()
+    line = IntervalCalibrator().fit_difficulty(horizon, resid, denom, features[rows])
+    cells = IntervalCalibrator().fit_difficulty(horizon, resid, denom, features[rows])
+    cells.fit_groups(horizon, resid, denom, features[rows])
+    assert cells.group_factors and len(cells.to_dict()["difficulty"]["group_factors"]) == 6
+    fresh, figures = noise(), {}
+    for name, calibrator in (("line", line), ("cells", cells)):
+        d = denom * calibrator.difficulty(features[rows], horizon)
+        calibrator.fit(horizon, resid, d)
+        b = calibrator.bounds(horizon, np.zeros(len(rows)), d)
+        inside80 = (fresh >= b["lower_80"]) & (fresh <= b["upper_80"])
+        far = horizon >= 5  # horizons with enough rows per cell for the shrinkage to let go
+        figures[name] = [
+            (inside80[g & far].mean(), b["upper_80"][g & far].mean()) for g in (top[rows], ~top[rows])
+        ]
+    (line_top, _), (line_rest, line_rest_width) = figures["line"]
+    (cells_top, _), (cells_rest, cells_rest_width) = figures["cells"]
+    assert line_top < 0.72 and cells_top > line_top + 0.05, figures
+    assert cells_rest_width < line_rest_width and cells_rest >= 0.77, figures
+    assert IntervalCalibrator.group_factors == ()  # what an artifact pickled without cells reads

@@ -119,6 +119,64 @@ def test_run_csv_is_exactly_the_stored_rows(model_app, client, run):
         assert float(record["upper_95"]) == round(row["upper_95"], 2)
 
 
+def test_run_csv_carries_asked_quantiles_as_the_served_model_gives_them(model_app, client, forecaster, run):
+    """`quantiles` adds a q column per level, read from each stored row's bands: the same figures the
+    model that published the run gives the same weeks, 0.1 and 0.9 the 80% band's ends."""
+    import pandas as pd
+
+    levels = ["0.01", "0.1", "0.25", "0.5", "0.9", "0.975", "0.99"]
+    for url in (f"/api/v1/forecast-runs/{run.id}.csv", "/api/v1/forecast-runs/latest.csv"):
+        response = client.get(f"{url}?quantiles=0.9,0.1,0.5,0.25,0.01,0.975,0.99,0.1")
+        assert response.status_code == 200 and response.mimetype == "text/csv"
+        text = response.get_data(as_text=True)
+        _validate(client, url.removeprefix("/api/v1").replace(str(run.id), "{run_id}"), response)
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert list(records[0]) == publish.CSV_HEADER + [f"q{q}" for q in levels]
+    assert len(records) == run.rows
+    frame = pd.DataFrame(records)
+    number = frame.drop(columns=["Date"]).astype(float)
+    assert (abs(number["q0.1"] - number["lower_80"]) <= 0.02).all()
+    assert (abs(number["q0.9"] - number["upper_80"]) <= 0.02).all()
+    assert (abs(number["q0.5"] - number["prediction"]) <= 0.01).all()
+    ordered = number[[f"q{q}" for q in levels]].to_numpy()
+    assert (ordered[:, 1:] >= ordered[:, :-1] - 0.01).all()  # the quantiles rise with the level
+    sample = frame.iloc[:: max(1, len(frame) // 400)]
+    served = forecaster.predict_frame(
+        pd.DataFrame(
+            {
+                "store": sample["Store"].astype(int).to_numpy(),
+                "dept": sample["Dept"].astype(int).to_numpy(),
+                "date": pd.to_datetime(sample["Date"]).to_numpy(),
+            }
+        ),
+        quantiles=[float(q) for q in levels],
+    )
+    for q in levels:
+        gap = abs(served[f"q{q}"].to_numpy() - sample[f"q{q}"].astype(float).to_numpy())
+        assert gap.max() <= 0.05, (q, gap.max())
+
+
+def test_run_csv_refuses_bad_quantiles_naming_the_field(client, run):
+    for query in ("quantiles=1.5", "quantiles=0", "quantiles=abc", "quantiles=", "quantile=0.5"):
+        response = client.get(f"/api/v1/forecast-runs/{run.id}.csv?{query}")
+        assert response.status_code == 422, query
+        body = response.get_json()
+        assert set(body) == {"error", "details"}
+        named = " ".join(str(d) for d in body["details"])
+        assert "quantile" in named, (query, body)
+
+
+def test_run_csv_quantiles_of_a_model_without_its_metadata_are_a_409(model_app, client, run):
+    from pathlib import Path
+
+    version = versions.get_version(_storage(model_app), model_app.config["MODEL_NAME"], run.model_version)
+    Path(version["artifact_path"]).with_suffix(".json").unlink()
+    response = client.get(f"/api/v1/forecast-runs/{run.id}.csv?quantiles=0.9")
+    assert response.status_code == 409
+    assert response.get_json()["details"][0]["field"] == "quantiles"
+    assert client.get(f"/api/v1/forecast-runs/{run.id}.csv").status_code == 200  # the bands alone still
+
+
 def test_latest_csv_and_series_before_any_run_are_404(client):
     for url in ("/api/v1/forecast-runs/latest.csv", "/api/v1/forecast-runs/latest/series/1/1"):
         response = client.get(url)

@@ -18,9 +18,23 @@ from app.web import published
 from app.web.api import bp
 from app.web.api.errors import ApiError, detail
 from app.web.api.openapi import operation, query_args
-from app.web.schemas import ForecastRunOut, ForecastRunsResponse, ListQuery, SeriesForecastResponse
+from app.web.schemas import (
+    ForecastRunOut,
+    ForecastRunsResponse,
+    ListQuery,
+    RunCsvQuery,
+    SeriesForecastResponse,
+)
 
-RUN_CSV = "Store,Dept,Date,lag,prediction,lower_80,upper_80,lower_95,upper_95; one row per series and week"
+RUN_CSV = (
+    "Store,Dept,Date,lag,prediction,lower_80,upper_80,lower_95,upper_95, then a q0.1-style column per asked "
+    "quantile; one row per series and week"
+)
+RUN_CSV_ERRORS = {
+    404: "No such forecast run (or no run published yet), or unknown route",
+    409: "Quantiles asked of a run whose model's interval shape is no longer on record",
+    422: "Bad `quantiles` (each a number in 0.01..0.99) or an unknown query parameter",
+}
 
 
 def _run(run_id: int) -> publish.PublishedRun:
@@ -44,7 +58,18 @@ def _latest() -> publish.PublishedRun:
 
 
 def _csv(run: publish.PublishedRun) -> Response:
-    rows = publish.RunCsv(extensions.storage(), run.id)  # the query runs now: a database error is a 503
+    levels = query_args().quantiles
+    quantiles = None
+    if levels:
+        try:
+            quantiles = publish.run_quantiles(
+                extensions.storage(), current_app.config["MODEL_NAME"], run, levels
+            )
+        except publish.QuantilesUnavailable as error:
+            problem = [detail("quantiles", str(error))]
+            raise ApiError(409, "quantiles unavailable for this run", problem) from None
+    # the query runs now: a database error is a 503
+    rows = publish.RunCsv(extensions.storage(), run.id, quantiles)
     response = Response(stream_with_context(rows), mimetype="text/csv")
     response.call_on_close(rows.close)
     response.headers["Content-Disposition"] = f"attachment; filename={published.csv_name(run)}"
@@ -85,10 +110,13 @@ def forecast_run(run_id: int) -> Any:
 @operation(
     "A forecast run as CSV",
     "published",
-    description="Every stored row of the run, streamed, by store, dept and week.",
+    description=(
+        "Every stored row of the run, streamed, by store, dept and week; `quantiles` adds a column per level."
+    ),
+    query=RunCsvQuery,
     json_response=False,
     csv_response=RUN_CSV,
-    errors={404: "No such forecast run (or no run published yet), or unknown route"},
+    errors=RUN_CSV_ERRORS,
 )
 def forecast_run_csv(run_id: int) -> Response:
     """A whole run as CSV, streamed from the stored rows."""
@@ -102,9 +130,10 @@ def forecast_run_csv(run_id: int) -> Response:
     description=(
         "The production model's run from the newest week of data (404 before its first is published)."
     ),
+    query=RunCsvQuery,
     json_response=False,
     csv_response=RUN_CSV,
-    errors={404: "No such forecast run (or no run published yet), or unknown route"},
+    errors=RUN_CSV_ERRORS,
 )
 def latest_run_csv() -> Response:
     """The production model's newest run as CSV."""

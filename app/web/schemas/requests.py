@@ -305,6 +305,23 @@ class BatchQuery(QuantileLevels):
     )
 
 
+class RunCsvQuery(QuantileLevels):
+    """The query string of a published run's CSV."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quantiles: list[Quantile] | None = Field(
+        None,
+        min_length=1,
+        max_length=99,
+        description=(
+            f"comma-separated levels in {QUANTILE_RANGE[0]}..{QUANTILE_RANGE[1]} (e.g. 0.1,0.5,0.9): a q0.1, "
+            "q0.5, q0.9 column each, read from every row's stored bands with the interval shape of the model "
+            "that published the run (0.1 and 0.9 are the 80% band's ends, 0.5 the forecast)"
+        ),
+    )
+
+
 class ListQuery(BaseModel):
     """How many of the newest to list."""
 
