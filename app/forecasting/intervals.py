@@ -641,18 +641,12 @@ class IntervalCalibrator:
         """The `q` quantile (QUANTILE_RANGE) of each forecast: the point forecast moved by the score of
         the two-sided level |2q - 1| times the row's denominator, down for q below 0.5; the 0.1 and 0.9
         quantiles are the 80% band's ends, and the quantiles rise with q."""
-        if not QUANTILE_RANGE[0] <= q <= QUANTILE_RANGE[1]:
-            raise ValueError(f"quantile {q} outside {QUANTILE_RANGE[0]}..{QUANTILE_RANGE[1]}")
+        per_bucket = self._bucket_scores(q)
         prediction = np.asarray(prediction, dtype=float)
-        if not self.quantiles:
+        if per_bucket is None:
             return np.full(len(prediction), np.nan)
-        level = round(abs(2 * q - 1), 10)
-        per_bucket = np.array([self.level_score(label, level) for label in BUCKET_LABELS])
         half = self._widened(per_bucket[bucket_index(horizon)] * denominator, cold)
-        if q >= 0.5:
-            return prediction + half
-        lower = prediction - half
-        return lower if floor is None else np.maximum(lower, floor)
+        return _moved(q, prediction, half, floor)
 
     def band_quantile(
         self,
@@ -665,25 +659,24 @@ class IntervalCalibrator:
         """The `q` quantile of rows known only by their point forecast and 80% band (a published run's
         stored rows): the band's half-width (upper_80 less the prediction, never floored) times the
         level's score over the 80% one in its bucket, which is what `quantile` gives the same rows."""
+        per_bucket = self._bucket_scores(q)
+        prediction = np.asarray(prediction, dtype=float)
+        if per_bucket is None:
+            return np.full(len(prediction), np.nan)
+        q80 = np.array([self.quantiles[label]["0.8"] for label in BUCKET_LABELS])
+        ratio = np.divide(per_bucket, q80, out=np.ones(len(q80)), where=q80 > 0)
+        half = (np.asarray(upper_80, dtype=float) - prediction) * ratio[bucket_index(horizon)]
+        return _moved(q, prediction, half, floor)
+
+    def _bucket_scores(self, q: float) -> np.ndarray | None:
+        """Each horizon bucket's score at the two-sided level |2q - 1| of quantile `q` (None before
+        calibration); ValueError for a q outside QUANTILE_RANGE."""
         if not QUANTILE_RANGE[0] <= q <= QUANTILE_RANGE[1]:
             raise ValueError(f"quantile {q} outside {QUANTILE_RANGE[0]}..{QUANTILE_RANGE[1]}")
-        prediction = np.asarray(prediction, dtype=float)
         if not self.quantiles:
-            return np.full(len(prediction), np.nan)
+            return None
         level = round(abs(2 * q - 1), 10)
-        ratio = np.array(
-            [
-                self.level_score(label, level) / self.quantiles[label]["0.8"]
-                if self.quantiles[label]["0.8"] > 0
-                else 1.0
-                for label in BUCKET_LABELS
-            ]
-        )
-        half = (np.asarray(upper_80, dtype=float) - prediction) * ratio[bucket_index(horizon)]
-        if q >= 0.5:
-            return prediction + half
-        lower = prediction - half
-        return lower if floor is None else np.maximum(lower, floor)
+        return np.array([self.level_score(label, level) for label in BUCKET_LABELS])
 
     @classmethod
     def from_metadata(cls, intervals: dict) -> IntervalCalibrator:
@@ -723,3 +716,11 @@ class IntervalCalibrator:
             "shape": self.shape,
             "plain_quantiles": self.plain_quantiles,
         }
+
+
+def _moved(q: float, prediction: np.ndarray, half: np.ndarray, floor: np.ndarray | None) -> np.ndarray:
+    """The forecast moved up by `half` for q at or above 0.5, else down (stopping at `floor`)."""
+    if q >= 0.5:
+        return prediction + half
+    lower = prediction - half
+    return lower if floor is None else np.maximum(lower, floor)
