@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -167,14 +168,17 @@ def test_run_csv_refuses_bad_quantiles_naming_the_field(client, run):
 
 
 def test_run_csv_quantiles_of_a_model_without_its_metadata_are_a_409(model_app, client, run):
-    from pathlib import Path
-
     version = versions.get_version(_storage(model_app), model_app.config["MODEL_NAME"], run.model_version)
-    Path(version["artifact_path"]).with_suffix(".json").unlink()
-    response = client.get(f"/api/v1/forecast-runs/{run.id}.csv?quantiles=0.9")
-    assert response.status_code == 409
-    assert response.get_json()["details"][0]["field"] == "quantiles"
-    assert client.get(f"/api/v1/forecast-runs/{run.id}.csv").status_code == 200  # the bands alone still
+    metadata = Path(version["artifact_path"]).with_suffix(".json")
+    kept = metadata.read_bytes()
+    metadata.unlink()
+    try:
+        response = client.get(f"/api/v1/forecast-runs/{run.id}.csv?quantiles=0.9")
+        assert response.status_code == 409
+        assert response.get_json()["details"][0]["field"] == "quantiles"
+        assert client.get(f"/api/v1/forecast-runs/{run.id}.csv").status_code == 200  # the bands alone still
+    finally:  # the artifact is shared by the module's other tests
+        metadata.write_bytes(kept)
 
 
 def test_latest_csv_and_series_before_any_run_are_404(client):
