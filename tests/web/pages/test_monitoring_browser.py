@@ -5,17 +5,11 @@ of the page; nothing above a minor axe-core finding; screenshots for a person to
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-from pathlib import Path
-
 import pytest
-from sqlalchemy import insert
 
-from app.loop import accuracy, publish
-from app.loop.history import lineage_of
-from app.storage import ActualSale
-from tests.helpers.browser import AXE, IN_CHROMIUM, WIDTHS, axe_problems, serve
+from app.loop import publish
+from tests.helpers.browser import AXE, IN_CHROMIUM, WIDTHS, axe_problems, serve, shot
+from tests.helpers.published import score_next_week
 
 pytestmark = IN_CHROMIUM
 OVERFLOW_JS = "() => document.documentElement.scrollWidth - window.innerWidth"
@@ -28,29 +22,9 @@ LEVELS_JS = """() => [...document.querySelectorAll('[data-testid=level-accuracy]
 @pytest.fixture
 def scored_app(model_app, forecaster):
     """The served model's run published, and the week after it sold 10% above each next-week forecast."""
-    storage, lineage = model_app.extensions["storage"], lineage_of(forecaster)
-    run = publish.publish(storage, forecaster)
-    week = run.data_through + dt.timedelta(weeks=1)
-    rows = [r for r in publish.forecast_run_rows(storage, run.id) if r["week"] == week]
-    with storage.session() as session:
-        session.execute(
-            insert(ActualSale),
-            [
-                {"store": r["store"], "dept": r["dept"], "week": week, "is_holiday": False,
-                 "weekly_sales": round(r["prediction"] * 1.1, 2), "lineage": lineage}
-                for r in rows
-            ],
-        )  # fmt: skip
-    assert accuracy.score_new_weeks(storage, lineage, forecaster) == [week]
+    storage = model_app.extensions["storage"]
+    score_next_week(storage, forecaster, publish.publish(storage, forecaster))
     return model_app
-
-
-def _shot(page, name: str) -> None:
-    folder = os.environ.get("STORECAST_SHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.evaluate("() => document.getElementById('level-title').scrollIntoView()")
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -69,5 +43,5 @@ def test_accuracy_by_level_reads_at_both_widths(scored_app, browser, width):
             assert page.evaluate(SIDEWAYS_JS) <= 1
         if AXE.exists():
             assert axe_problems(page, ("moderate", "serious", "critical")) == []
-        _shot(page, f"monitoring-levels-{width}")
+        shot(page, f"monitoring-levels-{width}", "#lag-accuracy")
         page.context.close()
