@@ -142,7 +142,7 @@ ACCURACY_CHARTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "bias",
         "bias_pct",
         {
-            "title": "Bias per week (forecast − actual, share of sales)",
+            "title": "Bias per week (share of sales)",
             "value_title": "bias",
             "value_format": "+.0%",
             "targets": (0.0,),
