@@ -132,13 +132,20 @@ def _process_writer(url: str, worker: int, requests: int) -> None:
 def test_concurrent_processes_on_one_sqlite_file_lose_nothing(mon_app):
     """Like gunicorn workers: separate processes, separate connections, one SQLite file in WAL mode."""
     url = mon_app.config["DATABASE_URL"]
-    context = multiprocessing.get_context("fork")  # fresh engine per child; nothing inherited is used
+    # Spawned, not forked: this test process runs other tests' threads (SQLite checkpointers among
+    # them), and a fork taken while one holds a lock leaves the child stuck on it.
+    context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_process_writer, args=(url, w, 150)) for w in range(4)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-        assert process.exitcode == 0
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:  # a stuck writer must not hold the test run open at exit
+            if process.is_alive():
+                process.kill()
     assert _count(mon_app.extensions["storage"]) == 4 * 150 * 4
 
 
