@@ -389,3 +389,11 @@ def test_a_stores_usual_miss_is_its_median_over_the_weeks_before_once_there_are_
     usual = exceedance.usual_shift(totals, dt.date(2012, 3, 30), weeks=8, least=4)
     assert set(usual) == {1, 2}  # store 3: two weeks known, no usual miss assumed
     assert usual[1] == pytest.approx(np.log(0.9), abs=0.01) and usual[2] == pytest.approx(0.0)
+
+
+def test_most_stores_above_their_range_is_a_file_fault_only_when_the_chain_is_far_off_its_plan():
+    totals = _store_weeks({s: [1.1, 2.0] for s in range(1, 11)})
+    totals["z"] = 3.0  # every store above its 95% range in both weeks
+    found = exceedance.chain_weeks(totals, share=0.6, total_share=0.25)
+    assert [f["week"] for f in found.values()] == ["2012-03-09"]  # the doubled week; not the holiday's 10%
+    assert found[dt.date(2012, 3, 9)]["outside"] == 10
