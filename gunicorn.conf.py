@@ -17,10 +17,13 @@ METRICS_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-# Threads, not sync workers: a connection that trickles its request holds one thread of 8, not a whole
+# Threads, not sync workers: a connection that trickles its request holds one thread, not a whole
 # worker, and app.gunicorn_worker bounds how long it may (GUNICORN_HEADER_TIMEOUT, GUNICORN_BODY_TIMEOUT).
+# Two a worker: its threads share one GIL, so more of them only take turns at it, and under load a
+# worker of 8 threads served fewer predictions a second, and less steadily (benchmarks/bench_http.py).
+# Idle keep-alive connections wait in gunicorn's poller and hold no thread.
 worker_class = "app.gunicorn_worker.DeadlineThreadWorker"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 # Request line and header limits: a hostile request is refused by gunicorn before the app sees it.
 limit_request_line = 8190
 limit_request_fields = 100

@@ -40,6 +40,12 @@ TARGET_SECONDS, TARGET_BYTES, TARGET_MB = 2.0, 100_000, 200.0
 REAL_TRAIN = ROOT.parent / "shared" / "data" / "walmart" / "train.csv"
 
 
+def configured_threads() -> int:
+    """The threads a worker has when GUNICORN_THREADS is unset (gunicorn.conf.py's default)."""
+    found = re.search(r'"GUNICORN_THREADS", "(\d+)"', (ROOT / "gunicorn.conf.py").read_text())
+    return int(found.group(1)) if found else 0
+
+
 def _kb(pid: int, field: str) -> int:
     text = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
@@ -187,7 +193,7 @@ def main() -> int:
         failed = False
         try:
             worker = service.workers()[0]
-            print(f"gunicorn: 1 worker (pid {worker}), 8 threads, on 127.0.0.1:{port}")
+            print(f"gunicorn: 1 worker (pid {worker}), {configured_threads()} threads, on 127.0.0.1:{port}")
             print(f"\n{'input':44} {'status':>6} {'bytes':>9} {'median s':>9} {'peak +MB':>9}  ok")
             for request in cases(port):
                 row = measure(port, worker, request, args.repeat)
@@ -209,10 +215,11 @@ def main() -> int:
                 print(_line(request[0], row))
                 figures["inputs"].append({"input": request[0], **row})
             slow = slow_clients(port, args.slow_clients, seconds=20)
-            figures["slow_clients"] = {"clients": args.slow_clients, **slow}
+            figures["slow_clients"] = {"clients": args.slow_clients, "threads": configured_threads(), **slow}
             print(
-                f"\n{args.slow_clients} slow clients (a header byte every 0.5 s; 1 worker of 8 threads, "
-                f"10 s header limit): {slow['dropped']} dropped, the last after "
+                f"\n{args.slow_clients} slow clients (a header byte every 0.5 s; 1 worker of "
+                f"{configured_threads()} threads, 10 s header limit): {slow['dropped']} dropped, "
+                f"the last after "
                 f"{slow['dropped_after_max_s']:.1f} s; "
                 f"/api/v1/health answered {slow['health_n']} times meanwhile, median "
                 f"{slow['health_median_ms']:.1f} ms, max {slow['health_max_ms']:.1f} ms"
