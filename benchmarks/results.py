@@ -98,12 +98,21 @@ def origins(f: dict[str, Any]) -> Table:
                 _pct(r["coverage_80"]),
                 _pct(r["coverage_95"]),
                 _quarter_ranges(scores) if scores else "-",
-                f"{scores['interval_score_80']:,.0f} / {scores['interval_score_95']:,.0f}" if scores else "-",
-                " / ".join(f"{scores[f'wql_{q}']:.4f}" for q in (0.1, 0.5, 0.9)) if scores else "-",
+                *_proper_scores(scores),
                 f"{_pct(totals.get('coverage_80'))} / {_pct(totals.get('coverage_95'))}",
             ]
         )
     return header, rows
+
+
+def _proper_scores(scores: dict[str, Any] | None) -> list[str]:
+    """The interval scores of the 80% and 95% ranges, and the weighted quantile losses at 0.1/0.5/0.9."""
+    if not scores or scores.get("interval_score_80") is None:
+        return ["-", "-"]
+    return [
+        f"{scores['interval_score_80']:,.0f} / {scores['interval_score_95']:,.0f}",
+        " / ".join(f"{scores[f'wql_{q}']:.4f}" for q in (0.1, 0.5, 0.9)),
+    ]
 
 
 def _quarter_ranges(scores: dict[str, Any]) -> str:
@@ -159,6 +168,8 @@ def replay(f: dict[str, Any]) -> Table:
         "backtest WMAE",
         "80% covered",
         "95% covered",
+        "interval score 80% / 95%",
+        "wQL 0.1 / 0.5 / 0.9",
         "forecasts scored",
     ]
     rows = []
@@ -173,6 +184,7 @@ def replay(f: dict[str, Any]) -> Table:
                 _num(reference),
                 _pct(r["coverage_80"]),
                 _pct(r["coverage_95"]),
+                *_proper_scores(r),
                 f"{r['rows']:,}",
             ]
         )
