@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from app.gunicorn_worker import READ_AHEAD, ReadAhead
 from benchmarks.load import free_port
 from tests.helpers.app import make_test_app
 from tests.helpers.paths import REPO_ROOT
@@ -148,3 +149,17 @@ def test_a_stalled_body_gets_a_408(server):
     assert response.status == 408
     assert b"the request body stalled" in body
     assert time.monotonic() - started < LIMIT + 1.0
+
+
+def test_a_request_goes_to_a_thread_once_its_head_and_a_small_body_are_in():
+    get = ReadAhead()
+    assert not get.take(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    assert get.take(b"\r\n")  # no body: the head is the request
+    post = ReadAhead()
+    assert not post.take(b"POST /p HTTP/1.1\r\ncontent-length: 10\r\n\r\n12345")
+    assert post.take(b"67890")
+    assert ReadAhead().take(b"POST /p HTTP/1.1\nContent-Length: 2\n\nok")  # bare line feeds too
+    large = b"POST /p HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (READ_AHEAD + 1)
+    assert ReadAhead().take(large)  # a large body is read by the thread
+    assert ReadAhead().take(b"POST /p HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+    assert ReadAhead().take(b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
