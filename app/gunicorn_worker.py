@@ -124,7 +124,13 @@ class DeadlineThreadWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.reading: dict[Any, ReadAhead] = {}  # connections whose request is still arriving
 
+    def _plain_http(self) -> bool:
+        """Read ahead only plain HTTP/1: TLS and an HTTP/2 preface are read by the thread (TConn.init)."""
+        return not self.cfg.is_ssl and getattr(self.cfg, "http2_cleartext", None) in (None, "off", "upgrade")
+
     def accept(self, listener: Any) -> None:
+        if not self._plain_http():
+            return super().accept(listener)
         try:
             client_sock, client_addr = listener.accept()
         except OSError as error:
@@ -137,6 +143,8 @@ class DeadlineThreadWorker(ThreadWorker):
 
     def on_client_socket_readable(self, conn: Any, client: Any) -> None:
         """A kept-alive connection's next request: read ahead too, not handed to a thread at once."""
+        if not self._plain_http():
+            return super().on_client_socket_readable(conn, client)
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
         self._read_ahead(conn)
