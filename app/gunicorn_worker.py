@@ -9,6 +9,8 @@ has HEADER_TIMEOUT seconds in all for its request line and headers (then the con
 and BODY_TIMEOUT seconds between two pieces of its body (then the application answers 408). A larger
 or chunked body, or one sent after 100-continue, is read by the thread, each read bounded the same way.
 So a worker needs few threads (gunicorn.conf.py): they share one GIL, and a slow client holds none.
+With TLS or an HTTP/2 preface configured in gunicorn itself, the worker is gthread as it is, without
+these limits: terminate TLS at the proxy.
 Behind nginx (deploy/nginx.conf) the proxy buffers whole requests first, so only a client that reaches
 gunicorn directly ever meets these limits.
 
@@ -125,7 +127,7 @@ class DeadlineThreadWorker(ThreadWorker):
         self.reading: dict[Any, ReadAhead] = {}  # connections whose request is still arriving
 
     def _plain_http(self) -> bool:
-        """Read ahead only plain HTTP/1: TLS and an HTTP/2 preface are read by the thread (TConn.init)."""
+        """Plain HTTP/1: TLS and an HTTP/2 preface are read by gthread's own thread (TConn.init)."""
         return not self.cfg.is_ssl and getattr(self.cfg, "http2_cleartext", None) in (None, "off", "upgrade")
 
     def accept(self, listener: Any) -> None:
@@ -195,6 +197,8 @@ class DeadlineThreadWorker(ThreadWorker):
                 self._to_thread(conn, ahead)
 
     def handle(self, conn: Any) -> Any:
+        if not self._plain_http():
+            return super().handle(conn)
         ahead: ReadAhead | None = getattr(conn, "read_ahead", None)
         conn.read_ahead = None
         if not isinstance(conn.sock, DeadlineSocket):
@@ -209,5 +213,6 @@ class DeadlineThreadWorker(ThreadWorker):
         return super().handle(conn)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
-        conn.sock.expect_body(STALLED if getattr(conn, "stalled", False) else BODY_TIMEOUT)
+        if isinstance(conn.sock, DeadlineSocket):
+            conn.sock.expect_body(STALLED if getattr(conn, "stalled", False) else BODY_TIMEOUT)
         return super().handle_request(req, conn)

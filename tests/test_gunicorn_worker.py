@@ -8,12 +8,17 @@ test takes about 15 seconds.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,10 +31,10 @@ LIMIT = 2.0  # GUNICORN_HEADER_TIMEOUT and GUNICORN_BODY_TIMEOUT for this server
 SLOW_CLIENTS = 6
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    """gunicorn (1 worker, gunicorn.conf.py's threads) on a free loopback port; stopped by its own pid."""
-    tmp_path = tmp_path_factory.mktemp("gunicorn")
+@contextlib.contextmanager
+def _gunicorn(tmp_path: Path, ready: Callable[[int], bool], **settings: str) -> Iterator[int]:
+    """gunicorn (1 worker, gunicorn.conf.py's threads) on a free loopback port, once `ready(port)`;
+    stopped by its own pid. `settings` join its environment."""
     make_test_app(tmp_path).extensions["storage"].dispose()  # creates the tables in tmp_path/storecast.db
     port = free_port()
     env = {
@@ -44,6 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         "GUNICORN_BODY_TIMEOUT": str(LIMIT),
         "GUNICORN_ACCESSLOG": "/dev/null",
         "GUNICORN_GRACEFUL_TIMEOUT": "2",
+        **settings,
     }
     log = (tmp_path / "gunicorn.log").open("wb")
     process = subprocess.Popen(
@@ -63,7 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         while time.monotonic() < deadline:
             assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()[-2000:]
             try:
-                if _health(port)[0] == 200:
+                if ready(port):
                     break
             except OSError:
                 time.sleep(0.2)
@@ -72,6 +78,12 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         process.terminate()
         process.wait(30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    with _gunicorn(tmp_path_factory.mktemp("gunicorn"), lambda port: _health(port)[0] == 200) as port:
+        yield port
 
 
 def _health(port: int) -> tuple[int, float]:
@@ -163,3 +175,29 @@ def test_a_request_goes_to_a_thread_once_its_head_and_a_small_body_are_in():
     assert ReadAhead().take(large)  # a large body is read by the thread
     assert ReadAhead().take(b"POST /p HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
     assert ReadAhead().take(b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+
+def _https_status(port: int, context: ssl.SSLContext, path: str = "/api/v1/health") -> int:
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_gunicorn_given_a_certificate_serves_https(tmp_path):
+    """TLS terminated by gunicorn itself: the worker leaves the handshake to gthread and still answers."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    tls = f"--certfile {cert} --keyfile {key}"
+    with _gunicorn(tmp_path, lambda port: _https_status(port, context) == 200, GUNICORN_CMD_ARGS=tls) as port:
+        assert [_https_status(port, context) for _ in range(3)] == [200, 200, 200]
+        assert _https_status(port, context, "/api/v1/no-such-thing") == 404
