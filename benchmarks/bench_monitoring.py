@@ -305,10 +305,18 @@ def _fill(path: Path, rows: int, requests: int, seed: int = 0) -> None:
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             batch,
         )
+    # v1 and a third of the actuals share a data lineage, so the performance job scores them (it scores
+    # a prediction only against actuals of its model's data).
+    connection.execute(
+        "INSERT INTO model_versions (name, version, stage, artifact_path, artifact_sha256, model_kind,"
+        " metrics, created_at, data_lineage) VALUES ('storecast', 1, 'production', '-', '-', 'hgb', '{}', ?,"
+        " 'bench')",
+        (now.strftime(STAMP),),
+    )
     actual = frame.sample(frac=1 / 3, random_state=seed)
     connection.executemany(
-        "INSERT INTO actual_sales (store, dept, week, weekly_sales, is_holiday, ingested_at)"
-        " VALUES (?,?,?,?,?,?)",
+        "INSERT INTO actual_sales (store, dept, week, weekly_sales, is_holiday, ingested_at, lineage)"
+        " VALUES (?,?,?,?,?,?,'bench')",
         [
             (int(s), int(d), w.strftime("%Y-%m-%d"), float(v), int(h), now.strftime(STAMP))
             for s, d, w, v, h in actual[["store", "dept", "date", "weekly_sales", "is_holiday"]].itertuples(
