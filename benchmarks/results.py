@@ -444,7 +444,7 @@ BENCHMARKS = (
         download_memory,
     ),
     Benchmark("bench_monitoring", "Prediction logging and the monitoring jobs", "bench_monitoring.py", flat),
-    Benchmark("bench_scale", "Chain scale", "bench_scale.py --sizes 45,900", scale),
+    Benchmark("bench_scale", "Chain scale", "bench_scale.py", scale),
     Benchmark("bench_worker_start", "Dask worker start", "bench_worker_start.py", worker_start),
     Benchmark("image", "The container image: size, build and release check", "bench_image.py --cold", image),
 )
