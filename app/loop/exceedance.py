@@ -83,9 +83,7 @@ class ExceedanceSettings:
     notice_share: float = 0.5  # a department outside its 95% range by this share ...
     notice_dollars: float = 5000.0  # ... and this many dollars goes into the store's digest
     chain_share: float = 0.6  # stores outside their 95% range the same way ...
-    chain_total_share: float = (
-        0.25  # ... and the chain's total this far off its plan: the week's file is at fault
-    )
+    chain_total_share: float = 0.25  # ... and the chain's total this far off its plan: the file's fault
     dept_total_below: float = 0.15  # a department's total across stores this far below its plan ...
     dept_total_above: float = 0.25  # ... or this far above, in each week of a run: warning
     dept_total_dollars: float = 20000.0  # ... and off by at least this many dollars each week
@@ -290,14 +288,14 @@ def _totals(frame: pd.DataFrame, forecaster: Forecaster, key: str) -> pd.DataFra
 def chain_weeks(totals: pd.DataFrame, share: float, total_share: float) -> dict[Any, dict[str, Any]]:
     """Weeks in which at least `share` of the stores fall outside their 95% range the same way (lag 1)
     and the chain's total is at least `total_share` off its plan. A holiday the model misjudged (the
-    week before Easter) moves most stores out of range too, but not that far: a week
-    counted twice doubles it."""
+    week before Easter) moves most stores out of range too, but not that far: a week counted twice
+    doubles it."""
     found = {}
     for week, group in totals[totals["lag"] == 1].groupby("week"):
         one_way = _one_way(group, share)
         if one_way is None:
             continue
-        if abs(one_way["actual"] / max(one_way["prediction"], 1.0) - 1.0) >= total_share:
+        if abs(one_way["actual"] / max(one_way["prediction"], 1.0) - 1) >= total_share:
             found[week] = {"week": pd.Timestamp(week).date().isoformat(), **one_way}
     return found
 
@@ -384,9 +382,8 @@ def evaluate(
         return result
     older = (all_totals["week"] <= newest - dt.timedelta(weeks=MAX_RUN + 1)).to_numpy()
     earlier, totals = all_totals[older], all_totals[~older]
-    chain = chain_weeks(
-        totals, settings.chain_share, settings.chain_total_share
-    )  # judged on the ranges alone: a file's fault
+    # A file's fault, judged on the stores' ranges and the chain's plan alone.
+    chain = chain_weeks(totals, settings.chain_share, settings.chain_total_share)
     before = today - dt.timedelta(weeks=MAX_RUN)  # the weeks judged do not widen their own range
     totals = widened(totals, "store", own_spread(forecaster, before, settings.store_spread, "store"))
     result["chain"] = list(chain.values())
