@@ -57,7 +57,7 @@ class DeadlineSocket:
     """A client socket whose reads are bounded: a deadline for the headers, an idle limit for the body."""
 
     def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
+        self.raw = sock
         self._deadline: float | None = None
         self._idle: float | None = None
 
@@ -68,16 +68,16 @@ class DeadlineSocket:
         self._deadline, self._idle = None, seconds
 
     def recv(self, size: int, *flags: int) -> bytes:
-        prior = self._sock.gettimeout()
+        prior = self.raw.gettimeout()
         if self._deadline is not None:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
                 raise SlowHeaders()
-            self._sock.settimeout(remaining)
+            self.raw.settimeout(remaining)
         elif self._idle is not None and prior is None:
-            self._sock.settimeout(self._idle)  # a drain's own deadline, when set, is kept
+            self.raw.settimeout(self._idle)  # a drain's own deadline, when set, is kept
         try:
-            return self._sock.recv(size, *flags)
+            return self.raw.recv(size, *flags)
         except TimeoutError:
             if self._deadline is not None:
                 log.info("dropped a client that sent no complete headers in %g s", HEADER_TIMEOUT)
@@ -86,10 +86,10 @@ class DeadlineSocket:
         finally:
             # Writes stay as gunicorn made them (blocking): a socket left with a timeout sends a
             # large response in poll-and-send steps (bench_http, 1,000-row batch: median 358 ms, then 226).
-            self._sock.settimeout(prior)
+            self.raw.settimeout(prior)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+        return getattr(self.raw, name)
 
 
 class ReadAhead:
@@ -125,13 +125,12 @@ class DeadlineThreadWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.reading: dict[Any, ReadAhead] = {}  # connections whose request is still arriving
-
-    def _plain_http(self) -> bool:
-        """Plain HTTP/1: TLS and an HTTP/2 preface are read by gthread's own thread (TConn.init)."""
-        return not self.cfg.is_ssl and getattr(self.cfg, "http2_cleartext", None) in (None, "off", "upgrade")
+        # Plain HTTP/1 only: TLS and an HTTP/2 preface are read by gthread's own thread (TConn.init).
+        http2 = getattr(self.cfg, "http2_cleartext", None)
+        self.reads_ahead = not self.cfg.is_ssl and http2 in (None, "off", "upgrade")
 
     def accept(self, listener: Any) -> None:
-        if not self._plain_http():
+        if not self.reads_ahead:
             return super().accept(listener)
         try:
             client_sock, client_addr = listener.accept()
@@ -145,7 +144,7 @@ class DeadlineThreadWorker(ThreadWorker):
 
     def on_client_socket_readable(self, conn: Any, client: Any) -> None:
         """A kept-alive connection's next request: read ahead too, not handed to a thread at once."""
-        if not self._plain_http():
+        if not self.reads_ahead:
             return super().on_client_socket_readable(conn, client)
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
@@ -157,7 +156,7 @@ class DeadlineThreadWorker(ThreadWorker):
 
     def _on_bytes(self, conn: Any, client: Any) -> None:
         ahead = self.reading[conn]
-        sock = conn.sock._sock if isinstance(conn.sock, DeadlineSocket) else conn.sock  # no deadline here
+        sock = conn.sock.raw if isinstance(conn.sock, DeadlineSocket) else conn.sock  # no deadline here
         try:
             data = sock.recv(READ_AHEAD)
         except (BlockingIOError, InterruptedError):
@@ -197,22 +196,21 @@ class DeadlineThreadWorker(ThreadWorker):
                 self._to_thread(conn, ahead)
 
     def handle(self, conn: Any) -> Any:
-        if not self._plain_http():
+        if not self.reads_ahead:
             return super().handle(conn)
-        ahead: ReadAhead | None = getattr(conn, "read_ahead", None)
+        ahead: ReadAhead | None = conn.read_ahead
         conn.read_ahead = None
-        if not isinstance(conn.sock, DeadlineSocket):
-            conn.sock.setblocking(True)
-            conn.sock = DeadlineSocket(conn.sock)
         conn.stalled = ahead is not None and ahead.stalled
+        conn.sock.setblocking(True)
+        if not isinstance(conn.sock, DeadlineSocket):
+            conn.sock = DeadlineSocket(conn.sock)
         if ahead is not None and ahead.data:
-            conn.sock.setblocking(True)
             conn.init()  # the parser, now, to be given the bytes read ahead
             conn.parser.unreader.unread(bytes(ahead.data))
         conn.sock.expect_headers(HEADER_TIMEOUT)
         return super().handle(conn)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
-        if isinstance(conn.sock, DeadlineSocket):
-            conn.sock.expect_body(STALLED if getattr(conn, "stalled", False) else BODY_TIMEOUT)
+        if self.reads_ahead:
+            conn.sock.expect_body(STALLED if conn.stalled else BODY_TIMEOUT)
         return super().handle_request(req, conn)
