@@ -53,6 +53,12 @@ def targets(result: dict) -> list[tuple[str, bool, str]]:
             )
         checks.append((f"lag {bucket} 80% coverage 75-85%", 0.75 <= figures["coverage_80"] <= 0.85,
                        f"{figures['coverage_80']:.1%}"))  # fmt: skip
+    for group in ("by_volatility_quarter", "by_size_quarter"):
+        for name, quarter in result.get("scores", {}).get(group, {}).items():
+            for bucket, cell in quarter["by_horizon"].items():
+                held = 0.75 <= cell["coverage_80"] <= 0.85 and 0.90 <= cell["coverage_95"] <= 0.98
+                checks.append((f"{group[3:]} {name}, lag {bucket}: 80% 75-85%, 95% 90-98%", held,
+                               f"{cell['coverage_80']:.1%} / {cell['coverage_95']:.1%}"))  # fmt: skip
     loud = [
         a for w in result["weeks"] for a in w["alerts_opened"]
         if a["kind"] in ("drift", "degradation") and a["severity"] in ("warning", "critical")

@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.forecasting.scores import band_ranges  # noqa: E402 - after the path set-up
 from benchmarks._results import RESULTS_DIR, ROOT  # noqa: E402 - after the path set-up
 
 log = logging.getLogger("benchmarks.results")
@@ -97,7 +98,7 @@ def origins(f: dict[str, Any]) -> Table:
                 _num(off["wmae"] / r["naive_wmae"], "{:.3f}") if off else "-",
                 _pct(r["coverage_80"]),
                 _pct(r["coverage_95"]),
-                _quarter_ranges(scores) if scores else "-",
+                _quarter_ranges(scores),
                 *_proper_scores(scores),
                 f"{_pct(totals.get('coverage_80'))} / {_pct(totals.get('coverage_95'))}",
             ]
@@ -115,18 +116,14 @@ def _proper_scores(scores: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _quarter_ranges(scores: dict[str, Any]) -> str:
-    """The lowest and highest coverage over every quarter of series and its horizon buckets."""
-    spans = []
-    for key in ("coverage_80", "coverage_95"):
-        seen = [
-            v
-            for group in ("by_volatility_quarter", "by_size_quarter")
-            for quarter in scores.get(group, {}).values()
-            for v in (quarter[key], *(b[key] for b in quarter.get("by_horizon", {}).values()))
-        ]
-        spans.append(f"{_pct(min(seen))}-{_pct(max(seen))}" if seen else "-")
-    return " / ".join(spans)
+def _quarter_ranges(scores: dict[str, Any] | None, bucket: str | None = None) -> str:
+    """The lowest and highest 80% and 95% coverage over every quarter of series and its horizon buckets
+    (over the quarters' cells of one bucket when given; "-" in a result written before they were
+    measured)."""
+    if not scores:
+        return "-"
+    spans = [band_ranges(scores, key, bucket) for key in ("coverage_80", "coverage_95")]
+    return " / ".join(f"{_pct(lo)}-{_pct(hi)}" for lo, hi in spans)
 
 
 def peers(f: dict[str, Any]) -> Table:
@@ -170,6 +167,7 @@ def replay(f: dict[str, Any]) -> Table:
         "95% covered",
         "interval score 80% / 95%",
         "wQL 0.1 / 0.5 / 0.9",
+        "quarters of series: 80% / 95% covered",
         "forecasts scored",
     ]
     rows = []
@@ -185,6 +183,7 @@ def replay(f: dict[str, Any]) -> Table:
                 _pct(r["coverage_80"]),
                 _pct(r["coverage_95"]),
                 *_proper_scores(r),
+                _quarter_ranges(f.get("scores"), bucket),
                 f"{r['rows']:,}",
             ]
         )

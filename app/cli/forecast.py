@@ -23,6 +23,7 @@ from app.cli.db import SchemaGroup, requires_schema
 from app.cli.files import written_atomically
 from app.config import train_params
 from app.forecasting.engine import ENGINES, Engine
+from app.forecasting.scores import band_ranges
 from app.loop import faults, history, publish, weekly
 from app.loop.replay import ReplaySettings, replay, write_forecasts
 
@@ -182,6 +183,11 @@ def replay_command(
             + "/".join(_score(figures.get(f"interval_score_{level}")) for level in (80, 95))
             + "  wQL .1/.5/.9 "
             + "/".join(_score(figures.get(f"wql_{q}"), ".3f") for q in ("0.1", "0.5", "0.9"))
+            + "  quarters of series 80%/95% "
+            + "/".join(
+                "{:.0%}-{:.0%}".format(*band_ranges(result["scores"], key, bucket))
+                for key in ("coverage_80", "coverage_95")
+            )
             + f"  rows {figures['rows']:,}"
         )
     for found in result["faults"]:

@@ -151,11 +151,16 @@ def _row_quarters(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def band_ranges(scores: dict[str, Any], key: str) -> tuple[float, float]:
-    """The lowest and highest `key` over every quarter and every quarter's horizon bucket."""
+def band_ranges(scores: dict[str, Any], key: str, bucket: str | None = None) -> tuple[float, float]:
+    """The lowest and highest `key` over every quarter and every quarter's horizon bucket (over the
+    quarters' cells of one horizon `bucket` when given)."""
     seen = []
     for group in ("by_volatility_quarter", "by_size_quarter"):
         for quarter in scores.get(group, {}).values():
+            cells = quarter.get("by_horizon", {})
+            if bucket is not None:
+                seen += [cells[bucket][key]] if key in cells.get(bucket, {}) else []
+                continue
             seen.append(quarter[key])
-            seen += [b[key] for b in quarter.get("by_horizon", {}).values() if key in b]
+            seen += [b[key] for b in cells.values() if key in b]
     return (min(seen), max(seen)) if seen else (float("nan"), float("nan"))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 
 from app.forecasting import totals
 from app.forecasting.intervals import LAG_BUCKET_LABELS, lag_bucket
-from app.forecasting.scores import interval_scores, pinball_losses, wql_from_sums
+from app.forecasting.prediction import BANDS
+from app.forecasting.scores import grouped_scores, interval_scores, pinball_losses, wql_from_sums
 from app.monitoring import alerts
 from app.storage import ActualSale, ForecastRow, ForecastRun, LagAccuracy, Storage, utcnow
 
@@ -290,6 +291,25 @@ def accuracy_by_lag(
     """Figures per lag bucket over the scored weeks in (since, until]."""
     found = _bucket_sums(storage, lineage, since, until)
     return {label: figures(found[label]) for label in LAG_BUCKET_LABELS if label in found}
+
+
+def accuracy_by_quarter(
+    storage: Storage,
+    lineage: str,
+    weeks: Iterable[dt.date],
+    profile: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> dict[str, Any]:
+    """Coverage and proper scores of every published forecast of `weeks` scored so far, per lag bucket
+    and per quarter of series by volatility and by size (scores.grouped_scores), each series profiled
+    by `profile(store, dept)` (Forecaster.series_profile of the model the weeks began with): overall
+    coverage hides calm series over-covered and volatile ones under-covered."""
+    with storage.engine.connect() as connection:
+        frames = [scored_rows(connection, week, lineage) for week in weeks]
+    frame = pd.concat([f for f in frames if not f.empty] or [pd.DataFrame(columns=frames[0].columns)])
+    bands = {name: frame[name].to_numpy(float) for name in BANDS}
+    volatility, size = profile(frame["store"].to_numpy(np.int64), frame["dept"].to_numpy(np.int64))
+    y, lag = frame["weekly_sales"].to_numpy(float), frame["lag"].to_numpy()
+    return grouped_scores(y, bands, lag, volatility, size)
 
 
 def accuracy_by_level(

@@ -135,7 +135,7 @@ def replay(
             reason=f"replay from {start.date()}",
         )
     fed = faults.apply_faults(dataset, settings.faults) if settings.faults else dataset
-    base = production_forecaster(storage, model_name)
+    base = first_model = production_forecaster(storage, model_name)
     backtest = base.metadata.get("backtest") or {}
     with storage.session() as session:
         last_alert = int(session.scalar(select(func.max(Alert.id))) or 0)
@@ -203,11 +203,13 @@ def replay(
             + f" [{weeks[-1]['seconds']:.1f}s]"
         )
     by_lag = accuracy.accuracy_by_lag(storage, lineage_of(base), since=start.date())
+    scored = [dt.date.fromisoformat(w["week"]) for w in weeks]
     return {
         "start": start.date().isoformat(),
         "weeks": weeks,
         "first_version": first["label"],
         "accuracy_by_lag": by_lag,
+        "scores": accuracy.accuracy_by_quarter(storage, lineage_of(base), scored, first_model.series_profile),
         "backtest_by_bucket": backtest.get("by_lag_bucket") or {},
         "backtest_naive_by_bucket": backtest.get("baseline_by_lag_bucket") or {},
         "backtest_origin": backtest.get("origin"),

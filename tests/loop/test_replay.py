@@ -73,6 +73,17 @@ def test_an_eight_week_replay_publishes_scores_and_retrains_through_the_gate(app
         assert by_lag["1"][name] == pytest.approx(value, rel=1e-3), name
         assert result["backtest_by_bucket"]["1"][name] > 0  # and the backtest's, beside them
 
+    # the same forecasts by quarter of series (volatility, size) and lag bucket, every row in one quarter
+    scores = result["scores"]
+    assert scores["rows"] == sum(f["rows"] for f in by_lag.values())
+    lag1_score = scores["by_horizon"]["1"]["interval_score_80"]
+    assert lag1_score == pytest.approx(expected["interval_score_80"], rel=1e-3)
+    for group in ("by_volatility_quarter", "by_size_quarter"):
+        quarters = scores[group]
+        assert set(quarters) == {"Q1", "Q2", "Q3", "Q4"}
+        assert sum(q["rows"] for q in quarters.values()) == scores["rows"]
+        assert all(set(q["by_horizon"]) <= set(by_lag) for q in quarters.values())
+
 
 def test_replay_command_refuses_a_start_outside_the_data(app):
     result = app.test_cli_runner().invoke(args=["replay", "--start", "1999-01-01", "--weeks", "2"])
