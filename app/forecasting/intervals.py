@@ -227,6 +227,7 @@ class StoreTotals:
     error: np.ndarray
     size: np.ndarray  # the rows' 80% half-widths summed
     quadrature: np.ndarray  # and in quadrature
+    key: np.ndarray  # the store (or other key) each total is of
 
     @classmethod
     def of_rows(
@@ -249,6 +250,7 @@ class StoreTotals:
             error=np.bincount(total, weights=np.asarray(residual, dtype=float)),
             size=np.maximum(np.bincount(total, weights=h), 1e-12),  # a zero width must not divide
             quadrature=np.maximum(np.sqrt(np.bincount(total, weights=h**2)), 1e-12),
+            key=store[first],
         )
 
     def steady_scores(self) -> np.ndarray:

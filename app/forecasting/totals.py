@@ -19,6 +19,13 @@ quantile of those scores per horizon bucket and level (IntervalCalibrator.fit, w
 quantiles from the nearest bucket with enough totals) scales a served total's size into its half-width.
 As the series' intervals do, they then follow the model fitted just before the last weeks (fit_levels).
 The chain has one total per origin and week, so some of its buckets borrow; `fallbacks` records where.
+
+Departments differ in how far their totals stray from their size: the stores of a seasonal department
+miss together, those of a grocery aisle mostly cancel. One quantile for every department left the
+calm ones' 95% bands several times their 80% ones and covering every week, and the volatile ones'
+covering fewer than four weeks in five. So each department's scores are divided by its own difficulty
+(key_difficulty: how much larger than its buckets' typical scores they ran, on the same held-out
+totals) before the quantiles are taken, and a served total's half-width is multiplied back by it.
 Its newer model's last weeks give it too few totals for quantiles of their own, yet ignoring them left
 the chain on the calibrating model alone, which at an origin in the data's second year never learned
 from a target a year on and errs far more than the model served: the chain's bands came out so wide
@@ -59,6 +66,8 @@ REPORT_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 4), (5, 13), (14, 26)
 REPORT_BUCKET_LABELS = [str(lo) if lo == hi else bucket_label(lo, hi) for lo, hi in REPORT_BUCKETS]
 BAND_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
 MIN_SKILL_TOTALS = 8  # newer totals a level needs to be scaled by their mean score (fit_levels)
+BY_KEY = ("department",)  # levels whose keys each get their own difficulty (key_difficulty)
+KEY_SHRINK_TOTALS = 30  # a key with this many calibrating totals keeps half of its own difficulty
 
 
 def level_key(level: str, store: np.ndarray, dept: np.ndarray) -> np.ndarray:
@@ -110,10 +119,31 @@ class Newer:
     growth_power: float = 1.0
 
 
-def _scores(sample: HeldOut, level: str) -> tuple[np.ndarray, np.ndarray]:
-    """|total error| / total size of a sample's totals at `level`, and the first week of their bucket."""
+def _scores(sample: HeldOut, level: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """|total error| / total size of a sample's totals at `level`, the first week of their bucket, and
+    their key."""
     totals = sample.totals(level)
-    return np.abs(totals.error) / totals.size, np.array([lo for lo, _ in BUCKETS])[totals.bucket]
+    first_week = np.array([lo for lo, _ in BUCKETS])[totals.bucket]
+    return np.abs(totals.error) / totals.size, first_week, totals.key
+
+
+def key_difficulty(score: np.ndarray, first_week: np.ndarray, key: np.ndarray) -> dict[int, float]:
+    """Per key, how much larger its totals' scores run than its buckets' typical ones: the geometric
+    mean of its scores over their bucket's median, shrunk toward 1 when it has few totals
+    (KEY_SHRINK_TOTALS keeps half of it, in log terms). A department whose stores err together has
+    totals far off their size; one whose stores' errors cancel has totals close to their forecast."""
+    if not len(score):
+        return {}
+    ratio = np.empty(len(score))
+    for week in np.unique(first_week):
+        at = first_week == week
+        ratio[at] = score[at] / max(float(np.median(score[at])), 1e-12)
+    log_ratio = np.log(np.clip(ratio, 1e-3, 1e3))
+    log_ratio -= log_ratio.mean()  # a typical key, and one not seen, is 1
+    keys, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
+    mean = np.bincount(inverse, weights=log_ratio) / count
+    kept = count / (count + KEY_SHRINK_TOTALS)
+    return {int(k): round(float(np.exp(m * w)), 6) for k, m, w in zip(keys, mean, kept, strict=True)}
 
 
 def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, dict[str, Any]]:
@@ -127,11 +157,14 @@ def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, di
     for level in LEVELS:
         if not len(calibrating.store):
             continue
-        score, first_week = _scores(calibrating, level)
-        cal = IntervalCalibrator().fit(first_week, score, np.ones(len(score)))
+        score, first_week, key = _scores(calibrating, level)
+        difficulty = key_difficulty(score, first_week, key) if level in BY_KEY else {}
+        cal = IntervalCalibrator().fit(first_week, score / _of_keys(difficulty, key), np.ones(len(score)))
         if newer is not None and len(newer.rows.store):
-            new_score, new_week = _scores(newer.rows, level)
-            old_score, _ = _scores(newer.calibrating_rows, level)
+            new_score, new_week, new_key = _scores(newer.rows, level)
+            new_score = new_score / _of_keys(difficulty, new_key)
+            old_score, _, old_key = _scores(newer.calibrating_rows, level)
+            old_score = old_score / _of_keys(difficulty, old_key)
             if len(new_score) >= MIN_BUCKET_ROWS:
                 cal.rescale_to(new_score, old_score, new_week, newer.growth_power)
             elif len(new_score) >= MIN_SKILL_TOTALS and np.mean(old_score) > 0:
@@ -141,8 +174,14 @@ def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, di
             "counts": cal.counts,
             "fallbacks": cal.fallbacks,
             "skill_factors": cal.skill_factors,
+            "difficulty": difficulty,
         }
     return fitted
+
+
+def _of_keys(difficulty: dict[int, float], key: np.ndarray) -> np.ndarray:
+    """Each key's difficulty (key_difficulty; 1 for a key it does not know, or none fitted)."""
+    return np.array([difficulty.get(int(k), 1.0) for k in np.asarray(key)], dtype=float)
 
 
 def _scale(cal: IntervalCalibrator, factor: float) -> None:
@@ -152,12 +191,17 @@ def _scale(cal: IntervalCalibrator, factor: float) -> None:
 
 
 def half_widths(
-    calibrator: IntervalCalibrator, level: str, size: np.ndarray, quadrature: np.ndarray, horizon: np.ndarray
+    calibrator: IntervalCalibrator,
+    level: str,
+    size: np.ndarray,
+    quadrature: np.ndarray,
+    horizon: np.ndarray,
+    key: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The 80% and 95% half-widths of totals at `level` from their size (their series' bucket-only 80%
-    half-widths summed), their `quadrature` and `horizon`. Store totals, and totals of a level the
-    model was calibrated without (made before levels were, or on too short a history), take the
-    lasting-and-steady model (see the module docstring)."""
+    half-widths summed), their `quadrature`, `horizon` and `key` (a department's own difficulty).
+    Store totals, and totals of a level the model was calibrated without (made before levels were, or
+    on too short a history), take the lasting-and-steady model (see the module docstring)."""
     fitted = None if level == "store" else (getattr(calibrator, "level_totals", None) or {}).get(level)
     horizon = np.asarray(horizon, dtype=np.int64)
     out = {}
@@ -165,7 +209,8 @@ def half_widths(
         if fitted:
             labels = list(fitted["quantiles"])
             q = np.array([fitted["quantiles"][label][lv] for label in labels])
-            out[lv] = q[bucket_index(horizon)] * np.asarray(size, dtype=float)
+            own = _of_keys(fitted.get("difficulty") or {}, np.zeros(len(horizon)) if key is None else key)
+            out[lv] = q[bucket_index(horizon)] * np.asarray(size, dtype=float) * own
         else:
             out[lv] = calibrator.lasting_and_steady(
                 np.atleast_1d(size), np.atleast_1d(quadrature), horizon, float(lv)
@@ -210,6 +255,7 @@ def with_bounds(calibrator: IntervalCalibrator, level: str, totals: pd.DataFrame
         totals["size"].to_numpy(float),
         totals["quadrature"].to_numpy(float),
         totals["horizon"].to_numpy(np.int64),
+        totals["key"].to_numpy(np.int64),
     )
     out = totals.copy()
     p = out["prediction"].to_numpy(float)

@@ -23,9 +23,10 @@ def fc(small_artifact):
     return load_forecaster(small_artifact.path, small_artifact.sha256)
 
 
-def _held_out(seed: int, origins: int, chain: float = 0.8, store: float = 0.5) -> HeldOut:
+def _held_out(seed: int, origins: int, chain: float = 0.8, store: float = 0.5, dept: float = 0.0) -> HeldOut:
     """Errors of STORES x DEPTS series forecast 1..HORIZONS weeks from each origin, sharing a chain-wide
-    and a per-store shock each week on top of their own; every row's 80% half-width is 1."""
+    and a per-store shock each week on top of their own, and the first half of the departments a shock
+    of their own (`dept`: their stores err together); every row's 80% half-width is 1."""
     rng = np.random.default_rng(seed)
     o, h, s, d = np.meshgrid(
         np.arange(origins), np.arange(1, HORIZONS + 1), np.arange(STORES), np.arange(DEPTS), indexing="ij"
@@ -33,25 +34,28 @@ def _held_out(seed: int, origins: int, chain: float = 0.8, store: float = 0.5) -
     own = rng.normal(0, 1 / 1.2816, o.shape)  # an 80% half-width of 1
     shared_chain = rng.normal(0, chain, (origins, HORIZONS))[o, h - 1]
     shared_store = rng.normal(0, store, (origins, HORIZONS, STORES))[o, h - 1, s]
+    shared_dept = rng.normal(0, dept, (origins, HORIZONS, DEPTS))[o, h - 1, d] * (d < DEPTS // 2)
     origin = 200 + 20 * o
     return HeldOut(
         store=(s + 1).ravel(),
         dept=(d + 1).ravel(),
         week=(origin + h).ravel(),
         horizon=h.ravel(),
-        residual=(own + shared_chain + shared_store).ravel(),
+        residual=(own + shared_chain + shared_store + shared_dept).ravel(),
         half80=np.ones(o.size),
     )
 
 
-def _coverage(calibrator: IntervalCalibrator, sample: HeldOut, level: str) -> dict[str, float]:
+def _coverage(calibrator: IntervalCalibrator, sample: HeldOut, level: str, keys=None) -> dict[str, float]:
+    """The share of `sample`'s totals at `level` (of `keys` only, when given) inside their bands."""
     totals = sample.totals(level)
     quadrature = np.full(len(totals.error), np.sqrt(totals.size[0] ** 2 / totals.size[0]))
     horizon = np.array([1, 5, 14, 27, 40])[totals.bucket]
     half = half_widths(
-        calibrator, level, totals.size, np.sqrt(totals.size) * quadrature / quadrature, horizon
+        calibrator, level, totals.size, np.sqrt(totals.size) * quadrature / quadrature, horizon, totals.key
     )
-    return {lv: float(np.mean(np.abs(totals.error) <= half[lv])) for lv in ("80", "95")}
+    mine = np.ones(len(totals.key), bool) if keys is None else np.isin(totals.key, list(keys))
+    return {lv: float(np.mean((np.abs(totals.error) <= half[lv])[mine])) for lv in ("80", "95")}
 
 
 def test_totals_calibrated_on_their_own_level_cover_what_they_claim():
@@ -65,6 +69,21 @@ def test_totals_calibrated_on_their_own_level_cover_what_they_claim():
     # Added up as independent errors (the parts' widths in quadrature) the chain would be far too narrow.
     independent = _coverage(IntervalCalibrator(), fresh, "chain")
     assert independent["80"] < 0.3, independent
+
+
+def test_a_department_whose_stores_err_together_and_one_whose_errors_cancel_are_both_in_band():
+    calibrator = IntervalCalibrator()
+    calibrator.level_totals = fit_levels(_held_out(seed=1, origins=60, dept=3.0))
+    difficulty = calibrator.level_totals["department"]["difficulty"]
+    together, apart = range(1, DEPTS // 2 + 1), range(DEPTS // 2 + 1, DEPTS + 1)
+    assert min(difficulty[k] for k in together) > 1.5 * max(difficulty[k] for k in apart)
+    fresh = _held_out(seed=2, origins=60, dept=3.0)
+    for keys in (together, apart):
+        covered = _coverage(calibrator, fresh, "department", keys)
+        assert 0.75 <= covered["80"] <= 0.85 and 0.90 <= covered["95"] <= 0.98, (list(keys), covered)
+    alike = IntervalCalibrator()  # every department read as a typical one: the calm half far too wide
+    alike.level_totals = {k: {**v, "difficulty": {}} for k, v in calibrator.level_totals.items()}
+    assert _coverage(alike, fresh, "department", apart)["80"] > 0.9
 
 
 def test_a_level_without_enough_totals_in_a_bucket_borrows_and_says_so():
