@@ -20,12 +20,20 @@ from app.forecasting.forecaster import Forecaster
 from app.forecasting.holdout import wmae
 from app.forecasting.inputs import MAX_HORIZON
 from app.forecasting.intervals import BUCKET_LABELS, bucket_index
-from app.forecasting.scores import band_ranges, grouped_scores, interval_score
+from app.forecasting.scores import (
+    QUARTERS,
+    band_ranges,
+    grouped_scores,
+    interval_score,
+    row_quarters,
+    series_profile,
+)
 from app.forecasting.totals import LEVELS, REPORT_BUCKET_LABELS
 from app.forecasting.training import MIN_HISTORY_WEEKS, train
 
 log = logging.getLogger(__name__)
 FOLD_STEP_WEEKS = 13
+QUARTERED_LEVELS = ("department", "store")  # levels whose totals are also scored by quarter of volatility
 SCORE_KEYS = ("interval_score_80", "interval_score_95", "wql_0.1", "wql_0.5", "wql_0.9")
 TOTALS_COLUMNS = ["level", "key", "Date", "prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
 PREDICTION_COLUMNS = [
@@ -102,8 +110,28 @@ def _level_scores(
                 if (bucket == b).any()
             }
         }
+        if level in QUARTERED_LEVELS:
+            quarter = row_quarters(_key_volatility(fc, level).reindex(got["key"]).to_numpy(float))
+            scores[level]["by_volatility_quarter"] = {
+                name: _total_figures(got, base, hol, quarter == k)
+                for k, name in enumerate(QUARTERS)
+                if (quarter == k).any()
+            }
         frames.append(got.assign(level=level))
     return scores, pd.concat(frames, ignore_index=True)
+
+
+def _key_volatility(fc: Forecaster, level: str) -> pd.Series:
+    """Per key of `level`, the coefficient of variation of its total over the 52 weeks to the origin
+    (scores.series_profile of the summed history): the quarters a level's totals are scored by."""
+    key = totals.level_key(level, fc.panel.store, fc.panel.dept)
+    keys, inverse = np.unique(key, return_inverse=True)
+    raw = fc.state.raw
+    history, seen = np.zeros((len(keys), raw.shape[1])), np.zeros((len(keys), raw.shape[1]))
+    np.add.at(history, inverse, np.nan_to_num(raw))
+    np.add.at(seen, inverse, ~np.isnan(raw))
+    cv, _ = series_profile(np.where(seen > 0, history, np.nan))  # a week no series sold: unknown
+    return pd.Series(cv, index=keys)
 
 
 def _total_figures(got: pd.DataFrame, base: np.ndarray, hol: np.ndarray, m: np.ndarray) -> dict[str, Any]:
@@ -258,8 +286,9 @@ def _aligned(lines: list[tuple[str, ...]] | list[list[str]]) -> list[str]:
 
 
 def level_table(levels: dict[str, Any]) -> list[list[str]]:
-    """Rows of level x horizon bucket: totals scored, WMAE, the naive's, ratio, coverage 80 and 95 and
-    the interval scores of both bands (a band too wide for its coverage scores worse)."""
+    """Rows of level x horizon bucket (and x quarter of the totals' volatility, where a level has them):
+    totals scored, WMAE, the naive's, ratio, coverage 80 and 95 and the interval scores of both bands (a
+    band too wide for its coverage scores worse)."""
 
     def pct(v: float | None) -> str:
         return "-" if v is None or v != v else f"{100 * v:.1f}%"
@@ -273,7 +302,8 @@ def level_table(levels: dict[str, Any]) -> list[list[str]]:
         entry = levels.get(level)
         if not entry:
             continue
-        for label, e in [("all", entry), *entry.get("by_bucket", {}).items()]:
+        quarters = [(f"volatility {q}", e) for q, e in entry.get("by_volatility_quarter", {}).items()]
+        for label, e in [("all", entry), *entry.get("by_bucket", {}).items(), *quarters]:
             rows.append(
                 [
                     level,
@@ -490,7 +520,8 @@ def run_backtest(
 
 
 def _level_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The folds' level figures, each the mean over the folds that had such totals."""
+    """The folds' level figures (overall, by report bucket and by quarter of volatility), each the mean
+    over the folds that had such totals."""
     keys = (
         "wmae",
         "baseline_wmae",
@@ -509,11 +540,13 @@ def _level_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     out = {}
     for level in LEVELS:
         folds = [f["levels"][level] for f in results]
-        out[level] = mean(folds) | {
-            "by_bucket": {
-                b: mean([f["by_bucket"][b] for f in folds if b in f["by_bucket"]])
-                for b in REPORT_BUCKET_LABELS
-                if any(b in f["by_bucket"] for f in folds)
+        out[level] = mean(folds)
+        for group, labels in (("by_bucket", REPORT_BUCKET_LABELS), ("by_volatility_quarter", QUARTERS)):
+            found = {
+                label: mean([f[group][label] for f in folds if label in f.get(group, {})])
+                for label in labels
+                if any(label in f.get(group, {}) for f in folds)
             }
-        }
+            if found:
+                out[level][group] = found
     return out

@@ -127,7 +127,7 @@ def grouped_scores(
     everything = np.ones(len(y), dtype=bool)
     out: dict[str, Any] = {**scored(everything), "by_horizon": by_horizon(everything)}
     for name, values in (("volatility", volatility), ("size", size)):
-        group = _row_quarters(np.asarray(values, dtype=float))
+        group = row_quarters(np.asarray(values, dtype=float))
         out[f"by_{name}_quarter"] = {
             label: {**scored(group == k), "by_horizon": by_horizon(group == k)}
             for k, label in enumerate(QUARTERS)
@@ -136,7 +136,7 @@ def grouped_scores(
     return out
 
 
-def _row_quarters(values: np.ndarray) -> np.ndarray:
+def row_quarters(values: np.ndarray) -> np.ndarray:
     """Quarters of rows by their series' value, the quartiles taken over distinct values (one per
     series, so a long series does not weigh more than a short one)."""
     out = np.full(len(values), -1, dtype=np.int64)

@@ -219,3 +219,9 @@ def test_backtest_totals_cover_by_level_on_series_that_err_together():
     }
     fitted = result.models[0].calibrator.level_totals
     assert fitted["chain"]["quantiles"]["5-13"]["0.8"] > fitted["store"]["quantiles"]["5-13"]["0.8"] / 10
+    # departments and stores also by quarter of their totals' volatility, every total in one quarter
+    for level in ("department", "store"):
+        quarters = levels[level]["by_volatility_quarter"]
+        assert set(quarters) == {"Q1", "Q2", "Q3", "Q4"}
+        assert sum(q["totals"] for q in quarters.values()) == levels[level]["totals"]
+    assert "by_volatility_quarter" not in levels["chain"]
