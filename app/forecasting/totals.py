@@ -19,19 +19,19 @@ quantile of those scores per horizon bucket and level (IntervalCalibrator.fit, w
 quantiles from the nearest bucket with enough totals) scales a served total's size into its half-width.
 As the series' intervals do, they then follow the model fitted just before the last weeks (fit_levels).
 The chain has one total per origin and week, so some of its buckets borrow; `fallbacks` records where.
-
-Departments differ in how far their totals stray from their size: the stores of a seasonal department
-miss together, those of a grocery aisle mostly cancel. One quantile for every department left the
-calm ones' 95% bands several times their 80% ones and covering every week, and the volatile ones'
-covering fewer than four weeks in five. So each department's scores are divided by its own difficulty
-(key_difficulty: how much larger than its buckets' typical scores they ran, on the same held-out
-totals) before the quantiles are taken, and a served total's half-width is multiplied back by it.
 Its newer model's last weeks give it too few totals for quantiles of their own, yet ignoring them left
 the chain on the calibrating model alone, which at an origin in the data's second year never learned
 from a target a year on and errs far more than the model served: the chain's bands came out so wide
 that every week fell inside them. So a level with too few newer totals is scaled by how much smaller
 its newer totals' scores are on average than the calibrating model's on the same weeks (a mean of a
 dozen ratios is steady where a quantile of them is not), its shape across buckets and levels kept.
+
+Departments differ in how far their totals stray from their size: the stores of a seasonal department
+miss together, those of a grocery aisle mostly cancel. One quantile for every department left the
+calm ones' 95% bands several times their 80% ones and covering every week, and the volatile ones'
+covering fewer than four weeks in five. So each department's scores are divided by its own difficulty
+(key_difficulty: how much larger than other departments' its scores ran, on the same held-out
+totals) before the quantiles are taken, and a served total's half-width is multiplied back by it.
 
 A store's total keeps the lasting-and-steady model (IntervalCalibrator.total_half_width: its
 departments' half-widths in quadrature, plus the spread across stores of their lasting error, measured
@@ -68,6 +68,7 @@ BAND_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
 MIN_SKILL_TOTALS = 8  # newer totals a level needs to be scaled by their mean score (fit_levels)
 BY_KEY = ("department",)  # levels whose keys each get their own difficulty (key_difficulty)
 KEY_SHRINK_TOTALS = 30  # a key with this many calibrating totals keeps half of its own difficulty
+DIFFICULTY_QUANTILE = 0.8  # the quantile of a key's scores its difficulty is read from
 
 
 def level_key(level: str, store: np.ndarray, dept: np.ndarray) -> np.ndarray:
@@ -128,10 +129,11 @@ def _scores(sample: HeldOut, level: str) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def key_difficulty(score: np.ndarray, first_week: np.ndarray, key: np.ndarray) -> dict[int, float]:
-    """Per key, how much larger its totals' scores run than its buckets' typical ones: the geometric
-    mean of its scores over their bucket's median, shrunk toward 1 when it has few totals
-    (KEY_SHRINK_TOTALS keeps half of it, in log terms). A department whose stores err together has
-    totals far off their size; one whose stores' errors cancel has totals close to their forecast."""
+    """Per key, how much larger its totals' scores run than every key's: the DIFFICULTY_QUANTILE of its
+    scores over their bucket's median, against the same quantile over all keys, shrunk toward 1 when
+    it has few totals (KEY_SHRINK_TOTALS keeps half of it, in log terms). A department whose stores
+    err together has totals far off their size; one whose stores' errors cancel has totals close to
+    their forecast. A quantile, not a mean: the departments differ in their tails as well."""
     if not len(score):
         return {}
     ratio = np.empty(len(score))
@@ -139,11 +141,13 @@ def key_difficulty(score: np.ndarray, first_week: np.ndarray, key: np.ndarray) -
         at = first_week == week
         ratio[at] = score[at] / max(float(np.median(score[at])), 1e-12)
     log_ratio = np.log(np.clip(ratio, 1e-3, 1e3))
-    log_ratio -= log_ratio.mean()  # a typical key, and one not seen, is 1
     keys, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-    mean = np.bincount(inverse, weights=log_ratio) / count
+    typical = float(np.quantile(log_ratio, DIFFICULTY_QUANTILE))  # a typical key, or one not seen: 1
+    own = np.array([np.quantile(log_ratio[inverse == i], DIFFICULTY_QUANTILE) for i in range(len(keys))])
     kept = count / (count + KEY_SHRINK_TOTALS)
-    return {int(k): round(float(np.exp(m * w)), 6) for k, m, w in zip(keys, mean, kept, strict=True)}
+    return {
+        int(k): round(float(np.exp((o - typical) * w)), 6) for k, o, w in zip(keys, own, kept, strict=True)
+    }
 
 
 def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, dict[str, Any]]:
