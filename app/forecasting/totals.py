@@ -69,6 +69,12 @@ MIN_SKILL_TOTALS = 8  # newer totals a level needs to be scaled by their mean sc
 BY_KEY = ("department",)  # levels whose keys each get their own difficulty (key_difficulty)
 KEY_SHRINK_TOTALS = 30  # a key with this many calibrating totals keeps half of its own difficulty
 DIFFICULTY_QUANTILE = 0.8  # the quantile of a key's scores its difficulty is read from
+# Fewer held-out totals than this in a level (the chain: one a week and origin), and its 95% quantile is
+# about its few largest scores: a single week the calibrating model misjudged made the chain's 95% band
+# five times its 80% one. Such a level keeps its own 80% quantiles and takes its 95% ones at the ratio
+# TAIL_SOURCE's totals, with thousands of them, show between the two in each bucket.
+MIN_TAIL_TOTALS = 400
+TAIL_SOURCE = "department"
 
 
 def level_key(level: str, store: np.ndarray, dept: np.ndarray) -> np.ndarray:
@@ -180,7 +186,21 @@ def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, di
             "skill_factors": cal.skill_factors,
             "difficulty": difficulty,
         }
+    source = fitted.get(TAIL_SOURCE)
+    for f in fitted.values():
+        if source is not None and f is not source and sum(f["counts"].values()) < MIN_TAIL_TOTALS:
+            f["quantiles"] = _borrowed_tail(f["quantiles"], source["quantiles"])
+            f["tail_from"] = TAIL_SOURCE
     return fitted
+
+
+def _borrowed_tail(quantiles: dict[str, dict[str, float]], source: dict[str, dict[str, float]]) -> dict:
+    """`quantiles` with each bucket's 95% one its 80% one times the `source` level's ratio of the two in
+    that bucket (see MIN_TAIL_TOTALS)."""
+    return {
+        b: {**q, "0.95": q["0.8"] * source[b]["0.95"] / max(source[b]["0.8"], 1e-12)} if b in source else q
+        for b, q in quantiles.items()
+    }
 
 
 def _of_keys(difficulty: dict[int, float], key: np.ndarray) -> np.ndarray:

@@ -90,8 +90,24 @@ def test_a_level_without_enough_totals_in_a_bucket_borrows_and_says_so():
     fitted = fit_levels(_held_out(seed=3, origins=5))  # 5 chain totals per week ahead: 20 in 1-4
     chain = fitted["chain"]
     assert chain["counts"]["1-4"] == 20 and chain["fallbacks"]["1-4"] == "5-13"
-    assert chain["quantiles"]["1-4"] == chain["quantiles"]["5-13"]
+    assert chain["quantiles"]["1-4"]["0.8"] == chain["quantiles"]["5-13"]["0.8"]
     assert chain["fallbacks"]["40-52"] == "5-13"  # nothing measured that far: the nearest bucket
+
+
+def test_a_level_with_few_totals_takes_its_tail_from_the_departments():
+    """65 chain totals: their 95% quantile is about their largest few, so the chain keeps its own 80%
+    quantiles and takes the 95% ones at the departments' ratio of the two, bucket by bucket."""
+    sample = _held_out(seed=3, origins=5)
+    big = np.argmax(np.abs(sample.residual))
+    residual = sample.residual.copy()
+    residual[sample.week == sample.week[big]] *= 20  # one week the calibrating model misjudged badly
+    fitted = fit_levels(HeldOut(**{**sample.__dict__, "residual": residual}))
+    chain, department = fitted["chain"], fitted["department"]
+    assert chain["tail_from"] == "department" and "tail_from" not in department
+    for bucket, q in chain["quantiles"].items():
+        ratio = department["quantiles"][bucket]["0.95"] / department["quantiles"][bucket]["0.8"]
+        assert q["0.95"] == pytest.approx(q["0.8"] * ratio), bucket
+        assert 1.2 < ratio < 3, ratio
 
 
 def test_a_level_with_a_few_newer_totals_follows_the_newer_model_by_their_mean_score():
