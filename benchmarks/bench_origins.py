@@ -33,10 +33,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.forecasting.backtest import level_table, run_backtest  # noqa: E402
+from app.forecasting.backtest import run_backtest  # noqa: E402
 from app.forecasting.estimators import KINDS  # noqa: E402
 from app.forecasting.forecaster import Forecaster  # noqa: E402
 from app.forecasting.holdout import wmae  # noqa: E402
+from app.forecasting.level_scores import level_table  # noqa: E402
 from app.forecasting.scores import WQL_LEVELS, band_ranges  # noqa: E402
 from app.forecasting.synthetic import generate_dataset, load_or_generate  # noqa: E402
 from benchmarks._results import write_json  # noqa: E402
