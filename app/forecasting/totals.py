@@ -126,12 +126,12 @@ class Newer:
     growth_power: float = 1.0
 
 
-def _scores(sample: HeldOut, level: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """|total error| / total size of a sample's totals at `level`, the first week of their bucket, and
-    their key."""
+def _scores(sample: HeldOut, level: str, difficulty: dict[int, float]) -> tuple[np.ndarray, ...]:
+    """|total error| / total size of a sample's totals at `level`, each over its key's `difficulty`
+    (key_difficulty; none known: 1), the first week of their bucket, and their keys."""
     totals = sample.totals(level)
-    first_week = np.array([lo for lo, _ in BUCKETS])[totals.bucket]
-    return np.abs(totals.error) / totals.size, first_week, totals.key
+    score = np.abs(totals.error) / totals.size / _of_keys(difficulty, totals.key)
+    return score, np.array([lo for lo, _ in BUCKETS])[totals.bucket], totals.key
 
 
 def key_difficulty(score: np.ndarray, first_week: np.ndarray, key: np.ndarray) -> dict[int, float]:
@@ -142,18 +142,14 @@ def key_difficulty(score: np.ndarray, first_week: np.ndarray, key: np.ndarray) -
     their forecast. A quantile, not a mean: the departments differ in their tails as well."""
     if not len(score):
         return {}
-    ratio = np.empty(len(score))
-    for week in np.unique(first_week):
-        at = first_week == week
-        ratio[at] = score[at] / max(float(np.median(score[at])), 1e-12)
-    log_ratio = np.log(np.clip(ratio, 1e-3, 1e3))
-    keys, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-    typical = float(np.quantile(log_ratio, DIFFICULTY_QUANTILE))  # a typical key, or one not seen: 1
-    own = np.array([np.quantile(log_ratio[inverse == i], DIFFICULTY_QUANTILE) for i in range(len(keys))])
+    score = pd.Series(score)
+    ratio = score / score.groupby(first_week).transform("median").clip(lower=1e-12)
+    log_ratio = np.log(ratio.clip(1e-3, 1e3))
+    typical = float(log_ratio.quantile(DIFFICULTY_QUANTILE))  # a typical key, or one not seen: 1
+    by_key = log_ratio.groupby(np.asarray(key))
+    own, count = by_key.quantile(DIFFICULTY_QUANTILE), by_key.size()
     kept = count / (count + KEY_SHRINK_TOTALS)
-    return {
-        int(k): round(float(np.exp((o - typical) * w)), 6) for k, o, w in zip(keys, own, kept, strict=True)
-    }
+    return {int(k): round(float(np.exp((own[k] - typical) * kept[k])), 6) for k in own.index}
 
 
 def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, dict[str, Any]]:
@@ -167,14 +163,12 @@ def fit_levels(calibrating: HeldOut, newer: Newer | None = None) -> dict[str, di
     for level in LEVELS:
         if not len(calibrating.store):
             continue
-        score, first_week, key = _scores(calibrating, level)
+        score, first_week, key = _scores(calibrating, level, {})
         difficulty = key_difficulty(score, first_week, key) if level in BY_KEY else {}
         cal = IntervalCalibrator().fit(first_week, score / _of_keys(difficulty, key), np.ones(len(score)))
         if newer is not None and len(newer.rows.store):
-            new_score, new_week, new_key = _scores(newer.rows, level)
-            new_score = new_score / _of_keys(difficulty, new_key)
-            old_score, _, old_key = _scores(newer.calibrating_rows, level)
-            old_score = old_score / _of_keys(difficulty, old_key)
+            new_score, new_week, _ = _scores(newer.rows, level, difficulty)
+            old_score, _, _ = _scores(newer.calibrating_rows, level, difficulty)
             if len(new_score) >= MIN_BUCKET_ROWS:
                 cal.rescale_to(new_score, old_score, new_week, newer.growth_power)
             elif len(new_score) >= MIN_SKILL_TOTALS and np.mean(old_score) > 0:
@@ -205,7 +199,7 @@ def _borrowed_tail(quantiles: dict[str, dict[str, float]], source: dict[str, dic
 
 def _of_keys(difficulty: dict[int, float], key: np.ndarray) -> np.ndarray:
     """Each key's difficulty (key_difficulty; 1 for a key it does not know, or none fitted)."""
-    return np.array([difficulty.get(int(k), 1.0) for k in np.asarray(key)], dtype=float)
+    return pd.Series(np.asarray(key)).map(difficulty).fillna(1.0).to_numpy(float)
 
 
 def _scale(cal: IntervalCalibrator, factor: float) -> None:
