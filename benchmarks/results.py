@@ -26,6 +26,7 @@ from benchmarks._results import RESULTS_DIR, ROOT  # noqa: E402 - after the path
 
 log = logging.getLogger("benchmarks.results")
 Table = tuple[list[str], list[list[str]]]
+COVERAGE_KEYS = ("coverage_80", "coverage_95")
 
 
 def _pct(share: float | None) -> str:
@@ -142,10 +143,14 @@ def _spans(groups: dict[str, Any] | None) -> str:
     """The lowest and highest 80% and 95% coverage over `groups` ("-" without any)."""
     if not groups:
         return "-"
-    return " / ".join(
-        f"{_pct(min(g[key] for g in groups.values()))}-{_pct(max(g[key] for g in groups.values()))}"
-        for key in ("coverage_80", "coverage_95")
+    return _coverage_spans(
+        [(min(g[k] for g in groups.values()), max(g[k] for g in groups.values())) for k in COVERAGE_KEYS]
     )
+
+
+def _coverage_spans(spans: list[tuple[float, float]]) -> str:
+    """The 80% and 95% coverage spans, written "lo-hi / lo-hi"."""
+    return " / ".join(f"{_pct(lo)}-{_pct(hi)}" for lo, hi in spans)
 
 
 def _proper_scores(scores: dict[str, Any] | None) -> list[str]:
@@ -164,8 +169,7 @@ def _quarter_ranges(scores: dict[str, Any] | None, bucket: str | None = None) ->
     measured)."""
     if not scores:
         return "-"
-    spans = [band_ranges(scores, key, bucket) for key in ("coverage_80", "coverage_95")]
-    return " / ".join(f"{_pct(lo)}-{_pct(hi)}" for lo, hi in spans)
+    return _coverage_spans([band_ranges(scores, key, bucket) for key in COVERAGE_KEYS])
 
 
 def peers(f: dict[str, Any]) -> Table:

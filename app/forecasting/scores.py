@@ -158,9 +158,8 @@ def band_ranges(scores: dict[str, Any], key: str, bucket: str | None = None) -> 
     for group in ("by_volatility_quarter", "by_size_quarter"):
         for quarter in scores.get(group, {}).values():
             cells = quarter.get("by_horizon", {})
-            if bucket is not None:
-                seen += [cells[bucket][key]] if key in cells.get(bucket, {}) else []
-                continue
-            seen.append(quarter[key])
-            seen += [b[key] for b in cells.values() if key in b]
+            if bucket is None:
+                seen += [quarter[key], *(cell[key] for cell in cells.values() if key in cell)]
+            elif key in cells.get(bucket, {}):
+                seen.append(cells[bucket][key])
     return (min(seen), max(seen)) if seen else (float("nan"), float("nan"))
