@@ -165,8 +165,7 @@ class DeadlineThreadWorker(ThreadWorker):
             data = b""
         if not data:  # the client went away
             self._stop_reading(conn)
-            self.nr_conns -= 1
-            conn.close()
+            self._drop(conn)
         elif ahead.take(data):
             self._stop_reading(conn)
             self._to_thread(conn, ahead)
@@ -175,6 +174,11 @@ class DeadlineThreadWorker(ThreadWorker):
         del self.reading[conn]
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
+
+    def _drop(self, conn: Any) -> None:
+        """Close a connection the poller was reading, and count it gone."""
+        self.nr_conns -= 1
+        conn.close()
 
     def _to_thread(self, conn: Any, ahead: ReadAhead) -> None:
         conn.read_ahead = ahead
@@ -189,8 +193,7 @@ class DeadlineThreadWorker(ThreadWorker):
             self._stop_reading(conn)
             if ahead.wanted is None:
                 log.info("dropped a client that sent no complete headers in %g s", HEADER_TIMEOUT)
-                self.nr_conns -= 1
-                conn.close()
+                self._drop(conn)
             else:
                 ahead.stalled = True
                 self._to_thread(conn, ahead)
