@@ -7,8 +7,10 @@ plausible range), one horizon cap, and the column parsers whose errors name the 
 
 from __future__ import annotations
 
+import csv
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +129,31 @@ class Table:
         return DataError(message, file=self.name, line=int(self.lines[position]), column=column)
 
 
+def read_csv(raw: bytes, **options: object) -> pd.DataFrame:
+    """pandas.read_csv that never takes the first column for an index: with every row one field longer
+    than the header, pandas would, and each cell would land one column left (the store read as the
+    department) without a word. Such a file is refused as any row of the wrong length is."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(io.BytesIO(raw), index_col=False, **options)
+    if any(
+        issubclass(w.category, pd.errors.ParserWarning) and "Length of header" in str(w.message)
+        for w in caught
+    ):
+        raise pd.errors.ParserError(_longer_row(raw))
+    return frame
+
+
+def _longer_row(raw: bytes) -> str:
+    """The first row with more fields than the header, in pandas' own words for a row of the wrong length."""
+    rows = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
+    expected = len(next(rows, []))
+    for line, row in enumerate(rows, start=2):
+        if len(row) > expected:
+            return f"Expected {expected} fields in line {line}, saw {len(row)}"
+    return f"Expected {expected} fields in every line"
+
+
 def read_table(
     directory: Path, name: str, header: list[str], numeric: list[str], *, allow_empty: bool = False
 ) -> Table:
@@ -146,7 +173,7 @@ def read_table(
         raise DataError(f"not UTF-8 text (byte {raw[exc.start]:#04x})", file=name, line=line) from exc
     options = {"keep_default_na": False, "na_values": NA_VALUES, "encoding": "utf-8-sig"}
     try:
-        names = pd.read_csv(io.BytesIO(raw), nrows=0, **options).columns
+        names = read_csv(raw, nrows=0, **options).columns
         original = {str(column).strip(): column for column in names}
         missing = [column for column in header if column not in original]
         if missing:
@@ -160,7 +187,7 @@ def read_table(
 
         # skip_blank_lines=False keeps one row per physical line, so row i is on line i + 2.
         def read(dtype: dict[str, str]) -> pd.DataFrame:
-            return pd.read_csv(io.BytesIO(raw), skip_blank_lines=False, dtype=dtype, **options)
+            return read_csv(raw, skip_blank_lines=False, dtype=dtype, **options)
 
         try:
             frame = read(dtypes)

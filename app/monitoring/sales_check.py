@@ -10,8 +10,8 @@ are not read here: actuals.py decides what a row does to the table.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,8 +72,8 @@ def upload_table(
     except InputRejected as refused:
         raise error([{**item, "line": 1} for item in refused.details]) from None
     try:
-        frame = pd.read_csv(
-            io.BytesIO(raw),
+        frame = inputs.read_csv(
+            raw,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -82,7 +82,8 @@ def upload_table(
         )
     except pd.errors.ParserError as exc:  # the reason without pandas' own words ("C error")
         reason = str(exc).replace("Error tokenizing data. C error: ", "").strip()
-        raise fail("", None, f"malformed CSV: {reason}") from exc
+        line = re.search(r"in line (\d+)", reason)
+        raise fail("", int(line.group(1)) if line else None, f"malformed CSV: {reason}") from exc
     except UnicodeDecodeError as exc:
         raise fail("", raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from exc
     frame.columns = [str(c).strip() for c in frame.columns]

@@ -380,6 +380,13 @@ def test_row_with_too_many_fields(kaggle_dir: Path) -> None:
     _expect_error(kaggle_dir, "train.csv", 7, None, "malformed CSV")
 
 
+def test_every_row_one_field_longer_is_refused_not_read_a_column_left(kaggle_dir: Path) -> None:
+    path = kaggle_dir / "train.csv"
+    lines, terminator = _lines(path)
+    _save(path, [lines[0], *(f"9,{line}" for line in lines[1:])], terminator)
+    _expect_error(kaggle_dir, "train.csv", 2, None, "malformed CSV: expected 5 fields, saw 6")
+
+
 def test_sales_without_features_rows_are_fine_and_counted(kaggle_dir: Path) -> None:
     path = kaggle_dir / "features.csv"
     lines, terminator = _lines(path)

@@ -176,6 +176,21 @@ def test_validation_names_line_and_column(text, line, column, fragment):
     assert fragment in error["message"]
 
 
+@pytest.mark.parametrize("extra", ["9,", ""])
+def test_rows_longer_than_the_header_are_refused_not_shifted_a_column(extra):
+    """Every row one field longer: pandas would take the first column for an index and store each
+    sale under the next column's store and department."""
+    header = "Store,Dept,Date,Weekly_Sales,IsHoliday\n"
+    text = f"{header}{extra}1,3,2012-11-30,777,FALSE\n{extra}1,4,2012-11-30,8,FALSE\n"
+    if not extra:
+        text = text.replace("FALSE\n1,4", "FALSE,x\n1,4")  # one row longer: the line is named too
+    with pytest.raises(actuals.ActualsError) as caught:
+        sales_check.parse_csv(text)
+    error = caught.value.errors[0]
+    assert "malformed CSV: Expected 5 fields in line" in error["message"]
+    assert error["line"] == 2
+
+
 def test_every_bad_column_is_reported_not_just_the_first():
     text = "Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,1,FALSE\nx,1,2012-11-09,y,FALSE\n"
     with pytest.raises(actuals.ActualsError) as caught:
