@@ -41,6 +41,15 @@ class Panel:
         pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
         return np.where(sorted_keys[pos] == keys, order[pos], -1)
 
+    def values_at(self, store: np.ndarray, dept: np.ndarray, week: np.ndarray) -> np.ndarray:
+        """Sales of each (store, dept, week index) the panel holds; NaN where it holds none."""
+        row = self.positions(np.asarray(store, dtype=np.int64) * 1000 + np.asarray(dept, dtype=np.int64))
+        col = np.asarray(week, dtype=np.int64) - self.first_week
+        held = (row >= 0) & (col >= 0) & (col < self.values.shape[1])
+        out = np.full(len(row), np.nan)
+        out[held] = self.values[row[held], col[held]]
+        return out
+
     def keys(self) -> dict[tuple[int, int], int]:
         return {(int(s), int(d)): i for i, (s, d) in enumerate(zip(self.store, self.dept, strict=True))}
 

@@ -2,9 +2,9 @@
 
 Every row has passed sales_check's one check first. The upsert is idempotent: a row equal to the
 stored one is left untouched, so re-importing a file changes nothing (not even `ingested_at`); a row
-that would change a stored week is refused unless it comes as an explicit Correction, which is
-recorded (old and new values, who, when, why). Rows are tagged with the lineage of the production
-model's data when they arrive.
+that would change a stored week, or a week of the data the served model was trained on, is refused
+unless it comes as an explicit Correction, which is recorded (old and new values, who, when, why).
+Rows are tagged with the lineage of the production model's data when they arrive.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.config import Config
+from app.forecasting import calendar
+from app.forecasting.panel import Panel
 from app.limits import more_problems
 from app.monitoring.sales_check import (
     CSV_NAME,
@@ -98,8 +100,9 @@ class Correction:
 CORRECTION_HINT = "a stored week changes only by an explicit correction, with the admin token and a reason"
 
 
-def _stored_conflicts(changed: pd.DataFrame, json_rows: bool) -> StoredWeekConflict:
-    """Rows that would change stored values, refused by row and field (re-sending a stored value is fine)."""
+def _stored_conflicts(changed: pd.DataFrame, json_rows: bool, held: str = "stored") -> StoredWeekConflict:
+    """Rows that would change stored values, refused by row and field (re-sending a stored value is fine);
+    `held` says where the old value is kept."""
     errors: list[dict[str, Any]] = []
     for row in changed.sort_values("line").head(MAX_ERRORS).itertuples(index=False):
         sales_differ = not np.isclose(row.weekly_sales, float(row.old_sales), rtol=0, atol=1e-9)
@@ -112,7 +115,7 @@ def _stored_conflicts(changed: pd.DataFrame, json_rows: bool) -> StoredWeekConfl
                 "field": where,
                 "line": int(row.line),
                 "message": (
-                    f"store {row.store} dept {row.dept} week {row.week} is stored as {old}; "
+                    f"store {row.store} dept {row.dept} week {row.week} is {held} as {old}; "
                     f"{new} would change it: {CORRECTION_HINT}"
                 ),
             }
@@ -140,18 +143,31 @@ def _stored(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["store", "dept", "week", "old_sales", "old_holiday", "old_lineage"])
 
 
+def _in_data(new: pd.DataFrame, data: Panel | None) -> pd.DataFrame:
+    """The rows of `new` whose week the served model's `data` holds with another value (old_sales; the
+    data keeps no holiday flag of its own, so old_holiday is the row's)."""
+    if data is None or new.empty:
+        return new.iloc[:0].assign(old_sales=pd.Series(dtype="float64"), old_holiday=pd.Series(dtype=bool))
+    held = data.values_at(new["store"], new["dept"], calendar.week_index(new["week"]))
+    differs = ~np.isnan(held) & ~np.isclose(new["weekly_sales"].to_numpy(float), held, rtol=0, atol=0.005)
+    return new[differs].assign(old_sales=held[differs], old_holiday=new["is_holiday"][differs])
+
+
 def upsert_actuals(
     session: Session,
     frame: pd.DataFrame,
     *,
     model_name: str = Config.MODEL_NAME,
     correction: Correction | None = None,
+    data: Panel | None = None,
 ) -> ImportResult:
     """Insert new keys, leave equal ones alone; the caller's session commits.
 
     A row that would change a stored week's sales or holiday flag is refused (StoredWeekConflict, 422;
     the caller's session rolls back, so nothing is written) unless `correction` is given; then each change
-    is recorded in actual_sale_corrections with the old and new values, who and why. A week stored by a
+    is recorded in actual_sale_corrections with the old and new values, who and why. A week of `data`
+    (the sales the served model was trained on) is held the same way: sending its value again is fine,
+    another value is a correction. A week stored by a
     concurrent import between our read and our insert is compared the same way. Every row written is
     tagged with the data lineage of `model_name`'s production version: actuals are only scored against
     forecasts of models of the same data. A row re-sent while production is a model of other data is
@@ -173,6 +189,12 @@ def upsert_actuals(
         new = merged[merged["_merge"] == "left_only"]
         known = merged[merged["_merge"] == "both"]
         _update_known(session, known, lineage, correction, json_rows, now, counts)
+        in_data = _in_data(new, data)
+        if len(in_data) and correction is None:
+            raise _stored_conflicts(in_data, json_rows, held="in the served model's data")
+        if len(in_data):
+            _record_corrections(session, in_data, correction, now)
+            counts["corrected"] += len(in_data)
         inserted = _insert_new(
             session,
             [
@@ -303,7 +325,8 @@ def import_csv(
 ) -> ImportResult:
     """A train.csv-format file checked (check_table) and upserted; all rows or none."""
     frame = parse_csv(raw, name, bounds)
-    return upsert_actuals(session, frame, model_name=model_name, correction=correction)
+    data = bounds.data if bounds else None
+    return upsert_actuals(session, frame, model_name=model_name, correction=correction, data=data)
 
 
 def import_rows(
@@ -315,4 +338,5 @@ def import_rows(
     correction: Correction | None = None,
 ) -> ImportResult:
     """JSON rows checked (check_table) and upserted; all rows or none."""
-    return upsert_actuals(session, parse_rows(rows, bounds), model_name=model_name, correction=correction)
+    frame, data = parse_rows(rows, bounds), bounds.data if bounds else None
+    return upsert_actuals(session, frame, model_name=model_name, correction=correction, data=data)

@@ -22,6 +22,7 @@ import pandas as pd
 from app.forecasting import calendar, inputs
 from app.forecasting import data as loader
 from app.forecasting.calendar import is_holiday_week
+from app.forecasting.panel import Panel
 from app.limits import MAX_DETAILS, InputRejected, cap_details, csv_header, more_problems
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ class Bounds:
     stores: np.ndarray | None = None  # sorted store numbers; None: not checked
     departments: np.ndarray | None = None  # sorted department numbers; None: not checked
     known_from: str = "the production model's data"
+    data: Panel | None = None  # the sales the served model was trained on: a week there changes by correction
 
 
 def bounds_for(model: Any, today: dt.date, multiple: float, weeks_ahead: int = 1) -> Bounds:
@@ -201,6 +203,7 @@ def bounds_for(model: Any, today: dt.date, multiple: float, weeks_ahead: int = 1
         stores=np.unique(np.asarray(model.covariates.stores, dtype="int64")),
         departments=np.unique(np.asarray(model.panel.dept, dtype="int64")),
         known_from=f"the data of production model {model.version}",
+        data=model.panel,
     )
 
 

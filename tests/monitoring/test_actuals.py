@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import event, insert, select
 
+from app.forecasting import calendar
 from app.monitoring import actuals, sales_check
 from app.storage import ActualSale, ActualSaleCorrection
 from tests.helpers.admin import ADMIN_HEADERS, admin_headers
@@ -308,6 +309,38 @@ def test_a_correction_through_the_api_is_explicit_and_recorded(model_app):
         "/api/v1/actuals?correct=1&reason=store+recount", data=csv, content_type="text/csv", headers=auth
     )
     assert response.status_code == 200 and _corrections(model_app)[-1][3:5] == (-5.0, 1200.0)
+
+
+def test_a_week_of_the_models_own_data_changes_only_by_a_recorded_correction(model_app):
+    """The sales the served model was trained on are stored too: another value for one of their weeks
+    would move every forecast of the series without a word."""
+    client = model_app.test_client()
+    auth = admin_headers(model_app)
+    panel = model_app.extensions["model_holder"].get().panel
+    week = panel.last_week - 3
+    held = panel.values[0, week - panel.first_week]
+    row = {
+        "store": int(panel.store[0]),
+        "dept": int(panel.dept[0]),
+        "date": calendar.week_date(week)[0].date().isoformat(),
+        "weekly_sales": round(float(held), 2),
+    }
+    same = client.post("/api/v1/actuals", json=[row], headers=auth)
+    assert same.status_code == 200 and same.get_json()["inserted"] == 1  # the data's own value: fine
+    other = {**row, "date": calendar.week_date(week - 1)[0].date().isoformat(), "weekly_sales": 1.0}
+    refused = client.post("/api/v1/actuals", json=[other], headers=auth)
+    detail = refused.get_json()["details"][0]
+    assert refused.status_code == 422 and detail["field"] == "rows[0].weekly_sales"
+    assert (
+        "is in the served model's data as" in detail["message"]
+        and "1.00 would change it" in detail["message"]
+    )
+    assert len(_rows(model_app)) == 1  # nothing written
+    corrected = client.post(
+        "/api/v1/actuals?correct=true&reason=till+recount&by=ana", json=[other], headers=auth
+    )
+    assert corrected.status_code == 200 and corrected.get_json()["inserted"] == 1
+    assert _corrections(model_app)[-1][4] == 1.0
 
 
 def test_writes_need_the_admin_token_and_none_are_open_without_one(tmp_path):

@@ -122,16 +122,17 @@ def actuals() -> Any:
     try:
         query = query_args()
         asked = correction("true" if query.correct else None, query.reason, query.by)
+        bounds = upload_bounds()
         if content_type in {"text/csv", "application/csv", "text/plain"}:
-            parsed = actual_sales.parse_csv(request.get_data(), bounds=upload_bounds())
+            parsed = actual_sales.parse_csv(request.get_data(), bounds=bounds)
         elif content_type == "multipart/form-data" and "file" in request.files:
             parsed = actual_sales.parse_csv(
                 request.files["file"].read(),
                 name=request.files["file"].filename or "file",
-                bounds=upload_bounds(),
+                bounds=bounds,
             )
         elif content_type == "application/json":
-            parsed = _json_rows(parse_json(request.get_data()), upload_bounds())
+            parsed = _json_rows(parse_json(request.get_data()), bounds)
         else:
             raise ApiError(
                 415,
@@ -140,7 +141,11 @@ def actuals() -> Any:
             )
         with extensions.storage().session() as session:
             result = actual_sales.upsert_actuals(
-                session, parsed, model_name=current_app.config["MODEL_NAME"], correction=asked
+                session,
+                parsed,
+                model_name=current_app.config["MODEL_NAME"],
+                correction=asked,
+                data=bounds.data,
             )
     except actual_sales.ActualsError as error:
         hint = CORRECT_HOW if isinstance(error, actual_sales.StoredWeekConflict) else ""
