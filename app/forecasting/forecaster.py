@@ -295,7 +295,13 @@ class Forecaster:
 
     def all_departments(self) -> list[int]:
         """The departments with sales history in any store."""
-        return sorted(int(d) for d in np.unique(self.panel.dept[self.state.has_history]))
+        return sorted(self._dept_set)
+
+    @functools.cached_property
+    def _dept_set(self) -> set[int]:
+        """Departments with sales history in some store: only those have a share and a season to borrow
+        for a store new to them (cold_start.py); a department no store sells has neither."""
+        return {int(d) for d in np.unique(self.panel.dept[self.state.has_history])}
 
     def forecast_total(self, level: str, key: int | None, start: object, weeks: int) -> TotalForecast:
         """The chain's total (`level` "chain") or a department's across stores ("department", `key`
@@ -407,7 +413,7 @@ class Forecaster:
             d = int(dept)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise ForecastError("dept", f"not a department number: {dept!r}") from None
-        if d not in set(self.all_departments()):
+        if d not in self._dept_set:
             raise ForecastError("dept", f"unknown department {d}: no store has sales history in it")
 
     def _check_store(self, store: object) -> None:
@@ -620,6 +626,9 @@ class Forecaster:
         quantiles: list[float] | None = None,
     ) -> list[Prediction]:
         levels = check_quantiles(quantiles)
+        unknown = next((d for d in np.unique(dept).tolist() if d not in self._dept_set), None)
+        if unknown is not None:  # a cold start borrows a department's share and season: none to borrow
+            self._check_department(unknown)
         one_series = (
             overrides is None
             and not explain
@@ -657,6 +666,8 @@ class Forecaster:
         """
         store, dept, day = row.get("store"), row.get("dept"), row.get("date")
         if type(store) is not int or type(dept) is not int or store not in self._store_set:
+            return None
+        if dept not in self._dept_set:
             return None
         if type(day) is str and len(day) == 10 and day[4] == day[7] == "-":
             try:

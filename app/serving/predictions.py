@@ -144,14 +144,14 @@ def check_rows(
     lines: list[int] | None = None,
     indexes: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-row errors the core would raise for the whole batch at once (unknown store, week out of
-    range), so that a batch answer names every bad row instead of the first problem.
+    """Per-row errors the core would raise for the whole batch at once (unknown store or department,
+    week out of range), so that a batch answer names every bad row instead of the first problem.
 
     `indexes` are the rows' places in the request when only some of its rows are checked.
     """
     first, last = model.valid_range()
     lo, hi = first.date(), last.date()
-    stores = set(model.stores())
+    stores, departments = set(model.stores()), set(model.all_departments())
     errors: list[dict[str, Any]] = []
     for place, row in enumerate(rows):
         index = place if indexes is None else indexes[place]
@@ -160,6 +160,9 @@ def check_rows(
             errors.append(
                 {"field": f"rows[{index}].store", "message": f"unknown store {row['store']}", **extra}
             )
+        if row["dept"] not in departments:
+            message = f"unknown department {row['dept']}: no store has sales history in it"
+            errors.append({"field": f"rows[{index}].dept", "message": message, **extra})
         if not lo <= friday_on_or_after(row["date"]) <= hi:
             errors.append(
                 {

@@ -8,6 +8,7 @@ from app.forecasting import calendar
 from app.forecasting.artifacts import load_forecaster
 from app.forecasting.data import COVARIATE_COLUMNS
 from app.forecasting.explain import COMPONENTS, rounded
+from tests.helpers.known import cold_pair
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +24,8 @@ def _every_series_rows(fc, weeks=(1, 7, 20, 45, 52)):
                 {"store": store, "dept": dept, "date": (fc.origin + pd.Timedelta(weeks=h)).date()}
                 for h in weeks
             )
-    missing = next(d for d in range(1, 100) if d not in fc.departments(fc.stores()[0]))
-    rows.append({"store": fc.stores()[0], "dept": missing, "date": fc.origin + pd.Timedelta(weeks=3)})
+    store, missing = cold_pair(fc)
+    rows.append({"store": store, "dept": missing, "date": fc.origin + pd.Timedelta(weeks=3)})
     return rows
 
 

@@ -13,6 +13,7 @@ from app.forecasting.data import Dataset
 from app.forecasting.forecaster import ForecastError
 from app.forecasting.prediction import Prediction, to_predictions
 from app.forecasting.training import train
+from tests.helpers.known import cold_pair
 from tests.helpers.training import TINY_TRAIN_PARAMS
 
 
@@ -71,11 +72,23 @@ def test_bad_dates_and_unknown_store(fc):
 
 
 def test_cold_start_for_a_department_without_history(fc):
-    store = fc.stores()[0]
-    missing = next(d for d in range(1, 100) if d not in fc.departments(store))
-    p = fc.predict_rows([_row(fc, dept=missing)])[0]
+    store, missing = cold_pair(fc)
+    p = fc.predict_rows([_row(fc, store=store, dept=missing)])[0]
     assert p.cold_start is True
     assert np.isfinite(p.prediction) and p.lower_95 < p.upper_95
+
+
+def test_a_department_no_store_sells_is_refused_not_estimated(fc):
+    """A cold start borrows the department's share of a store and its season from the stores selling
+    it: with none, an estimate would be the chain's typical department, presented as this one."""
+    unsold = next(d for d in range(1, 1000) if d not in fc.all_departments())
+    for call in (
+        lambda: fc.predict_rows([_row(fc, dept=unsold)]),
+        lambda: fc.forecast(fc.stores()[0], unsold, fc.origin + pd.Timedelta(weeks=1), 3),
+    ):
+        with pytest.raises(ForecastError) as caught:
+            call()
+        assert caught.value.field == "dept" and f"unknown department {unsold}" in str(caught.value)
 
 
 def test_caller_covariates_are_used_and_not_assumed(fc):
@@ -222,7 +235,8 @@ def test_one_series_from_its_block_equals_the_vectorised_path(fc):
     for _ in range(60):
         store = int(rng.choice(stores))
         depts = fc.departments(store)
-        dept = int(rng.choice(depts)) if rng.random() < 0.85 else 999  # 999: no history, a cold start
+        cold = [d for d in fc.all_departments() if d not in depts]  # sold elsewhere: a cold start here
+        dept = int(rng.choice(cold)) if cold and rng.random() >= 0.85 else int(rng.choice(depts))
         horizon = int(rng.integers(1, 53))
         week = fc.origin_week + horizon
         date = (fc.origin + pd.Timedelta(weeks=horizon)).date().isoformat()

@@ -38,3 +38,13 @@ class Known:
         if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
             return getattr(self, value[1:-1])
         return value
+
+
+def cold_pair(forecaster: Any) -> tuple[int, int]:
+    """A store and a department it has no history for that other stores sell: a cold start."""
+    return next(
+        (store, dept)
+        for store in forecaster.stores()
+        for dept in forecaster.all_departments()
+        if dept not in forecaster.departments(store)
+    )

@@ -490,6 +490,21 @@ def test_one_cold_start_rule_with_a_warning_on_every_endpoint(client, known):
     )
 
 
+def test_a_department_no_store_sells_is_a_422_naming_dept_on_every_endpoint(client, forecaster, known):
+    unsold = next(d for d in range(1, 1000) if d not in forecaster.all_departments())
+    row = {"store": known.store, "dept": unsold, "date": known.week}
+    said = f"unknown department {unsold}: no store has sales history in it"
+    for response in (
+        client.post("/api/v1/predict", json=row),
+        client.post("/api/v1/forecast", json={**row, "weeks": 2}),
+    ):
+        assert_error(response, 422, "dept")
+        assert said in response.get_data(as_text=True)
+    batch = client.post("/api/v1/predict/batch", json={"rows": [{**row, "dept": known.dept}, row]})
+    assert_error(batch, 422, "rows[1].dept")
+    assert said in batch.get_data(as_text=True)
+
+
 def _known(known) -> dict[str, int]:
     return {"store": known.store, "dept": known.dept}
 
