@@ -217,6 +217,7 @@ def test_forecast_csv_rejects_bad_queries(client, known):
         ({"cpi": "-5"}, "cpi", "Enter 0 or more"),
         ({"date": "<after>"}, "date", "Pick a week between "),  # ForecastError from the core, in words
         ({"store": "<unknown_store>"}, "store", "unknown store"),  # ForecastError from the core
+        ({"dept": "999"}, "dept", "unknown department 999"),  # no store sells it: nothing to borrow
     ],
 )
 def test_validation_errors_inline_next_to_the_field(model_app, client, known, data, field, text):
