@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from app.loop import publish
+from tests.helpers.admin import admin_headers
 from tests.helpers.browser import AXE, IN_CHROMIUM, WIDTHS, axe_problems, serve, shot
 from tests.helpers.published import score_next_week
 
@@ -44,4 +45,20 @@ def test_accuracy_by_level_reads_at_both_widths(scored_app, browser, width):
         if AXE.exists():
             assert axe_problems(page, ("moderate", "serious", "critical")) == []
         shot(page, f"monitoring-levels-{width}", "#lag-accuracy")
+        page.context.close()
+
+
+def test_a_wrong_admin_token_on_the_actuals_upload_is_said_in_the_page(model_app, browser, tmp_path):
+    """The upload answers 403 with its panel: htmx swaps it in as it does a 422, never silently."""
+    sales = tmp_path / "week.csv"
+    sales.write_text("Store,Dept,Date,Weekly_Sales,IsHoliday\n1,1,2012-11-02,100,FALSE\n")
+    admin_headers(model_app)  # the server has a token; the page is given another
+    with serve(model_app) as url:
+        page = browser.new_context(viewport={"width": 1280, "height": WIDTHS[1280]}).new_page()
+        page.goto(url + "/monitoring")
+        page.set_input_files("#actuals-file", str(sales))
+        assert page.inner_text("#actuals-file-name") == "week.csv"
+        page.fill("#actuals-token", "not-the-token")
+        page.click("button[type=submit]:has-text('Import actuals')")
+        page.wait_for_selector("#upload-result [role=alert]:has-text('admin token')")
         page.context.close()
