@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from app.storage import Base, make_engine
 
@@ -25,18 +26,28 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
+def _migrate(connection: Connection) -> None:
+    """Run the migrations on `connection`. SQLite alters a table by copying it (batch mode) and drops
+    the old one, which its foreign-key check refuses while rows of another table point at it: the
+    check is off while the migrations run (as Alembic's batch documentation says), on again after."""
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:  # a PRAGMA does nothing inside a transaction: this one is committed first
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
-        return
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        _migrate(connection)
     engine.dispose()
 
 

@@ -22,6 +22,7 @@ from app.storage import (
     ForecastRun,
     ModelVersion,
     PredictionLog,
+    StageChange,
     Storage,
     make_engine,
 )
@@ -84,6 +85,32 @@ def test_downgrade_to_base_leaves_an_empty_database(empty_database: str) -> None
     assert _tables(empty_database) <= {"alembic_version"}
     migrate.upgrade(empty_database)  # and back up again: downgrade left nothing behind
     assert _differences(empty_database) == []
+
+
+def test_downgrade_with_rows_pointing_at_an_altered_table_goes_all_the_way(empty_database: str) -> None:
+    """SQLite alters model_versions by copying it; a stage change pointing at a version must not stop
+    the downgrade halfway, with later tables dropped and a copy left behind."""
+    migrate.upgrade(empty_database)
+    storage = Storage(empty_database)
+    try:
+        with storage.session() as session:
+            version = ModelVersion(
+                name="storecast",
+                version=1,
+                stage="production",
+                artifact_path="models/x.joblib",
+                artifact_sha256="0" * 64,
+                model_kind="hgb",
+                metrics={},
+            )
+            session.add(version)
+            session.flush()
+            session.add(StageChange(version_id=version.id, to_stage="production", changed_by="ana"))
+    finally:
+        storage.dispose()
+    migrate.downgrade(empty_database, "base")
+    assert migrate.current(empty_database) is None
+    assert _tables(empty_database) <= {"alembic_version"}
 
 
 def test_a_migrated_database_stores_and_reads_rows(empty_database: str) -> None:
@@ -217,4 +244,23 @@ def test_commands_on_a_database_without_tables_say_upgrade(tmp_path: Path, args:
     # and after the upgrade the same command gets past the check
     migrate.upgrade(app.config["DATABASE_URL"])
     assert migrate.missing_tables(app.extensions["storage"]) == []
+    app.extensions["storage"].dispose()
+
+
+def test_db_downgrade_names_its_revision_asks_first_and_refuses_in_one_line(tmp_path: Path) -> None:
+    from app.factory import create_app
+
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "DATABASE_URL": url})
+    migrate.upgrade(url)
+    head = migrate.current(url)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "downgrade"]).exit_code == 2  # no default: the revision is named
+    declined = runner.invoke(args=["db", "downgrade", "base"], input="n\n")
+    assert declined.exit_code == 1 and "dropped with their rows" in declined.output
+    assert migrate.current(url) == head  # nothing dropped
+    unknown = runner.invoke(args=["db", "downgrade", "nonsense", "--yes"])
+    assert unknown.exit_code == 1 and "nonsense" in unknown.output and "Traceback" not in unknown.output
+    assert runner.invoke(args=["db", "downgrade", "base", "--yes"]).exit_code == 0
+    assert migrate.current(url) is None
     app.extensions["storage"].dispose()

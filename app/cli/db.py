@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
+from alembic.util import CommandError
 from flask import Flask
 from flask.cli import AppGroup
 
@@ -36,6 +38,15 @@ class SchemaGroup(AppGroup):
         return lambda function: register(requires_schema(function))
 
 
+@contextlib.contextmanager
+def _said() -> Iterator[None]:
+    """Alembic's refusals (an unknown revision, say) as one line, not a traceback."""
+    try:
+        yield
+    except CommandError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def register_cli(app: Flask) -> None:
     """`flask db upgrade|downgrade|current`: the schema of the configured database."""
 
@@ -47,15 +58,26 @@ def register_cli(app: Flask) -> None:
     @click.argument("revision", default="head")
     def upgrade_command(revision: str) -> None:
         """Apply migrations up to REVISION (default: the newest)."""
-        upgrade(app.config["DATABASE_URL"], revision)
+        with _said():
+            upgrade(app.config["DATABASE_URL"], revision)
         click.echo(f"database at {current(app.config['DATABASE_URL'])}")
 
     @db_group.command("downgrade")
-    @click.argument("revision", default="base")
-    def downgrade_command(revision: str) -> None:
-        """Revert migrations down to REVISION (default: an empty database)."""
-        downgrade(app.config["DATABASE_URL"], revision)
-        click.echo(f"database at {current(app.config['DATABASE_URL']) or 'base'}")
+    @click.argument("revision")
+    @click.option("--yes", is_flag=True, help="Do not ask: the tables of later revisions go with their rows.")
+    def downgrade_command(revision: str, yes: bool) -> None:
+        """Revert migrations down to REVISION (`base`: an empty database), dropping the tables and
+        columns of the revisions after it with their rows: back the database up first."""
+        url = app.config["DATABASE_URL"]
+        if not yes:
+            click.confirm(
+                f"Downgrade from {current(url) or 'base'} to {revision}? Tables and columns of later "
+                "revisions are dropped with their rows",
+                abort=True,
+            )
+        with _said():
+            downgrade(url, revision)
+        click.echo(f"database at {current(url) or 'base'}")
 
     @db_group.command("current")
     def current_command() -> None:
