@@ -4,6 +4,7 @@ and the check that it is the deployment's recorded data before anything is train
 from __future__ import annotations
 
 import click
+import pandas as pd
 from flask import current_app
 
 from app import extensions
@@ -19,6 +20,16 @@ class DataRefused(click.ClickException):
     """Other data than the deployment's: the command stops before training (exit 4)."""
 
     exit_code = DATA_REFUSED_EXIT
+
+
+def parse_date(value: str | None, option: str) -> pd.Timestamp | None:
+    """A command's date option, or a one-line error naming it, before any work is done."""
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise click.ClickException(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def data_dir(option: str | None) -> str | None:

@@ -1,4 +1,8 @@
-"""Files the commands write for the user (--out, --forecasts): written whole or not at all.
+"""Files the commands write for the user (--out, --forecasts): checked before any work, written whole
+or not at all.
+
+A path whose directory is missing or not writable is refused as the options are read (OutputFile),
+not after minutes of training with a traceback.
 
 A command killed while writing (kill -9, a full disk, Ctrl-C) must not leave a 0-byte file or a CSV
 cut in the middle of a row where a complete one is expected: the text goes to a temporary file in
@@ -14,7 +18,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import click
 
 
 def _mode_for(path: Path) -> int:
@@ -48,3 +54,19 @@ def written_atomically(path: Path) -> Iterator[IO[str]]:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+class OutputFile(click.Path):
+    """A file a command writes: not a directory, and its directory exists and is writable."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(dir_okay=False, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        parent = Path(os.fsdecode(path)).parent
+        if not parent.is_dir():
+            self.fail(f"directory {parent} does not exist", param, ctx)
+        if not os.access(parent, os.W_OK):
+            self.fail(f"directory {parent} is not writable", param, ctx)
+        return path

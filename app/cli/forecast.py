@@ -20,7 +20,7 @@ from flask.cli import with_appcontext
 from app import extensions
 from app.cli.data import load_dataset, require_deployment_data
 from app.cli.db import SchemaGroup, requires_schema
-from app.cli.files import written_atomically
+from app.cli.files import OutputFile, written_atomically
 from app.config import train_params
 from app.forecasting.engine import ENGINES, Engine
 from app.forecasting.scores import band_ranges
@@ -33,7 +33,7 @@ forecast_cli = SchemaGroup("forecast", help="Published forecast runs (the plan o
 @forecast_cli.command("publish")
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputFile(path_type=Path),
     default=None,
     help="also write the rows as CSV (written to a temporary file, then renamed into place)",
 )
@@ -100,8 +100,8 @@ def _progress(message: str) -> None:
     default=None,
     help="retrain through the gate every K weeks",
 )
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--forecasts", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_out", type=OutputFile(path_type=Path), default=None)
+@click.option("--forecasts", type=OutputFile(path_type=Path), default=None)
 @click.option(
     "--inject",
     "specs",

@@ -14,6 +14,7 @@ from app.cli.data import (
     DATA_HELP,
     DataRefused,
     load_dataset,
+    parse_date,
     require_deployment_data,
 )
 from app.cli.db import SchemaGroup, requires_schema
@@ -334,6 +335,7 @@ def experiment_command(
         raise click.ClickException(
             f"unknown model kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}"
         )
+    parse_date(origin, "--origin")
     app = current_app
     dataset = load_dataset(data_dir)
     require_deployment_data(dataset, data_dir)
@@ -358,6 +360,8 @@ def experiment_command(
         raise click.ClickException(str(error)) from error
     click.echo("")
     click.echo(result.format_table())
+    if all(candidate.error for candidate in result.candidates):
+        raise click.ClickException("every model failed its backtest: nothing was registered")
 
 
 def register_cli(app: Flask) -> None:

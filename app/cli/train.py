@@ -15,8 +15,9 @@ import pandas as pd
 from flask import Flask, current_app
 
 from app import extensions
-from app.cli.data import DATA_HELP, data_dir, load_dataset, require_deployment_data
+from app.cli.data import DATA_HELP, data_dir, load_dataset, parse_date, require_deployment_data
 from app.cli.db import requires_schema
+from app.cli.files import OutputFile, written_atomically
 from app.config import train_params
 from app.forecasting.backtest import run_backtest
 from app.forecasting.data import DataError, load_test_rows
@@ -28,15 +29,6 @@ from app.jsonable import jsonable
 from app.registry import versions
 from app.registry.actual_history import dataset_with_actuals
 from app.registry.training_runs import track_run
-
-
-def _date(value: str | None, option: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        return pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise click.ClickException(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _params() -> dict:
@@ -66,9 +58,13 @@ def register_cli(app: Flask) -> None:
         require_deployment_data(dataset, data)
         if with_actuals:
             dataset = dataset_with_actuals(dataset, extensions.storage())
-        through_ts = _date(through, "--through")
+        through_ts = parse_date(through, "--through")
         if through_ts is not None and through_ts < dataset.sales["date"].min():
             raise click.ClickException(f"--through {through} is before the first sales week")
+        if through_ts is not None and through_ts > dataset.last_week:
+            raise click.ClickException(
+                f"--through {through} is after the last sales week, {dataset.last_week.date()}"
+            )
         click.echo(f"training {kind} on {dataset.source}")
         try:
             with limit_training_threads(int(current_app.config.get("TRAIN_THREADS") or 0)):
@@ -96,16 +92,12 @@ def register_cli(app: Flask) -> None:
     @click.option(
         "--folds", type=click.IntRange(1, 12), default=1, show_default=True, help="origins, 13 weeks apart"
     )
-    @click.option(
-        "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the figures"
-    )
-    @click.option(
-        "--predictions", "pred_path", type=click.Path(dir_okay=False), default=None, help="write a CSV"
-    )
+    @click.option("--json", "json_path", type=OutputFile(), default=None, help="write the figures")
+    @click.option("--predictions", "pred_path", type=OutputFile(), default=None, help="write a CSV")
     @click.option(
         "--totals",
         "totals_path",
-        type=click.Path(dir_okay=False),
+        type=OutputFile(),
         default=None,
         help="write the totals (chain, departments, stores) per week as CSV",
     )
@@ -130,7 +122,7 @@ def register_cli(app: Flask) -> None:
     ) -> None:
         """Train up to --origin, forecast --horizon weeks, score against the seasonal naive."""
         dataset = load_dataset(data)
-        origin_ts = _date(origin, "--origin")
+        origin_ts = parse_date(origin, "--origin")
         params = _params()
         settings = {"origin": str(origin_ts.date()), "horizon": horizon, "folds": folds, "params": params}
         try:
@@ -151,18 +143,21 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(str(exc)) from None
         click.echo(result.format_table())
         if json_path:
-            Path(json_path).write_text(json.dumps(figures, indent=1))
+            with written_atomically(Path(json_path)) as handle:
+                handle.write(json.dumps(figures, indent=1))
             click.echo(f"wrote {json_path}")
         if pred_path:
-            result.predictions.to_csv(pred_path, index=False)
+            with written_atomically(Path(pred_path)) as handle:
+                result.predictions.to_csv(handle, index=False)
             click.echo(f"wrote {pred_path} ({len(result.predictions):,} rows)")
         if totals_path:
-            result.totals.to_csv(totals_path, index=False)
+            with written_atomically(Path(totals_path)) as handle:
+                result.totals.to_csv(handle, index=False)
             click.echo(f"wrote {totals_path} ({len(result.totals):,} totals)")
 
     @app.cli.command("submission")
     @click.option("--data", "data", default=None, help=DATA_HELP)
-    @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="CSV to write")
+    @click.option("--out", "out", required=True, type=OutputFile(), help="CSV to write")
     @click.option("--model", "kind", type=click.Choice(KINDS), default="hgb", show_default=True)
     def submission_command(data: str | None, out: str, kind: str) -> None:
         """Predict test.csv (Id = Store_Dept_Date, Weekly_Sales) with a model trained on all sales."""
@@ -190,7 +185,8 @@ def register_cli(app: Flask) -> None:
                 "Weekly_Sales": np.round(pred["prediction"].to_numpy(), 2),
             }
         )
-        frame.to_csv(out, index=False)
+        with written_atomically(Path(out)) as handle:
+            frame.to_csv(handle, index=False)
         click.echo(f"wrote {out} ({len(frame):,} rows)")
 
 

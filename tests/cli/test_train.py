@@ -108,6 +108,15 @@ def test_submission_follows_test_csv(cli_app, data_dir, tmp_path):
         (["backtest", "--origin", "2013-06-07", "--horizon", "4"], "no weeks"),
         (["train", "--through", "1999-01-01"], "before the first sales week"),
         (["train", "--data", "/nonexistent/dir"], "not found"),
+        (["train", "--through", "2030-01-04"], "after the last sales week"),
+        (["experiment", "--origin", "garbage", "--models", "naive"], "not a date"),
+        (
+            ["backtest", "--origin", "2012-06-29", "--horizon", "4", "--predictions", "/nonexistent/x.csv"],
+            "does not exist",
+        ),
+        (["backtest", "--origin", "2012-06-29", "--horizon", "4", "--totals", "/tmp"], "directory"),
+        (["submission", "--out", "/nonexistent/dir/s.csv"], "does not exist"),
+        (["forecast", "publish", "--out", "/nonexistent/dir/x.csv"], "does not exist"),
     ],
 )
 def test_errors_are_one_line_messages(cli_app, args, message):
