@@ -375,6 +375,10 @@ def test_quantiles_in_the_batch_csv_on_request(client, known):
         ("/api/v1/predict/batch?quantiles=0.1,2", {}),
         ("/api/v1/predict/batch?quantiles=x", {}),
         ("/api/v1/predict/batch?quantiles=0.1", {"quantiles": [0.9]}),
+        ("/api/v1/predict", {"quantiles": [0.5, 0.5]}),  # each level once
+        ("/api/v1/forecast", {"quantiles": [0.1, 0.10000001]}),
+        ("/api/v1/predict/batch", {"quantiles": [0.9, 0.1, 0.9]}),
+        ("/api/v1/predict/batch?quantiles=0.5,0.5", {}),
     ],
 )
 def test_bad_quantiles_are_422_naming_the_field(model_app, client, row, url, payload):

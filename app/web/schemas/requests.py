@@ -152,6 +152,16 @@ def _quantile_list(value: Any) -> Any:
     return value
 
 
+def _distinct(value: list[float] | None) -> list[float] | None:
+    # Each level answers once, to 4 decimals (q0.1): one asked twice is a mistake, not two columns.
+    if value is not None:
+        seen = [round(q, 4) for q in value]
+        repeated = sorted({q for q in seen if seen.count(q) > 1})
+        if repeated:
+            raise ValueError(f"each level once: {', '.join(f'{q:g}' for q in repeated)} repeated")
+    return value
+
+
 def quantiles_field() -> Any:
     return Field(None, min_length=1, max_length=99, description=QUANTILES_DESCRIPTION)
 
@@ -162,6 +172,7 @@ class QuantileLevels(BaseModel):
     quantiles: list[Quantile] | None = quantiles_field()
 
     _quantile_list = field_validator("quantiles", mode="before")(_quantile_list)
+    _distinct = field_validator("quantiles")(_distinct)
 
 
 class PredictOneRequest(PredictRequest, QuantileLevels):
