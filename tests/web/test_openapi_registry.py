@@ -58,6 +58,13 @@ def test_the_admin_body_schema_is_the_one_the_view_enforces(model_app, client) -
     assert response.status_code == 422 and response.get_json()["details"][0]["field"] == "reason"
     response = client.post("/api/v1/models/rollback", json={"reason": 5}, headers=AUTH)
     assert response.status_code == 422
+    for body, field in (
+        ({"by": {"name": [1, 2]}}, "by"),  # recorded as text: an object is not a name
+        ({"by": "b" * 41}, "by"),
+        ({"reason": "x", "foo": 1}, "foo"),  # a misspelt field is said, not ignored
+    ):
+        response = client.post("/api/v1/models/rollback", json=body, headers=AUTH)
+        assert response.status_code == 422 and response.get_json()["details"][0]["field"] == field, body
 
 
 def test_a_populated_registry_answers_as_documented(model_app, client, document, small_artifact) -> None:
@@ -101,7 +108,7 @@ def test_a_populated_registry_answers_as_documented(model_app, client, document,
         (
             "/models/rollback",
             "post",
-            client.post("/api/v1/models/rollback", json={"reason": "check", "by": 7}, headers=AUTH),
+            client.post("/api/v1/models/rollback", json={"reason": "check", "by": "ana"}, headers=AUTH),
         ),
         # rolled back: v2 is archived already
         ("/models/{version}/archive", "post", client.post("/api/v1/models/v2/archive", headers=AUTH)),

@@ -361,10 +361,13 @@ ROWS = TypeAdapter(list[PredictRequest])
 class AdminActionRequest(BaseModel):
     """The optional JSON body of promote, rollback and archive (an empty body is the same as `{}`)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field("", max_length=500, description="why; recorded in the stage history")
-    by: Any = Field(
+    by: str | None = Field(
         None,
-        description="who asks (unverified: recorded as text, in brackets after `admin-token`)",
+        max_length=40,
+        description="who asks (unverified: recorded in brackets after `admin-token`)",
     )
     force: bool = Field(
         False,
