@@ -785,6 +785,15 @@ def test_every_api_answer_names_its_request_and_is_never_cached(client, model_ap
         assert response.headers.get("Cache-Control") == "no-store", url
 
 
+def test_api_errors_of_no_route_name_their_request_and_are_never_cached(client):
+    """A path no route matches and a method a route lacks: still an answer of the API."""
+    for response in (client.get("/api/v1/nope"), client.put("/api/v1/predict", json={})):
+        assert response.status_code in (404, 405)
+        assert response.headers.get("X-Request-ID") and response.headers.get("Cache-Control") == "no-store"
+        assert set(response.get_json()) == {"error", "details"}
+    assert "X-Request-ID" not in client.get("/nope").headers  # the pages are not the API
+
+
 def test_api_posts_name_their_request_and_are_never_cached(client):
     for url in ("/api/v1/actuals", "/api/v1/alerts/1/resolve", "/api/v1/models/rollback", "/api/v1/predict"):
         response = client.post(url, json={})

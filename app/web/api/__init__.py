@@ -8,7 +8,7 @@ served is logged.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from app.web import context
 from app.web.headers import add_missing
@@ -16,10 +16,12 @@ from app.web.headers import add_missing
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-@bp.after_request
+@bp.after_app_request
 def _api_headers(response: Response) -> Response:
-    """Every answer under /api/v1 names its request (X-Request-ID) and is never cached."""
-    add_missing(response.headers, [("X-Request-ID", context.request_id()), ("Cache-Control", "no-store")])
+    """Every answer under /api/v1 names its request (X-Request-ID) and is never cached: the app's hook,
+    since a path no route matches (a 404, a 405) never reaches the blueprint's own."""
+    if request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/"):
+        add_missing(response.headers, [("X-Request-ID", context.request_id()), ("Cache-Control", "no-store")])
     return response
 
 
