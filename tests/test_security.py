@@ -303,7 +303,8 @@ def test_a_locked_database_answers_503_and_loses_nothing_silently(
     app = make_test_app(tmp_path, TESTING=False)
     register_production(app, small_artifact)
     client = app.test_client()
-    body = {"store": 1, "dept": 1, "date": "2012-11-02"}
+    dept = app.extensions["model_holder"].get().departments(1)[0]
+    body = {"store": 1, "dept": dept, "date": "2012-11-02"}
     assert client.post("/api/v1/predict", json=body).status_code == 200  # model loaded, warm
 
     database = str(tmp_path / "storecast.db")

@@ -47,6 +47,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(words.day, "day")
     app.add_template_filter(words.when, "when")
     app.add_template_filter(words.weeks_ahead, "weeks_ahead")
+    app.add_template_filter(words.weeks, "weeks")
 
     @app.context_processor
     def _model_version() -> dict[str, Any]:

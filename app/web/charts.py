@@ -18,6 +18,8 @@ from html import escape
 import altair as alt
 import pandas as pd
 
+from app.web import words
+
 log = logging.getLogger(__name__)
 
 FORECAST_COLOR = "#2563eb"
@@ -185,8 +187,9 @@ def forecast_chart(
         else None
     )
     split = hist is not None and len(fc) > 1 and hist["date"].max() < fc["date"].min()
-    weeks = f"{len(fc)} week{'s' if len(fc) != 1 else ''}"
-    summary = f"Weekly sales: history, and the forecast of {weeks} with its 80% and 95% intervals"
+    summary = (
+        f"Weekly sales: history, and the forecast of {words.weeks(len(fc))} with its 80% and 95% intervals"
+    )
 
     def build(narrow: bool) -> alt.TopLevelMixin:
         plot = NARROW_WIDTH if narrow else width

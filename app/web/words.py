@@ -31,6 +31,11 @@ def when(value: Any) -> str:
     return f"{value.day} {value:%b %Y, %H:%M}"
 
 
+def weeks(count: int) -> str:
+    """A number of weeks in words: "1 week", "13 weeks"."""
+    return f"{count} week{'' if count == 1 else 's'}"
+
+
 def weeks_ahead(label: Any) -> str:
     """A horizon bucket's label in words: "1" -> "1 week ahead", "2-4" -> "2–4 weeks ahead"."""
     text = str(label).replace("-", "–")

@@ -118,7 +118,7 @@ def _run_forecast(model: Any, data: ForecastForm) -> dict[str, Any]:
     start = dt.date.fromisoformat(predictions[0]["week"])
     parts = why.totals(predictions)
     sentence = why.sentence(parts) if parts else None
-    weeks = f"{data.weeks} weeks" if data.weeks > 1 else "one week"
+    weeks = words.weeks(data.weeks)
     described = f"Store {data.store}, dept {data.dept}: sales history and the forecast of {weeks}"
     common = {
         "chart": charts.forecast_chart(

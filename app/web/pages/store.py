@@ -82,7 +82,8 @@ def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
         for d in departments
     ]
     history = _store_history(model, query.store, [d["dept"] for d in departments])
-    described = f"Store {query.store} total: sales history and the forecast of {query.weeks} weeks"
+    weeks = words.weeks(query.weeks)
+    described = f"Store {query.store} total: sales history and the forecast of {weeks}"
     chart = charts.forecast_chart(history, pd.DataFrame(total), description=described) if total else None
     top = pd.DataFrame(rows[:15]).rename(columns={"dept": "Dept"}) if rows else None
     bars = (
@@ -90,9 +91,9 @@ def _run_store(model: Any, query: StoreForecastQuery) -> dict[str, Any]:
             top.assign(Dept=top["Dept"].map(lambda d: f"Dept {d}")),
             category="Dept",
             value="total",
-            value_title=f"Forecast total over {query.weeks} weeks ($)",
+            value_title=f"Forecast total over {weeks} ($)",
             width=480,
-            description=f"Store {query.store}: departments ranked by forecast total over {query.weeks} weeks",
+            description=f"Store {query.store}: departments ranked by forecast total over {weeks}",
         )
         if top is not None
         else None

@@ -93,7 +93,7 @@ def _shaped(model: Any, query: TotalForecastQuery, dept: int | None) -> dict[str
     chart = charts.forecast_chart(
         history,
         pd.DataFrame(weeks),
-        description=f"{named}: weekly sales history and the forecast of {len(weeks)} weeks",
+        description=f"{named}: weekly sales history and the forecast of {words.weeks(len(weeks))}",
     )
     parts = answer["parts"]
     part_name = "Dept" if dept is None else "Store"
@@ -106,7 +106,7 @@ def _shaped(model: Any, query: TotalForecastQuery, dept: int | None) -> dict[str
             top,
             category="label",
             value="total",
-            value_title=f"Forecast over {len(weeks)} weeks ($)",
+            value_title=f"Forecast over {words.weeks(len(weeks))} ($)",
             width=480,
             description=f"{named}: {'departments' if dept is None else 'stores'} ranked by forecast total",
         )

@@ -45,3 +45,16 @@ def test_pages_without_a_model_say_so(app):
     for url in ("/chain", "/chain/departments/1"):
         response = app.test_client().get(url)
         assert response.status_code in (200, 503) and "model" in response.get_data(as_text=True).lower()
+
+
+def test_one_week_is_said_in_the_singular_on_every_total_and_the_forecast(client, known):
+    pages = (
+        f"/chain?start={known.week}&weeks=1",
+        f"/chain/departments/{known.dept}?start={known.week}&weeks=1",
+        f"/store?store={known.store}&start={known.week}&weeks=1",
+    )
+    for url in pages:
+        html = client.get(url).get_data(as_text=True)
+        assert "1 weeks" not in html and "1 week from" in html and "1 week ahead" in html, url
+    html = client.get(f"/chain?start={known.week}&weeks=4").get_data(as_text=True)
+    assert "4 weeks from" in html and "1–4 weeks ahead" in html
