@@ -252,7 +252,7 @@ def test_store_page_ranks_departments_with_a_chart(model_app, client, forecaster
     assert "Choose a store" in client.get("/store").get_data(as_text=True)
     html = client.get(f"/store?store={known.store}&weeks=4").get_data(as_text=True)
     assert 'data-testid="store-result"' in html and html.count("<svg") >= 3
-    pattern = rf'<td class="num">(\d+)</td><td><a href="/\?store={known.store}&amp;dept=(\d+)">'
+    pattern = rf'<td class="num">(\d+)</td><td><a href="/\?store={known.store}&amp;dept=(\d+)&amp;date=[-\d]+&amp;weeks=4">'
     ranks = re.findall(pattern, html)
     result = forecaster.forecast_store(known.store, known.week, 4)
     totals = {dept: sum(p.prediction for p in preds) for dept, preds in result.departments.items()}
@@ -542,3 +542,15 @@ def test_run_detail_shows_whole_numbers_as_whole(model_app, client):
     assert "<dd>1,207.6</dd>" in html and "<dd>79.8%</dd>" in html and ".0</dd>" not in html
     assert "coverage_80" not in html and '<th class="num">MAE</th>' not in html  # words; no empty column
     assert html.index("<td>5-13</td>") < html.index("<td>14-26</td>")  # by weeks ahead
+
+
+def test_a_link_naming_the_series_and_its_weeks_opens_the_forecast_run(client, known):
+    """The store page's department links keep the store's first week and length: the planner lands on
+    that forecast, not on an empty form reset to the first week."""
+    store_page = client.get(f"/store?store={known.store}&start={known.weeks_after(2)}&weeks=4")
+    link = f"/?store={known.store}&amp;dept={known.dept}&amp;date={known.weeks_after(2)}&amp;weeks=4"
+    assert link in store_page.get_data(as_text=True)
+    html = client.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert f"Store {known.store} · Dept {known.dept} · 4 weeks from {known.weeks_after(2)}" in html
+    bad = client.get(f"/?store={known.store}&dept={known.dept}&date=2099-01-01&weeks=4")
+    assert bad.status_code == 422 and 'id="date-error"' in bad.get_data(as_text=True)

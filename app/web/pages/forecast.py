@@ -52,8 +52,11 @@ def forecast() -> Any:
         return helpers.no_model()
     stores = helpers.store_options(model)
     default_start = predictions.default_start(model)
-    if request.method == "GET":
-        store = request.args.get("store") or (str(stores[0]) if stores else "")
+    args = request.args
+    # A link from another page (a store's department, say) names the series and its weeks: it is run.
+    linked = request.method == "GET" and bool(args.get("dept") and (args.get("date") or args.get("start")))
+    if request.method == "GET" and not linked:
+        store = args.get("store") or (str(stores[0]) if stores else "")
         form = {
             "store": store,
             "dept": "",
@@ -62,12 +65,15 @@ def forecast() -> Any:
             "is_holiday": "auto",
         }
         departments = helpers.dept_options(model, store)
-        form["dept"] = request.args.get("dept") or (str(departments[0]) if departments else "")
+        form["dept"] = args.get("dept") or (str(departments[0]) if departments else "")
         view = _forecast_context(model, stores, departments, form, {}, None)
         return render_template("pages/forecast.html", **view)
 
-    form = {name: (request.form.get(name) or "").strip() for name in FORM_FIELDS}
+    given = {**args, "date": args.get("date") or args.get("start", "")} if linked else request.form
+    form = {name: (given.get(name) or "").strip() for name in FORM_FIELDS}
     form["is_holiday"] = form["is_holiday"] or "auto"
+    if linked:
+        form["weeks"] = form["weeks"] or "1"
     departments = helpers.dept_options(model, form["store"])
     errors: dict[str, str] = {}
     result = None
@@ -77,7 +83,7 @@ def forecast() -> Any:
             form["dept"] = str(departments[0])
     else:
         try:
-            data = ForecastForm.model_validate(clean_form(request.form, FORM_FIELDS))
+            data = ForecastForm.model_validate(clean_form(form, FORM_FIELDS))
         except ValidationError as error:
             errors = words.form_errors(error, model)
         else:
