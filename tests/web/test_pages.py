@@ -252,7 +252,8 @@ def test_store_page_ranks_departments_with_a_chart(model_app, client, forecaster
     assert "Choose a store" in client.get("/store").get_data(as_text=True)
     html = client.get(f"/store?store={known.store}&weeks=4").get_data(as_text=True)
     assert 'data-testid="store-result"' in html and html.count("<svg") >= 3
-    pattern = rf'<td class="num">(\d+)</td><td><a href="/\?store={known.store}&amp;dept=(\d+)&amp;date=[-\d]+&amp;weeks=4">'
+    link = rf"/\?store={known.store}&amp;dept=(\d+)&amp;date=[-\d]+&amp;weeks=4"
+    pattern = rf'<td class="num">(\d+)</td><td><a href="{link}">'
     ranks = re.findall(pattern, html)
     result = forecaster.forecast_store(known.store, known.week, 4)
     totals = {dept: sum(p.prediction for p in preds) for dept, preds in result.departments.items()}
