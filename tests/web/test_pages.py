@@ -555,3 +555,14 @@ def test_a_link_naming_the_series_and_its_weeks_opens_the_forecast_run(client, k
     assert f"Store {known.store} · Dept {known.dept} · 4 weeks from {known.weeks_after(2)}" in html
     bad = client.get(f"/?store={known.store}&dept={known.dept}&date=2099-01-01&weeks=4")
     assert bad.status_code == 422 and 'id="date-error"' in bad.get_data(as_text=True)
+
+
+def test_a_cold_start_keeps_its_department_chosen_and_links_no_published_series(client, known):
+    """Forecast without refreshing the list after changing the store (no JavaScript): the answer and
+    the form both name the department asked for, and no link leads to a series never published."""
+    form = {"store": known.other_store, "dept": known.missing_dept, "date": known.week, "weeks": "4"}
+    html = post_form(client, form).get_data(as_text=True)
+    assert f"Dept {known.missing_dept} · 4 weeks from" in html
+    chosen = f'<option value="{known.missing_dept}" selected>Dept {known.missing_dept} (new to this store)'
+    assert chosen in html
+    assert "Published forecasts of" not in html
