@@ -566,3 +566,7 @@ def test_a_cold_start_keeps_its_department_chosen_and_links_no_published_series(
     chosen = f'<option value="{known.missing_dept}" selected>Dept {known.missing_dept} (new to this store)'
     assert chosen in html
     assert "Published forecasts of" not in html
+    assert 'data-testid="why-cold"' in html and "has never sold department" in html  # not a waterfall of $0
+    assert 'data-testid="covariate-ranges"' not in html
+    one = post_form(client, {**form, "weeks": "1"}).get_data(as_text=True)
+    assert 'data-testid="why-cold"' in one
