@@ -59,10 +59,14 @@ def feature_importances(meta: ModelMetadata) -> list[dict[str, Any]]:
 
 
 def backtest_source(meta: ModelMetadata) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The backtest's figures per horizon bucket, model and seasonal naive: the lag buckets pooled over
+    """The figures per horizon bucket of a model's backtest (bucket_figures)."""
+    return bucket_figures(meta.get("backtest") or {})
+
+
+def bucket_figures(backtest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A backtest's figures per horizon bucket, model and seasonal naive: the lag buckets pooled over
     the backtest's origins (what monitoring holds live accuracy against), else, for a model trained
     before those existed, the buckets of its one origin. Every page shows these and no others."""
-    backtest = meta.get("backtest") or {}
     if backtest.get("by_lag_bucket"):
         return backtest["by_lag_bucket"], backtest.get("baseline_by_lag_bucket") or {}
     return backtest.get("by_bucket") or {}, backtest.get("baseline_by_bucket") or {}

@@ -211,3 +211,13 @@ def test_a_failed_run_shows_anyone_its_error_without_server_paths(registry_app, 
         assert str(tmp_path) not in text and "train.csv" in text, url
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     assert str(missing) in client.get(f"/api/v1/runs/{run.id}", headers=admin).get_json()["error"]
+
+
+def test_the_runs_chart_reads_the_buckets_the_run_page_and_model_card_show():
+    """One backtest figure per horizon bucket everywhere: the lag buckets pooled over the backtest's
+    origins when a run has them, not its one origin's coarser buckets."""
+    from app.web.pages.registry import wmae_by_bucket_chart
+
+    metrics = {"by_bucket": {"1-4": {"wmae": 9.0}}, "by_lag_bucket": {"1": {"wmae": 1.0}, "2-4": {"wmae": 2.0}}}
+    svg = wmae_by_bucket_chart([{"id": 1, "model_kind": "hgb", "metrics": metrics}])
+    assert "weeks ahead (1, 2-4)" in svg and "1-4" not in svg

@@ -31,7 +31,7 @@ from app.web.admin_auth import (
     check_admin_token,
 )
 from app.web.charts import grouped_bar_chart
-from app.web.model_card import model_card_context
+from app.web.model_card import bucket_figures, model_card_context
 from app.web.registry_actions import STAGE_CHANGES, change_stage, serving
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def wmae_by_bucket_chart(runs: list[dict[str, Any]]) -> str | None:
     """Grouped bars: WMAE per horizon bucket (weeks ahead), one colour per run."""
     records = []
     for run in runs:
-        for bucket, figures in (run["metrics"].get("by_bucket") or {}).items():
+        for bucket, figures in bucket_figures(run["metrics"])[0].items():
             wmae = figures.get("wmae") if isinstance(figures, dict) else figures
             if wmae is not None:
                 records.append(
@@ -219,7 +219,7 @@ def runs_page() -> Any:
             storage, ids=chosen_ids
         )
     else:
-        chosen = [run for run in runs if run["metrics"].get("by_bucket")][:6]
+        chosen = [run for run in runs if bucket_figures(run["metrics"])[0]][:6]
     chosen = chosen[:6]  # a chart with more colours than that is unreadable
     try:
         chart = wmae_by_bucket_chart(chosen)
