@@ -218,6 +218,7 @@ def test_the_runs_chart_reads_the_buckets_the_run_page_and_model_card_show():
     origins when a run has them, not its one origin's coarser buckets."""
     from app.web.pages.registry import wmae_by_bucket_chart
 
-    metrics = {"by_bucket": {"1-4": {"wmae": 9.0}}, "by_lag_bucket": {"1": {"wmae": 1.0}, "2-4": {"wmae": 2.0}}}
+    lag_buckets = {"1": {"wmae": 1.0}, "2-4": {"wmae": 2.0}}
+    metrics = {"by_bucket": {"1-4": {"wmae": 9.0}}, "by_lag_bucket": lag_buckets}
     svg = wmae_by_bucket_chart([{"id": 1, "model_kind": "hgb", "metrics": metrics}])
     assert "weeks ahead (1, 2-4)" in svg and "1-4" not in svg
