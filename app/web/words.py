@@ -4,10 +4,13 @@ planner's words ("Pick a week between 2 Nov 2012 and 25 Oct 2013"). The JSON API
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 
+from app.forecasting.inputs import COVARIATES
 from app.web.api.errors import error_message
 
 WEEK_FIELDS = ("date", "start")
@@ -67,7 +70,12 @@ def week_range(model: Any) -> str | None:
 
 
 def _number(value: Any) -> str:
-    return f"{value:,g}" if isinstance(value, int | float) else str(value)
+    """A limit as a planner writes it: 10,000,000, not 1e+07."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{int(number):,}" if number.is_integer() else f"{number:,}"
 
 
 def _pydantic_words(error: dict[str, Any], model: Any) -> str:
@@ -83,6 +91,8 @@ def _pydantic_words(error: dict[str, Any], model: Any) -> str:
         return "Enter a whole number"
     if kind == "float_parsing":
         return "Enter a number"
+    if kind == "finite_number":
+        return "Enter a number (not infinity or NaN)"
     if kind == "less_than_equal":
         return f"Enter {_number(limits.get('le'))} or less"
     if kind == "greater_than_equal":
@@ -120,12 +130,44 @@ def answer_errors(details: list[dict[str, Any]], message: str, model: Any) -> di
     return errors or {"form": message}
 
 
+# The file's own column for each field a batch row's problem names (rows[3].is_holiday -> IsHoliday).
+FILE_COLUMNS = {
+    "store": "Store",
+    "dept": "Dept",
+    "date": "Date",
+    "is_holiday": "IsHoliday",
+    **{c.name: c.column for c in COVARIATES.values()},
+}
+# Pydantic's words for a cell, as a planner reads them.
+CELL_WORDS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"^Input should be a valid integer"), lambda m: "Enter a whole number"),
+    (re.compile(r"^Input should be a finite number"), lambda m: "Enter a number (not infinity or NaN)"),
+    (re.compile(r"^Input should be a valid (number|decimal)"), lambda m: "Enter a number"),
+    (re.compile(r"^Input should be a valid (date|datetime)"), lambda m: "Enter a date, such as 2012-11-02"),
+    (re.compile(r"^Input should be a valid boolean"), lambda m: "Enter TRUE or FALSE"),
+    (re.compile(r"^Input should be less than or equal to (\S+)"), lambda m: f"Enter {_number(m[1])} or less"),
+    (
+        re.compile(r"^Input should be greater than or equal to (\S+)"),
+        lambda m: f"Enter {_number(m[1])} or more",
+    ),
+    (re.compile(r"^Field required"), lambda m: "Fill this in"),
+)
+
+
 def row_errors(details: list[dict[str, Any]], model: Any) -> list[dict[str, Any]]:
-    """A batch's per-row problems with a week outside what the model forecasts named in words."""
+    """A batch's per-row problems as a planner reads them: the file's column, pydantic's words turned
+    into the forms' ("Enter a whole number"), a week outside what the model forecasts named in words."""
     wording = week_range(model)
-    return [
-        {**d, "message": wording}
-        if wording and str(d.get("field", "")).endswith(".date") and "between" in str(d.get("message", ""))
-        else d
-        for d in details
-    ]
+    out = []
+    for d in details:
+        field, message = str(d.get("field", "")), str(d.get("message", ""))
+        name = field.split(".", 1)[1] if field.startswith("rows[") and "." in field else field
+        if wording and name == "date" and "between" in message:
+            message = wording
+        for pattern, words in CELL_WORDS:
+            found = pattern.match(message)
+            if found:
+                message = words(found)
+                break
+        out.append({**d, "field": FILE_COLUMNS.get(name, name), "message": message})
+    return out

@@ -215,6 +215,8 @@ def test_forecast_csv_rejects_bad_queries(client, known):
         ({"store": "1; DROP TABLE"}, "store", "Enter a whole number"),
         ({"weeks": "60"}, "weeks", "Enter 52 or less"),
         ({"cpi": "-5"}, "cpi", "Enter 0 or more"),
+        ({"markdown1": "99999999999"}, "markdown1", "Enter 10,000,000 or less"),  # not 1e+07
+        ({"markdown1": "1e400"}, "markdown1", "Enter a number (not infinity or NaN)"),
         ({"date": "<after>"}, "date", "Pick a week between "),  # ForecastError from the core, in words
         ({"store": "<unknown_store>"}, "store", "unknown store"),  # ForecastError from the core
         ({"dept": "999"}, "dept", "unknown department 999"),  # no store sells it: nothing to borrow
@@ -311,8 +313,9 @@ def test_batch_errors_by_line(model_app, client, known):
     assert (
         "<html" not in html and 'data-testid="batch-errors"' in html and 'data-testid="batch-preview"' in html
     )
-    assert re.search(r'<td class="num">3</td><td><code>store</code>', html)
-    assert re.search(r'<td class="num">4</td><td><code>date</code>', html)
+    cell = r'<td class="num">{}</td><td><code>{}</code></td><td class="wrap">{}'
+    assert re.search(cell.format(3, "Store", "Enter a whole number"), html)
+    assert re.search(cell.format(4, "Date", "Enter a date"), html)
     assert "2 of 3 rows are invalid" in html
     assert logged(model_app, "batch") == 0
 
@@ -334,6 +337,8 @@ def test_batch_upload_reports_every_invalid_row_in_one_pass(model_app, client, k
     assert lines == [3, 4, 5, 6, 7, 8]
     assert "six.csv was not predicted: 6 of 8 rows are invalid" in html
     assert "Pick a week between " in html  # the week out of range, in words
+    assert "<code>Temperature</code>" in html and "Enter 150 or less" in html  # the file's column, in words
+    assert "Input should be" not in html
     api = client.post("/api/v1/predict/batch", data=text, content_type="text/csv")
     assert api.status_code == 422
     assert [d["line"] for d in api.get_json()["details"]] == [3, 4, 5, 6, 7, 8]
