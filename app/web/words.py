@@ -69,7 +69,7 @@ def week_range(model: Any) -> str | None:
     return f"Pick a week between {day(first)} and {day(last)}"
 
 
-def _number(value: Any) -> str:
+def plain_number(value: Any) -> str:
     """A limit as a planner writes it: 10,000,000, not 1e+07."""
     try:
         number = float(value)
@@ -94,13 +94,13 @@ def _pydantic_words(error: dict[str, Any], model: Any) -> str:
     if kind == "finite_number":
         return "Enter a number (not infinity or NaN)"
     if kind == "less_than_equal":
-        return f"Enter {_number(limits.get('le'))} or less"
+        return f"Enter {plain_number(limits.get('le'))} or less"
     if kind == "greater_than_equal":
-        return f"Enter {_number(limits.get('ge'))} or more"
+        return f"Enter {plain_number(limits.get('ge'))} or more"
     if kind == "less_than":
-        return f"Enter less than {_number(limits.get('lt'))}"
+        return f"Enter less than {plain_number(limits.get('lt'))}"
     if kind == "greater_than":
-        return f"Enter more than {_number(limits.get('gt'))}"
+        return f"Enter more than {plain_number(limits.get('gt'))}"
     return error_message(error)
 
 
@@ -145,10 +145,13 @@ CELL_WORDS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] =
     (re.compile(r"^Input should be a valid (number|decimal)"), lambda m: "Enter a number"),
     (re.compile(r"^Input should be a valid (date|datetime)"), lambda m: "Enter a date, such as 2012-11-02"),
     (re.compile(r"^Input should be a valid boolean"), lambda m: "Enter TRUE or FALSE"),
-    (re.compile(r"^Input should be less than or equal to (\S+)"), lambda m: f"Enter {_number(m[1])} or less"),
+    (
+        re.compile(r"^Input should be less than or equal to (\S+)"),
+        lambda m: f"Enter {plain_number(m[1])} or less",
+    ),
     (
         re.compile(r"^Input should be greater than or equal to (\S+)"),
-        lambda m: f"Enter {_number(m[1])} or more",
+        lambda m: f"Enter {plain_number(m[1])} or more",
     ),
     (re.compile(r"^Field required"), lambda m: "Fill this in"),
 )

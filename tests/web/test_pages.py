@@ -527,6 +527,7 @@ def test_api_docs_render_code_spans_not_backticks(client):
     main = html.split("<main", 1)[1]
     assert "`" not in main.replace("`Bearer", "")  # only the curl example may quote
     assert "<code>date</code>" in main and "<code>cold_start</code>" in main
+    assert "e+0" not in main and "1 – 9,999" in main  # ranges as a reader writes them, not 1e+07
 
 
 def test_api_docs_examples_use_the_servers_own_address(client):

@@ -8,6 +8,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from app.web.words import plain_number
+
 REF_PREFIX = "#/components/schemas/"
 _CODE_SPAN = re.compile(r"`([^`]+)`")
 
@@ -46,11 +48,11 @@ def _constraints(schema: dict[str, Any]) -> str:
         low = option.get("minimum", option.get("exclusiveMinimum"))
         high = option.get("maximum", option.get("exclusiveMaximum"))
         if low is not None and high is not None:
-            parts.append(f"{low:g} – {high:g}")
+            parts.append(f"{plain_number(low)} – {plain_number(high)}")
         elif low is not None:
-            parts.append(f"≥ {low:g}")
+            parts.append(f"≥ {plain_number(low)}")
         elif high is not None:
-            parts.append(f"≤ {high:g}")
+            parts.append(f"≤ {plain_number(high)}")
         if "enum" in option:
             parts.append(", ".join(map(str, option["enum"])))
     if "default" in schema and schema["default"] is not None:
