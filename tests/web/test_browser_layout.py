@@ -139,3 +139,15 @@ def test_a_store_forecast_comes_into_view_and_its_week_error_is_tied_to_its_fiel
     ranked = chart_text_sizes(page, ".chart.compact")  # the ranking's bars, drawn near their own size
     assert ranked and all(size <= 15 for _, size in ranked), ranked
     page.context.close()
+
+
+def test_one_menu_is_open_at_a_time_without_javascript(live_server, browser):
+    """Plan and Operate are an exclusive pair (<details name>): opening one closes the other, so the
+    Operate list never covers the open Plan list on a phone."""
+    page = browser.new_context(viewport={"width": 375, "height": 812}, java_script_enabled=False).new_page()
+    page.goto(live_server + "/store")
+    page.click("summary:has-text('Plan')")
+    page.click("summary:has-text('Operate')")
+    opened = page.evaluate("() => [...document.querySelectorAll('details.nav-group')].map(d => d.open)")
+    assert opened == [False, True]
+    page.context.close()
