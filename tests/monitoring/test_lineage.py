@@ -101,7 +101,7 @@ def test_the_page_counts_requests_and_predictions_live(mon_app):
         )
     html = client.get("/monitoring").get_data(as_text=True)
     assert "No performance snapshot yet" in html
-    assert "Requests, last 24 h" in html and 'data-testid="live-requests">3<' in html
+    assert "Requests, last 24&nbsp;h" in html and 'data-testid="live-requests">3<' in html
     assert 'data-testid="live-predictions">7<' in html
     mon_app.extensions["request_log"].flush()
     with mon_app.extensions["storage"].engine.connect() as connection:
