@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from html import escape
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from app.web import words
@@ -203,9 +204,10 @@ def forecast_chart(
             chart = alt.layer(*layers).properties(width=plot, height=height)
         else:
             history_width = round(plot * 0.36)
-            past = _history_line(hist, y_axis, y_title, 2 if narrow else 4, "%b %y" if narrow else "%b %Y")
+            # a year alone on a phone: "Jan 11" beside the forecast's "Jan" read as a day
+            past = _history_line(hist, y_axis, y_title, 2 if narrow else 4, "%Y" if narrow else "%b %Y")
             ahead = alt.layer(
-                *_forecast_layers(fc, last_year, None, None, ticks, "%b" if narrow else "%d %b")
+                *_forecast_layers(fc, last_year, None, None, ticks, "%-d %b", own_axis=True)
             ).properties(width=plot - history_width, height=height)
             chart = alt.hconcat(
                 past.properties(width=history_width, height=height), ahead, spacing=6
@@ -215,13 +217,18 @@ def forecast_chart(
     return wide_and_narrow(build, description or title or summary)
 
 
-def _x(ticks: int, fmt: str = "%b %Y") -> alt.X:
-    return alt.X(
-        "date:T",
-        title=None,
-        axis=alt.Axis(format=fmt, labelAngle=0, tickCount=ticks),
-        scale=alt.Scale(padding=10),  # the last week's point and whiskers stay inside the plot
-    )
+def _x(ticks: int, fmt: str = "%b %Y", weeks: pd.Series | None = None) -> alt.X:
+    """The time axis; with `weeks` (week-ending dates), its ticks on those Fridays, at most `ticks` of
+    them, first and last included: left to itself Vega puts week ticks on Sundays, beside no point."""
+    if weeks is not None and len(weeks):
+        stamps = pd.to_datetime(pd.Series(weeks).drop_duplicates()).sort_values()
+        places = sorted({round(p) for p in np.linspace(0, len(stamps) - 1, min(ticks, len(stamps)))})
+        values = [int(stamps.iloc[p].value // 1_000_000) for p in places]  # epoch ms, as Vega reads dates
+        axis = alt.Axis(format=fmt, labelAngle=0, values=values)
+    else:
+        axis = alt.Axis(format=fmt, labelAngle=0, tickCount=ticks)
+    # padding: the last week's point and whiskers stay inside the plot
+    return alt.X("date:T", title=None, axis=axis, scale=alt.Scale(padding=10))
 
 
 def _history_line(
@@ -244,9 +251,11 @@ def _forecast_layers(
     y_title: str | None,
     ticks: int,
     fmt: str = "%b %Y",
+    own_axis: bool = False,
 ) -> list[alt.Chart]:
-    """The forecast's bands, line and points (and last year's dashed line) on the forecast's weeks."""
-    band = alt.Chart(fc).encode(x=_x(ticks, fmt))
+    """The forecast's bands, line and points (and last year's dashed line) on the forecast's weeks;
+    `own_axis`: in a panel of their own, ticked on their weeks."""
+    band = alt.Chart(fc).encode(x=_x(ticks, fmt, fc["date"] if own_axis else None))
     layers = [
         band.mark_area(color=BAND_95, opacity=0.35).encode(
             y=alt.Y("lower_95:Q", title=y_title, axis=y_axis, scale=alt.Scale(zero=False)),

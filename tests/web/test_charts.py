@@ -154,3 +154,13 @@ def test_long_category_names_are_not_cut_short():
         value_title="v",
     )
     assert name in _texts(svg)  # whole, no ellipsis
+
+
+def test_a_forecast_panel_is_ticked_on_its_own_fridays_first_and_last_included():
+    from app.web.charts import _x
+
+    weeks = pd.Series(pd.date_range("2012-11-02", periods=52, freq="W-FRI"))
+    values = _x(3, "%-d %b", weeks).to_dict()["axis"]["values"]
+    ticked = pd.to_datetime(values, unit="ms")
+    assert list(ticked) == [weeks.iloc[0], weeks.iloc[26], weeks.iloc[-1]]
+    assert all(day.weekday() == 4 for day in ticked)  # Vega alone ticks weeks on Sundays
