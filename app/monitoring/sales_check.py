@@ -368,13 +368,16 @@ def _sales(
     return values
 
 
-def _holidays(table: inputs.Table, problems: _Problems) -> np.ndarray:
+def _holidays(table: inputs.Table, problems: _Problems) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's holiday flag, and which rows left it empty or NA: those take the calendar's, as a JSON
+    row without one does (the one NA rule of inputs.py)."""
     column = "IsHoliday"
     series = table.frame[column]
     upper, codes = series.cat.categories.astype(str).str.strip().str.upper(), series.cat.codes.to_numpy()
-    known = np.append(upper.isin(["TRUE", "FALSE"]), False)[codes]
+    unstated = np.append(upper == "", True)[codes]  # code -1: an NA token, read as missing
+    known = np.append(upper.isin(["TRUE", "FALSE"]), False)[codes] | unstated
     problems.add(column, ~known, lambda i: f"expected TRUE or FALSE, got {_cell(table, column, i)}")
-    return np.append(upper == "TRUE", False)[codes]
+    return np.append(upper == "TRUE", False)[codes], unstated
 
 
 def _duplicates(
@@ -420,7 +423,7 @@ def check_table(
     dept = _whole_numbers(table, "Dept", problems)
     week = _weeks(table, bounds, problems)
     sales = _sales(table, store, dept, bounds, problems)
-    holiday = _holidays(table, problems)
+    holiday, unstated = _holidays(table, problems)
     _known(store, bounds.stores, "Store", "store", bounds, problems)
     _known(dept, bounds.departments, "Dept", "department", bounds, problems)
     _duplicates(table, store, dept, week, problems)
@@ -429,7 +432,8 @@ def check_table(
         raise error
     weeks = pd.to_datetime(week)
     holiday = holiday.copy()
-    if no_holiday is not None and no_holiday.any():
+    no_holiday = unstated if no_holiday is None else (no_holiday | unstated)
+    if no_holiday.any():
         holiday[no_holiday] = np.asarray(is_holiday_week(weeks[no_holiday]), dtype=bool)
     frame = pd.DataFrame(
         {

@@ -199,6 +199,13 @@ def test_every_bad_column_is_reported_not_just_the_first():
     assert {(e["line"], e["field"]) for e in caught.value.errors} == {(3, "Store"), (3, "Weekly_Sales")}
 
 
+def test_a_csv_holiday_flag_left_empty_or_na_is_the_calendars_as_in_json_rows():
+    rows = ["1,1,2012-11-23,5,NA", "1,1,2012-11-02,5,", "1,1,2012-11-09,5,TRUE"]
+    text = "Store,Dept,Date,Weekly_Sales,IsHoliday\n" + "\n".join(rows) + "\n"
+    frame = sales_check.parse_csv(text)
+    assert frame["is_holiday"].tolist() == [True, False, True]  # Thanksgiving week; a plain one; as sent
+
+
 def test_json_rows_default_the_holiday_flag_from_the_calendar():
     frame = sales_check.parse_rows(
         {
