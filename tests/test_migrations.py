@@ -65,6 +65,18 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
+def _production_version(metrics: dict) -> ModelVersion:
+    return ModelVersion(
+        name="storecast",
+        version=1,
+        stage="production",
+        artifact_path="models/x.joblib",
+        artifact_sha256="0" * 64,
+        model_kind="hgb",
+        metrics=metrics,
+    )
+
+
 def test_upgrade_to_head_matches_the_models(empty_database: str) -> None:
     migrate.upgrade(empty_database)
 
@@ -94,15 +106,7 @@ def test_downgrade_with_rows_pointing_at_an_altered_table_goes_all_the_way(empty
     storage = Storage(empty_database)
     try:
         with storage.session() as session:
-            version = ModelVersion(
-                name="storecast",
-                version=1,
-                stage="production",
-                artifact_path="models/x.joblib",
-                artifact_sha256="0" * 64,
-                model_kind="hgb",
-                metrics={},
-            )
+            version = _production_version(metrics={})
             session.add(version)
             session.flush()
             session.add(StageChange(version_id=version.id, to_stage="production", changed_by="ana"))
@@ -139,17 +143,7 @@ def test_a_migrated_database_stores_and_reads_rows(empty_database: str) -> None:
                         latency_ms=1.5,
                     )
                 )
-            session.add(
-                ModelVersion(
-                    name="storecast",
-                    version=1,
-                    stage="production",
-                    artifact_path="models/x.joblib",
-                    artifact_sha256="0" * 64,
-                    model_kind="hgb",
-                    metrics={"wmae": 1.0},
-                )
-            )
+            session.add(_production_version(metrics={"wmae": 1.0}))
         with storage.session() as session:
             rows = session.scalars(select(PredictionLog).order_by(PredictionLog.id)).all()
             assert [row.dept for row in rows] == [1, 2]
