@@ -59,9 +59,9 @@ def cold_start_warning(store: int, dept: int) -> str:
 
 def batch_warning(cold_starts: int) -> str:
     """The whole answer's warning when some rows of a batch are cold-start estimates."""
-    rows = f"{cold_starts:,} row{'s' if cold_starts != 1 else ''}"
+    rows = f"{cold_starts:,} row names" if cold_starts == 1 else f"{cold_starts:,} rows name"
     return (
-        f"{rows} name a store-department with no sales history: cold-start estimates with wide "
+        f"{rows} a store-department with no sales history: cold-start estimates with wide "
         "intervals (cold_start: true on each)"
     )
 
@@ -152,14 +152,14 @@ def check_rows(
     first, last = model.valid_range()
     lo, hi = first.date(), last.date()
     stores, departments = set(model.stores()), set(model.all_departments())
+    known_stores = f"known stores: {min(stores)}..{max(stores)}" if stores else "no stores known"
     errors: list[dict[str, Any]] = []
     for place, row in enumerate(rows):
         index = place if indexes is None else indexes[place]
         extra = {"row": index} if lines is None else {"row": index, "line": lines[index]}
         if row["store"] not in stores:
-            errors.append(
-                {"field": f"rows[{index}].store", "message": f"unknown store {row['store']}", **extra}
-            )
+            message = f"unknown store {row['store']}; {known_stores}"
+            errors.append({"field": f"rows[{index}].store", "message": message, **extra})
         if row["dept"] not in departments:
             message = f"unknown department {row['dept']}: no store has sales history in it"
             errors.append({"field": f"rows[{index}].dept", "message": message, **extra})

@@ -37,6 +37,8 @@ def test_minimal_row_and_to_row_keeps_only_given_covariates():
         ({"store": True, "dept": 1, "date": "2012-11-02"}, "store"),
         ({"store": 0, "dept": 1, "date": "2012-11-02"}, "store"),
         ({"store": 1.5, "dept": 1, "date": "2012-11-02"}, "store"),
+        ({"store": "1_0", "dept": 1, "date": "2012-11-02"}, "store"),  # Python's int() would read 10
+        ({"store": 1, "dept": "9_2", "date": "2012-11-02"}, "dept"),
         ({"store": 1, "dept": -2, "date": "2012-11-02"}, "dept"),
         ({"store": 1, "dept": 1, "date": "2012-02-30"}, "date"),
         ({"store": 1, "dept": 1, "date": 20121102}, "date"),

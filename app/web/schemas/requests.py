@@ -8,7 +8,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from app.forecasting.inputs import COVARIATES, MAX_HORIZON, QUANTILE_RANGE
@@ -53,6 +61,13 @@ def _reject_bool(value: Any) -> Any:
     # JSON true is not store 1 (nor a CPI of 1.0); pydantic's lax int and float would accept it.
     if isinstance(value, bool):
         raise ValueError("must be a number, not a boolean")
+    return value
+
+
+def _digits_only(value: Any) -> Any:
+    # Python reads "1_0" as 10: a store or department typed with an underscore is a typo, not a number.
+    if isinstance(value, str) and "_" in value:
+        raise ValueError("a whole number, digits only")
     return value
 
 
@@ -106,6 +121,7 @@ class _StoreDept(BaseModel):
     dept: DeptNumber
 
     _no_bool = field_validator("store", "dept", mode="before")(_reject_bool)
+    _digits = field_validator("store", "dept", mode="before")(_digits_only)
 
 
 class _Week(_StoreDept):
