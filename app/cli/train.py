@@ -19,7 +19,7 @@ from app.cli.data import DATA_HELP, data_dir, load_dataset, parse_date, require_
 from app.cli.db import requires_schema
 from app.cli.files import OutputFile, written_atomically
 from app.config import train_params
-from app.forecasting.backtest import run_backtest
+from app.forecasting.backtest import check_backtest, run_backtest
 from app.forecasting.data import DataError, load_test_rows
 from app.forecasting.engine import ENGINES, Engine
 from app.forecasting.estimators import KINDS
@@ -126,6 +126,7 @@ def register_cli(app: Flask) -> None:
         params = _params()
         settings = {"origin": str(origin_ts.date()), "horizon": horizon, "folds": folds, "params": params}
         try:
+            check_backtest(dataset, origin_ts, horizon, folds)  # a mistyped origin records no failed run
             with track_run(extensions.storage(), "backtest", kind, params=settings, dataset=dataset) as run:
                 result = run_backtest(
                     dataset,

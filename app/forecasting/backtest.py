@@ -289,6 +289,30 @@ def _fold(
     return fold, frame, fc, totals_csv_frame(level_frame)
 
 
+def check_backtest(
+    dataset: Dataset, origin: Any, horizon: int, folds: int = 1, fold_step: int = FOLD_STEP_WEEKS
+) -> pd.Timestamp:
+    """The origin's week, or ValueError saying why the backtest cannot run: checked before any work,
+    so a mistyped origin records no failed run."""
+    origin = calendar.week_ending(origin)
+    horizon, folds = int(horizon), int(folds)
+    if not 1 <= horizon <= MAX_HORIZON:
+        raise ValueError(f"horizon must be 1..{MAX_HORIZON} weeks, not {horizon}")
+    if folds < 1:
+        raise ValueError("folds must be at least 1")
+    first, last = dataset.sales["date"].min(), dataset.last_week
+    if origin >= last:
+        raise ValueError(f"origin {origin.date()} leaves no weeks to score: the sales end {last.date()}")
+    earliest = origin - pd.Timedelta(weeks=fold_step * (folds - 1))
+    weeks = (earliest - first).days // 7 + 1
+    if weeks < MIN_HISTORY_WEEKS:
+        raise ValueError(
+            f"fold origin {earliest.date()} leaves {weeks} weeks of history (sales start {first.date()}): "
+            f"a model needs at least {MIN_HISTORY_WEEKS} weeks (a year)"
+        )
+    return origin
+
+
 def run_backtest(
     dataset: Dataset,
     origin: str | pd.Timestamp,
@@ -303,24 +327,11 @@ def run_backtest(
     """Train on sales <= origin, forecast `horizon` weeks for every row that exists in that
     window, score; `folds` > 1 repeats it for origins stepped back `fold_step` weeks each. On a Dask
     `engine` the forecasts are scored by the workers, as a published run's are."""
-    origin = calendar.week_ending(origin)
+    origin = check_backtest(dataset, origin, horizon, folds, fold_step)
     horizon, folds = int(horizon), int(folds)
-    if not 1 <= horizon <= MAX_HORIZON:
-        raise ValueError(f"horizon must be 1..{MAX_HORIZON} weeks, not {horizon}")
-    if folds < 1:
-        raise ValueError("folds must be at least 1")
-    first, last = dataset.sales["date"].min(), dataset.last_week
-    if origin >= last:
-        raise ValueError(f"origin {origin.date()} leaves no weeks to score: the sales end {last.date()}")
     results, frames, models, total_frames = [], [], [], []
     for k in range(folds):
         o = origin - pd.Timedelta(weeks=fold_step * k)
-        weeks = (o - first).days // 7 + 1
-        if weeks < MIN_HISTORY_WEEKS:
-            raise ValueError(
-                f"fold origin {o.date()} leaves {weeks} weeks of history (sales start {first.date()}): "
-                f"a model needs at least {MIN_HISTORY_WEEKS} weeks (a year)"
-            )
         if progress:
             progress(f"fold {k + 1}/{folds}: origin {o.date()}")
         fold, frame, model, total_frame = _fold(dataset, o, horizon, kind, params, progress, engine)

@@ -120,9 +120,12 @@ def test_submission_follows_test_csv(cli_app, data_dir, tmp_path):
     ],
 )
 def test_errors_are_one_line_messages(cli_app, args, message):
+    from app.registry.training_runs import list_training_runs
+
     result = cli_app.test_cli_runner().invoke(args=args)
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+    assert list_training_runs(cli_app.extensions["storage"]) == []  # a mistake records no failed run
 
 
 def test_backtest_is_recorded_as_a_run(cli_app, data_dir):
