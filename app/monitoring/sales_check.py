@@ -100,6 +100,8 @@ def upload_table(
     lines = np.arange(2, len(frame) + 2)
     blank = (frame.fillna("") == "").all(axis=1).to_numpy()
     frame, lines = frame[~blank].reset_index(drop=True), lines[~blank]
+    if frame.empty:  # a week's feed that arrived without its rows is a broken feed, not "0 imported"
+        raise fail("", 2, "no data rows after the header")
     return inputs.Table(name, _loader_frame(frame, header, numeric), lines, int(blank.sum()))
 
 

@@ -167,6 +167,7 @@ def test_a_file_with_thousands_of_problems_lists_some_and_counts_the_rest(served
             "duplicate",
         ),
         ("Store,Dept,Weekly_Sales,IsHoliday\n1,1,1,FALSE\n", 1, "Date", "missing column"),
+        ("Store,Dept,Date,Weekly_Sales,IsHoliday\n", 2, "", "no data rows"),  # as a batch says
     ],
 )
 def test_validation_names_line_and_column(text, line, column, fragment):
