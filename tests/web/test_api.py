@@ -469,7 +469,8 @@ def test_one_cold_start_rule_with_a_warning_on_every_endpoint(client, known):
     assert [p["cold_start"] for p in body["predictions"]] == [True, True, False]
     assert [said in p.get("warning", "") for p in body["predictions"]] == [True, True, False]
     csv = client.post("/api/v1/predict/batch?format=csv", json={"rows": [missing]})
-    assert csv.status_code == 200 and csv.headers["X-Storecast-Warning"].startswith("1 row names a store-department")
+    warned = csv.headers["X-Storecast-Warning"]
+    assert csv.status_code == 200 and warned.startswith("1 row names a store-department")
 
     weeks = client.post("/api/v1/forecast", json={**missing, "weeks": 3})
     assert weeks.status_code == 200
