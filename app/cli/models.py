@@ -45,7 +45,13 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 @runs_cli.command("list")
-@click.option("--limit", default=30, show_default=True, help="How many of the newest runs.")
+@click.option(
+    "--limit",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="How many of the newest runs (1-1000).",
+)
 @click.option("--type", "run_type", type=click.Choice(["train", "backtest", "experiment"]), default=None)
 def runs_list(limit: int, run_type: str | None) -> None:
     """The newest runs: type, model, status, data window, WMAE, duration."""

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.forecasting.inputs import is_na
 from app.forecasting.prediction import BANDS, quantile_name
-from app.limits import MAX_BATCH_DETAILS, InputRejected, csv_header
+from app.limits import MAX_BATCH_DETAILS, InputRejected, cap_details, csv_header
 from app.web import context
 from app.web.api.errors import ApiError, detail
 from app.web.schemas import CSV_COLUMNS, CSV_PASSTHROUGH, ROWS, PredictionOut, PredictRequest
@@ -118,10 +118,14 @@ def parse_csv(text: str, max_rows: int) -> ParsedBatch:
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
     passthrough: list[dict[str, str]] = []
+    longer: list[dict[str, Any]] = []  # rows with more cells than the header: which column was meant?
     try:
         for record in reader:
             if not record or all(not cell.strip() for cell in record):
                 continue
+            if any(cell.strip() for cell in record[len(header) :]):
+                expected = f"expected {len(header)} fields (the header's), saw {len(record)}"
+                longer.append(detail("file", f"line {reader.line_num}: {expected}"))
             if len(rows) >= max_rows:
                 raise ApiError(
                     413,
@@ -145,6 +149,8 @@ def parse_csv(text: str, max_rows: int) -> ParsedBatch:
             "the CSV file cannot be read",
             [detail("file", f"line {reader.line_num}: {_csv_reason(error)}")],
         ) from None
+    if longer:
+        raise ApiError(400, "malformed CSV: rows longer than the header", cap_details(longer))
     if not rows:
         raise ApiError(400, "the CSV file has no data rows", [detail("rows", "no rows after the header")])
     return ParsedBatch(rows=rows, lines=lines, columns=[m[1] for m in mapping], passthrough=passthrough)

@@ -25,6 +25,7 @@ def test_runs_list_and_show(registry_app, small_dataset):
     assert listed.exit_code == 0
     assert "backtest" in listed.output and "1,234.5" in listed.output and "failed" in listed.output
 
+    assert invoke(registry_app, "runs", "list", "--limit", "0").exit_code == 2  # not "no runs yet"
     shown = invoke(registry_app, "runs", "show", str(run.id))
     assert shown.exit_code == 0
     assert small_dataset.fingerprint() in shown.output and "1-4" in shown.output

@@ -320,6 +320,12 @@ def test_batch_csv_errors_carry_line_numbers(client, known):
         client.post("/api/v1/predict/batch", data="Shop,Dept\n1,1\n", content_type="text/csv"), 400
     )
     assert {"Shop", "store", "date"} <= {d["field"] for d in body["details"]}
+    longer = f"Store,Dept,Date\n{good},9,9\n{good},,\n{good},7\n"  # empty trailing cells are fine
+    body = assert_error(client.post("/api/v1/predict/batch", data=longer, content_type="text/csv"), 400)
+    assert [d["message"] for d in body["details"]] == [
+        "line 2: expected 3 fields (the header's), saw 5",
+        "line 4: expected 3 fields (the header's), saw 4",
+    ]
 
 
 def test_batch_csv_out(client, known):
