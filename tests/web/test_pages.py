@@ -271,6 +271,8 @@ def test_store_page_errors_inline(client, known):
     assert response.status_code == 422 and 'id="weeks-error"' in response.get_data(as_text=True)
     response = client.get(f"/store?store={known.unknown_store}")
     assert response.status_code == 422 and 'id="store-error"' in response.get_data(as_text=True)
+    kept = f'<option value="{known.unknown_store}" selected>{known.unknown_store} (not a store)</option>'
+    assert kept in response.get_data(as_text=True)  # named beside its error, not shown as store 1
 
 
 # batch
