@@ -8,7 +8,7 @@ from flask import Flask, current_app, request
 from flask_wtf.csrf import CSRFProtect
 
 from app.jobs.scheduler import start_background_scheduler
-from app.web import api, charts, context, errors, pages, request_metrics, security, words
+from app.web import api, context, errors, pages, request_metrics, security, svg, words
 from app.web.admin_auth import last_line, path_name, without_paths
 from app.web.sessions import CookieSessions
 
@@ -61,7 +61,7 @@ def init_app(app: Flask) -> None:
         @app.before_request
         def _warm_charts() -> None:
             if not request.path.startswith(("/api/", "/static/", "/metrics")):
-                charts.warm(background=True)
+                svg.warm(background=True)
 
     if app.config.get("SCHEDULER_ENABLED") and not app.testing:
         # Started on the first request, so under gunicorn's preload it runs in each worker (after fork),

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from app.web import charts
+from app.web import svg as rendering
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,8 @@ def test_forecast_chart_without_history(frames):
 def test_cache_returns_the_same_svg(frames):
     history, forecast = frames
     spec = alt.Chart(history).mark_line().encode(x="date:T", y="weekly_sales:Q")
-    first = charts.to_svg(spec, "cache")
-    assert charts.to_svg(spec, "cache") is first
+    first = rendering.to_svg(spec, "cache")
+    assert rendering.to_svg(spec, "cache") is first
 
 
 def test_forecast_chart_gives_the_forecast_its_own_wider_panel_in_both_drawings(frames):
@@ -73,7 +74,7 @@ def test_forecast_chart_gives_the_forecast_its_own_wider_panel_in_both_drawings(
         widths = [float(w) for w in re.findall(r'<path class="background"[^>]*d="M0,0h([\d.]+)', drawing)]
         assert len(widths) >= 2 and widths[1] > 1.5 * widths[0], widths
         sizes = {int(s) for s in re.findall(r'font-size="(\d+)px"', drawing)}
-        assert sizes and min(sizes) >= charts.LEGIBLE_FONT, sizes
+        assert sizes and min(sizes) >= rendering.LEGIBLE_FONT, sizes
     one_week = charts.forecast_chart(history, forecast.head(1))
     assert "concat_1_group" not in one_week  # a single week is a point at the end of its history
 
@@ -100,8 +101,8 @@ def test_bar_and_grouped_bar_charts():
 
 
 def test_warm_runs_in_the_foreground():
-    charts.warm(background=False)
-    assert charts._warmed.is_set()
+    rendering.warm(background=False)
+    assert rendering._warmed.is_set()
 
 
 def _texts(svg: str) -> list[str]:
@@ -119,7 +120,7 @@ def test_every_chart_is_named_for_screen_readers(frames):
     assert narrow.startswith('<svg role="img" aria-label="Store 1 &lt;total&gt; &amp; more"')
     default = charts.forecast_chart(history, forecast)
     assert 'aria-label="Weekly sales: history, and the forecast of 8 weeks' in default
-    titled = charts.to_svg(
+    titled = rendering.to_svg(
         alt.Chart(history, title="Volume").mark_line().encode(x="date:T", y="weekly_sales:Q")
     )
     assert 'aria-label="Volume"' in titled and "<title>Volume</title>" in titled

@@ -1,6 +1,6 @@
 """The monitoring page's charts: Altair specs over performance snapshots and drift histograms, as SVG.
 
-Rendering goes through app.web.charts.legible: drawn for a wide and a narrow container (vl-convert,
+Rendering goes through app.web.svg.legible: drawn for a wide and a narrow container (vl-convert,
 cached, themed with currentColor).
 """
 
@@ -12,7 +12,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from app.web.charts import SERIES_COLORS, legible
+from app.web.charts import SERIES_COLORS
+from app.web.svg import legible
 
 WIDTH = 440
 HEIGHT = 170
