@@ -22,8 +22,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.config import Config
-from app.forecasting import calendar
-from app.forecasting.panel import Panel
 from app.limits import more_problems
 from app.monitoring.sales_check import (
     CSV_NAME,
@@ -143,12 +141,10 @@ def _stored(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["store", "dept", "week", "old_sales", "old_holiday", "old_lineage"])
 
 
-def _in_data(new: pd.DataFrame, data: Panel | None) -> pd.DataFrame:
-    """The rows of `new` whose week the served model's `data` holds with another value (old_sales; the
-    data keeps no holiday flag of its own, so old_holiday is the row's)."""
-    if data is None or new.empty:
-        return new.iloc[:0].assign(old_sales=pd.Series(dtype="float64"), old_holiday=pd.Series(dtype=bool))
-    held = data.values_at(new["store"], new["dept"], calendar.week_index(new["week"]))
+def _in_data(new: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `new` whose week the served model's data holds with another value (`data_sales`,
+    check_table's; old_sales: that value; the data keeps no holiday flag, so old_holiday is the row's)."""
+    held = new["data_sales"].to_numpy(float) if "data_sales" in new else np.full(len(new), np.nan)
     differs = ~np.isnan(held) & ~np.isclose(new["weekly_sales"].to_numpy(float), held, rtol=0, atol=0.005)
     return new[differs].assign(old_sales=held[differs], old_holiday=new["is_holiday"][differs])
 
@@ -159,15 +155,14 @@ def upsert_actuals(
     *,
     model_name: str = Config.MODEL_NAME,
     correction: Correction | None = None,
-    data: Panel | None = None,
 ) -> ImportResult:
     """Insert new keys, leave equal ones alone; the caller's session commits.
 
     A row that would change a stored week's sales or holiday flag is refused (StoredWeekConflict, 422;
     the caller's session rolls back, so nothing is written) unless `correction` is given; then each change
-    is recorded in actual_sale_corrections with the old and new values, who and why. A week of `data`
-    (the sales the served model was trained on) is held the same way: sending its value again is fine,
-    another value is a correction. A week stored by a
+    is recorded in actual_sale_corrections with the old and new values, who and why. A week of the
+    sales the served model was trained on (`data_sales`) is held the same way: sending its value again
+    is fine, another value is a correction. A week stored by a
     concurrent import between our read and our insert is compared the same way. Every row written is
     tagged with the data lineage of `model_name`'s production version: actuals are only scored against
     forecasts of models of the same data. A row re-sent while production is a model of other data is
@@ -189,7 +184,7 @@ def upsert_actuals(
         new = merged[merged["_merge"] == "left_only"]
         known = merged[merged["_merge"] == "both"]
         _update_known(session, known, lineage, correction, json_rows, now, counts)
-        in_data = _in_data(new, data)
+        in_data = _in_data(new)
         if len(in_data) and correction is None:
             raise _stored_conflicts(in_data, json_rows, held="in the served model's data")
         if len(in_data):
@@ -325,8 +320,7 @@ def import_csv(
 ) -> ImportResult:
     """A train.csv-format file checked (check_table) and upserted; all rows or none."""
     frame = parse_csv(raw, name, bounds)
-    data = bounds.data if bounds else None
-    return upsert_actuals(session, frame, model_name=model_name, correction=correction, data=data)
+    return upsert_actuals(session, frame, model_name=model_name, correction=correction)
 
 
 def import_rows(
@@ -338,5 +332,4 @@ def import_rows(
     correction: Correction | None = None,
 ) -> ImportResult:
     """JSON rows checked (check_table) and upserted; all rows or none."""
-    frame, data = parse_rows(rows, bounds), bounds.data if bounds else None
-    return upsert_actuals(session, frame, model_name=model_name, correction=correction, data=data)
+    return upsert_actuals(session, parse_rows(rows, bounds), model_name=model_name, correction=correction)

@@ -445,6 +445,12 @@ def check_table(
             "weekly_sales": sales.astype("float64"),
             "is_holiday": np.asarray(holiday, dtype=bool),
             "line": np.asarray(table.lines, dtype="int64"),
+            # what the served model's data holds for the week (NaN: none): changed only by correction
+            "data_sales": (
+                bounds.data.values_at(store, dept, calendar.week_index(weeks))
+                if bounds.data is not None
+                else np.full(len(store), np.nan)
+            ),
         }
     )
     frame.attrs["json_rows"] = json_rows

@@ -141,11 +141,7 @@ def actuals() -> Any:
             )
         with extensions.storage().session() as session:
             result = actual_sales.upsert_actuals(
-                session,
-                parsed,
-                model_name=current_app.config["MODEL_NAME"],
-                correction=asked,
-                data=bounds.data,
+                session, parsed, model_name=current_app.config["MODEL_NAME"], correction=asked
             )
     except actual_sales.ActualsError as error:
         hint = CORRECT_HOW if isinstance(error, actual_sales.StoredWeekConflict) else ""
