@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -78,12 +77,10 @@ def plain_number(value: Any) -> str:
     return f"{int(number):,}" if number.is_integer() else f"{number:,}"
 
 
-def _pydantic_words(error: dict[str, Any], model: Any) -> str:
-    kind = error.get("type", "")
-    limits = error.get("ctx") or {}
-    field = str(error["loc"][0]) if error.get("loc") else ""
-    if field in WEEK_FIELDS and kind.startswith(("date", "datetime")):
-        example = day(model.valid_range()[0]) if model is not None else "2 Nov 2012"
+def cell_words(kind: str, limits: dict[str, Any], example: str = "2012-11-02") -> str | None:
+    """Pydantic's error `kind` for one value in the words the forms and the batch page use (None: none
+    of ours); `limits` its ctx (le, ge, lt, gt), `example` a date to show."""
+    if kind.startswith(("date", "datetime")):
         return f"Enter a date, such as {example}"
     if kind == "missing":
         return "Fill this in"
@@ -93,15 +90,23 @@ def _pydantic_words(error: dict[str, Any], model: Any) -> str:
         return "Enter a number"
     if kind == "finite_number":
         return "Enter a number (not infinity or NaN)"
-    if kind == "less_than_equal":
-        return f"Enter {plain_number(limits.get('le'))} or less"
-    if kind == "greater_than_equal":
-        return f"Enter {plain_number(limits.get('ge'))} or more"
-    if kind == "less_than":
-        return f"Enter less than {plain_number(limits.get('lt'))}"
-    if kind == "greater_than":
-        return f"Enter more than {plain_number(limits.get('gt'))}"
-    return error_message(error)
+    if kind == "bool_parsing":
+        return "Enter TRUE or FALSE"
+    bounds = {"less_than_equal": ("le", "Enter {} or less"), "greater_than_equal": ("ge", "Enter {} or more")}
+    bounds |= {"less_than": ("lt", "Enter less than {}"), "greater_than": ("gt", "Enter more than {}")}
+    if kind in bounds:
+        key, text = bounds[kind]
+        return text.format(plain_number(limits.get(key)))
+    return None
+
+
+def _pydantic_words(error: dict[str, Any], model: Any) -> str:
+    kind = error.get("type", "")
+    field = str(error["loc"][0]) if error.get("loc") else ""
+    if kind.startswith(("date", "datetime")) and field not in WEEK_FIELDS:
+        return error_message(error)
+    example = day(model.valid_range()[0]) if model is not None else "2 Nov 2012"
+    return cell_words(kind, error.get("ctx") or {}, example) or error_message(error)
 
 
 def form_errors(error: ValidationError, model: Any) -> dict[str, str]:
@@ -138,22 +143,17 @@ FILE_COLUMNS = {
     "is_holiday": "IsHoliday",
     **{c.name: c.column for c in COVARIATES.values()},
 }
-# Pydantic's words for a cell, as a planner reads them.
-CELL_WORDS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
-    (re.compile(r"^Input should be a valid integer"), lambda m: "Enter a whole number"),
-    (re.compile(r"^Input should be a finite number"), lambda m: "Enter a number (not infinity or NaN)"),
-    (re.compile(r"^Input should be a valid (number|decimal)"), lambda m: "Enter a number"),
-    (re.compile(r"^Input should be a valid (date|datetime)"), lambda m: "Enter a date, such as 2012-11-02"),
-    (re.compile(r"^Input should be a valid boolean"), lambda m: "Enter TRUE or FALSE"),
-    (
-        re.compile(r"^Input should be less than or equal to (\S+)"),
-        lambda m: f"Enter {plain_number(m[1])} or less",
-    ),
-    (
-        re.compile(r"^Input should be greater than or equal to (\S+)"),
-        lambda m: f"Enter {plain_number(m[1])} or more",
-    ),
-    (re.compile(r"^Field required"), lambda m: "Fill this in"),
+# A batch's details carry pydantic's message, not its type: the type each message was written for (and
+# the ctx key of the number it names), so that cell_words says it as the forms do.
+MESSAGE_KINDS: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
+    (re.compile(r"^Input should be a valid integer"), "int_parsing", None),
+    (re.compile(r"^Input should be a finite number"), "finite_number", None),
+    (re.compile(r"^Input should be a valid (number|decimal)"), "float_parsing", None),
+    (re.compile(r"^Input should be a valid (date|datetime)"), "date_parsing", None),
+    (re.compile(r"^Input should be a valid boolean"), "bool_parsing", None),
+    (re.compile(r"^Input should be less than or equal to (\S+)"), "less_than_equal", "le"),
+    (re.compile(r"^Input should be greater than or equal to (\S+)"), "greater_than_equal", "ge"),
+    (re.compile(r"^Field required"), "missing", None),
 )
 
 
@@ -167,10 +167,10 @@ def row_errors(details: list[dict[str, Any]], model: Any) -> list[dict[str, Any]
         name = field.split(".", 1)[1] if field.startswith("rows[") and "." in field else field
         if wording and name == "date" and "between" in message:
             message = wording
-        for pattern, words in CELL_WORDS:
+        for pattern, kind, key in MESSAGE_KINDS:
             found = pattern.match(message)
             if found:
-                message = words(found)
+                message = cell_words(kind, {key: found[1]} if key else {}) or message
                 break
         out.append({**d, "field": FILE_COLUMNS.get(name, name), "message": message})
     return out
